@@ -1,0 +1,1 @@
+"""Shared code of the labeling-loop functions, deployed as one Lambda layer (/opt/python)."""
