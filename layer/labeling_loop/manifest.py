@@ -1,0 +1,547 @@
+"""Custom Labels manifest lines built from reviewed records, and the rules that decide whether
+Custom Labels will train on them.
+
+Two kinds of problems, handled differently:
+- line level (one image): fixed where the fix keeps the reviewer's intent (a box is clipped to the
+  image, a box that cannot be valid is dropped); when nothing valid is left the image becomes a
+  skip record (`invalid-annotation`, or `no-label-after-review` for a classification image that
+  people left without a label);
+- manifest level (the whole file): `ManifestValidator` raises ManifestValidationError only for
+  terminal errors that fail training outright (two buckets, too many lines, too many labels, too
+  large, too many invalid lines) and reports the rest (e.g. fewer than 2 labels) as warnings.
+
+Every limit below cites the page of the Custom Labels developer guide it comes from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from labeling_loop.errors import ManifestValidationError
+from labeling_loop.geometry import PixelBox, clip_box
+
+_DOC = "https://docs.aws.amazon.com/rekognition/latest/customlabels-dg/"
+SRC_VALIDATION = _DOC + "md-create-manifest-file-validation-rules.html"
+SRC_LIMITS = _DOC + "limits.html"
+SRC_LINE_ERRORS = _DOC + "tm-debugging-json-line-errors.html"
+SRC_TERMINAL = _DOC + "tm-terminal-errors-reference.html"
+SRC_AGGREGATE = _DOC + "tm-debugging-aggregate-errors.html"
+SRC_DETECTION = _DOC + "md-create-manifest-file-object-detection.html"
+SRC_CLASSIFICATION = _DOC + "md-create-manifest-file-classification.html"
+SRC_GT_OUTPUT = "https://docs.aws.amazon.com/sagemaker/latest/dg/sms-data-output.html"
+
+# Limits (SRC_VALIDATION "Limits" table unless noted).
+MAX_LINES = 250_000  # "Maximum of 250,000 dataset objects as lines in a manifest" (Error, terminal).
+MAX_MANIFEST_BYTES = 1_000_000_000  # "Manifest file size: Maximum 1 GB" (terminal); decimal GB to be safe.
+MIN_LABELS = 2  # "Lower boundary on labels >= 2"; SRC_LIMITS says 1 for detection datasets.
+MAX_LABELS = 250  # "Upper bound on labels <= 250"; SRC_LIMITS "Maximum number of unique labels per manifest".
+MIN_IMAGES_PER_LABEL = 1  # "Lower boundary on total number of valid dataset objects per label >= 1".
+MAX_BOXES_PER_IMAGE = 50  # "Maximum bounding boxes per image 50"; more -> ERROR_TOO_MANY_BOUNDING_BOXES.
+MAX_LABELS_PER_IMAGE = 50  # SRC_LIMITS "Maximum number of labels per image is 50".
+MAX_LABEL_NAME_LENGTH = 256  # SRC_LIMITS label name length.
+MAX_INVALID_FRACTION = 0.20  # SRC_VALIDATION note: the 20 % invalidity rule is cumulative (SRC_AGGREGATE).
+# SRC_LINE_ERRORS ERROR_BOUNDING_BOX_TOO_SMALL: width and height must be > 1 px after images larger
+# than 1280 px are resized for training. The page does not say which side is scaled to 1280; we
+# assume the longer side (the smallest scale, so the strictest reading).
+TRAINING_RESIZE_PX = 1280
+MIN_BOX_SIDE_EXCLUSIVE_PX = 1
+# SRC_LIMITS / SRC_LINE_ERRORS ERROR_INVALID_IMAGE_DIMENSION: 64-4096 px per side, aspect <= 20:1.
+MIN_IMAGE_SIDE_PX = 64
+MAX_IMAGE_SIDE_PX = 4096
+MAX_ASPECT_RATIO = 20.0
+
+# Line shapes: SRC_DETECTION, SRC_CLASSIFICATION (Ground Truth job output format, SRC_GT_OUTPUT).
+DETECTION_ATTRIBUTE = "bounding-box"
+CLASSIFICATION_ATTRIBUTE_PREFIX = "label-"
+TYPE_DETECTION = "groundtruth/object-detection"
+TYPE_CLASSIFICATION = "groundtruth/image-classification"
+# SRC_LINE_ERRORS ERROR_UNSUPPORTED_USE_CASE_TYPE: only these two `type` values are accepted.
+SUPPORTED_TYPES = frozenset({TYPE_DETECTION, TYPE_CLASSIFICATION})
+# Confidence is required but unused by Custom Labels (SRC_DETECTION, SRC_CLASSIFICATION); reviewed
+# records carry no confidence, so every annotation in the manifest says 1.
+ANNOTATION_CONFIDENCE = 1
+
+SKIP_STAGE = "manifest"
+REASON_INVALID = "invalid-annotation"
+REASON_NO_LABEL = "no-label-after-review"
+REASON_DIMENSIONS = "image-dimensions"
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem of one line. `error`: Custom Labels drops the line or the box; `warning`: the
+    line is accepted but ignored for training or worth a look."""
+
+    code: str
+    message: str
+    severity: str = ERROR
+    source: str = SRC_LINE_ERRORS
+
+
+def _label_name_problem(name: object) -> str | None:
+    if not isinstance(name, str) or not name.strip():
+        return "label name is empty"
+    if len(name) > MAX_LABEL_NAME_LENGTH:  # SRC_LIMITS
+        return f"label name is longer than {MAX_LABEL_NAME_LENGTH} characters"
+    return None
+
+
+class ClassMap:
+    """Label name <-> class id, stable across the whole manifest: ids are the positions of the
+    run's label names in sorted order, so the same label set always gives the same ids."""
+
+    def __init__(self, labels: Iterable[str]) -> None:
+        names = sorted(set(labels))
+        for name in names:
+            problem = _label_name_problem(name)
+            if problem:
+                raise ManifestValidationError(f"{problem}: {name!r} ({SRC_LIMITS})")
+        if len(names) > MAX_LABELS:
+            raise ManifestValidationError(
+                f"{len(names)} labels, Custom Labels trains on at most {MAX_LABELS} ({SRC_VALIDATION})"
+            )
+        self._names = names
+        self._ids = {name: i for i, name in enumerate(names)}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._ids
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    def id_of(self, name: str) -> int:
+        return self._ids[name]
+
+    def name_of(self, class_id: int) -> str:
+        return self._names[class_id]
+
+    def as_class_map(self, ids: Iterable[int] | None = None) -> dict[str, str]:
+        """Ground Truth's `class-map` (`{"<id>": "<name>"}`), limited to `ids` when given so a line
+        carries only its own classes (a full map of 250 labels on 250,000 lines would approach the
+        1 GB manifest limit)."""
+        chosen = range(len(self._names)) if ids is None else sorted(set(ids))
+        return {str(i): self._names[i] for i in chosen}
+
+
+@dataclass
+class LineResult:
+    """What became of one reviewed record: a manifest line or a skip record, plus the fixes made
+    (counted by kind, e.g. `box-clipped`, for the report's warnings)."""
+
+    line: dict[str, Any] | None = None
+    skip: dict[str, Any] | None = None
+    fixes: dict[str, int] = field(default_factory=dict)
+
+    def fix(self, kind: str) -> None:
+        self.fixes[kind] = self.fixes.get(kind, 0) + 1
+
+
+def skip_record(source_ref: str, reason: str, detail: str) -> dict[str, Any]:
+    return {"source-ref": source_ref, "stage": SKIP_STAGE, "reason": reason, "detail": detail}
+
+
+def training_scale(width: int, height: int) -> float:
+    """Factor Custom Labels is assumed to resize an image by for training (see TRAINING_RESIZE_PX)."""
+    longest = max(width, height)
+    return TRAINING_RESIZE_PX / longest if longest > TRAINING_RESIZE_PX else 1.0
+
+
+def box_large_enough(box_width: float, box_height: float, width: int, height: int) -> bool:
+    """Width and height > 1 px after the training resize (SRC_LINE_ERRORS ERROR_BOUNDING_BOX_TOO_SMALL)."""
+    scale = training_scale(width, height)
+    return box_width * scale > MIN_BOX_SIDE_EXCLUSIVE_PX and box_height * scale > MIN_BOX_SIDE_EXCLUSIVE_PX
+
+
+def _metadata_common(human: bool, creation_date: str, job_name: str) -> dict[str, Any]:
+    return {
+        "human-annotated": "yes" if human else "no",
+        "creation-date": creation_date,
+        "job-name": job_name,
+    }
+
+
+def dimensions_problem(width: int, height: int) -> str | None:
+    """Why Custom Labels rejects an image of this size (ERROR_INVALID_IMAGE_DIMENSION), or None."""
+    if min(width, height) < MIN_IMAGE_SIDE_PX or max(width, height) > MAX_IMAGE_SIDE_PX:
+        return f"{width}x{height} outside {MIN_IMAGE_SIDE_PX}-{MAX_IMAGE_SIDE_PX} px per side"
+    if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+        return f"{width}x{height} has an aspect ratio above {MAX_ASPECT_RATIO:g}:1"
+    return None
+
+
+def _image_size(record: Mapping[str, Any]) -> tuple[int, int] | None:
+    size = record.get("image_size")
+    if not isinstance(size, Mapping):
+        return None
+    width, height = size.get("width"), size.get("height")
+    if not isinstance(width, int) or not isinstance(height, int) or width <= 0 or height <= 0:
+        return None
+    return width, height
+
+
+def build_detection_line(
+    record: Mapping[str, Any], class_map: ClassMap, *, job_name: str, creation_date: str
+) -> LineResult:
+    """Reviewed detection record -> object-detection line (attribute `bounding-box`, SRC_DETECTION).
+
+    Boxes are clipped to the image; boxes with a label outside the run's label set, or that are
+    <= 1 px (after clipping, or after the training resize) are dropped. An image whose boxes are
+    all dropped is skipped (`invalid-annotation`); an image reviewed as having no object keeps an
+    empty line (0 boxes per image is allowed, SRC_VALIDATION)."""
+    result = LineResult()
+    ref = str(record["source-ref"])
+    size = _image_size(record)
+    if size is None:
+        result.skip = skip_record(ref, REASON_INVALID, "image_size missing or not positive integers")
+        return result
+    width, height = size
+    problem = dimensions_problem(width, height)
+    if problem:
+        # Normally caught at inference; a reviewed record can still carry it (e.g. a hand-made one).
+        result.skip = skip_record(ref, REASON_DIMENSIONS, problem)
+        return result
+    raw_boxes = record.get("boxes") or []
+    annotations: list[dict[str, int]] = []
+    for raw in raw_boxes:
+        label = raw.get("label")
+        if label not in class_map:
+            result.fix("box-dropped-unknown-label")
+            continue
+        try:
+            original = PixelBox.from_dict(raw)
+        except (KeyError, TypeError, ValueError):
+            result.fix("box-dropped-malformed")
+            continue
+        box = clip_box(original, width, height)
+        if box is None:
+            result.fix("box-dropped-outside-or-too-small")
+            continue
+        if box != original:
+            result.fix("box-clipped")
+        if not box_large_enough(box.width, box.height, width, height):
+            result.fix("box-dropped-too-small-after-resize")
+            continue
+        annotations.append({"class_id": class_map.id_of(label), **box.to_dict()})
+    if raw_boxes and not annotations:
+        result.skip = skip_record(
+            ref, REASON_INVALID, f"all {len(raw_boxes)} boxes invalid after clipping to {width}x{height}"
+        )
+        return result
+    if len(annotations) > MAX_BOXES_PER_IMAGE:
+        # Dropping boxes would leave objects unlabeled, which teaches the model they are background.
+        result.skip = skip_record(
+            ref,
+            REASON_INVALID,
+            f"{len(annotations)} boxes, Custom Labels allows at most {MAX_BOXES_PER_IMAGE} per image",
+        )
+        return result
+    metadata = {
+        "objects": [{"confidence": ANNOTATION_CONFIDENCE} for _ in annotations],
+        "class-map": class_map.as_class_map(a["class_id"] for a in annotations),
+        "type": TYPE_DETECTION,
+        **_metadata_common(bool(record.get("humanReviewed")), creation_date, job_name),
+    }
+    result.line = {
+        "source-ref": ref,
+        DETECTION_ATTRIBUTE: {
+            "image_size": [{"width": width, "height": height, "depth": 3}],
+            "annotations": annotations,
+        },
+        f"{DETECTION_ATTRIBUTE}-metadata": metadata,
+    }
+    return result
+
+
+def build_classification_line(
+    record: Mapping[str, Any], class_map: ClassMap, *, job_name: str, creation_date: str
+) -> LineResult:
+    """Reviewed classification record -> image-level line with one `label-<i>` / `label-<i>-metadata`
+    pair per label (the multi-label form of SRC_CLASSIFICATION; `<i>` is the position on the line,
+    the attribute's value is the class id, which Custom Labels ignores)."""
+    result = LineResult()
+    ref = str(record["source-ref"])
+    size = _image_size(record)
+    problem = dimensions_problem(*size) if size else None
+    if problem:
+        result.skip = skip_record(ref, REASON_DIMENSIONS, problem)
+        return result
+    raw_labels = record.get("labels") or []
+    if not raw_labels:
+        result.skip = skip_record(ref, REASON_NO_LABEL, "review left the image without a label")
+        return result
+    names: list[str] = []
+    for raw in raw_labels:
+        name = raw.get("label") if isinstance(raw, Mapping) else raw
+        if name not in class_map:
+            result.fix("label-dropped-unknown")
+            continue
+        if name in names:
+            result.fix("label-dropped-duplicate")
+            continue
+        names.append(name)
+    if not names:
+        result.skip = skip_record(ref, REASON_INVALID, "no label of the run's label set after review")
+        return result
+    if len(names) > MAX_LABELS_PER_IMAGE:
+        result.skip = skip_record(
+            ref, REASON_INVALID, f"{len(names)} labels, Custom Labels allows {MAX_LABELS_PER_IMAGE} per image"
+        )
+        return result
+    common = _metadata_common(bool(record.get("humanReviewed")), creation_date, job_name)
+    line: dict[str, Any] = {"source-ref": ref}
+    for i, name in enumerate(names):
+        attribute = f"{CLASSIFICATION_ATTRIBUTE_PREFIX}{i}"
+        line[attribute] = class_map.id_of(name)
+        line[f"{attribute}-metadata"] = {
+            "class-name": name,
+            "confidence": ANNOTATION_CONFIDENCE,
+            "type": TYPE_CLASSIFICATION,
+            **common,
+        }
+    result.line = line
+    return result
+
+
+def build_line(
+    record: Mapping[str, Any], class_map: ClassMap, *, task_type: str, job_name: str, creation_date: str
+) -> LineResult:
+    if task_type == "detection":
+        return build_detection_line(record, class_map, job_name=job_name, creation_date=creation_date)
+    if task_type == "classification":
+        return build_classification_line(record, class_map, job_name=job_name, creation_date=creation_date)
+    raise ValueError(f"unknown task type {task_type!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _source_ref_issues(line: Mapping[str, Any]) -> list[Issue]:
+    ref = line.get("source-ref")
+    if ref is None:
+        return [Issue("ERROR_MISSING_SOURCE_REF", "the line has no source-ref")]
+    if not isinstance(ref, str) or not ref.startswith("s3://") or "/" not in ref[5:] or ref.endswith("/"):
+        return [Issue("ERROR_INVALID_SOURCE_REF_FORMAT", f"source-ref {ref!r} is not s3://bucket/key")]
+    return []
+
+
+def _common_metadata_issues(attr: str, metadata: Mapping[str, Any]) -> list[Issue]:
+    issues = []
+    if metadata.get("human-annotated") not in ("yes", "no"):
+        issues.append(
+            Issue("INVALID_HUMAN_ANNOTATED", f"{attr}: human-annotated must be yes or no", source=SRC_GT_OUTPUT)
+        )
+    if not isinstance(metadata.get("creation-date"), str):
+        issues.append(Issue("MISSING_CREATION_DATE", f"{attr}: creation-date missing", source=SRC_GT_OUTPUT))
+    return issues
+
+
+def _detection_issues(attr: str, value: Any, metadata: Mapping[str, Any]) -> tuple[list[Issue], set[str]]:
+    issues: list[Issue] = []
+    names: set[str] = set()
+    if not isinstance(value, Mapping):
+        return [Issue("INVALID_ANNOTATION_ATTRIBUTE", f"{attr} is not an object", source=SRC_DETECTION)], names
+    sizes = value.get("image_size")
+    size = sizes[0] if isinstance(sizes, list) and len(sizes) == 1 and isinstance(sizes[0], Mapping) else {}
+    width, height = size.get("width"), size.get("height")
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        return [Issue("INVALID_IMAGE_SIZE", f"{attr}: image_size must be one {{width, height, depth}}",
+                      source=SRC_DETECTION)], names
+    problem = dimensions_problem(width, height)
+    if problem:
+        issues.append(Issue("ERROR_INVALID_IMAGE_DIMENSION", problem))
+    annotations = value.get("annotations")
+    if not isinstance(annotations, list):
+        return [*issues, Issue("INVALID_ANNOTATIONS", f"{attr}: annotations must be a list",
+                               source=SRC_DETECTION)], names
+    if len(annotations) > MAX_BOXES_PER_IMAGE:
+        issues.append(Issue("ERROR_TOO_MANY_BOUNDING_BOXES",
+                            f"{len(annotations)} boxes, at most {MAX_BOXES_PER_IMAGE} per image"))
+    if not annotations:
+        # SRC_VALIDATION: 0 boxes per image is allowed; such a line is kept but not trained on.
+        issues.append(Issue("NO_ANNOTATIONS", "no box on this image (ignored for training)", WARNING))
+    objects = metadata.get("objects")
+    if not isinstance(objects, list) or len(objects) != len(annotations) or not all(
+        isinstance(o, Mapping) and _is_number(o.get("confidence")) for o in objects
+    ):
+        issues.append(Issue("ERROR_MISSING_BOUNDING_BOX_CONFIDENCE",
+                            "objects must hold one {confidence} per annotation"))
+    class_map = metadata.get("class-map")
+    if not isinstance(class_map, Mapping):
+        class_map = {}
+    for name in class_map.values():
+        problem = _label_name_problem(name)
+        if problem:
+            issues.append(Issue("INVALID_LABEL_NAME", f"{problem}: {name!r}", source=SRC_LIMITS))
+    for index, ann in enumerate(annotations):
+        where = f"{attr} box {index}"
+        if not isinstance(ann, Mapping) or not all(
+            _is_number(ann.get(k)) for k in ("left", "top", "width", "height")
+        ):
+            issues.append(Issue("ERROR_INVALID_BOUNDING_BOX", f"{where}: left/top/width/height missing"))
+            continue
+        class_id = ann.get("class_id")
+        if str(class_id) not in class_map or isinstance(class_id, bool):
+            issues.append(Issue("ERROR_MISSING_CLASS_MAP_ID", f"{where}: class_id {class_id!r} not in class-map"))
+        else:
+            names.add(class_map[str(class_id)])
+        left, top, box_w, box_h = ann["left"], ann["top"], ann["width"], ann["height"]
+        if min(left, top, box_w, box_h) < 0 or left + box_w > width or top + box_h > height:
+            issues.append(Issue("ERROR_INVALID_BOUNDING_BOX", f"{where}: negative or outside {width}x{height}"))
+        elif not box_large_enough(box_w, box_h, width, height):
+            issues.append(Issue("ERROR_BOUNDING_BOX_TOO_SMALL",
+                                f"{where}: {box_w}x{box_h} not > 1 px after resizing {width}x{height} "
+                                f"to {TRAINING_RESIZE_PX} px"))
+    return issues, names
+
+
+def _classification_issues(attr: str, value: Any, metadata: Mapping[str, Any]) -> tuple[list[Issue], set[str]]:
+    issues: list[Issue] = []
+    if not isinstance(value, int) or isinstance(value, bool):
+        issues.append(Issue("INVALID_CLASS_ATTRIBUTE", f"{attr} must be an integer", source=SRC_CLASSIFICATION))
+    name = metadata.get("class-name")
+    problem = _label_name_problem(name)
+    if problem:
+        issues.append(Issue("INVALID_LABEL_NAME", f"{attr}: {problem}", source=SRC_LIMITS))
+    confidence = metadata.get("confidence")
+    if not _is_number(confidence) or not 0 <= confidence <= 1:
+        issues.append(Issue("MISSING_CONFIDENCE", f"{attr}: confidence must be a number in 0-1",
+                            source=SRC_CLASSIFICATION))
+    return issues, ({name} if isinstance(name, str) and not problem else set())
+
+
+def validate_line(line: Mapping[str, Any]) -> list[Issue]:
+    """Every rule of the Custom Labels guide that one line can break (see module constants)."""
+    return _validate(line)[0]
+
+
+def _validate(line: Mapping[str, Any]) -> tuple[list[Issue], set[str]]:
+    if not isinstance(line, Mapping):
+        return [Issue("ERROR_INVALID_JSON_LINE", "the line is not a JSON object")], set()
+    issues = _source_ref_issues(line)
+    labels: set[str] = set()
+    attributes = [key[: -len("-metadata")] for key in line if key.endswith("-metadata")]
+    if not attributes:
+        issues.append(Issue("ERROR_NO_LABEL_ATTRIBUTES", "the line has no <attribute>/<attribute>-metadata pair"))
+    for attr in attributes:
+        metadata = line[f"{attr}-metadata"]
+        if attr not in line or not isinstance(metadata, Mapping):
+            issues.append(Issue("MISSING_LABEL_ATTRIBUTE", f"{attr}-metadata without its attribute {attr}",
+                                source=SRC_GT_OUTPUT))
+            continue
+        kind = metadata.get("type")
+        if kind not in SUPPORTED_TYPES:
+            issues.append(Issue("ERROR_UNSUPPORTED_USE_CASE_TYPE", f"{attr}: type {kind!r} not supported"))
+            continue
+        issues.extend(_common_metadata_issues(attr, metadata))
+        check = _detection_issues if kind == TYPE_DETECTION else _classification_issues
+        found, names = check(attr, line[attr], metadata)
+        issues.extend(found)
+        labels |= names
+    if len(labels) > MAX_LABELS_PER_IMAGE:
+        issues.append(Issue("TOO_MANY_LABELS_PER_IMAGE",
+                            f"{len(labels)} labels, at most {MAX_LABELS_PER_IMAGE} per image", source=SRC_LIMITS))
+    return issues, labels
+
+
+def errors_only(issues: Iterable[Issue]) -> list[Issue]:
+    return [issue for issue in issues if issue.severity == ERROR]
+
+
+class ManifestValidator:
+    """Streaming manifest-level checks: feed every line with `add`, then call `finish`.
+
+    Holds only counters, the per-label image counts (<= 250 labels) and the first bucket seen, so
+    memory does not grow with the number of lines. Terminal errors raise ManifestValidationError
+    (`add` raises as soon as one is certain, so a doomed run stops early)."""
+
+    def __init__(self, expected_labels: Iterable[str] = (), *, max_lines: int = MAX_LINES) -> None:
+        self.expected_labels = sorted(set(expected_labels))
+        self.max_lines = max_lines
+        self.lines = 0
+        self.invalid_lines = 0
+        self.bytes = 0
+        self.bucket: str | None = None
+        self.label_images: dict[str, int] = {}
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted(self.label_images)
+
+    def add(self, line: Mapping[str, Any], size_bytes: int = 0) -> list[Issue]:
+        """Validate one line and count it; `size_bytes` is its encoded size including the newline."""
+        issues, labels = _validate(line)
+        self.lines += 1
+        self.bytes += size_bytes
+        if self.lines > self.max_lines:
+            # SRC_VALIDATION / SRC_TERMINAL ERROR_MANIFEST_ROWS_EXCEEDS_MAXIMUM.
+            raise ManifestValidationError(
+                f"more than {self.max_lines} lines; Custom Labels reads at most {MAX_LINES} ({SRC_VALIDATION})"
+            )
+        if self.bytes > MAX_MANIFEST_BYTES:
+            # SRC_VALIDATION / SRC_TERMINAL ERROR_MANIFEST_SIZE_TOO_LARGE.
+            raise ManifestValidationError(f"manifest larger than 1 GB ({SRC_VALIDATION})")
+        ref = line.get("source-ref") if isinstance(line, Mapping) else None
+        if isinstance(ref, str) and ref.startswith("s3://"):
+            bucket = ref[5:].partition("/")[0]
+            if self.bucket is None:
+                self.bucket = bucket
+            elif bucket != self.bucket:
+                # SRC_VALIDATION "Images in a dataset must be from same bucket";
+                # SRC_TERMINAL ERROR_IMAGES_IN_MULTIPLE_S3_BUCKETS.
+                raise ManifestValidationError(
+                    f"images in two buckets ({self.bucket}, {bucket}); a dataset's images must all be in "
+                    f"one S3 bucket ({SRC_TERMINAL})"
+                )
+        if errors_only(issues):
+            self.invalid_lines += 1
+        else:
+            for name in labels:
+                self.label_images[name] = self.label_images.get(name, 0) + 1
+        return issues
+
+    def finish(self) -> list[str]:
+        """Raise for the terminal errors only known at the end; return the warnings."""
+        warnings: list[str] = []
+        if len(self.label_images) > MAX_LABELS:
+            raise ManifestValidationError(
+                f"{len(self.label_images)} labels, at most {MAX_LABELS} ({SRC_VALIDATION})"
+            )
+        if self.lines and self.invalid_lines / self.lines > MAX_INVALID_FRACTION:
+            # SRC_AGGREGATE / SRC_TERMINAL ERROR_TOO_MANY_INVALID_ROWS_IN_MANIFEST.
+            raise ManifestValidationError(
+                f"{self.invalid_lines} of {self.lines} lines invalid, more than "
+                f"{MAX_INVALID_FRACTION:.0%} ({SRC_AGGREGATE})"
+            )
+        if self.lines == 0:
+            warnings.append(f"the manifest is empty; Custom Labels cannot import it ({SRC_VALIDATION})")
+        elif self.invalid_lines:
+            warnings.append(f"{self.invalid_lines} manifest lines break a Custom Labels rule ({SRC_LINE_ERRORS})")
+        if self.lines and len(self.label_images) < MIN_LABELS:
+            warnings.append(
+                f"the manifest has {len(self.label_images)} label(s); Custom Labels needs at least "
+                f"{MIN_LABELS} to train (1 is enough for detection per {SRC_LIMITS}) ({SRC_VALIDATION}); "
+                "merge it with other labeled data"
+            )
+        missing = [name for name in self.expected_labels if self.label_images.get(name, 0) < MIN_IMAGES_PER_LABEL]
+        if missing:
+            shown = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+            warnings.append(
+                f"{len(missing)} label(s) of the run have no image in the manifest: {shown}; "
+                f"Custom Labels needs >= {MIN_IMAGES_PER_LABEL} image per label ({SRC_VALIDATION})"
+            )
+        return warnings
