@@ -11,7 +11,6 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
-
 from labeling_loop.groundtruth import consolidate
 
 logger = Logger()

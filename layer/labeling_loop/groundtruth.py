@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from itertools import chain, islice
 from typing import Any, Literal, TypedDict
 
 from botocore.exceptions import ClientError
@@ -221,7 +223,8 @@ CLASSIFICATION_TEMPLATE = (
        style="max-width: 100%; max-height: 65vh;">
   {% for label in task.input.labels %}
   <div>
-    <crowd-checkbox name="labels" value="{{ label | escape }}"{% if task.input.predicted contains label %} checked{% endif %}>{{ label | escape }}</crowd-checkbox>
+    <crowd-checkbox name="labels" value="{{ label | escape }}"
+      {% if task.input.predicted contains label %}checked{% endif %}>{{ label | escape }}</crowd-checkbox>
   </div>
   {% endfor %}
   <input type="hidden" name="predicted" value="{{ task.input.predicted | to_json | escape }}">
@@ -232,7 +235,7 @@ CLASSIFICATION_TEMPLATE = (
 _TEXTS: dict[str, dict[str, Any]] = {
     "detection": {
         "taskTitle": "Check and fix the model's bounding boxes",
-        "taskDescription": "Adjust, delete or add boxes so every object of the listed labels has one tight box.",
+        "taskDescription": "Adjust, delete or add boxes: one tight box per object of the listed labels.",
         "taskKeywords": ["image", "bounding box", "object detection", "review"],
     },
     "classification": {
@@ -301,9 +304,7 @@ def detection_manifest_line(task: JsonDict, class_ids: dict[str, int], creation_
     return {
         "source-ref": task["source-ref"],
         PREDICTIONS_ATTRIBUTE: {
-            "image_size": [
-                {"width": size["width"], "height": size["height"], "depth": size.get("depth", 3)}
-            ],
+            "image_size": [{"width": size["width"], "height": size["height"], "depth": size.get("depth", 3)}],
             "annotations": annotations,
         },
         f"{PREDICTIONS_ATTRIBUTE}-metadata": {
@@ -336,24 +337,10 @@ def classification_manifest_line(task: JsonDict, labels: list[str]) -> JsonDict:
 def _chunks(tasks: Iterable[JsonDict], size: int) -> Iterator[Iterator[JsonDict]]:
     """Consecutive runs of at most `size` tasks, without materialising them (tasks stream from S3)."""
     iterator = iter(tasks)
-    while True:
-        try:
-            first = next(iterator)
-        except StopIteration:
-            return
-
-        def run(first: JsonDict = first) -> Iterator[JsonDict]:
-            yield first
-            for _ in range(size - 1):
-                try:
-                    yield next(iterator)
-                except StopIteration:
-                    return
-
-        chunk = run()
+    for first in iterator:
+        chunk = chain([first], islice(iterator, size - 1))
         yield chunk
-        for _ in chunk:  # drain what the consumer left, so the next chunk starts at the right task
-            pass
+        deque(chunk, maxlen=0)  # drain what the consumer left, so the next run starts at the right task
 
 
 def plan_jobs(
@@ -482,7 +469,11 @@ def pre_annotate(event: JsonDict) -> JsonDict:
 
 
 def _parse_json_text(text: str | bytes) -> Any:
-    return json.loads(text) if text else {}
+    # A malformed answer counts as no answer: failing here would fail the whole batch's objects.
+    try:
+        return json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return None
 
 
 def _worker_answer(annotation: JsonDict, s3: Any) -> JsonDict | None:
@@ -515,7 +506,8 @@ def worker_votes(answer: JsonDict) -> dict[str, bool]:
     `{"labels": {"<label>": {"on": bool}}}` (data-contracts.md) and `{"<label>": {"on": bool}}`
     (one checkbox named after each label).
     """
-    source = answer.get("labels") if isinstance(answer.get("labels"), dict) else answer
+    nested = answer.get("labels")
+    source: JsonDict = nested if isinstance(nested, dict) else answer
     votes: dict[str, bool] = {}
     for label, value in source.items():
         if label == "predicted":
@@ -693,6 +685,8 @@ def _failure(output: JsonDict | None, attribute: str) -> str | None:
 def reviewed_detection(job: str, source: JsonDict, output: JsonDict) -> JsonDict:
     predicted = _boxes(source, PREDICTIONS_ATTRIBUTE)
     metadata = output.get(f"{DETECTION_ATTRIBUTE}-metadata") or {}
+    boxes: list[JsonDict]
+    removed: list[JsonDict]
     if metadata.get("adjustment-status") == "unadjusted":
         # Ground Truth says no worker changed anything: the predictions stand as they are.
         boxes, removed = [{**box, "status": "kept"} for box in predicted], []

@@ -13,10 +13,9 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from labeling_loop.errors import InvalidInput
 from labeling_loop.groundtruth import consolidate, consolidate_object, pre_annotate, worker_votes
+from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"
@@ -79,7 +78,12 @@ EXPECTED_CONSOLIDATION = [
         "datasetObjectId": "0",
         "consolidatedAnnotation": {
             "content": {
-                "reviewed-labels": {"labels": ["night", "outdoor"], "rejected": [], "added": ["night"], "workers": 3}
+                "reviewed-labels": {
+                    "labels": ["night", "outdoor"],
+                    "rejected": [],
+                    "added": ["night"],
+                    "workers": 3,
+                }
             }
         },
     },
@@ -96,7 +100,12 @@ EXPECTED_CONSOLIDATION = [
         "datasetObjectId": "3",
         "consolidatedAnnotation": {
             "content": {
-                "reviewed-labels": {"labels": ["indoor"], "rejected": ["outdoor"], "added": ["indoor"], "workers": 1}
+                "reviewed-labels": {
+                    "labels": ["indoor"],
+                    "rejected": ["outdoor"],
+                    "added": ["indoor"],
+                    "workers": 1,
+                }
             }
         },
     },
@@ -214,3 +223,18 @@ def test_consolidation_handler_reads_the_request_with_its_module_client(s3: Any)
 
     assert result == EXPECTED_CONSOLIDATION
     json.dumps(result)
+
+
+def test_a_malformed_answer_counts_as_no_answer(s3: Any) -> None:
+    request = [
+        {
+            "datasetObjectId": "7",
+            "dataObject": {"s3Uri": "s3://images-bucket/photos/x.jpg"},
+            "annotations": [{"workerId": "w1", "annotationData": {"content": "{not json"}}],
+        }
+    ]
+    s3.put_object(Bucket=WORK_BUCKET, Key="bad-request.json", Body=json.dumps(request))
+    event = load_event("gt_verification_consolidation.json")
+    event["payload"]["s3Uri"] = f"s3://{WORK_BUCKET}/bad-request.json"
+
+    assert consolidate(event, s3) == []

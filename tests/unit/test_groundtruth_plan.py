@@ -12,8 +12,8 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-
+from botocore.session import get_session
+from botocore.validate import ParamValidator
 from labeling_loop.errors import InvalidInput
 from labeling_loop.groundtruth import (
     AWS_TASK_LAMBDA_ACCOUNTS,
@@ -25,6 +25,7 @@ from labeling_loop.groundtruth import (
 )
 from labeling_loop.layout import RunLayout
 from labeling_loop.s3_uri import S3Uri
+from moto import mock_aws
 
 BUCKET = "out-bucket"
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -56,7 +57,11 @@ def detection_task(name: str, boxes: int = 1) -> dict[str, Any]:
         "taskType": "detection",
         "image_size": {"width": 640, "height": 480, "depth": 3},
         "predictions": [
-            {"label": "cat", "confidence": 87.5, "box": {"left": 64 + i, "top": 96, "width": 192, "height": 120}}
+            {
+                "label": "cat",
+                "confidence": 87.5,
+                "box": {"left": 64 + i, "top": 96, "width": 192, "height": 120},
+            }
             for i in range(boxes)
         ],
     }
@@ -281,7 +286,9 @@ def test_detection_template_is_the_adjustment_template_with_prior_boxes(s3: Any,
 def test_classification_plan_uses_our_verification_task(s3: Any, layout: RunLayout) -> None:
     tasks = [classification_task("a", [("outdoor", 64.0)]), classification_task("b", [])]
 
-    jobs = plan(s3, layout, tasks, task_type="classification", labels=["indoor", "outdoor"], max_images_per_job=10)
+    jobs = plan(
+        s3, layout, tasks, task_type="classification", labels=["indoor", "outdoor"], max_images_per_job=10
+    )
 
     (job,) = jobs
     assert job["jobName"] == "lab-run1-cls-000"
@@ -301,7 +308,7 @@ def test_classification_plan_uses_our_verification_task(s3: Any, layout: RunLayo
     template = read_text(s3, job["uiTemplateUri"])
     assert template == CLASSIFICATION_TEMPLATE
     assert "{% for label in task.input.labels %}" in template
-    assert "{% if task.input.predicted contains label %} checked{% endif %}" in template
+    assert "{% if task.input.predicted contains label %}checked{% endif %}>" in template
     assert '<crowd-checkbox name="labels" value="{{ label | escape }}"' in template
     assert "{{ task.input.taskObject | grant_read_access }}" in template
     assert "<crowd-instructions" in template
@@ -355,3 +362,56 @@ def test_replanning_makes_the_same_job_names(s3: Any, layout: RunLayout) -> None
     first = plan(s3, layout, [detection_task(n) for n in "abc"])
     again = plan(s3, layout, [detection_task(n) for n in "abc"])
     assert [j["jobName"] for j in first] == [j["jobName"] for j in again]
+
+
+def _check_patterns(shape: Any, value: Any, path: str) -> None:
+    """botocore's validator checks types and lengths; also check the model's regex patterns."""
+    pattern = shape.metadata.get("pattern")
+    if pattern and isinstance(value, str):
+        assert re.fullmatch(pattern, value), f"{path}={value!r} breaks {pattern}"
+    if shape.type_name == "structure":
+        for name, member in shape.members.items():
+            if name in value:
+                _check_patterns(member, value[name], f"{path}.{name}")
+    elif shape.type_name == "list":
+        for i, item in enumerate(value):
+            _check_patterns(shape.member, item, f"{path}[{i}]")
+
+
+@pytest.mark.parametrize("task_type", ["detection", "classification"])
+def test_job_items_make_valid_create_labeling_job_requests(
+    s3: Any, layout: RunLayout, task_type: str
+) -> None:
+    # The state machine's CreateLabelingJob task maps job item fields one to one (statemachine/).
+    task = detection_task("a") if task_type == "detection" else classification_task("a", [("dog", 80.0)])
+    (job,) = plan(s3, layout, [task], task_type=task_type)
+    request = {
+        "LabelingJobName": job["jobName"],
+        "LabelAttributeName": job["labelAttributeName"],
+        "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": job["inputManifestUri"]}}},
+        "OutputConfig": {"S3OutputPath": job["outputUri"]},
+        "RoleArn": "arn:aws:iam::111122223333:role/GroundTruth",
+        "LabelCategoryConfigS3Uri": job["labelCategoriesUri"],
+        "HumanTaskConfig": {
+            "WorkteamArn": job["workteamArn"],
+            "UiConfig": {"UiTemplateS3Uri": job["uiTemplateUri"]},
+            "PreHumanTaskLambdaArn": job["preLambdaArn"],
+            "TaskKeywords": job["taskKeywords"],
+            "TaskTitle": job["taskTitle"],
+            "TaskDescription": job["taskDescription"],
+            "NumberOfHumanWorkersPerDataObject": job["workersPerObject"],
+            "TaskTimeLimitInSeconds": job["taskTimeLimitSeconds"],
+            "TaskAvailabilityLifetimeInSeconds": job["taskAvailabilityLifetimeSeconds"],
+            "MaxConcurrentTaskCount": job["maxConcurrentTaskCount"],
+            "AnnotationConsolidationConfig": {
+                "AnnotationConsolidationLambdaArn": job["consolidationLambdaArn"]
+            },
+        },
+    }
+    shape = get_session().get_service_model("sagemaker").operation_model("CreateLabelingJob").input_shape
+
+    report = ParamValidator().validate(request, shape)
+
+    assert not report.has_errors(), report.generate_report()
+    _check_patterns(shape, request, "CreateLabelingJob")
+    assert not job["labelAttributeName"].endswith(("-ref", "-metadata"))
