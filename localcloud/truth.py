@@ -33,7 +33,9 @@ class TruthBox:
     height: float
 
     def iou(self, other: TruthBox) -> float:
-        return iou((self.left, self.top, self.width, self.height), (other.left, other.top, other.width, other.height))
+        return iou(
+            (self.left, self.top, self.width, self.height), (other.left, other.top, other.width, other.height)
+        )
 
 
 @dataclass
@@ -88,7 +90,12 @@ def _parse_line(line: dict[str, Any], truth: Truth) -> None:
         if not isinstance(metadata, dict):
             continue
         kind = metadata.get("type")
-        if kind == DETECTION_TYPE and isinstance(value, dict) and "annotations" in value and "image_size" in value:
+        if (
+            kind == DETECTION_TYPE
+            and isinstance(value, dict)
+            and "annotations" in value
+            and "image_size" in value
+        ):
             _parse_detection(value, metadata, truth)
         elif kind == CLASSIFICATION_TYPE and isinstance(metadata.get("class-name"), str):
             _add_label(truth, metadata["class-name"])

@@ -137,4 +137,6 @@ def _check_range(value: float, meta: dict[str, Any], path: str, what: str, probl
             f"Value at '{path}' failed to satisfy constraint: {what} greater than or equal to {low}"
         )
     if high is not None and value > high:
-        problems.append(f"Value at '{path}' failed to satisfy constraint: {what} less than or equal to {high}")
+        problems.append(
+            f"Value at '{path}' failed to satisfy constraint: {what} less than or equal to {high}"
+        )

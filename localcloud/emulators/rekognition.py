@@ -346,8 +346,12 @@ class CustomLabelsEmulator:
             "BillableTrainingTimeInSeconds": 3600,
             "TrainingEndTimestamp": model.created,
             "OutputConfig": {"S3Bucket": "custom-labels-output", "S3KeyPrefix": f"{model.project}/"},
-            "EvaluationResult": {"F1Score": 0.8, "Summary": {"S3Object": {"Bucket": "custom-labels-output",
-                                                                          "Name": f"{model.project}/summary.json"}}},
+            "EvaluationResult": {
+                "F1Score": 0.8,
+                "Summary": {
+                    "S3Object": {"Bucket": "custom-labels-output", "Name": f"{model.project}/summary.json"}
+                },
+            },
             "Feature": "CUSTOM_LABELS",
         }
         if model.max_units is not None:
@@ -482,7 +486,9 @@ class CustomLabelsEmulator:
         value = rng.gauss(self.config.confidence_mean + offset, self.config.confidence_spread)
         return round(min(99.99, max(0.5, value)), 3)
 
-    def _predict(self, model: _Model, source_ref: str | None, width: int, height: int) -> list[dict[str, Any]]:
+    def _predict(
+        self, model: _Model, source_ref: str | None, width: int, height: int
+    ) -> list[dict[str, Any]]:
         rng = self._rng(model, source_ref, f"{width}x{height}")
         truth = model.truth.get(source_ref) if source_ref else None
         cfg = self.config
@@ -578,7 +584,12 @@ def _clip_box(left: float, top: float, right: float, bottom: float) -> dict[str,
 
 def _random_box(rng: random.Random) -> dict[str, float]:
     width, height = rng.uniform(0.05, 0.4), rng.uniform(0.05, 0.4)
-    return {"Width": width, "Height": height, "Left": rng.uniform(0.0, 1.0 - width), "Top": rng.uniform(0.0, 1.0 - height)}
+    return {
+        "Width": width,
+        "Height": height,
+        "Left": rng.uniform(0.0, 1.0 - width),
+        "Top": rng.uniform(0.0, 1.0 - height),
+    }
 
 
 def _check_image(data: bytes) -> tuple[int, int]:

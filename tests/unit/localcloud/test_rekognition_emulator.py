@@ -45,19 +45,31 @@ def png(width: int = 200, height: int = 100, exif_orientation: int | None = None
     return buffer.getvalue()
 
 
+FAKE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="module")
+def s3_client() -> Iterator[Any]:
+    """One client per module (creating one costs ~0.1 s); moto's state is still new per test,
+    because each test starts its own mock_aws and moto resets its backends then."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in FAKE_ENV.items():
+            patch.setenv(name, value)
+        yield boto3.client("s3", region_name="us-east-1")
+
+
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
+def aws(monkeypatch: pytest.MonkeyPatch, s3_client: Any) -> Iterator[Any]:
+    for name, value in FAKE_ENV.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        yield s3
+        s3_client.create_bucket(Bucket=BUCKET)
+        yield s3_client
 
 
 def truth_for(ref: str) -> Truth:
@@ -126,7 +138,9 @@ def test_describe_project_versions_shape_order_and_filter(aws: Any) -> None:
     emulator, arn = make(aws, clock)
     arn2 = emulator.add_model("proj", "v2", "detection", {})
     project_arn = emulator.project_arn("proj")
-    rows = emulator.handle("DescribeProjectVersions", {"ProjectArn": project_arn})["ProjectVersionDescriptions"]
+    rows = emulator.handle("DescribeProjectVersions", {"ProjectArn": project_arn})[
+        "ProjectVersionDescriptions"
+    ]
     assert [r["ProjectVersionArn"] for r in rows] == [arn2, arn]  # newest first
     only = emulator.handle("DescribeProjectVersions", {"ProjectArn": project_arn, "VersionNames": ["v1"]})
     assert [r["ProjectVersionArn"] for r in only["ProjectVersionDescriptions"]] == [arn]
@@ -134,7 +148,8 @@ def test_describe_project_versions_shape_order_and_filter(aws: Any) -> None:
     page = emulator.handle("DescribeProjectVersions", {"ProjectArn": project_arn, "MaxResults": 1})
     assert len(page["ProjectVersionDescriptions"]) == 1 and "NextToken" in page
     rest = emulator.handle(
-        "DescribeProjectVersions", {"ProjectArn": project_arn, "MaxResults": 1, "NextToken": page["NextToken"]}
+        "DescribeProjectVersions",
+        {"ProjectArn": project_arn, "MaxResults": 1, "NextToken": page["NextToken"]},
     )
     assert [r["ProjectVersionArn"] for r in rest["ProjectVersionDescriptions"]] == [arn]
     assert "NextToken" not in rest
@@ -265,27 +280,27 @@ def test_unknown_arn_and_bad_requests(aws: Any) -> None:
     clock = FakeClock()
     emulator, arn = make(aws, clock)
     other = arn.replace("/v1/", "/v9/")
-    assert error_code(lambda: emulator.handle("StartProjectVersion", {"ProjectVersionArn": other,
-                                                                      "MinInferenceUnits": 1})) == (
-        "ResourceNotFoundException"
-    )
+    assert error_code(
+        lambda: emulator.handle("StartProjectVersion", {"ProjectVersionArn": other, "MinInferenceUnits": 1})
+    ) == ("ResourceNotFoundException")
     assert error_code(lambda: detect(emulator, other)) == "ResourceNotFoundException"
     # Missing member, unknown member, wrong type, constraint (min 1, pattern)
     assert error_code(lambda: emulator.handle("StartProjectVersion", {"ProjectVersionArn": arn})) == (
         "ValidationException"
     )
-    assert error_code(lambda: emulator.handle("StopProjectVersion", {"ProjectVersionArn": arn, "Force": 1})) == (
-        "ValidationException"
-    )
-    assert error_code(lambda: emulator.handle("StartProjectVersion", {"ProjectVersionArn": arn,
-                                                                      "MinInferenceUnits": "1"})) == (
-        "ValidationException"
-    )
+    assert error_code(
+        lambda: emulator.handle("StopProjectVersion", {"ProjectVersionArn": arn, "Force": 1})
+    ) == ("ValidationException")
+    assert error_code(
+        lambda: emulator.handle("StartProjectVersion", {"ProjectVersionArn": arn, "MinInferenceUnits": "1"})
+    ) == ("ValidationException")
     with pytest.raises(ServiceError) as info:
         emulator.handle("StopProjectVersion", {"ProjectVersionArn": "arn:aws:rekognition:bad-arn-value"})
     assert "regular expression pattern" in info.value.message and info.value.http_status == 400
     with pytest.raises(ServiceError) as info:
-        emulator.handle("DescribeProjectVersions", {"ProjectArn": emulator.project_arn("proj"), "MaxResults": 101})
+        emulator.handle(
+            "DescribeProjectVersions", {"ProjectArn": emulator.project_arn("proj"), "MaxResults": 101}
+        )
     assert "less than or equal to 100" in info.value.message
     assert error_code(lambda: emulator.handle("DeleteProject", {})) == "InvalidAction"
 
@@ -416,7 +431,9 @@ def test_detection_predictions_are_ratios_and_deterministic(aws: Any) -> None:
     labels = detect(emulator, arn)["CustomLabels"]
     assert {label["Name"] for label in labels} == {"cat", "dog"}
     cat = next(label for label in labels if label["Name"] == "cat")
-    assert cat["Geometry"]["BoundingBox"] == pytest.approx({"Left": 0.1, "Top": 0.1, "Width": 0.3, "Height": 0.4})
+    assert cat["Geometry"]["BoundingBox"] == pytest.approx(
+        {"Left": 0.1, "Top": 0.1, "Width": 0.3, "Height": 0.4}
+    )
     assert labels == sorted(labels, key=lambda label: -label["Confidence"])
     assert detect(emulator, arn)["CustomLabels"] == labels  # a retry gets the same answer
 
@@ -424,14 +441,22 @@ def test_detection_predictions_are_ratios_and_deterministic(aws: Any) -> None:
 def test_jitter_stays_inside_the_image_and_near_the_truth(aws: Any) -> None:
     clock = FakeClock()
     emulator, arn = make(aws, clock, status="RUNNING", box_jitter=0.2, tps_per_inference_unit=100)
-    emulator.add_model("edge", "v", "detection", {
-        f"s3://{BUCKET}/a.png": Truth(f"s3://{BUCKET}/a.png", 200, 100, [TruthBox("cat", 150, 60, 50, 40)], ["cat"])
-    }, status="RUNNING")
+    emulator.add_model(
+        "edge",
+        "v",
+        "detection",
+        {
+            f"s3://{BUCKET}/a.png": Truth(
+                f"s3://{BUCKET}/a.png", 200, 100, [TruthBox("cat", 150, 60, 50, 40)], ["cat"]
+            )
+        },
+        status="RUNNING",
+    )
     for label in detect(emulator, arn)["CustomLabels"]:
         box = label["Geometry"]["BoundingBox"]
         assert 0 <= box["Left"] <= 1 and 0 <= box["Top"] <= 1
         assert box["Left"] + box["Width"] <= 1 + 1e-9 and box["Top"] + box["Height"] <= 1 + 1e-9
-    edge_arn = [a for a in emulator._models if "/edge/" in a][0]
+    edge_arn = next(a for a in emulator._models if "/edge/" in a)
     box = detect(emulator, edge_arn)["CustomLabels"][0]["Geometry"]["BoundingBox"]
     assert box["Left"] + box["Width"] <= 1 + 1e-9 and box["Top"] + box["Height"] <= 1 + 1e-9
 
@@ -456,8 +481,14 @@ def test_min_confidence_max_results_and_noise(aws: Any) -> None:
 
 def test_classification_model_returns_image_labels(aws: Any) -> None:
     clock = FakeClock()
-    emulator, arn = make(aws, clock, task_type="classification", status="RUNNING", false_positive_rate=1.0,
-                         tps_per_inference_unit=100)
+    emulator, arn = make(
+        aws,
+        clock,
+        task_type="classification",
+        status="RUNNING",
+        false_positive_rate=1.0,
+        tps_per_inference_unit=100,
+    )
     labels = detect(emulator, arn, MinConfidence=0.0)["CustomLabels"]
     assert all("Geometry" not in label for label in labels)
     names = [label["Name"] for label in labels]

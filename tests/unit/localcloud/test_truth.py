@@ -16,7 +16,8 @@ def detection_line(ref: str, boxes: list[tuple[int, int, int, int, int]], class_
         "bounding-box": {
             "image_size": [{"width": 640, "height": 480, "depth": 3}],
             "annotations": [
-                {"class_id": c, "left": left, "top": top, "width": w, "height": h} for c, left, top, w, h in boxes
+                {"class_id": c, "left": left, "top": top, "width": w, "height": h}
+                for c, left, top, w, h in boxes
             ],
         },
         "bounding-box-metadata": {
@@ -58,8 +59,11 @@ def test_class_id_missing_from_class_map_is_dropped() -> None:
 
 
 def test_multi_label_classification_line() -> None:
-    line = {"source-ref": "s3://b/k.jpg", **classification_pair("sport0", "football"),
-            **classification_pair("sport1", "outdoor")}
+    line = {
+        "source-ref": "s3://b/k.jpg",
+        **classification_pair("sport0", "football"),
+        **classification_pair("sport1", "outdoor"),
+    }
     t = load_truth([line], BASE)["s3://b/k.jpg"]
     assert t.labels == ["football", "outdoor"]
     assert t.boxes == []
@@ -97,9 +101,7 @@ def test_iou_basics() -> None:
     assert abs(iou((0, 0, 10, 10), (5, 0, 10, 10)) - 50 / 150) < 1e-9
 
 
-boxes = st.tuples(
-    st.integers(0, 500), st.integers(0, 500), st.integers(1, 300), st.integers(1, 300)
-)
+boxes = st.tuples(st.integers(0, 500), st.integers(0, 500), st.integers(1, 300), st.integers(1, 300))
 
 
 @given(boxes, boxes)
