@@ -40,3 +40,7 @@ class ReviewFailedError(LabelingLoopError):
 
 class ManifestValidationError(LabelingLoopError):
     """The manifest breaks a Custom Labels rule that would make training fail."""
+
+
+class ModelTransitionError(LabelingLoopError):
+    """The model is between states (starting/stopping) and cannot be stopped yet; retry later."""

@@ -82,6 +82,8 @@ def is_valid(box: PixelBox, width: int, height: int) -> bool:
 
 def clip_box(box: PixelBox, width: int, height: int) -> PixelBox | None:
     """The part of `box` inside a width x height image, or None when that is <= 1 px wide/high."""
+    if is_valid(box, width, height):
+        return box  # the common case: reviewers' boxes are inside the image already
     return _from_edges(box.left, box.top, box.right, box.bottom, width, height)
 
 

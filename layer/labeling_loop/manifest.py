@@ -326,8 +326,12 @@ def build_line(
 # ---------------------------------------------------------------------------------------------
 
 
+_NUMBER_TYPES = (int, float)
+
+
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    # type() rather than isinstance(): bool is an int subclass and must not pass as a number.
+    return type(value) in _NUMBER_TYPES
 
 
 def _source_ref_issues(line: Mapping[str, Any]) -> list[Issue]:
@@ -343,7 +347,9 @@ def _common_metadata_issues(attr: str, metadata: Mapping[str, Any]) -> list[Issu
     issues = []
     if metadata.get("human-annotated") not in ("yes", "no"):
         issues.append(
-            Issue("INVALID_HUMAN_ANNOTATED", f"{attr}: human-annotated must be yes or no", source=SRC_GT_OUTPUT)
+            Issue(
+                "INVALID_HUMAN_ANNOTATED", f"{attr}: human-annotated must be yes or no", source=SRC_GT_OUTPUT
+            )
         )
     if not isinstance(metadata.get("creation-date"), str):
         issues.append(Issue("MISSING_CREATION_DATE", f"{attr}: creation-date missing", source=SRC_GT_OUTPUT))
@@ -353,35 +359,53 @@ def _common_metadata_issues(attr: str, metadata: Mapping[str, Any]) -> list[Issu
 def _detection_issues(attr: str, value: Any, metadata: Mapping[str, Any]) -> tuple[list[Issue], set[str]]:
     issues: list[Issue] = []
     names: set[str] = set()
-    if not isinstance(value, Mapping):
-        return [Issue("INVALID_ANNOTATION_ATTRIBUTE", f"{attr} is not an object", source=SRC_DETECTION)], names
+    if not isinstance(value, dict):
+        return [
+            Issue("INVALID_ANNOTATION_ATTRIBUTE", f"{attr} is not an object", source=SRC_DETECTION)
+        ], names
     sizes = value.get("image_size")
-    size = sizes[0] if isinstance(sizes, list) and len(sizes) == 1 and isinstance(sizes[0], Mapping) else {}
+    size = sizes[0] if isinstance(sizes, list) and len(sizes) == 1 and isinstance(sizes[0], dict) else {}
     width, height = size.get("width"), size.get("height")
     if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
-        return [Issue("INVALID_IMAGE_SIZE", f"{attr}: image_size must be one {{width, height, depth}}",
-                      source=SRC_DETECTION)], names
+        return [
+            Issue(
+                "INVALID_IMAGE_SIZE",
+                f"{attr}: image_size must be one {{width, height, depth}}",
+                source=SRC_DETECTION,
+            )
+        ], names
     problem = dimensions_problem(width, height)
     if problem:
         issues.append(Issue("ERROR_INVALID_IMAGE_DIMENSION", problem))
     annotations = value.get("annotations")
     if not isinstance(annotations, list):
-        return [*issues, Issue("INVALID_ANNOTATIONS", f"{attr}: annotations must be a list",
-                               source=SRC_DETECTION)], names
+        return [
+            *issues,
+            Issue("INVALID_ANNOTATIONS", f"{attr}: annotations must be a list", source=SRC_DETECTION),
+        ], names
     if len(annotations) > MAX_BOXES_PER_IMAGE:
-        issues.append(Issue("ERROR_TOO_MANY_BOUNDING_BOXES",
-                            f"{len(annotations)} boxes, at most {MAX_BOXES_PER_IMAGE} per image"))
+        issues.append(
+            Issue(
+                "ERROR_TOO_MANY_BOUNDING_BOXES",
+                f"{len(annotations)} boxes, at most {MAX_BOXES_PER_IMAGE} per image",
+            )
+        )
     if not annotations:
         # SRC_VALIDATION: 0 boxes per image is allowed; such a line is kept but not trained on.
         issues.append(Issue("NO_ANNOTATIONS", "no box on this image (ignored for training)", WARNING))
     objects = metadata.get("objects")
-    if not isinstance(objects, list) or len(objects) != len(annotations) or not all(
-        isinstance(o, Mapping) and _is_number(o.get("confidence")) for o in objects
+    if (
+        not isinstance(objects, list)
+        or len(objects) != len(annotations)
+        or not all(type(o) is dict and type(o.get("confidence")) in _NUMBER_TYPES for o in objects)
     ):
-        issues.append(Issue("ERROR_MISSING_BOUNDING_BOX_CONFIDENCE",
-                            "objects must hold one {confidence} per annotation"))
+        issues.append(
+            Issue(
+                "ERROR_MISSING_BOUNDING_BOX_CONFIDENCE", "objects must hold one {confidence} per annotation"
+            )
+        )
     class_map = metadata.get("class-map")
-    if not isinstance(class_map, Mapping):
+    if not isinstance(class_map, dict):
         class_map = {}
     for name in class_map.values():
         problem = _label_name_problem(name)
@@ -389,59 +413,87 @@ def _detection_issues(attr: str, value: Any, metadata: Mapping[str, Any]) -> tup
             issues.append(Issue("INVALID_LABEL_NAME", f"{problem}: {name!r}", source=SRC_LIMITS))
     for index, ann in enumerate(annotations):
         where = f"{attr} box {index}"
-        if not isinstance(ann, Mapping) or not all(
-            _is_number(ann.get(k)) for k in ("left", "top", "width", "height")
+        if (
+            type(ann) is not dict
+            or type(ann.get("left")) not in _NUMBER_TYPES
+            or type(ann.get("top")) not in _NUMBER_TYPES
+            or type(ann.get("width")) not in _NUMBER_TYPES
+            or type(ann.get("height")) not in _NUMBER_TYPES
         ):
             issues.append(Issue("ERROR_INVALID_BOUNDING_BOX", f"{where}: left/top/width/height missing"))
             continue
         class_id = ann.get("class_id")
         if str(class_id) not in class_map or isinstance(class_id, bool):
-            issues.append(Issue("ERROR_MISSING_CLASS_MAP_ID", f"{where}: class_id {class_id!r} not in class-map"))
+            issues.append(
+                Issue("ERROR_MISSING_CLASS_MAP_ID", f"{where}: class_id {class_id!r} not in class-map")
+            )
         else:
             names.add(class_map[str(class_id)])
         left, top, box_w, box_h = ann["left"], ann["top"], ann["width"], ann["height"]
         if min(left, top, box_w, box_h) < 0 or left + box_w > width or top + box_h > height:
-            issues.append(Issue("ERROR_INVALID_BOUNDING_BOX", f"{where}: negative or outside {width}x{height}"))
+            issues.append(
+                Issue("ERROR_INVALID_BOUNDING_BOX", f"{where}: negative or outside {width}x{height}")
+            )
         elif not box_large_enough(box_w, box_h, width, height):
-            issues.append(Issue("ERROR_BOUNDING_BOX_TOO_SMALL",
-                                f"{where}: {box_w}x{box_h} not > 1 px after resizing {width}x{height} "
-                                f"to {TRAINING_RESIZE_PX} px"))
+            issues.append(
+                Issue(
+                    "ERROR_BOUNDING_BOX_TOO_SMALL",
+                    f"{where}: {box_w}x{box_h} not > 1 px after resizing {width}x{height} "
+                    f"to {TRAINING_RESIZE_PX} px",
+                )
+            )
     return issues, names
 
 
-def _classification_issues(attr: str, value: Any, metadata: Mapping[str, Any]) -> tuple[list[Issue], set[str]]:
+def _classification_issues(
+    attr: str, value: Any, metadata: Mapping[str, Any]
+) -> tuple[list[Issue], set[str]]:
     issues: list[Issue] = []
     if not isinstance(value, int) or isinstance(value, bool):
-        issues.append(Issue("INVALID_CLASS_ATTRIBUTE", f"{attr} must be an integer", source=SRC_CLASSIFICATION))
+        issues.append(
+            Issue("INVALID_CLASS_ATTRIBUTE", f"{attr} must be an integer", source=SRC_CLASSIFICATION)
+        )
     name = metadata.get("class-name")
     problem = _label_name_problem(name)
     if problem:
         issues.append(Issue("INVALID_LABEL_NAME", f"{attr}: {problem}", source=SRC_LIMITS))
     confidence = metadata.get("confidence")
     if not _is_number(confidence) or not 0 <= confidence <= 1:
-        issues.append(Issue("MISSING_CONFIDENCE", f"{attr}: confidence must be a number in 0-1",
-                            source=SRC_CLASSIFICATION))
+        issues.append(
+            Issue(
+                "MISSING_CONFIDENCE", f"{attr}: confidence must be a number in 0-1", source=SRC_CLASSIFICATION
+            )
+        )
     return issues, ({name} if isinstance(name, str) and not problem else set())
 
 
 def validate_line(line: Mapping[str, Any]) -> list[Issue]:
     """Every rule of the Custom Labels guide that one line can break (see module constants)."""
-    return _validate(line)[0]
+    return inspect_line(line)[0]
 
 
-def _validate(line: Mapping[str, Any]) -> tuple[list[Issue], set[str]]:
-    if not isinstance(line, Mapping):
+def inspect_line(line: Mapping[str, Any]) -> tuple[list[Issue], set[str]]:
+    """validate_line's issues plus the label names the line annotates (what ManifestValidator counts),
+    so a caller that validates before writing does not validate twice."""
+    if not isinstance(line, dict):
         return [Issue("ERROR_INVALID_JSON_LINE", "the line is not a JSON object")], set()
     issues = _source_ref_issues(line)
     labels: set[str] = set()
     attributes = [key[: -len("-metadata")] for key in line if key.endswith("-metadata")]
     if not attributes:
-        issues.append(Issue("ERROR_NO_LABEL_ATTRIBUTES", "the line has no <attribute>/<attribute>-metadata pair"))
+        issues.append(
+            Issue("ERROR_NO_LABEL_ATTRIBUTES", "the line has no <attribute>/<attribute>-metadata pair")
+        )
     for attr in attributes:
         metadata = line[f"{attr}-metadata"]
-        if attr not in line or not isinstance(metadata, Mapping):
-            issues.append(Issue("MISSING_LABEL_ATTRIBUTE", f"{attr}-metadata without its attribute {attr}",
-                                source=SRC_GT_OUTPUT))
+        if attr not in line or not isinstance(metadata, dict):
+            issues.append(
+                Issue(
+                    "MISSING_LABEL_ATTRIBUTE",
+                    f"{attr}-metadata without its attribute {attr}",
+                    source=SRC_GT_OUTPUT,
+                )
+            )
             continue
         kind = metadata.get("type")
         if kind not in SUPPORTED_TYPES:
@@ -453,8 +505,13 @@ def _validate(line: Mapping[str, Any]) -> tuple[list[Issue], set[str]]:
         issues.extend(found)
         labels |= names
     if len(labels) > MAX_LABELS_PER_IMAGE:
-        issues.append(Issue("TOO_MANY_LABELS_PER_IMAGE",
-                            f"{len(labels)} labels, at most {MAX_LABELS_PER_IMAGE} per image", source=SRC_LIMITS))
+        issues.append(
+            Issue(
+                "TOO_MANY_LABELS_PER_IMAGE",
+                f"{len(labels)} labels, at most {MAX_LABELS_PER_IMAGE} per image",
+                source=SRC_LIMITS,
+            )
+        )
     return issues, labels
 
 
@@ -484,20 +541,28 @@ class ManifestValidator:
 
     def add(self, line: Mapping[str, Any], size_bytes: int = 0) -> list[Issue]:
         """Validate one line and count it; `size_bytes` is its encoded size including the newline."""
-        issues, labels = _validate(line)
+        issues, labels = inspect_line(line)
+        ref = line.get("source-ref") if isinstance(line, dict) else None
+        self.count(ref, labels, size_bytes, valid=not errors_only(issues))
+        return issues
+
+    def count(
+        self, source_ref: object, labels: Iterable[str], size_bytes: int = 0, *, valid: bool = True
+    ) -> None:
+        """Count a line already inspected with `inspect_line` (what `add` does after validating)."""
         self.lines += 1
         self.bytes += size_bytes
         if self.lines > self.max_lines:
             # SRC_VALIDATION / SRC_TERMINAL ERROR_MANIFEST_ROWS_EXCEEDS_MAXIMUM.
             raise ManifestValidationError(
-                f"more than {self.max_lines} lines; Custom Labels reads at most {MAX_LINES} ({SRC_VALIDATION})"
+                f"more than {self.max_lines} lines; Custom Labels reads at most {MAX_LINES} "
+                f"({SRC_VALIDATION})"
             )
         if self.bytes > MAX_MANIFEST_BYTES:
             # SRC_VALIDATION / SRC_TERMINAL ERROR_MANIFEST_SIZE_TOO_LARGE.
             raise ManifestValidationError(f"manifest larger than 1 GB ({SRC_VALIDATION})")
-        ref = line.get("source-ref") if isinstance(line, Mapping) else None
-        if isinstance(ref, str) and ref.startswith("s3://"):
-            bucket = ref[5:].partition("/")[0]
+        if isinstance(source_ref, str) and source_ref.startswith("s3://"):
+            bucket = source_ref[5:].partition("/")[0]
             if self.bucket is None:
                 self.bucket = bucket
             elif bucket != self.bucket:
@@ -507,12 +572,11 @@ class ManifestValidator:
                     f"images in two buckets ({self.bucket}, {bucket}); a dataset's images must all be in "
                     f"one S3 bucket ({SRC_TERMINAL})"
                 )
-        if errors_only(issues):
+        if not valid:
             self.invalid_lines += 1
-        else:
-            for name in labels:
-                self.label_images[name] = self.label_images.get(name, 0) + 1
-        return issues
+            return
+        for name in labels:
+            self.label_images[name] = self.label_images.get(name, 0) + 1
 
     def finish(self) -> list[str]:
         """Raise for the terminal errors only known at the end; return the warnings."""
@@ -530,14 +594,18 @@ class ManifestValidator:
         if self.lines == 0:
             warnings.append(f"the manifest is empty; Custom Labels cannot import it ({SRC_VALIDATION})")
         elif self.invalid_lines:
-            warnings.append(f"{self.invalid_lines} manifest lines break a Custom Labels rule ({SRC_LINE_ERRORS})")
+            warnings.append(
+                f"{self.invalid_lines} manifest lines break a Custom Labels rule ({SRC_LINE_ERRORS})"
+            )
         if self.lines and len(self.label_images) < MIN_LABELS:
             warnings.append(
                 f"the manifest has {len(self.label_images)} label(s); Custom Labels needs at least "
                 f"{MIN_LABELS} to train (1 is enough for detection per {SRC_LIMITS}) ({SRC_VALIDATION}); "
                 "merge it with other labeled data"
             )
-        missing = [name for name in self.expected_labels if self.label_images.get(name, 0) < MIN_IMAGES_PER_LABEL]
+        missing = [
+            name for name in self.expected_labels if self.label_images.get(name, 0) < MIN_IMAGES_PER_LABEL
+        ]
         if missing:
             shown = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
             warnings.append(

@@ -106,7 +106,9 @@ class QualityAccumulator:
     def add_detection(self, predicted: Iterable[LabeledBox], reference: Iterable[LabeledBox]) -> MatchCounts:
         return self._add(match_boxes(predicted, reference, self.iou_threshold))
 
-    def add_classification(self, predicted_labels: Iterable[str], reference_labels: Iterable[str]) -> MatchCounts:
+    def add_classification(
+        self, predicted_labels: Iterable[str], reference_labels: Iterable[str]
+    ) -> MatchCounts:
         return self._add(match_labels(predicted_labels, reference_labels))
 
     def result(self) -> dict[str, Any]:

@@ -121,7 +121,9 @@ class RunConfig(BaseModel):
     @classmethod
     def _workteam(cls, value: str | None) -> str | None:
         if value and not WORKTEAM_ARN.match(value):
-            raise ValueError("must be a SageMaker workteam ARN (arn:aws:sagemaker:<region>:<account>:workteam/...)")
+            raise ValueError(
+                "must be a SageMaker workteam ARN (arn:aws:sagemaker:<region>:<account>:workteam/...)"
+            )
         return value or None
 
     @field_validator("labelStudioUrl")
@@ -247,9 +249,7 @@ def _describe_errors(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def validate_input(
-    raw: Any, *, execution_name: str, environ: Mapping[str, str] | None = None
-) -> RunConfig:
+def validate_input(raw: Any, *, execution_name: str, environ: Mapping[str, str] | None = None) -> RunConfig:
     """Merge the execution input over the stack's defaults and validate it, naming bad fields."""
     environ = os.environ if environ is None else environ
     if not isinstance(raw, dict):
@@ -273,9 +273,7 @@ def validate_input(
         )
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     if region and config.model_region != region:
-        raise InvalidInput(
-            f"projectVersionArn: the model is in {config.model_region}, the stack in {region}"
-        )
+        raise InvalidInput(f"projectVersionArn: the model is in {config.model_region}, the stack in {region}")
     if config.runId is None:
         config = config.model_copy(update={"runId": run_id_from_execution(execution_name)})
     return config
@@ -291,5 +289,11 @@ def state_payload(config: RunConfig) -> dict[str, Any]:
         # Distributed Map ItemReader/ResultWriter take a bucket and a key, not a URI.
         "batchesKey": layout.batches.key,
         "reviewJobsKey": layout.review_jobs.key,
-        "mapResultsPrefix": layout.root.join("map-results").key,
     }
+
+
+def from_state(payload: Mapping[str, Any]) -> RunConfig:
+    """The RunConfig inside a state payload (derived keys dropped). It was validated by the first
+    state; validating again costs microseconds and keeps every function honest."""
+    fields = RunConfig.model_fields
+    return RunConfig.model_validate({k: v for k, v in payload.items() if k in fields})

@@ -1,0 +1,372 @@
+"""BuildManifest core: reviewed records -> Custom Labels manifest, merged skip records and the run
+report (docs/data-contracts.md).
+
+Memory stays flat whatever the number of images: records are streamed, lines are spooled to disk
+by JsonlWriter, model quality is summed by QualityAccumulator, and everything that must be looked
+up by `source-ref` (which images are already in the manifest or skipped, the model's predictions
+for a reviewed image) lives in a SQLite file under /tmp instead of a Python dict. SQLite is in the
+standard library, so Lambda needs no extra package; /tmp is 512 MB by default, and the index needs
+roughly 100 bytes per image.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tempfile
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from labeling_loop.geometry import ratio_to_pixels
+from labeling_loop.jsonl import JsonlWriter, dumps, list_keys, read_jsonl, read_jsonl_prefix, write_json
+from labeling_loop.layout import RunLayout
+from labeling_loop.manifest import (
+    REASON_INVALID,
+    ClassMap,
+    ManifestValidator,
+    build_line,
+    errors_only,
+    inspect_line,
+    skip_record,
+)
+from labeling_loop.metrics import DEFAULT_IOU_THRESHOLD, LabeledBox, QualityAccumulator
+
+MAX_WARNINGS = 50  # report.json stays small however broken a run is
+MAX_LISTED_REFS = 20  # images named in one warning
+
+_IN_MANIFEST = 1
+_SKIPPED = 2
+
+_FIX_TEXT = {
+    "box-clipped": "boxes clipped to the image",
+    "box-dropped-outside-or-too-small": "boxes dropped (outside the image or <= 1 px after clipping)",
+    "box-dropped-too-small-after-resize": "boxes dropped (<= 1 px once the image is resized to 1280 px)",
+    "box-dropped-unknown-label": "boxes dropped (label not in the run's label set)",
+    "box-dropped-malformed": "boxes dropped (missing coordinates)",
+    "label-dropped-unknown": "labels dropped (not in the run's label set)",
+    "label-dropped-duplicate": "duplicate labels dropped",
+}
+
+
+class _SpillIndex:
+    """Disk-backed lookups by source-ref, so neither the predictions nor the set of images seen
+    are held in memory."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="build-manifest-")
+        self._db = sqlite3.connect(str(Path(self._dir.name) / "index.sqlite3"))
+        # A throwaway index: no journal, no fsync; a crash just reruns the step.
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE seen (ref TEXT PRIMARY KEY, kind INTEGER) WITHOUT ROWID")
+        self._db.execute("CREATE TABLE predictions (ref TEXT PRIMARY KEY, data BLOB) WITHOUT ROWID")
+        self._db.execute("CREATE TABLE listed (ref TEXT PRIMARY KEY) WITHOUT ROWID")
+        self.predictions_loaded = False
+
+    def __enter__(self) -> _SpillIndex:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._db.close()
+        self._dir.cleanup()
+
+    def claim(self, ref: str, kind: int) -> bool:
+        """Record where an image went; False if it was already somewhere (first one wins)."""
+        cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (ref, kind))
+        return cursor.rowcount == 1
+
+    def kind(self, ref: str) -> int | None:
+        row = self._db.execute("SELECT kind FROM seen WHERE ref = ?", (ref,)).fetchone()
+        return row[0] if row else None
+
+    def load_predictions(self, rows: Iterator[tuple[str, bytes]]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?)", rows)
+        self.predictions_loaded = True
+
+    def prediction(self, ref: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT data FROM predictions WHERE ref = ?", (ref,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def load_listed(self, refs: Iterator[tuple[str]]) -> None:
+        self._db.executemany("INSERT OR IGNORE INTO listed VALUES (?)", refs)
+
+    def unaccounted(self, limit: int) -> tuple[int, list[str]]:
+        """Listed images neither in the manifest nor skipped."""
+        query = "FROM listed WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.ref = listed.ref)"
+        return self._count_and_sample(query, limit)
+
+    def unlisted(self, limit: int) -> tuple[int, list[str]]:
+        """Images in the manifest or skipped that the inventory does not list."""
+        query = "FROM seen WHERE NOT EXISTS (SELECT 1 FROM listed WHERE listed.ref = seen.ref)"
+        return self._count_and_sample(query, limit)
+
+    def _count_and_sample(self, query: str, limit: int) -> tuple[int, list[str]]:
+        count = self._db.execute(f"SELECT COUNT(*) {query}").fetchone()[0]
+        sample = [r[0] for r in self._db.execute(f"SELECT ref {query} ORDER BY ref LIMIT ?", (limit,))]
+        return count, sample
+
+
+def _prediction_rows(s3: Any, layout: RunLayout) -> Iterator[tuple[str, bytes]]:
+    """(source-ref, raw JSON line) per prediction record. The line is stored as read and only
+    parsed again for the images people reviewed, which saves re-encoding every prediction."""
+    for key in list_keys(s3, layout.predictions_prefix):
+        if not key.endswith(".jsonl"):
+            continue
+        body = s3.get_object(Bucket=layout.predictions_prefix.bucket, Key=key)["Body"]
+        for raw in body.iter_lines():
+            if not raw.strip():
+                continue
+            ref = json.loads(raw).get("source-ref")
+            if isinstance(ref, str):
+                yield ref, bytes(raw)
+
+
+def _predicted(record: Mapping[str, Any], task_type: str) -> list[Any]:
+    """A prediction record as the model's answer: pixel boxes for detection (converted exactly as
+    PlanReview converts them for the review tasks), label names for classification."""
+    labels = record.get("labels") or []
+    if task_type != "detection":
+        return sorted({str(label["name"]) for label in labels if "name" in label})
+    size = record.get("image_size") or {}
+    width, height = size.get("width"), size.get("height")
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        return []
+    boxes = []
+    for label in labels:
+        if label.get("box") is None:
+            continue
+        box = ratio_to_pixels(label["box"], width, height)
+        if box is not None:
+            boxes.append(LabeledBox(str(label["name"]), box))
+    return boxes
+
+
+def _reference_boxes(record: Mapping[str, Any]) -> list[LabeledBox]:
+    boxes = []
+    for raw in record.get("boxes") or []:
+        try:
+            boxes.append(LabeledBox.from_dict(raw))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return boxes
+
+
+def _creation_date(now: datetime) -> str:
+    """Ground Truth's creation-date form (UTC, no offset, e.g. 2020-04-15T20:17:23.433061)."""
+    aware = now if now.tzinfo else now.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def _refs_text(count: int, sample: list[str]) -> str:
+    more = f" and {count - len(sample)} more" if count > len(sample) else ""
+    return ", ".join(sample) + more
+
+
+class _Counts:
+    KEYS = (
+        "imagesListed", "imagesInManifest", "imagesAutoAccepted", "imagesSkipped", "imagesReviewed",
+        "boxesKept", "boxesAdjusted", "boxesAdded", "boxesRemoved",
+        "labelsKept", "labelsAdded", "labelsRemoved",
+    )  # fmt: skip
+
+    def __init__(self, images_listed: int) -> None:
+        self.values = dict.fromkeys(self.KEYS, 0)
+        self.values["imagesListed"] = images_listed
+
+    def add(self, key: str, n: int = 1) -> None:
+        self.values[key] += n
+
+    def add_review_statuses(self, record: Mapping[str, Any], task_type: str) -> None:
+        """Statuses as people left them (before any clipping fix); auto-accepted boxes are `kept`."""
+        prefix, items = (
+            ("boxes", record.get("boxes")) if task_type == "detection" else ("labels", record.get("labels"))
+        )
+        for item in items or []:
+            status = item.get("status") if isinstance(item, Mapping) else None
+            key = f"{prefix}{str(status).capitalize()}"
+            if key in self.values and key != f"{prefix}Removed":
+                self.values[key] += 1
+        self.values[f"{prefix}Removed"] += len(record.get("removed") or [])
+
+
+def build_manifest(
+    s3: Any,
+    layout: RunLayout,
+    *,
+    task_type: str,
+    labels: list[str],
+    images_listed: int,
+    run_id: str,
+    backend: str,
+    labeling_jobs: list[str],
+    job_name: str,
+    now: datetime,
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+) -> dict[str, Any]:
+    """Write output.manifest, skipped.jsonl and report.json of a run; return the report.
+
+    Raises ManifestValidationError for a terminal manifest error (nothing is written then)."""
+    if task_type not in ("detection", "classification"):
+        raise ValueError(f"unknown task type {task_type!r}")
+    class_map = ClassMap(labels)
+    creation_date = _creation_date(now)
+    validator = ManifestValidator(class_map.names)
+    quality = QualityAccumulator(iou_threshold)
+    counts = _Counts(images_listed)
+    skipped_by_reason: dict[str, int] = {}
+    fixes: dict[str, int] = {}
+    notes: dict[str, int] = {}  # other countable oddities, turned into warnings at the end
+    warnings: list[str] = []
+
+    def note(key: str, n: int = 1) -> None:
+        notes[key] = notes.get(key, 0) + n
+
+    def write_skip(writer: JsonlWriter, record: Mapping[str, Any]) -> None:
+        writer.write(dict(record))
+        reason = str(record.get("reason"))
+        skipped_by_reason[reason] = skipped_by_reason.get(reason, 0) + 1
+        counts.add("imagesSkipped")
+
+    with _SpillIndex() as index:
+        with JsonlWriter(s3, layout.manifest) as manifest, JsonlWriter(s3, layout.skipped) as skipped:
+            # People's answers first: if an image is both reviewed and auto-accepted, the review wins.
+            for source in (layout.reviewed, layout.auto_accepted):
+                for record in read_jsonl(s3, source, missing_ok=True):
+                    ref = record.get("source-ref")
+                    if not isinstance(ref, str):
+                        note("records without source-ref ignored")
+                        continue
+                    if record.get("taskType", task_type) != task_type:
+                        note(f"records with a taskType other than {task_type} (built as {task_type})")
+                    result = build_line(
+                        record, class_map, task_type=task_type, job_name=job_name, creation_date=creation_date
+                    )
+                    line, skip = result.line, result.skip
+                    encoded = b""
+                    line_labels: set[str] = set()
+                    if line is not None:
+                        found, line_labels = inspect_line(line)
+                        issues = errors_only(found)
+                        if issues:
+                            # A builder bug, not a reviewer's: keep the run going, say which rule broke.
+                            codes = ", ".join(sorted({i.code for i in issues}))
+                            line, skip = None, skip_record(ref, REASON_INVALID, f"line breaks {codes}")
+                        else:
+                            encoded = dumps(line).encode("utf-8")
+                    if not index.claim(ref, _IN_MANIFEST if line is not None else _SKIPPED):
+                        note("duplicate reviewed records ignored (first one kept)")
+                        continue
+                    human = bool(record.get("humanReviewed"))
+                    counts.add_review_statuses(record, task_type)
+                    for kind, n in result.fixes.items():
+                        fixes[kind] = fixes.get(kind, 0) + n
+                    if human:
+                        counts.add("imagesReviewed")
+                        _add_quality(s3, layout, index, quality, record, ref, task_type)
+                    if line is not None:
+                        validator.count(ref, line_labels, len(encoded) + 1)
+                        manifest.write(line)
+                        counts.add("imagesInManifest")
+                        if not human:
+                            counts.add("imagesAutoAccepted")
+                    elif skip is not None:
+                        write_skip(skipped, skip)
+            warnings.extend(validator.finish())
+
+            # Skip records of earlier stages (every `skipped/*.jsonl`), merged once per image.
+            for record in read_jsonl_prefix(s3, layout.skipped_prefix):
+                ref = record.get("source-ref")
+                if not isinstance(ref, str):
+                    note("skip records without source-ref ignored")
+                    continue
+                if not index.claim(ref, _SKIPPED):
+                    if index.kind(ref) == _IN_MANIFEST:
+                        note("skip records of images that are in the manifest ignored")
+                    else:
+                        note("duplicate skip records ignored")
+                    continue
+                write_skip(skipped, record)
+
+        warnings.extend(f"{n} {_FIX_TEXT.get(kind, kind)}" for kind, n in sorted(fixes.items()))
+        warnings.extend(f"{n} {text}" for text, n in sorted(notes.items()))
+        if quality.images == 0:
+            warnings.append("modelQuality not measured: no image was reviewed by people")
+        warnings.extend(_check_invariant(s3, layout, index, counts.values))
+
+    report = {
+        "runId": run_id,
+        "status": "SUCCEEDED",
+        "backend": backend,
+        "taskType": task_type,
+        "counts": counts.values,
+        "skippedByReason": dict(sorted(skipped_by_reason.items())),
+        "modelQuality": quality.result(),
+        "labelingJobs": list(labeling_jobs),
+        "manifest": str(layout.manifest),
+        "skipped": str(layout.skipped),
+        "warnings": _cap(warnings),
+    }
+    write_json(s3, layout.report, report)
+    return report
+
+
+def _add_quality(
+    s3: Any,
+    layout: RunLayout,
+    index: _SpillIndex,
+    quality: QualityAccumulator,
+    record: Mapping[str, Any],
+    ref: str,
+    task_type: str,
+) -> None:
+    """Compare the model's predictions for one human-reviewed image with the reviewed answer."""
+    if not index.predictions_loaded:
+        # Loaded on first need: a run with only auto-accepted images never reads the predictions.
+        index.load_predictions(_prediction_rows(s3, layout))
+    prediction = index.prediction(ref)
+    predicted = _predicted(prediction, task_type) if prediction else []
+    if task_type == "detection":
+        quality.add_detection(predicted, _reference_boxes(record))
+    else:
+        reference = [
+            item.get("label") if isinstance(item, Mapping) else item for item in record.get("labels") or []
+        ]
+        quality.add_classification(predicted, [str(r) for r in reference if r is not None])
+
+
+def _check_invariant(s3: Any, layout: RunLayout, index: _SpillIndex, counts: dict[str, int]) -> list[str]:
+    """imagesListed == imagesInManifest + imagesSkipped, or warnings naming the images that differ."""
+    listed, in_manifest, skipped = counts["imagesListed"], counts["imagesInManifest"], counts["imagesSkipped"]
+    if listed == in_manifest + skipped:
+        return []
+    warnings = [f"imagesListed ({listed}) != imagesInManifest ({in_manifest}) + imagesSkipped ({skipped})"]
+    try:
+        index.load_listed(
+            (r["source-ref"],)
+            for r in read_jsonl(s3, layout.inventory)
+            if isinstance(r.get("source-ref"), str)
+        )
+    except s3.exceptions.NoSuchKey:
+        return [*warnings, f"cannot name the images: {layout.inventory} is missing"]
+    count, sample = index.unaccounted(MAX_LISTED_REFS)
+    if count:
+        warnings.append(
+            f"{count} listed images neither in the manifest nor skipped: {_refs_text(count, sample)}"
+        )
+    count, sample = index.unlisted(MAX_LISTED_REFS)
+    if count:
+        warnings.append(
+            f"{count} images in the manifest or skipped but not listed: {_refs_text(count, sample)}"
+        )
+    return warnings
+
+
+def _cap(warnings: list[str]) -> list[str]:
+    if len(warnings) <= MAX_WARNINGS:
+        return warnings
+    return [*warnings[: MAX_WARNINGS - 1], f"{len(warnings) - MAX_WARNINGS + 1} more warnings not shown"]

@@ -1,0 +1,142 @@
+"""Inference over one batch: read each image's header, call DetectCustomLabels, record the result.
+
+A bad image never fails the batch: it becomes a skip record with a reason. A batch is idempotent:
+a retried batch rewrites the same two objects (predictions and skips of that batch).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from labeling_loop.aws_clients import error_code
+from labeling_loop.errors import ModelNotRunningError
+from labeling_loop.images import HEADER_BYTES, ImageRejected, check_limits, read_header
+from labeling_loop.jsonl import JsonlWriter
+from labeling_loop.layout import RunLayout
+from labeling_loop.s3_uri import S3Uri
+
+# DetectCustomLabels errors that say "this image", not "this service" [RK-DCL].
+IMAGE_ERRORS = {
+    "InvalidImageFormatException": "corrupt-image",
+    "ImageTooLargeException": "image-too-large",
+    "InvalidS3ObjectException": "corrupt-image",
+    "InvalidParameterException": "image-dimensions",
+}
+# Left after botocore's own retries (adaptive mode): the image is skipped, the run goes on.
+SERVICE_ERRORS = {
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "InternalServerError",
+    "ServiceUnavailableException",
+    "LimitExceededException",
+}
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    batch_id: int
+    inferred: int
+    skipped: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"batchId": self.batch_id, "inferred": self.inferred, "skipped": self.skipped}
+
+
+def _skip(ref: str, reason: str, detail: str) -> dict[str, Any]:
+    return {"source-ref": ref, "stage": "inference", "reason": reason, "detail": detail[:500]}
+
+
+def header_of(s3: Any, ref: S3Uri) -> tuple[Any, int]:
+    """Read just the first bytes of the object (a ranged GET) and parse the header from them."""
+    response = s3.get_object(Bucket=ref.bucket, Key=ref.key, Range=f"bytes=0-{HEADER_BYTES - 1}")
+    data = response["Body"].read()
+    content_range = response.get("ContentRange", "")
+    size = int(content_range.rsplit("/", 1)[-1]) if "/" in content_range else len(data)
+    try:
+        return read_header(data), size
+    except ImageRejected as rejected:
+        if len(data) < size and rejected.reason == "corrupt-image":
+            # The header did not fit in the first bytes (a huge EXIF block): read it all.
+            return read_header(s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()), size
+        raise
+
+
+def predict_one(s3: Any, rekognition: Any, ref: str, model_arn: str, min_confidence: float) -> dict[str, Any]:
+    """A prediction record (data contract) or a skip record (has a `reason`)."""
+    uri = S3Uri.parse(ref)
+    try:
+        header, size = header_of(s3, uri)
+        check_limits(header, size)
+    except ImageRejected as rejected:
+        return _skip(ref, rejected.reason, rejected.detail)
+    except ClientError as error:
+        code = error_code(error)
+        if code in ("NoSuchKey", "404", "InvalidRange"):
+            reason = "corrupt-image" if code == "InvalidRange" else "service-error"
+            return _skip(ref, reason, f"S3 {code}: the object is empty or gone")
+        raise
+    except Exception as error:  # Pillow raises many types for malformed headers
+        return _skip(ref, "corrupt-image", f"{type(error).__name__}: {error}")
+    try:
+        response = rekognition.detect_custom_labels(
+            ProjectVersionArn=model_arn,
+            Image={"S3Object": {"Bucket": uri.bucket, "Name": uri.key}},
+            MinConfidence=min_confidence,
+        )
+    except ClientError as error:
+        code = error_code(error)
+        if code == "ResourceNotReadyException":
+            raise ModelNotRunningError(f"model {model_arn} is not RUNNING: {error}") from None
+        if code in IMAGE_ERRORS:
+            return _skip(ref, IMAGE_ERRORS[code], f"DetectCustomLabels {code}: {error}")
+        if code in SERVICE_ERRORS:
+            return _skip(ref, "service-error", f"DetectCustomLabels {code} after retries")
+        raise
+    labels = []
+    for label in response.get("CustomLabels", []):
+        record: dict[str, Any] = {"name": label["Name"], "confidence": float(label["Confidence"])}
+        box = (label.get("Geometry") or {}).get("BoundingBox")
+        if box:
+            record["box"] = {k.lower(): float(box[k]) for k in ("Left", "Top", "Width", "Height")}
+        labels.append(record)
+    return {
+        "source-ref": ref,
+        "image_size": {"width": header.width, "height": header.height, "depth": 3},
+        "orientation": header.orientation,
+        "labels": labels,
+    }
+
+
+def run_batch(
+    s3: Any,
+    rekognition: Any,
+    layout: RunLayout,
+    *,
+    batch_id: int,
+    images: list[str],
+    model_arn: str,
+    min_confidence: float,
+    threads: int,
+) -> BatchResult:
+    """Infer a batch with a few threads (calls are I/O bound); write predictions and skips."""
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        records = list(
+            pool.map(lambda ref: predict_one(s3, rekognition, ref, model_arn, min_confidence), images)
+        )
+    inferred = skipped = 0
+    with (
+        JsonlWriter(s3, layout.predictions_part(batch_id)) as predictions,
+        JsonlWriter(s3, layout.skipped_part("inference", batch_id)) as skips,
+    ):
+        for record in records:
+            if "reason" in record:
+                skips.write(record)
+                skipped += 1
+            else:
+                predictions.write(record)
+                inferred += 1
+    return BatchResult(batch_id, inferred, skipped)

@@ -1,0 +1,89 @@
+"""Image claims for incremental runs: which images a run is working on and which are labeled.
+
+An item per image (`image#<source-ref>`): `state` is `claimed` (a run has it in flight, until
+`expiresAt`) or `labeled` (it is in a manifest). Listing claims images with a conditional write, so
+two overlapping runs never send the same image to review; a failed or finished run releases the
+claims of images that did not reach a manifest, so the next run picks them up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+CLAIM_THREADS = 16
+
+
+def _key(source_ref: str) -> dict[str, Any]:
+    return {"pk": {"S": f"image#{source_ref}"}}
+
+
+def claim(dynamodb: Any, table: str, source_ref: str, run_id: str, now: int, expires_at: int) -> bool:
+    """Claim an image for this run. False when it is labeled or claimed by another live run."""
+    try:
+        dynamodb.put_item(
+            TableName=table,
+            Item={
+                **_key(source_ref),
+                "state": {"S": "claimed"},
+                "runId": {"S": run_id},
+                "expiresAt": {"N": str(expires_at)},
+            },
+            ConditionExpression=(
+                "attribute_not_exists(pk) OR runId = :me OR (#state = :claimed AND expiresAt < :now)"
+            ),
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={
+                ":me": {"S": run_id},
+                ":claimed": {"S": "claimed"},
+                ":now": {"N": str(now)},
+            },
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def claim_many(
+    dynamodb: Any, table: str, source_refs: Iterable[str], run_id: str, now: int, expires_at: int
+) -> Iterator[tuple[str, bool]]:
+    """Claim images concurrently (one conditional write each), yielding (source-ref, claimed) in order."""
+    with ThreadPoolExecutor(max_workers=CLAIM_THREADS) as pool:
+        refs = list(source_refs)
+        yield from zip(refs, pool.map(lambda ref: claim(dynamodb, table, ref, run_id, now, expires_at), refs))
+
+
+def mark_labeled(dynamodb: Any, table: str, source_ref: str, run_id: str) -> None:
+    dynamodb.put_item(
+        TableName=table,
+        Item={**_key(source_ref), "state": {"S": "labeled"}, "runId": {"S": run_id}},
+    )
+
+
+def release(dynamodb: Any, table: str, source_ref: str, run_id: str) -> None:
+    """Drop this run's claim (never another run's, never a labeled image)."""
+    try:
+        dynamodb.delete_item(
+            TableName=table,
+            Key=_key(source_ref),
+            ConditionExpression="runId = :me AND #state = :claimed",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":me": {"S": run_id}, ":claimed": {"S": "claimed"}},
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+
+
+def for_each(function: Any, items: Iterable[Any]) -> int:
+    """Apply a ledger write to many items with a few threads; returns how many were done."""
+    count = 0
+    with ThreadPoolExecutor(max_workers=CLAIM_THREADS) as pool:
+        for _ in pool.map(function, items):
+            count += 1
+    return count

@@ -1,0 +1,172 @@
+"""List the images to label under an S3 prefix and pre-batch them for the fan-out.
+
+Custom Labels reads PNG and JPEG only [RK-DCL]; the extension decides (any case), and objects
+without one are asked for their content type. Other image formats are listed and skipped with a
+reason, so the user sees them; non-image files (manifests, notes) are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from labeling_loop import ledger
+from labeling_loop.jsonl import JsonlWriter, list_keys
+from labeling_loop.layout import RunLayout
+from labeling_loop.s3_uri import S3Uri, source_ref
+
+SUPPORTED_EXTENSIONS = {".jpg", ".jpeg", ".png"}
+SUPPORTED_CONTENT_TYPES = {"image/jpeg", "image/jpg", "image/png"}
+OTHER_IMAGE_EXTENSIONS = {".gif", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif", ".avif", ".jp2"}
+# Objects a run writes itself never count as images, even if the run folder is under the prefix.
+RUN_FILE_SUFFIXES = (".jsonl", ".json", ".manifest", ".html")
+
+
+@dataclass
+class ListingResult:
+    images_listed: int = 0
+    images_to_infer: int = 0
+    batches: int = 0
+    skipped_at_listing: int = 0
+    already_claimed: int = 0
+    objects_ignored: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "imagesListed": self.images_listed,
+            "imagesToInfer": self.images_to_infer,
+            "batches": self.batches,
+            "skippedAtListing": self.skipped_at_listing,
+            "alreadyClaimed": self.already_claimed,
+            "objectsIgnored": self.objects_ignored,
+        }
+
+
+def _extension(key: str) -> str:
+    name = key.rsplit("/", 1)[-1]
+    return "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+def classify(s3: Any, bucket: str, key: str) -> str:
+    """'image', 'unsupported' or 'ignore' for one object."""
+    if key.endswith("/"):
+        return "ignore"
+    ext = _extension(key)
+    if ext in SUPPORTED_EXTENSIONS:
+        return "image"
+    if ext in OTHER_IMAGE_EXTENSIONS:
+        return "unsupported"
+    if ext == "":
+        content_type = s3.head_object(Bucket=bucket, Key=key).get("ContentType", "").lower()
+        if content_type in SUPPORTED_CONTENT_TYPES:
+            return "image"
+        if content_type.startswith("image/"):
+            return "unsupported"
+    return "ignore"
+
+
+def _objects(s3: Any, images: S3Uri, exclude_prefix: str | None) -> Iterator[dict[str, Any]]:
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=images.bucket, Prefix=images.key):
+        for obj in page.get("Contents", []):
+            if exclude_prefix and obj["Key"].startswith(exclude_prefix):
+                continue
+            yield obj
+
+
+def list_images(
+    s3: Any,
+    dynamodb: Any | None,
+    table: str | None,
+    *,
+    images: S3Uri,
+    layout: RunLayout,
+    output_prefix: S3Uri,
+    run_id: str,
+    images_per_batch: int,
+    incremental: bool,
+    claim_seconds: int,
+    now: float | None = None,
+) -> ListingResult:
+    """Write inventory.jsonl, batches.json and listing skips; return counts only."""
+    now = time.time() if now is None else now
+    result = ListingResult()
+    # Never label the workflow's own outputs when they live under the images prefix.
+    exclude = output_prefix.key if output_prefix.bucket == images.bucket and output_prefix.key else None
+    candidates: list[dict[str, Any]] = []
+    with JsonlWriter(s3, layout.skipped_part("listing", 0)) as skipped:
+        for obj in _objects(s3, images, exclude):
+            kind = classify(s3, images.bucket, obj["Key"])
+            if kind == "ignore" or (kind != "image" and obj["Key"].endswith(RUN_FILE_SUFFIXES)):
+                result.objects_ignored += 1
+                continue
+            ref = source_ref(images.bucket, obj["Key"])
+            result.images_listed += 1
+            if kind == "unsupported":
+                skipped.write(
+                    {
+                        "source-ref": ref,
+                        "stage": "listing",
+                        "reason": "unsupported-format",
+                        "detail": "Custom Labels accepts PNG and JPEG images only",
+                    }
+                )
+                result.skipped_at_listing += 1
+                continue
+            candidates.append(
+                {"source-ref": ref, "key": obj["Key"], "size": obj["Size"], "etag": obj.get("ETag", "")}
+            )
+    if incremental and dynamodb is not None and table:
+        claimed = dict(
+            ledger.claim_many(
+                dynamodb,
+                table,
+                (c["source-ref"] for c in candidates),
+                run_id,
+                int(now),
+                int(now + claim_seconds),
+            )
+        )
+        taken = [c for c in candidates if not claimed[c["source-ref"]]]
+        result.already_claimed = len(taken)
+        # Images labeled or in flight elsewhere are not this run's: they are not listed at all.
+        result.images_listed -= len(taken)
+        candidates = [c for c in candidates if claimed[c["source-ref"]]]
+    _write_inventory_and_batches(s3, layout, candidates, images_per_batch, result)
+    return result
+
+
+def _write_inventory_and_batches(
+    s3: Any, layout: RunLayout, candidates: list[dict[str, Any]], images_per_batch: int, result: ListingResult
+) -> None:
+    with JsonlWriter(s3, layout.inventory) as inventory:
+        inventory.write_all(candidates)
+    # batches.json is the Distributed Map's item list: a JSON array, streamed to a temporary file.
+    with tempfile.TemporaryFile(mode="w+b") as spool:
+        spool.write(b"[")
+        batch: list[str] = []
+        for candidate in candidates:
+            batch.append(candidate["source-ref"])
+            if len(batch) == images_per_batch:
+                _write_batch(spool, result.batches, batch)
+                result.batches += 1
+                batch = []
+        if batch:
+            _write_batch(spool, result.batches, batch)
+            result.batches += 1
+        spool.write(b"]")
+        spool.seek(0)
+        s3.upload_fileobj(
+            spool, layout.batches.bucket, layout.batches.key, ExtraArgs={"ContentType": "application/json"}
+        )
+    result.images_to_infer = len(candidates)
+
+
+def _write_batch(spool: Any, batch_id: int, refs: list[str]) -> None:
+    if batch_id:
+        spool.write(b",")
+    spool.write(json.dumps({"batchId": batch_id, "images": refs}, ensure_ascii=False).encode("utf-8"))

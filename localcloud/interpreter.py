@@ -1,0 +1,125 @@
+"""Compensations for where moto's Step Functions interpreter differs from AWS (measured in
+shared/reference/local-cloud-facts.md). The definition is never edited; the interpreter is adapted.
+Each compensation has a test in tests/unit/localcloud/test_interpreter.py that fails without it.
+
+1. aws-sdk error names: AWS says `Rekognition.ThrottlingException`, moto `rekognition.Throttling...`.
+2. Time: Wait states and Retry intervals run on a scaled clock (`time_scale`), and the waits that
+   the definition asked for are recorded so tests can assert on backoff.
+3. Recursion: every Map worker recurses once per item; deep item lists need a larger limit and
+   larger thread stacks than Python's defaults.
+4. State transitions: child executions of a Distributed Map are not in the parent's history, so
+   every state the interpreter enters is counted here.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state import state as state_module
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_aws_sdk,
+)
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+# Service names as AWS spells them in aws-sdk error names [SF-SDK] [SF-ERR].
+AWS_SERVICE_ERROR_NAMES = {"rekognition": "Rekognition", "sagemaker": "SageMaker", "s3": "S3", "lambda": "Lambda"}
+RECURSION_LIMIT = 20_000
+THREAD_STACK_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class Clock:
+    """The interpreter's notion of waiting: real sleep of `seconds * time_scale`."""
+
+    time_scale: float = 1.0
+    waits: list[float] = field(default_factory=list)  # Wait states, seconds as defined
+    retry_intervals: list[float] = field(default_factory=list)  # Retry backoff, seconds as computed
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds * self.time_scale))
+
+
+@dataclass
+class Counters:
+    state_transitions: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_transition(self) -> None:
+        with self.lock:
+            self.state_transitions += 1
+
+
+clock = Clock()
+counters = Counters()
+
+
+class _ScaledTime:
+    """Stands in for the `time` module inside moto's retrier: only `sleep` changes."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        with clock.lock:
+            clock.retry_intervals.append(float(seconds))
+        clock.sleep(seconds)
+
+
+def _scaled_wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+    with clock.lock:
+        clock.waits.append(float(wait_seconds))
+    if wait_seconds > 0:
+        # Interruptible like moto's own wait: a stopped execution does not sleep on.
+        env.program_state_event.wait(wait_seconds * clock.time_scale)
+
+
+_original_eval_body = state_module.CommonStateField._eval_body
+
+
+def _counting_eval_body(self: Any, env: Any) -> None:
+    counters.add_transition()
+    _original_eval_body(self, env)
+
+
+_applied: set[str] = set()
+
+
+def apply_error_names() -> None:
+    state_task_service_aws_sdk._SERVICE_ERROR_NAMES.update(AWS_SERVICE_ERROR_NAMES)
+    _applied.add("error_names")
+
+
+def apply_clock() -> None:
+    retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
+    wait_function.WaitFunction._wait_interval = _scaled_wait_interval  # type: ignore[method-assign]
+    _applied.add("clock")
+
+
+def apply_recursion() -> None:
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
+    threading.stack_size(THREAD_STACK_BYTES)
+    _applied.add("recursion")
+
+
+def apply_transition_counter() -> None:
+    state_module.CommonStateField._eval_body = _counting_eval_body  # type: ignore[method-assign]
+    _applied.add("transitions")
+
+
+def apply_all(time_scale: float) -> None:
+    clock.time_scale = time_scale
+    if "error_names" not in _applied:
+        apply_error_names()
+    if "clock" not in _applied:
+        apply_clock()
+    if "recursion" not in _applied:
+        apply_recursion()
+    if "transitions" not in _applied:
+        apply_transition_counter()
