@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from labeling_loop.geometry import (
     PixelBox,
     clip_box,
@@ -108,7 +107,11 @@ def image_and_box(draw: st.DrawFn) -> tuple[int, int, PixelBox]:
 
 
 any_box = st.builds(
-    PixelBox, st.integers(-5000, 5000), st.integers(-5000, 5000), st.integers(-100, 5000), st.integers(-100, 5000)
+    PixelBox,
+    st.integers(-5000, 5000),
+    st.integers(-5000, 5000),
+    st.integers(-100, 5000),
+    st.integers(-100, 5000),
 )
 
 
@@ -156,7 +159,9 @@ def test_clipping_always_yields_valid_boxes(size: tuple[int, int], box: PixelBox
         assert clipped == box  # a valid box is left alone
 
 
-@given(sizes, st.floats(-50, 150), st.floats(-50, 150), st.floats(0, 150), st.floats(0, 150), st.floats(0, 720))
+@given(
+    sizes, st.floats(-50, 150), st.floats(-50, 150), st.floats(0, 150), st.floats(0, 150), st.floats(0, 720)
+)
 def test_percent_to_pixels_is_none_or_valid(
     size: tuple[int, int], x: float, y: float, w: float, h: float, rotation: float
 ) -> None:

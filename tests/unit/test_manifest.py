@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from labeling_loop.errors import ManifestValidationError
 from labeling_loop.manifest import (
     ClassMap,
@@ -224,10 +223,16 @@ def test_classification_duplicates_are_dropped() -> None:
 
 
 def test_build_line_dispatches_on_task_type() -> None:
-    assert build_line(classification_record(), CLASSES, task_type="classification", job_name=JOB,
-                      creation_date=DATE).line is not None
+    assert (
+        build_line(
+            classification_record(), CLASSES, task_type="classification", job_name=JOB, creation_date=DATE
+        ).line
+        is not None
+    )
     with pytest.raises(ValueError):
-        build_line(classification_record(), CLASSES, task_type="segmentation", job_name=JOB, creation_date=DATE)
+        build_line(
+            classification_record(), CLASSES, task_type="segmentation", job_name=JOB, creation_date=DATE
+        )
 
 
 # --- line validation -------------------------------------------------------------------------------
@@ -251,24 +256,40 @@ def test_each_issue_cites_an_aws_page() -> None:
 @pytest.mark.parametrize(
     ("mutate", "code"),
     [
-        (lambda l: l.pop("source-ref"), "ERROR_MISSING_SOURCE_REF"),
-        (lambda l: l.update({"source-ref": "https://b/a.jpg"}), "ERROR_INVALID_SOURCE_REF_FORMAT"),
-        (lambda l: l["bounding-box-metadata"].update({"type": "groundtruth/custom"}),
-         "ERROR_UNSUPPORTED_USE_CASE_TYPE"),
-        (lambda l: l["bounding-box"]["annotations"][0].update({"class_id": 7}), "ERROR_MISSING_CLASS_MAP_ID"),
-        (lambda l: l["bounding-box-metadata"]["objects"].pop(), "ERROR_MISSING_BOUNDING_BOX_CONFIDENCE"),
-        (lambda l: l["bounding-box-metadata"]["objects"][0].pop("confidence"),
-         "ERROR_MISSING_BOUNDING_BOX_CONFIDENCE"),
-        (lambda l: l["bounding-box"]["annotations"][0].update({"left": -1}), "ERROR_INVALID_BOUNDING_BOX"),
-        (lambda l: l["bounding-box"]["annotations"][0].update({"left": 500}), "ERROR_INVALID_BOUNDING_BOX"),
-        (lambda l: l["bounding-box"]["annotations"][0].update({"height": 1}), "ERROR_BOUNDING_BOX_TOO_SMALL"),
-        (lambda l: l["bounding-box"]["image_size"][0].update({"width": 5000}), "ERROR_INVALID_IMAGE_DIMENSION"),
-        (lambda l: l["bounding-box"]["image_size"][0].update({"width": 63}), "ERROR_INVALID_IMAGE_DIMENSION"),
-        (lambda l: l["bounding-box-metadata"].update({"human-annotated": True}), "INVALID_HUMAN_ANNOTATED"),
-        (lambda l: l["bounding-box-metadata"].pop("creation-date"), "MISSING_CREATION_DATE"),
-        (lambda l: l["bounding-box-metadata"]["class-map"].update({"0": "x" * 257}), "INVALID_LABEL_NAME"),
-        (lambda l: l.pop("bounding-box"), "MISSING_LABEL_ATTRIBUTE"),
-        (lambda l: l.pop("bounding-box-metadata"), "ERROR_NO_LABEL_ATTRIBUTES"),
+        (lambda ln: ln.pop("source-ref"), "ERROR_MISSING_SOURCE_REF"),
+        (lambda ln: ln.update({"source-ref": "https://b/a.jpg"}), "ERROR_INVALID_SOURCE_REF_FORMAT"),
+        (
+            lambda ln: ln["bounding-box-metadata"].update({"type": "groundtruth/custom"}),
+            "ERROR_UNSUPPORTED_USE_CASE_TYPE",
+        ),
+        (
+            lambda ln: ln["bounding-box"]["annotations"][0].update({"class_id": 7}),
+            "ERROR_MISSING_CLASS_MAP_ID",
+        ),
+        (lambda ln: ln["bounding-box-metadata"]["objects"].pop(), "ERROR_MISSING_BOUNDING_BOX_CONFIDENCE"),
+        (
+            lambda ln: ln["bounding-box-metadata"]["objects"][0].pop("confidence"),
+            "ERROR_MISSING_BOUNDING_BOX_CONFIDENCE",
+        ),
+        (lambda ln: ln["bounding-box"]["annotations"][0].update({"left": -1}), "ERROR_INVALID_BOUNDING_BOX"),
+        (lambda ln: ln["bounding-box"]["annotations"][0].update({"left": 500}), "ERROR_INVALID_BOUNDING_BOX"),
+        (
+            lambda ln: ln["bounding-box"]["annotations"][0].update({"height": 1}),
+            "ERROR_BOUNDING_BOX_TOO_SMALL",
+        ),
+        (
+            lambda ln: ln["bounding-box"]["image_size"][0].update({"width": 5000}),
+            "ERROR_INVALID_IMAGE_DIMENSION",
+        ),
+        (
+            lambda ln: ln["bounding-box"]["image_size"][0].update({"width": 63}),
+            "ERROR_INVALID_IMAGE_DIMENSION",
+        ),
+        (lambda ln: ln["bounding-box-metadata"].update({"human-annotated": True}), "INVALID_HUMAN_ANNOTATED"),
+        (lambda ln: ln["bounding-box-metadata"].pop("creation-date"), "MISSING_CREATION_DATE"),
+        (lambda ln: ln["bounding-box-metadata"]["class-map"].update({"0": "x" * 257}), "INVALID_LABEL_NAME"),
+        (lambda ln: ln.pop("bounding-box"), "MISSING_LABEL_ATTRIBUTE"),
+        (lambda ln: ln.pop("bounding-box-metadata"), "ERROR_NO_LABEL_ATTRIBUTES"),
     ],
 )
 def test_detection_rules(mutate: Any, code: str) -> None:
@@ -288,10 +309,10 @@ def test_too_many_boxes_rule() -> None:
 @pytest.mark.parametrize(
     ("mutate", "code"),
     [
-        (lambda l: l["label-0-metadata"].pop("confidence"), "MISSING_CONFIDENCE"),
-        (lambda l: l["label-0-metadata"].update({"confidence": 1.5}), "MISSING_CONFIDENCE"),
-        (lambda l: l["label-0-metadata"].update({"class-name": ""}), "INVALID_LABEL_NAME"),
-        (lambda l: l.update({"label-0": "outdoor"}), "INVALID_CLASS_ATTRIBUTE"),
+        (lambda ln: ln["label-0-metadata"].pop("confidence"), "MISSING_CONFIDENCE"),
+        (lambda ln: ln["label-0-metadata"].update({"confidence": 1.5}), "MISSING_CONFIDENCE"),
+        (lambda ln: ln["label-0-metadata"].update({"class-name": ""}), "INVALID_LABEL_NAME"),
+        (lambda ln: ln.update({"label-0": "outdoor"}), "INVALID_CLASS_ATTRIBUTE"),
     ],
 )
 def test_classification_rules(mutate: Any, code: str) -> None:
