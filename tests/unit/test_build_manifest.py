@@ -368,3 +368,12 @@ def test_many_images_stream_through(s3: Any) -> None:
     assert report["counts"]["imagesReviewed"] == n // 2
     assert report["modelQuality"]["tp"] == n // 2 and report["modelQuality"]["f1"] == 1.0
     assert len(get_jsonl(s3, LAYOUT.manifest)) == n
+
+
+def test_broken_invariant_without_inventory_still_writes_the_report(s3: Any) -> None:
+    # GIVEN a run that claims three listed images but has neither inventory nor review output
+    report = run(s3, "classification", ["cat", "dog"], images_listed=3)
+    # THEN the report says the counts disagree and why the images cannot be named
+    assert "imagesListed (3) != imagesInManifest (0) + imagesSkipped (0)" in report["warnings"]
+    assert any("inventory.jsonl is missing" in w for w in report["warnings"])
+    assert get_json(s3, LAYOUT.report) == report
