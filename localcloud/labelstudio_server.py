@@ -25,6 +25,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -252,10 +253,14 @@ def main() -> None:
     ensure_installed()
     if args.install_only:
         return
+    # Stop cleanly on TERM and on Ctrl-C even when started in the background (where SIGINT is
+    # ignored by default): both unwind the context manager, which stops the server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with running_label_studio(args.workdir, port=args.port, s3_endpoint=args.s3_endpoint) as server:
         logger.info("url=%s user=%s password=%s", server.url, server.username, server.password)
         logger.info("token=%s", server.token)
-        with contextlib.suppress(KeyboardInterrupt):
+        with contextlib.suppress(KeyboardInterrupt, SystemExit):
             signal.pause()
 
 

@@ -5,8 +5,6 @@ comes from Secrets Manager (the secret string is the token or `{"token": ...}`);
 the images bucket with its own credentials, through LABEL_STUDIO_S3_ENDPOINT when S3 is not AWS's.
 """
 
-from __future__ import annotations
-
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal

@@ -138,11 +138,16 @@ class LabelStudioClient:
             items = data.get(results_key) or [] if isinstance(data, dict) else data or []
             yield from items
             seen += len(items)
-            if len(items) < page_size or not isinstance(data, dict):
+            # Trust the server's own end marker: it may cap page_size below what was asked.
+            if not items or not isinstance(data, dict):
                 return
-            if "next" in data and not data["next"]:
-                return
-            if "total" in data and seen >= int(data["total"]):
+            if "next" in data:
+                if not data["next"]:
+                    return
+            elif "total" in data:
+                if seen >= int(data["total"]):
+                    return
+            elif len(items) < page_size:
                 return
 
     def request(

@@ -1,0 +1,256 @@
+"""What a reviewer sees: a pre-annotated task opened in headless Chromium, logged in, shows the image
+(through Label Studio's presigned S3 redirect) and the model's boxes as regions.
+
+Chromium is driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`, fds 3 and 4,
+NUL-separated JSON): no websocket client or browser-driver package needed. The session cookie comes
+from Label Studio's own login form, posted with `requests`."""
+
+import base64
+import io
+import json
+import logging
+import os
+import select
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import labelstudio_fixtures  # tests/e2e is on sys.path (pytest rootdir-relative import)
+import pytest
+import requests
+from labeling_loop import labelstudio
+from labeling_loop.layout import RunLayout
+from labeling_loop.s3_uri import S3Uri
+from moto import mock_aws
+from PIL import Image, ImageDraw
+
+from localcloud.labelstudio_server import LabelStudioServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.labelstudio, pytest.mark.browser]
+
+# One server for the session, shared with the other Label Studio test module (see labelstudio_fixtures).
+label_studio = labelstudio_fixtures.label_studio
+moto_s3_endpoint = labelstudio_fixtures.moto_s3_endpoint
+
+logger = logging.getLogger(__name__)
+CHROMIUM = Path("/usr/bin/chromium")
+REGION = "us-east-1"
+
+
+class Chromium:
+    """Headless Chromium and one page, commanded over the DevTools pipe."""
+
+    def __init__(self, profile: Path, width: int = 1400, height: int = 900) -> None:
+        to_chrome_read, self._to_chrome = os.pipe()
+        self._from_chrome, from_chrome_write = os.pipe()
+
+        def wire_pipes() -> None:  # in the child: commands on fd 3, replies on fd 4
+            read_end, write_end = os.dup(to_chrome_read), os.dup(from_chrome_write)
+            os.dup2(read_end, 3)
+            os.dup2(write_end, 4)
+
+        command = [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            "--remote-debugging-pipe",
+            "about:blank",
+        ]
+        self.process = subprocess.Popen(
+            command,
+            pass_fds=(3, 4),  # kept open past preexec_fn; they hold our pipe ends by then
+            preexec_fn=wire_pipes,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(to_chrome_read)
+        os.close(from_chrome_write)
+        self._buffer = b""
+        self._last_id = 0
+        targets = self.send("Target.getTargets")["targetInfos"]
+        page = next(t for t in targets if t["type"] == "page")
+        self.session = self.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True})[
+            "sessionId"
+        ]
+
+    def send(
+        self, method: str, params: dict[str, Any] | None = None, *, page: bool = False
+    ) -> dict[str, Any]:
+        self._last_id += 1
+        message: dict[str, Any] = {"id": self._last_id, "method": method, "params": params or {}}
+        if page:
+            message["sessionId"] = self.session
+        os.write(self._to_chrome, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + 30
+        while True:
+            while b"\0" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\0", 1)
+                reply = json.loads(raw)
+                if reply.get("id") == self._last_id:
+                    if "error" in reply:
+                        raise RuntimeError(f"{method}: {reply['error']}")
+                    return dict(reply.get("result", {}))
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([self._from_chrome], [], [], max(remaining, 0))
+            if not ready:
+                raise TimeoutError(f"chromium did not answer {method}")
+            chunk = os.read(self._from_chrome, 1 << 16)
+            if not chunk:
+                raise RuntimeError("chromium closed the DevTools pipe")
+            self._buffer += chunk
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, page=True)
+        return result["result"].get("value")
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close")
+        except (RuntimeError, TimeoutError, OSError):
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        os.close(self._to_chrome)
+        os.close(self._from_chrome)
+
+
+@pytest.fixture
+def chromium() -> Iterator[Chromium]:
+    if not CHROMIUM.exists():
+        pytest.fail("/usr/bin/chromium is missing: run `make chromium`", pytrace=False)
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        browser = Chromium(Path(profile))
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        client = boto3.client("s3", region_name=REGION)
+        client.create_bucket(Bucket="browser-images")
+        client.create_bucket(Bucket="browser-output")
+        yield client
+
+
+def _session_cookies(server: LabelStudioServer) -> dict[str, str]:
+    """Log in through Label Studio's Django login form, as a person would."""
+    session = requests.Session()
+    session.get(f"{server.url}/user/login/", timeout=10).raise_for_status()
+    answer = session.post(
+        f"{server.url}/user/login/",
+        data={
+            "email": server.username,
+            "password": server.password,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        },
+        headers={"Referer": f"{server.url}/user/login/"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 302, f"login refused: {answer.status_code}"
+    return session.cookies.get_dict()
+
+
+def test_reviewer_sees_the_image_and_the_models_boxes(
+    s3: Any, label_studio: LabelStudioServer, chromium: Chromium, tmp_path: Path
+) -> None:
+    # GIVEN a review with one image and two predicted boxes; the label set has a third label
+    picture = Image.new("RGB", (640, 480), (235, 235, 225))
+    draw = ImageDraw.Draw(picture)
+    draw.ellipse((70, 100, 250, 210), fill=(200, 120, 40))
+    draw.rectangle((410, 310, 490, 390), fill=(60, 60, 160))
+    body = io.BytesIO()
+    picture.save(body, "JPEG")
+    s3.put_object(
+        Bucket="browser-images", Key="shots/pet.jpg", Body=body.getvalue(), ContentType="image/jpeg"
+    )
+    layout = RunLayout.for_run(S3Uri("browser-output", "runs/"), "run-browser-1")
+    task = {
+        "source-ref": "s3://browser-images/shots/pet.jpg",
+        "taskType": "detection",
+        "image_size": {"width": 640, "height": 480, "depth": 3},
+        "predictions": [
+            {"label": "cat", "confidence": 91.0, "box": {"left": 64, "top": 96, "width": 192, "height": 120}},
+            {
+                "label": "dog",
+                "confidence": 62.0,
+                "box": {"left": 400, "top": 300, "width": 100, "height": 100},
+            },
+        ],
+    }
+    s3.put_object(Bucket="browser-output", Key=layout.review_tasks.key, Body=json.dumps(task).encode())
+    ls = labelstudio.LabelStudioClient(label_studio.url, label_studio.token)
+    state = labelstudio.create_review(
+        s3,
+        ls,
+        layout,
+        run_id="run-browser-1",
+        task_type="detection",
+        labels=["cat", "dog", "bird"],
+        images_bucket="browser-images",
+        images_prefix="shots/",
+        s3_storage={"region": REGION, "endpoint_url": None},
+        title=labelstudio.review_title("run-browser-1"),
+    )
+    task_id = ls.get("/api/tasks/", {"project": state["projectId"]})["tasks"][0]["id"]
+
+    # WHEN a logged-in reviewer opens the task
+    for name, value in _session_cookies(label_studio).items():
+        chromium.send("Network.setCookie", {"name": name, "value": value, "url": label_studio.url}, page=True)
+    chromium.send("Page.enable", page=True)
+    chromium.send("Page.navigate", {"url": f"{state['url']}?task={task_id}"}, page=True)
+    regions: list[str] = []
+    image_sizes: list[list[int]] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        regions = (
+            chromium.evaluate(
+                "[...document.querySelectorAll("
+                "'.lsf-tree__node_type_rectangleregion .lsf-outliner-item__title')]"
+                ".map(e => e.innerText.trim())"
+            )
+            or []
+        )
+        image_sizes = (
+            chromium.evaluate(
+                "[...document.images].filter(i => i.complete).map(i => [i.naturalWidth, i.naturalHeight])"
+            )
+            or []
+        )
+        if len(regions) >= 2 and [640, 480] in image_sizes:
+            break
+        time.sleep(0.5)
+    screenshot = tmp_path / "labelstudio-task.png"
+    screenshot.write_bytes(
+        base64.b64decode(chromium.send("Page.captureScreenshot", {"format": "png"}, page=True)["data"])
+    )
+    logger.info("screenshot of the labeling page: %s", screenshot)
+
+    # THEN the model's two boxes are listed as regions, and the image loaded at its full size
+    assert sorted(regions) == ["cat", "dog"], f"regions shown: {regions} (screenshot {screenshot})"
+    assert [640, 480] in image_sizes, f"images loaded: {image_sizes} (screenshot {screenshot})"
+    assert chromium.evaluate("document.querySelectorAll('canvas').length") >= 1  # boxes drawn on Konva

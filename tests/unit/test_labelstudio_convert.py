@@ -1,0 +1,321 @@
+"""Label Studio backend, pure parts: label configs, task conversion, percent <-> pixels, statuses,
+token detection. No server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+from labeling_loop import labelstudio as ls
+from labeling_loop.errors import ReviewBackendError
+
+W, H = 640, 480
+
+
+def _jwt(payload: dict) -> str:
+    def seg(doc: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+
+    return f"{seg({'alg': 'HS256', 'typ': 'JWT'})}.{seg(payload)}.c2lnbmF0dXJl"
+
+
+def _answer_box(label: str, left: float, top: float, width: float, height: float, **extra: float) -> dict:
+    value = {
+        **ls._box_to_percent({"left": left, "top": top, "width": width, "height": height}, W, H),
+        **extra,
+    }
+    return {
+        "type": "rectanglelabels",
+        "from_name": ls.BOX_TAG,
+        "to_name": ls.IMAGE_TAG,
+        "original_width": W,
+        "original_height": H,
+        "value": {**value, "rectanglelabels": [label]},
+    }
+
+
+def _exported(task: dict, answers: list[dict] | None) -> dict:
+    """A task as Label Studio's JSON export returns it, after our import."""
+    exported = {"id": 7, "data": ls.to_labelstudio_task(task)["data"], "predictions": [1], "annotations": []}
+    if answers is not None:
+        exported["annotations"] = [
+            {"id": 1, "result": answers, "was_cancelled": False, "updated_at": "2026-01-01"}
+        ]
+    return exported
+
+
+DETECTION_TASK = {
+    "source-ref": "s3://b/photos/a.jpg",
+    "taskType": "detection",
+    "image_size": {"width": W, "height": H, "depth": 3},
+    "predictions": [
+        {"label": "cat", "confidence": 87.5, "box": {"left": 64, "top": 96, "width": 192, "height": 120}},
+        {"label": "dog", "confidence": 55.0, "box": {"left": 400, "top": 300, "width": 100, "height": 100}},
+        {"label": "cat", "confidence": 51.0, "box": {"left": 10, "top": 10, "width": 30, "height": 40}},
+    ],
+}
+
+
+class TestLabelConfig:
+    def test_detection_config_has_one_rectangle_label_per_class(self) -> None:
+        root = ET.fromstring(ls.label_config("detection", ["cat", "dog & co"]))
+        image = root.find("Image")
+        control = root.find("RectangleLabels")
+        assert image is not None and image.get("value") == "$image"
+        assert control is not None and control.get("toName") == image.get("name")
+        assert [label.get("value") for label in control.findall("Label")] == ["cat", "dog & co"]
+
+    def test_classification_config_is_multiple_choice(self) -> None:
+        root = ET.fromstring(ls.label_config("classification", ['in"door', "outdoor"]))
+        choices = root.find("Choices")
+        assert choices is not None and choices.get("choice") == "multiple"
+        assert [c.get("value") for c in choices.findall("Choice")] == ['in"door', "outdoor"]
+
+    def test_empty_label_set_is_refused(self) -> None:
+        with pytest.raises(ValueError):
+            ls.label_config("detection", [])
+
+
+class TestTaskConversion:
+    def test_detection_predictions_become_percent_rectangles(self) -> None:
+        task = ls.to_labelstudio_task(DETECTION_TASK)
+        assert task["data"]["image"] == "s3://b/photos/a.jpg"
+        assert task["data"]["source_ref"] == "s3://b/photos/a.jpg"
+        (prediction,) = task["predictions"]
+        first = prediction["result"][0]
+        assert first["type"] == "rectanglelabels"
+        assert (first["from_name"], first["to_name"]) == (ls.BOX_TAG, ls.IMAGE_TAG)
+        assert (first["original_width"], first["original_height"]) == (W, H)
+        assert first["value"] == {
+            "x": 10.0,
+            "y": 20.0,
+            "width": 30.0,
+            "height": 25.0,
+            "rotation": 0,
+            "rectanglelabels": ["cat"],
+        }
+        assert first["score"] == pytest.approx(0.875)
+        assert prediction["score"] == pytest.approx(0.51)  # the least sure label sorts the queue
+
+    def test_classification_predictions_become_choices(self) -> None:
+        task = ls.to_labelstudio_task(
+            {
+                "source-ref": "s3://b/x.jpg",
+                "taskType": "classification",
+                "image_size": {"width": 100, "height": 80, "depth": 3},
+                "predictions": [
+                    {"label": "outdoor", "confidence": 64.0},
+                    {"label": "beach", "confidence": 90},
+                ],
+            }
+        )
+        (item,) = task["predictions"][0]["result"]
+        assert item["type"] == "choices" and item["from_name"] == ls.CHOICES_TAG
+        assert item["value"] == {"choices": ["outdoor", "beach"]}
+
+    def test_task_without_predictions_has_no_prediction(self) -> None:
+        task = ls.to_labelstudio_task({**DETECTION_TASK, "predictions": []})
+        assert "predictions" not in task
+
+    @pytest.mark.parametrize(
+        ("size", "box"),
+        [
+            ((640, 480), {"left": 64, "top": 96, "width": 192, "height": 120}),
+            ((1023, 767), {"left": 1, "top": 766, "width": 1022, "height": 1}),
+            ((4096, 64), {"left": 4095, "top": 0, "width": 1, "height": 64}),
+            ((333, 777), {"left": 111, "top": 222, "width": 111, "height": 333}),
+        ],
+    )
+    def test_pixels_survive_the_round_trip_through_percent(self, size: tuple[int, int], box: dict) -> None:
+        width, height = size
+        back = ls._percent_to_box(ls._box_to_percent(box, width, height), width, height)
+        for key in ("left", "top", "width", "height"):
+            assert back[key] == pytest.approx(box[key], abs=1e-9)
+        assert ls._round_clip(back, width, height) == box
+
+
+class TestPercentToPixels:
+    def test_rotated_box_becomes_its_axis_aligned_hull(self) -> None:
+        # 90 degrees clockwise around the top-left corner (x, y): the box now extends to the left.
+        value = {"x": 50.0, "y": 25.0, "width": 10.0, "height": 10.0, "rotation": 90}
+        box = ls._percent_to_box(value, 200, 100)  # 20 x 10 px box at (100, 25)
+        assert box == pytest.approx({"left": 90.0, "top": 25.0, "width": 10.0, "height": 20.0})
+
+    def test_round_and_clip_rounds_edges_and_stays_inside_the_image(self) -> None:
+        assert ls._round_clip({"left": -3.2, "top": 10.4, "width": 20.0, "height": 500.0}, 100, 100) == {
+            "left": 0,
+            "top": 10,
+            "width": 17,
+            "height": 90,
+        }
+        # Edges, not sizes, are rounded: 10.4 + 10.4 = 20.8 -> right edge 21.
+        assert ls._round_clip({"left": 10.4, "top": 0, "width": 10.4, "height": 1}, 100, 100)["width"] == 11
+
+
+class TestBoxStatuses:
+    def _record(self, answers: list[dict]) -> dict:
+        record = ls.reviewed_record(_exported(DETECTION_TASK, answers), project_id=3)
+        assert record is not None
+        return record
+
+    def test_prediction_accepted_unchanged_is_kept_with_its_exact_pixels(self) -> None:
+        record = self._record([_answer_box("cat", 64.3, 95.6, 192.4, 120.0)])
+        assert record["boxes"][0] == {
+            "label": "cat",
+            "left": 64,
+            "top": 96,
+            "width": 192,
+            "height": 120,
+            "status": "kept",
+        }
+        assert record["reviewer"] == "labelstudio:3" and record["humanReviewed"] is True
+        assert record["image_size"] == {"width": W, "height": H, "depth": 3}
+        assert record["labels"] == []
+
+    def test_moved_box_is_adjusted(self) -> None:
+        record = self._record([_answer_box("cat", 60, 90, 200, 125)])
+        assert record["boxes"][0] == {
+            "label": "cat",
+            "left": 60,
+            "top": 90,
+            "width": 200,
+            "height": 125,
+            "status": "adjusted",
+        }
+
+    def test_relabelled_box_in_place_is_adjusted(self) -> None:
+        record = self._record([_answer_box("fox", 400, 300, 100, 100)])
+        assert record["boxes"][0]["status"] == "adjusted"
+        assert record["boxes"][0]["label"] == "fox"
+
+    def test_just_over_half_a_pixel_is_adjusted_not_kept(self) -> None:
+        record = self._record([_answer_box("cat", 64.6, 96, 192, 120)])
+        assert record["boxes"][0]["status"] == "adjusted"
+
+    def test_new_box_is_added_and_unanswered_predictions_are_removed(self) -> None:
+        record = self._record([_answer_box("bird", 500, 10, 50, 50)])
+        assert [b["status"] for b in record["boxes"]] == ["added"]
+        assert record["removed"] == [
+            {"label": "cat", "left": 64, "top": 96, "width": 192, "height": 120},
+            {"label": "dog", "left": 400, "top": 300, "width": 100, "height": 100},
+            {"label": "cat", "left": 10, "top": 10, "width": 30, "height": 40},
+        ]
+
+    def test_far_move_is_a_delete_plus_an_add(self) -> None:
+        record = self._record([_answer_box("cat", 300, 300, 192, 120)])
+        assert [b["status"] for b in record["boxes"]] == ["added"]
+        assert {"label": "cat", "left": 64, "top": 96, "width": 192, "height": 120} in record["removed"]
+
+    def test_every_prediction_is_accounted_for_once(self) -> None:
+        answers = [
+            _answer_box("cat", 64, 96, 192, 120),  # kept
+            _answer_box("dog", 405, 305, 100, 100),  # adjusted
+            _answer_box("cat", 66, 98, 190, 118),  # overlaps the kept one: nothing left to adjust
+        ]
+        record = self._record(answers)
+        assert [b["status"] for b in record["boxes"]] == ["kept", "adjusted", "added"]
+        assert record["removed"] == [{"label": "cat", "left": 10, "top": 10, "width": 30, "height": 40}]
+
+    def test_best_overlap_wins_the_adjustment(self) -> None:
+        outcome = ls.derive_box_statuses(
+            [{"label": "a", "left": 0, "top": 0, "width": 100, "height": 100}],
+            [
+                {"label": "a", "left": 30, "top": 0, "width": 100, "height": 100},  # IoU 0.54
+                {"label": "a", "left": 5, "top": 0, "width": 100, "height": 100},  # IoU 0.90
+            ],
+            W,
+            H,
+        )
+        assert [b["status"] for b in outcome.boxes] == ["added", "adjusted"]
+        assert outcome.removed == []
+
+    def test_empty_answer_removes_everything(self) -> None:
+        record = self._record([])
+        assert record["boxes"] == [] and len(record["removed"]) == 3
+
+    def test_task_without_predictions_only_adds(self) -> None:
+        task = {**DETECTION_TASK, "predictions": []}
+        record = ls.reviewed_record(_exported(task, [_answer_box("cat", 1, 2, 3, 4)]), project_id=1)
+        assert record is not None
+        assert record["boxes"] == [
+            {"label": "cat", "left": 1, "top": 2, "width": 3, "height": 4, "status": "added"}
+        ]
+        assert record["removed"] == []
+
+
+class TestAnnotationChoice:
+    def test_task_without_answer_is_not_reviewed(self) -> None:
+        assert ls.reviewed_record(_exported(DETECTION_TASK, None), project_id=1) is None
+
+    def test_skipped_task_is_not_reviewed(self) -> None:
+        exported = _exported(DETECTION_TASK, [])
+        exported["annotations"][0]["was_cancelled"] = True
+        assert ls.reviewed_record(exported, project_id=1) is None
+
+    def test_latest_submitted_answer_wins(self) -> None:
+        exported = _exported(DETECTION_TASK, [])
+        exported["annotations"].append(
+            {"id": 2, "result": [_answer_box("cat", 64, 96, 192, 120)], "updated_at": "2026-02-01"}
+        )
+        record = ls.reviewed_record(exported, project_id=1)
+        assert record is not None and [b["status"] for b in record["boxes"]] == ["kept"]
+
+
+class TestLabelStatuses:
+    def test_kept_added_removed(self) -> None:
+        labels, removed = ls.derive_label_statuses(["indoor", "cat"], ["cat", "sofa", "cat"])
+        assert labels == [{"label": "cat", "status": "kept"}, {"label": "sofa", "status": "added"}]
+        assert removed == [{"label": "indoor"}]
+
+    def test_classification_record(self) -> None:
+        task = {
+            "source-ref": "s3://b/x.jpg",
+            "taskType": "classification",
+            "image_size": {"width": 100, "height": 80, "depth": 3},
+            "predictions": [
+                {"label": "outdoor", "confidence": 64.0},
+                {"label": "indoor", "confidence": 55.0},
+            ],
+        }
+        answer = [
+            {
+                "type": "choices",
+                "from_name": ls.CHOICES_TAG,
+                "to_name": ls.IMAGE_TAG,
+                "value": {"choices": ["outdoor", "beach"]},
+            }
+        ]
+        record = ls.reviewed_record(_exported(task, answer), project_id=9)
+        assert record is not None
+        assert record["labels"] == [
+            {"label": "outdoor", "status": "kept"},
+            {"label": "beach", "status": "added"},
+        ]
+        assert record["removed"] == [{"label": "indoor"}]
+        assert record["boxes"] == []
+
+
+class TestTokensAndTitles:
+    def test_personal_access_token_is_detected(self) -> None:
+        client = ls.LabelStudioClient("http://127.0.0.1:1", _jwt({"token_type": "refresh", "exp": 9e9}))
+        assert client.token_kind == "personal"
+
+    def test_anything_else_is_a_legacy_token(self) -> None:
+        assert ls.LabelStudioClient("http://127.0.0.1:1", "a" * 40).token_kind == "legacy"
+        assert ls.LabelStudioClient("http://127.0.0.1:1", "not.a.jwt").token_kind == "legacy"
+
+    def test_access_token_expiry_is_read_from_the_jwt(self) -> None:
+        assert ls._jwt_expiry(_jwt({"exp": 1234})) == 1234.0
+        assert ls._jwt_expiry("garbage") is None
+
+    def test_url_must_be_http(self) -> None:
+        with pytest.raises(ReviewBackendError):
+            ls.LabelStudioClient("ftp://example.com", "x")
+
+    def test_titles_fit_label_studio_and_stay_unique(self) -> None:
+        short = ls.review_title("run-1")
+        long_a, long_b = ls.review_title("r" * 60 + "a"), ls.review_title("r" * 60 + "b")
+        assert short == "Review run-1"
+        assert len(long_a) <= 50 and len(long_b) <= 50 and long_a != long_b
