@@ -63,6 +63,14 @@ class Stack:
     workteam_arn: str
 
 
+def _fresh_containers() -> None:
+    """A new deployment runs in new Lambda containers: forget the layer's and handlers' modules, so
+    nothing a previous cloud cached at module level (clients, settings) leaks into this one."""
+    for name in list(sys.modules):
+        if name == "labeling_loop" or name.startswith(("labeling_loop.", "localcloud_fn_")):
+            del sys.modules[name]
+
+
 def _suffix(n: int = 12) -> str:
     return "".join(random.choices(string.ascii_uppercase + string.digits, k=n))
 
@@ -104,7 +112,6 @@ class LocalCloud:
                 # What the Lambda runtime would provide, and Powertools' switches for a test process.
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
-                "POWERTOOLS_LOG_LEVEL": os.environ.get("LOCALCLOUD_LOG_LEVEL", "WARNING"),
             }
         )
         os.environ.pop("AWS_PROFILE", None)
@@ -112,6 +119,7 @@ class LocalCloud:
         layer = str(REPO / "layer")
         if layer not in sys.path:
             sys.path.insert(0, layer)
+        _fresh_containers()
         interpreter.apply_all(self.config.time_scale)
         hooks.install()
         self._mock.start()
@@ -130,7 +138,7 @@ class LocalCloud:
         try:
             self._wait_for_running_executions()
         finally:
-            for service in ("lambda", "rekognition", "sagemaker"):
+            for service in ("lambda", "rekognition", "sagemaker", "s3"):
                 hooks.stop_serving(service)
             self._mock.stop()
             for key, value in self._saved_env.items():
@@ -271,6 +279,9 @@ class LocalCloud:
                 self.runtime.register(functions[logical_id])
             elif kind == "AWS::Serverless::StateMachine":
                 state_machine_arn = self._create_state_machine(template, logical_id, props)
+        # The functions' log level is the template's; a quiet local run may turn it down.
+        if os.environ.get("LOCALCLOUD_LOG_LEVEL"):
+            shared_env["POWERTOOLS_LOG_LEVEL"] = os.environ["LOCALCLOUD_LOG_LEVEL"]
         self._set_env(shared_env)
         outputs_bucket = shared_env["OUTPUT_BUCKET"]
         roles = [arns[lid] for lid, r in resources.items() if r["Type"] == "AWS::IAM::Role"]

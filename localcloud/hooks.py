@@ -33,6 +33,10 @@ from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 Responder = Callable[[str, dict[str, Any]], tuple[int, dict[str, str], bytes]]
 
 _responders: dict[str, Responder] = {}
+# Interceptors may answer some calls of a service moto serves (fault injection); None lets moto answer.
+Interceptor = Callable[[str, dict[str, Any]], tuple[int, dict[str, str], bytes] | None]
+_interceptors: dict[str, Interceptor] = {}
+_answered = threading.local()
 _lock = threading.Lock()
 _INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations")
 
@@ -63,15 +67,27 @@ def _params(service: str, operation: str, request: Any) -> dict[str, Any]:
     if service == "lambda" and operation == "Invoke":
         match = _INVOKE_PATH.search(request.url)
         return {"FunctionName": unquote(match.group(1)) if match else "", "Payload": body}
+    if service not in _responders:
+        return {}  # an interceptor of a moto-served service sees the operation only
     return json.loads(body) if body else {}
 
 
 def _answer(request: Any, event_name: str, **_: Any) -> AWSResponse | None:
     _, service, operation = event_name.split(".", 2)
+    _answered.request = None
     responder = _responders.get(service)
-    if responder is None:
+    interceptor = _interceptors.get(service)
+    if responder is None and interceptor is None:
         return None
-    status, headers, body = responder(operation, _params(service, operation, request))
+    params = _params(service, operation, request)
+    answer = interceptor(operation, params) if interceptor else None
+    if answer is None:
+        if responder is None:
+            return None
+        answer = responder(operation, params)
+    # moto's stub still runs after us (see _moto_stub_unless_served): remember this request is answered.
+    _answered.request = request
+    status, headers, body = answer
     headers = {"x-amzn-RequestId": str(uuid.uuid4()), "Content-Type": "application/x-amz-json-1.1", **headers}
     return AWSResponse(request.url, status, headers, MockRawResponse(body))
 
@@ -82,7 +98,7 @@ _moto_stub_call = BotocoreStubber.__call__
 def _moto_stub_unless_served(self: BotocoreStubber, event_name: str, request: Any, **kwargs: Any) -> Any:
     # botocore emits `before-send` to every handler (not until the first answer), so moto's stub
     # would still run, and raise NotImplementedError, for a call an emulator already answered.
-    if event_name.split(".")[1] in _responders:
+    if event_name.split(".")[1] in _responders or getattr(_answered, "request", None) is request:
         return None
     return _moto_stub_call(self, event_name, request, **kwargs)
 
@@ -107,3 +123,8 @@ def serve(service: str, responder: Responder) -> None:
 
 def stop_serving(service: str) -> None:
     _responders.pop(service, None)
+    _interceptors.pop(service, None)
+
+
+def intercept(service: str, interceptor: Interceptor) -> None:
+    _interceptors[service] = interceptor

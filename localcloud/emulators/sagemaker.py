@@ -153,6 +153,7 @@ class GroundTruthEmulator:
                 "counters": dict(job.counters),
                 "failure_reason": job.failure_reason,
                 "output_uri": job.output_uri,
+                "created_at": job.started_at,  # on the emulator's clock (time.monotonic by default)
             }
             for job in jobs
         }

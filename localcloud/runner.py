@@ -1,0 +1,231 @@
+"""One whole turn of the loop in the local cloud, on a folder of images, with everything a user (or a
+test, or a benchmark) wants to look at afterwards."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localcloud import faults as faults_module
+from localcloud import interpreter
+from localcloud.cloud import LocalCloud, LocalCloudConfig, Stack
+from localcloud.emulators.rekognition import CustomLabelsConfig
+from localcloud.emulators.sagemaker import GroundTruthConfig
+from localcloud.truth import load_truth
+
+LOG = logging.getLogger(__name__)
+IMAGES_PREFIX = "incoming/"
+
+
+def default_config(time_scale: float = 0.002) -> LocalCloudConfig:
+    """Latencies and capacities scaled so that a 200-image demo takes seconds, not hours."""
+    return LocalCloudConfig(
+        time_scale=time_scale,
+        rekognition=CustomLabelsConfig(
+            start_latency_s=1.0,
+            stop_latency_s=0.5,
+            tps_per_inference_unit=60.0,
+            detect_latency_s=0.02,
+        ),
+        groundtruth=GroundTruthConfig(job_latency_s=1.0, annotator_accuracy=0.97, annotator_jitter_px=1.0),
+    )
+
+
+@dataclass
+class LocalRunResult:
+    summary: dict[str, Any]  # run.json
+    output: dict[str, Any] | None
+    history: list[dict[str, Any]]
+    manifest: list[dict[str, Any]]
+    report: dict[str, Any]
+    skipped: list[dict[str, Any]]
+    inventory: list[dict[str, Any]]
+    labeling_jobs: dict[str, Any]
+    model_meter: dict[str, Any]
+    lambda_invocations: dict[str, int]
+    model_arn: str
+    stack: Stack
+    run_prefix: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(
+    cloud: LocalCloud,
+    images_dir: Path,
+    truth_manifest: Path | None,
+    *,
+    task_type: str = "detection",
+    model_status: str = "STOPPED",
+    parameters: dict[str, str] | None = None,
+) -> tuple[Stack, str, list[str]]:
+    """Deploy the stack, upload the images, load the truth, register the model. Returns (stack, model ARN, source-refs)."""
+    stack = cloud.deploy(parameters)
+    refs = cloud.upload_folder(images_dir, IMAGES_PREFIX)
+    if truth_manifest is not None:
+        lines = [json.loads(line) for line in truth_manifest.read_text().splitlines() if line.strip()]
+        cloud.add_truth(load_truth(lines, f"s3://{stack.images_bucket}/{IMAGES_PREFIX}"))
+    arn = cloud.add_model(task_type, status=model_status)
+    return stack, arn, refs
+
+
+def _read_jsonl(cloud: LocalCloud, uri: str) -> list[dict[str, Any]]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    try:
+        body = cloud.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    except cloud.s3.exceptions.NoSuchKey:
+        return []
+    return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+
+def _read_json(cloud: LocalCloud, uri: str) -> Any:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    try:
+        return json.loads(cloud.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except cloud.s3.exceptions.NoSuchKey:
+        return {}
+
+
+def run_prefix_of(stack: Stack, run_id: str) -> str:
+    return f"s3://{stack.output_bucket}/{stack.parameters['OutputPrefix']}/{run_id}/"
+
+
+def collect(cloud: LocalCloud, outcome: Any, execution: Any, stack: Stack, model_arn: str, run_id: str,
+            transitions_before: int, wall_seconds: float) -> LocalRunResult:
+    """Everything about a finished run, read back from the cloud before it closes."""
+    from ops.runs import history as read_history
+
+    prefix = run_prefix_of(stack, run_id)
+    manifest = _read_jsonl(cloud, prefix + "output.manifest")
+    report = _read_json(cloud, prefix + "report.json")
+    skipped = _read_jsonl(cloud, prefix + "skipped.jsonl")
+    inventory = _read_jsonl(cloud, prefix + "inventory.jsonl")
+    counts = report.get("counts", {})
+    meter = cloud.rekognition.meter(model_arn)
+    jobs = cloud.groundtruth.jobs
+    history = read_history(execution)
+    summary = {
+        "status": outcome.status,
+        "error": outcome.error,
+        "cause": outcome.cause,
+        "execution_arn": outcome.execution_arn,
+        "run_prefix": prefix,
+        "images_listed": counts.get("imagesListed", len(inventory)),
+        "images_in_manifest": counts.get("imagesInManifest", len(manifest)),
+        "images_auto_accepted": counts.get("imagesAutoAccepted", 0),
+        "images_skipped": counts.get("imagesSkipped", len(skipped)),
+        "labeling_jobs": sorted(jobs),
+        "model_started_by_run": meter.get("start_calls", 0) > 0,
+        "model_status_at_end": cloud.rekognition.status(model_arn),
+        "model_running_seconds": round(meter.get("billed_seconds", 0.0), 3),
+        "state_transitions": interpreter.counters.state_transitions - transitions_before,
+        "lambda_invocations": sum(cloud.runtime.invocations.values()),
+        "detect_calls": meter.get("detect_calls", 0),
+        "throttled_calls": meter.get("throttled_calls", 0),
+        "wall_seconds": round(wall_seconds, 3),
+        "model_quality": report.get("modelQuality", {}),
+        "boxes_changed_by_people": counts.get("boxesAdjusted", 0) + counts.get("boxesAdded", 0) + counts.get("boxesRemoved", 0),
+    }
+    return LocalRunResult(
+        summary=summary,
+        output=outcome.output,
+        history=history,
+        manifest=manifest,
+        report=report,
+        skipped=skipped,
+        inventory=inventory,
+        labeling_jobs=jobs,
+        model_meter=meter,
+        lambda_invocations=dict(cloud.runtime.invocations),
+        model_arn=model_arn,
+        stack=stack,
+        run_prefix=prefix,
+        extra={"review_jobs": _read_json(cloud, prefix + "review/jobs.json") or [],
+               "reviewed": _read_jsonl(cloud, prefix + "review/reviewed.jsonl")},
+    )
+
+
+def wait_for_model_stopped(cloud: LocalCloud, arn: str, timeout: float = 30.0) -> str:
+    """The run ends when StopProjectVersion is accepted; STOPPING -> STOPPED takes a moment more."""
+    deadline = time.monotonic() + timeout
+    while cloud.rekognition.status(arn) == "STOPPING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return cloud.rekognition.status(arn)
+
+
+@contextmanager
+def local_cloud(config: LocalCloudConfig | None = None, faults: faults_module.Faults | None = None) -> Iterator[LocalCloud]:
+    with LocalCloud(config or default_config()) as cloud:
+        if faults is not None:
+            faults_module.apply(cloud, faults)
+        yield cloud
+
+
+def execute(
+    cloud: LocalCloud,
+    stack: Stack,
+    model_arn: str,
+    run_input: dict[str, Any],
+    name: str,
+    timeout: float = 600,
+    before_wait: Callable[[], None] | None = None,
+) -> LocalRunResult:
+    from ops.runs import wait_for
+
+    transitions_before = interpreter.counters.state_transitions
+    invocations_before = dict(cloud.runtime.invocations)
+    started = time.monotonic()
+    execution = cloud.start(run_input, name)
+    if before_wait:
+        before_wait()
+    outcome = wait_for(execution, timeout)
+    wall = time.monotonic() - started
+    result = collect(cloud, outcome, execution, stack, model_arn, name_to_run_id(run_input, name), transitions_before, wall)
+    result.summary["lambda_invocations"] = sum(cloud.runtime.invocations.values()) - sum(invocations_before.values())
+    return result
+
+
+def name_to_run_id(run_input: dict[str, Any], name: str) -> str:
+    from labeling_loop.run_config import run_id_from_execution
+
+    return str(run_input.get("runId") or run_id_from_execution(name))
+
+
+def run_local(
+    images_dir: Path,
+    truth: Path | None,
+    *,
+    run_input: dict[str, Any] | None = None,
+    faults: faults_module.Faults | None = None,
+    config: LocalCloudConfig | None = None,
+    task_type: str = "detection",
+    name: str = "local-run",
+    timeout: float = 600,
+) -> LocalRunResult:
+    """Deploy, upload, run one execution to its end, and read everything back."""
+    with local_cloud(config, faults) as cloud:
+        stack, arn, refs = prepare(cloud, images_dir, truth, task_type=task_type)
+        if faults and faults.images.get("corrupt"):
+            faults_module.corrupt_images(cloud, stack.images_bucket, refs, int(faults.images["corrupt"]))
+        full_input = {
+            "projectVersionArn": arn,
+            "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}",
+            **(run_input or {}),
+        }
+        result = execute(cloud, stack, arn, full_input, name, timeout)
+        result.summary["model_status_at_end"] = wait_for_model_stopped(cloud, arn)
+        return result
+
+
+def write_outputs(result: LocalRunResult, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "output.manifest").write_text("".join(json.dumps(line) + "\n" for line in result.manifest))
+    (out_dir / "skipped.jsonl").write_text("".join(json.dumps(line) + "\n" for line in result.skipped))
+    (out_dir / "report.json").write_text(json.dumps(result.report, indent=2, default=str))
+    (out_dir / "history.json").write_text(json.dumps(result.history, indent=1, default=str))
+    (out_dir / "run.json").write_text(json.dumps(result.summary, indent=2, default=str))
