@@ -1,0 +1,328 @@
+"""The two ends of a run: the failure path (cleanup) and the last step of a successful run (finish).
+
+moto S3 and DynamoDB; the model through the fake Custom Labels service behind a real client."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from fixtures_aws import (
+    IMAGES_BUCKET,
+    MODEL_ARN,
+    REGION,
+    FakeCustomLabels,
+    make_config,
+    put_object,
+    read_json,
+    read_jsonl,
+    write_jsonl,
+)
+from labeling_loop import ledger, model_control, model_lease
+from labeling_loop.cleanup import clean_up, failure_name
+from labeling_loop.errors import ModelTransitionError
+from labeling_loop.finish import finish_run
+from labeling_loop.layout import RunLayout
+from labeling_loop.listing import list_images
+from labeling_loop.run_config import RunConfig
+from labeling_loop.s3_uri import S3Uri
+
+NOW = 1_760_000_000
+FINISHED_AT = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def ref(name: str) -> str:
+    return f"s3://{IMAGES_BUCKET}/photos/{name}"
+
+
+def claim_of(aws: SimpleNamespace, source_ref: str) -> dict[str, Any] | None:
+    found = aws.dynamodb.get_item(TableName=aws.table, Key={"pk": {"S": f"image#{source_ref}"}}).get("Item")
+    return None if found is None else {k: next(iter(v.values())) for k, v in found.items()}
+
+
+def inventory(aws: SimpleNamespace, config: RunConfig, names: list[str]) -> None:
+    write_jsonl(
+        aws.s3,
+        config.layout().inventory,
+        [{"source-ref": ref(n), "key": f"photos/{n}", "size": 1, "etag": '"e"'} for n in names],
+    )
+
+
+@pytest.fixture
+def model(aws: SimpleNamespace) -> FakeCustomLabels:
+    return FakeCustomLabels().attach(boto3.client("rekognition", region_name=REGION))
+
+
+# failure_name -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            {"Error": "States.Timeout", "Cause": "Task timed out after 900 seconds"},
+            ("StatesTimeoutError", "States.Timeout: Task timed out after 900 seconds"),
+        ),
+        ({"Error": "States.TaskFailed", "Cause": "x"}, ("StatesTaskFailedError", "States.TaskFailed: x")),
+        (
+            {"Error": "States.ItemReaderFailed", "Cause": None},
+            ("StatesItemReaderFailedError", "States.ItemReaderFailed: "),
+        ),
+        (
+            {"Error": "ModelStartFailedError", "Cause": "model is FAILED"},
+            ("ModelStartFailedError", "model is FAILED"),
+        ),
+        (
+            {"Error": "InvalidInput", "Cause": '{"errorMessage": "minConfidence: ..."}'},
+            ("InvalidInput", '{"errorMessage": "minConfidence: ..."}'),
+        ),
+        ({}, ("RunFailedError", "")),
+        (None, ("RunFailedError", "")),
+    ],
+)
+def test_failure_names_never_reuse_the_reserved_states_prefix(
+    error: dict[str, Any] | None, expected: tuple[str, str]
+) -> None:
+    # WHEN a run fails with an error (Step Functions' own, or ours)
+    name, cause = failure_name(error)
+    # THEN the execution fails with a name a Fail state may raise, and the original stays in the cause
+    assert (name, cause) == expected
+    assert not name.startswith("States.")
+
+
+# clean_up -----------------------------------------------------------------------------------------
+
+
+def test_cleanup_stops_the_model_this_run_started(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+    # GIVEN a run that started the model and then failed during inference
+    config = make_config(runId="run-1")
+    model_control.acquire(model.client, aws.dynamodb, aws.table, config, NOW)
+    model.status = "RUNNING"
+
+    # WHEN the failure path runs
+    result = clean_up(
+        model.client,
+        aws.dynamodb,
+        aws.s3,
+        aws.table,
+        config,
+        {"Error": "States.Timeout", "Cause": "Map timed out"},
+    )
+
+    # THEN the model stops (no more billing) and the execution's error is reported
+    assert result == {
+        "modelStopped": True,
+        "modelStatus": "STOPPING",
+        "claimsReleased": 0,
+        "error": "StatesTimeoutError",
+        "cause": "States.Timeout: Map timed out",
+    }
+    assert model.status == "STOPPING"
+
+
+def test_cleanup_leaves_a_model_another_run_still_uses(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+    # GIVEN run 1 started the model and run 2 is using it too
+    first, second = make_config(runId="run-1"), make_config(runId="run-2")
+    model_control.acquire(model.client, aws.dynamodb, aws.table, first, NOW)
+    model_control.acquire(model.client, aws.dynamodb, aws.table, second, NOW)
+    model.status = "RUNNING"
+    # WHEN run 1 fails
+    result = clean_up(model.client, aws.dynamodb, aws.s3, aws.table, first, {"Error": "X", "Cause": ""})
+    # THEN run 2 keeps its model
+    assert result["modelStopped"] is False
+    assert model.status == "RUNNING"
+
+
+def test_cleanup_before_the_model_was_acquired_touches_nothing(
+    aws: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN a run that failed while listing (no lease, no inventory yet)
+    config = make_config(runId="run-1", incremental=True)
+    # WHEN the failure path runs
+    result = clean_up(model.client, aws.dynamodb, aws.s3, aws.table, config, {"Error": "States.Runtime"})
+    # THEN it succeeds without stopping anything
+    assert result["modelStopped"] is False and result["claimsReleased"] == 0
+    assert model.operations("StopProjectVersion") == []
+
+
+def test_cleanup_releases_only_this_runs_claims(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+    # GIVEN an incremental run that claimed a.jpg and b.jpg; c.jpg in its inventory was taken over
+    # by run-2 after the claim lapsed; d.jpg is run-2's, e.jpg labeled long ago
+    config = make_config(runId="run-1", incremental=True)
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        ledger.claim(aws.dynamodb, aws.table, ref(name), "run-1", NOW, NOW + 60)
+    ledger.claim(aws.dynamodb, aws.table, ref("c.jpg"), "run-2", NOW + 61, NOW + 3600)
+    ledger.claim(aws.dynamodb, aws.table, ref("d.jpg"), "run-2", NOW, NOW + 3600)
+    ledger.mark_labeled(aws.dynamodb, aws.table, ref("e.jpg"), "run-0")
+    inventory(aws, config, ["a.jpg", "b.jpg", "c.jpg"])
+
+    # WHEN run-1 fails and cleans up
+    clean_up(model.client, aws.dynamodb, aws.s3, aws.table, config, {"Error": "ReviewFailedError"})
+
+    # THEN its own claims are gone, so the next run picks those images up
+    assert claim_of(aws, ref("a.jpg")) is None and claim_of(aws, ref("b.jpg")) is None
+    # AND other runs' claims and labeled images are untouched
+    assert claim_of(aws, ref("c.jpg"))["runId"] == "run-2"
+    assert claim_of(aws, ref("d.jpg"))["runId"] == "run-2"
+    assert claim_of(aws, ref("e.jpg"))["state"] == "labeled"
+
+
+def test_a_full_run_leaves_the_ledger_alone(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+    # GIVEN a failed full (non-incremental) run with a claim in the ledger
+    # WHEN it cleans up
+    # THEN the ledger is not touched
+    config = make_config(runId="run-1", incremental=False)
+    ledger.claim(aws.dynamodb, aws.table, ref("a.jpg"), "run-1", NOW, NOW + 60)
+    inventory(aws, config, ["a.jpg"])
+    result = clean_up(model.client, aws.dynamodb, aws.s3, aws.table, config, None)
+    assert result["claimsReleased"] == 0
+    assert claim_of(aws, ref("a.jpg")) is not None
+
+
+def test_a_retried_cleanup_finishes_the_job(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+    # GIVEN a run that failed while its model was still starting, holding a claim
+    config = make_config(runId="run-1", incremental=True)
+    model_control.acquire(model.client, aws.dynamodb, aws.table, config, NOW)
+    ledger.claim(aws.dynamodb, aws.table, ref("a.jpg"), "run-1", NOW, NOW + 60)
+    inventory(aws, config, ["a.jpg"])
+
+    # WHEN the cleanup runs while the model cannot be stopped yet
+    with pytest.raises(ModelTransitionError):
+        clean_up(model.client, aws.dynamodb, aws.s3, aws.table, config, {"Error": "ModelStartTimeoutError"})
+
+    # THEN the state machine's retry, once the model is up, stops it and releases the claim
+    model.status = "RUNNING"
+    result = clean_up(
+        model.client, aws.dynamodb, aws.s3, aws.table, config, {"Error": "ModelStartTimeoutError"}
+    )
+    assert result["modelStopped"] is True
+    assert claim_of(aws, ref("a.jpg")) is None
+    assert model_lease.read(aws.dynamodb, aws.table, MODEL_ARN).started_by_workflow is False
+
+
+# finish_run ---------------------------------------------------------------------------------------
+
+
+def accepted(name: str, label: str) -> dict[str, Any]:
+    return {
+        "source-ref": ref(name),
+        "taskType": "classification",
+        "image_size": {"width": 640, "height": 480, "depth": 3},
+        "boxes": [],
+        "labels": [{"label": label, "status": "kept"}],
+        "removed": [],
+        "reviewer": "auto-accept",
+        "humanReviewed": False,
+    }
+
+
+def finished_run(aws: SimpleNamespace, *, incremental: bool) -> tuple[RunConfig, dict[str, Any]]:
+    """A classification run over a, b, c: a and b auto-accepted, c corrupt at inference."""
+    config = make_config(runId="run-1", incremental=incremental, autoAcceptConfidence=90)
+    layout = config.layout()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        ledger.claim(aws.dynamodb, aws.table, ref(name), "run-1", NOW, NOW + 3600)
+    inventory(aws, config, ["a.jpg", "b.jpg", "c.jpg"])
+    write_jsonl(aws.s3, layout.auto_accepted, [accepted("a.jpg", "outdoor"), accepted("b.jpg", "indoor")])
+    write_jsonl(
+        aws.s3,
+        layout.skipped_part("inference", 0),
+        [
+            {
+                "source-ref": ref("c.jpg"),
+                "stage": "inference",
+                "reason": "corrupt-image",
+                "detail": "truncated",
+            }
+        ],
+    )
+    aws.s3.put_object(
+        Bucket=layout.review_plan.bucket,
+        Key=layout.review_plan.key,
+        Body=b'{"taskType": "classification", "labels": ["indoor", "outdoor"], "imagesToReview": 0,'
+        b' "imagesAutoAccepted": 2, "jobs": 0, "backend": "groundtruth"}',
+    )
+    result = finish_run(aws.s3, aws.dynamodb, aws.table, config, images_listed=3, now=FINISHED_AT)
+    return config, result
+
+
+def test_finish_builds_the_manifest_and_report(aws: SimpleNamespace) -> None:
+    # GIVEN a run whose review is done
+    # WHEN it finishes
+    config, result = finished_run(aws, incremental=False)
+    layout = config.layout()
+
+    # THEN the manifest holds the labeled images and the report the counts the user reads
+    manifest = read_jsonl(aws.s3, layout.manifest)
+    assert sorted(line["source-ref"] for line in manifest) == [ref("a.jpg"), ref("b.jpg")]
+    assert [s["source-ref"] for s in read_jsonl(aws.s3, layout.skipped)] == [ref("c.jpg")]
+    assert result["manifest"] == str(layout.manifest)
+    assert result["report"] == str(layout.report)
+    assert result["skipped"] == str(layout.skipped)
+    counts = result["counts"]
+    assert (counts["imagesListed"], counts["imagesInManifest"], counts["imagesSkipped"]) == (3, 2, 1)
+    assert counts["imagesAutoAccepted"] == 2
+    report = read_json(aws.s3, layout.report)
+    assert report["taskType"] == "classification" and report["skippedByReason"] == {"corrupt-image": 1}
+    assert report["runId"] == "run-1"
+
+
+def test_finish_records_labeled_images_and_frees_skipped_ones(aws: SimpleNamespace) -> None:
+    # GIVEN an incremental run whose review is done
+    # WHEN it finishes
+    finished_run(aws, incremental=True)
+
+    # THEN manifest images are labeled for good, and the skipped image is free for the next run
+    assert claim_of(aws, ref("a.jpg"))["state"] == "labeled"
+    assert claim_of(aws, ref("b.jpg"))["state"] == "labeled"
+    assert claim_of(aws, ref("c.jpg")) is None
+
+    # AND the next incremental run over the prefix lists only the skipped image
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        put_object(aws.s3, IMAGES_BUCKET, f"photos/{name}", b"x")
+    next_layout = RunLayout.for_run(S3Uri.parse(make_config().output), "run-2")
+    listing = list_images(
+        aws.s3,
+        aws.dynamodb,
+        aws.table,
+        images=S3Uri(IMAGES_BUCKET, "photos/"),
+        layout=next_layout,
+        output_prefix=S3Uri.parse(make_config().output),
+        run_id="run-2",
+        images_per_batch=10,
+        incremental=True,
+        claim_seconds=3600,
+        now=NOW + 7200,
+    )
+    assert listing.images_to_infer == 1
+    assert [b["images"] for b in read_json(aws.s3, next_layout.batches)] == [[ref("c.jpg")]]
+
+
+def test_finish_of_a_full_run_leaves_the_ledger_alone(aws: SimpleNamespace) -> None:
+    # GIVEN a full (non-incremental) run
+    # WHEN it finishes
+    # THEN it neither labels nor releases anything in the ledger
+    finished_run(aws, incremental=False)
+    assert claim_of(aws, ref("a.jpg"))["state"] == "claimed"
+    assert claim_of(aws, ref("c.jpg"))["state"] == "claimed"
+
+
+def test_finish_names_the_labeling_jobs_and_falls_back_without_a_plan(aws: SimpleNamespace) -> None:
+    # GIVEN a detection run without plan.json but with the Ground Truth job list
+    config = make_config(runId="run-1", taskType="detection")
+    layout = config.layout()
+    aws.s3.put_object(
+        Bucket=layout.review_jobs.bucket,
+        Key=layout.review_jobs.key,
+        Body=b'[{"jobName": "lab-run-1-det-000"}, {"jobName": "lab-run-1-det-001"}]',
+    )
+    # WHEN it finishes with nothing to put in the manifest
+    result = finish_run(aws.s3, aws.dynamodb, aws.table, config, images_listed=0, now=FINISHED_AT)
+    # THEN the report lists the jobs and the run's task type
+    report = read_json(aws.s3, layout.report)
+    assert report["labelingJobs"] == ["lab-run-1-det-000", "lab-run-1-det-001"]
+    assert report["taskType"] == "detection"
+    assert result["counts"]["imagesInManifest"] == 0

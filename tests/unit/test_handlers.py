@@ -1,0 +1,543 @@
+"""The Lambda handlers as Step Functions calls them: event fixtures (tests/events/<handler>.json),
+the environment the template sets, moto, a Lambda context, Powertools tracing and metrics off.
+
+Each handler's answer is checked against what the state machine's ResultSelector reads from it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import pytest
+from fixtures_aws import (
+    IMAGES_BUCKET,
+    MODEL_ARN,
+    OUTPUT_BUCKET,
+    REGION,
+    REPO,
+    WORKTEAM_ARN,
+    FakeCustomLabels,
+    FakeLambdaContext,
+    answer_with,
+    jpeg,
+    load_event,
+    load_handler,
+    png,
+    put_object,
+    read_json,
+    read_jsonl,
+    write_jsonl,
+)
+from labeling_loop import ledger, model_lease
+from labeling_loop.errors import InvalidInput, ModelStartTimeoutError
+from labeling_loop.run_config import from_state
+from labeling_loop.s3_uri import S3Uri
+from labeling_loop.settings import settings
+
+# Environment of the functions in template.yaml (Globals plus each function's own variables).
+TEMPLATE_ENV = {
+    "POWERTOOLS_SERVICE_NAME": "labeling-loop",
+    "POWERTOOLS_METRICS_NAMESPACE": "LabelingLoop",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "RUN_STATE_TABLE": "labeling-loop-RunStateTable-TEST",
+    "IMAGES_BUCKET": IMAGES_BUCKET,
+    "OUTPUT_BUCKET": OUTPUT_BUCKET,
+    # ValidateInputFunction
+    "DEFAULT_PROJECT_VERSION_ARN": MODEL_ARN,
+    "DEFAULT_IMAGES": f"s3://{IMAGES_BUCKET}/",
+    "DEFAULT_OUTPUT": f"s3://{OUTPUT_BUCKET}/labeling-runs/",
+    "DEFAULT_REVIEW_BACKEND": "groundtruth",
+    "DEFAULT_MIN_INFERENCE_UNITS": "1",
+    "DEFAULT_MIN_CONFIDENCE": "50",
+    "DEFAULT_AUTO_ACCEPT_CONFIDENCE": "off",
+    "DEFAULT_MAX_IMAGES_PER_JOB": "1000",
+    "DEFAULT_MAX_LABELS_PER_JOB": "50",
+    "DEFAULT_TASK_TIME_LIMIT_SECONDS": "600",
+    "DEFAULT_WORKERS_PER_OBJECT": "1",
+    "DEFAULT_REVIEW_DEADLINE_HOURS": "240",
+    "DEFAULT_WORKTEAM_ARN": WORKTEAM_ARN,
+    "DEFAULT_LABEL_STUDIO_URL": "",
+    "DEFAULT_LABEL_STUDIO_TOKEN_SECRET_ARN": "",
+    "DEFAULT_IMAGES_PER_BATCH": "25",
+    "DEFAULT_BATCHES_PER_INFERENCE_UNIT": "2",
+    "DEFAULT_MODEL_POLL_SECONDS": "60",
+    "DEFAULT_REVIEW_POLL_SECONDS": "900",
+    "DEFAULT_MODEL_START_TIMEOUT_MINUTES": "60",
+    # PlanReviewFunction
+    "VERIFICATION_PRE_ANNOTATION_FUNCTION_ARN": (
+        f"arn:aws:lambda:{REGION}:123456789012:function:labeling-loop-VerificationPreAnnotationLabelingFunction"
+    ),
+    "VERIFICATION_CONSOLIDATION_FUNCTION_ARN": (
+        f"arn:aws:lambda:{REGION}:123456789012:function:labeling-loop-VerificationConsolidationLabelingFunction"
+    ),
+}
+ASL = json.loads((REPO / "statemachine" / "labeling_loop.asl.json").read_text(encoding="utf-8"))
+
+
+def _states(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in states.items():
+        yield name, state
+        if "ItemProcessor" in state:
+            yield from _states(state["ItemProcessor"]["States"])
+
+
+def selected_keys(state_name: str) -> set[str]:
+    """The keys a Task state's ResultSelector reads from the Lambda's answer ($.Payload.<key>)."""
+    state = dict(_states(ASL["States"]))[state_name]
+    return {path.removeprefix("$.Payload.") for path in state["ResultSelector"].values()}
+
+
+@pytest.fixture
+def stack(aws: SimpleNamespace) -> SimpleNamespace:
+    """moto plus the functions' environment; buckets and table as the stack creates them."""
+    for name, value in TEMPLATE_ENV.items():
+        aws.env.setenv(name, value)
+    assert aws.table == TEMPLATE_ENV["RUN_STATE_TABLE"]
+    settings.cache_clear()
+    return aws
+
+
+@pytest.fixture
+def context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+def handler(name: str) -> ModuleType:
+    return load_handler(name)
+
+
+def event(name: str) -> dict[str, Any]:
+    return copy.deepcopy(load_event(name))
+
+
+def claim_of(aws: SimpleNamespace, source_ref: str) -> dict[str, Any] | None:
+    found = aws.dynamodb.get_item(TableName=aws.table, Key={"pk": {"S": f"image#{source_ref}"}}).get("Item")
+    return None if found is None else {k: next(iter(v.values())) for k, v in found.items()}
+
+
+CONFIG = load_event("list_images")["config"]
+RUN = from_state(CONFIG)
+LAYOUT = RUN.layout()
+
+
+def ref(name: str) -> str:
+    return f"s3://{IMAGES_BUCKET}/photos/{name}"
+
+
+# ValidateInput ------------------------------------------------------------------------------------
+
+
+def test_validate_input_returns_the_state_payload_and_saves_it(
+    stack: SimpleNamespace, context: FakeLambdaContext
+) -> None:
+    # GIVEN the first state's event: the execution input and the execution's name
+    app = handler("validate_input")
+
+    # WHEN the function runs
+    payload = app.lambda_handler(event("validate_input"), context)
+
+    # THEN it returns the payload every later state gets (the other fixtures carry exactly this)
+    assert payload == CONFIG
+    assert payload["runId"] == "weekly-2026-05-01t06-00-00z"
+    # AND the run folder starts with the settings, so users can see what the run did
+    assert read_json(stack.s3, LAYOUT.config) == payload
+
+
+def test_validate_input_accepts_an_empty_console_input(
+    stack: SimpleNamespace, context: FakeLambdaContext
+) -> None:
+    # GIVEN the stack's defaults
+    # WHEN a console execution starts with `{}`
+    # THEN the run is configured from the defaults, its folder named after the execution
+    payload = handler("validate_input").lambda_handler({"input": {}, "executionName": "console-1"}, context)
+    assert payload["projectVersionArn"] == MODEL_ARN
+    assert payload["batchesKey"] == "labeling-runs/console-1/batches.json"
+
+
+def test_validate_input_rejects_bad_input_before_writing_anything(
+    stack: SimpleNamespace, context: FakeLambdaContext
+) -> None:
+    # GIVEN an input with an out-of-range confidence and images in a foreign bucket
+    bad = event("validate_input")
+    bad["input"]["minConfidence"] = 150
+    # WHEN the function runs
+    # THEN it fails with InvalidInput (the name the state machine's Catch matches), naming the field
+    with pytest.raises(InvalidInput, match=r"^minConfidence: "):
+        handler("validate_input").lambda_handler(bad, context)
+    bad["input"]["minConfidence"] = 60
+    bad["input"]["images"] = "s3://someone-elses-bucket/photos/"
+    with pytest.raises(InvalidInput, match=r"^images: bucket 'someone-elses-bucket'"):
+        handler("validate_input").lambda_handler(bad, context)
+    assert "Contents" not in stack.s3.list_objects_v2(Bucket=OUTPUT_BUCKET)
+
+
+# ListImages ---------------------------------------------------------------------------------------
+
+
+def test_list_images_handler(stack: SimpleNamespace, context: FakeLambdaContext) -> None:
+    # GIVEN images under the run's prefix, one GIF, one note
+    for name in ("robin-01.jpg", "sparrow 02.png", "wren-03.JPG"):
+        put_object(stack.s3, IMAGES_BUCKET, f"photos/{name}", b"x")
+    put_object(stack.s3, IMAGES_BUCKET, "photos/anim.gif", b"x")
+    put_object(stack.s3, IMAGES_BUCKET, "photos/notes.txt", b"x")
+
+    # WHEN the function runs
+    result = handler("list_images").lambda_handler(event("list_images"), context)
+
+    # THEN it returns what "List Images" selects, and the Map's item list is where the Map reads it
+    assert selected_keys("List Images") <= set(result)
+    assert (result["imagesListed"], result["imagesToInfer"], result["skippedAtListing"]) == (4, 3, 1)
+    batches = read_json(stack.s3, S3Uri(CONFIG["outputBucket"], CONFIG["batchesKey"]))
+    assert [len(b["images"]) for b in batches] == [3]
+    # AND the incremental run claimed its images in the stack's table
+    assert claim_of(stack, ref("robin-01.jpg"))["runId"] == RUN.runId
+
+
+# ModelControl -------------------------------------------------------------------------------------
+
+
+def model_handler() -> tuple[ModuleType, FakeCustomLabels]:
+    app = handler("model_control")
+    return app, FakeCustomLabels().attach(app.rekognition)
+
+
+def test_model_control_acquire_check_release(stack: SimpleNamespace, context: FakeLambdaContext) -> None:
+    # GIVEN a stopped model
+    app, model = model_handler()
+
+    # WHEN the run acquires it
+    acquired = app.lambda_handler(event("model_control"), context)
+    # THEN it is started, and the answer has what "Acquire Model" selects
+    assert selected_keys("Acquire Model") <= set(acquired)
+    assert (acquired["status"], acquired["startedByRun"]) == ("STARTING", True)
+
+    # WHEN the model is running and the run checks (with the model state the ASL carries)
+    model.status = "RUNNING"
+    check = event("model_control_check")
+    check["model"] = {key: acquired[key] for key in selected_keys("Acquire Model")}
+    checked = app.lambda_handler(check, context)
+    assert selected_keys("Check Model") <= set(checked)
+    assert checked["status"] == "RUNNING"
+
+    # WHEN inference is done and the run releases it
+    released = app.lambda_handler(event("model_control_release"), context)
+    # THEN the model it started is stopped
+    assert selected_keys("Release Model") <= set(released)
+    assert released == {"stopped": True, "status": "STOPPING"}
+
+
+def test_model_control_check_fixture_times_out_past_the_deadline(
+    stack: SimpleNamespace, context: FakeLambdaContext
+) -> None:
+    # GIVEN a model still starting
+    # WHEN the check runs before / after the run's deadline
+    # THEN it keeps waiting, then gives up with ModelStartTimeoutError
+    app, model = model_handler()
+    model.status = "STARTING"
+    check = event("model_control_check")
+    # A deadline in the future: still waiting
+    assert app.lambda_handler(check, context)["status"] == "STARTING"
+    # A deadline in the past: the run gives up
+    check["model"]["deadline"] = 0
+    with pytest.raises(ModelStartTimeoutError):
+        app.lambda_handler(check, context)
+
+
+def test_model_control_rejects_an_unknown_action(stack: SimpleNamespace, context: FakeLambdaContext) -> None:
+    # WHEN the function gets an action the definition never sends
+    # THEN it fails loudly
+    app, _ = model_handler()
+    with pytest.raises(ValueError, match="unknown action 'restart'"):
+        app.lambda_handler({**event("model_control"), "action": "restart"}, context)
+
+
+def test_model_control_needs_the_run_state_table(stack: SimpleNamespace, context: FakeLambdaContext) -> None:
+    # GIVEN a function deployed without RUN_STATE_TABLE
+    stack.env.delenv("RUN_STATE_TABLE")
+    settings.cache_clear()
+    app, model = model_handler()
+    # THEN it fails saying which variable is missing, before touching the model
+    with pytest.raises(RuntimeError, match="RUN_STATE_TABLE"):
+        app.lambda_handler(event("model_control"), context)
+    assert model.calls == []
+
+
+# DetectLabels -------------------------------------------------------------------------------------
+
+DETECTIONS = {
+    "photos/robin-01.jpg": [
+        {
+            "Name": "robin",
+            "Confidence": 97.5,
+            "Geometry": {"BoundingBox": {"Left": 0.1, "Top": 0.2, "Width": 0.3, "Height": 0.25}},
+        }
+    ],
+    "photos/sparrow 02.png": [
+        {
+            "Name": "sparrow",
+            "Confidence": 71.0,
+            "Geometry": {"BoundingBox": {"Left": 0.5, "Top": 0.5, "Width": 0.2, "Height": 0.2}},
+        }
+    ],
+    "photos/wren-03.jpg": [],
+}
+
+
+def put_batch_images(aws: SimpleNamespace) -> None:
+    put_object(aws.s3, IMAGES_BUCKET, "photos/robin-01.jpg", jpeg((640, 480), orientation=6))
+    put_object(aws.s3, IMAGES_BUCKET, "photos/sparrow 02.png", png((640, 480)))
+    put_object(aws.s3, IMAGES_BUCKET, "photos/wren-03.jpg", jpeg((800, 600)))
+    put_object(aws.s3, IMAGES_BUCKET, "photos/broken.jpg", b"\xff\xd8\xff garbage")
+
+
+def detect_handler() -> tuple[ModuleType, list[tuple[str, dict[str, Any]]]]:
+    app = handler("detect_labels")
+
+    def respond(operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        assert operation == "DetectCustomLabels"
+        assert params["ProjectVersionArn"] == MODEL_ARN and params["MinConfidence"] == 60.0
+        return {"CustomLabels": DETECTIONS[params["Image"]["S3Object"]["Name"]]}
+
+    return app, answer_with(app.rekognition, respond)
+
+
+def test_detect_labels_handler(stack: SimpleNamespace, context: FakeLambdaContext) -> None:
+    # GIVEN a batch of three good images and a broken one (the Map item of the fixture)
+    put_batch_images(stack)
+    app, calls = detect_handler()
+
+    # WHEN the function runs over the batch with the stack's threads
+    result = app.lambda_handler(event("detect_labels"), context)
+
+    # THEN it answers what the Map's task selects and writes the batch's predictions and skips
+    assert selected_keys("Detect Labels In Batch") <= set(result)
+    assert result == {"batchId": 0, "inferred": 3, "skipped": 1}
+    predictions = {p["source-ref"]: p for p in read_jsonl(stack.s3, LAYOUT.predictions_part(0))}
+    assert predictions[ref("robin-01.jpg")]["image_size"] == {"width": 640, "height": 480, "depth": 3}
+    assert predictions[ref("robin-01.jpg")]["orientation"] == 6
+    assert [s["source-ref"] for s in read_jsonl(stack.s3, LAYOUT.skipped_part("inference", 0))] == [
+        ref("broken.jpg")
+    ]
+    # AND the broken image was never sent to the model
+    assert sorted(p["Image"]["S3Object"]["Name"] for _, p in calls) == sorted(DETECTIONS)
+
+
+# PlanReview ---------------------------------------------------------------------------------------
+
+
+def prediction(name: str, labels: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "source-ref": ref(name),
+        "image_size": {"width": 640, "height": 480, "depth": 3},
+        "orientation": 1,
+        "labels": labels,
+    }
+
+
+def test_plan_review_handler_plans_ground_truth_jobs(
+    stack: SimpleNamespace, context: FakeLambdaContext
+) -> None:
+    # GIVEN predictions: one sure (auto-accepted at 95), one doubtful, one empty
+    box = {"left": 0.1, "top": 0.2, "width": 0.3, "height": 0.25}
+    write_jsonl(
+        stack.s3,
+        LAYOUT.predictions_part(0),
+        [
+            prediction("robin-01.jpg", [{"name": "robin", "confidence": 97.5, "box": box}]),
+            prediction("sparrow 02.png", [{"name": "sparrow", "confidence": 71.0, "box": box}]),
+            prediction("wren-03.jpg", []),
+        ],
+    )
+
+    # WHEN the function runs
+    result = handler("plan_review").lambda_handler(event("plan_review"), context)
+
+    # THEN the plan is what "Plan Review" selects, with the run's extra labels offered
+    assert selected_keys("Plan Review") <= set(result)
+    assert result == {
+        "taskType": "detection",
+        "labels": ["robin", "sparrow", "wren"],
+        "imagesToReview": 2,
+        "imagesAutoAccepted": 1,
+        "jobs": 1,
+        "backend": "groundtruth",
+    }
+    assert read_json(stack.s3, LAYOUT.review_plan) == result
+    # AND the labeling jobs' item list is where "Run Labeling Jobs" reads it
+    jobs = read_json(stack.s3, S3Uri(CONFIG["outputBucket"], CONFIG["reviewJobsKey"]))
+    assert [job["objectCount"] for job in jobs] == [2]
+    assert jobs[0]["workteamArn"] == WORKTEAM_ARN
+    assert jobs[0]["jobName"].startswith("lab-weekly-2026-05-01t06-00-00z-det-")
+
+
+# RunCleanup ---------------------------------------------------------------------------------------
+
+
+def test_run_cleanup_handler(stack: SimpleNamespace, context: FakeLambdaContext) -> None:
+    # GIVEN a run that started the model, claimed an image, then timed out
+    app = handler("run_cleanup")
+    model = FakeCustomLabels(status="RUNNING").attach(app.rekognition)
+    model_lease.acquire(stack.dynamodb, stack.table, MODEL_ARN, RUN.runId)
+    model_lease.mark_started(stack.dynamodb, stack.table, MODEL_ARN, RUN.runId)
+    ledger.claim(stack.dynamodb, stack.table, ref("robin-01.jpg"), RUN.runId, 0, 2**40)
+    write_jsonl(
+        stack.s3,
+        LAYOUT.inventory,
+        [{"source-ref": ref("robin-01.jpg"), "key": "photos/robin-01.jpg", "size": 1, "etag": "e"}],
+    )
+
+    # WHEN the failure path runs with the caught error
+    result = app.lambda_handler(event("run_cleanup"), context)
+
+    # THEN the model is stopped, the claim released, and the Fail state gets a legal error name
+    assert selected_keys("Clean Up After Failure") <= set(result)
+    assert result["modelStopped"] is True
+    assert (result["error"], result["cause"]) == (
+        "StatesTimeoutError",
+        "States.Timeout: Task timed out after 900.00 seconds",
+    )
+    assert model.status == "STOPPING"
+    assert claim_of(stack, ref("robin-01.jpg")) is None
+
+
+# BuildManifest ------------------------------------------------------------------------------------
+
+
+def test_build_manifest_handler(stack: SimpleNamespace, context: FakeLambdaContext) -> None:
+    # GIVEN a detection run: robin auto-accepted, sparrow and wren reviewed, broken skipped
+    names = ["robin-01.jpg", "sparrow 02.png", "wren-03.jpg", "broken.jpg"]
+    for name in names:
+        ledger.claim(stack.dynamodb, stack.table, ref(name), RUN.runId, 0, 2**40)
+    write_jsonl(
+        stack.s3,
+        LAYOUT.inventory,
+        [{"source-ref": ref(n), "key": f"photos/{n}", "size": 1, "etag": "e"} for n in names],
+    )
+    size = {"width": 640, "height": 480, "depth": 3}
+
+    def reviewed(name: str, boxes: list[dict[str, Any]], reviewer: str, human: bool) -> dict[str, Any]:
+        return {
+            "source-ref": ref(name),
+            "taskType": "detection",
+            "image_size": size,
+            "boxes": boxes,
+            "labels": [],
+            "removed": [],
+            "reviewer": reviewer,
+            "humanReviewed": human,
+        }
+
+    robin = {"label": "robin", "left": 64, "top": 96, "width": 192, "height": 120}
+    write_jsonl(
+        stack.s3,
+        LAYOUT.auto_accepted,
+        [reviewed("robin-01.jpg", [{**robin, "status": "kept"}], "auto-accept", False)],
+    )
+    write_jsonl(
+        stack.s3,
+        LAYOUT.reviewed,
+        [
+            reviewed(
+                "sparrow 02.png",
+                [{**robin, "label": "sparrow", "status": "adjusted"}],
+                "groundtruth:lab-x-det-000",
+                True,
+            ),
+            reviewed(
+                "wren-03.jpg",
+                [{**robin, "label": "wren", "status": "added"}],
+                "groundtruth:lab-x-det-000",
+                True,
+            ),
+        ],
+    )
+    write_jsonl(
+        stack.s3,
+        LAYOUT.skipped_part("inference", 0),
+        [{"source-ref": ref("broken.jpg"), "stage": "inference", "reason": "corrupt-image", "detail": "x"}],
+    )
+    stack.s3.put_object(
+        Bucket=OUTPUT_BUCKET,
+        Key=LAYOUT.review_plan.key,
+        Body=json.dumps(
+            {
+                "taskType": "detection",
+                "labels": ["robin", "sparrow", "wren"],
+                "imagesToReview": 2,
+                "imagesAutoAccepted": 1,
+                "jobs": 1,
+                "backend": "groundtruth",
+            }
+        ).encode(),
+    )
+
+    # WHEN the function runs with the listing counts the state machine carried
+    result = handler("build_manifest").lambda_handler(event("build_manifest"), context)
+
+    # THEN it answers what "Build Manifest" selects (the execution's output)
+    assert selected_keys("Build Manifest") <= set(result)
+    assert result["manifest"] == f"{CONFIG['runPrefix']}output.manifest"
+    counts = result["counts"]
+    assert (counts["imagesListed"], counts["imagesInManifest"], counts["imagesSkipped"]) == (4, 3, 1)
+    assert counts["imagesListed"] == counts["imagesInManifest"] + counts["imagesSkipped"]
+    assert len(read_jsonl(stack.s3, LAYOUT.manifest)) == 3
+    # AND the incremental run's ledger says which images are done
+    assert claim_of(stack, ref("robin-01.jpg"))["state"] == "labeled"
+    assert claim_of(stack, ref("broken.jpg")) is None
+
+
+# The handlers chained as the state machine chains them ------------------------------------------
+
+
+def test_a_whole_run_through_the_handlers(stack: SimpleNamespace, context: FakeLambdaContext) -> None:
+    # GIVEN images in the bucket and a stopped model
+    put_batch_images(stack)
+    state: dict[str, Any] = {}
+
+    # WHEN each state's function gets what the definition passes it
+    state["config"] = handler("validate_input").lambda_handler(event("validate_input"), context)
+    state["listing"] = handler("list_images").lambda_handler({"config": state["config"]}, context)
+    model_app, model = model_handler()
+    state["model"] = model_app.lambda_handler({"action": "acquire", "config": state["config"]}, context)
+    model.status = "RUNNING"
+    state["model"] = model_app.lambda_handler(
+        {"action": "check", "config": state["config"], "model": state["model"]}, context
+    )
+    detect_app, _ = detect_handler()
+    for batch in read_json(stack.s3, S3Uri(state["config"]["outputBucket"], state["config"]["batchesKey"])):
+        detect_app.lambda_handler({"batch": batch, "config": state["config"]}, context)
+    released = model_app.lambda_handler({"action": "release", "config": state["config"]}, context)
+    plan = handler("plan_review").lambda_handler({"config": state["config"]}, context)
+    # (people review: every task answered by keeping the predictions)
+    tasks = read_jsonl(stack.s3, LAYOUT.review_tasks)
+    write_jsonl(
+        stack.s3,
+        LAYOUT.reviewed,
+        [
+            {
+                "source-ref": t["source-ref"],
+                "taskType": t["taskType"],
+                "image_size": t["image_size"],
+                "boxes": [{"label": p["label"], **p["box"], "status": "kept"} for p in t["predictions"]],
+                "labels": [],
+                "removed": [],
+                "reviewer": "groundtruth:job",
+                "humanReviewed": True,
+            }
+            for t in tasks
+        ],
+    )
+    result = handler("build_manifest").lambda_handler(
+        {"config": state["config"], "listing": state["listing"]}, context
+    )
+
+    # THEN the model was stopped after inference, and every listed image is accounted for
+    assert released["stopped"] is True
+    assert (plan["imagesAutoAccepted"], plan["imagesToReview"]) == (1, 2)
+    counts = result["counts"]
+    assert counts["imagesListed"] == 4
+    assert (counts["imagesInManifest"], counts["imagesSkipped"]) == (3, 1)
+    assert not [w for w in result["warnings"] if "imagesListed" in w]

@@ -1,0 +1,358 @@
+"""Model control and leases: moto DynamoDB for the leases, a stateful fake Custom Labels service
+behind a real Rekognition client (requests and responses checked against the API model)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from fixtures_aws import MODEL_ARN, PROJECT_ARN, REGION, FakeCustomLabels, make_config
+from labeling_loop import model_control, model_lease
+from labeling_loop.errors import (
+    ModelNotFoundError,
+    ModelStartFailedError,
+    ModelStartTimeoutError,
+    ModelTransitionError,
+)
+from labeling_loop.run_config import RunConfig
+
+NOW = 1_760_000_000.0
+
+
+@pytest.fixture
+def model(aws: SimpleNamespace) -> FakeCustomLabels:
+    return FakeCustomLabels().attach(boto3.client("rekognition", region_name=REGION))
+
+
+def run(run_id: str, **overrides: Any) -> RunConfig:
+    return make_config(runId=run_id, **overrides)
+
+
+def acquire(
+    aws: SimpleNamespace, model: FakeCustomLabels, config: RunConfig, now: float = NOW
+) -> dict[str, Any]:
+    return model_control.acquire(model.client, aws.dynamodb, aws.table, config, now).to_dict()
+
+
+def check(
+    aws: SimpleNamespace,
+    model: FakeCustomLabels,
+    config: RunConfig,
+    previous: dict[str, Any],
+    now: float = NOW,
+) -> dict[str, Any]:
+    return model_control.check(model.client, aws.dynamodb, aws.table, config, previous, now).to_dict()
+
+
+def release(aws: SimpleNamespace, model: FakeCustomLabels, config: RunConfig) -> dict[str, Any]:
+    return model_control.release(model.client, aws.dynamodb, aws.table, config)
+
+
+def lease(aws: SimpleNamespace) -> model_lease.Lease:
+    return model_lease.read(aws.dynamodb, aws.table, MODEL_ARN)
+
+
+# Starting -----------------------------------------------------------------------------------------
+
+
+def test_a_stopped_model_is_started_and_the_run_takes_the_stop_duty(
+    aws: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN a stopped model
+    config = run("run-a", minInferenceUnits=2, modelStartTimeoutMinutes=30)
+
+    # WHEN a run acquires it
+    state = acquire(aws, model, config)
+
+    # THEN the model is started with the run's inference units, and the run says it started it
+    assert model.operations("StartProjectVersion") == [
+        {"ProjectVersionArn": MODEL_ARN, "MinInferenceUnits": 2}
+    ]
+    assert state["status"] == "STARTING"
+    assert state["startedByRun"] is True
+    assert state["projectArn"] == PROJECT_ARN
+    assert state["deadline"] == int(NOW) + 30 * 60
+    # AND the lease records the run as a user and the workflow as the starter
+    assert lease(aws) == model_lease.Lease(frozenset({"run-a"}), True, "run-a")
+
+
+def test_check_reports_running_with_the_units_the_model_runs_on(
+    aws: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN a run that started the model
+    config = run("run-a", minInferenceUnits=2, batchesPerInferenceUnit=3)
+    state = acquire(aws, model, config)
+    # WHEN the model has finished starting
+    model.status = "RUNNING"
+    state = check(aws, model, config, state, NOW + 600)
+    # THEN the fan-out keeps every inference unit busy
+    assert state["status"] == "RUNNING"
+    assert state["startedByRun"] is True
+    assert (state["inferenceUnits"], state["mapConcurrency"]) == (2, 6)
+
+
+def test_a_running_model_is_used_as_it_is_and_never_stopped_by_the_run(
+    aws: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN a model someone started by hand, auto-scaling between 1 and 3 units
+    model.status, model.min_units, model.max_units = "RUNNING", 1, 3
+    config = run("run-a", batchesPerInferenceUnit=2)
+
+    # WHEN a run acquires and later releases it
+    state = acquire(aws, model, config)
+    released = release(aws, model, config)
+
+    # THEN it is neither started nor stopped, and the fan-out is sized for its largest unit count
+    assert state["status"] == "RUNNING" and state["startedByRun"] is False
+    assert (state["inferenceUnits"], state["mapConcurrency"]) == (3, 6)
+    assert released == {"stopped": False, "status": "LEFT_RUNNING_OR_STOPPED"}
+    assert model.operations("StartProjectVersion") == [] and model.operations("StopProjectVersion") == []
+    assert model.status == "RUNNING"
+
+
+@pytest.mark.parametrize("startable", ["TRAINING_COMPLETED", "COPYING_COMPLETED"])
+def test_a_freshly_trained_or_copied_model_is_started(
+    aws: SimpleNamespace, model: FakeCustomLabels, startable: str
+) -> None:
+    # GIVEN a model that was trained or copied and never started
+    # WHEN a run acquires it
+    # THEN the run starts it
+    model.status = startable
+    assert acquire(aws, model, run("run-a"))["startedByRun"] is True
+    assert len(model.operations("StartProjectVersion")) == 1
+
+
+def test_a_start_lost_to_another_run_does_not_take_the_stop_duty(
+    aws: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN another run started the model between this run's describe and its start
+    model.start_errors.append("ResourceInUseException")
+    # WHEN this run acquires it
+    state = acquire(aws, model, run("run-b"))
+    # THEN it waits for the model without claiming to have started it
+    assert state["status"] == "STARTING"
+    assert state["startedByRun"] is False
+    assert lease(aws).started_by_workflow is False
+
+
+# Overlapping runs ---------------------------------------------------------------------------------
+
+
+def test_overlapping_runs_never_stop_the_model_under_each_other(
+    aws: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN run A started the model and run B joined while it was starting
+    a, b = run("run-a"), run("run-b")
+    state_a = acquire(aws, model, a)
+    state_b = acquire(aws, model, b, NOW + 5)
+    assert (state_a["startedByRun"], state_b["startedByRun"]) == (True, False)
+    assert len(model.operations("StartProjectVersion")) == 1
+    model.status = "RUNNING"
+
+    # WHEN A finishes its inference first
+    released_a = release(aws, model, a)
+
+    # THEN the model keeps running for B
+    assert released_a["stopped"] is False
+    assert model.status == "RUNNING"
+    assert model.operations("StopProjectVersion") == []
+
+    # WHEN B finishes
+    released_b = release(aws, model, b)
+
+    # THEN B, the last user, stops the model the workflow started
+    assert released_b == {"stopped": True, "status": "STOPPING"}
+    assert model.operations("StopProjectVersion") == [{"ProjectVersionArn": MODEL_ARN}]
+    assert lease(aws) == model_lease.Lease(frozenset(), False, None)
+
+
+def test_the_starter_finishing_last_stops_the_model(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+    # GIVEN run A started the model and run B joined
+    # WHEN B releases first, then A
+    # THEN A, the last user, stops it, once
+    a, b = run("run-a"), run("run-b")
+    acquire(aws, model, a)
+    acquire(aws, model, b)
+    model.status = "RUNNING"
+    assert release(aws, model, b)["stopped"] is False
+    assert release(aws, model, a)["stopped"] is True
+    assert len(model.operations("StopProjectVersion")) == 1
+
+
+def test_releasing_twice_stops_once(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+    # GIVEN a run that started and then released (stopped) the model
+    config = run("run-a")
+    acquire(aws, model, config)
+    model.status = "RUNNING"
+    assert release(aws, model, config)["stopped"] is True
+    # WHEN the release is retried (or the failure path releases again)
+    again = release(aws, model, config)
+    # THEN nothing more happens
+    assert again["stopped"] is False
+    assert len(model.operations("StopProjectVersion")) == 1
+
+
+def test_a_stopping_model_is_restarted_once_it_has_stopped(
+    aws: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN a model another run is stopping as this run acquires it
+    model.status = "STOPPING"
+    config = run("run-b")
+    state = acquire(aws, model, config)
+    assert state["status"] == "STOPPING" and state["startedByRun"] is False
+    assert model.operations("StartProjectVersion") == []
+
+    # WHEN a check still sees it stopping
+    state = check(aws, model, config, state, NOW + 60)
+    # THEN the run keeps waiting
+    assert state["status"] == "STOPPING"
+
+    # WHEN it has stopped
+    model.status = "STOPPED"
+    state = check(aws, model, config, state, NOW + 120)
+
+    # THEN this run starts it again and takes the stop duty
+    assert state["status"] == "STARTING" and state["startedByRun"] is True
+    assert len(model.operations("StartProjectVersion")) == 1
+    assert lease(aws).started_by == "run-b"
+    model.status = "RUNNING"
+    assert release(aws, model, config)["stopped"] is True
+
+
+# Failures -----------------------------------------------------------------------------------------
+
+
+def test_a_model_that_fails_to_start_fails_the_run(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+    config = run("run-a")
+    state = acquire(aws, model, config)
+    # WHEN the model goes to FAILED while starting
+    model.status = "FAILED"
+    # THEN the check says so, with the status message
+    with pytest.raises(ModelStartFailedError, match="went to FAILED: The model is failed"):
+        check(aws, model, config, state, NOW + 60)
+
+
+@pytest.mark.parametrize("status", ["TRAINING_FAILED", "DEPRECATED", "EXPIRED", "DELETING"])
+def test_a_broken_model_is_not_started(aws: SimpleNamespace, model: FakeCustomLabels, status: str) -> None:
+    # GIVEN a model in a state it can never run from
+    # WHEN a run acquires it
+    # THEN the run fails at once, naming the status, and starts nothing
+    model.status = status
+    with pytest.raises(ModelStartFailedError, match=status):
+        acquire(aws, model, run("run-a"))
+    assert model.operations("StartProjectVersion") == []
+
+
+def test_a_model_still_starting_after_the_deadline_times_out(
+    aws: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN a run that allows 10 minutes for the model to start
+    config = run("run-a", modelStartTimeoutMinutes=10)
+    state = acquire(aws, model, config)
+    # WHEN it is still starting just before the deadline, nothing happens
+    assert check(aws, model, config, state, NOW + 600)["status"] == "STARTING"
+    # WHEN it is still starting after the deadline
+    # THEN the run gives up, pointing at the setting
+    with pytest.raises(ModelStartTimeoutError, match="modelStartTimeoutMinutes"):
+        check(aws, model, config, state, NOW + 601)
+
+
+def test_a_model_running_after_the_deadline_is_fine(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+    # GIVEN a model that reached RUNNING
+    # WHEN the check runs after the start deadline
+    # THEN the run goes on
+    config = run("run-a", modelStartTimeoutMinutes=10)
+    state = acquire(aws, model, config)
+    model.status = "RUNNING"
+    assert check(aws, model, config, state, NOW + 3600)["status"] == "RUNNING"
+
+
+def test_a_model_that_cannot_be_stopped_yet_keeps_the_stop_duty(
+    aws: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN a run that started the model, which is still STARTING when the run fails
+    config = run("run-a")
+    acquire(aws, model, config)
+
+    # WHEN the run releases it (StopProjectVersion refuses with ResourceInUseException)
+    with pytest.raises(ModelTransitionError, match="cannot be stopped yet"):
+        release(aws, model, config)
+
+    # THEN the duty to stop it is kept
+    assert lease(aws).started_by_workflow is True
+    # AND once the model is running, the retried release stops it
+    model.status = "RUNNING"
+    assert release(aws, model, config) == {"stopped": True, "status": "STOPPING"}
+    assert model.status == "STOPPING"
+
+
+def test_other_stop_errors_also_keep_the_stop_duty(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+    # GIVEN a stop that fails with another error (throttled)
+    # WHEN the run releases the model
+    # THEN the error surfaces, the stop duty is kept and a retry stops it
+    config = run("run-a")
+    acquire(aws, model, config)
+    model.status = "RUNNING"
+    model.stop_errors.append("ThrottlingException")
+    with pytest.raises(Exception, match="ThrottlingException"):
+        release(aws, model, config)
+    assert lease(aws).started_by_workflow is True
+    assert release(aws, model, config)["stopped"] is True
+
+
+def test_a_model_deleted_before_the_stop_is_not_an_error(
+    aws: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN the model version was deleted while the run used it
+    # WHEN the run releases it
+    # THEN the release succeeds, saying the model is gone
+    config = run("run-a")
+    acquire(aws, model, config)
+    model.stop_errors.append("ResourceNotFoundException")
+    assert release(aws, model, config) == {"stopped": False, "status": "NOT_FOUND"}
+
+
+def test_an_unknown_project_fails_and_releases_the_lease(
+    aws: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN the model's project does not exist (deleted, or a typo in the ARN)
+    model.project_name = "other-project"
+    # WHEN a run acquires it
+    with pytest.raises(ModelNotFoundError, match="no Custom Labels project named 'birds'"):
+        acquire(aws, model, run("run-a"))
+    # THEN no lease is left behind
+    assert lease(aws).users == frozenset()
+
+
+def test_an_unknown_version_fails_and_releases_the_lease(
+    aws: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN a version ARN the project does not have
+    # WHEN a run acquires it
+    # THEN it fails with ModelNotFoundError and leaves no lease
+    config = run("run-a", projectVersionArn=MODEL_ARN.replace("birds.2024-05-01", "birds.2023-01-01"))
+    with pytest.raises(ModelNotFoundError, match="no model version"):
+        model_control.acquire(model.client, aws.dynamodb, aws.table, config, NOW)
+    assert model_lease.read(aws.dynamodb, aws.table, config.projectVersionArn).users == frozenset()
+
+
+# Leases directly ----------------------------------------------------------------------------------
+
+
+def test_acquiring_a_lease_is_idempotent(aws: SimpleNamespace) -> None:
+    # WHEN the same run acquires twice (a retried state)
+    model_lease.acquire(aws.dynamodb, aws.table, MODEL_ARN, "run-a")
+    again = model_lease.acquire(aws.dynamodb, aws.table, MODEL_ARN, "run-a")
+    # THEN it holds one lease, and one release frees the model
+    assert again.users == frozenset({"run-a"})
+    model_lease.mark_started(aws.dynamodb, aws.table, MODEL_ARN, "run-a")
+    assert model_lease.release(aws.dynamodb, aws.table, MODEL_ARN, "run-a") is True
+
+
+def test_releasing_a_lease_never_held_stops_nothing(aws: SimpleNamespace) -> None:
+    # GIVEN a run that failed before acquiring the model
+    # WHEN the failure path releases it
+    # THEN it has nothing to stop
+    assert model_lease.release(aws.dynamodb, aws.table, MODEL_ARN, "run-z") is False

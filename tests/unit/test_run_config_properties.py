@@ -1,0 +1,431 @@
+"""Properties of the input validation, over generated inputs (hypothesis).
+
+- Every input generated within the documented bounds is accepted, and its values are kept.
+- Every input with one malformed field (wrong type, out-of-range number, malformed ARN / S3 URI /
+  URL / name, unknown key) is rejected with InvalidInput, and the message names that field.
+
+Three known defects are left out of the generators and pinned instead by xfail(strict) tests in
+test_run_config.py: trailing newlines (`$` in the patterns), non-ASCII digits in ARNs (`\\d`) and
+JSON booleans for numbers (pydantic lax mode).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import string
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from labeling_loop.errors import InvalidInput
+from labeling_loop.run_config import (
+    MAX_REVIEW_POLLS,
+    RUN_ID,
+    RunConfig,
+    run_id_from_execution,
+    validate_input,
+)
+
+PROFILE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+LOWER = string.ascii_lowercase
+DIGITS = string.digits
+NAME_CHARS = string.ascii_letters + DIGITS + "_.-"
+REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2", "ap-northeast-1"]
+
+# Numeric fields: (low, high, integer?)
+NUMBERS: dict[str, tuple[float, float, bool]] = {
+    "minInferenceUnits": (1, 100, True),
+    "minConfidence": (0, 100, False),
+    "maxImagesPerJob": (1, 100_000, True),
+    "maxLabelsPerJob": (2, 50, True),
+    "taskTimeLimitSeconds": (30, 28_800, True),
+    "workersPerObject": (1, 9, True),
+    "reviewDeadlineHours": (1, 720, True),
+    "imagesPerBatch": (1, 500, True),
+    "batchesPerInferenceUnit": (1, 50, True),
+    "modelPollSeconds": (0, 3600, True),
+    "reviewPollSeconds": (0, 86_400, True),
+    "modelStartTimeoutMinutes": (1, 720, True),
+}
+
+
+# Valid values --------------------------------------------------------------------------------------
+
+
+def hyphenated(max_parts: int) -> st.SearchStrategy[str]:
+    """[a-z0-9](-?[a-z0-9]){0,n}: lower-case alphanumerics with single inner hyphens."""
+    return st.lists(
+        st.tuples(st.booleans(), st.sampled_from(LOWER + DIGITS)), min_size=0, max_size=max_parts
+    ).flatmap(
+        lambda parts: st.sampled_from(LOWER + DIGITS).map(
+            lambda first: first + "".join(("-" if hy else "") + ch for hy, ch in parts)
+        )
+    )
+
+
+run_ids = hyphenated(39).filter(lambda s: len(s) <= 40)
+job_prefixes = hyphenated(9).filter(lambda s: len(s) <= 10)
+accounts = st.text(DIGITS, min_size=12, max_size=12)
+names = st.text(NAME_CHARS, min_size=1, max_size=40)
+
+
+@st.composite
+def model_arns(draw: st.DrawFn) -> str:
+    return (
+        f"arn:aws:rekognition:{draw(st.sampled_from(REGIONS))}:{draw(accounts)}:project/{draw(names)}"
+        f"/version/{draw(names)}/{draw(st.integers(0, 10**14))}"
+    )
+
+
+@st.composite
+def bucket_names(draw: st.DrawFn) -> str:
+    inner = draw(st.text(LOWER + DIGITS + ".-", min_size=1, max_size=40))
+    name = draw(st.sampled_from(LOWER + DIGITS)) + inner + draw(st.sampled_from(LOWER + DIGITS))
+    assume(".." not in name)
+    return name
+
+
+@st.composite
+def s3_uris(draw: st.DrawFn) -> str:
+    key = draw(st.text(st.characters(blacklist_categories=["Cs"]), max_size=40))
+    return f"s3://{draw(bucket_names())}/{key}"
+
+
+workteam_arns = st.builds(
+    lambda region, account, team: f"arn:aws:sagemaker:{region}:{account}:workteam/private-crowd/{team}",
+    st.sampled_from(REGIONS),
+    accounts,
+    st.text(string.ascii_letters + DIGITS + "_.-", min_size=1, max_size=30),
+)
+secret_arns = st.builds(
+    lambda region, account, name: f"arn:aws:secretsmanager:{region}:{account}:secret:{name}",
+    st.sampled_from(REGIONS),
+    accounts,
+    st.text(string.ascii_letters + DIGITS + "/+=.@-_", min_size=1, max_size=30),
+)
+urls = st.builds(
+    lambda scheme, host, port, path: f"{scheme}://{host}{port}{path}",
+    st.sampled_from(["http", "https"]),
+    st.text(LOWER + DIGITS + ".-", min_size=1, max_size=30),
+    st.sampled_from(["", ":8080", ":443"]),
+    st.sampled_from(["", "/", "/label-studio", "/a/b/"]),
+)
+labels = st.lists(
+    st.text(st.characters(blacklist_categories=["Cs", "Cc"]), min_size=1, max_size=30).filter(
+        lambda s: 1 <= len(s.strip()) <= 256
+    ),
+    max_size=20,
+)
+
+
+@st.composite
+def valid_inputs(draw: st.DrawFn) -> dict[str, Any]:
+    """An execution input within every documented bound (sparse: optional fields may be absent)."""
+    raw: dict[str, Any] = {
+        "projectVersionArn": draw(model_arns()),
+        "images": draw(s3_uris()),
+        "output": draw(s3_uris()),
+    }
+    backend = draw(st.sampled_from(["groundtruth", "labelstudio"]))
+    if backend == "groundtruth":
+        raw["workteamArn"] = draw(workteam_arns)
+        if draw(st.booleans()):
+            raw["reviewBackend"] = "groundtruth"
+    else:
+        raw.update(
+            reviewBackend="labelstudio",
+            labelStudioUrl=draw(urls),
+            labelStudioTokenSecretArn=draw(secret_arns),
+        )
+    for field, (low, high, integer) in NUMBERS.items():
+        if field in ("reviewPollSeconds", "reviewDeadlineHours") or not draw(st.booleans()):
+            continue
+        raw[field] = draw(st.integers(int(low), int(high)) if integer else st.floats(low, high))
+    # The history guard ties the poll interval to the deadline.
+    deadline = draw(st.integers(1, 720))
+    raw["reviewDeadlineHours"] = deadline
+    raw["reviewPollSeconds"] = draw(st.integers(math.ceil(deadline * 3600 / MAX_REVIEW_POLLS), 86_400))
+    min_confidence = raw.get("minConfidence", 50.0)
+    if draw(st.booleans()):
+        raw["autoAcceptConfidence"] = draw(st.floats(min_confidence, 100))
+    optional = {
+        "taskType": st.sampled_from(["auto", "detection", "classification"]),
+        "incremental": st.booleans(),
+        "jobNamePrefix": job_prefixes,
+        "runId": run_ids,
+        "labels": labels,
+    }
+    for field, strategy in optional.items():
+        if draw(st.booleans()):
+            raw[field] = draw(strategy)
+    # What Step Functions hands the function: JSON.
+    return json.loads(json.dumps(raw))
+
+
+@PROFILE
+@given(raw=valid_inputs(), execution_name=st.text(max_size=80))
+def test_no_valid_input_is_rejected(raw: dict[str, Any], execution_name: str) -> None:
+    # GIVEN an input within the documented bounds
+    # WHEN it is validated (no stack defaults, no bucket restriction)
+    config = validate_input(raw, execution_name=execution_name, environ={})
+    # THEN it is accepted with its values kept, and the run has a valid id
+    for field in ("projectVersionArn", "reviewDeadlineHours", "reviewPollSeconds", *NUMBERS):
+        if field in raw:
+            assert getattr(config, field) == raw[field]
+    assert config.runId is not None and RUN_ID.fullmatch(config.runId)
+    if "runId" in raw:
+        assert config.runId == raw["runId"]
+
+
+# Malformed values ---------------------------------------------------------------------------------
+
+NOT_A_STRING = st.one_of(
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+# Letters only: never a number (pydantic parses "1e3" or " 5 "); "nan"/"inf" are out of every range.
+WORD = st.text(string.ascii_letters, min_size=1, max_size=8)
+BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "t", "f", "y", "n", "1", "0"}
+
+
+def bad_number(low: float, high: float, integer: bool) -> st.SearchStrategy[Any]:
+    out_of_range = st.one_of(
+        st.integers(max_value=int(low) - 1),
+        st.integers(min_value=int(high) + 1),
+        st.floats(max_value=low, exclude_max=True, allow_nan=False),
+        st.floats(min_value=high, exclude_min=True, allow_nan=False),
+    )
+    wrong_type = st.one_of(
+        WORD, st.lists(st.integers(), max_size=2), st.dictionaries(WORD, st.integers(), max_size=2)
+    )
+    strategies = [out_of_range, wrong_type]
+    if integer:  # a fraction is not a count
+        strategies.append(st.floats(low, high).filter(lambda v: not float(v).is_integer()))
+    return st.one_of(*strategies)
+
+
+def mutated(valid: st.SearchStrategy[str], alphabet: str) -> st.SearchStrategy[str]:
+    """A valid value with a piece cut, replaced or inserted (ASCII only, no line breaks)."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> str:
+        value = draw(valid)
+        start = draw(st.integers(0, len(value)))
+        end = draw(st.integers(start, len(value)))
+        return value[:start] + draw(st.text(alphabet, max_size=4)) + value[end:]
+
+    return build()
+
+
+ASCII_NO_NEWLINE = "".join(chr(c) for c in range(32, 127))
+PROJECT_VERSION_REFERENCE = re.compile(
+    r"arn:aws[a-z-]*:rekognition:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:"
+    r"project/[a-zA-Z0-9_.\-]{1,255}/version/[a-zA-Z0-9_.\-]{1,255}/[0-9]+"
+)
+
+
+def not_matching(pattern: str) -> Any:
+    compiled = re.compile(pattern)
+    return lambda value: not compiled.fullmatch(value)
+
+
+def bad_bucket_uri() -> st.SearchStrategy[str]:
+    bad_bucket = st.one_of(
+        st.text(LOWER, max_size=2),  # too short
+        st.text(LOWER, min_size=64, max_size=70),  # too long
+        st.builds(
+            lambda a, b: a + b,
+            st.sampled_from(["A", "_", " ", "!", "é"]),
+            st.text(LOWER, min_size=3, max_size=8),
+        ),
+        st.builds(lambda b: "-" + b, st.text(LOWER, min_size=3, max_size=8)),
+        st.builds(lambda b: b + ".", st.text(LOWER, min_size=3, max_size=8)),
+        st.builds(
+            lambda a, b: a + ".." + b,
+            st.text(LOWER, min_size=1, max_size=5),
+            st.text(LOWER, min_size=1, max_size=5),
+        ),
+    )
+    return st.one_of(
+        st.builds(lambda bucket, key: f"s3://{bucket}/{key}", bad_bucket, st.text(LOWER, max_size=5)),
+        st.text(ASCII_NO_NEWLINE, max_size=30).filter(lambda s: not s.startswith("s3://")),
+        st.sampled_from(
+            ["https://bucket-name.s3.amazonaws.com/key", "S3://bucket-name/key", "s3:/bucket-name/"]
+        ),
+    )
+
+
+def malformed_values(field: str) -> st.SearchStrategy[Any]:
+    """Values of one field that must be rejected (given an otherwise valid input)."""
+    if field in NUMBERS:
+        low, high, integer = NUMBERS[field]
+        return bad_number(low, high, integer)
+    if field == "autoAcceptConfidence":
+        return bad_number(0, 100, False)
+    if field == "projectVersionArn":
+        return st.one_of(
+            NOT_A_STRING,
+            mutated(model_arns(), ASCII_NO_NEWLINE).filter(
+                lambda v: not PROJECT_VERSION_REFERENCE.fullmatch(v)
+            ),
+            st.text(ASCII_NO_NEWLINE, max_size=60).filter(
+                lambda v: not PROJECT_VERSION_REFERENCE.fullmatch(v)
+            ),
+        )
+    if field in ("images", "output"):
+        return st.one_of(NOT_A_STRING, bad_bucket_uri())
+    if field == "workteamArn":
+        return st.one_of(
+            st.integers(),
+            st.text(ASCII_NO_NEWLINE, min_size=1, max_size=60).filter(
+                not_matching(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:workteam/[a-z-]+-crowd/[\w.-]+")
+            ),
+            st.just(""),  # empty counts as missing: required for Ground Truth
+        )
+    if field == "labelStudioUrl":
+        return st.one_of(
+            st.integers(),
+            st.text(ASCII_NO_NEWLINE, min_size=1, max_size=40).filter(
+                not_matching(r"https?://[^\s/]+(:[0-9]+)?(/.*)?")
+            ),
+        )
+    if field == "labelStudioTokenSecretArn":
+        return st.one_of(
+            st.integers(),
+            st.text(ASCII_NO_NEWLINE, min_size=1, max_size=60).filter(
+                not_matching(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[\w/+=.@-]+")
+            ),
+        )
+    if field in ("runId", "jobNamePrefix"):
+        longest = 40 if field == "runId" else 10
+        return st.one_of(
+            st.integers(),
+            st.text(ASCII_NO_NEWLINE, max_size=longest + 5).filter(
+                lambda v: not (re.fullmatch(r"[a-z0-9](-?[a-z0-9])*", v) and len(v) <= longest)
+            ),
+        )
+    if field == "reviewBackend":
+        return st.one_of(
+            st.integers(), st.text(max_size=12).filter(lambda v: v not in ("groundtruth", "labelstudio"))
+        )
+    if field == "taskType":
+        return st.one_of(
+            st.integers(),
+            st.text(max_size=12).filter(lambda v: v not in ("auto", "detection", "classification")),
+        )
+    if field == "incremental":
+        return st.one_of(
+            WORD.filter(lambda v: v.lower() not in BOOL_WORDS),
+            st.integers().filter(lambda v: v not in (0, 1)),
+            st.lists(st.booleans(), max_size=2),
+        )
+    if field == "labels":
+        return st.one_of(
+            st.text(max_size=5),
+            st.integers(),
+            st.lists(
+                st.one_of(st.integers(), st.none(), st.just("   "), st.just("x" * 257)),
+                min_size=1,
+                max_size=3,
+            ),
+            st.lists(st.just("bird"), min_size=251, max_size=260),
+        )
+    raise AssertionError(f"no malformed values for {field}")
+
+
+CHECKED_FIELDS = sorted(set(RunConfig.model_fields))
+
+
+def names_field(message: str, field: str) -> bool:
+    """The message says which field is wrong: `field: ...`, `field.0: ...` (an item of a list), or
+    a whole-input rule (`input: ...`) that mentions the field."""
+    parts = message.split("; ")
+    return any(
+        part.startswith((f"{field}:", f"{field}.")) or (part.startswith("input: ") and field in part)
+        for part in parts
+    )
+
+
+@st.composite
+def one_bad_field(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
+    raw = draw(valid_inputs())
+    field = draw(st.sampled_from(CHECKED_FIELDS))
+    if field in ("labelStudioUrl", "labelStudioTokenSecretArn"):
+        # Checked only for the Label Studio backend.
+        raw.pop("workteamArn", None)
+        raw.update(
+            reviewBackend="labelstudio",
+            labelStudioUrl=draw(urls),
+            labelStudioTokenSecretArn=draw(secret_arns),
+        )
+    if field == "workteamArn":
+        raw.update(reviewBackend="groundtruth")
+        raw.pop("labelStudioUrl", None)
+        raw.pop("labelStudioTokenSecretArn", None)
+    if field == "autoAcceptConfidence":
+        raw["minConfidence"] = 0
+    raw[field] = draw(malformed_values(field))
+    return raw, field
+
+
+@PROFILE
+@given(case=one_bad_field())
+def test_every_malformed_field_is_rejected_and_named(case: tuple[dict[str, Any], str]) -> None:
+    raw, field = case
+    # GIVEN an input whose only fault is one field
+    # WHEN it is validated
+    with pytest.raises(InvalidInput) as caught:
+        validate_input(raw, execution_name="exec", environ={})
+    # THEN the error names that field
+    assert names_field(str(caught.value), field), str(caught.value)
+
+
+@PROFILE
+@given(
+    raw=valid_inputs(),
+    key=st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=20).filter(
+        lambda k: k not in RunConfig.model_fields
+    ),
+    value=st.one_of(st.integers(), st.text(max_size=5), st.booleans(), st.lists(st.integers(), max_size=2)),
+)
+def test_unknown_keys_are_rejected_by_name(raw: dict[str, Any], key: str, value: Any) -> None:
+    # GIVEN a valid input with one extra key (a typo, or a field of another version)
+    # WHEN it is validated
+    with pytest.raises(InvalidInput) as caught:
+        validate_input({**raw, key: value}, execution_name="exec", environ={})
+    # THEN the error names the key
+    assert f"{key}: is not a known input field" in str(caught.value)
+
+
+@PROFILE
+@given(raw=valid_inputs(), data=st.data())
+def test_review_polls_beyond_the_history_limit_are_rejected(raw: dict[str, Any], data: st.DataObject) -> None:
+    # GIVEN a deadline and a poll interval that would poll more than MAX_REVIEW_POLLS times
+    deadline = data.draw(st.integers(2, 720))
+    fastest = math.ceil(deadline * 3600 / MAX_REVIEW_POLLS)
+    poll = data.draw(st.integers(0, fastest - 1))
+    # WHEN it is validated
+    with pytest.raises(InvalidInput) as caught:
+        validate_input(
+            {**raw, "reviewDeadlineHours": deadline, "reviewPollSeconds": poll},
+            execution_name="e",
+            environ={},
+        )
+    # THEN the error names the poll interval
+    assert names_field(str(caught.value), "reviewPollSeconds")
+
+
+@PROFILE
+@given(execution_name=st.text(max_size=120))
+def test_any_execution_name_gives_a_valid_run_id(execution_name: str) -> None:
+    # WHEN a run id is derived from any execution name
+    run_id = run_id_from_execution(execution_name)
+    # THEN it is a valid run id: 1-40 lower-case letters, digits and single hyphens
+    assert RUN_ID.fullmatch(run_id)
+    assert re.fullmatch(r"[a-z0-9](-?[a-z0-9]){0,39}", run_id) and len(run_id) <= 40
