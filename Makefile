@@ -29,6 +29,7 @@ $(SAM_VENV)/.installed:
 sam: $(SAM_VENV)/.installed
 
 include mk/labelstudio.mk
+include mk/checks.mk
 
 validate: venv sam  ## sam validate --lint and cfn-lint over template.yaml (offline)
 	$(SAM_VENV)/bin/sam validate --lint --region $(REGION) --template template.yaml
@@ -40,7 +41,7 @@ build: sam  ## sam build, offline (python3.13 on PATH, no container)
 lint: venv
 	$(VENV)/bin/ruff check layer functions localcloud ops tests bench
 
-test: venv labelstudio-venv chromium validate build  ## everything CI runs
+test: venv labelstudio-venv chromium validate build checkov  ## everything CI runs
 	$(VENV)/bin/pytest
 
 unit: venv

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -37,8 +38,16 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None) -> int:
     ticker = threading.Thread(target=_progress, args=(stop, started), daemon=True)
     ticker.start()
     try:
-        result = run_local(images, truth, run_input=run_input, faults=faults, config=config, task_type=args.task,
-                           name=args.name, timeout=args.timeout)
+        with contextlib.ExitStack() as stack:
+            server = None
+            if run_input.get("reviewBackend") == "labelstudio":
+                from localcloud.labelstudio_review import label_studio_with_local_s3
+
+                print("Starting Label Studio on 127.0.0.1 (about a minute)...", flush=True)
+                server = stack.enter_context(label_studio_with_local_s3(Path(args.out) / "labelstudio"))
+                print(f"Label Studio is up at {server.url} (user {server.username}, password {server.password})", flush=True)
+            result = run_local(images, truth, run_input=run_input, faults=faults, config=config, task_type=args.task,
+                               name=args.name, timeout=args.timeout, label_studio=server)
     finally:
         stop.set()
     out = Path(args.out)

@@ -164,8 +164,9 @@ def start_label_studio(
         "--data-dir", str(data_dir),
         "--database", str(data_dir / "label_studio.sqlite3"),
         "--username", username,
-        "--password", password,
-        "--user-token", legacy_token,
+        # `=` forms: a random secret may start with "-", which argparse would take for an option.
+        f"--password={password}",
+        f"--user-token={legacy_token}",
         "--enable-legacy-api-token",
         "--log-level", "WARNING",
     ]  # fmt: skip

@@ -206,10 +206,23 @@ def run_local(
     task_type: str = "detection",
     name: str = "local-run",
     timeout: float = 600,
+    label_studio: Any = None,
+    reviewer_accuracy: float = 0.97,
+    unannotated_fraction: float = 0.0,
 ) -> LocalRunResult:
-    """Deploy, upload, run one execution to its end, and read everything back."""
+    """Deploy, upload, run one execution to its end, and read everything back.
+
+    With `reviewBackend: labelstudio` in the input, `label_studio` is a running LabelStudioServer
+    (see localcloud.labelstudio_review.label_studio_with_local_s3); emulated reviewers answer the
+    run's project while the execution polls it."""
+    from localcloud.labelstudio_review import EmulatedReviewers, deploy_parameters
+
+    backend = (run_input or {}).get("reviewBackend", "groundtruth")
+    if backend == "labelstudio" and label_studio is None:
+        raise ValueError("the labelstudio backend needs a running Label Studio server (label_studio=...)")
     with local_cloud(config, faults) as cloud:
-        stack, arn, refs = prepare(cloud, images_dir, truth, task_type=task_type)
+        parameters = deploy_parameters(cloud, label_studio) if backend == "labelstudio" else None
+        stack, arn, refs = prepare(cloud, images_dir, truth, task_type=task_type, parameters=parameters)
         if faults and faults.images.get("corrupt"):
             faults_module.corrupt_images(cloud, stack.images_bucket, refs, int(faults.images["corrupt"]))
         full_input = {
@@ -217,8 +230,18 @@ def run_local(
             "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}",
             **(run_input or {}),
         }
-        result = execute(cloud, stack, arn, full_input, name, timeout)
+        reviewers = None
+        if backend == "labelstudio":
+            reviewers = EmulatedReviewers(cloud, label_studio, run_prefix_of(stack, name_to_run_id(full_input, name)),
+                                          accuracy=reviewer_accuracy, unannotated_fraction=unannotated_fraction,
+                                          timeout=timeout)
+        result = execute(cloud, stack, arn, full_input, name, timeout, before_wait=reviewers.start if reviewers else None)
         result.summary["model_status_at_end"] = wait_for_model_stopped(cloud, arn)
+        if reviewers:
+            reviewers.join(5)
+            result.extra["reviewers"] = reviewers.stats
+            if reviewers.error:
+                result.extra["reviewers_error"] = repr(reviewers.error)
         return result
 
 

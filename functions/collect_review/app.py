@@ -1,4 +1,4 @@
-"""Collects the reviewed labels, whatever the backend, into review/reviewed.jsonl."""
+"""Ground Truth backend: reads every labeling job's status and output, writes review/reviewed.jsonl."""
 
 from typing import Any
 
@@ -14,7 +14,6 @@ logger = Logger()
 tracer = Tracer()
 s3 = client("s3")
 sagemaker = client("sagemaker")
-secretsmanager = client("secretsmanager")
 
 
 @logger.inject_lambda_context
@@ -22,17 +21,11 @@ secretsmanager = client("secretsmanager")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = from_state(event["config"])
     layout = config.layout()
-    if config.reviewBackend == "groundtruth":
-        jobs = read_json(s3, layout.review_jobs)
-        result = dict(groundtruth.collect(s3, sagemaker, layout, jobs))
-    else:
-        from labeling_loop import labelstudio_backend  # noqa: PLC0415  (only runs with that backend)
-
-        result = labelstudio_backend.collect(s3, secretsmanager, event["config"])
+    result = groundtruth.collect(s3, sagemaker, layout, read_json(s3, layout.review_jobs))
     summary = {
-        "reviewed": int(result.get("reviewed", 0)),
-        "skipped": int(result.get("skipped", 0)),
-        "failedJobs": list(result.get("failedJobs", [])),
+        "reviewed": int(result["reviewed"]),
+        "skipped": int(result["skipped"]),
+        "failedJobs": list(result["failedJobs"]),
     }
-    logger.info("reviews collected", extra=summary)
+    logger.info("labeling jobs collected", extra=summary)
     return summary

@@ -51,6 +51,9 @@ def read_header(data: bytes) -> ImageHeader:
                 orientation = int(image.getexif().get(EXIF_ORIENTATION, 1) or 1)
     except UnidentifiedImageError as error:
         raise ImageRejected("corrupt-image", f"not a readable image ({error})") from None
+    except Image.DecompressionBombError as error:
+        # Far beyond 4096 x 4096: say so, rather than calling a valid image corrupt.
+        raise ImageRejected("image-dimensions", f"too many pixels ({error})") from None
     if fmt not in ("JPEG", "PNG"):
         raise ImageRejected(
             "unsupported-format", f"{fmt or 'unknown'} image; Custom Labels accepts PNG and JPEG"

@@ -63,6 +63,12 @@ def header_of(s3: Any, ref: S3Uri) -> tuple[Any, int]:
             # The header did not fit in the first bytes (a huge EXIF block): read it all.
             return read_header(s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()), size
         raise
+    except Exception:
+        # Pillow raises OSError("Truncated File Read") and others when header segments (an ICC
+        # profile, say) run past the first read: read the whole object before judging the image.
+        if len(data) < size:
+            return read_header(s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()), size
+        raise
 
 
 def predict_one(s3: Any, rekognition: Any, ref: str, model_arn: str, min_confidence: float) -> dict[str, Any]:

@@ -96,7 +96,10 @@ def list_images(
     now = time.time() if now is None else now
     result = ListingResult()
     # Never label the workflow's own outputs when they live under the images prefix.
-    exclude = output_prefix.key if output_prefix.bucket == images.bucket and output_prefix.key else None
+    # Only a run folder strictly inside the images prefix is excluded: an output prefix at or above
+    # the images prefix would otherwise hide every image.
+    inside = output_prefix.key.startswith(images.key) and output_prefix.key != images.key
+    exclude = output_prefix.key if output_prefix.bucket == images.bucket and output_prefix.key and inside else None
     candidates: list[dict[str, Any]] = []
     with JsonlWriter(s3, layout.skipped_part("listing", 0)) as skipped:
         for obj in _objects(s3, images, exclude):

@@ -22,12 +22,12 @@ from labeling_loop.s3_uri import S3Uri
 # arn:aws:rekognition:<region>:<account>:project/<project>/version/<version>/<timestamp>  [IAM-RK]
 # Project and version names: [a-zA-Z0-9_.\-]{1,255} (CreateProject / CreateProjectVersion).
 PROJECT_VERSION_ARN = re.compile(
-    r"^arn:(?P<partition>aws[a-z-]*):rekognition:(?P<region>[a-z]{2}(-[a-z]+)+-\d):(?P<account>\d{12}):"
-    r"project/(?P<project>[a-zA-Z0-9_.\-]{1,255})/version/(?P<version>[a-zA-Z0-9_.\-]{1,255})/(?P<ts>\d+)$"
+    r"^arn:(?P<partition>aws[a-z-]*):rekognition:(?P<region>[a-z]{2}(-[a-z]+)+-[0-9]):(?P<account>[0-9]{12}):"
+    r"project/(?P<project>[a-zA-Z0-9_.\-]{1,255})/version/(?P<version>[a-zA-Z0-9_.\-]{1,255})/(?P<ts>[0-9]+)$"
 )
 # arn:aws:sagemaker:<region>:<account>:workteam/private-crowd/<team>  [SM-PERM]
-WORKTEAM_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:workteam/[a-z-]+-crowd/[\w.-]+$")
-SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+$")
+WORKTEAM_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:workteam/[a-z-]+-crowd/[a-zA-Z0-9_.-]+$")
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[a-zA-Z0-9_/+=.@-]+$")
 # Ground Truth job names allow 63 chars; the run id goes inside them with a prefix and a suffix.
 RUN_ID = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,39}$")
 JOB_NAME_PREFIX = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,9}$")
@@ -102,10 +102,23 @@ class RunConfig(BaseModel):
     labels: list[str] = Field(default_factory=list, max_length=250)
     runId: str | None = None
 
+    @field_validator(
+        "minInferenceUnits", "minConfidence", "autoAcceptConfidence", "maxImagesPerJob", "maxLabelsPerJob",
+        "taskTimeLimitSeconds", "workersPerObject", "reviewDeadlineHours", "imagesPerBatch",
+        "batchesPerInferenceUnit", "modelPollSeconds", "reviewPollSeconds", "modelStartTimeoutMinutes",
+        mode="before",
+    )
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        # JSON true/false would pass as 1/0 in pydantic's lax mode; a boolean is never a count here.
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not a boolean")
+        return value
+
     @field_validator("projectVersionArn")
     @classmethod
     def _arn(cls, value: str) -> str:
-        if not PROJECT_VERSION_ARN.match(value):
+        if not PROJECT_VERSION_ARN.fullmatch(value):
             raise ValueError(
                 "must be a Custom Labels model version ARN: "
                 "arn:aws:rekognition:<region>:<account>:project/<project>/version/<version>/<timestamp>"
@@ -120,7 +133,7 @@ class RunConfig(BaseModel):
     @field_validator("workteamArn")
     @classmethod
     def _workteam(cls, value: str | None) -> str | None:
-        if value and not WORKTEAM_ARN.match(value):
+        if value and not WORKTEAM_ARN.fullmatch(value):
             raise ValueError(
                 "must be a SageMaker workteam ARN (arn:aws:sagemaker:<region>:<account>:workteam/...)"
             )
@@ -129,28 +142,28 @@ class RunConfig(BaseModel):
     @field_validator("labelStudioUrl")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value and not re.match(r"^https?://[^\s/]+(:\d+)?(/.*)?$", value):
+        if value and not re.fullmatch(r"https?://[^\s/]+(:[0-9]+)?(/\S*)?", value):
             raise ValueError("must be an http(s) URL such as https://labelstudio.example.com")
         return value.rstrip("/") if value else None
 
     @field_validator("labelStudioTokenSecretArn")
     @classmethod
     def _secret(cls, value: str | None) -> str | None:
-        if value and not SECRET_ARN.match(value):
+        if value and not SECRET_ARN.fullmatch(value):
             raise ValueError("must be a Secrets Manager secret ARN")
         return value or None
 
     @field_validator("runId")
     @classmethod
     def _run_id(cls, value: str | None) -> str | None:
-        if value is not None and not RUN_ID.match(value):
+        if value is not None and not RUN_ID.fullmatch(value):
             raise ValueError("must be 1-40 lower-case letters, digits and single hyphens")
         return value
 
     @field_validator("jobNamePrefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        if not JOB_NAME_PREFIX.match(value):
+        if not JOB_NAME_PREFIX.fullmatch(value):
             raise ValueError("must be 1-10 lower-case letters, digits and single hyphens")
         return value
 
@@ -186,19 +199,19 @@ class RunConfig(BaseModel):
 
     @property
     def model_region(self) -> str:
-        match = PROJECT_VERSION_ARN.match(self.projectVersionArn)
+        match = PROJECT_VERSION_ARN.fullmatch(self.projectVersionArn)
         assert match
         return match["region"]
 
     @property
     def project_name(self) -> str:
-        match = PROJECT_VERSION_ARN.match(self.projectVersionArn)
+        match = PROJECT_VERSION_ARN.fullmatch(self.projectVersionArn)
         assert match
         return match["project"]
 
     @property
     def version_name(self) -> str:
-        match = PROJECT_VERSION_ARN.match(self.projectVersionArn)
+        match = PROJECT_VERSION_ARN.fullmatch(self.projectVersionArn)
         assert match
         return match["version"]
 
@@ -271,6 +284,10 @@ def validate_input(raw: Any, *, execution_name: str, environ: Mapping[str, str] 
         raise InvalidInput(
             f"output: bucket {output_bucket!r} is not the stack's output bucket {allowed_output!r}"
         )
+    # The roles may only write under the stack's output prefix (GroundTruthRole, the map's results).
+    default_output = environ.get("DEFAULT_OUTPUT")
+    if default_output and not config.output.startswith(str(S3Uri.parse(default_output).as_prefix())):
+        raise InvalidInput(f"output: must be under the stack's output prefix {default_output!r}")
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     if region and config.model_region != region:
         raise InvalidInput(f"projectVersionArn: the model is in {config.model_region}, the stack in {region}")

@@ -175,13 +175,6 @@ def _png_header_only(width: int, height: int) -> bytes:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: Pillow's DecompressionBombError (> 178 Mpx) escapes read_header; inference then skips "
-        "the image as corrupt-image instead of image-dimensions"
-    ),
-)
 def test_huge_dimensions_are_rejected_as_dimensions() -> None:
     # GIVEN a PNG header announcing 20000x20000 pixels (over Pillow's bomb limit)
     data = _png_header_only(20_000, 20_000)

@@ -309,14 +309,6 @@ def test_an_empty_batch_writes_empty_parts(aws: SimpleNamespace, rekognition: St
 # Headers that do not fit in the first read --------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: header_of only falls back to a full read on ImageRejected, but a JPEG whose APP segments "
-        "exceed HEADER_BYTES makes Pillow raise OSError('Truncated File Read'), so a valid image is "
-        "skipped as corrupt-image"
-    ),
-)
 def test_a_jpeg_with_a_large_icc_profile_is_inferred(aws: SimpleNamespace, rekognition: Stubber) -> None:
     # GIVEN a valid JPEG whose ICC profile (200 KB) is larger than the first ranged read
     buffer = io.BytesIO()

@@ -220,13 +220,6 @@ def test_a_same_named_prefix_in_the_output_bucket_excludes_nothing(aws: SimpleNa
     assert listed_refs(aws, layout) == [ref("photos/a.jpg")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: listing excludes every key under the output prefix even when the output prefix is the images "
-        "prefix or CONTAINS it (output s3://b/data/, images s3://b/data/incoming/), so no image is listed"
-    ),
-)
 @pytest.mark.parametrize(
     ("images", "output"),
     [("data/incoming/", "data/"), ("photos/", "photos/")],

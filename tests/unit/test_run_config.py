@@ -502,13 +502,9 @@ def test_every_later_state_reads_back_the_same_config() -> None:
     assert from_state(payload) == config
 
 
-# Known defects (see the report): each is xfail(strict) so it flips to a failure once fixed. --------
+# Defects found by these tests, fixed since: they guard against a return. --------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: regexes use `$`, which matches before a trailing newline; use re.fullmatch / \\Z",
-)
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -524,9 +520,6 @@ def test_trailing_newline_is_rejected(field: str, value: str) -> None:
     assert rejection({**VALID, field: value}).startswith(f"{field}: ")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: `\\d` matches any Unicode digit; ARN patterns need [0-9] (or re.ASCII)"
-)
 def test_non_ascii_digits_in_the_account_are_rejected() -> None:
     # WHEN the account id is written in non-ASCII digits
     # THEN the ARN is rejected
@@ -534,9 +527,6 @@ def test_non_ascii_digits_in_the_account_are_rejected() -> None:
     assert rejection({**VALID, "projectVersionArn": arn}).startswith("projectVersionArn: ")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: pydantic lax mode turns JSON true/false into 1/0 for numeric fields"
-)
 @pytest.mark.parametrize("field", ["minInferenceUnits", "minConfidence", "imagesPerBatch"])
 def test_booleans_are_not_numbers(field: str) -> None:
     # WHEN a number field is given `true` (a typo in the execution input)
