@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import json
 import logging
 import sys
@@ -64,6 +65,8 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None) -> int:
     print(f"  model started by this run: {summary['model_started_by_run']}, status at end: {summary['model_status_at_end']}, "
           f"running {summary['model_running_seconds']} s")
     print(f"  labeling jobs: {', '.join(summary['labeling_jobs']) or 'none'}")
+    if result.extra.get("reviewers_error"):
+        print(f"  emulated Label Studio reviewers failed: {result.extra['reviewers_error']}")
     print(f"\nManifest: {out / 'output.manifest'}\nReport:   {out / 'report.json'}\nSkipped:  {out / 'skipped.jsonl'}"
           f"\nRun:      {out / 'run.json'} (and history.json)")
     return 0 if summary["status"] == "SUCCEEDED" else 1
@@ -106,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         manifest = data / "truth.manifest"
         if not manifest.exists() or sum(1 for _ in manifest.open()) != args.count:
             print(f"Generating {args.count} synthetic {args.task} images in {data}", flush=True)
+            if data.exists():
+                shutil.rmtree(data)  # a smaller dataset must not inherit the files of a bigger one
             manifest = generate(data, args.count, task=args.task, exif_fraction=0.05)
         return _run(args, data, manifest)
     return _run(args, Path(args.images), Path(args.truth) if args.truth else None)
