@@ -39,13 +39,13 @@ class ReviewConfig(BaseModel):
     taskType: str = "auto"
     labels: list[str] = Field(default_factory=list)
     reviewDeadline: str | None = None  # ISO time; else createdAt + reviewDeadlineHours
-    reviewDeadlineHours: int = 240
+    reviewDeadlineHours: float = 240
 
 
 class ReviewEvent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    action: Literal["create", "check", "collect"]
+    action: Literal["preflight", "create", "check", "collect"]
     config: ReviewConfig
     plan: dict[str, Any] | None = None  # review/plan.json: the resolved taskType and label set
 
@@ -85,6 +85,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     config = request.config
     layout = RunLayout(S3Uri.parse(config.runPrefix).as_prefix())
     ls = labelstudio.LabelStudioClient(config.labelStudioUrl, read_token(config.labelStudioTokenSecretArn))
+
+    if request.action == "preflight":
+        # Before the model starts (and bills): a wrong URL or token fails the run in seconds.
+        return labelstudio.preflight(ls)
 
     if request.action == "create":
         task_type, labels = _task_type_and_labels(request)

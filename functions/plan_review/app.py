@@ -49,7 +49,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             ),
             workers_per_object=config.workersPerObject,
             task_time_limit_s=config.taskTimeLimitSeconds,
-            task_availability_s=config.reviewDeadlineHours * 3600,
+            # Ground Truth's TaskAvailabilityLifetimeInSeconds is at least 60 [SM-HTC].
+            task_availability_s=max(60, int(config.reviewDeadlineHours * 3600)),
             max_concurrent_tasks=1000,
         )
         summary.jobs = len(jobs)

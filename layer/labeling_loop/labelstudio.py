@@ -718,6 +718,13 @@ def _parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def preflight(ls: LabelStudioClient) -> JsonDict:
+    """Prove the server answers and accepts the token (who am I), without touching any project.
+    Raises ReviewBackendError with the URL and HTTP status otherwise."""
+    user = ls.get("/api/current-user/whoami")
+    return {"url": ls.url, "user": str(user.get("email") or user.get("username") or user.get("id", ""))}
+
+
 def check_review(
     ls: LabelStudioClient, state: dict[str, Any], *, deadline_iso: str, now: datetime
 ) -> dict[str, Any]:

@@ -87,7 +87,8 @@ class RunConfig(BaseModel):
     # NumberOfHumanWorkersPerDataObject: 1-9 [SM-HTC].
     workersPerObject: int = Field(1, ge=1, le=9)
     # Private workforce task availability: at most 30 days [SM-HTC]; also the Label Studio deadline.
-    reviewDeadlineHours: int = Field(240, ge=1, le=720)
+    # Fractions allowed (0.5 = 30 minutes), for short reviews and for compressed-time test runs.
+    reviewDeadlineHours: float = Field(240, ge=0.001, le=720)
     workteamArn: str | None = None
     labelStudioUrl: str | None = None
     labelStudioTokenSecretArn: str | None = None
