@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): each module prints a table and records it in bench/results/."""

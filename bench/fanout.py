@@ -1,0 +1,366 @@
+"""One measured run in its own process (the local cloud is one per process): the whole workflow, or
+the baseline client, over N identical tiny JPEGs at a given number of inference units.
+
+    python -m bench.fanout workflow --units 5 --images 20000 --out run.json
+    python -m bench.fanout baseline --units 5 --images 20000 --out base.json
+
+`run_parallel` starts several of these at once, so runs compared in a table share one machine and
+one moment. Emulator side: the bench wraps the Custom Labels emulator to time-stamp every answered
+DetectCustomLabels call (the inference phase), and gives it a service-side reader of the images the
+bench uploaded, because on AWS Rekognition reads S3 on its own CPU, not on the caller's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench import common
+
+IMAGES_PREFIX = "incoming/"
+
+
+def tiny_jpeg() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (120, 80, 40)).save(buffer, "JPEG", quality=80)
+    return buffer.getvalue()
+
+
+class _ServiceSideS3:
+    """The emulator's S3 reads answered from the bytes the bench uploaded (one object, many keys);
+    unknown keys go to moto as before, so a missing image still fails like on AWS."""
+
+    def __init__(self, real: Any, bucket: str, keys: set[str], data: bytes) -> None:
+        self._real, self._bucket, self._keys, self._data = real, bucket, keys, data
+
+    def get_object(self, Bucket: str, Key: str, **kwargs: Any) -> dict[str, Any]:
+        if Bucket == self._bucket and Key in self._keys and not kwargs:
+            return {"ContentLength": len(self._data), "Body": io.BytesIO(self._data)}
+        return self._real.get_object(Bucket=Bucket, Key=Key, **kwargs)
+
+
+class _DetectClock:
+    """First call and last answer of DetectCustomLabels, on the emulator's monotonic clock."""
+
+    def __init__(self, emulator: Any) -> None:
+        self.first_call: float | None = None
+        self.last_answer: float | None = None
+        self._lock = threading.Lock()
+        handle = emulator.handle
+
+        def timed(operation: str, params: dict[str, Any]) -> dict[str, Any]:
+            if operation != "DetectCustomLabels":
+                return handle(operation, params)
+            started = time.monotonic()
+            with self._lock:
+                if self.first_call is None:
+                    self.first_call = started
+            response = handle(operation, params)
+            with self._lock:
+                self.last_answer = time.monotonic()
+            return response
+
+        emulator.handle = timed
+
+
+def _config(units: int) -> Any:
+    from localcloud.cloud import LocalCloudConfig
+    from localcloud.emulators.rekognition import CustomLabelsConfig
+    from localcloud.emulators.sagemaker import GroundTruthConfig
+
+    e = common.EMULATED
+    return LocalCloudConfig(
+        time_scale=common.TIME_SCALE,
+        rekognition=CustomLabelsConfig(
+            start_latency_s=e["start_latency_s"],
+            stop_latency_s=e["stop_latency_s"],
+            tps_per_inference_unit=e["tps_per_inference_unit"],
+            detect_latency_s=e["detect_latency_s"],
+        ),
+        groundtruth=GroundTruthConfig(job_latency_s=e["labeling_job_latency_s"], annotator_accuracy=0.97),
+    )
+
+
+def _upload(cloud: Any, bucket: str, count: int, data: bytes) -> tuple[list[str], set[str]]:
+    from localcloud.truth import Truth, TruthBox
+
+    keys, truth = [], {}
+    for i in range(count):
+        key = f"{IMAGES_PREFIX}img-{i:06d}.jpg"
+        cloud.s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="image/jpeg")
+        ref = f"s3://{bucket}/{key}"
+        truth[ref] = Truth(ref, 64, 64, [TruthBox("box", 12, 12, 30, 30)], ["box"])
+        keys.append(key)
+    cloud.add_truth(truth)
+    return keys, set(keys)
+
+
+def _retry_mode(mode: str | None) -> None:
+    """Swap the INFERENCE client config's retry mode (the layer module is fresh per cloud)."""
+    if not mode:
+        return
+    from botocore.config import Config
+    from labeling_loop import aws_clients
+
+    current = aws_clients.INFERENCE
+    aws_clients.INFERENCE = current.merge(
+        Config(retries={"mode": mode, "max_attempts": current.retries["max_attempts"]})
+    )
+
+
+def run_workflow(
+    units: int, images: int, extra_input: dict[str, Any], retry_mode: str | None
+) -> dict[str, Any]:
+    from localcloud import interpreter
+    from localcloud.cloud import LocalCloud
+    from localcloud.runner import execute, wait_for_model_stopped
+
+    data = tiny_jpeg()
+    with LocalCloud(_config(units)) as cloud:
+        _retry_mode(retry_mode)
+        from labeling_loop import aws_clients
+
+        stack = cloud.deploy()
+        keys, key_set = _upload(cloud, stack.images_bucket, images, data)
+        arn = cloud.add_model("detection")
+        cloud.rekognition._s3 = _ServiceSideS3(cloud.s3, stack.images_bucket, key_set, data)
+        clock = _DetectClock(cloud.rekognition)
+        run_input = {
+            "projectVersionArn": arn,
+            "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}",
+            "minInferenceUnits": units,
+            "modelPollSeconds": common.MODEL_POLL_SECONDS,
+            "reviewPollSeconds": common.REVIEW_POLL_SECONDS,
+            "reviewDeadlineHours": 24,
+            # Most images skip review, so the run measures the fan-out, not the emulated annotators.
+            "minConfidence": 1,
+            "autoAcceptConfidence": 1,
+            **extra_input,
+        }
+        transitions_before = interpreter.counters.state_transitions
+        result = execute(cloud, stack, arn, run_input, f"bench-{units}iu", timeout=7200)
+        transitions = interpreter.counters.state_transitions - transitions_before
+        wait_for_model_stopped(cloud, arn, timeout=120)
+        meter = cloud.rekognition.meter(arn)
+        s = result.summary
+        inferred = sum(1 for _ in _predictions(cloud, result.run_prefix))
+        skipped_reasons: dict[str, int] = {}
+        for record in result.skipped:
+            skipped_reasons[record.get("reason", "?")] = skipped_reasons.get(record.get("reason", "?"), 0) + 1
+        manifest_refs = {line["source-ref"] for line in result.manifest}
+        skipped_refs = {line["source-ref"] for line in result.skipped}
+        uploaded = {f"s3://{stack.images_bucket}/{k}" for k in keys}
+        return {
+            "kind": "workflow",
+            "units": units,
+            "images": images,
+            "status": s["status"],
+            "error": s["error"],
+            "threads_per_batch": int(os.environ.get("THREADS_PER_BATCH", "4")),
+            "retry_mode": aws_clients.INFERENCE.retries.get("mode"),
+            "input": {k: v for k, v in run_input.items() if k not in ("projectVersionArn", "images")},
+            "wall_seconds": s["wall_seconds"],
+            "inference_seconds": (clock.last_answer or 0) - (clock.first_call or 0),
+            "first_detect_after_s": (clock.first_call or 0) - meter["intervals"][0][0]
+            if meter["intervals"]
+            else None,
+            "running_seconds": meter["running_seconds"],
+            "billed_seconds": meter["billed_seconds"],
+            "detect_calls": meter["detect_calls"],
+            "detect_answered": meter["detect_answered"],
+            "throttled_calls": meter["throttled_calls"],
+            "not_ready_calls": meter["not_ready_calls"],
+            "start_calls": meter["start_calls"],
+            "stop_calls": meter["stop_calls"],
+            "model_status_at_end": meter["status"],
+            "state_transitions": transitions,
+            "lambda_invocations": s["lambda_invocations"],
+            "lambda_by_function": result.lambda_invocations,
+            "report_counts": result.report.get("counts", {}),
+            "predictions": inferred,
+            "in_manifest": len(manifest_refs),
+            "skipped": len(skipped_refs),
+            "skipped_by_reason": skipped_reasons,
+            "unaccounted": len(uploaded - manifest_refs - skipped_refs),
+            "labeling_jobs": len(result.labeling_jobs),
+        }
+
+
+def _predictions(cloud: Any, run_prefix: str) -> Any:
+    bucket, _, prefix = run_prefix.removeprefix("s3://").partition("/")
+    for page in cloud.s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix + "predictions/"
+    ):
+        for obj in page.get("Contents", []):
+            body = cloud.s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            yield from (line for line in body.splitlines() if line.strip())
+
+
+def run_baseline(units: int, images: int) -> dict[str, Any]:
+    """The feedback solution's client: one process, start the model, wait until RUNNING, infer in
+    lock-step batches of 3 with 3 threads, stop the model. Calls DetectCustomLabels only (it reads
+    no image header), with boto3's default retries."""
+    import boto3
+
+    from localcloud.cloud import LocalCloud
+
+    data = tiny_jpeg()
+    cfg = _config(units)
+    with LocalCloud(cfg) as cloud:
+        bucket = cfg.images_bucket
+        cloud.s3.create_bucket(Bucket=bucket)
+        keys, key_set = _upload(cloud, bucket, images, data)
+        arn = cloud.add_model("detection")
+        cloud.rekognition._s3 = _ServiceSideS3(cloud.s3, bucket, key_set, data)
+        clock = _DetectClock(cloud.rekognition)
+        rekognition = boto3.client("rekognition", region_name=cfg.region)
+        s3 = boto3.client("s3", region_name=cfg.region)
+        started = time.monotonic()
+        listed = [
+            obj["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=IMAGES_PREFIX)
+            for obj in page.get("Contents", [])
+        ]
+        project_arn = arn.split("/version/")[0]
+        project_arn = cloud.rekognition.project_arn("shapes")
+        rekognition.start_project_version(ProjectVersionArn=arn, MinInferenceUnits=units)
+        poll = common.MODEL_POLL_SECONDS * common.TIME_SCALE
+        while True:
+            described = rekognition.describe_project_versions(ProjectArn=project_arn)[
+                "ProjectVersionDescriptions"
+            ]
+            status = next(d["Status"] for d in described if d["ProjectVersionArn"] == arn)
+            if status == "RUNNING":
+                break
+            if status not in ("STARTING",):
+                raise RuntimeError(f"model {status}")
+            time.sleep(poll)
+        results: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+
+        def detect(key: str) -> None:
+            try:
+                results[key] = rekognition.detect_custom_labels(
+                    ProjectVersionArn=arn,
+                    Image={"S3Object": {"Bucket": bucket, "Name": key}},
+                    MinConfidence=1,
+                )["CustomLabels"]
+            except Exception as error:  # the baseline records and goes on
+                errors[key] = type(error).__name__
+
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            for i in range(0, len(listed), 3):
+                list(pool.map(detect, listed[i : i + 3]))  # lock-step: the next 3 wait for all 3
+        rekognition.stop_project_version(ProjectVersionArn=arn)
+        wall = time.monotonic() - started
+        from localcloud.runner import wait_for_model_stopped
+
+        wait_for_model_stopped(cloud, arn, timeout=120)
+        meter = cloud.rekognition.meter(arn)
+        return {
+            "kind": "baseline",
+            "units": units,
+            "images": images,
+            "status": "SUCCEEDED" if not errors and len(results) == images else "INCOMPLETE",
+            "wall_seconds": wall,
+            "inference_seconds": (clock.last_answer or 0) - (clock.first_call or 0),
+            "running_seconds": meter["running_seconds"],
+            "billed_seconds": meter["billed_seconds"],
+            "detect_calls": meter["detect_calls"],
+            "detect_answered": meter["detect_answered"],
+            "throttled_calls": meter["throttled_calls"],
+            "model_status_at_end": meter["status"],
+            "predictions": len(results),
+            "errors": len(errors),
+            "unaccounted": images - len(results) - len(errors),
+        }
+
+
+# ------------------------------------------------------------------------------ parallel runs
+
+
+def run_parallel(specs: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
+    """Start one process per spec at once; return their records in spec order."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for index, spec in enumerate(specs):
+        out = tmp / f"run-{index}.json"
+        out.unlink(missing_ok=True)
+        args = [
+            common.python(),
+            "-m",
+            "bench.fanout",
+            spec["kind"],
+            "--units",
+            str(spec["units"]),
+            "--images",
+            str(spec["images"]),
+            "--out",
+            str(out),
+        ]
+        if spec.get("input"):
+            args += ["--input", json.dumps(spec["input"])]
+        if spec.get("retry_mode"):
+            args += ["--retry-mode", spec["retry_mode"]]
+        env = {
+            **os.environ,
+            "LOCALCLOUD_LOG_LEVEL": "ERROR",
+            "PYTHONPATH": f"{common.REPO}:{common.REPO / 'layer'}",
+        }
+        if spec.get("threads"):
+            env["THREADS_PER_BATCH"] = str(spec["threads"])
+        log = (tmp / f"run-{index}.log").open("w")
+        procs.append(
+            (
+                subprocess.Popen(args, cwd=common.REPO, env=env, stdout=log, stderr=subprocess.STDOUT),
+                out,
+                log,
+                spec,
+            )
+        )
+        print(f"  started {spec}", flush=True)
+    records = []
+    for proc, out, log, spec in procs:
+        code = proc.wait()
+        log.close()
+        if code != 0 or not out.exists():
+            raise RuntimeError(f"run {spec} failed (exit {code}); see {log.name}")
+        records.append(json.loads(out.read_text()))
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind", choices=["workflow", "baseline"])
+    parser.add_argument("--units", type=int, required=True)
+    parser.add_argument("--images", type=int, required=True)
+    parser.add_argument("--input", default="{}")
+    parser.add_argument("--retry-mode", default=None)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    for name in ("moto", "botocore", "localcloud", "labeling_loop"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if args.kind == "workflow":
+        record = run_workflow(args.units, args.images, json.loads(args.input), args.retry_mode)
+    else:
+        record = run_baseline(args.units, args.images)
+    Path(args.out).write_text(json.dumps(record, indent=1, default=str))
+    print(json.dumps(record, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
