@@ -131,6 +131,9 @@ def check(
     version = describe(rekognition, project_arn, config)
     status = version["Status"]
     if status == "FAILED" or status in BROKEN:
+        # A model that failed to start is not running and StopProjectVersion refuses it: drop the
+        # stop duty, or the cleanup would retry the stop until it gives up (CleanupFailedError).
+        model_lease.clear_stop_duty(dynamodb, table, config.projectVersionArn)
         raise ModelStartFailedError(
             f"model {config.projectVersionArn} went to {status}: {version.get('StatusMessage', '')}".strip()
         )

@@ -88,6 +88,13 @@ def restore_stop_duty(dynamodb: Any, table: str, version_arn: str, run_id: str) 
     mark_started(dynamodb, table, version_arn, run_id)
 
 
+def clear_stop_duty(dynamodb: Any, table: str, version_arn: str) -> None:
+    """Nothing is left to stop (the model failed to start): no run may try to stop it."""
+    dynamodb.update_item(
+        TableName=table, Key=_key(version_arn), UpdateExpression="REMOVE startedByWorkflow, startedBy"
+    )
+
+
 def read(dynamodb: Any, table: str, version_arn: str) -> Lease:
     item = dynamodb.get_item(TableName=table, Key=_key(version_arn), ConsistentRead=True).get("Item", {})
     return _lease(item)
