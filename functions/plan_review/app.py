@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from labeling_loop import groundtruth
 from labeling_loop.aws_clients import client
+from labeling_loop.errors import InvalidInput
 from labeling_loop.jsonl import read_jsonl, write_json
 from labeling_loop.review_plan import plan
 from labeling_loop.run_config import from_state
@@ -29,6 +30,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         extra_labels=config.labels,
         auto_accept=config.autoAcceptConfidence,
     )
+    if len(summary.labels) > config.maxLabelsPerJob:
+        raise InvalidInput(
+            f"maxLabelsPerJob: the review needs {len(summary.labels)} labels ({', '.join(summary.labels[:60])}), "
+            f"more than the {config.maxLabelsPerJob} allowed; raise maxLabelsPerJob (at most 50) or trim labels"
+        )
     if config.reviewBackend == "groundtruth" and summary.images_to_review:
         jobs = groundtruth.plan_jobs(
             s3,

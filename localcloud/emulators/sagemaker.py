@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 SERVICE = "sagemaker"
 ACCOUNT_ID = "123456789012"
 
-# SM-HTC / SM-ACC: account owning the PRE-/ACS- Lambdas per region (aws-facts 3.3).
+# SM-HTC / SM-ACC: account owning the PRE-/ACS- Lambdas per region (aws-facts 3.3). Kept apart from
+# labeling_loop.groundtruth's copy on purpose: the emulator stands for AWS, so a wrong account in
+# the product's table makes CreateLabelingJob fail here as it would on AWS.
 GT_LAMBDA_ACCOUNTS = {
     "us-east-1": "432418664414",
     "us-east-2": "266458841044",
