@@ -10,11 +10,12 @@ import boto3
 from botocore.config import Config
 
 # Standard mode retries throttling and transient errors with exponential backoff and jitter
-# (botocore retry modes). Adaptive adds client-side rate limiting for the hot inference loop,
-# where many threads share one model's throughput.
+# (botocore retry modes). The inference loop uses it too, with more attempts: measured in bench/
+# (5 IU, 3,000 images, same emulated model), adaptive mode's client-side rate limiter kept the
+# model at 0.62 of its capacity, standard mode at 0.98, with no image lost.
 STANDARD = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
 INFERENCE = Config(
-    retries={"mode": "adaptive", "max_attempts": 10},
+    retries={"mode": "standard", "max_attempts": 10},
     connect_timeout=5,
     read_timeout=30,
     max_pool_connections=32,

@@ -26,7 +26,7 @@ IMAGE_ERRORS = {
     "InvalidS3ObjectException": "corrupt-image",
     "InvalidParameterException": "image-dimensions",
 }
-# Left after botocore's own retries (adaptive mode): the image is skipped, the run goes on.
+# Left after botocore's own retries (standard mode, 10 attempts): the image is skipped, the run goes on.
 SERVICE_ERRORS = {
     "ThrottlingException",
     "ProvisionedThroughputExceededException",
