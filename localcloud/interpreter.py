@@ -9,6 +9,11 @@ Each compensation has a test in tests/unit/localcloud/test_interpreter.py that f
    larger thread stacks than Python's defaults.
 4. State transitions: child executions of a Distributed Map are not in the parent's history, so
    every state the interpreter enters is counted here.
+5. Tolerated failures: moto counts a Distributed Map child that fails but the Map run still
+   succeeds. On AWS `ToleratedFailureCount`/`ToleratedFailurePercentage` default to 0, and a Map run
+   with more failed items than tolerated fails with `States.ExceedToleratedFailureThreshold`
+   (aws-facts 4.3). Limitation: with both thresholds set, AWS fails when either is exceeded; here
+   the run fails only when both are (neither is set in our definition, so both are 0).
 """
 
 from __future__ import annotations
@@ -19,12 +24,25 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+    StatesErrorNameType,
+)
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state import state as state_module
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
+    distributed_iteration_component,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
 # Service names as AWS spells them in aws-sdk error names [SF-SDK] [SF-ERR].
 AWS_SERVICE_ERROR_NAMES = {"rekognition": "Rekognition", "sagemaker": "SageMaker", "s3": "S3", "lambda": "Lambda"}
@@ -88,6 +106,37 @@ def _counting_eval_body(self: Any, env: Any) -> None:
     _original_eval_body(self, env)
 
 
+_original_map_run = distributed_iteration_component.DistributedIterationComponent._map_run
+
+
+def _map_run_with_tolerance(self: Any, env: Any, eval_input: Any) -> None:
+    _original_map_run(self, env, eval_input)
+    items = eval_input.map_run_record.item_counter
+    failed = items.failed.get() + items.timed_out.get()
+    total = items.total.get()
+    over_count = failed > eval_input.tolerated_failure_count
+    over_percentage = failed * 100.0 > eval_input.tolerated_failure_percentage * max(total, 1)
+    if failed and over_count and over_percentage:
+        env.stack.pop()  # the children's outputs: the state fails instead
+        name = StatesErrorNameType.StatesExceedToleratedFailureThreshold
+        raise FailureEventException(
+            FailureEvent(
+                env=env,
+                error_name=StatesErrorName(typ=name),
+                event_type=HistoryEventType.ExecutionFailed,
+                event_details=EventDetails(
+                    executionFailedEventDetails=ExecutionFailedEventDetails(
+                        error=name.to_name(),
+                        cause=f"The specified tolerated failure threshold was exceeded: {failed} of {total} "
+                        f"items failed (local cloud: ToleratedFailureCount "
+                        f"{eval_input.tolerated_failure_count}, ToleratedFailurePercentage "
+                        f"{eval_input.tolerated_failure_percentage})",
+                    )
+                ),
+            )
+        )
+
+
 _applied: set[str] = set()
 
 
@@ -113,6 +162,11 @@ def apply_transition_counter() -> None:
     _applied.add("transitions")
 
 
+def apply_tolerated_failures() -> None:
+    distributed_iteration_component.DistributedIterationComponent._map_run = _map_run_with_tolerance  # type: ignore[method-assign]
+    _applied.add("tolerance")
+
+
 def apply_all(time_scale: float) -> None:
     clock.time_scale = time_scale
     if "error_names" not in _applied:
@@ -123,3 +177,5 @@ def apply_all(time_scale: float) -> None:
         apply_recursion()
     if "transitions" not in _applied:
         apply_transition_counter()
+    if "tolerance" not in _applied:
+        apply_tolerated_failures()
