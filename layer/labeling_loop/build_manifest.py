@@ -40,6 +40,11 @@ MAX_LISTED_REFS = 20  # images named in one warning
 _IN_MANIFEST = 1
 _SKIPPED = 2
 
+# Skips a reviewer should hear about: the review did not end as planned for these images.
+_REVIEW_SKIP_TEXT = {
+    "review-failed": "images not reviewed: their labeling job failed (review-failed in skipped.jsonl)",
+    "not-reviewed": "images not reviewed: the review ended without an answer (not-reviewed in skipped.jsonl)",
+}
 _FIX_TEXT = {
     "box-clipped": "boxes clipped to the image",
     "box-dropped-outside-or-too-small": "boxes dropped (outside the image or <= 1 px after clipping)",
@@ -292,6 +297,11 @@ def build_manifest(
                     continue
                 write_skip(skipped, record)
 
+        warnings.extend(
+            f"{skipped_by_reason[reason]} {text}"
+            for reason, text in _REVIEW_SKIP_TEXT.items()
+            if reason in skipped_by_reason
+        )
         warnings.extend(f"{n} {_FIX_TEXT.get(kind, kind)}" for kind, n in sorted(fixes.items()))
         warnings.extend(f"{n} {text}" for text, n in sorted(notes.items()))
         if quality.images == 0:
