@@ -64,11 +64,13 @@ class Stack:
 
 
 def _fresh_containers() -> None:
-    """A new deployment runs in new Lambda containers: forget the layer's and handlers' modules, so
-    nothing a previous cloud cached at module level (clients, settings) leaks into this one."""
-    for name in list(sys.modules):
-        if name == "labeling_loop" or name.startswith(("labeling_loop.", "localcloud_fn_")):
-            del sys.modules[name]
+    """A new deployment runs in new Lambda containers. Handler modules are loaded anew per cloud
+    (LambdaRuntime); the layer's only module-level state is the cached settings, cleared here on
+    entry and exit so no cloud (or test) sees another's table names. The layer's modules stay
+    loaded: tests compare exception classes with the ones the handlers raise."""
+    settings_module = sys.modules.get("labeling_loop.settings")
+    if settings_module is not None:
+        settings_module.settings.cache_clear()
 
 
 def _suffix(n: int = 12) -> str:
@@ -146,6 +148,7 @@ class LocalCloud:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+            _fresh_containers()
             LocalCloud._active_lock.release()
 
     def _wait_for_running_executions(self) -> None:

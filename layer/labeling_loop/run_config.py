@@ -93,7 +93,7 @@ class RunConfig(BaseModel):
     labelStudioUrl: str | None = None
     labelStudioTokenSecretArn: str | None = None
     incremental: bool = False
-    imagesPerBatch: int = Field(25, ge=1, le=500)
+    imagesPerBatch: int = Field(100, ge=1, le=500)
     batchesPerInferenceUnit: int = Field(2, ge=1, le=50)
     modelPollSeconds: int = Field(60, ge=0, le=3600)
     reviewPollSeconds: int = Field(900, ge=0, le=86_400)
