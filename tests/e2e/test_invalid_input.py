@@ -1,0 +1,115 @@
+"""Bad execution inputs fail in the first state, naming the field, before anything is started or billed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from localcloud.cloud import LocalCloud
+from localcloud.runner import IMAGES_PREFIX, default_config, execute, local_cloud, prepare
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_machine_credentials() -> Iterator[None]:
+    # Overrides conftest's per-test fixture: the cloud below lives for the whole module and sets
+    # fake credentials itself; removing them after it started would send clients to the instance
+    # metadata service. So the machine's credentials are removed once, before the cloud starts.
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            patch.delenv(name, raising=False)
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        yield
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    _no_machine_credentials: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LocalCloud, Any, str]]:
+    # One deployment for every bad input: each execution fails in its first state anyway.
+    images = tmp_path_factory.mktemp("no-images")
+    with local_cloud(default_config()) as cloud:
+        stack, arn, _ = prepare(cloud, images, None)
+        yield cloud, stack, arn
+
+
+def _good_input(stack: Any, arn: str) -> dict[str, Any]:
+    return {"projectVersionArn": arn, "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}"}
+
+
+OTHER_REGION_ARN = "arn:aws:rekognition:eu-west-1:123456789012:project/shapes/version/v1/1712345678901"
+CASES = [
+    pytest.param({"projectVersionArn": None}, "projectVersionArn", "is required", id="missing-model-arn"),
+    pytest.param(
+        {"projectVersionArn": "arn:aws:rekognition:us-east-1:123456789012:project/shapes/1712345678901"},
+        "projectVersionArn",
+        "model version ARN",
+        id="project-arn-not-version-arn",
+    ),
+    pytest.param(
+        {"projectVersionArn": OTHER_REGION_ARN},
+        "projectVersionArn",
+        "eu-west-1",
+        id="model-in-another-region",
+    ),
+    pytest.param(
+        {"images": "s3://someone-elses-bucket/photos/"},
+        "images",
+        "someone-elses-bucket",
+        id="images-outside-stack",
+    ),
+    pytest.param({"images": "photos/"}, "images", "", id="images-not-an-s3-uri"),
+    pytest.param({"minConfidence": 500}, "minConfidence", "100", id="min-confidence-500"),
+    pytest.param({"minConfidence": True}, "minConfidence", "boolean", id="min-confidence-boolean"),
+    pytest.param({"minConfidense": 60}, "minConfidense", "not a known input field", id="unknown-field"),
+]
+
+
+@pytest.mark.parametrize(("change", "field", "mention"), CASES)
+def test_a_bad_input_fails_in_the_first_state_naming_the_field(
+    deployed: tuple[LocalCloud, Any, str],
+    change: dict[str, Any],
+    field: str,
+    mention: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    cloud, stack, arn = deployed
+    # GIVEN a valid input with one field made wrong (None removes the field)
+    run_input = {**_good_input(stack, arn), **change}
+    run_input = {k: v for k, v in run_input.items() if v is not None}
+    name = "bad-" + request.node.callspec.id
+    # WHEN it runs
+    result = execute(cloud, stack, arn, run_input, name, timeout=60)
+    # THEN it fails with InvalidInput, and the message starts with the field's name
+    assert result.summary["status"] == "FAILED", result.summary
+    assert result.summary["error"] == "InvalidInput", result.summary
+    message = json.loads(result.summary["cause"])["errorMessage"]
+    assert message.startswith(f"{field}:") or f"; {field}:" in message, message
+    assert mention in message, message
+    # AND only the first state ran: no cleanup was needed because nothing was started
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in result.history if e["type"].endswith("StateEntered")
+    ]
+    assert entered == ["Validate Input"], entered
+    assert result.summary["lambda_invocations"] == 1, "InvalidInput is not retried"
+    # AND the model was never started, nor any job created, nor anything written for the run
+    meter = cloud.rekognition.meter(arn)
+    assert meter["start_calls"] == 0 and meter["status"] == "STOPPED"
+    assert cloud.groundtruth.created_job_names == []
+    _, _, run_prefix = result.run_prefix.removeprefix("s3://").partition("/")
+    listing = cloud.s3.list_objects_v2(Bucket=stack.output_bucket, Prefix=run_prefix)
+    assert listing.get("KeyCount", 0) == 0, [o["Key"] for o in listing.get("Contents", [])]
+
+
+def test_the_valid_input_the_cases_start_from_is_accepted(deployed: tuple[LocalCloud, Any, str]) -> None:
+    # The cases above each break one field of this input; it must itself pass (an empty prefix
+    # ends the run at once, without the model).
+    cloud, stack, arn = deployed
+    run_input = {**_good_input(stack, arn), "images": f"s3://{stack.images_bucket}/nothing-here/"}
+    result = execute(cloud, stack, arn, run_input, "good-input", timeout=60)
+    assert result.summary["status"] == "SUCCEEDED", result.summary
+    assert cloud.rekognition.meter(arn)["start_calls"] == 0
