@@ -41,6 +41,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration impo
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader import item_reader_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
@@ -137,6 +138,38 @@ def _map_run_with_tolerance(self: Any, env: Any, eval_input: Any) -> None:
         )
 
 
+_original_item_reader_eval = item_reader_decl.ItemReader._eval_body
+
+
+def _item_reader_eval_as_on_aws(self: Any, env: Any) -> None:
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.api import HistoryEventType, MapRunFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    try:
+        _original_item_reader_eval(self, env)
+    except ClientError as error:
+        error_name = StatesErrorName(typ=StatesErrorNameType.StatesItemReaderFailed)
+        raise FailureEventException(
+            failure_event=FailureEvent(
+                env=env,
+                error_name=error_name,
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(
+                    mapRunFailedEventDetails=MapRunFailedEventDetails(error=error_name.error_name, cause=str(error))
+                ),
+            )
+        ) from error
+
+
 _applied: set[str] = set()
 
 
@@ -167,6 +200,11 @@ def apply_tolerated_failures() -> None:
     _applied.add("tolerance")
 
 
+def apply_item_reader_errors() -> None:
+    item_reader_decl.ItemReader._eval_body = _item_reader_eval_as_on_aws  # type: ignore[method-assign]
+    _applied.add("item_reader")
+
+
 def apply_all(time_scale: float) -> None:
     clock.time_scale = time_scale
     if "error_names" not in _applied:
@@ -177,5 +215,7 @@ def apply_all(time_scale: float) -> None:
         apply_recursion()
     if "transitions" not in _applied:
         apply_transition_counter()
+    if "item_reader" not in _applied:
+        apply_item_reader_errors()
     if "tolerance" not in _applied:
         apply_tolerated_failures()

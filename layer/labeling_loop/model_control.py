@@ -26,6 +26,8 @@ from labeling_loop.run_config import RunConfig
 STARTABLE = {"STOPPED", "TRAINING_COMPLETED", "COPYING_COMPLETED"}
 WAITING = {"STARTING", "STOPPING"}
 BROKEN = {"FAILED", "TRAINING_FAILED", "DELETING", "DEPRECATED", "EXPIRED", "COPYING_FAILED"}
+# A refused StopProjectVersion on these means the model is not running: nothing left to stop.
+NOTHING_TO_STOP = STARTABLE | BROKEN | {"STOPPING"}
 
 
 @dataclass(frozen=True)
@@ -161,12 +163,18 @@ def release(rekognition: Any, dynamodb: Any, table: str, config: RunConfig) -> d
         code = error_code(error)
         if code == "ResourceNotFoundException":
             return {"stopped": False, "status": "NOT_FOUND"}
-        # Still starting (or mid-transition): keep the duty and let the state machine retry.
-        model_lease.restore_stop_duty(dynamodb, table, config.projectVersionArn, run_id)
         if code == "ResourceInUseException":
+            # Refused: either it is between states (starting: stop it once it can be stopped) or
+            # there is nothing to stop (it stopped or failed under us). Only the status tells.
+            project_arn = find_project_arn(rekognition, config.project_name)
+            status = str(describe(rekognition, project_arn, config)["Status"])
+            if status in NOTHING_TO_STOP:
+                return {"stopped": False, "status": status}
+            model_lease.restore_stop_duty(dynamodb, table, config.projectVersionArn, run_id)
             raise ModelTransitionError(
-                f"model {config.projectVersionArn} cannot be stopped yet: {error}"
+                f"model {config.projectVersionArn} is {status} and cannot be stopped yet"
             ) from None
+        model_lease.restore_stop_duty(dynamodb, table, config.projectVersionArn, run_id)
         raise
     return {"stopped": True, "status": str(response.get("Status", "STOPPING"))}
 

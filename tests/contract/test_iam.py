@@ -93,7 +93,11 @@ EXPECTED_REKOGNITION = {
         "rekognition:StopProjectVersion",  # model_control.release
     },
     "DetectLabelsFunction": {"rekognition:DetectCustomLabels"},  # inference.run_batch
-    "RunCleanupFunction": {"rekognition:StopProjectVersion"},  # cleanup.clean_up -> model_control.release
+    "RunCleanupFunction": {
+        "rekognition:StopProjectVersion",
+        "rekognition:DescribeProjects",
+        "rekognition:DescribeProjectVersions",
+    },  # cleanup.clean_up -> model_control.release
 }
 SENSITIVE_SERVICES = ("sagemaker", "iam", "lambda", "states", "secretsmanager", "ec2")
 EXPECTED_SENSITIVE = {
