@@ -132,7 +132,9 @@ def test_two_overlapping_incremental_runs_share_the_images_and_the_model(images:
     # ... one start served both runs (or, if the second came after the first had stopped it, a
     # clean restart): every running interval is closed, one stop per start
     intervals = meter_after_both["intervals"]
-    assert meter_after_both["start_calls"] >= 1 and len(intervals) == meter_after_both["start_calls"]
+    # (start_calls counts StartProjectVersion calls: when both runs find the model stopped at the same
+    # moment, both call it and the second is refused with ResourceInUseException, as on AWS)
+    assert 1 <= len(intervals) <= meter_after_both["start_calls"] <= 2, meter_after_both
     assert meter_after_both["stop_calls"] == len(intervals)
     assert all(end is not None for _, end in intervals), intervals
     if len(inferring) == 2:
