@@ -30,6 +30,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         extra_labels=config.labels,
         auto_accept=config.autoAcceptConfidence,
     )
+    if summary.images_to_review and not summary.labels:
+        raise InvalidInput(
+            "labels: the model predicted no label in this run and the input names none, so reviewers "
+            "would have nothing to choose from; pass the model's labels (e.g. \"labels\": [\"cat\", \"dog\"])"
+        )
     if len(summary.labels) > config.maxLabelsPerJob:
         raise InvalidInput(
             f"maxLabelsPerJob: the review needs {len(summary.labels)} labels ({', '.join(summary.labels[:60])}), "

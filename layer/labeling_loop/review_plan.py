@@ -45,10 +45,12 @@ def survey(s3: Any, layout: RunLayout) -> tuple[bool, set[str]]:
     return has_boxes, labels
 
 
-def resolve_task_type(requested: str, has_boxes: bool) -> str:
+def resolve_task_type(requested: str, has_boxes: bool, any_label: bool = True) -> str:
+    """`auto`: boxes mean detection, image labels mean classification; with no prediction at all
+    nothing tells, and detection (the more common model) is assumed."""
     if requested != "auto":
         return requested
-    return "detection" if has_boxes else "classification"
+    return "detection" if has_boxes or not any_label else "classification"
 
 
 def to_task(record: dict[str, Any], task_type: str) -> dict[str, Any]:
@@ -109,7 +111,7 @@ def plan(
 ) -> PlanSummary:
     """Write review/tasks.jsonl and review/auto_accepted.jsonl; return counts and the label set."""
     has_boxes, predicted = survey(s3, layout)
-    task_type = resolve_task_type(requested_task_type, has_boxes)
+    task_type = resolve_task_type(requested_task_type, has_boxes, any_label=bool(predicted))
     summary = PlanSummary(
         task_type=task_type, labels=sorted(predicted | set(extra_labels)), predicted_labels=predicted
     )
