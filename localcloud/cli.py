@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
 import json
 import logging
+import shutil
 import sys
 import threading
 import time
@@ -22,7 +22,11 @@ def _progress(stop: threading.Event, started: float) -> None:
     from localcloud import interpreter
 
     while not stop.wait(2.0):
-        print(f"  ... {time.monotonic() - started:5.1f} s, {interpreter.counters.state_transitions} state transitions", flush=True)
+        print(
+            f"  ... {time.monotonic() - started:5.1f} s, "
+            f"{interpreter.counters.state_transitions} state transitions",
+            flush=True,
+        )
 
 
 def _run(args: argparse.Namespace, images: Path, truth: Path | None) -> int:
@@ -33,7 +37,11 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None) -> int:
         run_input.setdefault("reviewBackend", args.backend)
     faults = faults_module.Faults.load(Path(args.faults)) if args.faults else None
     config = default_config(time_scale=args.time_scale)
-    print(f"Running one turn of the labeling loop locally over {images} (backend {run_input.get('reviewBackend', 'groundtruth')})", flush=True)
+    print(
+        f"Running one turn of the labeling loop locally over {images} "
+        f"(backend {run_input.get('reviewBackend', 'groundtruth')})",
+        flush=True,
+    )
     stop = threading.Event()
     started = time.monotonic()
     ticker = threading.Thread(target=_progress, args=(stop, started), daemon=True)
@@ -46,29 +54,55 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None) -> int:
 
                 print("Starting Label Studio on 127.0.0.1 (about a minute)...", flush=True)
                 server = stack.enter_context(label_studio_with_local_s3(Path(args.out) / "labelstudio"))
-                print(f"Label Studio is up at {server.url} (user {server.username}, password {server.password})", flush=True)
-            result = run_local(images, truth, run_input=run_input, faults=faults, config=config, task_type=args.task,
-                               name=args.name, timeout=args.timeout, label_studio=server)
+                print(
+                    f"Label Studio is up at {server.url} "
+                    f"(user {server.username}, password {server.password})",
+                    flush=True,
+                )
+            result = run_local(
+                images,
+                truth,
+                run_input=run_input,
+                faults=faults,
+                config=config,
+                task_type=args.task,
+                name=args.name,
+                timeout=args.timeout,
+                label_studio=server,
+            )
     finally:
         stop.set()
     out = Path(args.out)
     write_outputs(result, out)
     summary = result.summary
-    print(f"\nExecution {summary['status']}" + (f": {summary['error']}: {summary['cause']}" if summary["error"] else ""))
-    print(f"  images listed {summary['images_listed']}, in manifest {summary['images_in_manifest']} "
-          f"(auto-accepted {summary['images_auto_accepted']}), skipped {summary['images_skipped']}")
+    print(
+        f"\nExecution {summary['status']}"
+        + (f": {summary['error']}: {summary['cause']}" if summary["error"] else "")
+    )
+    print(
+        f"  images listed {summary['images_listed']}, in manifest {summary['images_in_manifest']} "
+        f"(auto-accepted {summary['images_auto_accepted']}), skipped {summary['images_skipped']}"
+    )
     quality = summary.get("model_quality") or {}
     if quality:
-        print(f"  model F1 against the reviewed labels: {quality.get('f1', 0):.3f} "
-              f"(precision {quality.get('precision', 0):.3f}, recall {quality.get('recall', 0):.3f})")
+        print(
+            f"  model F1 against the reviewed labels: {quality.get('f1', 0):.3f} "
+            f"(precision {quality.get('precision', 0):.3f}, recall {quality.get('recall', 0):.3f})"
+        )
     print(f"  boxes people changed (adjusted + added + removed): {summary['boxes_changed_by_people']}")
-    print(f"  model started by this run: {summary['model_started_by_run']}, status at end: {summary['model_status_at_end']}, "
-          f"running {summary['model_running_seconds']} s")
+    print(
+        f"  model started by this run: {summary['model_started_by_run']}, "
+        f"status at end: {summary['model_status_at_end']}, "
+        f"running {summary['model_running_seconds']} s"
+    )
     print(f"  labeling jobs: {', '.join(summary['labeling_jobs']) or 'none'}")
     if result.extra.get("reviewers_error"):
         print(f"  emulated Label Studio reviewers failed: {result.extra['reviewers_error']}")
-    print(f"\nManifest: {out / 'output.manifest'}\nReport:   {out / 'report.json'}\nSkipped:  {out / 'skipped.jsonl'}"
-          f"\nRun:      {out / 'run.json'} (and history.json)")
+    print(
+        f"\nManifest: {out / 'output.manifest'}\nReport:   {out / 'report.json'}"
+        f"\nSkipped:  {out / 'skipped.jsonl'}"
+        f"\nRun:      {out / 'run.json'} (and history.json)"
+    )
     return 0 if summary["status"] == "SUCCEEDED" else 1
 
 
@@ -77,27 +111,47 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--out", required=True, help="folder for output.manifest, report.json, skipped.jsonl, history.json, run.json")
+        p.add_argument(
+            "--out",
+            required=True,
+            help="folder for output.manifest, report.json, skipped.jsonl, history.json, run.json",
+        )
         p.add_argument("--faults", help="JSON file of faults to inject (see localcloud/faults.py)")
         p.add_argument("--input", help="execution input as JSON text, merged over the defaults")
         p.add_argument("--input-file", help="execution input from a JSON file (e.g. events/cli.json)")
         p.add_argument("--backend", choices=["groundtruth", "labelstudio"], help="review backend")
-        p.add_argument("--task", choices=["detection", "classification"], default="detection", help="the emulated model's type")
-        p.add_argument("--time-scale", type=float, default=0.002, help="Wait/Retry time factor (0.002: a 900 s review poll takes 1.8 s)")
+        p.add_argument(
+            "--task",
+            choices=["detection", "classification"],
+            default="detection",
+            help="the emulated model's type",
+        )
+        p.add_argument(
+            "--time-scale",
+            type=float,
+            default=0.002,
+            help="Wait/Retry time factor (0.002: a 900 s review poll takes 1.8 s)",
+        )
         p.add_argument("--name", default="local-run", help="execution name (becomes the run id)")
         p.add_argument("--timeout", type=float, default=600, help="seconds before giving up on the execution")
         p.add_argument("-v", "--verbose", action="store_true", help="show the functions' logs")
 
     run = sub.add_parser("run", help="run the workflow on a folder of images")
     run.add_argument("--images", required=True, help="folder of images (uploaded to the local images bucket)")
-    run.add_argument("--truth", help="Custom Labels manifest with source-refs relative to --images (what the emulated model and reviewers know)")
+    run.add_argument(
+        "--truth",
+        help="Custom Labels manifest with source-refs relative to --images "
+        "(what the emulated model and reviewers know)",
+    )
     common(run)
     demo = sub.add_parser("demo", help="generate synthetic images and run the workflow on them")
     demo.add_argument("--count", type=int, default=200, help="number of synthetic images")
     demo.add_argument("--data", default="demo-data", help="where to write the synthetic images")
     common(demo)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not args.verbose:
         import os
 

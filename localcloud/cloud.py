@@ -153,7 +153,9 @@ class LocalCloud:
         self.dynamodb = boto3.client("dynamodb", region_name=region)
         self.iam = boto3.client("iam", region_name=region)
         self.rekognition = CustomLabelsEmulator(self.s3, self.config.rekognition)
-        self.groundtruth = GroundTruthEmulator(self.s3, self._invoke_for_groundtruth, self.truth, region, self.config.groundtruth)
+        self.groundtruth = GroundTruthEmulator(
+            self.s3, self._invoke_for_groundtruth, self.truth, region, self.config.groundtruth
+        )
         hooks.serve("lambda", self.runtime.responder)
         hooks.serve("rekognition", self._emulated(self.rekognition))
         hooks.serve("sagemaker", self._emulated(self.groundtruth))
@@ -243,7 +245,9 @@ class LocalCloud:
                 arns[logical_id] = f"arn:aws:iam::{ACCOUNT}:role/{name}"
             elif kind == "AWS::Serverless::Function":
                 raw_name = props.get("FunctionName")
-                name = template.resolve(raw_name) if raw_name else f"{stack_name}-{logical_id}-{_suffix()}"[:64]
+                name = (
+                    template.resolve(raw_name) if raw_name else f"{stack_name}-{logical_id}-{_suffix()}"[:64]
+                )
                 template.physical_ids[logical_id] = name
                 arns[logical_id] = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}"
             elif kind == "AWS::Logs::LogGroup":
@@ -290,7 +294,10 @@ class LocalCloud:
                 env = {k: str(v) for k, v in env.items()}
                 for key, value in env.items():
                     if shared_env.get(key, value) != value:
-                        raise RuntimeError(f"environment variable {key} differs between functions; the local cloud shares one process")
+                        raise RuntimeError(
+                            f"environment variable {key} differs between functions; "
+                            "the local cloud shares one process"
+                        )
                     shared_env[key] = value
                 functions[logical_id] = FunctionSpec(
                     logical_id=logical_id,
@@ -360,20 +367,29 @@ class LocalCloud:
         role = self.iam.create_role(
             RoleName=role_name,
             AssumeRolePolicyDocument=json.dumps(
-                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "states.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
             ),
         )["Role"]["Arn"]
         name = str(template.resolve(props["Name"])) if "Name" in props else logical_id
         return str(
-            self.sfn.create_state_machine(name=name, definition=definition, roleArn=role, type=props.get("Type", "STANDARD"))[
-                "stateMachineArn"
-            ]
+            self.sfn.create_state_machine(
+                name=name, definition=definition, roleArn=role, type=props.get("Type", "STANDARD")
+            )["stateMachineArn"]
         )
 
     # Data and models ----------------------------------------------------------------------------
 
     def upload_folder(self, folder: Path, prefix: str, bucket: str | None = None) -> list[str]:
-        """Upload every file under `folder` (except manifests) to s3://bucket/prefix/...; return source-refs."""
+        """Upload every file under `folder` (but manifests) to s3://bucket/prefix/...; return source-refs."""
         bucket = bucket or self.config.images_bucket
         refs = []
         for path in sorted(folder.rglob("*")):
@@ -387,7 +403,11 @@ class LocalCloud:
         self.truth.update(truth)
 
     def add_model(
-        self, task_type: str = "detection", status: str = "STOPPED", project: str = "shapes", version: str = "v1"
+        self,
+        task_type: str = "detection",
+        status: str = "STOPPED",
+        project: str = "shapes",
+        version: str = "v1",
     ) -> str:
         return self.rekognition.add_model(project, version, task_type, self.truth, status=status)  # type: ignore[arg-type]
 

@@ -59,7 +59,9 @@ class Faults:
                 raise ValueError(f"faults: unknown section {section!r} (known: {sorted(KNOWN)})")
             unknown = set(keys) - KNOWN[section]
             if unknown:
-                raise ValueError(f"faults.{section}: unknown keys {sorted(unknown)} (known: {sorted(KNOWN[section])})")
+                raise ValueError(
+                    f"faults.{section}: unknown keys {sorted(unknown)} (known: {sorted(KNOWN[section])})"
+                )
         return cls(
             model=document.get("model", {}),
             groundTruth=document.get("groundTruth", {}),
@@ -124,7 +126,10 @@ def _lambda_faults(crash: set[str], throttle: dict[str, int]) -> Any:
             raise LambdaServiceError("TooManyRequestsException", "Rate exceeded (emulated fault)", 429)
         if spec.logical_id in crash and count == 1:
             # What the runtime reports when the process dies mid-invocation.
-            return {"errorType": "Runtime.ExitError", "errorMessage": "RequestId: emulated Error: Runtime exited with error: signal: killed"}
+            return {
+                "errorType": "Runtime.ExitError",
+                "errorMessage": "RequestId: emulated Error: Runtime exited with error: signal: killed",
+            }
         return None
 
     return hook

@@ -113,7 +113,9 @@ def install() -> None:
         import boto3
 
         if boto3.DEFAULT_SESSION is not None:
-            boto3.DEFAULT_SESSION._session.get_component("event_emitter").register_first("before-send", _answer)
+            boto3.DEFAULT_SESSION._session.get_component("event_emitter").register_first(
+                "before-send", _answer
+            )
         install._done = True  # type: ignore[attr-defined]
 
 

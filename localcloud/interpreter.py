@@ -35,18 +35,23 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
 )
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state import state as state_module
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader import item_reader_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
     distributed_iteration_component,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk,
 )
-from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader import item_reader_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
 # Service names as AWS spells them in aws-sdk error names [SF-SDK] [SF-ERR].
-AWS_SERVICE_ERROR_NAMES = {"rekognition": "Rekognition", "sagemaker": "SageMaker", "s3": "S3", "lambda": "Lambda"}
+AWS_SERVICE_ERROR_NAMES = {
+    "rekognition": "Rekognition",
+    "sagemaker": "SageMaker",
+    "s3": "S3",
+    "lambda": "Lambda",
+}
 RECURSION_LIMIT = 20_000
 THREAD_STACK_BYTES = 256 * 1024 * 1024
 
@@ -164,7 +169,9 @@ def _item_reader_eval_as_on_aws(self: Any, env: Any) -> None:
                 error_name=error_name,
                 event_type=HistoryEventType.TaskFailed,
                 event_details=EventDetails(
-                    mapRunFailedEventDetails=MapRunFailedEventDetails(error=error_name.error_name, cause=str(error))
+                    mapRunFailedEventDetails=MapRunFailedEventDetails(
+                        error=error_name.error_name, cause=str(error)
+                    )
                 ),
             )
         ) from error

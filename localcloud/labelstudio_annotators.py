@@ -189,7 +189,12 @@ def annotate_project(
         result = predictions[0]["result"] if predictions else []
         # An image nobody has a truth for: reviewers see nothing in it (and remove what the model drew).
         size = task["data"].get("image_size") or {}
-        known = truth.get(source) or {"boxes": [], "labels": [], "width": size.get("width", 0), "height": size.get("height", 0)}
+        known = truth.get(source) or {
+            "boxes": [],
+            "labels": [],
+            "width": size.get("width", 0),
+            "height": size.get("height", 0),
+        }
         if task["data"]["taskType"] == "detection":
             answer = review_detection(result, known, rng, accuracy, stats)
         else:

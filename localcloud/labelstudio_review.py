@@ -49,7 +49,10 @@ def deploy_parameters(cloud: Any, server: LabelStudioServer) -> dict[str, str]:
 def truth_for_reviewers(truth: dict[str, Truth]) -> dict[str, dict[str, Any]]:
     return {
         ref: {
-            "boxes": [{"label": b.label, "left": b.left, "top": b.top, "width": b.width, "height": b.height} for b in t.boxes],
+            "boxes": [
+                {"label": b.label, "left": b.left, "top": b.top, "width": b.width, "height": b.height}
+                for b in t.boxes
+            ],
             "labels": list(t.labels),
             "width": t.width,
             "height": t.height,

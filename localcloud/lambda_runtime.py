@@ -135,7 +135,9 @@ class LambdaRuntime:
         try:
             result, function_error = self.invoke(params["FunctionName"], payload)
         except KeyError:
-            return json_error("ResourceNotFoundException", f"Function not found: {params['FunctionName']}", 404)
+            return json_error(
+                "ResourceNotFoundException", f"Function not found: {params['FunctionName']}", 404
+            )
         except LambdaServiceError as error:
             return json_error(error.code, error.message, error.status)
         headers = {"X-Amz-Executed-Version": "$LATEST", "Content-Type": "application/json"}

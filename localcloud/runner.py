@@ -64,7 +64,9 @@ def prepare(
     model_status: str = "STOPPED",
     parameters: dict[str, str] | None = None,
 ) -> tuple[Stack, str, list[str]]:
-    """Deploy the stack, upload the images, load the truth, register the model. Returns (stack, model ARN, source-refs)."""
+    """Deploy the stack, upload the images, load the truth, register the model.
+
+    Returns (stack, model ARN, source-refs)."""
     stack = cloud.deploy(parameters)
     refs = cloud.upload_folder(images_dir, IMAGES_PREFIX)
     if truth_manifest is not None:
@@ -95,8 +97,16 @@ def run_prefix_of(stack: Stack, run_id: str) -> str:
     return f"s3://{stack.output_bucket}/{stack.parameters['OutputPrefix']}/{run_id}/"
 
 
-def collect(cloud: LocalCloud, outcome: Any, execution: Any, stack: Stack, model_arn: str, run_id: str,
-            transitions_before: int, wall_seconds: float) -> LocalRunResult:
+def collect(
+    cloud: LocalCloud,
+    outcome: Any,
+    execution: Any,
+    stack: Stack,
+    model_arn: str,
+    run_id: str,
+    transitions_before: int,
+    wall_seconds: float,
+) -> LocalRunResult:
     """Everything about a finished run, read back from the cloud before it closes."""
     from ops.runs import history as read_history
 
@@ -129,7 +139,9 @@ def collect(cloud: LocalCloud, outcome: Any, execution: Any, stack: Stack, model
         "throttled_calls": meter.get("throttled_calls", 0),
         "wall_seconds": round(wall_seconds, 3),
         "model_quality": report.get("modelQuality", {}),
-        "boxes_changed_by_people": counts.get("boxesAdjusted", 0) + counts.get("boxesAdded", 0) + counts.get("boxesRemoved", 0),
+        "boxes_changed_by_people": counts.get("boxesAdjusted", 0)
+        + counts.get("boxesAdded", 0)
+        + counts.get("boxesRemoved", 0),
     }
     return LocalRunResult(
         summary=summary,
@@ -145,8 +157,10 @@ def collect(cloud: LocalCloud, outcome: Any, execution: Any, stack: Stack, model
         model_arn=model_arn,
         stack=stack,
         run_prefix=prefix,
-        extra={"review_jobs": _read_json(cloud, prefix + "review/jobs.json") or [],
-               "reviewed": _read_jsonl(cloud, prefix + "review/reviewed.jsonl")},
+        extra={
+            "review_jobs": _read_json(cloud, prefix + "review/jobs.json") or [],
+            "reviewed": _read_jsonl(cloud, prefix + "review/reviewed.jsonl"),
+        },
     )
 
 
@@ -159,7 +173,9 @@ def wait_for_model_stopped(cloud: LocalCloud, arn: str, timeout: float = 30.0) -
 
 
 @contextmanager
-def local_cloud(config: LocalCloudConfig | None = None, faults: faults_module.Faults | None = None) -> Iterator[LocalCloud]:
+def local_cloud(
+    config: LocalCloudConfig | None = None, faults: faults_module.Faults | None = None
+) -> Iterator[LocalCloud]:
     with LocalCloud(config or default_config()) as cloud:
         if faults is not None:
             faults_module.apply(cloud, faults)
@@ -185,8 +201,12 @@ def execute(
         before_wait()
     outcome = wait_for(execution, timeout)
     wall = time.monotonic() - started
-    result = collect(cloud, outcome, execution, stack, model_arn, name_to_run_id(run_input, name), transitions_before, wall)
-    result.summary["lambda_invocations"] = sum(cloud.runtime.invocations.values()) - sum(invocations_before.values())
+    result = collect(
+        cloud, outcome, execution, stack, model_arn, name_to_run_id(run_input, name), transitions_before, wall
+    )
+    result.summary["lambda_invocations"] = sum(cloud.runtime.invocations.values()) - sum(
+        invocations_before.values()
+    )
     return result
 
 
@@ -232,10 +252,17 @@ def run_local(
         }
         reviewers = None
         if backend == "labelstudio":
-            reviewers = EmulatedReviewers(cloud, label_studio, run_prefix_of(stack, name_to_run_id(full_input, name)),
-                                          accuracy=reviewer_accuracy, unannotated_fraction=unannotated_fraction,
-                                          timeout=timeout)
-        result = execute(cloud, stack, arn, full_input, name, timeout, before_wait=reviewers.start if reviewers else None)
+            reviewers = EmulatedReviewers(
+                cloud,
+                label_studio,
+                run_prefix_of(stack, name_to_run_id(full_input, name)),
+                accuracy=reviewer_accuracy,
+                unannotated_fraction=unannotated_fraction,
+                timeout=timeout,
+            )
+        result = execute(
+            cloud, stack, arn, full_input, name, timeout, before_wait=reviewers.start if reviewers else None
+        )
         result.summary["model_status_at_end"] = wait_for_model_stopped(cloud, arn)
         if reviewers:
             reviewers.join(5)

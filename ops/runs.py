@@ -16,7 +16,7 @@ from typing import Any
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
-from stepfunctions.workflow import Execution  # noqa: E402  (after the environment above)
+from stepfunctions.workflow import Execution
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
@@ -53,7 +53,9 @@ def wait_for(execution: Execution, timeout_seconds: float, poll_seconds: float =
         if description["status"] in TERMINAL:
             break
         if time.monotonic() > deadline:
-            raise TimeoutError(f"execution {execution.execution_arn} still {description['status']} after {timeout_seconds} s")
+            raise TimeoutError(
+                f"execution {execution.execution_arn} still {description['status']} after {timeout_seconds} s"
+            )
         time.sleep(poll_seconds)
     output = description.get("output")
     return RunOutcome(

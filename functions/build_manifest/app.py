@@ -6,7 +6,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from labeling_loop.aws_clients import client
 from labeling_loop.finish import finish_run
 from labeling_loop.run_config import from_state
@@ -34,7 +33,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         now=datetime.now(UTC),
     )
     counts = result["counts"]
-    metrics.add_metric(name="ImagesInManifest", unit=MetricUnit.Count, value=counts.get("imagesInManifest", 0))
+    metrics.add_metric(
+        name="ImagesInManifest", unit=MetricUnit.Count, value=counts.get("imagesInManifest", 0)
+    )
     metrics.add_metric(name="ImagesSkipped", unit=MetricUnit.Count, value=counts.get("imagesSkipped", 0))
     logger.info("manifest built", extra={"counts": counts, "manifest": result["manifest"]})
     return result

@@ -5,7 +5,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from labeling_loop.aws_clients import INFERENCE, client
 from labeling_loop.inference import run_batch
 from labeling_loop.run_config import from_state

@@ -4,7 +4,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from labeling_loop.aws_clients import client
 from labeling_loop.listing import list_images
 from labeling_loop.run_config import from_state

@@ -4,7 +4,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from labeling_loop import groundtruth
 from labeling_loop.aws_clients import client
 from labeling_loop.errors import InvalidInput
@@ -33,12 +32,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if summary.images_to_review and not summary.labels:
         raise InvalidInput(
             "labels: the model predicted no label in this run and the input names none, so reviewers "
-            "would have nothing to choose from; pass the model's labels (e.g. \"labels\": [\"cat\", \"dog\"])"
+            'would have nothing to choose from; pass the model\'s labels (e.g. "labels": ["cat", "dog"])'
         )
     if len(summary.labels) > config.maxLabelsPerJob:
         raise InvalidInput(
-            f"maxLabelsPerJob: the review needs {len(summary.labels)} labels ({', '.join(summary.labels[:60])}), "
-            f"more than the {config.maxLabelsPerJob} allowed; raise maxLabelsPerJob (at most 50) or trim labels"
+            f"maxLabelsPerJob: the review needs {len(summary.labels)} labels "
+            f"({', '.join(summary.labels[:60])}), "
+            f"more than the {config.maxLabelsPerJob} allowed; "
+            "raise maxLabelsPerJob (at most 50) or trim labels"
         )
     if config.reviewBackend == "groundtruth" and summary.images_to_review:
         jobs = groundtruth.plan_jobs(

@@ -4,7 +4,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from labeling_loop.aws_clients import client
 from labeling_loop.cleanup import clean_up
 from labeling_loop.run_config import from_state
@@ -22,7 +21,10 @@ s3 = client("s3")
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = from_state(event["config"])
     error = event.get("error") or {}
-    logger.error("run failed; cleaning up", extra={"error": error.get("Error"), "cause": str(error.get("Cause"))[:2000]})
+    logger.error(
+        "run failed; cleaning up",
+        extra={"error": error.get("Error"), "cause": str(error.get("Cause"))[:2000]},
+    )
     result = clean_up(
         rekognition, dynamodb, s3, required(settings().run_state_table, "RUN_STATE_TABLE"), config, error
     )

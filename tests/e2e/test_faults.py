@@ -257,8 +257,12 @@ def test_transient_s3_errors_are_retried_and_absorbed(s3_errors_as_configured: L
     assert result.summary["status"] == "SUCCEEDED", result.summary
     assert_every_image_accounted_for(result)
     assert result.summary["model_status_at_end"] == "STOPPED"
-    entered = [e["stateEnteredEventDetails"]["name"] for e in result.history if "stateEnteredEventDetails" in e]
-    assert entered.count("Detect Labels") == 1, "the Map state retried its item read, not the whole state path"
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in result.history if "stateEnteredEventDetails" in e
+    ]
+    assert entered.count("Detect Labels") == 1, (
+        "the Map state retried its item read, not the whole state path"
+    )
 
 
 # 4. The model fails to start ------------------------------------------------------------------------

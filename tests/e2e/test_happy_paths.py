@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-
-from labeling_loop.groundtruth import builtin_lambda_arns
 from labeling_loop.geometry import PixelBox
+from labeling_loop.groundtruth import builtin_lambda_arns
 from labeling_loop.manifest import errors_only, validate_line
 from labeling_loop.metrics import LabeledBox, QualityAccumulator
+
 from localcloud.runner import IMAGES_PREFIX, run_local
 from localcloud.truth import load_truth
 
@@ -52,11 +52,19 @@ def test_detection_run_with_ground_truth_review(detection_data: tuple[Path, Path
     quality = QualityAccumulator(iou_threshold=0.5)
     for line in result.manifest:
         class_map = line["bounding-box-metadata"]["class-map"]
-        got = [LabeledBox(class_map[str(a["class_id"])], PixelBox(a["left"], a["top"], a["width"], a["height"]))
-               for a in line["bounding-box"]["annotations"]]
-        want = [LabeledBox(b.label, PixelBox(b.left, b.top, b.width, b.height)) for b in truth[line["source-ref"]].boxes]
+        got = [
+            LabeledBox(class_map[str(a["class_id"])], PixelBox(a["left"], a["top"], a["width"], a["height"]))
+            for a in line["bounding-box"]["annotations"]
+        ]
+        want = [
+            LabeledBox(b.label, PixelBox(b.left, b.top, b.width, b.height))
+            for b in truth[line["source-ref"]].boxes
+        ]
         size = line["bounding-box"]["image_size"][0]
-        assert (size["width"], size["height"]) == (truth[line["source-ref"]].width, truth[line["source-ref"]].height)
+        assert (size["width"], size["height"]) == (
+            truth[line["source-ref"]].width,
+            truth[line["source-ref"]].height,
+        )
         quality.add_detection(got, want)
     agreement = quality.result()
     assert agreement["precision"] >= 0.9 and agreement["recall"] >= 0.9, agreement
@@ -78,7 +86,9 @@ def test_detection_run_with_ground_truth_review(detection_data: tuple[Path, Path
         assert task["PreHumanTaskLambdaArn"] == item["preLambdaArn"] == pre
         assert task["AnnotationConsolidationConfig"]["AnnotationConsolidationLambdaArn"] == acs
         assert request["RoleArn"] == result.stack.ground_truth_role_arn
-        assert request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"] == item["inputManifestUri"]
+        assert (
+            request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"] == item["inputManifestUri"]
+        )
     # AND the report tells the user how good the model was
     assert 0.5 < result.report["modelQuality"]["f1"] <= 1.0
 
@@ -95,7 +105,11 @@ def test_classification_run_uses_our_verification_lambdas(classification_data: t
     agree = total = 0
     for line in result.manifest:
         labels = {v["class-name"] for k, v in line.items() if k.endswith("-metadata")}
-        assert all(v["type"] == "groundtruth/image-classification" for k, v in line.items() if k.endswith("-metadata"))
+        assert all(
+            v["type"] == "groundtruth/image-classification"
+            for k, v in line.items()
+            if k.endswith("-metadata")
+        )
         agree += labels == set(truth[line["source-ref"]].labels)
         total += 1
     assert total and agree / total >= 0.9
@@ -104,7 +118,10 @@ def test_classification_run_uses_our_verification_lambdas(classification_data: t
     for job in result.labeling_jobs.values():
         task = job["request"]["HumanTaskConfig"]
         assert task["PreHumanTaskLambdaArn"] == functions["VerificationPreAnnotationFunction"].arn
-        assert task["AnnotationConsolidationConfig"]["AnnotationConsolidationLambdaArn"] == functions["VerificationConsolidationFunction"].arn
+        assert (
+            task["AnnotationConsolidationConfig"]["AnnotationConsolidationLambdaArn"]
+            == functions["VerificationConsolidationFunction"].arn
+        )
     assert result.lambda_invocations["VerificationPreAnnotationFunction"] >= len(result.manifest)
     assert result.lambda_invocations["VerificationConsolidationFunction"] >= 1
 
@@ -131,7 +148,13 @@ def test_a_model_already_running_is_left_running(detection_data: tuple[Path, Pat
         # GIVEN a model someone started by hand
         stack, arn, _ = prepare(cloud, images, truth_manifest, model_status="RUNNING")
         # WHEN a run uses it
-        result = execute(cloud, stack, arn, {"projectVersionArn": arn, "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}"}, "pre-running")
+        result = execute(
+            cloud,
+            stack,
+            arn,
+            {"projectVersionArn": arn, "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}"},
+            "pre-running",
+        )
         # THEN the run succeeds and leaves the model running: it did not start it, so it does not stop it
         assert result.summary["status"] == "SUCCEEDED", result.summary
         assert result.summary["model_started_by_run"] is False
@@ -139,9 +162,16 @@ def test_a_model_already_running_is_left_running(detection_data: tuple[Path, Pat
         assert result.model_meter["stop_calls"] == 0
 
 
-def test_an_empty_prefix_ends_successfully_without_starting_the_model(detection_data: tuple[Path, Path]) -> None:
+def test_an_empty_prefix_ends_successfully_without_starting_the_model(
+    detection_data: tuple[Path, Path],
+) -> None:
     images, truth_manifest = detection_data
-    result = run_local(images, truth_manifest, run_input={"images": "s3://labeling-images/nothing-here/"}, name="empty-prefix")
+    result = run_local(
+        images,
+        truth_manifest,
+        run_input={"images": "s3://labeling-images/nothing-here/"},
+        name="empty-prefix",
+    )
     assert result.summary["status"] == "SUCCEEDED", result.summary
     assert result.report["counts"]["imagesListed"] == 0
     assert result.manifest == []

@@ -9,9 +9,9 @@ from typing import Any
 
 import labelstudio_fixtures  # tests/e2e is on sys.path (pytest rootdir-relative import)
 import pytest
-
 from labeling_loop.geometry import PixelBox
 from labeling_loop.metrics import LabeledBox, QualityAccumulator
+
 from localcloud.labelstudio_server import LabelStudioServer
 from localcloud.runner import IMAGES_PREFIX, run_local
 from localcloud.truth import load_truth
@@ -28,19 +28,31 @@ def _agreement(result: Any, truth_manifest: Path) -> dict[str, Any]:
     quality = QualityAccumulator(iou_threshold=0.5)
     for line in result.manifest:
         class_map = line["bounding-box-metadata"]["class-map"]
-        got = [LabeledBox(class_map[str(a["class_id"])], PixelBox(a["left"], a["top"], a["width"], a["height"]))
-               for a in line["bounding-box"]["annotations"]]
-        want = [LabeledBox(b.label, PixelBox(b.left, b.top, b.width, b.height)) for b in truth[line["source-ref"]].boxes]
+        got = [
+            LabeledBox(class_map[str(a["class_id"])], PixelBox(a["left"], a["top"], a["width"], a["height"]))
+            for a in line["bounding-box"]["annotations"]
+        ]
+        want = [
+            LabeledBox(b.label, PixelBox(b.left, b.top, b.width, b.height))
+            for b in truth[line["source-ref"]].boxes
+        ]
         quality.add_detection(got, want)
     return quality.result()
 
 
-def test_both_backends_agree_on_the_same_dataset(detection_data: tuple[Path, Path], label_studio: LabelStudioServer) -> None:
+def test_both_backends_agree_on_the_same_dataset(
+    detection_data: tuple[Path, Path], label_studio: LabelStudioServer
+) -> None:
     images, truth_manifest = detection_data
     # GIVEN the same images, model and reviewer accuracy, WHEN the loop runs with each backend
     by_gt = run_local(images, truth_manifest, name="same-data-gt")
-    by_ls = run_local(images, truth_manifest, run_input={"reviewBackend": "labelstudio"}, name="same-data-ls",
-                      label_studio=label_studio)
+    by_ls = run_local(
+        images,
+        truth_manifest,
+        run_input={"reviewBackend": "labelstudio"},
+        name="same-data-ls",
+        label_studio=label_studio,
+    )
     # THEN both succeed with the same counts in report.json
     for result in (by_gt, by_ls):
         assert result.summary["status"] == "SUCCEEDED", result.summary
@@ -57,12 +69,19 @@ def test_both_backends_agree_on_the_same_dataset(detection_data: tuple[Path, Pat
     assert {r["reviewer"].split(":")[0] for r in by_ls.extra["reviewed"]} == {"labelstudio"}
 
 
-def test_a_review_past_its_deadline_is_collected_partially(detection_data: tuple[Path, Path], label_studio: LabelStudioServer) -> None:
+def test_a_review_past_its_deadline_is_collected_partially(
+    detection_data: tuple[Path, Path], label_studio: LabelStudioServer
+) -> None:
     images, truth_manifest = detection_data
     # GIVEN reviewers who leave 30 % of the tasks unanswered and a deadline of 0.002 h (7 s)
-    result = run_local(images, truth_manifest, name="deadline",
-                       run_input={"reviewBackend": "labelstudio", "reviewDeadlineHours": 0.002, "reviewPollSeconds": 60},
-                       label_studio=label_studio, unannotated_fraction=0.3)
+    result = run_local(
+        images,
+        truth_manifest,
+        name="deadline",
+        run_input={"reviewBackend": "labelstudio", "reviewDeadlineHours": 0.002, "reviewPollSeconds": 60},
+        label_studio=label_studio,
+        unannotated_fraction=0.3,
+    )
     # THEN the run ends SUCCEEDED with what was done, and the rest is reported, never lost
     assert result.summary["status"] == "SUCCEEDED", result.summary
     not_reviewed = [r for r in result.skipped if r["reason"] == "not-reviewed"]
@@ -89,8 +108,13 @@ def test_label_studio_problems_fail_the_run_before_the_model_starts(
         token = "not-a-token" if problem == "bad-token" else label_studio.token
         secret_arn = secrets.create_secret(Name="ls-token", SecretString=token)["ARN"]
         url = label_studio.url if problem == "bad-token" else f"http://127.0.0.1:{free_port()}"
-        run_input = {"projectVersionArn": arn, "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}",
-                     "reviewBackend": "labelstudio", "labelStudioUrl": url, "labelStudioTokenSecretArn": secret_arn}
+        run_input = {
+            "projectVersionArn": arn,
+            "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}",
+            "reviewBackend": "labelstudio",
+            "labelStudioUrl": url,
+            "labelStudioTokenSecretArn": secret_arn,
+        }
         result = execute(cloud, stack, arn, run_input, f"ls-{problem}", timeout=120)
     # THEN the run fails with a clear error naming the server, and the model was never started
     assert result.summary["status"] == "FAILED"

@@ -166,7 +166,7 @@ BOUNDS: list[tuple[str, Any, Any, Any, Any]] = [
     ("maxLabelsPerJob", 2, 50, 1, 51),
     ("taskTimeLimitSeconds", 30, 28_800, 29, 28_801),
     ("workersPerObject", 1, 9, 0, 10),
-    ("reviewDeadlineHours", 1, 720, 0, 721),
+    ("reviewDeadlineHours", 0.001, 720, 0, 721),
     ("imagesPerBatch", 1, 500, 0, 501),
     ("batchesPerInferenceUnit", 1, 50, 0, 51),
     ("modelPollSeconds", 0, 3600, -1, 3601),

@@ -43,7 +43,7 @@ NUMBERS: dict[str, tuple[float, float, bool]] = {
     "maxLabelsPerJob": (2, 50, True),
     "taskTimeLimitSeconds": (30, 28_800, True),
     "workersPerObject": (1, 9, True),
-    "reviewDeadlineHours": (1, 720, True),
+    "reviewDeadlineHours": (0.001, 720, False),  # fractions of an hour allowed
     "imagesPerBatch": (1, 500, True),
     "batchesPerInferenceUnit": (1, 50, True),
     "modelPollSeconds": (0, 3600, True),

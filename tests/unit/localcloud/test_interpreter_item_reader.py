@@ -40,7 +40,9 @@ def _map_reading_items(retry: bool) -> dict:
         "End": True,
     }
     if retry:
-        state["Retry"] = [{"ErrorEquals": ["States.ItemReaderFailed"], "IntervalSeconds": 1, "MaxAttempts": 2}]
+        state["Retry"] = [
+            {"ErrorEquals": ["States.ItemReaderFailed"], "IntervalSeconds": 1, "MaxAttempts": 2}
+        ]
     return {"StartAt": "Read Items", "States": {"Read Items": state}}
 
 
@@ -50,7 +52,9 @@ def _run(cloud: LocalCloud, definition: dict) -> dict:
     )["stateMachineArn"]
     execution = cloud.sfn.start_execution(stateMachineArn=arn, name="run", input="{}")
     deadline = time.monotonic() + 30
-    while (described := cloud.sfn.describe_execution(executionArn=execution["executionArn"]))["status"] == "RUNNING":
+    while (described := cloud.sfn.describe_execution(executionArn=execution["executionArn"]))[
+        "status"
+    ] == "RUNNING":
         assert time.monotonic() < deadline
         time.sleep(0.02)
     return described
