@@ -150,3 +150,11 @@ def iou(a: PixelBox, b: PixelBox) -> float:
     inter = inter_w * inter_h
     union = a.area + b.area - inter
     return inter / union if union > 0 else 0.0
+
+
+def iou_of_dicts(a: Mapping[str, Any], b: Mapping[str, Any]) -> float:
+    """`iou` of two boxes given as {left, top, width, height} (pixels, int or float, not rounded)."""
+    return iou(
+        PixelBox(a["left"], a["top"], a["width"], a["height"]),
+        PixelBox(b["left"], b["top"], b["width"], b["height"]),
+    )

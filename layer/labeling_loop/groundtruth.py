@@ -23,6 +23,7 @@ from typing import Any, Literal, TypedDict
 from botocore.exceptions import ClientError
 
 from labeling_loop.errors import InvalidInput, ReviewBackendError
+from labeling_loop.geometry import iou_of_dicts
 from labeling_loop.jsonl import JsonDict, JsonlWriter, read_json, read_jsonl, write_json
 from labeling_loop.layout import RunLayout
 from labeling_loop.s3_uri import S3Uri
@@ -590,22 +591,6 @@ TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
 _BOX_KEYS = ("left", "top", "width", "height")
 
 
-def _iou(a: JsonDict, b: JsonDict) -> float:
-    """Intersection over union of two pixel boxes {left, top, width, height}.
-
-    Private on purpose: labeling_loop.geometry (written in parallel) will own IoU; switch to it then.
-    """
-    ax2, ay2 = a["left"] + a["width"], a["top"] + a["height"]
-    bx2, by2 = b["left"] + b["width"], b["top"] + b["height"]
-    iw = min(ax2, bx2) - max(a["left"], b["left"])
-    ih = min(ay2, by2) - max(a["top"], b["top"])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = a["width"] * a["height"] + b["width"] * b["height"] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _boxes(line: JsonDict, attribute: str) -> list[JsonDict]:
     """Pixel boxes {label, left, top, width, height} of a Ground Truth object-detection attribute."""
     body = line.get(attribute) or {}
@@ -639,7 +624,7 @@ def diff_boxes(predicted: list[JsonDict], reviewed: list[JsonDict]) -> tuple[lis
     for same_label in (True, False):
         pairs = sorted(
             (
-                (_iou(predicted[p], reviewed[r]), r, p)
+                (iou_of_dicts(predicted[p], reviewed[r]), r, p)
                 for r in range(len(reviewed))
                 if r not in status
                 for p in pred_left

@@ -31,6 +31,7 @@ from urllib.parse import urlencode, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
 from labeling_loop.errors import ReviewBackendError
+from labeling_loop.geometry import iou_of_dicts
 from labeling_loop.jsonl import JsonDict, JsonlWriter, read_json, read_jsonl, write_json
 from labeling_loop.layout import RunLayout
 
@@ -336,14 +337,6 @@ def _round_clip(box: Mapping[str, float], width: int, height: int) -> dict[str, 
     return {"left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0}
 
 
-def _iou(a: Mapping[str, float], b: Mapping[str, float]) -> float:
-    ix = max(0.0, min(a["left"] + a["width"], b["left"] + b["width"]) - max(a["left"], b["left"]))
-    iy = max(0.0, min(a["top"] + a["height"], b["top"] + b["height"]) - max(a["top"], b["top"]))
-    inter = ix * iy
-    union = a["width"] * a["height"] + b["width"] * b["height"] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _same_geometry(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
     return all(abs(a[k] - b[k]) <= KEPT_TOLERANCE_PX for k in ("left", "top", "width", "height"))
 
@@ -438,7 +431,7 @@ def derive_box_statuses(
                 break
     pairs = sorted(
         (
-            (_iou(answered[a], predicted[p]), a, p)
+            (iou_of_dicts(answered[a], predicted[p]), a, p)
             for a in range(len(answered))
             if a not in matched
             for p in free_pred

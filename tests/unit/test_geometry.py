@@ -177,3 +177,13 @@ def test_iou_is_symmetric_and_bounded(a: PixelBox, b: PixelBox) -> None:
     assert 0.0 <= value <= 1.0
     if a.width > 0 and a.height > 0:
         assert iou(a, a) == 1.0
+
+
+def test_iou_of_dicts_keeps_fractional_pixels() -> None:
+    # Label Studio answers convert to fractional pixels; rounding before IoU would change matches.
+    from labeling_loop.geometry import iou_of_dicts
+
+    a = {"left": 0.0, "top": 0.0, "width": 10.0, "height": 10.0}
+    b = {"left": 0.5, "top": 0.0, "width": 10.0, "height": 10.0}
+    assert iou_of_dicts(a, b) == pytest.approx(95 / 105)
+    assert iou_of_dicts(a, a) == 1.0
