@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labeling_loop.jsonl import read_json, read_jsonl
+from labeling_loop.s3_uri import S3Uri
+
 from localcloud import faults as faults_module
 from localcloud import interpreter
 from localcloud.cloud import LocalCloud, LocalCloudConfig, Stack
@@ -77,18 +80,13 @@ def prepare(
 
 
 def _read_jsonl(cloud: LocalCloud, uri: str) -> list[dict[str, Any]]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    try:
-        body = cloud.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-    except cloud.s3.exceptions.NoSuchKey:
-        return []
-    return [json.loads(line) for line in body.splitlines() if line.strip()]
+    """A run's JSON Lines file, read with the layer's own reader ([] when absent)."""
+    return list(read_jsonl(cloud.s3, S3Uri.parse(uri), missing_ok=True))
 
 
 def _read_json(cloud: LocalCloud, uri: str) -> Any:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
     try:
-        return json.loads(cloud.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return read_json(cloud.s3, S3Uri.parse(uri))
     except cloud.s3.exceptions.NoSuchKey:
         return {}
 
