@@ -221,7 +221,7 @@ def run_baseline(units: int, images: int) -> dict[str, Any]:
     with LocalCloud(cfg) as cloud:
         bucket = cfg.images_bucket
         cloud.s3.create_bucket(Bucket=bucket)
-        keys, key_set = _upload(cloud, bucket, images, data)
+        _keys, key_set = _upload(cloud, bucket, images, data)
         arn = cloud.add_model("detection")
         cloud.rekognition._s3 = _ServiceSideS3(cloud.s3, bucket, key_set, data)
         clock = _DetectClock(cloud.rekognition)

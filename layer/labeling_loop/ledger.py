@@ -55,7 +55,11 @@ def claim_many(
     """Claim images concurrently (one conditional write each), yielding (source-ref, claimed) in order."""
     with ThreadPoolExecutor(max_workers=CLAIM_THREADS) as pool:
         refs = list(source_refs)
-        yield from zip(refs, pool.map(lambda ref: claim(dynamodb, table, ref, run_id, now, expires_at), refs))
+        yield from zip(
+            refs,
+            pool.map(lambda ref: claim(dynamodb, table, ref, run_id, now, expires_at), refs),
+            strict=True,
+        )
 
 
 def mark_labeled(dynamodb: Any, table: str, source_ref: str, run_id: str) -> None:

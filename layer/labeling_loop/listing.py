@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labeling_loop import ledger
-from labeling_loop.jsonl import JsonlWriter, list_keys
+from labeling_loop.jsonl import JsonlWriter
 from labeling_loop.layout import RunLayout
 from labeling_loop.s3_uri import S3Uri, source_ref
 
@@ -99,7 +99,9 @@ def list_images(
     # Only a run folder strictly inside the images prefix is excluded: an output prefix at or above
     # the images prefix would otherwise hide every image.
     inside = output_prefix.key.startswith(images.key) and output_prefix.key != images.key
-    exclude = output_prefix.key if output_prefix.bucket == images.bucket and output_prefix.key and inside else None
+    exclude = (
+        output_prefix.key if output_prefix.bucket == images.bucket and output_prefix.key and inside else None
+    )
     candidates: list[dict[str, Any]] = []
     with JsonlWriter(s3, layout.skipped_part("listing", 0)) as skipped:
         for obj in _objects(s3, images, exclude):

@@ -26,7 +26,9 @@ PROJECT_VERSION_ARN = re.compile(
     r"project/(?P<project>[a-zA-Z0-9_.\-]{1,255})/version/(?P<version>[a-zA-Z0-9_.\-]{1,255})/(?P<ts>[0-9]+)$"
 )
 # arn:aws:sagemaker:<region>:<account>:workteam/private-crowd/<team>  [SM-PERM]
-WORKTEAM_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:workteam/[a-z-]+-crowd/[a-zA-Z0-9_.-]+$")
+WORKTEAM_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:workteam/[a-z-]+-crowd/[a-zA-Z0-9_.-]+$"
+)
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[a-zA-Z0-9_/+=.@-]+$")
 # Ground Truth job names allow 63 chars; the run id goes inside them with a prefix and a suffix.
 RUN_ID = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,39}$")
@@ -104,9 +106,19 @@ class RunConfig(BaseModel):
     runId: str | None = None
 
     @field_validator(
-        "minInferenceUnits", "minConfidence", "autoAcceptConfidence", "maxImagesPerJob", "maxLabelsPerJob",
-        "taskTimeLimitSeconds", "workersPerObject", "reviewDeadlineHours", "imagesPerBatch",
-        "batchesPerInferenceUnit", "modelPollSeconds", "reviewPollSeconds", "modelStartTimeoutMinutes",
+        "minInferenceUnits",
+        "minConfidence",
+        "autoAcceptConfidence",
+        "maxImagesPerJob",
+        "maxLabelsPerJob",
+        "taskTimeLimitSeconds",
+        "workersPerObject",
+        "reviewDeadlineHours",
+        "imagesPerBatch",
+        "batchesPerInferenceUnit",
+        "modelPollSeconds",
+        "reviewPollSeconds",
+        "modelStartTimeoutMinutes",
         mode="before",
     )
     @classmethod
