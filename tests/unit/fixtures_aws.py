@@ -263,3 +263,28 @@ def load_handler(name: str) -> ModuleType:
 
 def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def validate_input_environment() -> dict[str, str]:
+    """The ValidateInput function's environment as CloudFormation gives it (strings) for a stack
+    deployed with the template's defaults plus the values a user must give: read from template.yaml,
+    so the tests follow the template's defaults instead of keeping a copy that drifts."""
+    from localcloud.template import Template
+
+    template = Template.load(
+        REPO / "template.yaml",
+        {
+            "ImagesBucketName": IMAGES_BUCKET,
+            "OutputBucketName": OUTPUT_BUCKET,
+            "ProjectVersionArn": MODEL_ARN,
+            "WorkteamArn": WORKTEAM_ARN,
+        },
+        {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::StackName": "labeling-loop",
+            "AWS::Partition": "aws",
+        },
+    )
+    environment = template.resources["ValidateInputFunction"]["Properties"]["Environment"]
+    return {name: str(value) for name, value in template.resolve(environment)["Variables"].items()}

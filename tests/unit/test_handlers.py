@@ -29,6 +29,7 @@ from fixtures_aws import (
     put_object,
     read_json,
     read_jsonl,
+    validate_input_environment,
     write_jsonl,
 )
 from labeling_loop import ledger, model_lease
@@ -46,26 +47,7 @@ TEMPLATE_ENV = {
     "IMAGES_BUCKET": IMAGES_BUCKET,
     "OUTPUT_BUCKET": OUTPUT_BUCKET,
     # ValidateInputFunction
-    "DEFAULT_PROJECT_VERSION_ARN": MODEL_ARN,
-    "DEFAULT_IMAGES": f"s3://{IMAGES_BUCKET}/",
-    "DEFAULT_OUTPUT": f"s3://{OUTPUT_BUCKET}/labeling-runs/",
-    "DEFAULT_REVIEW_BACKEND": "groundtruth",
-    "DEFAULT_MIN_INFERENCE_UNITS": "1",
-    "DEFAULT_MIN_CONFIDENCE": "50",
-    "DEFAULT_AUTO_ACCEPT_CONFIDENCE": "off",
-    "DEFAULT_MAX_IMAGES_PER_JOB": "1000",
-    "DEFAULT_MAX_LABELS_PER_JOB": "50",
-    "DEFAULT_TASK_TIME_LIMIT_SECONDS": "600",
-    "DEFAULT_WORKERS_PER_OBJECT": "1",
-    "DEFAULT_REVIEW_DEADLINE_HOURS": "240",
-    "DEFAULT_WORKTEAM_ARN": WORKTEAM_ARN,
-    "DEFAULT_LABEL_STUDIO_URL": "",
-    "DEFAULT_LABEL_STUDIO_TOKEN_SECRET_ARN": "",
-    "DEFAULT_IMAGES_PER_BATCH": "25",
-    "DEFAULT_BATCHES_PER_INFERENCE_UNIT": "2",
-    "DEFAULT_MODEL_POLL_SECONDS": "60",
-    "DEFAULT_REVIEW_POLL_SECONDS": "900",
-    "DEFAULT_MODEL_START_TIMEOUT_MINUTES": "60",
+    **validate_input_environment(),
     # PlanReviewFunction
     "VERIFICATION_PRE_ANNOTATION_FUNCTION_ARN": (
         f"arn:aws:lambda:{REGION}:123456789012:function:labeling-loop-VerificationPreAnnotationLabelingFunction"
