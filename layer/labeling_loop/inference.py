@@ -58,17 +58,13 @@ def header_of(s3: Any, ref: S3Uri) -> tuple[Any, int]:
     size = int(content_range.rsplit("/", 1)[-1]) if "/" in content_range else len(data)
     try:
         return read_header(data), size
-    except ImageRejected as rejected:
-        if len(data) < size and rejected.reason == "corrupt-image":
-            # The header did not fit in the first bytes (a huge EXIF block): read it all.
-            return read_header(s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()), size
-        raise
-    except Exception:
-        # Pillow raises OSError("Truncated File Read") and others when header segments (an ICC
-        # profile, say) run past the first read: read the whole object before judging the image.
-        if len(data) < size:
-            return read_header(s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()), size
-        raise
+    except Exception as error:  # ImageRejected, or Pillow's OSError("Truncated File Read") and kin
+        # A header cut off by the first read (a huge EXIF block or ICC profile) is judged on the whole
+        # object; a definite verdict (unsupported format, ...) or a complete read stands.
+        definite = isinstance(error, ImageRejected) and error.reason != "corrupt-image"
+        if definite or len(data) >= size:
+            raise
+    return read_header(s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()), size
 
 
 def predict_one(s3: Any, rekognition: Any, ref: str, model_arn: str, min_confidence: float) -> dict[str, Any]:
