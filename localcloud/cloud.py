@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import random
+import re
 import string
 import sys
 import threading
@@ -360,7 +361,7 @@ class LocalCloud:
         substitutions = template.resolve(props.get("DefinitionSubstitutions", {}))
         for key, value in substitutions.items():
             definition = definition.replace("${" + key + "}", str(value))
-        leftover = sorted(set(__import__("re").findall(r"\$\{([A-Za-z0-9_]+)\}", definition)))
+        leftover = sorted(set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", definition)))
         if leftover:
             raise RuntimeError(f"definition placeholders without a DefinitionSubstitutions entry: {leftover}")
         role_name = f"{self.config.stack_name}-{logical_id}Role-{_suffix()}"[:64]

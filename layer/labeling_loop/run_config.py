@@ -210,23 +210,22 @@ class RunConfig(BaseModel):
 
     # Derived values -------------------------------------------------------------------------------
 
+    def _arn_part(self, name: str) -> str:
+        match = PROJECT_VERSION_ARN.fullmatch(self.projectVersionArn)
+        assert match, "validated by _arn"
+        return match[name]
+
     @property
     def model_region(self) -> str:
-        match = PROJECT_VERSION_ARN.fullmatch(self.projectVersionArn)
-        assert match
-        return match["region"]
+        return self._arn_part("region")
 
     @property
     def project_name(self) -> str:
-        match = PROJECT_VERSION_ARN.fullmatch(self.projectVersionArn)
-        assert match
-        return match["project"]
+        return self._arn_part("project")
 
     @property
     def version_name(self) -> str:
-        match = PROJECT_VERSION_ARN.fullmatch(self.projectVersionArn)
-        assert match
-        return match["version"]
+        return self._arn_part("version")
 
     @property
     def map_concurrency(self) -> int:
