@@ -10,11 +10,13 @@ REGION := us-east-1
 
 .PHONY: venv sam test unit contract e2e lint validate build demo bench clean
 
-$(VENV)/.installed: requirements-dev.txt layer/requirements.txt
+$(VENV)/.installed: requirements-dev.txt layer/requirements.txt pyproject.toml
 	@test -n "$(PYTHON)" || (echo "Python 3.13 not found: install it (pyenv install 3.13.0) or pass PYTHON=..." && exit 1)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	# The project itself, editable: labeling_loop (layer/), localcloud, ops and bench import by name.
+	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
 venv: $(VENV)/.installed

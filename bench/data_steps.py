@@ -1,7 +1,8 @@
 """Benchmark 4: scale of the data steps, over 10,000 and 100,000 images.
 
-Review planning = review_plan.plan + groundtruth.plan_jobs (what PlanReviewFunction runs);
-manifest building = groundtruth.collect + build_manifest (CollectReviewFunction, BuildManifestFunction).
+Review planning = review.plan.plan + review.groundtruth.jobs.plan_jobs (what PlanReviewFunction runs);
+manifest building = review.groundtruth.collect.collect + manifest.build.build_manifest
+(CollectLabelingJobsFunction, BuildManifestFunction).
 Every image goes to review (no auto-accept), in Ground Truth jobs of the default 1,000 images, and
 every job's output is written as Ground Truth writes it (half the images adjusted, half unadjusted).
 
@@ -127,8 +128,8 @@ def _seed(s3: Any, layout: Any, size: int) -> None:
 
 def _answer(s3: Any, jobs: list[dict[str, Any]]) -> None:
     """Ground Truth's output manifest for each job: the input line plus the reviewed boxes."""
-    from labeling_loop.groundtruth import DETECTION_ATTRIBUTE, PREDICTIONS_ATTRIBUTE
     from labeling_loop.jsonl import read_jsonl
+    from labeling_loop.review.groundtruth.jobs import DETECTION_ATTRIBUTE, PREDICTIONS_ATTRIBUTE
     from labeling_loop.s3_uri import S3Uri
 
     rng = random.Random(7)
@@ -192,11 +193,12 @@ def _s3_client(kind: str, root: Path) -> Any:
 def run_stages(size: int, stages: list[str], measure: str | None, root: Path, kind: str) -> dict[str, Any]:
     """Run the named stages in this process, measuring `measure`; state passes between processes
     in root/state.json (the plan summary and the job list are small)."""
-    from labeling_loop import groundtruth
-    from labeling_loop.build_manifest import build_manifest
     from labeling_loop.jsonl import read_jsonl
     from labeling_loop.layout import RunLayout
-    from labeling_loop.review_plan import plan
+    from labeling_loop.manifest.build import build_manifest
+    from labeling_loop.review.groundtruth import collect as groundtruth_collect
+    from labeling_loop.review.groundtruth import jobs as groundtruth_jobs
+    from labeling_loop.review.plan import plan
     from labeling_loop.s3_uri import S3Uri
 
     from bench.fake_s3 import CompletedLabelingJobs
@@ -210,7 +212,7 @@ def run_stages(size: int, stages: list[str], measure: str | None, root: Path, ki
     def planning() -> None:
         summary = plan(s3, layout, requested_task_type="auto", extra_labels=[], auto_accept=None)
         state["plan"] = summary.to_dict()
-        state["jobs"] = groundtruth.plan_jobs(
+        state["jobs"] = groundtruth_jobs.plan_jobs(
             s3,
             layout,
             read_jsonl(s3, layout.review_tasks),
@@ -231,7 +233,7 @@ def run_stages(size: int, stages: list[str], measure: str | None, root: Path, ki
 
     def manifest() -> None:
         jobs = state["jobs"]
-        state["collect"] = groundtruth.collect(s3, CompletedLabelingJobs(jobs), layout, jobs)
+        state["collect"] = groundtruth_collect.collect(s3, CompletedLabelingJobs(jobs), layout, jobs)
         state["report"] = build_manifest(
             s3,
             layout,

@@ -50,10 +50,10 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None) -> int:
         with contextlib.ExitStack() as stack:
             server = None
             if run_input.get("reviewBackend") == "labelstudio":
-                from localcloud.labelstudio_review import label_studio_with_local_s3
+                from localcloud.labelstudio_review import labelstudio_with_local_s3
 
                 print("Starting Label Studio on 127.0.0.1 (about a minute)...", flush=True)
-                server = stack.enter_context(label_studio_with_local_s3(Path(args.out) / "labelstudio"))
+                server = stack.enter_context(labelstudio_with_local_s3(Path(args.out) / "labelstudio"))
                 print(
                     f"Label Studio is up at {server.url} "
                     f"(user {server.username}, password {server.password})",
@@ -68,7 +68,7 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None) -> int:
                 task_type=args.task,
                 name=args.name,
                 timeout=args.timeout,
-                label_studio=server,
+                labelstudio=server,
             )
     finally:
         stop.set()

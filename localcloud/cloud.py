@@ -16,8 +16,8 @@ import os
 import random
 import re
 import string
-import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,16 +62,6 @@ class Stack:
     functions: dict[str, FunctionSpec]
     parameters: dict[str, str]
     workteam_arn: str
-
-
-def _fresh_containers() -> None:
-    """A new deployment runs in new Lambda containers. Handler modules are loaded anew per cloud
-    (LambdaRuntime); the layer's only module-level state is the cached settings, cleared here on
-    entry and exit so no cloud (or test) sees another's table names. The layer's modules stay
-    loaded: tests compare exception classes with the ones the handlers raise."""
-    settings_module = sys.modules.get("labeling_loop.settings")
-    if settings_module is not None:
-        settings_module.settings.cache_clear()
 
 
 _dynamodb_write_lock = threading.RLock()
@@ -140,11 +130,6 @@ class LocalCloud:
             }
         )
         os.environ.pop("AWS_PROFILE", None)
-        # The layer, as Lambda mounts it at /opt/python.
-        layer = str(REPO / "layer")
-        if layer not in sys.path:
-            sys.path.insert(0, layer)
-        _fresh_containers()
         interpreter.apply_all(self.config.time_scale)
         _atomic_dynamodb_writes()
         hooks.install()
@@ -174,7 +159,6 @@ class LocalCloud:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-            _fresh_containers()
             LocalCloud._active_lock.release()
 
     def _wait_for_running_executions(self) -> None:
@@ -414,13 +398,52 @@ class LocalCloud:
 
     # Runs ---------------------------------------------------------------------------------------
 
-    def start(self, run_input: dict[str, Any], name: str) -> Any:
-        from ops.runs import start_run
-
+    def start(self, run_input: dict[str, Any], name: str) -> str:
+        """Start an execution (the name becomes the run id); return its ARN."""
         assert self.stack, "deploy() first"
-        return start_run(self.sfn, self.stack.state_machine_arn, run_input, name)
+        response = self.sfn.start_execution(
+            stateMachineArn=self.stack.state_machine_arn, name=name, input=json.dumps(run_input)
+        )
+        return str(response["executionArn"])
 
-    def run(self, run_input: dict[str, Any], name: str, timeout: float = 300) -> Any:
-        from ops.runs import wait_for
+    def wait(self, execution_arn: str, timeout: float = 300) -> RunOutcome:
+        """Poll until the execution ends; TimeoutError past the deadline (a hung run fails the caller)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            description = self.sfn.describe_execution(executionArn=execution_arn)
+            if description["status"] != "RUNNING":
+                return RunOutcome.of(description)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {execution_arn} still RUNNING after {timeout} s")
+            time.sleep(0.1)
 
-        return wait_for(self.start(run_input, name), timeout)
+    def run(self, run_input: dict[str, Any], name: str, timeout: float = 300) -> RunOutcome:
+        return self.wait(self.start(run_input, name), timeout)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        for page in self.sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+            events.extend(page["events"])
+        return events
+
+
+@dataclass
+class RunOutcome:
+    """How an execution ended, as DescribeExecution says."""
+
+    execution_arn: str
+    status: str
+    output: dict[str, Any] | None
+    error: str | None
+    cause: str | None
+
+    @classmethod
+    def of(cls, description: dict[str, Any]) -> RunOutcome:
+        output = description.get("output")
+        return cls(
+            execution_arn=description["executionArn"],
+            status=description["status"],
+            output=json.loads(output) if output else None,
+            error=description.get("error"),
+            cause=description.get("cause"),
+        )

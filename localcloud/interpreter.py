@@ -63,10 +63,17 @@ class Clock:
     time_scale: float = 1.0
     waits: list[float] = field(default_factory=list)  # Wait states, seconds as defined
     retry_intervals: list[float] = field(default_factory=list)  # Retry backoff, seconds as computed
+    real_seconds: list[float] = field(default_factory=list)  # what was actually slept, scaled
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def scaled(self, seconds: float) -> float:
+        real = max(0.0, seconds * self.time_scale)
+        with self.lock:
+            self.real_seconds.append(real)
+        return real
+
     def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds * self.time_scale))
+        time.sleep(self.scaled(seconds))
 
 
 @dataclass
@@ -101,7 +108,7 @@ def _scaled_wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
         clock.waits.append(float(wait_seconds))
     if wait_seconds > 0:
         # Interruptible like moto's own wait: a stopped execution does not sleep on.
-        env.program_state_event.wait(wait_seconds * clock.time_scale)
+        env.program_state_event.wait(clock.scaled(wait_seconds))
 
 
 _original_eval_body = state_module.CommonStateField._eval_body

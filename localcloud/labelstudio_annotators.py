@@ -15,12 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from labeling_loop.labelstudio import (
-    BOX_TAG,
-    CHOICES_TAG,
-    IMAGE_TAG,
-    LabelStudioClient,
-)
+from labeling_loop.review.labelstudio.client import LabelStudioClient
+from labeling_loop.review.labelstudio.convert import BOX_TAG, CHOICES_TAG, IMAGE_TAG
 
 MATCH_IOU = 0.5  # a prediction "is" a true box above this overlap
 

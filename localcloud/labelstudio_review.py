@@ -16,7 +16,7 @@ from typing import Any
 from moto.server import ThreadedMotoServer
 
 from localcloud.labelstudio_annotators import ReviewStats, annotate_project
-from localcloud.labelstudio_server import LabelStudioServer, running_label_studio
+from localcloud.labelstudio_server import LabelStudioServer, running_labelstudio
 from localcloud.truth import Truth
 
 LOG = logging.getLogger(__name__)
@@ -24,14 +24,14 @@ SECRET_NAME = "labeling-loop/label-studio-token"
 
 
 @contextlib.contextmanager
-def label_studio_with_local_s3(workdir: Path) -> Iterator[LabelStudioServer]:
+def labelstudio_with_local_s3(workdir: Path) -> Iterator[LabelStudioServer]:
     """Moto's S3 on loopback (it serves the in-process mock's state while a LocalCloud is active)
     and a Label Studio server that reads images from it."""
     moto_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto_server.start()
     try:
         host, port = moto_server.get_host_and_port()
-        with running_label_studio(workdir, s3_endpoint=f"http://{host}:{port}") as server:
+        with running_labelstudio(workdir, s3_endpoint=f"http://{host}:{port}") as server:
             yield server
     finally:
         moto_server.stop()
@@ -94,7 +94,7 @@ class EmulatedReviewers:
         return json.loads(body)
 
     def _run(self) -> None:
-        from labeling_loop.labelstudio import LabelStudioClient
+        from labeling_loop.review.labelstudio.client import LabelStudioClient
 
         try:
             deadline = time.monotonic() + self.timeout

@@ -59,12 +59,12 @@ class LabelStudioServer:
     pid: int
 
 
-def label_studio_executable(venv: Path = DEFAULT_VENV) -> Path:
+def labelstudio_executable(venv: Path = DEFAULT_VENV) -> Path:
     return venv / "bin" / "label-studio"
 
 
 def is_installed(venv: Path = DEFAULT_VENV) -> bool:
-    return label_studio_executable(venv).exists()
+    return labelstudio_executable(venv).exists()
 
 
 def ensure_installed(venv: Path = DEFAULT_VENV) -> Path:
@@ -73,7 +73,7 @@ def ensure_installed(venv: Path = DEFAULT_VENV) -> Path:
     if not is_installed(venv):
         logger.info("installing label-studio %s into %s", LABEL_STUDIO_VERSION, venv)
         subprocess.run(["bash", str(INSTALL_SCRIPT), str(venv)], check=True)
-    return label_studio_executable(venv)
+    return labelstudio_executable(venv)
 
 
 def free_port() -> int:
@@ -133,7 +133,7 @@ def _create_personal_token(url: str, legacy_token: str) -> str:
         return str(json.loads(response.read())["token"])
 
 
-def start_label_studio(
+def start_labelstudio(
     workdir: Path,
     *,
     port: int | None = None,
@@ -143,8 +143,8 @@ def start_label_studio(
     startup_timeout: float = STARTUP_TIMEOUT_SECONDS,
 ) -> tuple[LabelStudioServer, subprocess.Popen[bytes]]:
     """Start a server with a fresh data directory under `workdir`; return once /health is UP and
-    the tokens exist. Stop it with `stop_label_studio`."""
-    executable = label_studio_executable(venv)
+    the tokens exist. Stop it with `stop_labelstudio`."""
+    executable = labelstudio_executable(venv)
     if not executable.exists():
         raise LabelStudioStartError(f"{executable} is missing: run `make labelstudio-venv`")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -215,14 +215,14 @@ def _terminate(process: subprocess.Popen[bytes], grace_seconds: float = 10.0) ->
         process.wait(timeout=grace_seconds)
 
 
-def stop_label_studio(process: subprocess.Popen[bytes]) -> None:
+def stop_labelstudio(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the server's process group, SIGKILL after a grace period."""
     _terminate(process)
     logger.info("label-studio (pid %d) stopped with %s", process.pid, process.returncode)
 
 
 @contextlib.contextmanager
-def running_label_studio(
+def running_labelstudio(
     workdir: Path,
     *,
     port: int | None = None,
@@ -230,14 +230,12 @@ def running_label_studio(
     region: str = "us-east-1",
     venv: Path = DEFAULT_VENV,
 ) -> Iterator[LabelStudioServer]:
-    """`with running_label_studio(tmp) as server:` a live server for the duration of the block."""
-    server, process = start_label_studio(
-        workdir, port=port, s3_endpoint=s3_endpoint, region=region, venv=venv
-    )
+    """`with running_labelstudio(tmp) as server:` a live server for the duration of the block."""
+    server, process = start_labelstudio(workdir, port=port, s3_endpoint=s3_endpoint, region=region, venv=venv)
     try:
         yield server
     finally:
-        stop_label_studio(process)
+        stop_labelstudio(process)
 
 
 def main() -> None:
@@ -258,7 +256,7 @@ def main() -> None:
     # ignored by default): both unwind the context manager, which stops the server.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    with running_label_studio(args.workdir, port=args.port, s3_endpoint=args.s3_endpoint) as server:
+    with running_labelstudio(args.workdir, port=args.port, s3_endpoint=args.s3_endpoint) as server:
         logger.info("url=%s user=%s password=%s", server.url, server.username, server.password)
         logger.info("token=%s", server.token)
         with contextlib.suppress(KeyboardInterrupt, SystemExit):

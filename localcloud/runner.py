@@ -98,7 +98,6 @@ def run_prefix_of(stack: Stack, run_id: str) -> str:
 def collect(
     cloud: LocalCloud,
     outcome: Any,
-    execution: Any,
     stack: Stack,
     model_arn: str,
     run_id: str,
@@ -106,8 +105,6 @@ def collect(
     wall_seconds: float,
 ) -> LocalRunResult:
     """Everything about a finished run, read back from the cloud before it closes."""
-    from ops.runs import history as read_history
-
     prefix = run_prefix_of(stack, run_id)
     manifest = _read_jsonl(cloud, prefix + "output.manifest")
     report = _read_json(cloud, prefix + "report.json")
@@ -116,7 +113,7 @@ def collect(
     counts = report.get("counts", {})
     meter = cloud.rekognition.meter(model_arn)
     jobs = cloud.groundtruth.jobs
-    history = read_history(execution)
+    history = cloud.history(outcome.execution_arn)
     summary = {
         "status": outcome.status,
         "error": outcome.error,
@@ -189,18 +186,16 @@ def execute(
     timeout: float = 600,
     before_wait: Callable[[], None] | None = None,
 ) -> LocalRunResult:
-    from ops.runs import wait_for
-
     transitions_before = interpreter.counters.state_transitions
     invocations_before = dict(cloud.runtime.invocations)
     started = time.monotonic()
-    execution = cloud.start(run_input, name)
+    execution_arn = cloud.start(run_input, name)
     if before_wait:
         before_wait()
-    outcome = wait_for(execution, timeout)
+    outcome = cloud.wait(execution_arn, timeout)
     wall = time.monotonic() - started
     result = collect(
-        cloud, outcome, execution, stack, model_arn, name_to_run_id(run_input, name), transitions_before, wall
+        cloud, outcome, stack, model_arn, name_to_run_id(run_input, name), transitions_before, wall
     )
     result.summary["lambda_invocations"] = sum(cloud.runtime.invocations.values()) - sum(
         invocations_before.values()
@@ -209,7 +204,7 @@ def execute(
 
 
 def name_to_run_id(run_input: dict[str, Any], name: str) -> str:
-    from labeling_loop.run_config import run_id_from_execution
+    from labeling_loop.run_input import run_id_from_execution
 
     return str(run_input.get("runId") or run_id_from_execution(name))
 
@@ -224,22 +219,22 @@ def run_local(
     task_type: str = "detection",
     name: str = "local-run",
     timeout: float = 600,
-    label_studio: Any = None,
+    labelstudio: Any = None,
     reviewer_accuracy: float = 0.97,
     unannotated_fraction: float = 0.0,
 ) -> LocalRunResult:
     """Deploy, upload, run one execution to its end, and read everything back.
 
-    With `reviewBackend: labelstudio` in the input, `label_studio` is a running LabelStudioServer
-    (see localcloud.labelstudio_review.label_studio_with_local_s3); emulated reviewers answer the
+    With `reviewBackend: labelstudio` in the input, `labelstudio` is a running LabelStudioServer
+    (see localcloud.labelstudio_review.labelstudio_with_local_s3); emulated reviewers answer the
     run's project while the execution polls it."""
     from localcloud.labelstudio_review import EmulatedReviewers, deploy_parameters
 
     backend = (run_input or {}).get("reviewBackend", "groundtruth")
-    if backend == "labelstudio" and label_studio is None:
-        raise ValueError("the labelstudio backend needs a running Label Studio server (label_studio=...)")
+    if backend == "labelstudio" and labelstudio is None:
+        raise ValueError("the labelstudio backend needs a running Label Studio server (labelstudio=...)")
     with local_cloud(config, faults) as cloud:
-        parameters = deploy_parameters(cloud, label_studio) if backend == "labelstudio" else None
+        parameters = deploy_parameters(cloud, labelstudio) if backend == "labelstudio" else None
         stack, arn, refs = prepare(cloud, images_dir, truth, task_type=task_type, parameters=parameters)
         if faults and faults.images.get("corrupt"):
             faults_module.corrupt_images(cloud, stack.images_bucket, refs, int(faults.images["corrupt"]))
@@ -252,7 +247,7 @@ def run_local(
         if backend == "labelstudio":
             reviewers = EmulatedReviewers(
                 cloud,
-                label_studio,
+                labelstudio,
                 run_prefix_of(stack, name_to_run_id(full_input, name)),
                 accuracy=reviewer_accuracy,
                 unannotated_fraction=unannotated_fraction,

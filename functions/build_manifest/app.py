@@ -7,13 +7,16 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.aws_clients import client
-from labeling_loop.finish import finish_run
+from labeling_loop.inference import claims
+from labeling_loop.manifest.build import build_run_manifest, run_result
+from labeling_loop.review.plan import PlanSummary
 from labeling_loop.run_config import from_state
-from labeling_loop.settings import settings
+from labeling_loop.settings import RunStateSettings, load
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+SETTINGS = load(RunStateSettings)
 s3 = client("s3")
 dynamodb = client("dynamodb")
 
@@ -23,19 +26,13 @@ dynamodb = client("dynamodb")
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = from_state(event["config"])
-    listing = event.get("listing") or {}
-    result = finish_run(
-        s3,
-        dynamodb,
-        settings().run_state_table,
-        config,
-        images_listed=int(listing.get("imagesListed", 0)),
-        now=datetime.now(UTC),
-    )
-    counts = result["counts"]
-    metrics.add_metric(
-        name="ImagesInManifest", unit=MetricUnit.Count, value=counts.get("imagesInManifest", 0)
-    )
-    metrics.add_metric(name="ImagesSkipped", unit=MetricUnit.Count, value=counts.get("imagesSkipped", 0))
-    logger.info("manifest built", extra={"counts": counts, "manifest": result["manifest"]})
-    return result
+    plan = PlanSummary.from_state(event["plan"])
+    images_listed = int(event["listing"]["imagesListed"])
+    report = build_run_manifest(s3, config, plan, images_listed=images_listed, now=datetime.now(UTC))
+    if config.incremental:
+        claims.settle(dynamodb, SETTINGS.run_state_table, s3, config.layout(), config.runId)
+    counts = report["counts"]
+    metrics.add_metric(name="ImagesInManifest", unit=MetricUnit.Count, value=counts["imagesInManifest"])
+    metrics.add_metric(name="ImagesSkipped", unit=MetricUnit.Count, value=counts["imagesSkipped"])
+    logger.info("manifest built", extra={"counts": counts, "manifest": str(config.layout().manifest)})
+    return run_result(config.layout(), report)

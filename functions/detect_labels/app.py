@@ -6,9 +6,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.aws_clients import INFERENCE, client
-from labeling_loop.inference import run_batch
+from labeling_loop.inference.detect import run_batch
 from labeling_loop.run_config import from_state
-from labeling_loop.settings import settings
 
 logger = Logger()
 tracer = Tracer()
@@ -31,7 +30,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         images=list(batch["images"]),
         model_arn=config.projectVersionArn,
         min_confidence=config.minConfidence,
-        threads=settings().threads_per_batch,
     )
     metrics.add_metric(name="ImagesInferred", unit=MetricUnit.Count, value=result.inferred)
     metrics.add_metric(name="ImagesSkipped", unit=MetricUnit.Count, value=result.skipped)

@@ -1,17 +1,18 @@
-"""Lists the images under the prefix and writes the fan-out's pre-batched item list."""
+"""Lists the images under the prefix, claims them (incremental runs) and writes the fan-out's batches."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.aws_clients import client
-from labeling_loop.listing import list_images
+from labeling_loop.inference.listing import list_images
 from labeling_loop.run_config import from_state
 from labeling_loop.s3_uri import S3Uri
-from labeling_loop.settings import settings
+from labeling_loop.settings import RunStateSettings, load
 
 logger = Logger()
 tracer = Tracer()
+SETTINGS = load(RunStateSettings)
 s3 = client("s3")
 dynamodb = client("dynamodb")
 
@@ -23,15 +24,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result = list_images(
         s3,
         dynamodb,
-        settings().run_state_table,
+        SETTINGS.run_state_table,
         images=S3Uri.parse(config.images),
         layout=config.layout(),
         output_prefix=S3Uri.parse(config.output),
-        run_id=config.runId or "",
+        run_id=config.runId,
         images_per_batch=config.imagesPerBatch,
         incremental=config.incremental,
         # A claim outlives the longest run this configuration allows, then lapses by itself.
-        claim_seconds=(config.modelStartTimeoutMinutes * 60 + config.reviewDeadlineHours * 3600 + 86_400),
+        claim_seconds=int(config.modelStartTimeoutMinutes * 60 + config.reviewDeadlineHours * 3600 + 86_400),
     )
     logger.info("images listed", extra=result.to_dict())
     return result.to_dict()

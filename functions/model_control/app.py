@@ -4,13 +4,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop import model_control
 from labeling_loop.aws_clients import client
+from labeling_loop.inference import model_control
 from labeling_loop.run_config import from_state
-from labeling_loop.settings import required, settings
+from labeling_loop.settings import RunStateSettings, load
 
 logger = Logger()
 tracer = Tracer()
+SETTINGS = load(RunStateSettings)
 rekognition = client("rekognition")
 dynamodb = client("dynamodb")
 
@@ -19,7 +20,7 @@ dynamodb = client("dynamodb")
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = from_state(event["config"])
-    table = required(settings().run_state_table, "RUN_STATE_TABLE")
+    table = SETTINGS.run_state_table
     action = event["action"]
     if action == "acquire":
         state = model_control.acquire(rekognition, dynamodb, table, config, model_control.now())

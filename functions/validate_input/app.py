@@ -7,10 +7,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.aws_clients import client
 from labeling_loop.errors import InvalidInput
 from labeling_loop.jsonl import write_json
-from labeling_loop.run_config import state_payload, validate_input
+from labeling_loop.run_config import state_payload
+from labeling_loop.run_input import validate_input
+from labeling_loop.settings import StackSettings, load
 
 logger = Logger()
 tracer = Tracer()
+STACK = load(StackSettings)
 s3 = client("s3")
 
 
@@ -18,7 +21,9 @@ s3 = client("s3")
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        config = validate_input(event.get("input"), execution_name=str(event.get("executionName", "")))
+        config = validate_input(
+            event.get("input"), execution_name=str(event.get("executionName", "")), stack=STACK
+        )
     except InvalidInput as error:
         logger.warning("input rejected", extra={"reason": str(error)})
         raise

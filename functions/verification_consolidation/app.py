@@ -11,7 +11,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
-from labeling_loop.groundtruth import consolidate
+from labeling_loop.review.groundtruth.task_lambdas import consolidate
 
 logger = Logger()
 # Created once per execution environment; standard retries absorb S3 throttling (503 SlowDown).

@@ -9,7 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.groundtruth import pre_annotate
+from labeling_loop.review.groundtruth.task_lambdas import pre_annotate
 
 logger = Logger()
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labeling_loop import ledger, model_control
-from labeling_loop.jsonl import read_jsonl
+from labeling_loop.inference import claims, model_control
 from labeling_loop.run_config import RunConfig
 
 
@@ -14,16 +13,14 @@ def clean_up(
     rekognition: Any, dynamodb: Any, s3: Any, table: str, config: RunConfig, error: dict[str, Any] | None
 ) -> dict[str, Any]:
     released = model_control.release(rekognition, dynamodb, table, config)
-    claims = 0
+    released_claims = 0
     if config.incremental:
-        run_id = config.runId or ""
-        refs = (r["source-ref"] for r in read_jsonl(s3, config.layout().inventory, missing_ok=True))
-        claims = ledger.for_each(lambda ref: ledger.release(dynamodb, table, ref, run_id), refs)
+        released_claims = claims.release_all(dynamodb, table, s3, config.layout(), config.runId)
     name, cause = failure_name(error)
     return {
         "modelStopped": released["stopped"],
         "modelStatus": released["status"],
-        "claimsReleased": claims,
+        "claimsReleased": released_claims,
         "error": name,
         "cause": cause,
     }

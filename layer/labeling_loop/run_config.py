@@ -1,31 +1,32 @@
-"""The execution input: defaults from the template, validation that names the field, derived values.
+"""A run's settings: the field types with their bounds (defined once, here), the resolved run
+configuration every state carries, and its payload form.
 
-A console execution started with `{}` works: every field has a default from the stack's parameters
-(environment variables of the ValidateInput function). Anything wrong fails the first state with
-`InvalidInput`, before the model is touched or anything is billed.
+Two models share these types. `RunInput` (`run_input.py`) is what a person, a schedule or a script
+writes: every field optional. `RunConfig` is what the first state resolves it to, the input over the
+stack's defaults: every field present. Template parameters repeat the numeric bounds as
+`MinValue`/`MaxValue`; `tests/contract/test_settings.py` fails when the two disagree.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import annotated_types
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from labeling_loop.errors import InvalidInput
 from labeling_loop.layout import RunLayout
 from labeling_loop.s3_uri import S3Uri
 
-# arn:aws:rekognition:<region>:<account>:project/<project>/version/<version>/<timestamp>  [IAM-RK]
-# Project and version names: [a-zA-Z0-9_.\-]{1,255} (CreateProject / CreateProjectVersion).
+# arn:aws:rekognition:<region>:<account>:project/<project>/version/<version>/<timestamp>
+# Project and version names: [a-zA-Z0-9_.\-]{1,255} (docs/aws-facts.md §5.1).
 PROJECT_VERSION_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):rekognition:(?P<region>[a-z]{2}(-[a-z]+)+-[0-9]):(?P<account>[0-9]{12}):"
     r"project/(?P<project>[a-zA-Z0-9_.\-]{1,255})/version/(?P<version>[a-zA-Z0-9_.\-]{1,255})/(?P<ts>[0-9]+)$"
 )
-# arn:aws:sagemaker:<region>:<account>:workteam/private-crowd/<team>  [SM-PERM]
+# arn:aws:sagemaker:<region>:<account>:workteam/private-crowd/<team> (docs/aws-facts.md §5.2)
 WORKTEAM_ARN = re.compile(
     r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:workteam/[a-z-]+-crowd/[a-zA-Z0-9_.-]+$"
 )
@@ -33,155 +34,141 @@ SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:se
 # Ground Truth job names allow 63 chars; the run id goes inside them with a prefix and a suffix.
 RUN_ID = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,39}$")
 JOB_NAME_PREFIX = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,9}$")
+# Each review poll adds about 6 history events; Standard executions stop at 25,000
+# (docs/aws-facts.md §4.2).
 MAX_REVIEW_POLLS = 3000
+MAX_LABEL_CHARS = 256  # label names: 1-256 characters (docs/aws-facts.md §2.3)
+MAX_LABELS = 250
 
-# Environment variable of the ValidateInput function -> input field it gives the default for.
-DEFAULT_ENV = {
-    "DEFAULT_PROJECT_VERSION_ARN": "projectVersionArn",
-    "DEFAULT_IMAGES": "images",
-    "DEFAULT_OUTPUT": "output",
-    "DEFAULT_REVIEW_BACKEND": "reviewBackend",
-    "DEFAULT_TASK_TYPE": "taskType",
-    "DEFAULT_MIN_INFERENCE_UNITS": "minInferenceUnits",
-    "DEFAULT_MIN_CONFIDENCE": "minConfidence",
-    "DEFAULT_AUTO_ACCEPT_CONFIDENCE": "autoAcceptConfidence",
-    "DEFAULT_MAX_IMAGES_PER_JOB": "maxImagesPerJob",
-    "DEFAULT_MAX_LABELS_PER_JOB": "maxLabelsPerJob",
-    "DEFAULT_TASK_TIME_LIMIT_SECONDS": "taskTimeLimitSeconds",
-    "DEFAULT_WORKERS_PER_OBJECT": "workersPerObject",
-    "DEFAULT_REVIEW_DEADLINE_HOURS": "reviewDeadlineHours",
-    "DEFAULT_WORKTEAM_ARN": "workteamArn",
-    "DEFAULT_LABEL_STUDIO_URL": "labelStudioUrl",
-    "DEFAULT_LABEL_STUDIO_TOKEN_SECRET_ARN": "labelStudioTokenSecretArn",
-    "DEFAULT_INCREMENTAL": "incremental",
-    "DEFAULT_IMAGES_PER_BATCH": "imagesPerBatch",
-    "DEFAULT_BATCHES_PER_INFERENCE_UNIT": "batchesPerInferenceUnit",
-    "DEFAULT_MODEL_POLL_SECONDS": "modelPollSeconds",
-    "DEFAULT_REVIEW_POLL_SECONDS": "reviewPollSeconds",
-    "DEFAULT_MODEL_START_TIMEOUT_MINUTES": "modelStartTimeoutMinutes",
-    "DEFAULT_JOB_NAME_PREFIX": "jobNamePrefix",
-}
-# Buckets the stack's roles may use; the input may not point anywhere else (IAM would refuse later,
-# after the model started; saying it first is cheaper and clearer).
-ALLOWED_IMAGES_BUCKET_ENV = "IMAGES_BUCKET"
-ALLOWED_OUTPUT_BUCKET_ENV = "OUTPUT_BUCKET"
+
+# Field types --------------------------------------------------------------------------------------
+
+
+def _not_a_boolean(value: Any) -> Any:
+    # JSON true/false would pass as 1/0 in pydantic's lax mode; a boolean is never a count here.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+def _pattern(regex: re.Pattern[str], message: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not regex.fullmatch(value):
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
+
+
+def _s3_prefix(value: str) -> str:
+    return str(S3Uri.parse(value).as_prefix())
+
+
+def _url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(:[0-9]+)?(/\S*)?", value):
+        raise ValueError("must be an http(s) URL such as https://labelstudio.example.com")
+    return value.rstrip("/")
+
+
+def _labels(value: list[str]) -> list[str]:
+    for label in value:
+        if not isinstance(label, str) or not 1 <= len(label.strip()) <= MAX_LABEL_CHARS:
+            raise ValueError(f"every label must be a name of 1 to {MAX_LABEL_CHARS} characters")
+    return sorted({label.strip() for label in value})
+
+
+def _count(low: int, high: int) -> Any:
+    return Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=low, le=high)]
+
+
+def _amount(low: float, high: float) -> Any:
+    return Annotated[float, BeforeValidator(_not_a_boolean), Field(ge=low, le=high)]
+
+
+ProjectVersionArn = Annotated[
+    str,
+    _pattern(
+        PROJECT_VERSION_ARN,
+        "must be a Custom Labels model version ARN: "
+        "arn:aws:rekognition:<region>:<account>:project/<project>/version/<version>/<timestamp>",
+    ),
+]
+S3Prefix = Annotated[str, AfterValidator(_s3_prefix)]
+ReviewBackend = Literal["groundtruth", "labelstudio"]
+RequestedTaskType = Literal["auto", "detection", "classification"]
+TaskType = Literal["detection", "classification"]
+InferenceUnits = _count(1, 100)
+Confidence = _amount(0, 100)
+# Ground Truth: at most 100,000 objects per labeling job (docs/aws-facts.md §3.2).
+ImagesPerJob = _count(1, 100_000)
+# Bounding-box jobs: 50 labels through the API (docs/aws-facts.md §3.1; the crowd-bounding-box
+# element's page says 10, see §8).
+LabelsPerJob = _count(2, 50)
+# TaskTimeLimitInSeconds: 30 s to 8 h for image tasks (docs/aws-facts.md §3.2).
+TaskTimeLimitSeconds = _count(30, 28_800)
+# NumberOfHumanWorkersPerDataObject: 1-9 (docs/aws-facts.md §3.2).
+WorkersPerObject = _count(1, 9)
+# Private workforce task availability: at most 30 days (docs/aws-facts.md §3.2); also the Label
+# Studio deadline. Fractions allowed (0.5 = 30 minutes), for short reviews and compressed-time runs.
+ReviewDeadlineHours = _amount(0.001, 720)
+WorkteamArn = Annotated[
+    str,
+    _pattern(
+        WORKTEAM_ARN, "must be a SageMaker workteam ARN (arn:aws:sagemaker:<region>:<account>:workteam/...)"
+    ),
+]
+LabelStudioUrl = Annotated[str, AfterValidator(_url)]
+SecretArn = Annotated[str, _pattern(SECRET_ARN, "must be a Secrets Manager secret ARN")]
+ImagesPerBatch = _count(1, 500)
+BatchesPerInferenceUnit = _count(1, 50)
+ModelPollSeconds = _count(1, 3600)
+ReviewPollSeconds = _count(60, 86_400)
+ModelStartTimeoutMinutes = _count(1, 720)
+JobNamePrefix = Annotated[
+    str, _pattern(JOB_NAME_PREFIX, "must be 1-10 lower-case letters, digits and single hyphens")
+]
+Labels = Annotated[list[str], Field(max_length=MAX_LABELS), AfterValidator(_labels)]
+RunId = Annotated[str, _pattern(RUN_ID, "must be 1-40 lower-case letters, digits and single hyphens")]
+
+
+# The resolved configuration --------------------------------------------------------------------
 
 
 class RunConfig(BaseModel):
-    """One run's settings. Field names are the execution input's keys (camelCase)."""
+    """One run's settings, resolved: every field is present (None where a feature is off or a
+    backend's setting does not apply). Field names are the execution input's keys (camelCase)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    projectVersionArn: str
-    images: str = Field(description="s3://bucket/prefix/ of the images to label")
-    output: str = Field(description="s3://bucket/prefix/ under which each run writes its folder")
-    reviewBackend: Literal["groundtruth", "labelstudio"] = "groundtruth"
-    taskType: Literal["auto", "detection", "classification"] = "auto"
-    minInferenceUnits: int = Field(1, ge=1, le=100)
-    minConfidence: float = Field(50.0, ge=0, le=100)
-    autoAcceptConfidence: float | None = Field(None, ge=0, le=100)
-    # Ground Truth: at most 100,000 objects per labeling job [GT-Q].
-    maxImagesPerJob: int = Field(1000, ge=1, le=100_000)
-    # Bounding-box jobs: 50 labels via the API [GT-Q] (the crowd-bounding-box docs say 10).
-    maxLabelsPerJob: int = Field(50, ge=2, le=50)
-    # TaskTimeLimitInSeconds: 30 s to 8 h for image tasks [SM-HTC].
-    taskTimeLimitSeconds: int = Field(600, ge=30, le=28_800)
-    # NumberOfHumanWorkersPerDataObject: 1-9 [SM-HTC].
-    workersPerObject: int = Field(1, ge=1, le=9)
-    # Private workforce task availability: at most 30 days [SM-HTC]; also the Label Studio deadline.
-    # Fractions allowed (0.5 = 30 minutes), for short reviews and for compressed-time test runs.
-    reviewDeadlineHours: float = Field(240, ge=0.001, le=720)
-    workteamArn: str | None = None
-    labelStudioUrl: str | None = None
-    labelStudioTokenSecretArn: str | None = None
-    incremental: bool = False
-    imagesPerBatch: int = Field(100, ge=1, le=500)
-    batchesPerInferenceUnit: int = Field(2, ge=1, le=50)
-    modelPollSeconds: int = Field(60, ge=0, le=3600)
-    reviewPollSeconds: int = Field(900, ge=0, le=86_400)
-    modelStartTimeoutMinutes: int = Field(60, ge=1, le=720)
-    jobNamePrefix: str = "lab"
+    projectVersionArn: ProjectVersionArn
+    images: S3Prefix = Field(description="s3://bucket/prefix/ of the images to label")
+    output: S3Prefix = Field(description="s3://bucket/prefix/ under which each run writes its folder")
+    reviewBackend: ReviewBackend
+    taskType: RequestedTaskType
+    minInferenceUnits: InferenceUnits
+    minConfidence: Confidence
+    autoAcceptConfidence: Confidence | None  # None: every image is reviewed
+    maxImagesPerJob: ImagesPerJob
+    maxLabelsPerJob: LabelsPerJob
+    taskTimeLimitSeconds: TaskTimeLimitSeconds
+    workersPerObject: WorkersPerObject
+    reviewDeadlineHours: ReviewDeadlineHours
+    workteamArn: WorkteamArn | None
+    labelStudioUrl: LabelStudioUrl | None
+    labelStudioTokenSecretArn: SecretArn | None
+    incremental: bool
+    imagesPerBatch: ImagesPerBatch
+    batchesPerInferenceUnit: BatchesPerInferenceUnit
+    modelPollSeconds: ModelPollSeconds
+    reviewPollSeconds: ReviewPollSeconds
+    modelStartTimeoutMinutes: ModelStartTimeoutMinutes
+    jobNamePrefix: JobNamePrefix
     # Labels reviewers may use besides those the model predicted in this run (e.g. the dataset's).
-    labels: list[str] = Field(default_factory=list, max_length=250)
-    runId: str | None = None
-
-    @field_validator(
-        "minInferenceUnits",
-        "minConfidence",
-        "autoAcceptConfidence",
-        "maxImagesPerJob",
-        "maxLabelsPerJob",
-        "taskTimeLimitSeconds",
-        "workersPerObject",
-        "reviewDeadlineHours",
-        "imagesPerBatch",
-        "batchesPerInferenceUnit",
-        "modelPollSeconds",
-        "reviewPollSeconds",
-        "modelStartTimeoutMinutes",
-        mode="before",
-    )
-    @classmethod
-    def _not_a_boolean(cls, value: Any) -> Any:
-        # JSON true/false would pass as 1/0 in pydantic's lax mode; a boolean is never a count here.
-        if isinstance(value, bool):
-            raise ValueError("must be a number, not a boolean")
-        return value
-
-    @field_validator("projectVersionArn")
-    @classmethod
-    def _arn(cls, value: str) -> str:
-        if not PROJECT_VERSION_ARN.fullmatch(value):
-            raise ValueError(
-                "must be a Custom Labels model version ARN: "
-                "arn:aws:rekognition:<region>:<account>:project/<project>/version/<version>/<timestamp>"
-            )
-        return value
-
-    @field_validator("images", "output")
-    @classmethod
-    def _s3(cls, value: str) -> str:
-        return str(S3Uri.parse(value).as_prefix())
-
-    @field_validator("workteamArn")
-    @classmethod
-    def _workteam(cls, value: str | None) -> str | None:
-        if value and not WORKTEAM_ARN.fullmatch(value):
-            raise ValueError(
-                "must be a SageMaker workteam ARN (arn:aws:sagemaker:<region>:<account>:workteam/...)"
-            )
-        return value or None
-
-    @field_validator("labelStudioUrl")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value and not re.fullmatch(r"https?://[^\s/]+(:[0-9]+)?(/\S*)?", value):
-            raise ValueError("must be an http(s) URL such as https://labelstudio.example.com")
-        return value.rstrip("/") if value else None
-
-    @field_validator("labelStudioTokenSecretArn")
-    @classmethod
-    def _secret(cls, value: str | None) -> str | None:
-        if value and not SECRET_ARN.fullmatch(value):
-            raise ValueError("must be a Secrets Manager secret ARN")
-        return value or None
-
-    @field_validator("runId")
-    @classmethod
-    def _run_id(cls, value: str | None) -> str | None:
-        if value is not None and not RUN_ID.fullmatch(value):
-            raise ValueError("must be 1-40 lower-case letters, digits and single hyphens")
-        return value
-
-    @field_validator("jobNamePrefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        if not JOB_NAME_PREFIX.fullmatch(value):
-            raise ValueError("must be 1-10 lower-case letters, digits and single hyphens")
-        return value
+    labels: Labels
+    runId: RunId
 
     @model_validator(mode="after")
-    def _backend_settings(self) -> RunConfig:
+    def _consistent(self) -> RunConfig:
         if self.reviewBackend == "groundtruth" and not self.workteamArn:
             raise ValueError("workteamArn is required when reviewBackend is groundtruth")
         if self.reviewBackend == "labelstudio":
@@ -191,7 +178,6 @@ class RunConfig(BaseModel):
                 raise ValueError("labelStudioTokenSecretArn is required when reviewBackend is labelstudio")
         if self.autoAcceptConfidence is not None and self.autoAcceptConfidence < self.minConfidence:
             raise ValueError("autoAcceptConfidence must be at least minConfidence")
-        # Each review poll adds about 6 history events; Standard executions stop at 25,000 [SF-Q].
         if self.reviewPollSeconds * MAX_REVIEW_POLLS < self.reviewDeadlineHours * 3600:
             raise ValueError(
                 f"reviewPollSeconds must be at least reviewDeadlineHours * 3600 / {MAX_REVIEW_POLLS} "
@@ -199,20 +185,11 @@ class RunConfig(BaseModel):
             )
         return self
 
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: list[str]) -> list[str]:
-        # Label names: 1-256 characters [CL-VAL].
-        for label in value:
-            if not isinstance(label, str) or not 1 <= len(label.strip()) <= 256:
-                raise ValueError("every label must be a name of 1 to 256 characters")
-        return sorted(set(label.strip() for label in value))
-
     # Derived values -------------------------------------------------------------------------------
 
     def _arn_part(self, name: str) -> str:
         match = PROJECT_VERSION_ARN.fullmatch(self.projectVersionArn)
-        assert match, "validated by _arn"
+        assert match, "validated by ProjectVersionArn"
         return match[name]
 
     @property
@@ -233,79 +210,24 @@ class RunConfig(BaseModel):
         return self.minInferenceUnits * self.batchesPerInferenceUnit
 
     def layout(self) -> RunLayout:
-        assert self.runId
         return RunLayout.for_run(S3Uri.parse(self.output), self.runId)
 
 
-def run_id_from_execution(execution_name: str) -> str:
-    """A run id from the execution name: lower case, [a-z0-9-], at most 40 characters."""
-    cleaned = re.sub(r"[^a-z0-9]+", "-", execution_name.lower()).strip("-")
-    cleaned = re.sub(r"-{2,}", "-", cleaned)[:40].strip("-")
-    return cleaned or "run"
-
-
-def defaults_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Template parameters arrive as strings; empty means 'no default'."""
-    defaults: dict[str, Any] = {}
-    for env_name, field in DEFAULT_ENV.items():
-        raw = environ.get(env_name, "")
-        if raw == "":
-            continue
-        annotation = RunConfig.model_fields[field].annotation
-        if annotation is bool:
-            defaults[field] = raw.strip().lower() in ("true", "1", "yes")
-        elif field == "autoAcceptConfidence" and raw.strip().lower() in ("off", "none", "-1"):
-            continue
-        else:
-            defaults[field] = raw
-    return defaults
-
-
-def _describe_errors(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "input"
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "is not a known input field"
-        elif item["type"] == "missing":
-            message = "is required (no default is configured in the stack)"
-        parts.append(f"{field}: {message}")
-    return "; ".join(parts)
-
-
-def validate_input(raw: Any, *, execution_name: str, environ: Mapping[str, str] | None = None) -> RunConfig:
-    """Merge the execution input over the stack's defaults and validate it, naming bad fields."""
-    environ = os.environ if environ is None else environ
-    if not isinstance(raw, dict):
-        raise InvalidInput(f"input: must be a JSON object, got {type(raw).__name__}")
-    merged = {**defaults_from_environment(environ), **{k: v for k, v in raw.items() if v is not None}}
-    try:
-        config = RunConfig.model_validate(merged)
-    except ValidationError as error:
-        raise InvalidInput(_describe_errors(error)) from None
-    images_bucket = S3Uri.parse(config.images).bucket
-    output_bucket = S3Uri.parse(config.output).bucket
-    allowed_images = environ.get(ALLOWED_IMAGES_BUCKET_ENV)
-    allowed_output = environ.get(ALLOWED_OUTPUT_BUCKET_ENV)
-    if allowed_images and images_bucket != allowed_images:
-        raise InvalidInput(
-            f"images: bucket {images_bucket!r} is not the stack's images bucket {allowed_images!r}"
-        )
-    if allowed_output and output_bucket != allowed_output:
-        raise InvalidInput(
-            f"output: bucket {output_bucket!r} is not the stack's output bucket {allowed_output!r}"
-        )
-    # The roles may only write under the stack's output prefix (GroundTruthRole, the map's results).
-    default_output = environ.get("DEFAULT_OUTPUT")
-    if default_output and not config.output.startswith(str(S3Uri.parse(default_output).as_prefix())):
-        raise InvalidInput(f"output: must be under the stack's output prefix {default_output!r}")
-    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
-    if region and config.model_region != region:
-        raise InvalidInput(f"projectVersionArn: the model is in {config.model_region}, the stack in {region}")
-    if config.runId is None:
-        config = config.model_copy(update={"runId": run_id_from_execution(execution_name)})
-    return config
+def numeric_bounds() -> dict[str, tuple[float, float, bool]]:
+    """(lowest, highest, integer?) of every numeric field, read from the field types above: what
+    the template's MinValue/MaxValue and the tests compare with, so the bounds live only here."""
+    bounds: dict[str, tuple[float, float, bool]] = {}
+    for name, field in RunConfig.model_fields.items():
+        kind, metadata = field.annotation, list(field.metadata)
+        for arg in get_args(kind):  # `Confidence | None`: the bounds sit inside the Annotated
+            if get_origin(arg) is Annotated:
+                kind, *extra = get_args(arg)
+                metadata += [m for item in extra for m in getattr(item, "metadata", [item])]
+        low = next((m.ge for m in metadata if isinstance(m, annotated_types.Ge)), None)
+        high = next((m.le for m in metadata if isinstance(m, annotated_types.Le)), None)
+        if low is not None and high is not None:
+            bounds[name] = (float(low), float(high), kind is int)
+    return bounds
 
 
 def state_payload(config: RunConfig) -> dict[str, Any]:

@@ -1,37 +1,68 @@
-"""Settings of the functions, read from their environment once, typed. A missing required setting
-fails loudly at the first use instead of hiding behind a default."""
+"""The functions' settings: their environment variables (set by template.yaml), typed, read once at
+cold start. A missing or malformed variable fails the function's first invocation with the
+variable's name, instead of hiding behind a default.
+
+Each handler loads the model of what it reads at module level, e.g.
+`SETTINGS = load(RunStateSettings)`.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, Json, ValidationError
 
 
-@dataclass(frozen=True)
-class Settings:
-    run_state_table: str
-    region: str
-    threads_per_batch: int
-    verification_pre_annotation_arn: str
-    verification_consolidation_arn: str
-    label_studio_s3_endpoint: str | None
+class SettingsError(RuntimeError):
+    """The function's environment lacks a variable the stack sets (a deployment problem)."""
 
 
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    env = os.environ
-    return Settings(
-        run_state_table=env.get("RUN_STATE_TABLE", ""),
-        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "",
-        threads_per_batch=int(env.get("THREADS_PER_BATCH", "4")),
-        verification_pre_annotation_arn=env.get("VERIFICATION_PRE_ANNOTATION_FUNCTION_ARN", ""),
-        verification_consolidation_arn=env.get("VERIFICATION_CONSOLIDATION_FUNCTION_ARN", ""),
-        label_studio_s3_endpoint=env.get("LABEL_STUDIO_S3_ENDPOINT") or None,
+class FunctionSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=False)
+
+
+class RegionSettings(FunctionSettings):
+    # Set by the Lambda runtime; AWS_DEFAULT_REGION for scripts and tests.
+    region: str = Field(validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"), min_length=1)
+
+
+class RunStateSettings(FunctionSettings):
+    """Model leases and image claims."""
+
+    run_state_table: str = Field(alias="RUN_STATE_TABLE", min_length=1)
+
+
+class StackSettings(RegionSettings):
+    """What the stack grants a run (ValidateInput): its defaults and its buckets."""
+
+    run_defaults: Json[dict[str, Any]] = Field(alias="RUN_DEFAULTS")
+    images_bucket: str = Field(alias="IMAGES_BUCKET", min_length=3)
+    output_bucket: str = Field(alias="OUTPUT_BUCKET", min_length=3)
+
+
+class PlanReviewSettings(RegionSettings):
+    """The label-verification task's own Lambdas, which Ground Truth calls for image-level labels."""
+
+    verification_pre_annotation_arn: str = Field(
+        alias="VERIFICATION_PRE_ANNOTATION_FUNCTION_ARN", min_length=1
     )
+    verification_consolidation_arn: str = Field(alias="VERIFICATION_CONSOLIDATION_FUNCTION_ARN", min_length=1)
 
 
-def required(value: str, name: str) -> str:
-    if not value:
-        raise RuntimeError(f"environment variable {name} is not set; the stack sets it")
-    return value
+S = TypeVar("S", bound=FunctionSettings)
+
+
+def load(model: type[S], environ: Mapping[str, str] | None = None) -> S:
+    """The settings `model` reads, from the environment; SettingsError names what is missing."""
+    environ = os.environ if environ is None else environ
+    try:
+        return model.model_validate(dict(environ))
+    except ValidationError as error:
+        problems = "; ".join(
+            f"environment variable {'.'.join(str(p) for p in item['loc'])}: "
+            + ("is not set; the stack sets it" if item["type"] == "missing" else item["msg"])
+            for item in error.errors()
+        )
+        raise SettingsError(problems) from None

@@ -112,7 +112,7 @@ EXPECTED_SENSITIVE = {
     },
     "LabelingLoopStateMachineSchedule": {"states:StartExecution"},
     "GroundTruthRole": {"lambda:InvokeFunction"},
-    "CollectReviewFunction": {"sagemaker:DescribeLabelingJob"},  # groundtruth.collect
+    "CollectLabelingJobsFunction": {"sagemaker:DescribeLabelingJob"},  # review.groundtruth.collect
     "LabelStudioReviewFunction": {
         "secretsmanager:GetSecretValue",
         # AWSLambdaVPCAccessExecutionRole (optional VPC placement)

@@ -75,8 +75,10 @@ ACCOUNT_ID = re.compile(r"(?<!\d)\d{12}(?!\d)")
 
 
 def snake_case(logical_id: str) -> str:
-    """`DetectLabelsFunction` -> `detect_labels`."""
-    stem = logical_id.removesuffix("Function")
+    """`DetectLabelsFunction` -> `detect_labels`. The product Label Studio is one word in code,
+    `LabelStudio` / `labelstudio` (the `reviewBackend` value), so `LabelStudioReviewFunction` ->
+    `labelstudio_review`."""
+    stem = logical_id.removesuffix("Function").replace("LabelStudio", "Labelstudio")
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", stem).lower()
 
 
@@ -335,15 +337,16 @@ def test_state_machine_logs_and_traces(translated_template: dict[str, Any]) -> N
 def test_schedule_input_is_a_valid_execution_input(
     overrides: dict[str, str], translated_template: dict[str, Any]
 ) -> None:
-    from labeling_loop.run_config import validate_input
+    from labeling_loop.run_input import validate_input
+    from labeling_loop.settings import StackSettings, load
 
     template = _template_for(translated_template, {**SAMPLE_PARAMETERS, **overrides})
-    environ = _function_environment(template, "ValidateInputFunction")
+    stack = load(StackSettings, _function_environment(template, "ValidateInputFunction"))
     schedules = _resources(translated_template, "AWS::Scheduler::Schedule")
     assert schedules, "expected the ScheduleV2 event's AWS::Scheduler::Schedule"
     for logical_id, schedule in schedules.items():
         raw = schedule["Properties"]["Target"].get("Input", "{}")
-        config = validate_input(json.loads(raw), execution_name="scheduled-run-0001", environ=environ)
+        config = validate_input(json.loads(raw), execution_name="scheduled-run-0001", stack=stack)
         assert config.runId, logical_id
 
 
@@ -354,21 +357,18 @@ def test_validator_rejects_output_outside_the_prefix_the_roles_grant(
     `<output bucket>/${OutputPrefix}/*`. An execution input whose `output` lies elsewhere in the bucket
     would pass the first state and fail with AccessDenied after the model was started."""
     from labeling_loop.errors import InvalidInput
-    from labeling_loop.run_config import validate_input
+    from labeling_loop.run_input import validate_input
+    from labeling_loop.settings import StackSettings, load
 
     template = _template_for(
         translated_template, {**SAMPLE_PARAMETERS, "OutputBucketName": "contract-output"}
     )
-    environ = _function_environment(template, "ValidateInputFunction")
+    stack = load(StackSettings, _function_environment(template, "ValidateInputFunction"))
     prefix = template.parameters["OutputPrefix"]
-    accepted = validate_input(
-        {"output": f"s3://contract-output/{prefix}/"}, execution_name="ok", environ=environ
-    )
+    accepted = validate_input({"output": f"s3://contract-output/{prefix}/"}, execution_name="ok", stack=stack)
     assert accepted.output.startswith(f"s3://contract-output/{prefix}/")
     with pytest.raises(InvalidInput, match="output"):
-        validate_input(
-            {"output": "s3://contract-output/elsewhere/"}, execution_name="outside", environ=environ
-        )
+        validate_input({"output": "s3://contract-output/elsewhere/"}, execution_name="outside", stack=stack)
 
 
 # samconfig.toml ------------------------------------------------------------------------------------------

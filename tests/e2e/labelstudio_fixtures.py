@@ -21,8 +21,8 @@ from moto.server import ThreadedMotoServer
 from localcloud.labelstudio_server import (
     LabelStudioServer,
     is_installed,
-    start_label_studio,
-    stop_label_studio,
+    start_labelstudio,
+    stop_labelstudio,
 )
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def moto_s3_endpoint(pytestconfig: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-def label_studio(
+def labelstudio(
     pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory, moto_s3_endpoint: str
 ) -> LabelStudioServer:
     if not is_installed():
@@ -64,10 +64,10 @@ def label_studio(
         )
 
     def start() -> LabelStudioServer:
-        server, process = start_label_studio(
+        server, process = start_labelstudio(
             tmp_path_factory.mktemp("labelstudio"), s3_endpoint=moto_s3_endpoint
         )
-        pytestconfig.add_cleanup(lambda: stop_label_studio(process))
+        pytestconfig.add_cleanup(lambda: stop_labelstudio(process))
         logger.info("Label Studio at %s (log %s)", server.url, server.log_path)
         return server
 

@@ -441,7 +441,7 @@ def test_a_model_start_past_the_deadline_fails_and_the_starting_model_is_stopped
         # The deadline is computed in the ModelControl function on the wall clock, while the local
         # cloud compresses only Wait states and Retry intervals. Give the function the same scaled
         # clock, so "1 minute" means what the Waits mean (0.12 s here).
-        from labeling_loop import model_control
+        from labeling_loop.inference import model_control
 
         origin = time.time()
         monkeypatch.setattr(model_control, "now", lambda: origin + (time.time() - origin) / config.time_scale)

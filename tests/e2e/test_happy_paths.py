@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from labeling_loop.geometry import PixelBox
-from labeling_loop.groundtruth import builtin_lambda_arns
-from labeling_loop.manifest import errors_only, validate_line
-from labeling_loop.metrics import LabeledBox, QualityAccumulator
+from labeling_loop.manifest.quality import LabeledBox, QualityAccumulator
+from labeling_loop.manifest.rules import errors_only, validate_line
+from labeling_loop.review.groundtruth.jobs import builtin_lambda_arns
 
 from localcloud.runner import IMAGES_PREFIX, run_local
 from localcloud.truth import load_truth

@@ -8,7 +8,6 @@ import importlib.util
 import io
 import json
 import socket
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,10 +19,12 @@ import boto3
 import labelstudio_fixtures  # tests/e2e is on sys.path (pytest rootdir-relative import)
 import pytest
 import requests
-from labeling_loop import labelstudio
+from deployed_stack import run_state
 from labeling_loop.errors import ReviewBackendError
 from labeling_loop.jsonl import read_json, read_jsonl
 from labeling_loop.layout import RunLayout
+from labeling_loop.review.labelstudio import project as ls_project
+from labeling_loop.review.labelstudio.client import LabelStudioClient
 from labeling_loop.s3_uri import S3Uri
 from moto import mock_aws
 from PIL import Image
@@ -34,7 +35,7 @@ from localcloud.labelstudio_server import LabelStudioServer
 pytestmark = [pytest.mark.e2e, pytest.mark.labelstudio]
 
 # One server for the session, shared with the other Label Studio test module (see labelstudio_fixtures).
-label_studio = labelstudio_fixtures.label_studio
+labelstudio = labelstudio_fixtures.labelstudio
 moto_s3_endpoint = labelstudio_fixtures.moto_s3_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,9 +129,7 @@ def _detection_scenario(s3: Any, run_id: str, count: int = 8) -> Scenario:
     return Scenario(layout, truth, images, run_id)
 
 
-def _create(
-    s3: Any, ls: labelstudio.LabelStudioClient, scenario: Scenario, **overrides: Any
-) -> dict[str, Any]:
+def _create(s3: Any, ls: LabelStudioClient, scenario: Scenario, **overrides: Any) -> dict[str, Any]:
     arguments: dict[str, Any] = {
         "run_id": scenario.run_id,
         "task_type": "detection",
@@ -138,20 +137,20 @@ def _create(
         "images_bucket": IMAGES_BUCKET,
         "images_prefix": f"photos/{scenario.run_id}/",
         "s3_storage": STORAGE,
-        "title": labelstudio.review_title(scenario.run_id),
+        "title": ls_project.review_title(scenario.run_id),
         **overrides,
     }
-    return labelstudio.create_review(s3, ls, scenario.layout, **arguments)
+    return ls_project.create_review(s3, ls, scenario.layout, **arguments)
 
 
 def _sorted_boxes(boxes: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return sorted((b["label"], b["left"], b["top"], b["width"], b["height"]) for b in boxes)
 
 
-def test_detection_review_round_trip(s3: Any, label_studio: LabelStudioServer) -> None:
+def test_detection_review_round_trip(s3: Any, labelstudio: LabelStudioServer) -> None:
     # GIVEN a run's review tasks in S3 and a client holding a personal access token
     scenario = _detection_scenario(s3, "run-det-1")
-    ls = labelstudio.LabelStudioClient(label_studio.url, label_studio.token)
+    ls = LabelStudioClient(labelstudio.url, labelstudio.token)
     assert ls.token_kind == "personal"
 
     # WHEN the review is created, and the step is retried after losing its state file
@@ -164,11 +163,11 @@ def test_detection_review_round_trip(s3: Any, label_studio: LabelStudioServer) -
     # THEN one project holds one task per image, with one storage and the model's boxes
     assert retried["projectId"] == state["projectId"]
     assert state["taskCount"] == len(scenario.truth)
-    assert state["url"] == f"{label_studio.url}/projects/{state['projectId']}/data"
+    assert state["url"] == f"{labelstudio.url}/projects/{state['projectId']}/data"
     titled = [
         p
-        for p in ls.get("/api/projects/", {"title": labelstudio.review_title(scenario.run_id)})["results"]
-        if p["title"] == labelstudio.review_title(scenario.run_id)
+        for p in ls.get("/api/projects/", {"title": ls_project.review_title(scenario.run_id)})["results"]
+        if p["title"] == ls_project.review_title(scenario.run_id)
     ]
     assert len(titled) == 1
     assert titled[0]["task_number"] == len(scenario.truth)
@@ -177,7 +176,7 @@ def test_detection_review_round_trip(s3: Any, label_studio: LabelStudioServer) -
     # AND Label Studio resolves a task's s3:// image into a presigned URL that serves its bytes
     tasks = ls.get("/api/tasks/", {"project": state["projectId"], "fields": "all"})["tasks"]
     task = ls.get(f"/api/tasks/{tasks[0]['id']}/")
-    assert task["data"]["image"].startswith(f"{label_studio.url}/tasks/{task['id']}/resolve/")
+    assert task["data"]["image"].startswith(f"{labelstudio.url}/tasks/{task['id']}/resolve/")
     redirect = requests.get(
         task["data"]["image"],
         headers={"Authorization": ls._authorization()},
@@ -200,22 +199,21 @@ def test_detection_review_round_trip(s3: Any, label_studio: LabelStudioServer) -
     assert stats.unannotated >= 1 and stats.annotated >= 1
 
     # THEN progress counts the answers; the review is not done, until the deadline passes
-    now = datetime.now(UTC)
-    progress = labelstudio.check_review(
-        ls, state, deadline_iso=(now + timedelta(days=3)).isoformat(), now=now
-    )
+    created = datetime.fromisoformat(state["createdAt"].replace("Z", "+00:00"))
+    progress = ls_project.check_review(ls, state, deadline_hours=72, now=created + timedelta(hours=1))
     assert progress == {
         "projectId": state["projectId"],
         "total": len(scenario.truth),
         "annotated": stats.annotated,
-        "done": False,
+        "allAnnotated": False,
         "deadlinePassed": False,
+        "done": False,
     }
-    late = labelstudio.check_review(ls, state, deadline_iso="2020-01-01T00:00:00Z", now=now)
-    assert late["deadlinePassed"] is True
+    late = ls_project.check_review(ls, state, deadline_hours=72, now=created + timedelta(hours=72))
+    assert late["deadlinePassed"] is True and late["done"] is True
 
     # WHEN the answers are collected
-    summary = labelstudio.collect_review(s3, ls, scenario.layout, state)
+    summary = ls_project.collect_review(s3, ls, scenario.layout, state)
 
     # THEN each answered image has a reviewed record equal to the truth, statuses as reviewers acted
     records = list(read_jsonl(s3, scenario.layout.reviewed))
@@ -239,7 +237,7 @@ def test_detection_review_round_trip(s3: Any, label_studio: LabelStudioServer) -
     assert min(stats.kept, stats.adjusted, stats.added, stats.removed) >= 1  # every status exercised
 
 
-def test_classification_review_round_trip(s3: Any, label_studio: LabelStudioServer) -> None:
+def test_classification_review_round_trip(s3: Any, labelstudio: LabelStudioServer) -> None:
     # GIVEN label-verification tasks and a client holding the legacy token
     run_id = "run-cls-1"
     layout = RunLayout.for_run(S3Uri(OUTPUT_BUCKET, "runs/"), run_id)
@@ -263,11 +261,11 @@ def test_classification_review_round_trip(s3: Any, label_studio: LabelStudioServ
             )
         )
     s3.put_object(Bucket=OUTPUT_BUCKET, Key=layout.review_tasks.key, Body="\n".join(lines).encode())
-    ls = labelstudio.LabelStudioClient(label_studio.url, label_studio.legacy_token)
+    ls = LabelStudioClient(labelstudio.url, labelstudio.legacy_token)
     assert ls.token_kind == "legacy"
 
     # WHEN the review is created, answered and collected
-    state = labelstudio.create_review(
+    state = ls_project.create_review(
         s3,
         ls,
         layout,
@@ -277,14 +275,12 @@ def test_classification_review_round_trip(s3: Any, label_studio: LabelStudioServ
         images_bucket=IMAGES_BUCKET,
         images_prefix="cls/",
         s3_storage=STORAGE,
-        title=labelstudio.review_title(run_id),
+        title=ls_project.review_title(run_id),
     )
     annotate_project(ls, state["projectId"], truth, accuracy=1.0, seed=1)
-    now = datetime.now(UTC)
-    assert labelstudio.check_review(ls, state, deadline_iso=(now + timedelta(hours=1)).isoformat(), now=now)[
-        "done"
-    ]
-    labelstudio.collect_review(s3, ls, layout, state)
+    progress = ls_project.check_review(ls, state, deadline_hours=1, now=datetime.now(UTC))
+    assert progress["done"] and progress["allAnnotated"] and not progress["deadlinePassed"]
+    ls_project.collect_review(s3, ls, layout, state)
 
     # THEN labels carry kept/added, and rejected predictions are listed as removed
     records = {r["source-ref"]: r for r in read_jsonl(s3, layout.reviewed)}
@@ -298,8 +294,8 @@ def test_classification_review_round_trip(s3: Any, label_studio: LabelStudioServ
 
 
 def _load_handler() -> ModuleType:
-    path = ROOT / "functions" / "label_studio_review" / "app.py"
-    spec = importlib.util.spec_from_file_location("label_studio_review_app", path)
+    path = ROOT / "functions" / "labelstudio_review" / "app.py"
+    spec = importlib.util.spec_from_file_location("labelstudio_review_app", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -314,30 +310,35 @@ class FakeContext:
     aws_request_id: str = "00000000-0000-0000-0000-000000000001"
 
 
-def test_lambda_handler_create_check_collect(s3: Any, label_studio: LabelStudioServer) -> None:
+def test_lambda_handler_create_check_collect(s3: Any, labelstudio: LabelStudioServer) -> None:
     # GIVEN the token in Secrets Manager (JSON form) and a run state as the state machine passes it
     scenario = _detection_scenario(s3, "run-handler-1", count=3)
     secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
-        Name="label-studio-token", SecretString=json.dumps({"token": label_studio.token})
+        Name="label-studio-token", SecretString=json.dumps({"token": labelstudio.token})
     )["ARN"]
     handler = _load_handler()
-    config = {
-        "runPrefix": str(scenario.layout.root),
-        "runId": scenario.run_id,
-        "labelStudioUrl": label_studio.url,
-        "labelStudioTokenSecretArn": secret_arn,
-        "images": f"s3://{IMAGES_BUCKET}/photos/{scenario.run_id}/",
-        "taskType": "auto",
-        "reviewDeadlineHours": 24,
-        "projectVersionArn": "ignored",
+    parameters = {
+        "ImagesBucketName": IMAGES_BUCKET,
+        "OutputBucketName": OUTPUT_BUCKET,
+        "OutputPrefix": "runs",
+        "ReviewBackend": "labelstudio",
+        "LabelStudioUrl": labelstudio.url,
+        "LabelStudioTokenSecretArn": secret_arn,
+        "ProjectVersionArn": f"arn:aws:rekognition:{REGION}:123456789012:project/pets/version/v1/1",
     }
+    config = run_state(
+        {"images": f"s3://{IMAGES_BUCKET}/photos/{scenario.run_id}/", "reviewDeadlineHours": 24},
+        parameters,
+        execution_name=scenario.run_id,
+    )
+    assert config["runPrefix"] == str(scenario.layout.root)
     plan = {"taskType": "detection", "labels": ["cat", "dog"], "imagesToReview": 3}
 
     # WHEN the state machine creates, polls and collects
     created = handler.lambda_handler({"action": "create", "config": config, "plan": plan}, FakeContext())
     first = handler.lambda_handler({"action": "check", "config": config, "plan": plan}, FakeContext())
     annotate_project(
-        labelstudio.LabelStudioClient(label_studio.url, label_studio.token),
+        LabelStudioClient(labelstudio.url, labelstudio.token),
         created["projectId"],
         scenario.truth,
     )
@@ -351,9 +352,12 @@ def test_lambda_handler_create_check_collect(s3: Any, label_studio: LabelStudioS
     assert collected["reviewed"] == 3 and collected["skipped"] == 0
     assert len(json.dumps(collected)) < 2048
 
-    # AND a passed deadline ends the poll loop even with tasks unanswered
-    expired = {**config, "reviewDeadline": "2020-01-01T00:00:00Z"}
-    assert handler.lambda_handler({"action": "check", "config": expired, "plan": plan}, FakeContext())["done"]
+    # AND a passed deadline ends the poll loop even with tasks unanswered: a project made long ago
+    state_key = scenario.layout.labelstudio_state.key
+    old = {**created, "createdAt": "2020-01-01T00:00:00Z"}
+    s3.put_object(Bucket=OUTPUT_BUCKET, Key=state_key, Body=json.dumps(old).encode())
+    late = handler.lambda_handler({"action": "check", "config": config, "plan": plan}, FakeContext())
+    assert late["done"] and late["deadlinePassed"]
 
 
 def _closed_port() -> int:
@@ -362,24 +366,28 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])  # closed again on exit: nothing listens there
 
 
-def test_bad_tokens_and_unreachable_servers_fail_fast(label_studio: LabelStudioServer) -> None:
+def test_bad_tokens_and_unreachable_servers_fail_fast(labelstudio: LabelStudioServer) -> None:
+    # GIVEN clients whose waits between attempts are recorded instead of slept
+    slept: list[float] = []
     cases = {
-        "legacy": labelstudio.LabelStudioClient(label_studio.url, "0" * 40),
+        "legacy": LabelStudioClient(labelstudio.url, "0" * 40, sleep=slept.append),
         # a well-formed JWT whose signature Label Studio did not make
-        "personal": labelstudio.LabelStudioClient(label_studio.url, label_studio.token[:-4] + "AAAA"),
+        "personal": LabelStudioClient(labelstudio.url, labelstudio.token[:-4] + "AAAA", sleep=slept.append),
     }
     for kind, client in cases.items():
         assert client.token_kind == kind
-        started = time.monotonic()
+        # WHEN the token is refused
         with pytest.raises(ReviewBackendError, match=r"HTTP 401") as error:
             client.get("/api/projects/")
-        assert label_studio.url in str(error.value)
-        assert time.monotonic() - started < 5
+        # THEN the error names the server, and nothing was retried after waiting
+        assert labelstudio.url in str(error.value)
+    assert slept == []
 
+    # WHEN nothing listens at the URL
     url = f"http://127.0.0.1:{_closed_port()}"
-    unreachable = labelstudio.LabelStudioClient(url, "0" * 40, backoff_seconds=0.1)
-    started = time.monotonic()
+    unreachable = LabelStudioClient(url, "0" * 40, backoff_seconds=0.1, sleep=slept.append)
     with pytest.raises(ReviewBackendError, match="unreachable") as error:
         unreachable.get("/api/projects/")
+    # THEN it gives up after its few retries, having waited 0.1 s then 0.2 s, naming the URL
     assert url in str(error.value)
-    assert time.monotonic() - started < 5
+    assert slept == [0.1, 0.2]

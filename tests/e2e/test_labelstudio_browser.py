@@ -22,8 +22,9 @@ import boto3
 import labelstudio_fixtures  # tests/e2e is on sys.path (pytest rootdir-relative import)
 import pytest
 import requests
-from labeling_loop import labelstudio
 from labeling_loop.layout import RunLayout
+from labeling_loop.review.labelstudio import project as ls_project
+from labeling_loop.review.labelstudio.client import LabelStudioClient
 from labeling_loop.s3_uri import S3Uri
 from moto import mock_aws
 from PIL import Image, ImageDraw
@@ -33,7 +34,7 @@ from localcloud.labelstudio_server import LabelStudioServer
 pytestmark = [pytest.mark.e2e, pytest.mark.labelstudio, pytest.mark.browser]
 
 # One server for the session, shared with the other Label Studio test module (see labelstudio_fixtures).
-label_studio = labelstudio_fixtures.label_studio
+labelstudio = labelstudio_fixtures.labelstudio
 moto_s3_endpoint = labelstudio_fixtures.moto_s3_endpoint
 
 logger = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ def _session_cookies(server: LabelStudioServer) -> dict[str, str]:
 
 
 def test_reviewer_sees_the_image_and_the_models_boxes(
-    s3: Any, label_studio: LabelStudioServer, chromium: Chromium, tmp_path: Path
+    s3: Any, labelstudio: LabelStudioServer, chromium: Chromium, tmp_path: Path
 ) -> None:
     # GIVEN a review with one image and two predicted boxes; the label set has a third label
     picture = Image.new("RGB", (640, 480), (235, 235, 225))
@@ -203,8 +204,8 @@ def test_reviewer_sees_the_image_and_the_models_boxes(
         ],
     }
     s3.put_object(Bucket="browser-output", Key=layout.review_tasks.key, Body=json.dumps(task).encode())
-    ls = labelstudio.LabelStudioClient(label_studio.url, label_studio.token)
-    state = labelstudio.create_review(
+    ls = LabelStudioClient(labelstudio.url, labelstudio.token)
+    state = ls_project.create_review(
         s3,
         ls,
         layout,
@@ -214,13 +215,13 @@ def test_reviewer_sees_the_image_and_the_models_boxes(
         images_bucket="browser-images",
         images_prefix="shots/",
         s3_storage={"region": REGION, "endpoint_url": None},
-        title=labelstudio.review_title("run-browser-1"),
+        title=ls_project.review_title("run-browser-1"),
     )
     task_id = ls.get("/api/tasks/", {"project": state["projectId"]})["tasks"][0]["id"]
 
     # WHEN a logged-in reviewer opens the task
-    for name, value in _session_cookies(label_studio).items():
-        chromium.send("Network.setCookie", {"name": name, "value": value, "url": label_studio.url}, page=True)
+    for name, value in _session_cookies(labelstudio).items():
+        chromium.send("Network.setCookie", {"name": name, "value": value, "url": labelstudio.url}, page=True)
     chromium.send("Page.enable", page=True)
     chromium.send("Page.navigate", {"url": f"{state['url']}?task={task_id}"}, page=True)
     regions: list[str] = []

@@ -10,7 +10,7 @@ from typing import Any
 import labelstudio_fixtures  # tests/e2e is on sys.path (pytest rootdir-relative import)
 import pytest
 from labeling_loop.geometry import PixelBox
-from labeling_loop.metrics import LabeledBox, QualityAccumulator
+from labeling_loop.manifest.quality import LabeledBox, QualityAccumulator
 
 from localcloud.labelstudio_server import LabelStudioServer
 from localcloud.runner import IMAGES_PREFIX, run_local
@@ -18,7 +18,7 @@ from localcloud.truth import load_truth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.labelstudio]
 
-label_studio = labelstudio_fixtures.label_studio
+labelstudio = labelstudio_fixtures.labelstudio
 moto_s3_endpoint = labelstudio_fixtures.moto_s3_endpoint
 
 
@@ -41,7 +41,7 @@ def _agreement(result: Any, truth_manifest: Path) -> dict[str, Any]:
 
 
 def test_both_backends_agree_on_the_same_dataset(
-    detection_data: tuple[Path, Path], label_studio: LabelStudioServer
+    detection_data: tuple[Path, Path], labelstudio: LabelStudioServer
 ) -> None:
     images, truth_manifest = detection_data
     # GIVEN the same images, model and reviewer accuracy, WHEN the loop runs with each backend
@@ -51,7 +51,7 @@ def test_both_backends_agree_on_the_same_dataset(
         truth_manifest,
         run_input={"reviewBackend": "labelstudio"},
         name="same-data-ls",
-        label_studio=label_studio,
+        labelstudio=labelstudio,
     )
     # THEN both succeed with the same counts in report.json
     for result in (by_gt, by_ls):
@@ -70,7 +70,7 @@ def test_both_backends_agree_on_the_same_dataset(
 
 
 def test_a_review_past_its_deadline_is_collected_partially(
-    detection_data: tuple[Path, Path], label_studio: LabelStudioServer
+    detection_data: tuple[Path, Path], labelstudio: LabelStudioServer
 ) -> None:
     images, truth_manifest = detection_data
     # GIVEN reviewers who leave 30 % of the tasks unanswered and a deadline of 0.002 h (7 s)
@@ -79,7 +79,7 @@ def test_a_review_past_its_deadline_is_collected_partially(
         truth_manifest,
         name="deadline",
         run_input={"reviewBackend": "labelstudio", "reviewDeadlineHours": 0.002, "reviewPollSeconds": 60},
-        label_studio=label_studio,
+        labelstudio=labelstudio,
         unannotated_fraction=0.3,
     )
     # THEN the run ends SUCCEEDED with what was done, and the rest is reported, never lost
@@ -93,8 +93,8 @@ def test_a_review_past_its_deadline_is_collected_partially(
 
 
 @pytest.mark.parametrize("problem", ["unreachable", "bad-token"])
-def test_label_studio_problems_fail_the_run_before_the_model_starts(
-    detection_data: tuple[Path, Path], label_studio: LabelStudioServer, problem: str
+def test_labelstudio_problems_fail_the_run_before_the_model_starts(
+    detection_data: tuple[Path, Path], labelstudio: LabelStudioServer, problem: str
 ) -> None:
     from localcloud.labelstudio_server import free_port
     from localcloud.runner import execute, local_cloud, prepare
@@ -105,9 +105,9 @@ def test_label_studio_problems_fail_the_run_before_the_model_starts(
         import boto3
 
         secrets = boto3.client("secretsmanager", region_name="us-east-1")
-        token = "not-a-token" if problem == "bad-token" else label_studio.token
+        token = "not-a-token" if problem == "bad-token" else labelstudio.token
         secret_arn = secrets.create_secret(Name="ls-token", SecretString=token)["ARN"]
-        url = label_studio.url if problem == "bad-token" else f"http://127.0.0.1:{free_port()}"
+        url = labelstudio.url if problem == "bad-token" else f"http://127.0.0.1:{free_port()}"
         run_input = {
             "projectVersionArn": arn,
             "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}",
@@ -121,4 +121,14 @@ def test_label_studio_problems_fail_the_run_before_the_model_starts(
     assert result.summary["error"] == "ReviewBackendError"
     assert "Label Studio" in result.summary["cause"] and url in result.summary["cause"]
     assert result.model_meter["start_calls"] == 0
-    assert result.summary["wall_seconds"] < 60
+    # AND it failed in the preflight, before any state that starts or bills anything
+    entered = [
+        e["stateEnteredEventDetails"]["name"] for e in result.history if "stateEnteredEventDetails" in e
+    ]
+    assert entered == [
+        "Validate Input",
+        "Label Studio Review?",
+        "Check Label Studio Access",
+        "Clean Up After Failure",
+        "Run Failed",
+    ]

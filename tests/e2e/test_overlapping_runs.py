@@ -71,14 +71,10 @@ def _jittered_claims(count: int) -> Any:
 
 
 def _finish(
-    cloud: Any, stack: Any, arn: str, execution: Any, run_input: dict[str, Any], name: str
+    cloud: Any, stack: Any, arn: str, execution_arn: str, run_input: dict[str, Any], name: str
 ) -> LocalRunResult:
-    from ops.runs import wait_for
-
-    outcome = wait_for(execution, 120)
-    return collect(
-        cloud, outcome, execution, stack, arn, name_to_run_id(run_input, name), 0, outcome.wall_seconds
-    )
+    outcome = cloud.wait(execution_arn, 120)
+    return collect(cloud, outcome, stack, arn, name_to_run_id(run_input, name), 0, 0.0)
 
 
 def _refs(records: list[dict[str, Any]]) -> set[str]:

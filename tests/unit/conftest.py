@@ -11,7 +11,6 @@ from types import SimpleNamespace
 import boto3
 import pytest
 from fixtures_aws import IMAGES_BUCKET, OUTPUT_BUCKET, REGION, RUN_STATE_TABLE, create_run_state_table
-from labeling_loop.settings import settings
 from moto import mock_aws
 
 # Variables that would point boto3 at a real account or endpoint if the machine has them.
@@ -45,9 +44,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
         "POWERTOOLS_LOG_LEVEL": "WARNING",
     }.items():
         monkeypatch.setenv(name, value)
-    settings.cache_clear()
     yield monkeypatch
-    settings.cache_clear()
 
 
 _session: boto3.Session | None = None

@@ -16,10 +16,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import deployed_stack
 from botocore.awsrequest import AWSResponse
 from botocore.validate import validate_parameters
 from labeling_loop.run_config import RunConfig
+from labeling_loop.run_input import validate_input
 from labeling_loop.s3_uri import S3Uri
+from labeling_loop.settings import StackSettings
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,16 +42,20 @@ RUN_ID = "run-1"
 
 
 def make_config(**overrides: Any) -> RunConfig:
-    """A valid run configuration (Ground Truth backend) with `overrides` applied."""
+    """A valid run configuration (Ground Truth backend, the template's defaults) with `overrides`."""
     raw: dict[str, Any] = {
-        "projectVersionArn": MODEL_ARN,
         "images": f"s3://{IMAGES_BUCKET}/photos/",
         "output": f"s3://{OUTPUT_BUCKET}/labeling-runs/",
-        "workteamArn": WORKTEAM_ARN,
         "runId": RUN_ID,
         **overrides,
     }
-    return RunConfig.model_validate(raw)
+    return validate_input(raw, execution_name=RUN_ID, stack=stack_settings())
+
+
+def stack_settings(**parameters: str) -> StackSettings:
+    """What ValidateInput reads, for a stack deployed with the template's defaults, the test
+    buckets, model and workteam, and `parameters` (template parameter overrides)."""
+    return deployed_stack.stack_settings(stack_parameters(**parameters))
 
 
 def create_run_state_table(dynamodb: Any, name: str = RUN_STATE_TABLE) -> None:
@@ -265,26 +272,19 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def validate_input_environment() -> dict[str, str]:
-    """The ValidateInput function's environment as CloudFormation gives it (strings) for a stack
-    deployed with the template's defaults plus the values a user must give: read from template.yaml,
-    so the tests follow the template's defaults instead of keeping a copy that drifts."""
-    from localcloud.template import Template
+def stack_parameters(**overrides: str) -> dict[str, str]:
+    """Template parameters of the unit tests' stack: its buckets, model and workteam."""
+    return {
+        "ImagesBucketName": IMAGES_BUCKET,
+        "OutputBucketName": OUTPUT_BUCKET,
+        "ProjectVersionArn": MODEL_ARN,
+        "WorkteamArn": WORKTEAM_ARN,
+        **overrides,
+    }
 
-    template = Template.load(
-        REPO / "template.yaml",
-        {
-            "ImagesBucketName": IMAGES_BUCKET,
-            "OutputBucketName": OUTPUT_BUCKET,
-            "ProjectVersionArn": MODEL_ARN,
-            "WorkteamArn": WORKTEAM_ARN,
-        },
-        {
-            "AWS::Region": REGION,
-            "AWS::AccountId": ACCOUNT,
-            "AWS::StackName": "labeling-loop",
-            "AWS::Partition": "aws",
-        },
+
+def validate_input_environment(**parameters: str) -> dict[str, str]:
+    """The ValidateInput function's environment (Globals included) for that stack."""
+    return deployed_stack.function_environment(
+        "ValidateInputFunction", stack_parameters(**parameters), table=RUN_STATE_TABLE
     )
-    environment = template.resources["ValidateInputFunction"]["Properties"]["Environment"]
-    return {name: str(value) for name, value in template.resolve(environment)["Variables"].items()}

@@ -9,10 +9,10 @@ from typing import Any
 
 import boto3
 import pytest
-from labeling_loop.build_manifest import build_manifest
 from labeling_loop.errors import ManifestValidationError
 from labeling_loop.layout import RunLayout
-from labeling_loop.manifest import errors_only, validate_line
+from labeling_loop.manifest.build import build_manifest
+from labeling_loop.manifest.rules import errors_only, validate_line
 from labeling_loop.s3_uri import S3Uri
 from moto import mock_aws
 

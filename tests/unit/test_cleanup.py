@@ -1,4 +1,5 @@
-"""The two ends of a run: the failure path (cleanup) and the last step of a successful run (finish).
+"""The two ends of a run: the failure path (cleanup) and the last step of a successful run (the
+manifest built, the image claims settled).
 
 moto S3 and DynamoDB; the model through the fake Custom Labels service behind a real client."""
 
@@ -21,12 +22,13 @@ from fixtures_aws import (
     read_jsonl,
     write_jsonl,
 )
-from labeling_loop import ledger, model_control, model_lease
 from labeling_loop.cleanup import clean_up, failure_name
 from labeling_loop.errors import ModelTransitionError
-from labeling_loop.finish import finish_run
+from labeling_loop.inference import claims, model_control, model_lease
+from labeling_loop.inference.listing import list_images
 from labeling_loop.layout import RunLayout
-from labeling_loop.listing import list_images
+from labeling_loop.manifest.build import build_run_manifest, run_result
+from labeling_loop.review.plan import PlanSummary
 from labeling_loop.run_config import RunConfig
 from labeling_loop.s3_uri import S3Uri
 
@@ -153,10 +155,10 @@ def test_cleanup_releases_only_this_runs_claims(aws: SimpleNamespace, model: Fak
     # by run-2 after the claim lapsed; d.jpg is run-2's, e.jpg labeled long ago
     config = make_config(runId="run-1", incremental=True)
     for name in ("a.jpg", "b.jpg", "c.jpg"):
-        ledger.claim(aws.dynamodb, aws.table, ref(name), "run-1", NOW, NOW + 60)
-    ledger.claim(aws.dynamodb, aws.table, ref("c.jpg"), "run-2", NOW + 61, NOW + 3600)
-    ledger.claim(aws.dynamodb, aws.table, ref("d.jpg"), "run-2", NOW, NOW + 3600)
-    ledger.mark_labeled(aws.dynamodb, aws.table, ref("e.jpg"), "run-0")
+        claims.claim(aws.dynamodb, aws.table, ref(name), "run-1", NOW, NOW + 60)
+    claims.claim(aws.dynamodb, aws.table, ref("c.jpg"), "run-2", NOW + 61, NOW + 3600)
+    claims.claim(aws.dynamodb, aws.table, ref("d.jpg"), "run-2", NOW, NOW + 3600)
+    claims.mark_labeled(aws.dynamodb, aws.table, ref("e.jpg"), "run-0")
     inventory(aws, config, ["a.jpg", "b.jpg", "c.jpg"])
 
     # WHEN run-1 fails and cleans up
@@ -175,7 +177,7 @@ def test_a_full_run_leaves_the_ledger_alone(aws: SimpleNamespace, model: FakeCus
     # WHEN it cleans up
     # THEN the ledger is not touched
     config = make_config(runId="run-1", incremental=False)
-    ledger.claim(aws.dynamodb, aws.table, ref("a.jpg"), "run-1", NOW, NOW + 60)
+    claims.claim(aws.dynamodb, aws.table, ref("a.jpg"), "run-1", NOW, NOW + 60)
     inventory(aws, config, ["a.jpg"])
     result = clean_up(model.client, aws.dynamodb, aws.s3, aws.table, config, None)
     assert result["claimsReleased"] == 0
@@ -186,7 +188,7 @@ def test_a_retried_cleanup_finishes_the_job(aws: SimpleNamespace, model: FakeCus
     # GIVEN a run that failed while its model was still starting, holding a claim
     config = make_config(runId="run-1", incremental=True)
     model_control.acquire(model.client, aws.dynamodb, aws.table, config, NOW)
-    ledger.claim(aws.dynamodb, aws.table, ref("a.jpg"), "run-1", NOW, NOW + 60)
+    claims.claim(aws.dynamodb, aws.table, ref("a.jpg"), "run-1", NOW, NOW + 60)
     inventory(aws, config, ["a.jpg"])
 
     # WHEN the cleanup runs while the model cannot be stopped yet
@@ -203,7 +205,17 @@ def test_a_retried_cleanup_finishes_the_job(aws: SimpleNamespace, model: FakeCus
     assert model_lease.read(aws.dynamodb, aws.table, MODEL_ARN).started_by_workflow is False
 
 
-# finish_run ---------------------------------------------------------------------------------------
+# The end of a successful run ----------------------------------------------------------------------
+
+
+def finish_run(
+    aws: SimpleNamespace, config: RunConfig, plan: PlanSummary, images_listed: int
+) -> dict[str, Any]:
+    """What the Build Manifest state does: the manifest and report, then the claims settled."""
+    report = build_run_manifest(aws.s3, config, plan, images_listed=images_listed, now=FINISHED_AT)
+    if config.incremental:
+        claims.settle(aws.dynamodb, aws.table, aws.s3, config.layout(), config.runId)
+    return run_result(config.layout(), report)
 
 
 def accepted(name: str, label: str) -> dict[str, Any]:
@@ -224,7 +236,7 @@ def finished_run(aws: SimpleNamespace, *, incremental: bool) -> tuple[RunConfig,
     config = make_config(runId="run-1", incremental=incremental, autoAcceptConfidence=90)
     layout = config.layout()
     for name in ("a.jpg", "b.jpg", "c.jpg"):
-        ledger.claim(aws.dynamodb, aws.table, ref(name), "run-1", NOW, NOW + 3600)
+        claims.claim(aws.dynamodb, aws.table, ref(name), "run-1", NOW, NOW + 3600)
     inventory(aws, config, ["a.jpg", "b.jpg", "c.jpg"])
     write_jsonl(aws.s3, layout.auto_accepted, [accepted("a.jpg", "outdoor"), accepted("b.jpg", "indoor")])
     write_jsonl(
@@ -239,13 +251,8 @@ def finished_run(aws: SimpleNamespace, *, incremental: bool) -> tuple[RunConfig,
             }
         ],
     )
-    aws.s3.put_object(
-        Bucket=layout.review_plan.bucket,
-        Key=layout.review_plan.key,
-        Body=b'{"taskType": "classification", "labels": ["indoor", "outdoor"], "imagesToReview": 0,'
-        b' "imagesAutoAccepted": 2, "jobs": 0, "backend": "groundtruth"}',
-    )
-    result = finish_run(aws.s3, aws.dynamodb, aws.table, config, images_listed=3, now=FINISHED_AT)
+    plan = PlanSummary("classification", ["indoor", "outdoor"], images_auto_accepted=2)
+    result = finish_run(aws, config, plan, images_listed=3)
     return config, result
 
 
@@ -310,9 +317,9 @@ def test_finish_of_a_full_run_leaves_the_ledger_alone(aws: SimpleNamespace) -> N
     assert claim_of(aws, ref("c.jpg"))["state"] == "claimed"
 
 
-def test_finish_names_the_labeling_jobs_and_falls_back_without_a_plan(aws: SimpleNamespace) -> None:
-    # GIVEN a detection run without plan.json but with the Ground Truth job list
-    config = make_config(runId="run-1", taskType="detection")
+def test_finish_names_the_labeling_jobs_and_the_plans_task_type(aws: SimpleNamespace) -> None:
+    # GIVEN a detection run with the Ground Truth job list
+    config = make_config(runId="run-1", taskType="auto")
     layout = config.layout()
     aws.s3.put_object(
         Bucket=layout.review_jobs.bucket,
@@ -320,8 +327,8 @@ def test_finish_names_the_labeling_jobs_and_falls_back_without_a_plan(aws: Simpl
         Body=b'[{"jobName": "lab-run-1-det-000"}, {"jobName": "lab-run-1-det-001"}]',
     )
     # WHEN it finishes with nothing to put in the manifest
-    result = finish_run(aws.s3, aws.dynamodb, aws.table, config, images_listed=0, now=FINISHED_AT)
-    # THEN the report lists the jobs and the run's task type
+    result = finish_run(aws, config, PlanSummary("detection", []), images_listed=0)
+    # THEN the report lists the jobs and the task type the plan decided
     report = read_json(aws.s3, layout.report)
     assert report["labelingJobs"] == ["lab-run-1-det-000", "lab-run-1-det-001"]
     assert report["taskType"] == "detection"

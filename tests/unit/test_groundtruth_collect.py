@@ -13,9 +13,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from labeling_loop.errors import ReviewBackendError
-from labeling_loop.groundtruth import collect as collect_review
-from labeling_loop.groundtruth import diff_boxes, plan_jobs
 from labeling_loop.layout import RunLayout
+from labeling_loop.review.groundtruth.collect import collect as collect_review
+from labeling_loop.review.groundtruth.collect import diff_boxes
+from labeling_loop.review.groundtruth.jobs import plan_jobs
 from labeling_loop.s3_uri import S3Uri
 from moto import mock_aws
 

@@ -14,7 +14,12 @@ from typing import Any
 import boto3
 import pytest
 from labeling_loop.errors import InvalidInput
-from labeling_loop.groundtruth import consolidate, consolidate_object, pre_annotate, worker_votes
+from labeling_loop.review.groundtruth.task_lambdas import (
+    consolidate,
+    consolidate_object,
+    pre_annotate,
+    worker_votes,
+)
 from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parents[2]

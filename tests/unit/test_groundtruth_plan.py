@@ -15,7 +15,8 @@ import pytest
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 from labeling_loop.errors import InvalidInput
-from labeling_loop.groundtruth import (
+from labeling_loop.layout import RunLayout
+from labeling_loop.review.groundtruth.jobs import (
     AWS_TASK_LAMBDA_ACCOUNTS,
     CLASSIFICATION_TEMPLATE,
     DETECTION_TEMPLATE,
@@ -23,7 +24,6 @@ from labeling_loop.groundtruth import (
     job_name,
     plan_jobs,
 )
-from labeling_loop.layout import RunLayout
 from labeling_loop.s3_uri import S3Uri
 from moto import mock_aws
 
@@ -330,14 +330,15 @@ def test_predicted_label_outside_the_label_set_is_an_error(s3: Any, layout: RunL
         plan(s3, layout, [detection_task("a")], labels=["dog"])
 
 
+# workersPerObject, taskTimeLimitSeconds and maxImagesPerJob are bounded once, by RunConfig's field
+# types (tests/unit/test_run_config.py::test_numeric_bounds_are_inclusive_and_named); plan_run_jobs
+# passes a validated RunConfig's values. These two depend on the workforce and on constants.
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("workers_per_object", 10),
-        ("task_time_limit_s", 29),
         ("task_availability_s", 2_592_001),
+        ("task_availability_s", 59),
         ("max_concurrent_tasks", 0),
-        ("max_images_per_job", 0),
     ],
 )
 def test_ground_truth_limits_are_checked_before_any_job(

@@ -32,22 +32,17 @@ from fixtures_aws import (
     validate_input_environment,
     write_jsonl,
 )
-from labeling_loop import ledger, model_lease
 from labeling_loop.errors import InvalidInput, ModelStartTimeoutError
+from labeling_loop.inference import claims, model_lease
 from labeling_loop.run_config import from_state
 from labeling_loop.s3_uri import S3Uri
-from labeling_loop.settings import settings
+from labeling_loop.settings import SettingsError
 
 # Environment of the functions in template.yaml (Globals plus each function's own variables).
 TEMPLATE_ENV = {
-    "POWERTOOLS_SERVICE_NAME": "labeling-loop",
-    "POWERTOOLS_METRICS_NAMESPACE": "LabelingLoop",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-    "RUN_STATE_TABLE": "labeling-loop-RunStateTable-TEST",
-    "IMAGES_BUCKET": IMAGES_BUCKET,
-    "OUTPUT_BUCKET": OUTPUT_BUCKET,
-    # ValidateInputFunction
+    # Globals and ValidateInputFunction, from template.yaml
     **validate_input_environment(),
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
     # PlanReviewFunction
     "VERIFICATION_PRE_ANNOTATION_FUNCTION_ARN": (
         f"arn:aws:lambda:{REGION}:123456789012:function:labeling-loop-VerificationPreAnnotationLabelingFunction"
@@ -78,7 +73,6 @@ def stack(aws: SimpleNamespace) -> SimpleNamespace:
     for name, value in TEMPLATE_ENV.items():
         aws.env.setenv(name, value)
     assert aws.table == TEMPLATE_ENV["RUN_STATE_TABLE"]
-    settings.cache_clear()
     return aws
 
 
@@ -239,12 +233,9 @@ def test_model_control_rejects_an_unknown_action(stack: SimpleNamespace, context
 def test_model_control_needs_the_run_state_table(stack: SimpleNamespace, context: FakeLambdaContext) -> None:
     # GIVEN a function deployed without RUN_STATE_TABLE
     stack.env.delenv("RUN_STATE_TABLE")
-    settings.cache_clear()
-    app, model = model_handler()
-    # THEN it fails saying which variable is missing, before touching the model
-    with pytest.raises(RuntimeError, match="RUN_STATE_TABLE"):
-        app.lambda_handler(event("model_control"), context)
-    assert model.calls == []
+    # THEN it fails at cold start, saying which variable is missing, before it can touch the model
+    with pytest.raises(SettingsError, match="environment variable RUN_STATE_TABLE: is not set"):
+        model_handler()
 
 
 # DetectLabels -------------------------------------------------------------------------------------
@@ -364,7 +355,7 @@ def test_run_cleanup_handler(stack: SimpleNamespace, context: FakeLambdaContext)
     model = FakeCustomLabels(status="RUNNING").attach(app.rekognition)
     model_lease.acquire(stack.dynamodb, stack.table, MODEL_ARN, RUN.runId)
     model_lease.mark_started(stack.dynamodb, stack.table, MODEL_ARN, RUN.runId)
-    ledger.claim(stack.dynamodb, stack.table, ref("robin-01.jpg"), RUN.runId, 0, 2**40)
+    claims.claim(stack.dynamodb, stack.table, ref("robin-01.jpg"), RUN.runId, 0, 2**40)
     write_jsonl(
         stack.s3,
         LAYOUT.inventory,
@@ -392,7 +383,7 @@ def test_build_manifest_handler(stack: SimpleNamespace, context: FakeLambdaConte
     # GIVEN a detection run: robin auto-accepted, sparrow and wren reviewed, broken skipped
     names = ["robin-01.jpg", "sparrow 02.png", "wren-03.jpg", "broken.jpg"]
     for name in names:
-        ledger.claim(stack.dynamodb, stack.table, ref(name), RUN.runId, 0, 2**40)
+        claims.claim(stack.dynamodb, stack.table, ref(name), RUN.runId, 0, 2**40)
     write_jsonl(
         stack.s3,
         LAYOUT.inventory,
@@ -441,22 +432,8 @@ def test_build_manifest_handler(stack: SimpleNamespace, context: FakeLambdaConte
         LAYOUT.skipped_part("inference", 0),
         [{"source-ref": ref("broken.jpg"), "stage": "inference", "reason": "corrupt-image", "detail": "x"}],
     )
-    stack.s3.put_object(
-        Bucket=OUTPUT_BUCKET,
-        Key=LAYOUT.review_plan.key,
-        Body=json.dumps(
-            {
-                "taskType": "detection",
-                "labels": ["robin", "sparrow", "wren"],
-                "imagesToReview": 2,
-                "imagesAutoAccepted": 1,
-                "jobs": 1,
-                "backend": "groundtruth",
-            }
-        ).encode(),
-    )
 
-    # WHEN the function runs with the listing counts the state machine carried
+    # WHEN the function runs with the listing counts and the review plan the state machine carried
     result = handler("build_manifest").lambda_handler(event("build_manifest"), context)
 
     # THEN it answers what "Build Manifest" selects (the execution's output)
@@ -512,8 +489,9 @@ def test_a_whole_run_through_the_handlers(stack: SimpleNamespace, context: FakeL
             for t in tasks
         ],
     )
+    state["plan"] = {key: plan[key] for key in selected_keys("Plan Review")}
     result = handler("build_manifest").lambda_handler(
-        {"config": state["config"], "listing": state["listing"]}, context
+        {"config": state["config"], "listing": state["listing"], "plan": state["plan"]}, context
     )
 
     # THEN the model was stopped after inference, and every listed image is accounted for

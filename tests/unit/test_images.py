@@ -9,13 +9,7 @@ from pathlib import Path
 
 import pytest
 from fixtures_aws import image_bytes, jpeg, png
-from labeling_loop.images import (
-    MAX_BYTES,
-    ImageHeader,
-    ImageRejected,
-    check_limits,
-    read_header,
-)
+from labeling_loop.inference.images import MAX_BYTES, ImageHeader, ImageRejected, check_limits, read_header
 from PIL import Image
 
 from localcloud.bad_images import BadImageCase, generate_bad_corpus

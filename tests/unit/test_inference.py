@@ -16,8 +16,8 @@ from botocore.stub import Stubber
 from fixtures_aws import IMAGES_BUCKET, MODEL_ARN, OUTPUT_BUCKET, REGION, jpeg, png, put_object, read_jsonl
 from labeling_loop.aws_clients import INFERENCE
 from labeling_loop.errors import ModelNotRunningError
-from labeling_loop.images import MAX_BYTES
-from labeling_loop.inference import BatchResult, run_batch
+from labeling_loop.inference.detect import BatchResult, run_batch
+from labeling_loop.inference.images import MAX_BYTES
 from labeling_loop.layout import RunLayout
 from labeling_loop.s3_uri import S3Uri
 from PIL import Image

@@ -8,8 +8,10 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from labeling_loop import labelstudio as ls
 from labeling_loop.errors import ReviewBackendError
+from labeling_loop.review.labelstudio import client as ls_client
+from labeling_loop.review.labelstudio import convert as ls
+from labeling_loop.review.labelstudio import project as ls_project
 
 W, H = 640, 480
 
@@ -299,23 +301,25 @@ class TestLabelStatuses:
 
 class TestTokensAndTitles:
     def test_personal_access_token_is_detected(self) -> None:
-        client = ls.LabelStudioClient("http://127.0.0.1:1", _jwt({"token_type": "refresh", "exp": 9e9}))
+        client = ls_client.LabelStudioClient(
+            "http://127.0.0.1:1", _jwt({"token_type": "refresh", "exp": 9e9})
+        )
         assert client.token_kind == "personal"
 
     def test_anything_else_is_a_legacy_token(self) -> None:
-        assert ls.LabelStudioClient("http://127.0.0.1:1", "a" * 40).token_kind == "legacy"
-        assert ls.LabelStudioClient("http://127.0.0.1:1", "not.a.jwt").token_kind == "legacy"
+        assert ls_client.LabelStudioClient("http://127.0.0.1:1", "a" * 40).token_kind == "legacy"
+        assert ls_client.LabelStudioClient("http://127.0.0.1:1", "not.a.jwt").token_kind == "legacy"
 
     def test_access_token_expiry_is_read_from_the_jwt(self) -> None:
-        assert ls._jwt_expiry(_jwt({"exp": 1234})) == 1234.0
-        assert ls._jwt_expiry("garbage") is None
+        assert ls_client._jwt_expiry(_jwt({"exp": 1234})) == 1234.0
+        assert ls_client._jwt_expiry("garbage") is None
 
     def test_url_must_be_http(self) -> None:
         with pytest.raises(ReviewBackendError):
-            ls.LabelStudioClient("ftp://example.com", "x")
+            ls_client.LabelStudioClient("ftp://example.com", "x")
 
-    def test_titles_fit_label_studio_and_stay_unique(self) -> None:
-        short = ls.review_title("run-1")
-        long_a, long_b = ls.review_title("r" * 60 + "a"), ls.review_title("r" * 60 + "b")
+    def test_titles_fit_labelstudio_and_stay_unique(self) -> None:
+        short = ls_project.review_title("run-1")
+        long_a, long_b = ls_project.review_title("r" * 60 + "a"), ls_project.review_title("r" * 60 + "b")
         assert short == "Review run-1"
         assert len(long_a) <= 50 and len(long_b) <= 50 and long_a != long_b

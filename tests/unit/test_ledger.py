@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from labeling_loop import ledger
+from labeling_loop.inference import claims
 
 NOW = 1_760_000_000
 HOUR = 3600
@@ -22,7 +22,7 @@ def item(aws: SimpleNamespace, source_ref: str) -> dict[str, Any] | None:
 
 
 def claim(aws: SimpleNamespace, source_ref: str, run_id: str, now: int = NOW, ttl: int = HOUR) -> bool:
-    return ledger.claim(aws.dynamodb, aws.table, source_ref, run_id, now, now + ttl)
+    return claims.claim(aws.dynamodb, aws.table, source_ref, run_id, now, now + ttl)
 
 
 def test_a_free_image_is_claimed_until_the_claim_expires(aws: SimpleNamespace) -> None:
@@ -65,7 +65,7 @@ def test_a_run_can_claim_its_own_image_again(aws: SimpleNamespace) -> None:
 def test_a_labeled_image_is_never_claimed_again_by_another_run(aws: SimpleNamespace) -> None:
     # GIVEN an image that reached a manifest
     claim(aws, A, "run-a")
-    ledger.mark_labeled(aws.dynamodb, aws.table, A, "run-a")
+    claims.mark_labeled(aws.dynamodb, aws.table, A, "run-a")
     assert item(aws, A) == {"pk": f"image#{A}", "state": "labeled", "runId": "run-a"}
     # WHEN a run a year later tries to claim it
     # THEN it cannot: labeled images have no expiry
@@ -76,7 +76,7 @@ def test_claim_many_answers_in_order(aws: SimpleNamespace) -> None:
     # GIVEN B is taken by another run
     claim(aws, B, "run-z")
     # WHEN a run claims A, B and C
-    results = list(ledger.claim_many(aws.dynamodb, aws.table, [A, B, C], "run-a", NOW, NOW + HOUR))
+    results = list(claims.claim_many(aws.dynamodb, aws.table, [A, B, C], "run-a", NOW, NOW + HOUR))
     # THEN each answer belongs to its image
     assert results == [(A, True), (B, False), (C, True)]
 
@@ -86,11 +86,11 @@ def test_release_drops_only_the_runs_own_claims(aws: SimpleNamespace) -> None:
     claim(aws, A, "run-a")
     claim(aws, B, "run-b")
     claim(aws, C, "run-a")
-    ledger.mark_labeled(aws.dynamodb, aws.table, C, "run-a")
+    claims.mark_labeled(aws.dynamodb, aws.table, C, "run-a")
 
     # WHEN run-a releases all three
     for source_ref in (A, B, C):
-        ledger.release(aws.dynamodb, aws.table, source_ref, "run-a")
+        claims.release(aws.dynamodb, aws.table, source_ref, "run-a")
 
     # THEN only its live claim is gone; the other run's claim and the labeled image stay
     assert item(aws, A) is None
@@ -103,7 +103,7 @@ def test_release_drops_only_the_runs_own_claims(aws: SimpleNamespace) -> None:
 def test_releasing_an_unknown_image_is_harmless(aws: SimpleNamespace) -> None:
     # WHEN a run releases an image nobody claimed
     # THEN nothing happens and nothing fails
-    ledger.release(aws.dynamodb, aws.table, A, "run-a")
+    claims.release(aws.dynamodb, aws.table, A, "run-a")
     assert item(aws, A) is None
 
 
@@ -112,7 +112,7 @@ def test_for_each_applies_a_write_to_every_item(aws: SimpleNamespace) -> None:
     # WHEN a write is applied to each with the ledger's threads
     # THEN every one is done and counted
     refs = [f"s3://images-bucket/photos/{i}.jpg" for i in range(40)]
-    done = ledger.for_each(lambda ref: ledger.mark_labeled(aws.dynamodb, aws.table, ref, "run-a"), iter(refs))
+    done = claims.for_each(lambda ref: claims.mark_labeled(aws.dynamodb, aws.table, ref, "run-a"), iter(refs))
     assert done == 40
     assert all(item(aws, ref)["state"] == "labeled" for ref in refs)
 
@@ -121,6 +121,6 @@ def test_real_dynamodb_errors_are_not_mistaken_for_taken_images(aws: SimpleNames
     # GIVEN a misconfigured table name
     # THEN the claim fails loudly instead of reporting the image as taken
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
-        ledger.claim(aws.dynamodb, "no-such-table", A, "run-a", NOW, NOW + HOUR)
+        claims.claim(aws.dynamodb, "no-such-table", A, "run-a", NOW, NOW + HOUR)
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
-        ledger.release(aws.dynamodb, "no-such-table", A, "run-a")
+        claims.release(aws.dynamodb, "no-such-table", A, "run-a")

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from fixtures_aws import IMAGES_BUCKET, OUTPUT_BUCKET, put_object, read_json, read_jsonl
-from labeling_loop import ledger
+from labeling_loop.inference import claims
+from labeling_loop.inference.listing import ListingResult, list_images
 from labeling_loop.layout import RunLayout
-from labeling_loop.listing import ListingResult, list_images
 from labeling_loop.s3_uri import S3Uri
 
 NOW = 1_760_000_000
@@ -360,7 +360,7 @@ def test_a_second_run_lists_nothing_once_the_first_labeled_everything(aws: Simpl
         put(aws, key)
     _, layout_a = run_listing(aws, run_id="run-a", incremental=True)
     for source_ref in listed_refs(aws, layout_a):
-        ledger.mark_labeled(aws.dynamodb, aws.table, source_ref, "run-a")
+        claims.mark_labeled(aws.dynamodb, aws.table, source_ref, "run-a")
 
     # WHEN run B lists the prefix long after A's claims would have lapsed
     result, layout_b = run_listing(aws, run_id="run-b", incremental=True, now=NOW + 365 * DAY)
@@ -398,7 +398,7 @@ def test_a_retried_listing_keeps_its_own_claims(aws: SimpleNamespace) -> None:
 def test_non_incremental_runs_ignore_the_ledger(aws: SimpleNamespace) -> None:
     # GIVEN an image another run has labeled
     put(aws, "photos/a.jpg")
-    ledger.mark_labeled(aws.dynamodb, aws.table, ref("photos/a.jpg"), "run-a")
+    claims.mark_labeled(aws.dynamodb, aws.table, ref("photos/a.jpg"), "run-a")
     # WHEN a full (non-incremental) run lists
     result, layout = run_listing(aws, run_id="run-b")
     # THEN it relabels everything and claims nothing

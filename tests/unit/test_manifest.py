@@ -9,15 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from labeling_loop.errors import ManifestValidationError
-from labeling_loop.manifest import (
-    ClassMap,
-    ManifestValidator,
-    build_classification_line,
-    build_detection_line,
-    build_line,
-    errors_only,
-    validate_line,
-)
+from labeling_loop.manifest.lines import ClassMap, build_classification_line, build_detection_line, build_line
+from labeling_loop.manifest.rules import ManifestValidator, errors_only, validate_line
 
 DATE = "2026-01-02T03:04:05.000000"
 JOB = "labeling-loop/run1"

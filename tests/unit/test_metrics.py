@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from labeling_loop.geometry import PixelBox
-from labeling_loop.metrics import (
+from labeling_loop.manifest.quality import (
     LabeledBox,
     QualityAccumulator,
     match_boxes,

@@ -9,13 +9,13 @@ from typing import Any
 import boto3
 import pytest
 from fixtures_aws import MODEL_ARN, PROJECT_ARN, REGION, FakeCustomLabels, make_config
-from labeling_loop import model_control, model_lease
 from labeling_loop.errors import (
     ModelNotFoundError,
     ModelStartFailedError,
     ModelStartTimeoutError,
     ModelTransitionError,
 )
+from labeling_loop.inference import model_control, model_lease
 from labeling_loop.run_config import RunConfig
 
 NOW = 1_760_000_000.0

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fixtures_aws import OUTPUT_BUCKET, read_jsonl, write_jsonl
 from labeling_loop.layout import RunLayout
-from labeling_loop.review_plan import PlanSummary, plan, resolve_task_type
+from labeling_loop.review.plan import PlanSummary, plan, resolve_task_type
 from labeling_loop.s3_uri import S3Uri
 
 LAYOUT = RunLayout.for_run(S3Uri(OUTPUT_BUCKET, "labeling-runs/"), "run-1")

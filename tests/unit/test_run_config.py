@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
@@ -12,30 +11,38 @@ from fixtures_aws import (
     MODEL_ARN,
     OUTPUT_BUCKET,
     REGION,
-    REPO,
     SECRET_ARN,
     WORKTEAM_ARN,
-    validate_input_environment,
+    stack_settings,
 )
 from labeling_loop.errors import InvalidInput
-from labeling_loop.run_config import (
-    DEFAULT_ENV,
-    RUN_ID,
-    RunConfig,
-    from_state,
-    run_id_from_execution,
-    state_payload,
-    validate_input,
-)
+from labeling_loop.run_config import RUN_ID, RunConfig, from_state, state_payload
+from labeling_loop.run_input import RunInput, run_id_from_execution, validate_input
+from labeling_loop.settings import StackSettings
 
-# The ValidateInput function's environment for a stack deployed with the template's defaults plus
-# the two values the user must give (model and workteam), as CloudFormation passes them: strings.
-STACK_ENV = {
-    "AWS_REGION": REGION,
-    "IMAGES_BUCKET": IMAGES_BUCKET,
-    "OUTPUT_BUCKET": OUTPUT_BUCKET,
-    **validate_input_environment(),
+# A stack deployed with the template's defaults plus the two values the user must give (model and
+# workteam), as ValidateInput reads it.
+FULL_STACK = stack_settings()
+# A stack that gives only the template's defaults that are not locations or identities: no model,
+# no images or output default, no workteam, no Label Studio. Inputs bring those themselves.
+_IDENTITIES = {
+    "projectVersionArn",
+    "images",
+    "output",
+    "workteamArn",
+    "labelStudioUrl",
+    "labelStudioTokenSecretArn",
 }
+BARE_STACK = StackSettings.model_validate(
+    {
+        "AWS_REGION": REGION,
+        "IMAGES_BUCKET": IMAGES_BUCKET,
+        "OUTPUT_BUCKET": OUTPUT_BUCKET,
+        "RUN_DEFAULTS": json.dumps(
+            {k: v for k, v in FULL_STACK.run_defaults.items() if k not in _IDENTITIES}
+        ),
+    }
+)
 # A valid input that needs no defaults at all.
 VALID: dict[str, Any] = {
     "projectVersionArn": MODEL_ARN,
@@ -45,13 +52,13 @@ VALID: dict[str, Any] = {
 }
 
 
-def validate(raw: Any, environ: dict[str, str] | None = None, execution_name: str = "exec-1") -> RunConfig:
-    return validate_input(raw, execution_name=execution_name, environ={} if environ is None else environ)
+def validate(raw: Any, stack: StackSettings = BARE_STACK, execution_name: str = "exec-1") -> RunConfig:
+    return validate_input(raw, execution_name=execution_name, stack=stack)
 
 
-def rejection(raw: Any, environ: dict[str, str] | None = None) -> str:
+def rejection(raw: Any, stack: StackSettings = BARE_STACK) -> str:
     with pytest.raises(InvalidInput) as caught:
-        validate(raw, environ)
+        validate(raw, stack)
     return str(caught.value)
 
 
@@ -61,7 +68,7 @@ def rejection(raw: Any, environ: dict[str, str] | None = None) -> str:
 def test_empty_input_runs_with_the_stack_defaults() -> None:
     # GIVEN a stack deployed with the template's defaults, a model and a workteam
     # WHEN a user starts an execution from the console with `{}`
-    config = validate({}, STACK_ENV, execution_name="console-start-42")
+    config = validate({}, FULL_STACK, execution_name="console-start-42")
 
     # THEN the run gets every default, typed, and a run id from the execution name
     assert config.projectVersionArn == MODEL_ARN
@@ -79,20 +86,19 @@ def test_empty_input_runs_with_the_stack_defaults() -> None:
     assert config.runId == "console-start-42"
 
 
-def test_every_template_default_variable_is_read() -> None:
-    # GIVEN the ValidateInput function's environment in template.yaml
-    template = (REPO / "template.yaml").read_text(encoding="utf-8")
-    in_template = set(re.findall(r"^\s+(DEFAULT_[A-Z_]+):", template, flags=re.MULTILINE))
-
-    # THEN every default the stack passes reaches an input field (none is silently ignored)
-    assert in_template
-    assert in_template <= set(DEFAULT_ENV)
+def test_every_stack_default_is_an_input_field_and_every_field_is_resolved() -> None:
+    # GIVEN the stack's defaults as template.yaml builds them (RUN_DEFAULTS)
+    # THEN each names an input field (a typo there would be rejected, not silently ignored)
+    assert FULL_STACK.run_defaults
+    assert set(FULL_STACK.run_defaults) <= set(RunInput.model_fields)
+    # AND the input and the resolved configuration have the same fields
+    assert set(RunInput.model_fields) == set(RunConfig.model_fields)
 
 
 def test_input_values_win_over_stack_defaults_and_null_means_default() -> None:
     # GIVEN stack defaults
     # WHEN the input sets some fields and leaves one null
-    config = validate({"minConfidence": 70, "imagesPerBatch": 10, "workteamArn": None}, STACK_ENV)
+    config = validate({"minConfidence": 70, "imagesPerBatch": 10, "workteamArn": None}, FULL_STACK)
 
     # THEN the input wins, and null falls back to the stack's default
     assert config.minConfidence == 70.0
@@ -100,24 +106,27 @@ def test_input_values_win_over_stack_defaults_and_null_means_default() -> None:
     assert config.workteamArn == WORKTEAM_ARN
 
 
-@pytest.mark.parametrize(
-    ("env_value", "expected"),
-    [("true", True), ("TRUE", True), ("1", True), ("yes", True), ("false", False), ("0", False)],
-)
-def test_incremental_default_from_the_environment(env_value: str, expected: bool) -> None:
-    # GIVEN a stack whose incremental default is a string
-    # WHEN a run starts with `{}`
-    config = validate({}, {**STACK_ENV, "DEFAULT_INCREMENTAL": env_value})
-
-    # THEN it is read as a boolean
+@pytest.mark.parametrize(("value", "expected"), [(True, True), (False, False), (None, False)])
+def test_incremental_is_off_unless_the_input_asks(value: bool | None, expected: bool) -> None:
+    # GIVEN the stack (which has no incremental parameter: the schedule's input sets it)
+    # WHEN a run starts with incremental true, false or absent
+    config = validate({"incremental": value}, FULL_STACK)
+    # THEN it is what the input says, and off by default
     assert config.incremental is expected
 
 
 def test_auto_accept_default_is_a_number_unless_off() -> None:
     # GIVEN a stack with AutoAcceptConfidence 95
-    config = validate({}, {**STACK_ENV, "DEFAULT_AUTO_ACCEPT_CONFIDENCE": "95"})
+    config = validate({}, stack_settings(AutoAcceptConfidence="95"))
     # THEN runs auto-accept at 95
     assert config.autoAcceptConfidence == 95.0
+    # AND an input may still turn it off for one run
+    assert (
+        validate(
+            {"autoAcceptConfidence": "off"}, stack_settings(AutoAcceptConfidence="95")
+        ).autoAcceptConfidence
+        is None
+    )
 
 
 def test_missing_required_fields_are_named_with_a_hint() -> None:
@@ -133,7 +142,7 @@ def test_missing_required_fields_are_named_with_a_hint() -> None:
 @pytest.mark.parametrize("raw", [[], "s3://images-bucket/", 42, None])
 def test_input_that_is_not_an_object_is_rejected(raw: Any) -> None:
     # WHEN the execution input is not a JSON object
-    message = rejection(raw, STACK_ENV)
+    message = rejection(raw, FULL_STACK)
     # THEN the error says so
     assert message.startswith("input: must be a JSON object")
 
@@ -151,7 +160,7 @@ BOUNDS: list[tuple[str, Any, Any, Any, Any]] = [
     ("reviewDeadlineHours", 0.001, 720, 0, 721),
     ("imagesPerBatch", 1, 500, 0, 501),
     ("batchesPerInferenceUnit", 1, 50, 0, 51),
-    ("modelPollSeconds", 0, 3600, -1, 3601),
+    ("modelPollSeconds", 1, 3600, 0, 3601),
     ("reviewPollSeconds", 864, 86_400, None, 86_401),
     ("modelStartTimeoutMinutes", 1, 720, 0, 721),
 ]
@@ -300,7 +309,7 @@ def test_s3_locations_are_normalised_to_prefixes() -> None:
     assert config.output == f"s3://{OUTPUT_BUCKET}/"
 
 
-def test_label_studio_url_loses_its_trailing_slash() -> None:
+def test_labelstudio_url_loses_its_trailing_slash() -> None:
     # GIVEN a Label Studio URL with a trailing slash
     # THEN it is stored without it (API paths are joined to it)
     config = validate(
@@ -320,7 +329,7 @@ def test_label_studio_url_loses_its_trailing_slash() -> None:
 def test_images_outside_the_stacks_bucket_are_rejected() -> None:
     # GIVEN a stack whose functions may only read the images bucket
     # WHEN a run points at another bucket
-    message = rejection({**VALID, "images": "s3://someone-elses-bucket/photos/"}, STACK_ENV)
+    message = rejection({**VALID, "images": "s3://someone-elses-bucket/photos/"}, FULL_STACK)
     # THEN it fails before the model starts, naming both buckets
     assert message == (
         f"images: bucket 'someone-elses-bucket' is not the stack's images bucket '{IMAGES_BUCKET}'"
@@ -331,7 +340,7 @@ def test_output_outside_the_stacks_bucket_is_rejected() -> None:
     # GIVEN a stack whose functions may only write the output bucket
     # WHEN a run points its output elsewhere
     # THEN it fails before the model starts, naming both buckets
-    message = rejection({**VALID, "output": "s3://other-output/runs/"}, STACK_ENV)
+    message = rejection({**VALID, "output": "s3://other-output/runs/"}, FULL_STACK)
     assert message == f"output: bucket 'other-output' is not the stack's output bucket '{OUTPUT_BUCKET}'"
 
 
@@ -339,17 +348,25 @@ def test_a_model_in_another_region_is_rejected() -> None:
     # GIVEN a stack in us-east-1
     arn = MODEL_ARN.replace(REGION, "eu-west-1")
     # WHEN the input names a model in eu-west-1
-    message = rejection({**VALID, "projectVersionArn": arn}, {"AWS_REGION": REGION})
+    message = rejection({**VALID, "projectVersionArn": arn}, BARE_STACK)
     # THEN the error names the field and both regions
     assert message == "projectVersionArn: the model is in eu-west-1, the stack in us-east-1"
 
 
 def test_region_falls_back_to_aws_default_region() -> None:
-    # GIVEN only AWS_DEFAULT_REGION set
+    # GIVEN only AWS_DEFAULT_REGION set (a script, not the Lambda runtime)
+    stack = StackSettings.model_validate(
+        {
+            "AWS_DEFAULT_REGION": REGION,
+            "IMAGES_BUCKET": IMAGES_BUCKET,
+            "OUTPUT_BUCKET": OUTPUT_BUCKET,
+            "RUN_DEFAULTS": json.dumps(BARE_STACK.run_defaults),
+        }
+    )
     # WHEN the model is in another region
     # THEN the mismatch is still caught
     arn = MODEL_ARN.replace(REGION, "eu-west-1")
-    message = rejection({**VALID, "projectVersionArn": arn}, {"AWS_DEFAULT_REGION": REGION})
+    message = rejection({**VALID, "projectVersionArn": arn}, stack)
     assert message.startswith("projectVersionArn: the model is in eu-west-1")
 
 
@@ -363,7 +380,7 @@ def test_ground_truth_needs_a_workteam() -> None:
     assert "workteamArn is required when reviewBackend is groundtruth" in message
 
 
-def test_label_studio_needs_url_and_token_secret_but_no_workteam() -> None:
+def test_labelstudio_needs_url_and_token_secret_but_no_workteam() -> None:
     # GIVEN the Label Studio backend
     base = {k: v for k, v in VALID.items() if k != "workteamArn"} | {"reviewBackend": "labelstudio"}
     # WHEN the URL is missing

@@ -17,16 +17,20 @@ import string
 from typing import Any
 
 import pytest
+from fixtures_aws import stack_settings
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from labeling_loop.errors import InvalidInput
 from labeling_loop.run_config import (
     MAX_REVIEW_POLLS,
+    PROJECT_VERSION_ARN,
     RUN_ID,
     RunConfig,
-    run_id_from_execution,
-    validate_input,
+    numeric_bounds,
 )
+from labeling_loop.run_input import run_id_from_execution, validate_input
+from labeling_loop.s3_uri import S3Uri
+from labeling_loop.settings import StackSettings
 
 PROFILE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -35,21 +39,51 @@ DIGITS = string.digits
 NAME_CHARS = string.ascii_letters + DIGITS + "_.-"
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2", "ap-northeast-1"]
 
-# Numeric fields: (low, high, integer?)
-NUMBERS: dict[str, tuple[float, float, bool]] = {
-    "minInferenceUnits": (1, 100, True),
-    "minConfidence": (0, 100, False),
-    "maxImagesPerJob": (1, 100_000, True),
-    "maxLabelsPerJob": (2, 50, True),
-    "taskTimeLimitSeconds": (30, 28_800, True),
-    "workersPerObject": (1, 9, True),
-    "reviewDeadlineHours": (0.001, 720, False),  # fractions of an hour allowed
-    "imagesPerBatch": (1, 500, True),
-    "batchesPerInferenceUnit": (1, 50, True),
-    "modelPollSeconds": (0, 3600, True),
-    "reviewPollSeconds": (0, 86_400, True),
-    "modelStartTimeoutMinutes": (1, 720, True),
+# Numeric fields: (low, high, integer?), as the field types define them (autoAcceptConfidence is
+# generated on its own: it must be at least minConfidence).
+NUMBERS = {k: v for k, v in numeric_bounds().items() if k != "autoAcceptConfidence"}
+
+
+# The template's defaults that are not locations or identities (numbers, the backend).
+NUMERIC_DEFAULTS = {
+    k: v
+    for k, v in stack_settings().run_defaults.items()
+    if k
+    not in {
+        "projectVersionArn",
+        "images",
+        "output",
+        "workteamArn",
+        "labelStudioUrl",
+        "labelStudioTokenSecretArn",
+    }
 }
+
+
+def _bucket(uri: Any, fallback: str) -> str:
+    try:
+        return S3Uri.parse(uri).bucket
+    except ValueError:
+        return fallback
+
+
+def validate(raw: dict[str, Any], execution_name: str = "exec") -> RunConfig:
+    """Validate against a stack deployed over the input's own buckets, in its model's region, with
+    no location defaults: what is left is the input's own validity."""
+    arn = (
+        PROJECT_VERSION_ARN.fullmatch(raw.get("projectVersionArn") or "")
+        if isinstance(raw.get("projectVersionArn"), str)
+        else None
+    )
+    stack = StackSettings.model_validate(
+        {
+            "AWS_REGION": arn["region"] if arn else "us-east-1",
+            "IMAGES_BUCKET": _bucket(raw.get("images"), "images-bucket"),
+            "OUTPUT_BUCKET": _bucket(raw.get("output"), "output-bucket"),
+            "RUN_DEFAULTS": json.dumps(NUMERIC_DEFAULTS),
+        }
+    )
+    return validate_input(raw, execution_name=execution_name, stack=stack)
 
 
 # Valid values --------------------------------------------------------------------------------------
@@ -147,7 +181,8 @@ def valid_inputs(draw: st.DrawFn) -> dict[str, Any]:
     # The history guard ties the poll interval to the deadline.
     deadline = draw(st.integers(1, 720))
     raw["reviewDeadlineHours"] = deadline
-    raw["reviewPollSeconds"] = draw(st.integers(math.ceil(deadline * 3600 / MAX_REVIEW_POLLS), 86_400))
+    fastest = max(math.ceil(deadline * 3600 / MAX_REVIEW_POLLS), int(NUMBERS["reviewPollSeconds"][0]))
+    raw["reviewPollSeconds"] = draw(st.integers(fastest, 86_400))
     min_confidence = raw.get("minConfidence", 50.0)
     if draw(st.booleans()):
         raw["autoAcceptConfidence"] = draw(st.floats(min_confidence, 100))
@@ -170,7 +205,7 @@ def valid_inputs(draw: st.DrawFn) -> dict[str, Any]:
 def test_no_valid_input_is_rejected(raw: dict[str, Any], execution_name: str) -> None:
     # GIVEN an input within the documented bounds
     # WHEN it is validated (no stack defaults, no bucket restriction)
-    config = validate_input(raw, execution_name=execution_name, environ={})
+    config = validate(raw, execution_name)
     # THEN it is accepted with its values kept, and the run has a valid id
     for field in ("projectVersionArn", "reviewDeadlineHours", "reviewPollSeconds", *NUMBERS):
         if field in raw:
@@ -380,7 +415,7 @@ def test_every_malformed_field_is_rejected_and_named(case: tuple[dict[str, Any],
     # GIVEN an input whose only fault is one field
     # WHEN it is validated
     with pytest.raises(InvalidInput) as caught:
-        validate_input(raw, execution_name="exec", environ={})
+        validate(raw)
     # THEN the error names that field
     assert names_field(str(caught.value), field), str(caught.value)
 
@@ -397,7 +432,7 @@ def test_unknown_keys_are_rejected_by_name(raw: dict[str, Any], key: str, value:
     # GIVEN a valid input with one extra key (a typo, or a field of another version)
     # WHEN it is validated
     with pytest.raises(InvalidInput) as caught:
-        validate_input({**raw, key: value}, execution_name="exec", environ={})
+        validate({**raw, key: value})
     # THEN the error names the key
     assert f"{key}: is not a known input field" in str(caught.value)
 
@@ -411,11 +446,7 @@ def test_review_polls_beyond_the_history_limit_are_rejected(raw: dict[str, Any],
     poll = data.draw(st.integers(0, fastest - 1))
     # WHEN it is validated
     with pytest.raises(InvalidInput) as caught:
-        validate_input(
-            {**raw, "reviewDeadlineHours": deadline, "reviewPollSeconds": poll},
-            execution_name="e",
-            environ={},
-        )
+        validate({**raw, "reviewDeadlineHours": deadline, "reviewPollSeconds": poll})
     # THEN the error names the poll interval
     assert names_field(str(caught.value), "reviewPollSeconds")
 

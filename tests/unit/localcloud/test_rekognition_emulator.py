@@ -241,12 +241,22 @@ def test_fail_start_goes_to_failed_and_can_be_restarted(aws: Any) -> None:
 
 
 def test_real_time_transitions(aws: Any) -> None:
-    emulator = CustomLabelsEmulator(aws, CustomLabelsConfig(start_latency_s=0.05, stop_latency_s=0.05))
-    arn = emulator.add_model("p", "v", "detection", {})
-    emulator.handle("StartProjectVersion", {"ProjectVersionArn": arn, "MinInferenceUnits": 1})
-    assert emulator.status(arn) == "STARTING"
-    time.sleep(0.08)
-    assert emulator.status(arn) == "RUNNING"
+    # GIVEN emulators on the real clock (the default): one slow to start, one quick
+    slow = CustomLabelsEmulator(aws, CustomLabelsConfig(start_latency_s=3600))
+    quick = CustomLabelsEmulator(aws, CustomLabelsConfig(start_latency_s=0.05))
+    slow_arn, quick_arn = (
+        slow.add_model("p", "v", "detection", {}),
+        quick.add_model("p", "v", "detection", {}),
+    )
+    # WHEN both are started
+    for emulator, arn in ((slow, slow_arn), (quick, quick_arn)):
+        emulator.handle("StartProjectVersion", {"ProjectVersionArn": arn, "MinInferenceUnits": 1})
+    # THEN the slow one is STARTING, and the quick one becomes RUNNING as time passes, untouched
+    assert slow.status(slow_arn) == "STARTING"
+    give_up = time.monotonic() + 30  # a hang guard, not a speed requirement
+    while quick.status(quick_arn) != "RUNNING" and time.monotonic() < give_up:
+        time.sleep(0.01)
+    assert quick.status(quick_arn) == "RUNNING"
 
 
 def test_force_stop_under_inference(aws: Any) -> None:
@@ -393,8 +403,27 @@ def test_throttling_storm_probability(aws: Any) -> None:
 
 
 def test_concurrent_calls_respect_the_limit_and_sleep_outside_the_lock(aws: Any) -> None:
+    # GIVEN an emulator whose per-call latency is a sleep that counts the sleepers inside it at
+    # once and holds each one until all ten admitted calls are in (or gives up after a while)
+    sleepers = {"now": 0, "most": 0}
+    counter = threading.Lock()
+    everyone_in = threading.Event()
+
+    def sleep(_seconds: float) -> None:
+        with counter:
+            sleepers["now"] += 1
+            sleepers["most"] = max(sleepers["most"], sleepers["now"])
+            if sleepers["now"] == 10:
+                everyone_in.set()
+        everyone_in.wait(timeout=2)  # only bounds a serialised run; the assertion is on the count
+        with counter:
+            sleepers["now"] -= 1
+
     emulator = CustomLabelsEmulator(
-        aws, CustomLabelsConfig(tps_per_inference_unit=10.0, detect_latency_s=0.05, miss_rate=0.0)
+        aws,
+        CustomLabelsConfig(tps_per_inference_unit=10.0, detect_latency_s=0.05, miss_rate=0.0),
+        clock=FakeClock(),  # the token bucket does not refill while the test runs, however slowly
+        sleep=sleep,
     )
     aws.put_object(Bucket=BUCKET, Key="a.png", Body=png())
     arn = emulator.add_model("p", "v", "detection", {}, status="RUNNING")
@@ -410,16 +439,17 @@ def test_concurrent_calls_respect_the_limit_and_sleep_outside_the_lock(aws: Any)
         with lock:
             results.append(outcome)
 
-    began = time.monotonic()
+    # WHEN 20 calls arrive at once
     threads = [threading.Thread(target=call) for _ in range(20)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.monotonic() - began
-    assert results.count("ok") == 10  # bucket of 10 (1 s of 10 TPS); no time to refill much
+    # THEN the bucket of 10 (1 s of 10 TPS) admits 10 and throttles 10
+    assert results.count("ok") == 10
     assert results.count("ProvisionedThroughputExceededException") == 10
-    assert elapsed < 0.5  # 10 calls x 50 ms in parallel, not serialized under the lock
+    # AND the admitted calls slept all at once: the latency is outside the emulator's lock
+    assert sleepers["most"] == 10
 
 
 # ---------------------------------------------------------------- predictions

@@ -7,14 +7,13 @@ reason, so the user sees them; non-image files (manifests, notes) are ignored.
 
 from __future__ import annotations
 
-import json
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from labeling_loop import ledger
+from labeling_loop.inference import claims
+from labeling_loop.inference.batches import write_batches
 from labeling_loop.jsonl import JsonlWriter
 from labeling_loop.layout import RunLayout
 from labeling_loop.s3_uri import S3Uri, source_ref
@@ -127,7 +126,7 @@ def list_images(
             )
     if incremental and dynamodb is not None and table:
         claimed = dict(
-            ledger.claim_many(
+            claims.claim_many(
                 dynamodb,
                 table,
                 (c["source-ref"] for c in candidates),
@@ -141,37 +140,8 @@ def list_images(
         # Images labeled or in flight elsewhere are not this run's: they are not listed at all.
         result.images_listed -= len(taken)
         candidates = [c for c in candidates if claimed[c["source-ref"]]]
-    _write_inventory_and_batches(s3, layout, candidates, images_per_batch, result)
-    return result
-
-
-def _write_inventory_and_batches(
-    s3: Any, layout: RunLayout, candidates: list[dict[str, Any]], images_per_batch: int, result: ListingResult
-) -> None:
     with JsonlWriter(s3, layout.inventory) as inventory:
         inventory.write_all(candidates)
-    # batches.json is the Distributed Map's item list: a JSON array, streamed to a temporary file.
-    with tempfile.TemporaryFile(mode="w+b") as spool:
-        spool.write(b"[")
-        batch: list[str] = []
-        for candidate in candidates:
-            batch.append(candidate["source-ref"])
-            if len(batch) == images_per_batch:
-                _write_batch(spool, result.batches, batch)
-                result.batches += 1
-                batch = []
-        if batch:
-            _write_batch(spool, result.batches, batch)
-            result.batches += 1
-        spool.write(b"]")
-        spool.seek(0)
-        s3.upload_fileobj(
-            spool, layout.batches.bucket, layout.batches.key, ExtraArgs={"ContentType": "application/json"}
-        )
+    result.batches = write_batches(s3, layout, (c["source-ref"] for c in candidates), images_per_batch)
     result.images_to_infer = len(candidates)
-
-
-def _write_batch(spool: Any, batch_id: int, refs: list[str]) -> None:
-    if batch_id:
-        spool.write(b",")
-    spool.write(json.dumps({"batchId": batch_id, "images": refs}, ensure_ascii=False).encode("utf-8"))
+    return result

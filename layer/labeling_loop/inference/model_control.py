@@ -13,7 +13,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labeling_loop import model_lease
 from labeling_loop.aws_clients import error_code
 from labeling_loop.errors import (
     ModelNotFoundError,
@@ -21,6 +20,7 @@ from labeling_loop.errors import (
     ModelStartTimeoutError,
     ModelTransitionError,
 )
+from labeling_loop.inference import model_lease
 from labeling_loop.run_config import RunConfig
 
 STARTABLE = {"STOPPED", "TRAINING_COMPLETED", "COPYING_COMPLETED"}
@@ -79,7 +79,7 @@ def _start(rekognition: Any, dynamodb: Any, table: str, config: RunConfig) -> bo
         if error_code(error) == "ResourceInUseException":
             return False
         raise
-    model_lease.mark_started(dynamodb, table, config.projectVersionArn, config.runId or "")
+    model_lease.mark_started(dynamodb, table, config.projectVersionArn, config.runId)
     return True
 
 
@@ -102,7 +102,7 @@ def _state(
 
 def acquire(rekognition: Any, dynamodb: Any, table: str, config: RunConfig, now: float) -> ModelState:
     """Take this run's lease and start the model if it is stopped."""
-    run_id = config.runId or ""
+    run_id = config.runId
     model_lease.acquire(dynamodb, table, config.projectVersionArn, run_id)
     try:
         project_arn = find_project_arn(rekognition, config.project_name)
@@ -153,7 +153,7 @@ def check(
 
 def release(rekognition: Any, dynamodb: Any, table: str, config: RunConfig) -> dict[str, Any]:
     """Give up this run's lease; stop the model if this was the last run and the workflow started it."""
-    run_id = config.runId or ""
+    run_id = config.runId
     must_stop = model_lease.release(dynamodb, table, config.projectVersionArn, run_id)
     if not must_stop:
         return {"stopped": False, "status": "LEFT_RUNNING_OR_STOPPED"}

@@ -7,17 +7,23 @@ most) or, when every prediction is at or above `autoAcceptConfidence`, an auto-a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from labeling_loop.errors import InvalidInput
 from labeling_loop.geometry import ratio_to_pixels
 from labeling_loop.jsonl import JsonlWriter, read_jsonl_prefix
 from labeling_loop.layout import RunLayout
+from labeling_loop.run_config import TaskType
 
 
 @dataclass
 class PlanSummary:
-    task_type: str
+    """The review plan as the state machine carries it (`$.plan`): the task type is decided here,
+    once, and every later state reads it from the plan."""
+
+    task_type: TaskType
     labels: list[str]
     images_to_review: int = 0
     images_auto_accepted: int = 0
@@ -33,6 +39,19 @@ class PlanSummary:
             "jobs": self.jobs,
         }
 
+    @classmethod
+    def from_state(cls, plan: Mapping[str, Any]) -> PlanSummary:
+        task_type = plan.get("taskType")
+        if task_type not in ("detection", "classification"):
+            raise ValueError(f"plan.taskType: {task_type!r} is not detection or classification")
+        return cls(
+            task_type=task_type,
+            labels=[str(label) for label in plan.get("labels") or []],
+            images_to_review=int(plan.get("imagesToReview", 0)),
+            images_auto_accepted=int(plan.get("imagesAutoAccepted", 0)),
+            jobs=int(plan.get("jobs", 0)),
+        )
+
 
 def survey(s3: Any, layout: RunLayout) -> tuple[bool, set[str]]:
     """First pass over the predictions: does the model draw boxes, and which labels it uses."""
@@ -45,11 +64,11 @@ def survey(s3: Any, layout: RunLayout) -> tuple[bool, set[str]]:
     return has_boxes, labels
 
 
-def resolve_task_type(requested: str, has_boxes: bool, any_label: bool = True) -> str:
+def resolve_task_type(requested: str, has_boxes: bool, any_label: bool = True) -> TaskType:
     """`auto`: boxes mean detection, image labels mean classification; with no prediction at all
     nothing tells, and detection (the more common model) is assumed."""
-    if requested != "auto":
-        return requested
+    if requested in ("detection", "classification"):
+        return requested  # type: ignore[return-value]
     return "detection" if has_boxes or not any_label else "classification"
 
 
@@ -125,3 +144,18 @@ def plan(
                 tasks.write(task)
                 summary.images_to_review += 1
     return summary
+
+
+def check_label_set(summary: PlanSummary, max_labels: int) -> None:
+    """The review needs labels to offer, and no more than the backend shows (InvalidInput)."""
+    if summary.images_to_review and not summary.labels:
+        raise InvalidInput(
+            "labels: the model predicted no label in this run and the input names none, so reviewers "
+            'would have nothing to choose from; pass the model\'s labels (e.g. "labels": ["cat", "dog"])'
+        )
+    if len(summary.labels) > max_labels:
+        raise InvalidInput(
+            f"maxLabelsPerJob: the review needs {len(summary.labels)} labels "
+            f"({', '.join(summary.labels[:60])}), more than the {max_labels} allowed; "
+            "raise maxLabelsPerJob (at most 50) or trim labels"
+        )

@@ -21,18 +21,21 @@ from types import TracebackType
 from typing import Any
 
 from labeling_loop.geometry import ratio_to_pixels
-from labeling_loop.jsonl import JsonlWriter, dumps, list_keys, read_jsonl, read_jsonl_prefix, write_json
-from labeling_loop.layout import RunLayout
-from labeling_loop.manifest import (
-    REASON_INVALID,
-    ClassMap,
-    ManifestValidator,
-    build_line,
-    errors_only,
-    inspect_line,
-    skip_record,
+from labeling_loop.jsonl import (
+    JsonlWriter,
+    dumps,
+    list_keys,
+    read_json,
+    read_jsonl,
+    read_jsonl_prefix,
+    write_json,
 )
-from labeling_loop.metrics import DEFAULT_IOU_THRESHOLD, LabeledBox, QualityAccumulator
+from labeling_loop.layout import RunLayout
+from labeling_loop.manifest.lines import ClassMap, build_line, skip_record
+from labeling_loop.manifest.quality import DEFAULT_IOU_THRESHOLD, LabeledBox, QualityAccumulator
+from labeling_loop.manifest.rules import REASON_INVALID, ManifestValidator, errors_only, inspect_line
+from labeling_loop.review.plan import PlanSummary
+from labeling_loop.run_config import RunConfig
 
 MAX_WARNINGS = 50  # report.json stays small however broken a run is
 MAX_LISTED_REFS = 20  # images named in one warning
@@ -380,3 +383,39 @@ def _cap(warnings: list[str]) -> list[str]:
     if len(warnings) <= MAX_WARNINGS:
         return warnings
     return [*warnings[: MAX_WARNINGS - 1], f"{len(warnings) - MAX_WARNINGS + 1} more warnings not shown"]
+
+
+def build_run_manifest(
+    s3: Any, config: RunConfig, plan: PlanSummary, *, images_listed: int, now: datetime
+) -> dict[str, Any]:
+    """`build_manifest` for one run: its task type and labels from the review plan, its labeling
+    jobs (if any) from `review/jobs.json`."""
+    layout = config.layout()
+    try:
+        jobs = read_json(s3, layout.review_jobs)
+    except s3.exceptions.NoSuchKey:
+        jobs = []
+    return build_manifest(
+        s3,
+        layout,
+        task_type=plan.task_type,
+        labels=plan.labels,
+        images_listed=images_listed,
+        run_id=config.runId,
+        backend=config.reviewBackend,
+        labeling_jobs=[job["jobName"] for job in jobs],
+        job_name=f"{config.jobNamePrefix}-{config.runId}",
+        now=now,
+    )
+
+
+def run_result(layout: RunLayout, report: Mapping[str, Any]) -> dict[str, Any]:
+    """The execution's output: where the files are, the counts, and the first warnings."""
+    return {
+        "manifest": str(layout.manifest),
+        "report": str(layout.report),
+        "skipped": str(layout.skipped),
+        "counts": report.get("counts", {}),
+        "modelQuality": report.get("modelQuality", {}),
+        "warnings": report.get("warnings", [])[:20],
+    }

@@ -4,9 +4,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop import groundtruth
 from labeling_loop.aws_clients import client
 from labeling_loop.jsonl import read_json
+from labeling_loop.review.groundtruth.collect import collect
 from labeling_loop.run_config import from_state
 
 logger = Logger()
@@ -18,9 +18,8 @@ sagemaker = client("sagemaker")
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    config = from_state(event["config"])
-    layout = config.layout()
-    result = groundtruth.collect(s3, sagemaker, layout, read_json(s3, layout.review_jobs))
+    layout = from_state(event["config"]).layout()
+    result = collect(s3, sagemaker, layout, read_json(s3, layout.review_jobs))
     summary = {
         "reviewed": int(result["reviewed"]),
         "skipped": int(result["skipped"]),

@@ -14,10 +14,13 @@ from botocore.exceptions import ClientError
 
 from labeling_loop.aws_clients import error_code
 from labeling_loop.errors import ModelNotRunningError
-from labeling_loop.images import HEADER_BYTES, ImageRejected, check_limits, read_header
+from labeling_loop.inference.images import HEADER_BYTES, ImageRejected, check_limits, read_header
 from labeling_loop.jsonl import JsonlWriter
 from labeling_loop.layout import RunLayout
 from labeling_loop.s3_uri import S3Uri
+
+# Calls in flight per batch: image reads and DetectCustomLabels calls are I/O bound.
+THREADS_PER_BATCH = 4
 
 # DetectCustomLabels errors that say "this image", not "this service" [RK-DCL].
 IMAGE_ERRORS = {
@@ -122,7 +125,7 @@ def run_batch(
     images: list[str],
     model_arn: str,
     min_confidence: float,
-    threads: int,
+    threads: int = THREADS_PER_BATCH,
 ) -> BatchResult:
     """Infer a batch with a few threads (calls are I/O bound); write predictions and skips."""
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:

@@ -1,26 +1,21 @@
-"""Custom Labels manifest lines built from reviewed records, and the rules that decide whether
-Custom Labels will train on them.
+"""The rules Custom Labels applies to a manifest, each with the page of the developer guide it
+comes from (docs/aws-facts.md §2.3).
 
-Two kinds of problems, handled differently:
-- line level (one image): fixed where the fix keeps the reviewer's intent (a box is clipped to the
-  image, a box that cannot be valid is dropped); when nothing valid is left the image becomes a
-  skip record (`invalid-annotation`, or `no-label-after-review` for a classification image that
-  people left without a label);
-- manifest level (the whole file): `ManifestValidator` raises ManifestValidationError only for
-  terminal errors that fail training outright (two buckets, too many lines, too many labels, too
-  large, too many invalid lines) and reports the rest (e.g. fewer than 2 labels) as warnings.
-
-Every limit below cites the page of the Custom Labels developer guide it comes from.
+Two levels:
+- line level (`inspect_line`): every rule one line can break, as `Issue`s with a severity;
+- manifest level (`ManifestValidator`): streaming counts over every line; raises
+  ManifestValidationError only for terminal errors that fail training outright (two buckets, too
+  many lines, too many labels, too large, too many invalid lines) and reports the rest (e.g. fewer
+  than 2 labels) as warnings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from labeling_loop.errors import ManifestValidationError
-from labeling_loop.geometry import PixelBox, clip_box
 
 _DOC = "https://docs.aws.amazon.com/rekognition/latest/customlabels-dg/"
 SRC_VALIDATION = _DOC + "md-create-manifest-file-validation-rules.html"
@@ -83,70 +78,12 @@ class Issue:
     source: str = SRC_LINE_ERRORS
 
 
-def _label_name_problem(name: object) -> str | None:
+def label_name_problem(name: object) -> str | None:
     if not isinstance(name, str) or not name.strip():
         return "label name is empty"
     if len(name) > MAX_LABEL_NAME_LENGTH:  # SRC_LIMITS
         return f"label name is longer than {MAX_LABEL_NAME_LENGTH} characters"
     return None
-
-
-class ClassMap:
-    """Label name <-> class id, stable across the whole manifest: ids are the positions of the
-    run's label names in sorted order, so the same label set always gives the same ids."""
-
-    def __init__(self, labels: Iterable[str]) -> None:
-        names = sorted(set(labels))
-        for name in names:
-            problem = _label_name_problem(name)
-            if problem:
-                raise ManifestValidationError(f"{problem}: {name!r} ({SRC_LIMITS})")
-        if len(names) > MAX_LABELS:
-            raise ManifestValidationError(
-                f"{len(names)} labels, Custom Labels trains on at most {MAX_LABELS} ({SRC_VALIDATION})"
-            )
-        self._names = names
-        self._ids = {name: i for i, name in enumerate(names)}
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._ids
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._names)
-
-    def id_of(self, name: str) -> int:
-        return self._ids[name]
-
-    def name_of(self, class_id: int) -> str:
-        return self._names[class_id]
-
-    def as_class_map(self, ids: Iterable[int] | None = None) -> dict[str, str]:
-        """Ground Truth's `class-map` (`{"<id>": "<name>"}`), limited to `ids` when given so a line
-        carries only its own classes (a full map of 250 labels on 250,000 lines would approach the
-        1 GB manifest limit)."""
-        chosen = range(len(self._names)) if ids is None else sorted(set(ids))
-        return {str(i): self._names[i] for i in chosen}
-
-
-@dataclass
-class LineResult:
-    """What became of one reviewed record: a manifest line or a skip record, plus the fixes made
-    (counted by kind, e.g. `box-clipped`, for the report's warnings)."""
-
-    line: dict[str, Any] | None = None
-    skip: dict[str, Any] | None = None
-    fixes: dict[str, int] = field(default_factory=dict)
-
-    def fix(self, kind: str) -> None:
-        self.fixes[kind] = self.fixes.get(kind, 0) + 1
-
-
-def skip_record(source_ref: str, reason: str, detail: str) -> dict[str, Any]:
-    return {"source-ref": source_ref, "stage": SKIP_STAGE, "reason": reason, "detail": detail}
 
 
 def training_scale(width: int, height: int) -> float:
@@ -161,14 +98,6 @@ def box_large_enough(box_width: float, box_height: float, width: int, height: in
     return box_width * scale > MIN_BOX_SIDE_EXCLUSIVE_PX and box_height * scale > MIN_BOX_SIDE_EXCLUSIVE_PX
 
 
-def _metadata_common(human: bool, creation_date: str, job_name: str) -> dict[str, Any]:
-    return {
-        "human-annotated": "yes" if human else "no",
-        "creation-date": creation_date,
-        "job-name": job_name,
-    }
-
-
 def dimensions_problem(width: int, height: int) -> str | None:
     """Why Custom Labels rejects an image of this size (ERROR_INVALID_IMAGE_DIMENSION), or None."""
     if min(width, height) < MIN_IMAGE_SIDE_PX or max(width, height) > MAX_IMAGE_SIDE_PX:
@@ -176,149 +105,6 @@ def dimensions_problem(width: int, height: int) -> str | None:
     if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
         return f"{width}x{height} has an aspect ratio above {MAX_ASPECT_RATIO:g}:1"
     return None
-
-
-def _image_size(record: Mapping[str, Any]) -> tuple[int, int] | None:
-    size = record.get("image_size")
-    if not isinstance(size, Mapping):
-        return None
-    width, height = size.get("width"), size.get("height")
-    if not isinstance(width, int) or not isinstance(height, int) or width <= 0 or height <= 0:
-        return None
-    return width, height
-
-
-def build_detection_line(
-    record: Mapping[str, Any], class_map: ClassMap, *, job_name: str, creation_date: str
-) -> LineResult:
-    """Reviewed detection record -> object-detection line (attribute `bounding-box`, SRC_DETECTION).
-
-    Boxes are clipped to the image; boxes with a label outside the run's label set, or that are
-    <= 1 px (after clipping, or after the training resize) are dropped. An image whose boxes are
-    all dropped is skipped (`invalid-annotation`); an image reviewed as having no object keeps an
-    empty line (0 boxes per image is allowed, SRC_VALIDATION)."""
-    result = LineResult()
-    ref = str(record["source-ref"])
-    size = _image_size(record)
-    if size is None:
-        result.skip = skip_record(ref, REASON_INVALID, "image_size missing or not positive integers")
-        return result
-    width, height = size
-    problem = dimensions_problem(width, height)
-    if problem:
-        # Normally caught at inference; a reviewed record can still carry it (e.g. a hand-made one).
-        result.skip = skip_record(ref, REASON_DIMENSIONS, problem)
-        return result
-    raw_boxes = record.get("boxes") or []
-    annotations: list[dict[str, int]] = []
-    for raw in raw_boxes:
-        label = raw.get("label")
-        if label not in class_map:
-            result.fix("box-dropped-unknown-label")
-            continue
-        try:
-            original = PixelBox.from_dict(raw)
-        except (KeyError, TypeError, ValueError):
-            result.fix("box-dropped-malformed")
-            continue
-        box = clip_box(original, width, height)
-        if box is None:
-            result.fix("box-dropped-outside-or-too-small")
-            continue
-        if box != original:
-            result.fix("box-clipped")
-        if not box_large_enough(box.width, box.height, width, height):
-            result.fix("box-dropped-too-small-after-resize")
-            continue
-        annotations.append({"class_id": class_map.id_of(label), **box.to_dict()})
-    if raw_boxes and not annotations:
-        result.skip = skip_record(
-            ref, REASON_INVALID, f"all {len(raw_boxes)} boxes invalid after clipping to {width}x{height}"
-        )
-        return result
-    if len(annotations) > MAX_BOXES_PER_IMAGE:
-        # Dropping boxes would leave objects unlabeled, which teaches the model they are background.
-        result.skip = skip_record(
-            ref,
-            REASON_INVALID,
-            f"{len(annotations)} boxes, Custom Labels allows at most {MAX_BOXES_PER_IMAGE} per image",
-        )
-        return result
-    metadata = {
-        "objects": [{"confidence": ANNOTATION_CONFIDENCE} for _ in annotations],
-        "class-map": class_map.as_class_map(a["class_id"] for a in annotations),
-        "type": TYPE_DETECTION,
-        **_metadata_common(bool(record.get("humanReviewed")), creation_date, job_name),
-    }
-    result.line = {
-        "source-ref": ref,
-        DETECTION_ATTRIBUTE: {
-            "image_size": [{"width": width, "height": height, "depth": 3}],
-            "annotations": annotations,
-        },
-        f"{DETECTION_ATTRIBUTE}-metadata": metadata,
-    }
-    return result
-
-
-def build_classification_line(
-    record: Mapping[str, Any], class_map: ClassMap, *, job_name: str, creation_date: str
-) -> LineResult:
-    """Reviewed classification record -> image-level line with one `label-<i>` / `label-<i>-metadata`
-    pair per label (the multi-label form of SRC_CLASSIFICATION; `<i>` is the position on the line,
-    the attribute's value is the class id, which Custom Labels ignores)."""
-    result = LineResult()
-    ref = str(record["source-ref"])
-    size = _image_size(record)
-    problem = dimensions_problem(*size) if size else None
-    if problem:
-        result.skip = skip_record(ref, REASON_DIMENSIONS, problem)
-        return result
-    raw_labels = record.get("labels") or []
-    if not raw_labels:
-        result.skip = skip_record(ref, REASON_NO_LABEL, "review left the image without a label")
-        return result
-    names: list[str] = []
-    for raw in raw_labels:
-        name = raw.get("label") if isinstance(raw, Mapping) else raw
-        if name not in class_map:
-            result.fix("label-dropped-unknown")
-            continue
-        if name in names:
-            result.fix("label-dropped-duplicate")
-            continue
-        names.append(name)
-    if not names:
-        result.skip = skip_record(ref, REASON_INVALID, "no label of the run's label set after review")
-        return result
-    if len(names) > MAX_LABELS_PER_IMAGE:
-        result.skip = skip_record(
-            ref, REASON_INVALID, f"{len(names)} labels, Custom Labels allows {MAX_LABELS_PER_IMAGE} per image"
-        )
-        return result
-    common = _metadata_common(bool(record.get("humanReviewed")), creation_date, job_name)
-    line: dict[str, Any] = {"source-ref": ref}
-    for i, name in enumerate(names):
-        attribute = f"{CLASSIFICATION_ATTRIBUTE_PREFIX}{i}"
-        line[attribute] = class_map.id_of(name)
-        line[f"{attribute}-metadata"] = {
-            "class-name": name,
-            "confidence": ANNOTATION_CONFIDENCE,
-            "type": TYPE_CLASSIFICATION,
-            **common,
-        }
-    result.line = line
-    return result
-
-
-def build_line(
-    record: Mapping[str, Any], class_map: ClassMap, *, task_type: str, job_name: str, creation_date: str
-) -> LineResult:
-    if task_type == "detection":
-        return build_detection_line(record, class_map, job_name=job_name, creation_date=creation_date)
-    if task_type == "classification":
-        return build_classification_line(record, class_map, job_name=job_name, creation_date=creation_date)
-    raise ValueError(f"unknown task type {task_type!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,7 +194,7 @@ def _detection_issues(attr: str, value: Any, metadata: Mapping[str, Any]) -> tup
     if not isinstance(class_map, dict):
         class_map = {}
     for name in class_map.values():
-        problem = _label_name_problem(name)
+        problem = label_name_problem(name)
         if problem:
             issues.append(Issue("INVALID_LABEL_NAME", f"{problem}: {name!r}", source=SRC_LIMITS))
     for index, ann in enumerate(annotations):
@@ -454,7 +240,7 @@ def _classification_issues(
             Issue("INVALID_CLASS_ATTRIBUTE", f"{attr} must be an integer", source=SRC_CLASSIFICATION)
         )
     name = metadata.get("class-name")
-    problem = _label_name_problem(name)
+    problem = label_name_problem(name)
     if problem:
         issues.append(Issue("INVALID_LABEL_NAME", f"{attr}: {problem}", source=SRC_LIMITS))
     confidence = metadata.get("confidence")

@@ -14,6 +14,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from labeling_loop.jsonl import read_jsonl
+from labeling_loop.layout import RunLayout
+
 CLAIM_THREADS = 16
 
 
@@ -91,3 +94,18 @@ def for_each(function: Any, items: Iterable[Any]) -> int:
         for _ in pool.map(function, items):
             count += 1
     return count
+
+
+def settle(dynamodb: Any, table: str, s3: Any, layout: RunLayout, run_id: str) -> None:
+    """At the end of a run: images in the manifest are labeled (later incremental runs skip them);
+    skipped images are released, so the next run tries them again."""
+    labeled = (line["source-ref"] for line in read_jsonl(s3, layout.manifest, missing_ok=True))
+    for_each(lambda ref: mark_labeled(dynamodb, table, ref, run_id), labeled)
+    skipped = (line["source-ref"] for line in read_jsonl(s3, layout.skipped, missing_ok=True))
+    for_each(lambda ref: release(dynamodb, table, ref, run_id), skipped)
+
+
+def release_all(dynamodb: Any, table: str, s3: Any, layout: RunLayout, run_id: str) -> int:
+    """After a failure: release every claim of the run (its inventory), so nothing stays taken."""
+    refs = (r["source-ref"] for r in read_jsonl(s3, layout.inventory, missing_ok=True))
+    return for_each(lambda ref: release(dynamodb, table, ref, run_id), refs)

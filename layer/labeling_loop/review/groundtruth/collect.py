@@ -1,0 +1,230 @@
+"""Ground Truth output -> normalized reviewed records and skip records (docs/data-contracts.md).
+
+Completed and Stopped jobs: answered images become reviewed records, the rest `not-reviewed`.
+Failed (or missing) jobs: the same, except that images without an answer are `review-failed`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from botocore.exceptions import ClientError
+
+from labeling_loop.errors import ReviewBackendError
+from labeling_loop.geometry import iou_of_dicts
+from labeling_loop.jsonl import JsonDict, JsonlWriter, read_jsonl
+from labeling_loop.layout import RunLayout
+from labeling_loop.review.groundtruth.jobs import (
+    CLASSIFICATION_ATTRIBUTE,
+    DETECTION_ATTRIBUTE,
+    LABEL_ATTRIBUTE,
+    PREDICTIONS_ATTRIBUTE,
+)
+from labeling_loop.s3_uri import S3Uri
+
+# A person's box counts as an adjustment of a prediction when they overlap by at least this IoU.
+# Same threshold as the run report's model quality, so "adjusted" always means "a true positive
+# that people moved", and precision/recall read the same matches.
+MATCH_IOU = 0.5
+
+
+class CollectResult(TypedDict):
+    reviewed: int
+    skipped: int
+    jobs: dict[str, str]
+    failedJobs: list[JsonDict]
+
+
+TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
+_BOX_KEYS = ("left", "top", "width", "height")
+
+
+def _boxes(line: JsonDict, attribute: str) -> list[JsonDict]:
+    """Pixel boxes {label, left, top, width, height} of a Ground Truth object-detection attribute."""
+    body = line.get(attribute) or {}
+    class_map = (line.get(f"{attribute}-metadata") or {}).get("class-map") or {}
+    boxes = []
+    for ann in body.get("annotations") or []:
+        class_id = str(ann.get("class_id"))
+        boxes.append({"label": class_map.get(class_id, class_id), **{k: ann[k] for k in _BOX_KEYS}})
+    return boxes
+
+
+def _same_box(a: JsonDict, b: JsonDict) -> bool:
+    return all(float(a[k]) == float(b[k]) for k in _BOX_KEYS)
+
+
+def diff_boxes(predicted: list[JsonDict], reviewed: list[JsonDict]) -> tuple[list[JsonDict], list[JsonDict]]:
+    """(final boxes with status kept|adjusted|added, removed predictions).
+
+    Matching, one prediction per reviewed box: identical box and label = kept; then, greedily by
+    IoU, same label with IoU >= MATCH_IOU = adjusted; then a different label with IoU >= MATCH_IOU =
+    adjusted (relabelled). What is left is added (reviewed) or removed (predicted).
+    """
+    pred_left = set(range(len(predicted)))
+    status: dict[int, str] = {}
+    for r, box in enumerate(reviewed):
+        for p in sorted(pred_left):
+            if predicted[p]["label"] == box["label"] and _same_box(predicted[p], box):
+                status[r] = "kept"
+                pred_left.discard(p)
+                break
+    for same_label in (True, False):
+        pairs = sorted(
+            (
+                (iou_of_dicts(predicted[p], reviewed[r]), r, p)
+                for r in range(len(reviewed))
+                if r not in status
+                for p in pred_left
+                if (predicted[p]["label"] == reviewed[r]["label"]) == same_label
+            ),
+            key=lambda t: (-t[0], t[1], t[2]),
+        )
+        for iou, r, p in pairs:
+            if iou < MATCH_IOU:
+                break
+            if r in status or p not in pred_left:
+                continue
+            status[r] = "adjusted"
+            pred_left.discard(p)
+    boxes = [{**box, "status": status.get(r, "added")} for r, box in enumerate(reviewed)]
+    removed = [dict(predicted[p]) for p in sorted(pred_left)]
+    return boxes, removed
+
+
+def _image_size(line: JsonDict, *attributes: str) -> JsonDict | None:
+    for attribute in attributes:
+        body = line.get(attribute) or {}
+        size = body.get("image_size")
+        if isinstance(size, list) and size:
+            return dict(size[0])
+        if isinstance(size, dict):
+            return dict(size)
+    return None
+
+
+def _failure(output: JsonDict | None, attribute: str) -> str | None:
+    """Why an output line holds no answer, or None when it holds one."""
+    if output is None:
+        return "no answer in the labeling job's output"
+    metadata = output.get(f"{attribute}-metadata") or {}
+    if metadata.get("failure-reason"):
+        return str(metadata["failure-reason"])
+    if output.get(attribute) is None:
+        return "no answer in the labeling job's output"
+    return None
+
+
+def reviewed_detection(job: str, source: JsonDict, output: JsonDict) -> JsonDict:
+    predicted = _boxes(source, PREDICTIONS_ATTRIBUTE)
+    metadata = output.get(f"{DETECTION_ATTRIBUTE}-metadata") or {}
+    boxes: list[JsonDict]
+    removed: list[JsonDict]
+    if metadata.get("adjustment-status") == "unadjusted":
+        # Ground Truth says no worker changed anything: the predictions stand as they are.
+        boxes, removed = [{**box, "status": "kept"} for box in predicted], []
+    else:
+        boxes, removed = diff_boxes(predicted, _boxes(output, DETECTION_ATTRIBUTE))
+    return {
+        "source-ref": source["source-ref"],
+        "taskType": "detection",
+        # Ground Truth's size is the frame the boxes were drawn in; ours is the same when all is well.
+        "image_size": _image_size(output, DETECTION_ATTRIBUTE, PREDICTIONS_ATTRIBUTE),
+        "boxes": boxes,
+        "labels": [],
+        "removed": removed,
+        "reviewer": f"groundtruth:{job}",
+        "humanReviewed": True,
+    }
+
+
+def reviewed_classification(job: str, source: JsonDict, output: JsonDict) -> JsonDict:
+    body = source.get(PREDICTIONS_ATTRIBUTE) or {}
+    predicted = [p["label"] for p in body.get("labels", []) if isinstance(p, dict) and "label" in p]
+    final = list(dict.fromkeys((output.get(CLASSIFICATION_ATTRIBUTE) or {}).get("labels") or []))
+    return {
+        "source-ref": source["source-ref"],
+        "taskType": "classification",
+        "image_size": _image_size(source, PREDICTIONS_ATTRIBUTE),
+        "boxes": [],
+        # Statuses are derived from the input's predictions, not from the consolidation's
+        # rejected/added, so the record is right whatever wrote the answer.
+        "labels": [{"label": label, "status": "kept" if label in predicted else "added"} for label in final],
+        "removed": [{"label": label} for label in predicted if label not in final],
+        "reviewer": f"groundtruth:{job}",
+        "humanReviewed": True,
+    }
+
+
+def _describe(sagemaker: Any, name: str) -> JsonDict:
+    try:
+        return sagemaker.describe_labeling_job(LabelingJobName=name)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("ResourceNotFound", "ResourceNotFoundException"):
+            # Never created (or deleted): its images cannot have been reviewed.
+            return {"LabelingJobStatus": "NotFound", "FailureReason": f"labeling job {name} not found"}
+        raise
+
+
+def _output_manifest_uri(job: JsonDict, described: JsonDict) -> S3Uri:
+    uri = (described.get("LabelingJobOutput") or {}).get("OutputDatasetS3Uri")
+    if uri:
+        return S3Uri.parse(uri)
+    # Before Ground Truth reports it (or for a job that failed early): its documented layout.
+    return S3Uri.parse(job["outputUri"]).join(job["jobName"], "manifests/output/output.manifest")
+
+
+def _skip(source_ref: str, reason: str, detail: str) -> JsonDict:
+    return {"source-ref": source_ref, "stage": "review", "reason": reason, "detail": detail}
+
+
+def collect(s3: Any, sagemaker: Any, layout: RunLayout, jobs: list[JsonDict]) -> CollectResult:
+    """Turn every input image of every job into one reviewed record or one skip record.
+
+    Completed and Stopped jobs: answered images become reviewed records, the rest `not-reviewed`.
+    Failed (or missing) jobs: the same, except that images without an answer are `review-failed`.
+    Memory holds one job's output lines at a time (at most maxImagesPerJob).
+    """
+    summary: CollectResult = {"reviewed": 0, "skipped": 0, "jobs": {}, "failedJobs": []}
+    with (
+        JsonlWriter(s3, layout.reviewed) as reviewed_out,
+        JsonlWriter(s3, layout.skipped_part("review", 0)) as skipped_out,
+    ):
+        for job in jobs:
+            name = job["jobName"]
+            described = _describe(sagemaker, name)
+            status = described.get("LabelingJobStatus", "Unknown")
+            if status not in TERMINAL_STATUSES | {"NotFound"}:
+                raise ReviewBackendError(f"labeling job {name} is {status}, not finished: cannot collect it")
+            summary["jobs"][name] = status
+            failed = status in ("Failed", "NotFound")
+            if failed:
+                summary["failedJobs"].append(
+                    {"jobName": name, "failureReason": described.get("FailureReason", status)}
+                )
+            attribute = job.get("labelAttributeName") or LABEL_ATTRIBUTE[job["taskType"]]
+            outputs = {
+                line["source-ref"]: line
+                for line in read_jsonl(s3, _output_manifest_uri(job, described), missing_ok=True)
+                if "source-ref" in line
+            }
+            for source in read_jsonl(s3, S3Uri.parse(job["inputManifestUri"])):
+                ref = source["source-ref"]
+                output = outputs.get(ref)
+                why = _failure(output, attribute)
+                if why is not None or output is None:
+                    if failed:
+                        reason = "review-failed"
+                        why = f"labeling job {name} {status}: {described.get('FailureReason', status)}"
+                    else:
+                        reason = "not-reviewed"
+                        why = f"labeling job {name} {status}: {why}"
+                    skipped_out.write(_skip(ref, reason, why))
+                    continue
+                if job["taskType"] == "detection":
+                    reviewed_out.write(reviewed_detection(name, source, output))
+                else:
+                    reviewed_out.write(reviewed_classification(name, source, output))
+    summary["reviewed"] = reviewed_out.count
+    summary["skipped"] = skipped_out.count
+    return summary

@@ -1,0 +1,293 @@
+"""Review tasks <-> Label Studio: the labeling config, tasks with the model's predictions as
+pre-annotations, and an exported task back to a normalized reviewed record (docs/data-contracts.md).
+
+Label Studio stores boxes in percent of the image (x, y, width, height, rotation around the top-left
+corner); the run's files use pixels of the displayed image. Conversions are exact in floating point
+and rounded only at the very end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from labeling_loop.geometry import iou_of_dicts
+from labeling_loop.jsonl import JsonDict
+from labeling_loop.run_config import TaskType
+
+# Names inside the labeling config; predictions and annotations refer to them.
+IMAGE_TAG = "image"
+BOX_TAG = "label"
+CHOICES_TAG = "labels"
+MODEL_VERSION = "rekognition-custom-labels"
+
+KEPT_TOLERANCE_PX = 0.5  # same label and every side within half a pixel: the reviewer kept it
+ADJUSTED_MIN_IOU = 0.5  # overlapping at least this much: the reviewer moved/resized/relabelled it
+
+
+# --------------------------------------------------------------------------------------------
+# Labeling config and tasks (pure)
+# --------------------------------------------------------------------------------------------
+
+
+def label_config(task_type: TaskType, labels: Sequence[str]) -> str:
+    """The labeling interface: boxes for detection, a multiple-choice list for classification."""
+    if not labels:
+        raise ValueError("the label set is empty")
+    if task_type == "detection":
+        items = "".join(f"\n    <Label value={quoteattr(label)}/>" for label in labels)
+        control = f'  <RectangleLabels name="{BOX_TAG}" toName="{IMAGE_TAG}">{items}\n  </RectangleLabels>'
+    elif task_type == "classification":
+        items = "".join(f"\n    <Choice value={quoteattr(label)}/>" for label in labels)
+        control = (
+            f'  <Choices name="{CHOICES_TAG}" toName="{IMAGE_TAG}" choice="multiple" showInLine="true">'
+            f"{items}\n  </Choices>"
+        )
+    else:
+        raise ValueError(f"unknown task type {task_type!r}")
+    header = escape("Check the model's labels: keep, fix, delete or add")
+    return (
+        f'<View>\n  <Header value="{header}"/>\n'
+        f'  <Image name="{IMAGE_TAG}" value="${IMAGE_TAG}" zoom="true"/>\n{control}\n</View>'
+    )
+
+
+def _box_to_percent(box: Mapping[str, float], width: float, height: float) -> dict[str, float]:
+    """Pixels of the displayed image -> Label Studio's percent of it."""
+    return {
+        "x": box["left"] * 100.0 / width,
+        "y": box["top"] * 100.0 / height,
+        "width": box["width"] * 100.0 / width,
+        "height": box["height"] * 100.0 / height,
+    }
+
+
+def _percent_to_box(value: Mapping[str, Any], width: float, height: float) -> dict[str, float]:
+    """Label Studio's percent (with an optional rotation around the top-left corner, in degrees)
+    -> the axis-aligned pixel box that contains it. Unrounded."""
+    left = float(value["x"]) * width / 100.0
+    top = float(value["y"]) * height / 100.0
+    w = float(value["width"]) * width / 100.0
+    h = float(value["height"]) * height / 100.0
+    rotation = float(value.get("rotation") or 0.0) % 360.0
+    if rotation:
+        # Rotate in pixel space: percent axes have different scales.
+        cos, sin = math.cos(math.radians(rotation)), math.sin(math.radians(rotation))
+        xs = [left + dx * cos - dy * sin for dx, dy in ((0, 0), (w, 0), (w, h), (0, h))]
+        ys = [top + dx * sin + dy * cos for dx, dy in ((0, 0), (w, 0), (w, h), (0, h))]
+        left, top, w, h = min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
+    return {"left": left, "top": top, "width": w, "height": h}
+
+
+def _round_clip(box: Mapping[str, float], width: int, height: int) -> dict[str, int]:
+    """Integer pixels inside the image. Edges are rounded, not sizes, so errors do not add up."""
+    x0 = min(max(round(box["left"]), 0), width)
+    y0 = min(max(round(box["top"]), 0), height)
+    x1 = min(max(round(box["left"] + box["width"]), 0), width)
+    y1 = min(max(round(box["top"] + box["height"]), 0), height)
+    return {"left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0}
+
+
+def _same_geometry(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    return all(abs(a[k] - b[k]) <= KEPT_TOLERANCE_PX for k in ("left", "top", "width", "height"))
+
+
+def to_labelstudio_task(task: Mapping[str, Any]) -> JsonDict:
+    """One review task (docs/data-contracts.md) -> a Label Studio task with pre-annotations.
+
+    `data.image` is the `s3://` source-ref: Label Studio resolves it through the project's S3
+    storage into a presigned URL each time a reviewer opens the task.
+    """
+    source = task["source-ref"]
+    size = task["image_size"]
+    width, height = int(size["width"]), int(size["height"])
+    data = {
+        IMAGE_TAG: source,
+        "source_ref": source,
+        "image_size": dict(size),
+        "taskType": task["taskType"],
+        "predicted": list(task.get("predictions", [])),  # what collect compares the answer with
+    }
+    result: list[JsonDict] = []
+    scores: list[float] = []
+    for index, prediction in enumerate(task.get("predictions", [])):
+        confidence = prediction.get("confidence")
+        if confidence is not None:
+            scores.append(float(confidence) / 100.0)
+        if task["taskType"] == "detection":
+            if "box" not in prediction:
+                continue
+            value = {**_box_to_percent(prediction["box"], width, height), "rotation": 0}
+            result.append(
+                {
+                    "id": f"p{index}",
+                    "from_name": BOX_TAG,
+                    "to_name": IMAGE_TAG,
+                    "type": "rectanglelabels",
+                    "original_width": width,
+                    "original_height": height,
+                    "image_rotation": 0,
+                    "value": {**value, "rectanglelabels": [prediction["label"]]},
+                    **({"score": float(confidence) / 100.0} if confidence is not None else {}),
+                }
+            )
+    if task["taskType"] == "classification":
+        chosen = [p["label"] for p in task.get("predictions", [])]
+        if chosen:
+            result.append(
+                {
+                    "id": "p0",
+                    "from_name": CHOICES_TAG,
+                    "to_name": IMAGE_TAG,
+                    "type": "choices",
+                    "value": {"choices": chosen},
+                }
+            )
+    ls_task: JsonDict = {"data": data}
+    if result:
+        prediction_doc: JsonDict = {"model_version": MODEL_VERSION, "result": result}
+        if scores:
+            prediction_doc["score"] = min(scores)  # sort the queue by the least sure label
+        ls_task["predictions"] = [prediction_doc]
+    return ls_task
+
+
+# --------------------------------------------------------------------------------------------
+# Status derivation (pure)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BoxOutcome:
+    boxes: list[JsonDict] = field(default_factory=list)  # final boxes with status
+    removed: list[JsonDict] = field(default_factory=list)
+
+
+def derive_box_statuses(
+    predicted: Sequence[Mapping[str, Any]], answered: Sequence[Mapping[str, Any]], width: int, height: int
+) -> BoxOutcome:
+    """Compare the reviewer's boxes with the model's, both `{label, left, top, width, height}` in
+    (unrounded) pixels. Kept: same label, every side within 0.5 px. Adjusted: the best remaining
+    overlap with IoU >= 0.5 (moved, resized or relabelled). Added: the reviewer's boxes left over.
+    Removed: the model's boxes left over. Output pixels are integers clipped to the image; a kept
+    box keeps the prediction's exact pixels."""
+    free_pred = list(range(len(predicted)))
+    matched: dict[int, tuple[int, str]] = {}  # answered index -> (predicted index, status)
+    for a_index, box in enumerate(answered):
+        for p_index in free_pred:
+            pred = predicted[p_index]
+            if pred["label"] == box["label"] and _same_geometry(pred, box):
+                matched[a_index] = (p_index, "kept")
+                free_pred.remove(p_index)
+                break
+    pairs = sorted(
+        (
+            (iou_of_dicts(answered[a], predicted[p]), a, p)
+            for a in range(len(answered))
+            if a not in matched
+            for p in free_pred
+        ),
+        key=lambda item: (-item[0], item[1], item[2]),
+    )
+    for overlap, a_index, p_index in pairs:
+        if overlap < ADJUSTED_MIN_IOU:
+            break
+        if a_index in matched or p_index not in free_pred:
+            continue
+        matched[a_index] = (p_index, "adjusted")
+        free_pred.remove(p_index)
+    outcome = BoxOutcome()
+    for a_index, box in enumerate(answered):
+        p_index, status = matched.get(a_index, (-1, "added"))
+        source = predicted[p_index] if status == "kept" else box
+        outcome.boxes.append({"label": box["label"], **_round_clip(source, width, height), "status": status})
+    for p_index in free_pred:
+        pred = predicted[p_index]
+        outcome.removed.append({"label": pred["label"], **_round_clip(pred, width, height)})
+    return outcome
+
+
+def derive_label_statuses(
+    predicted: Sequence[str], answered: Sequence[str]
+) -> tuple[list[JsonDict], list[JsonDict]]:
+    """Classification: labels the reviewer left checked are kept, newly checked added, unchecked
+    predictions removed."""
+    predicted_set = set(predicted)
+    answered_unique = list(dict.fromkeys(answered))
+    labels = [
+        {"label": label, "status": "kept" if label in predicted_set else "added"} for label in answered_unique
+    ]
+    removed = [{"label": label} for label in dict.fromkeys(predicted) if label not in set(answered_unique)]
+    return labels, removed
+
+
+def _boxes_from_result(result: Iterable[Mapping[str, Any]], width: int, height: int) -> list[JsonDict]:
+    boxes = []
+    for item in result:
+        if item.get("type") != "rectanglelabels" or item.get("from_name", BOX_TAG) != BOX_TAG:
+            continue
+        value = item.get("value", {})
+        names = value.get("rectanglelabels") or []
+        if not names:
+            continue
+        # Label Studio records the size it displayed; our image_size is the authority when absent.
+        w = float(item.get("original_width") or width)
+        h = float(item.get("original_height") or height)
+        boxes.append({"label": names[0], **_percent_to_box(value, w, h)})
+    return boxes
+
+
+def _choices_from_result(result: Iterable[Mapping[str, Any]]) -> list[str]:
+    chosen: list[str] = []
+    for item in result:
+        if item.get("type") == "choices" and item.get("from_name", CHOICES_TAG) == CHOICES_TAG:
+            chosen.extend(item.get("value", {}).get("choices", []))
+    return chosen
+
+
+def _submitted_annotation(task: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The latest answer a reviewer submitted (not skipped); None when nobody answered."""
+    answers = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
+    if not answers:
+        return None
+    return max(answers, key=lambda a: (a.get("updated_at") or a.get("created_at") or "", a.get("id") or 0))
+
+
+def reviewed_record(task: Mapping[str, Any], project_id: int) -> JsonDict | None:
+    """An exported Label Studio task -> a reviewed record, or None when nobody answered it."""
+    annotation = _submitted_annotation(task)
+    if annotation is None:
+        return None
+    data = task["data"]
+    size = data["image_size"]
+    width, height = int(size["width"]), int(size["height"])
+    record: JsonDict = {
+        "source-ref": data["source_ref"],
+        "taskType": data["taskType"],
+        "image_size": {"width": width, "height": height, "depth": int(size.get("depth", 3))},
+        "boxes": [],
+        "labels": [],
+        "removed": [],
+        "reviewer": f"labelstudio:{project_id}",
+        "humanReviewed": True,
+    }
+    answer = annotation.get("result") or []
+    # The model's labels come from the task data (exact pixels from review/tasks.jsonl), not from
+    # Label Studio's prediction objects, which its JSON export lists only by id.
+    predicted = data.get("predicted", [])
+    if data["taskType"] == "detection":
+        outcome = derive_box_statuses(
+            [{"label": p["label"], **p["box"]} for p in predicted if "box" in p],
+            _boxes_from_result(answer, width, height),
+            width,
+            height,
+        )
+        record["boxes"], record["removed"] = outcome.boxes, outcome.removed
+    else:
+        record["labels"], record["removed"] = derive_label_statuses(
+            [p["label"] for p in predicted], _choices_from_result(answer)
+        )
+    return record

@@ -1,0 +1,324 @@
+"""The Label Studio review backend's contract: create the run's project, check its progress,
+collect the answers as normalized reviewed records and skip records."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from labeling_loop.errors import ReviewBackendError
+from labeling_loop.jsonl import JsonDict, JsonlWriter, read_json, read_jsonl, write_json
+from labeling_loop.layout import RunLayout
+from labeling_loop.review.labelstudio.client import LabelStudioClient
+from labeling_loop.review.labelstudio.convert import (
+    MODEL_VERSION,
+    TaskType,
+    label_config,
+    reviewed_record,
+    to_labelstudio_task,
+)
+from labeling_loop.review.plan import PlanSummary
+from labeling_loop.run_config import RunConfig
+from labeling_loop.s3_uri import S3Uri
+
+logger = logging.getLogger(__name__)
+
+IMPORT_CHUNK = 500  # tasks per import request: small bodies, bounded memory
+EXPORT_CHUNK = 200  # task ids per export request
+PRESIGN_TTL_MINUTES = 60  # each page view presigns again, so links outlive this by days
+
+# --------------------------------------------------------------------------------------------
+# The backend contract: create, check, collect
+# --------------------------------------------------------------------------------------------
+
+
+def review_title(run_id: str) -> str:
+    """The run's project title, unique per run and within Label Studio's 50 characters (a
+    retried create finds the project by it)."""
+    title = f"Review {run_id}"
+    if len(title) <= 50:
+        return title
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
+    return f"Review {run_id[:34]}-{digest}"
+
+
+def _find_project(ls: LabelStudioClient, title: str) -> JsonDict | None:
+    for project in ls.paginate("/api/projects/", {"title": title, "page_size": 100}):
+        if project.get("title") == title:
+            return project
+    return None
+
+
+def _storage_body(
+    project_id: int, images_bucket: str, images_prefix: str, s3_storage: Mapping[str, Any]
+) -> JsonDict:
+    credentials = s3_storage.get("credentials") or {}
+    body: JsonDict = {
+        "project": project_id,
+        "title": f"images s3://{images_bucket}/{images_prefix}",
+        "bucket": images_bucket,
+        "prefix": images_prefix,
+        "use_blob_urls": True,
+        "presign": True,
+        "presign_ttl": PRESIGN_TTL_MINUTES,
+        "recursive_scan": True,
+        "region_name": s3_storage.get("region"),
+        # None on AWS; an S3-compatible endpoint elsewhere. Label Studio refuses loopback and
+        # private endpoints here (SSRF protection): a local server is set with its S3_ENDPOINT.
+        "s3_endpoint": s3_storage.get("endpoint_url"),
+    }
+    # Without credentials Label Studio uses its own (host role or AWS_* environment), which is
+    # what a long review needs: a Lambda's temporary credentials expire within hours.
+    for key in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
+        if credentials.get(key):
+            body[key] = credentials[key]
+    if s3_storage.get("role_arn"):
+        body["role_arn"] = s3_storage["role_arn"]  # Label Studio Enterprise only
+    return body
+
+
+def _ensure_storage(
+    ls: LabelStudioClient,
+    project_id: int,
+    images_bucket: str,
+    images_prefix: str,
+    s3_storage: Mapping[str, Any],
+) -> int:
+    """Connect the images bucket as source storage, once. Never synced: our tasks are imported with
+    their predictions; the storage only resolves `s3://` references into presigned URLs."""
+    for storage in ls.get("/api/storages/s3/", {"project": project_id}) or []:
+        if storage.get("bucket") == images_bucket:
+            return int(storage["id"])
+    created = ls.post(
+        "/api/storages/s3/", _storage_body(project_id, images_bucket, images_prefix, s3_storage)
+    )
+    return int(created["id"])
+
+
+def _imported_refs(ls: LabelStudioClient, project_id: int) -> set[str]:
+    """Source-refs already in a project that an interrupted attempt made (retry path only)."""
+    refs: set[str] = set()
+    for task in ls.paginate(
+        "/api/tasks/",
+        {"project": project_id, "page_size": 1000, "fields": "task_only", "resolve_uri": "false"},
+        results_key="tasks",
+    ):
+        ref = task.get("data", {}).get("source_ref")
+        if ref:
+            refs.add(ref)
+    return refs
+
+
+def _chunks(items: Iterable[JsonDict], size: int) -> Iterator[list[JsonDict]]:
+    chunk: list[JsonDict] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def create_review(
+    s3: Any,
+    ls: LabelStudioClient,
+    layout: RunLayout,
+    *,
+    run_id: str,
+    task_type: TaskType,
+    labels: list[str],
+    images_bucket: str,
+    images_prefix: str,
+    s3_storage: dict[str, Any],
+    title: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Create the run's review project from `review/tasks.jsonl`; return (and store in
+    `review/labelstudio.json`) `{"projectId", "taskCount", "createdAt", "url"}`.
+
+    Idempotent: a retried step returns the stored state, or finds the project by its title,
+    reuses its storage and imports only the tasks that are not there yet.
+    """
+    state_uri = layout.labelstudio_state
+    try:
+        stored = read_json(s3, state_uri)
+    except s3.exceptions.NoSuchKey:
+        stored = None
+    if stored:
+        logger.info("review project exists", extra={"projectId": stored["projectId"], "runId": run_id})
+        return dict(stored)
+
+    project = _find_project(ls, title)
+    if project is None:
+        project = ls.post(
+            "/api/projects/",
+            {
+                "title": title,
+                "description": f"Model-assisted review of run {run_id} ({task_type})",
+                "label_config": label_config(task_type, labels),
+                "show_collab_predictions": True,  # pre-annotate with the model's labels
+                "model_version": MODEL_VERSION,
+                "maximum_annotations": 1,
+            },
+        )
+        already: set[str] = set()
+    else:
+        already = _imported_refs(ls, int(project["id"]))
+        logger.info("resuming review project", extra={"projectId": project["id"], "tasksThere": len(already)})
+    project_id = int(project["id"])
+    _ensure_storage(ls, project_id, images_bucket, images_prefix, s3_storage)
+
+    task_count = 0
+
+    def fresh_tasks() -> Iterator[JsonDict]:
+        nonlocal task_count
+        for task in read_jsonl(s3, layout.review_tasks):
+            task_count += 1
+            if task["source-ref"] not in already:
+                yield to_labelstudio_task(task)
+
+    imported = 0
+    for chunk in _chunks(fresh_tasks(), IMPORT_CHUNK):
+        ls.post(f"/api/projects/{project_id}/import", chunk, params={"commit_to_project": "true"})
+        imported += len(chunk)
+    created_at = (now or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
+    state = {
+        "projectId": project_id,
+        "taskCount": task_count,
+        "createdAt": created_at,
+        "url": f"{ls.url}/projects/{project_id}/data",
+    }
+    write_json(s3, state_uri, state)
+    logger.info("review project ready", extra={**state, "imported": imported})
+    return state
+
+
+def stored_state(s3: Any, layout: RunLayout) -> dict[str, Any]:
+    """The run's project, as `create_review` stored it (`review/labelstudio.json`)."""
+    return dict(read_json(s3, layout.labelstudio_state))
+
+
+def read_token(secretsmanager: Any, secret_arn: str) -> str:
+    """The API token from Secrets Manager: the secret string is the token, or JSON `{"token": ...}`."""
+    secret = str(secretsmanager.get_secret_value(SecretId=secret_arn)["SecretString"]).strip()
+    if secret.startswith("{"):
+        token = json.loads(secret).get("token", "")
+        if not token:
+            raise ReviewBackendError(f"secret {secret_arn} is JSON without a 'token' field")
+        return str(token).strip()
+    return secret
+
+
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def preflight(ls: LabelStudioClient) -> JsonDict:
+    """Prove the server answers and accepts the token (who am I), without touching any project.
+    Raises ReviewBackendError with the URL and HTTP status otherwise."""
+    user = ls.get("/api/current-user/whoami")
+    return {"url": ls.url, "user": str(user.get("email") or user.get("username") or user.get("id", ""))}
+
+
+def check_review(
+    ls: LabelStudioClient, state: Mapping[str, Any], *, deadline_hours: float, now: datetime
+) -> dict[str, Any]:
+    """Progress of the review. `done` (what the state machine's poll loop leaves on) when every task
+    has a submitted answer, or when `deadline_hours` have passed since the project was created:
+    collect then records the unanswered tasks as skipped."""
+    project = ls.get(f"/api/projects/{int(state['projectId'])}/")
+    total = int(project.get("task_number") or 0)
+    annotated = int(project.get("num_tasks_with_annotations") or 0)
+    current = now if now.tzinfo else now.replace(tzinfo=UTC)
+    all_annotated = total > 0 and annotated >= total
+    deadline_passed = current >= _parse_time(str(state["createdAt"])) + timedelta(hours=deadline_hours)
+    return {
+        "projectId": int(state["projectId"]),
+        "total": total,
+        "annotated": annotated,
+        "allAnnotated": all_annotated,
+        "deadlinePassed": deadline_passed,
+        "done": all_annotated or deadline_passed,
+    }
+
+
+def _task_ids(ls: LabelStudioClient, project_id: int) -> Iterator[int]:
+    for task in ls.paginate(
+        "/api/tasks/",
+        {"project": project_id, "page_size": 1000, "fields": "task_only", "resolve_uri": "false"},
+        results_key="tasks",
+    ):
+        yield int(task["id"])
+
+
+def _export(ls: LabelStudioClient, project_id: int) -> Iterator[JsonDict]:
+    """The project's JSON export, a chunk of task ids at a time so memory stays flat."""
+    ids = list(_task_ids(ls, project_id))
+    for start in range(0, len(ids), EXPORT_CHUNK):
+        params: list[tuple[str, Any]] = [("exportType", "JSON"), ("download_all_tasks", "true")]
+        params += [("ids[]", task_id) for task_id in ids[start : start + EXPORT_CHUNK]]
+        yield from ls.get(f"/api/projects/{project_id}/export", params) or []
+
+
+def collect_review(
+    s3: Any, ls: LabelStudioClient, layout: RunLayout, state: dict[str, Any]
+) -> dict[str, Any]:
+    """Write `review/reviewed.jsonl` (one reviewed record per answered task) and
+    `skipped/review-labelstudio.jsonl` (one `not-reviewed` skip record per unanswered task)."""
+    project_id = int(state["projectId"])
+    counts = {"kept": 0, "adjusted": 0, "added": 0, "removed": 0}
+    skipped_uri = layout.skipped_part("review", "labelstudio")
+    with JsonlWriter(s3, layout.reviewed) as reviewed, JsonlWriter(s3, skipped_uri) as skipped:
+        for task in _export(ls, project_id):
+            record = reviewed_record(task, project_id)
+            if record is None:
+                skipped.write(
+                    {
+                        "source-ref": task["data"]["source_ref"],
+                        "stage": "review",
+                        "reason": "not-reviewed",
+                        "detail": f"no submitted annotation in Label Studio project {project_id} "
+                        f"(task {task.get('id')})",
+                    }
+                )
+                continue
+            reviewed.write(record)
+            for item in record["boxes"] + record["labels"]:
+                counts[item["status"]] += 1
+            counts["removed"] += len(record["removed"])
+    summary = {
+        "projectId": project_id,
+        "reviewed": reviewed.count,
+        "skipped": skipped.count,
+        "reviewedUri": str(layout.reviewed),
+        "skippedUri": str(skipped_uri),
+        "counts": counts,
+    }
+    logger.info("review collected", extra=summary)
+    return summary
+
+
+def create_run_review(
+    s3: Any, ls: LabelStudioClient, config: RunConfig, plan: PlanSummary, *, region: str
+) -> dict[str, Any]:
+    """`create_review` for one run: the plan's task type and labels, the run's images bucket as
+    the project's storage (read with Label Studio's own credentials)."""
+    images = S3Uri.parse(config.images).as_prefix()
+    return create_review(
+        s3,
+        ls,
+        config.layout(),
+        run_id=config.runId,
+        task_type=plan.task_type,
+        labels=plan.labels,
+        images_bucket=images.bucket,
+        images_prefix=images.key,
+        s3_storage={"region": region, "endpoint_url": None},
+        title=review_title(config.runId),
+    )

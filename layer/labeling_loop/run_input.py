@@ -1,0 +1,170 @@
+"""The execution input, merged over the stack's defaults and checked against what the stack grants.
+
+A console execution started with `{}` works: the stack passes its parameters to the first state as
+one JSON value (`RUN_DEFAULTS`, built in template.yaml), and the few fields the stack does not set
+have their defaults here. Anything wrong fails the first state with `InvalidInput`, naming the
+field, before the model is touched or anything is billed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from labeling_loop.errors import InvalidInput
+from labeling_loop.run_config import (
+    BatchesPerInferenceUnit,
+    Confidence,
+    ImagesPerBatch,
+    ImagesPerJob,
+    InferenceUnits,
+    JobNamePrefix,
+    Labels,
+    LabelsPerJob,
+    LabelStudioUrl,
+    ModelPollSeconds,
+    ModelStartTimeoutMinutes,
+    ProjectVersionArn,
+    RequestedTaskType,
+    ReviewBackend,
+    ReviewDeadlineHours,
+    ReviewPollSeconds,
+    RunConfig,
+    RunId,
+    S3Prefix,
+    SecretArn,
+    TaskTimeLimitSeconds,
+    WorkersPerObject,
+    WorkteamArn,
+)
+from labeling_loop.s3_uri import S3Uri
+from labeling_loop.settings import StackSettings
+
+OFF = "off"
+# RunConfig fields that may be None (a feature off, or a backend setting that does not apply).
+_NULLABLE = frozenset(
+    name for name, field in RunConfig.model_fields.items() if type(None) in get_args(field.annotation)
+)
+
+
+class RunInput(BaseModel):
+    """The execution input as a person, a schedule or a script writes it: every field optional.
+    A field left out (or null) takes the stack's default; the last four have no stack parameter
+    and default here. Field types and bounds are RunConfig's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    projectVersionArn: ProjectVersionArn | None = None
+    images: S3Prefix | None = None
+    output: S3Prefix | None = None
+    reviewBackend: ReviewBackend | None = None
+    minInferenceUnits: InferenceUnits | None = None
+    minConfidence: Confidence | None = None
+    autoAcceptConfidence: Confidence | Literal["off"] | None = None
+    maxImagesPerJob: ImagesPerJob | None = None
+    maxLabelsPerJob: LabelsPerJob | None = None
+    taskTimeLimitSeconds: TaskTimeLimitSeconds | None = None
+    workersPerObject: WorkersPerObject | None = None
+    reviewDeadlineHours: ReviewDeadlineHours | None = None
+    workteamArn: WorkteamArn | None = None
+    labelStudioUrl: LabelStudioUrl | None = None
+    labelStudioTokenSecretArn: SecretArn | None = None
+    imagesPerBatch: ImagesPerBatch | None = None
+    batchesPerInferenceUnit: BatchesPerInferenceUnit | None = None
+    modelPollSeconds: ModelPollSeconds | None = None
+    reviewPollSeconds: ReviewPollSeconds | None = None
+    modelStartTimeoutMinutes: ModelStartTimeoutMinutes | None = None
+    # No stack parameter for these:
+    taskType: RequestedTaskType = "auto"
+    incremental: bool = False
+    jobNamePrefix: JobNamePrefix = "lab"
+    labels: Labels = Field(default_factory=list)
+    runId: RunId | None = None
+
+    @field_validator("workteamArn", "labelStudioUrl", "labelStudioTokenSecretArn", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # An empty string (an empty stack parameter pasted into the input) means "none".
+        return None if value == "" else value
+
+
+def run_id_from_execution(execution_name: str) -> str:
+    """A run id from the execution name: lower case, [a-z0-9-], at most 40 characters."""
+    cleaned = re.sub(r"[^a-z0-9]+", "-", execution_name.lower()).strip("-")
+    cleaned = re.sub(r"-{2,}", "-", cleaned)[:40].strip("-")
+    return cleaned or "run"
+
+
+def _describe_errors(error: ValidationError) -> str:
+    """One message per field, named as the input names it (`labels.2`), not by pydantic's types."""
+    parts: dict[str, str] = {}
+    for item in error.errors():
+        # The field, and list positions inside it; a union (a number or "off") adds one entry per
+        # branch with the branch's type in its location, which means nothing to the user.
+        loc = item["loc"]
+        field = ".".join([str(loc[0]), *(str(p) for p in loc[1:] if isinstance(p, int))]) if loc else "input"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "is not a known input field"
+        elif item["type"] == "missing":
+            message = "is required (no default is configured in the stack)"
+        parts.setdefault(field, f"{field}: {message}")
+    return "; ".join(parts.values())
+
+
+def stack_defaults(stack: StackSettings) -> dict[str, Any]:
+    """The stack's defaults (RUN_DEFAULTS), validated as an input: a bad stack parameter is named.
+    An empty parameter (a string template parameter left at "") gives no default."""
+    try:
+        defaults = RunInput.model_validate({k: v for k, v in stack.run_defaults.items() if v != ""})
+    except ValidationError as error:
+        raise InvalidInput(f"RUN_DEFAULTS (stack parameters): {_describe_errors(error)}") from None
+    return defaults.model_dump(exclude_unset=True)
+
+
+def validate_input(raw: Any, *, execution_name: str, stack: StackSettings) -> RunConfig:
+    """Merge the execution input over the stack's defaults and validate it, naming bad fields."""
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"input: must be a JSON object, got {type(raw).__name__}")
+    try:
+        given = RunInput.model_validate({k: v for k, v in raw.items() if v is not None})
+    except ValidationError as error:
+        raise InvalidInput(_describe_errors(error)) from None
+    merged = {**stack_defaults(stack), **given.model_dump(exclude_unset=True)}
+    resolved = RunInput.model_validate(merged).model_dump()
+    if resolved["autoAcceptConfidence"] == OFF:
+        resolved["autoAcceptConfidence"] = None
+    resolved["runId"] = resolved["runId"] or run_id_from_execution(execution_name)
+    # What is still unset and may not be None is missing: RunConfig names it as required.
+    resolved = {k: v for k, v in resolved.items() if v is not None or k in _NULLABLE}
+    try:
+        config = RunConfig.model_validate(resolved)
+    except ValidationError as error:
+        raise InvalidInput(_describe_errors(error)) from None
+    _check_within_stack(config, stack)
+    return config
+
+
+def _check_within_stack(config: RunConfig, stack: StackSettings) -> None:
+    """The input may only narrow what the stack grants: its buckets, its output prefix, its region.
+    IAM would refuse later, after the model started; saying it first is cheaper and clearer."""
+    images_bucket = S3Uri.parse(config.images).bucket
+    output_bucket = S3Uri.parse(config.output).bucket
+    if images_bucket != stack.images_bucket:
+        raise InvalidInput(
+            f"images: bucket {images_bucket!r} is not the stack's images bucket {stack.images_bucket!r}"
+        )
+    if output_bucket != stack.output_bucket:
+        raise InvalidInput(
+            f"output: bucket {output_bucket!r} is not the stack's output bucket {stack.output_bucket!r}"
+        )
+    # The roles may only write under the stack's output prefix (GroundTruthRole, the map's results).
+    default_output = stack.run_defaults.get("output")
+    if default_output and not config.output.startswith(str(S3Uri.parse(default_output).as_prefix())):
+        raise InvalidInput(f"output: must be under the stack's output prefix {default_output!r}")
+    if config.model_region != stack.region:
+        raise InvalidInput(
+            f"projectVersionArn: the model is in {config.model_region}, the stack in {stack.region}"
+        )
