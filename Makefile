@@ -40,14 +40,22 @@ validate: venv sam  ## sam validate --lint and cfn-lint over template.yaml (offl
 build: sam  ## sam build, offline (python3.13 on PATH, no container)
 	PATH="$(PYTHON_BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build
 
-lint: venv
+lint: venv  ## ruff (lint and format check) and mypy
 	$(VENV)/bin/ruff check layer functions localcloud ops tests bench
+	$(VENV)/bin/ruff format --check layer functions localcloud ops tests bench
+	$(VENV)/bin/mypy
 
-test: venv labelstudio-venv chromium validate build checkov  ## everything CI runs
+test: venv labelstudio-venv chromium lint validate build checkov  ## everything CI runs
 	$(VENV)/bin/pytest
 
-unit: venv
-	$(VENV)/bin/pytest tests/unit tests/contract
+unit: venv  ## pure code, single functions and the local cloud's parts (seconds)
+	$(VENV)/bin/pytest tests/unit
+
+contract: venv  ## template, definition, code and IAM agree
+	$(VENV)/bin/pytest tests/contract
+
+e2e: venv labelstudio-venv chromium  ## whole executions in the local cloud
+	$(VENV)/bin/pytest tests/e2e
 
 demo: venv  ## one whole turn of the loop in the local cloud over $(COUNT) synthetic images
 	$(if $(filter labelstudio,$(BACKEND)),$(MAKE) labelstudio-venv,)

@@ -24,9 +24,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # model, not the machine, must be the limit.
 SCALE = 2.4
 AWS_LIKE = {
-    "tps_per_inference_unit": 5.0,  # the withdrawn "one IU supports up to 5 TPS" (aws-facts 1.6)
+    "tps_per_inference_unit": 5.0,  # the withdrawn "one IU supports up to 5 TPS" (docs/aws-facts.md §1.6, §8)
     "detect_latency_s": 0.5,  # per DetectCustomLabels call, an assumption
-    "start_latency_s": 120.0,  # "a few minutes" (aws-facts 1.6)
+    "start_latency_s": 120.0,  # "a few minutes" (docs/aws-facts.md §1.6, §8)
     "stop_latency_s": 24.0,
     "labeling_job_latency_s": 24.0,
 }

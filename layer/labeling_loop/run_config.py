@@ -77,13 +77,7 @@ def _labels(value: list[str]) -> list[str]:
     return sorted({label.strip() for label in value})
 
 
-def _count(low: int, high: int) -> Any:
-    return Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=low, le=high)]
-
-
-def _amount(low: float, high: float) -> Any:
-    return Annotated[float, BeforeValidator(_not_a_boolean), Field(ge=low, le=high)]
-
+_NUMBER = BeforeValidator(_not_a_boolean)
 
 ProjectVersionArn = Annotated[
     str,
@@ -97,20 +91,20 @@ S3Prefix = Annotated[str, AfterValidator(_s3_prefix)]
 ReviewBackend = Literal["groundtruth", "labelstudio"]
 RequestedTaskType = Literal["auto", "detection", "classification"]
 TaskType = Literal["detection", "classification"]
-InferenceUnits = _count(1, 100)
-Confidence = _amount(0, 100)
-# Ground Truth: at most 100,000 objects per labeling job (docs/aws-facts.md §3.2).
-ImagesPerJob = _count(1, 100_000)
+InferenceUnits = Annotated[int, _NUMBER, Field(ge=1, le=100)]
+Confidence = Annotated[float, _NUMBER, Field(ge=0, le=100)]
+# Ground Truth: at most 100,000 objects per labeling job (docs/aws-facts.md §3.7).
+ImagesPerJob = Annotated[int, _NUMBER, Field(ge=1, le=100_000)]
 # Bounding-box jobs: 50 labels through the API (docs/aws-facts.md §3.1; the crowd-bounding-box
 # element's page says 10, see §8).
-LabelsPerJob = _count(2, 50)
+LabelsPerJob = Annotated[int, _NUMBER, Field(ge=2, le=50)]
 # TaskTimeLimitInSeconds: 30 s to 8 h for image tasks (docs/aws-facts.md §3.2).
-TaskTimeLimitSeconds = _count(30, 28_800)
+TaskTimeLimitSeconds = Annotated[int, _NUMBER, Field(ge=30, le=28_800)]
 # NumberOfHumanWorkersPerDataObject: 1-9 (docs/aws-facts.md §3.2).
-WorkersPerObject = _count(1, 9)
+WorkersPerObject = Annotated[int, _NUMBER, Field(ge=1, le=9)]
 # Private workforce task availability: at most 30 days (docs/aws-facts.md §3.2); also the Label
 # Studio deadline. Fractions allowed (0.5 = 30 minutes), for short reviews and compressed-time runs.
-ReviewDeadlineHours = _amount(0.001, 720)
+ReviewDeadlineHours = Annotated[float, _NUMBER, Field(ge=0.001, le=720)]
 WorkteamArn = Annotated[
     str,
     _pattern(
@@ -119,11 +113,11 @@ WorkteamArn = Annotated[
 ]
 LabelStudioUrl = Annotated[str, AfterValidator(_url)]
 SecretArn = Annotated[str, _pattern(SECRET_ARN, "must be a Secrets Manager secret ARN")]
-ImagesPerBatch = _count(1, 500)
-BatchesPerInferenceUnit = _count(1, 50)
-ModelPollSeconds = _count(1, 3600)
-ReviewPollSeconds = _count(60, 86_400)
-ModelStartTimeoutMinutes = _count(1, 720)
+ImagesPerBatch = Annotated[int, _NUMBER, Field(ge=1, le=500)]
+BatchesPerInferenceUnit = Annotated[int, _NUMBER, Field(ge=1, le=50)]
+ModelPollSeconds = Annotated[int, _NUMBER, Field(ge=1, le=3600)]
+ReviewPollSeconds = Annotated[int, _NUMBER, Field(ge=60, le=86_400)]
+ModelStartTimeoutMinutes = Annotated[int, _NUMBER, Field(ge=1, le=720)]
 JobNamePrefix = Annotated[
     str, _pattern(JOB_NAME_PREFIX, "must be 1-10 lower-case letters, digits and single hyphens")
 ]
@@ -226,7 +220,8 @@ def numeric_bounds() -> dict[str, tuple[float, float, bool]]:
         low = next((m.ge for m in metadata if isinstance(m, annotated_types.Ge)), None)
         high = next((m.le for m in metadata if isinstance(m, annotated_types.Le)), None)
         if low is not None and high is not None:
-            bounds[name] = (float(low), float(high), kind is int)
+            # annotated_types declares ge/le as comparison protocols; here they are numbers.
+            bounds[name] = (float(low), float(high), kind is int)  # type: ignore[arg-type]
     return bounds
 
 

@@ -12,36 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_aws import use_fake_aws
 from sam_translate import ROOT, TEMPLATE_PATH, load_sam_template, translate
-
-REGION = "us-east-1"
-FAKE_ACCOUNT = "123456789012"
-FAKE_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-}
-# Never reach for the machine's own profile, config or instance metadata.
-UNSET_AWS_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
-
-
-def _fake_aws(monkeypatch: pytest.MonkeyPatch, tmp_dir: Path) -> None:
-    for name, value in FAKE_AWS_ENV.items():
-        monkeypatch.setenv(name, value)
-    for name in UNSET_AWS_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_dir / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_dir / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture(autouse=True)
-def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Fake credentials and us-east-1 for every test, whatever the machine has."""
-    _fake_aws(monkeypatch, tmp_path)
+def aws_credentials(fake_aws_env: pytest.MonkeyPatch) -> None:
+    """Fake credentials and us-east-1 for every test, whatever the machine has (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +38,7 @@ def translated_template(
 ) -> Iterator[dict[str, Any]]:
     """The CloudFormation template SAM deploys, computed once per session."""
     with pytest.MonkeyPatch.context() as monkeypatch:
-        _fake_aws(monkeypatch, tmp_path_factory.mktemp("aws"))
+        use_fake_aws(monkeypatch, tmp_path_factory.mktemp("aws"))
         yield translate(sam_template, ROOT)
 
 

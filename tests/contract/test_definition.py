@@ -31,7 +31,7 @@ LAMBDA_SERVICE_ERRORS = {
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 }
-# Step Functions' own error names [SF-ERR]; a custom error may not start with `States.`.
+# Step Functions' own error names (docs/aws-facts.md §4.4); a custom error may not start with `States.`.
 RESERVED_STATES_ERRORS = {
     "States.ALL",
     "States.BranchFailed",

@@ -68,7 +68,7 @@ ACCEPTED_MANAGED_WILDCARDS = {
     ),
 }
 # Actions that do not support resource-level permissions, so "*" is the only possible resource
-# [IAM-RK] [SAM-SM] (CloudWatch Logs delivery for state machine logging; X-Ray).
+# docs/aws-facts.md §5.1, §4.8, §5.3 (CloudWatch Logs delivery for state machine logging; X-Ray).
 STAR_RESOURCE_ACTIONS = (
     "rekognition:DescribeProjects",
     "logs:*LogDelivery*",

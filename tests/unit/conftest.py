@@ -13,38 +13,11 @@ import pytest
 from fixtures_aws import IMAGES_BUCKET, OUTPUT_BUCKET, REGION, RUN_STATE_TABLE, create_run_state_table
 from moto import mock_aws
 
-# Variables that would point boto3 at a real account or endpoint if the machine has them.
-_MACHINE_AWS = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_ENDPOINT_URL_REKOGNITION",
-    "AWS_ENDPOINT_URL_DYNAMODB",
-)
-
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Fake credentials and the test region; Powertools tracing and metrics off."""
-    for name in _MACHINE_AWS:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_SERVICE_NAME": "labeling-loop",
-        "POWERTOOLS_METRICS_NAMESPACE": "LabelingLoop",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-    }.items():
-        monkeypatch.setenv(name, value)
-    yield monkeypatch
+def aws_env(fake_aws_env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Fake credentials and the test region (tests/conftest.py); Powertools tracing and metrics off."""
+    return fake_aws_env
 
 
 _session: boto3.Session | None = None

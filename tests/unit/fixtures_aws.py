@@ -6,14 +6,12 @@ template creates; the model ARN is in the test region, as ValidateInput requires
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import deployed_stack
@@ -23,6 +21,7 @@ from labeling_loop.run_config import RunConfig
 from labeling_loop.run_input import validate_input
 from labeling_loop.s3_uri import S3Uri
 from labeling_loop.settings import StackSettings
+from lambda_harness import FakeLambdaContext, load_event, load_handler  # noqa: F401 (re-exported)
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -180,7 +179,7 @@ def answer_with(client: Any, responder: Responder) -> list[tuple[str, dict[str, 
 @dataclass
 class FakeCustomLabels:
     """Rekognition Custom Labels as the model-control code sees it: one project, one model version
-    whose status the test moves; start/stop behave as the API documents ([RK-SPV] [RK-STOP])."""
+    whose status the test moves; start/stop behave as the API documents (docs/aws-facts.md §1.1, §1.2)."""
 
     status: str = "STOPPED"
     min_units: int = 1
@@ -244,34 +243,6 @@ class FakeCustomLabels:
 # Handlers -----------------------------------------------------------------------------------------
 
 
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "labeling-loop-Function-TEST"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:labeling-loop-Function-TEST"
-    aws_request_id: str = "7f1c9a52-3c2e-4e0b-9a51-1f2d3c4b5a69"
-    log_group_name: str = "/aws/lambda/labeling-loop"
-    log_stream_name: str = "2026/01/01/[$LATEST]abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
-
-
-def load_handler(name: str) -> ModuleType:
-    """functions/<name>/app.py as a fresh module (the folders are not packages). Its boto3 clients
-    are made at import time, so call this inside the moto context."""
-    path = REPO / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"handler_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_event(name: str) -> dict[str, Any]:
-    return json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
-
-
 def stack_parameters(**overrides: str) -> dict[str, str]:
     """Template parameters of the unit tests' stack: its buckets, model and workteam."""
     return {
@@ -288,3 +259,14 @@ def validate_input_environment(**parameters: str) -> dict[str, str]:
     return deployed_stack.function_environment(
         "ValidateInputFunction", stack_parameters(**parameters), table=RUN_STATE_TABLE
     )
+
+
+# The stack defaults that name places or identities (the model, buckets, workforce, review server).
+IDENTITY_FIELDS = frozenset(
+    {"projectVersionArn", "images", "output", "workteamArn", "labelStudioUrl", "labelStudioTokenSecretArn"}
+)
+
+
+def numeric_stack_defaults() -> dict[str, Any]:
+    """The template's defaults that are not places or identities: numbers and the backend."""
+    return {k: v for k, v in stack_settings().run_defaults.items() if k not in IDENTITY_FIELDS}

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
 from labeling_loop.errors import ManifestValidationError
 from labeling_loop.layout import RunLayout
 from labeling_loop.manifest.build import build_manifest
 from labeling_loop.manifest.rules import errors_only, validate_line
 from labeling_loop.s3_uri import S3Uri
-from moto import mock_aws
 
 OUT_BUCKET = "out-bucket"
 NOW = datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
@@ -22,18 +19,9 @@ LAYOUT = RunLayout.for_run(S3Uri(OUT_BUCKET, "runs"), "run1")
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=OUT_BUCKET)
-        yield client
+def s3(moto_s3: Any) -> Any:
+    moto_s3.create_bucket(Bucket=OUT_BUCKET)
+    return moto_s3
 
 
 def put_jsonl(s3: Any, uri: S3Uri, records: list[dict[str, Any]]) -> None:

@@ -5,7 +5,6 @@ service model (moto does not implement labeling jobs)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +17,6 @@ from labeling_loop.review.groundtruth.collect import collect as collect_review
 from labeling_loop.review.groundtruth.collect import diff_boxes
 from labeling_loop.review.groundtruth.jobs import plan_jobs
 from labeling_loop.s3_uri import S3Uri
-from moto import mock_aws
 
 BUCKET = "out-bucket"
 ACCOUNT = "111122223333"
@@ -27,17 +25,10 @@ SIZE = {"width": 640, "height": 480, "depth": 3}
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        # Created inside mock_aws but answered by the Stubber, which runs first.
-        sagemaker = boto3.client("sagemaker", region_name="us-east-1")
-        yield s3, sagemaker
+def aws(moto_s3: Any) -> tuple[Any, Any]:
+    moto_s3.create_bucket(Bucket=BUCKET)
+    # Created inside mock_aws but answered by the Stubber, which runs first.
+    return moto_s3, boto3.client("sagemaker", region_name="us-east-1")
 
 
 @pytest.fixture

@@ -3,15 +3,9 @@ shaped like Ground Truth's (tests/events/gt_verification_*.json)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
 from labeling_loop.errors import InvalidInput
 from labeling_loop.review.groundtruth.task_lambdas import (
@@ -20,61 +14,27 @@ from labeling_loop.review.groundtruth.task_lambdas import (
     pre_annotate,
     worker_votes,
 )
-from moto import mock_aws
+from lambda_harness import EVENTS, FakeLambdaContext, load_event, load_handler
 
-ROOT = Path(__file__).resolve().parents[2]
-EVENTS = ROOT / "tests" / "events"
 WORK_BUCKET = "gt-work-bucket"
 PAYLOAD_KEY = "consolidation-request/iteration-1/0/2024-01-01_00:00:00.json"
 
 
-def load_event(name: str) -> dict[str, Any]:
-    return json.loads((EVENTS / name).read_text())
-
-
-def load_handler(folder: str) -> ModuleType:
-    """Function folders are not packages: load `functions/<folder>/app.py` from its path."""
-    spec = importlib.util.spec_from_file_location(f"{folder}_app", ROOT / "functions" / folder / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "test-function"
-    memory_limit_in_mb: int = 128
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:111122223333:function:test-function"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "labeling-loop-test")
-
-
-@pytest.fixture
-def s3(aws_env: None) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=WORK_BUCKET)
-        client.put_object(
-            Bucket=WORK_BUCKET,
-            Key=PAYLOAD_KEY,
-            Body=(EVENTS / "gt_verification_consolidation_payload.json").read_bytes(),
-        )
-        # Object 3's answer is stored in S3 (annotationData.s3Uri) instead of inline.
-        client.put_object(
-            Bucket=WORK_BUCKET,
-            Key="worker-response/d-answer.json",
-            Body=json.dumps({"labels": {"indoor": True, "outdoor": False}, "predicted": '["outdoor"]'}),
-        )
-        yield client
+def s3(moto_s3: Any) -> Any:
+    moto_s3.create_bucket(Bucket=WORK_BUCKET)
+    moto_s3.put_object(
+        Bucket=WORK_BUCKET,
+        Key=PAYLOAD_KEY,
+        Body=(EVENTS / "gt_verification_consolidation_payload.json").read_bytes(),
+    )
+    # Object 3's answer is stored in S3 (annotationData.s3Uri) instead of inline.
+    moto_s3.put_object(
+        Bucket=WORK_BUCKET,
+        Key="worker-response/d-answer.json",
+        Body=json.dumps({"labels": {"indoor": True, "outdoor": False}, "predicted": '["outdoor"]'}),
+    )
+    return moto_s3
 
 
 EXPECTED_CONSOLIDATION = [
@@ -210,10 +170,10 @@ def test_consolidation_uses_the_event_label_attribute(s3: Any) -> None:
 # --- handlers ----------------------------------------------------------------------------------------
 
 
-def test_pre_annotation_handler(aws_env: None) -> None:
+def test_pre_annotation_handler(fake_aws_env: pytest.MonkeyPatch) -> None:
     handler = load_handler("verification_pre_annotation")
 
-    result = handler.lambda_handler(load_event("gt_verification_pre_annotation.json"), FakeContext())
+    result = handler.lambda_handler(load_event("gt_verification_pre_annotation.json"), FakeLambdaContext())
 
     assert result["taskInput"]["taskObject"] == "s3://images-bucket/photos/a.jpg"
     assert result["isHumanAnnotationRequired"] is True
@@ -224,7 +184,7 @@ def test_consolidation_handler_reads_the_request_with_its_module_client(s3: Any)
     handler = load_handler("verification_consolidation")  # client made at import, inside the mock
     assert handler.s3.meta.config.retries["mode"] == "standard"
 
-    result = handler.lambda_handler(load_event("gt_verification_consolidation.json"), FakeContext())
+    result = handler.lambda_handler(load_event("gt_verification_consolidation.json"), FakeLambdaContext())
 
     assert result == EXPECTED_CONSOLIDATION
     json.dumps(result)

@@ -17,7 +17,7 @@ import string
 from typing import Any
 
 import pytest
-from fixtures_aws import stack_settings
+from fixtures_aws import numeric_stack_defaults
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from labeling_loop.errors import InvalidInput
@@ -44,20 +44,7 @@ REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-
 NUMBERS = {k: v for k, v in numeric_bounds().items() if k != "autoAcceptConfidence"}
 
 
-# The template's defaults that are not locations or identities (numbers, the backend).
-NUMERIC_DEFAULTS = {
-    k: v
-    for k, v in stack_settings().run_defaults.items()
-    if k
-    not in {
-        "projectVersionArn",
-        "images",
-        "output",
-        "workteamArn",
-        "labelStudioUrl",
-        "labelStudioTokenSecretArn",
-    }
-}
+NUMERIC_DEFAULTS = numeric_stack_defaults()
 
 
 def _bucket(uri: Any, fallback: str) -> str:

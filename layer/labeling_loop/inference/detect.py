@@ -22,7 +22,7 @@ from labeling_loop.s3_uri import S3Uri
 # Calls in flight per batch: image reads and DetectCustomLabels calls are I/O bound.
 THREADS_PER_BATCH = 4
 
-# DetectCustomLabels errors that say "this image", not "this service" [RK-DCL].
+# DetectCustomLabels errors that say "this image", not "this service" (docs/aws-facts.md §1.4).
 IMAGE_ERRORS = {
     "InvalidImageFormatException": "corrupt-image",
     "ImageTooLargeException": "image-too-large",

@@ -1,6 +1,6 @@
 """Image facts read from the file header with Pillow, without decoding pixels.
 
-Limits for DetectCustomLabels [RK-DCL] [CL-LIM]: PNG or JPEG, S3 object at most 15 MB, 64-4096 px
+Limits for DetectCustomLabels (docs/aws-facts.md §1.4): PNG or JPEG, S3 object at most 15 MB, 64-4096 px
 per side, aspect ratio at most 20:1.
 """
 

@@ -1,6 +1,6 @@
 """List the images to label under an S3 prefix and pre-batch them for the fan-out.
 
-Custom Labels reads PNG and JPEG only [RK-DCL]; the extension decides (any case), and objects
+Custom Labels reads PNG and JPEG only (docs/aws-facts.md §1.4); the extension decides (any case), and objects
 without one are asked for their content type. Other image formats are listed and skipped with a
 reason, so the user sees them; non-image files (manifests, notes) are ignored.
 """

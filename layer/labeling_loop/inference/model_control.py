@@ -1,8 +1,8 @@
 """Start, watch and stop the Custom Labels model for one run.
 
-The model is billed per inference-unit hour from start to stop, idle time included [CL-RUN], so a
-run starts it only when it is stopped, and the last run holding a lease stops it right after
-inference. Status values: [RK-DPV]; errors: [RK-SPV] [RK-STOP].
+The model is billed per inference-unit hour from start to stop, idle time included
+(docs/aws-facts.md §1.1), so a run starts it only when it is stopped, and the last run holding a
+lease stops it right after inference. Status values: docs/aws-facts.md §1.3; errors: §1.1, §1.2.
 """
 
 from __future__ import annotations

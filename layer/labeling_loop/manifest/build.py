@@ -4,20 +4,14 @@ report (docs/data-contracts.md).
 Memory stays flat whatever the number of images: records are streamed, lines are spooled to disk
 by JsonlWriter, model quality is summed by QualityAccumulator, and everything that must be looked
 up by `source-ref` (which images are already in the manifest or skipped, the model's predictions
-for a reviewed image) lives in a SQLite file under /tmp instead of a Python dict. SQLite is in the
-standard library, so Lambda needs no extra package; /tmp is 512 MB by default, and the index needs
-roughly 100 bytes per image.
+for a reviewed image) lives in a SQLite file under /tmp (`spill_index`) instead of a Python dict.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from labeling_loop.geometry import ratio_to_pixels
@@ -34,14 +28,13 @@ from labeling_loop.layout import RunLayout
 from labeling_loop.manifest.lines import ClassMap, build_line, skip_record
 from labeling_loop.manifest.quality import DEFAULT_IOU_THRESHOLD, LabeledBox, QualityAccumulator
 from labeling_loop.manifest.rules import REASON_INVALID, ManifestValidator, errors_only, inspect_line
+from labeling_loop.manifest.spill_index import IN_MANIFEST, SKIPPED, SpillIndex
 from labeling_loop.review.plan import PlanSummary
 from labeling_loop.run_config import RunConfig
 
 MAX_WARNINGS = 50  # report.json stays small however broken a run is
 MAX_LISTED_REFS = 20  # images named in one warning
 
-_IN_MANIFEST = 1
-_SKIPPED = 2
 
 # Skips a reviewer should hear about: the review did not end as planned for these images.
 _REVIEW_SKIP_TEXT = {
@@ -57,66 +50,6 @@ _FIX_TEXT = {
     "label-dropped-unknown": "labels dropped (not in the run's label set)",
     "label-dropped-duplicate": "duplicate labels dropped",
 }
-
-
-class _SpillIndex:
-    """Disk-backed lookups by source-ref, so neither the predictions nor the set of images seen
-    are held in memory."""
-
-    def __init__(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="build-manifest-")
-        self._db = sqlite3.connect(str(Path(self._dir.name) / "index.sqlite3"))
-        # A throwaway index: no journal, no fsync; a crash just reruns the step.
-        self._db.execute("PRAGMA journal_mode=OFF")
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE seen (ref TEXT PRIMARY KEY, kind INTEGER) WITHOUT ROWID")
-        self._db.execute("CREATE TABLE predictions (ref TEXT PRIMARY KEY, data BLOB) WITHOUT ROWID")
-        self._db.execute("CREATE TABLE listed (ref TEXT PRIMARY KEY) WITHOUT ROWID")
-        self.predictions_loaded = False
-
-    def __enter__(self) -> _SpillIndex:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._db.close()
-        self._dir.cleanup()
-
-    def claim(self, ref: str, kind: int) -> bool:
-        """Record where an image went; False if it was already somewhere (first one wins)."""
-        cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (ref, kind))
-        return cursor.rowcount == 1
-
-    def kind(self, ref: str) -> int | None:
-        row = self._db.execute("SELECT kind FROM seen WHERE ref = ?", (ref,)).fetchone()
-        return row[0] if row else None
-
-    def load_predictions(self, rows: Iterator[tuple[str, bytes]]) -> None:
-        self._db.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?)", rows)
-        self.predictions_loaded = True
-
-    def prediction(self, ref: str) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT data FROM predictions WHERE ref = ?", (ref,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def load_listed(self, refs: Iterator[tuple[str]]) -> None:
-        self._db.executemany("INSERT OR IGNORE INTO listed VALUES (?)", refs)
-
-    def unaccounted(self, limit: int) -> tuple[int, list[str]]:
-        """Listed images neither in the manifest nor skipped."""
-        query = "FROM listed WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.ref = listed.ref)"
-        return self._count_and_sample(query, limit)
-
-    def unlisted(self, limit: int) -> tuple[int, list[str]]:
-        """Images in the manifest or skipped that the inventory does not list."""
-        query = "FROM seen WHERE NOT EXISTS (SELECT 1 FROM listed WHERE listed.ref = seen.ref)"
-        return self._count_and_sample(query, limit)
-
-    def _count_and_sample(self, query: str, limit: int) -> tuple[int, list[str]]:
-        count = self._db.execute(f"SELECT COUNT(*) {query}").fetchone()[0]
-        sample = [r[0] for r in self._db.execute(f"SELECT ref {query} ORDER BY ref LIMIT ?", (limit,))]
-        return count, sample
 
 
 def _prediction_rows(s3: Any, layout: RunLayout) -> Iterator[tuple[str, bytes]]:
@@ -240,7 +173,7 @@ def build_manifest(
         skipped_by_reason[reason] = skipped_by_reason.get(reason, 0) + 1
         counts.add("imagesSkipped")
 
-    with _SpillIndex() as index:
+    with SpillIndex() as index:
         with JsonlWriter(s3, layout.manifest) as manifest, JsonlWriter(s3, layout.skipped) as skipped:
             # People's answers first: if an image is both reviewed and auto-accepted, the review wins.
             for source in (layout.reviewed, layout.auto_accepted):
@@ -266,7 +199,7 @@ def build_manifest(
                             line, skip = None, skip_record(ref, REASON_INVALID, f"line breaks {codes}")
                         else:
                             encoded = dumps(line).encode("utf-8")
-                    if not index.claim(ref, _IN_MANIFEST if line is not None else _SKIPPED):
+                    if not index.claim(ref, IN_MANIFEST if line is not None else SKIPPED):
                         note("duplicate reviewed records ignored (first one kept)")
                         continue
                     human = bool(record.get("humanReviewed"))
@@ -292,8 +225,8 @@ def build_manifest(
                 if not isinstance(ref, str):
                     note("skip records without source-ref ignored")
                     continue
-                if not index.claim(ref, _SKIPPED):
-                    if index.kind(ref) == _IN_MANIFEST:
+                if not index.claim(ref, SKIPPED):
+                    if index.kind(ref) == IN_MANIFEST:
                         note("skip records of images that are in the manifest ignored")
                     else:
                         note("duplicate skip records ignored")
@@ -331,7 +264,7 @@ def build_manifest(
 def _add_quality(
     s3: Any,
     layout: RunLayout,
-    index: _SpillIndex,
+    index: SpillIndex,
     quality: QualityAccumulator,
     record: Mapping[str, Any],
     ref: str,
@@ -352,7 +285,7 @@ def _add_quality(
         quality.add_classification(predicted, [str(r) for r in reference if r is not None])
 
 
-def _check_invariant(s3: Any, layout: RunLayout, index: _SpillIndex, counts: dict[str, int]) -> list[str]:
+def _check_invariant(s3: Any, layout: RunLayout, index: SpillIndex, counts: dict[str, int]) -> list[str]:
     """imagesListed == imagesInManifest + imagesSkipped, or warnings naming the images that differ."""
     listed, in_manifest, skipped = counts["imagesListed"], counts["imagesInManifest"], counts["imagesSkipped"]
     if listed == in_manifest + skipped:

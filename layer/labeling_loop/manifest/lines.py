@@ -204,7 +204,7 @@ def build_classification_line(
     names: list[str] = []
     for raw in raw_labels:
         name = raw.get("label") if isinstance(raw, Mapping) else raw
-        if name not in class_map:
+        if not isinstance(name, str) or name not in class_map:
             result.fix("label-dropped-unknown")
             continue
         if name in names:

@@ -244,7 +244,7 @@ def _classification_issues(
     if problem:
         issues.append(Issue("INVALID_LABEL_NAME", f"{attr}: {problem}", source=SRC_LIMITS))
     confidence = metadata.get("confidence")
-    if not _is_number(confidence) or not 0 <= confidence <= 1:
+    if not isinstance(confidence, int | float) or not _is_number(confidence) or not 0 <= confidence <= 1:
         issues.append(
             Issue(
                 "MISSING_CONFIDENCE", f"{attr}: confidence must be a number in 0-1", source=SRC_CLASSIFICATION

@@ -31,7 +31,7 @@ from labeling_loop.run_config import RunConfig, TaskType
 # --------------------------------------------------------------------------------------------------
 
 # Accounts that own the built-in PRE-<Type> / ACS-<Type> Lambdas, one per region; the same account
-# serves every task type of a region. aws-facts 3.3, from the AnnotationConsolidationConfig and
+# serves every task type of a region (docs/aws-facts.md §3.3), from the AnnotationConsolidationConfig and
 # HumanTaskConfig API reference:
 # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_AnnotationConsolidationConfig.html
 AWS_TASK_LAMBDA_ACCOUNTS: dict[str, str] = {
@@ -65,14 +65,14 @@ JobKind = Literal["det", "cls"]
 
 # The attribute our input manifests carry the model's predictions under, and the attributes the
 # review jobs write. Adjustment/verification jobs must use a LabelAttributeName different from the
-# one holding the labels under review (aws-facts 3.1, GT-VA); none may end in `-ref` or `-metadata`.
+# one holding the labels under review (docs/aws-facts.md §3.1, §3.4); none may end in `-ref` or `-metadata`.
 PREDICTIONS_ATTRIBUTE = "model-predictions"
 DETECTION_ATTRIBUTE = "reviewed-boxes"
 CLASSIFICATION_ATTRIBUTE = "reviewed-labels"
 LABEL_ATTRIBUTE = {"detection": DETECTION_ATTRIBUTE, "classification": CLASSIFICATION_ATTRIBUTE}
 
-# Label category limits through the API (Ground Truth quotas, aws-facts 3.1 [GT-Q]): bounding box
-# 50, label verification unlimited. Conflict (aws-facts 6): DescribeLabelingJob's doc says
+# Label category limits through the API (Ground Truth quotas, docs/aws-facts.md §3.1): bounding box
+# 50, label verification unlimited. Conflict (docs/aws-facts.md §8): DescribeLabelingJob's doc says
 # "Box bounding labeling jobs (all): 10 labels" and `crowd-bounding-box`'s `labels` says "Limit: 10".
 # We enforce the documented API quota (50) and leave the stricter figure to a real-account test.
 MAX_DETECTION_LABELS = 50
