@@ -216,7 +216,7 @@ def run_stages(size: int, stages: list[str], measure: str | None, root: Path, ki
             s3,
             layout,
             read_jsonl(s3, layout.review_tasks),
-            task_type=summary.task_type,  # type: ignore[arg-type]
+            task_type=summary.task_type,
             labels=summary.labels,
             run_id="bench",
             job_name_prefix="lab",

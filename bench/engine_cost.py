@@ -1,5 +1,5 @@
 """Benchmark 3: engine cost per 1,000 images. State transitions (every state the interpreter
-entered, Distributed Map children included: localcloud.interpreter.counters) and Lambda invocations
+entered, Distributed Map children included: localcloud.engine.interpreter.counters) and Lambda invocations
 of the measured workflow runs, and the estimated AWS cost from bench/prices.py.
 Goal: under 60 transitions and under 20 invocations per 1,000 images."""
 

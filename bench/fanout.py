@@ -76,9 +76,9 @@ class _DetectClock:
 
 
 def _config(units: int) -> Any:
-    from localcloud.cloud import LocalCloudConfig
-    from localcloud.emulators.rekognition import CustomLabelsConfig
-    from localcloud.emulators.sagemaker import GroundTruthConfig
+    from localcloud.engine.cloud import LocalCloudConfig
+    from localcloud.services.custom_labels import CustomLabelsConfig
+    from localcloud.services.groundtruth import GroundTruthConfig
 
     e = common.EMULATED
     return LocalCloudConfig(
@@ -94,7 +94,7 @@ def _config(units: int) -> Any:
 
 
 def _upload(cloud: Any, bucket: str, count: int, data: bytes) -> tuple[list[str], set[str]]:
-    from localcloud.truth import Truth, TruthBox
+    from localcloud.data.truth import Truth, TruthBox
 
     keys, truth = [], {}
     for i in range(count):
@@ -123,8 +123,8 @@ def _retry_mode(mode: str | None) -> None:
 def run_workflow(
     units: int, images: int, extra_input: dict[str, Any], retry_mode: str | None
 ) -> dict[str, Any]:
-    from localcloud import interpreter
-    from localcloud.cloud import LocalCloud
+    from localcloud.engine import interpreter
+    from localcloud.engine.cloud import LocalCloud
     from localcloud.runner import execute, wait_for_model_stopped
 
     data = tiny_jpeg()
@@ -214,7 +214,7 @@ def run_baseline(units: int, images: int) -> dict[str, Any]:
     no image header), with boto3's default retries."""
     import boto3
 
-    from localcloud.cloud import LocalCloud
+    from localcloud.engine.cloud import LocalCloud
 
     data = tiny_jpeg()
     cfg = _config(units)

@@ -70,7 +70,10 @@ ALL = {
 
 
 def price_table() -> str:
-    rows = ["| item | USD | per | confirmed in docs/aws-facts.md | source |", "| --- | --- | --- | --- | --- |"]
+    rows = [
+        "| item | USD | per | confirmed in docs/aws-facts.md | source |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, p in ALL.items():
         rows.append(
             f"| {name} | {p.usd:.10g} | {p.unit} | {'yes' if p.confirmed else 'no (unconfirmed)'} | {p.url} |"

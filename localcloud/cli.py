@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from localcloud import faults as faults_module
+from localcloud.engine import faults as faults_module
 from localcloud.runner import default_config, run_local, write_outputs
 
 
 def _progress(stop: threading.Event, started: float) -> None:
     """Print which state the run is in, every couple of seconds."""
-    from localcloud import interpreter
+    from localcloud.engine import interpreter
 
     while not stop.wait(2.0):
         print(
@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None) -> int:
         with contextlib.ExitStack() as stack:
             server = None
             if run_input.get("reviewBackend") == "labelstudio":
-                from localcloud.labelstudio_review import labelstudio_with_local_s3
+                from localcloud.services.labelstudio.backend import labelstudio_with_local_s3
 
                 print("Starting Label Studio on 127.0.0.1 (about a minute)...", flush=True)
                 server = stack.enter_context(labelstudio_with_local_s3(Path(args.out) / "labelstudio"))
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             required=True,
             help="folder for output.manifest, report.json, skipped.jsonl, history.json, run.json",
         )
-        p.add_argument("--faults", help="JSON file of faults to inject (see localcloud/faults.py)")
+        p.add_argument("--faults", help="JSON file of faults to inject (see localcloud/engine/faults.py)")
         p.add_argument("--input", help="execution input as JSON text, merged over the defaults")
         p.add_argument("--input-file", help="execution input from a JSON file (e.g. events/cli.json)")
         p.add_argument("--backend", choices=["groundtruth", "labelstudio"], help="review backend")
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ["LOCALCLOUD_LOG_LEVEL"] = "ERROR"
     if args.command == "demo":
-        from localcloud.dataset import generate
+        from localcloud.data.dataset import generate
 
         data = Path(args.data) / args.task
         manifest = data / "truth.manifest"

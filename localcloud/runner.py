@@ -15,12 +15,13 @@ from typing import Any
 from labeling_loop.jsonl import read_json, read_jsonl
 from labeling_loop.s3_uri import S3Uri
 
-from localcloud import faults as faults_module
-from localcloud import interpreter
-from localcloud.cloud import LocalCloud, LocalCloudConfig, Stack
-from localcloud.emulators.rekognition import CustomLabelsConfig
-from localcloud.emulators.sagemaker import GroundTruthConfig
-from localcloud.truth import load_truth
+from localcloud.data.truth import load_truth, manifest_lines
+from localcloud.engine import faults as faults_module
+from localcloud.engine import interpreter
+from localcloud.engine.cloud import LocalCloud, LocalCloudConfig, RunOutcome
+from localcloud.engine.deployment import Stack
+from localcloud.services.custom_labels import CustomLabelsConfig, TaskType
+from localcloud.services.groundtruth import GroundTruthConfig
 
 LOG = logging.getLogger(__name__)
 IMAGES_PREFIX = "incoming/"
@@ -63,7 +64,7 @@ def prepare(
     images_dir: Path,
     truth_manifest: Path | None,
     *,
-    task_type: str = "detection",
+    task_type: TaskType = "detection",
     model_status: str = "STOPPED",
     parameters: dict[str, str] | None = None,
 ) -> tuple[Stack, str, list[str]]:
@@ -73,8 +74,9 @@ def prepare(
     stack = cloud.deploy(parameters)
     refs = cloud.upload_folder(images_dir, IMAGES_PREFIX)
     if truth_manifest is not None:
-        lines = [json.loads(line) for line in truth_manifest.read_text().splitlines() if line.strip()]
-        cloud.add_truth(load_truth(lines, f"s3://{stack.images_bucket}/{IMAGES_PREFIX}"))
+        cloud.add_truth(
+            load_truth(manifest_lines(truth_manifest), f"s3://{stack.images_bucket}/{IMAGES_PREFIX}")
+        )
     arn = cloud.add_model(task_type, status=model_status)
     return stack, arn, refs
 
@@ -97,7 +99,7 @@ def run_prefix_of(stack: Stack, run_id: str) -> str:
 
 def collect(
     cloud: LocalCloud,
-    outcome: Any,
+    outcome: RunOutcome,
     stack: Stack,
     model_arn: str,
     run_id: str,
@@ -106,48 +108,16 @@ def collect(
 ) -> LocalRunResult:
     """Everything about a finished run, read back from the cloud before it closes."""
     prefix = run_prefix_of(stack, run_id)
-    manifest = _read_jsonl(cloud, prefix + "output.manifest")
-    report = _read_json(cloud, prefix + "report.json")
-    skipped = _read_jsonl(cloud, prefix + "skipped.jsonl")
-    inventory = _read_jsonl(cloud, prefix + "inventory.jsonl")
-    counts = report.get("counts", {})
-    meter = cloud.rekognition.meter(model_arn)
-    jobs = cloud.groundtruth.jobs
-    history = cloud.history(outcome.execution_arn)
-    summary = {
-        "status": outcome.status,
-        "error": outcome.error,
-        "cause": outcome.cause,
-        "execution_arn": outcome.execution_arn,
-        "run_prefix": prefix,
-        "images_listed": counts.get("imagesListed", len(inventory)),
-        "images_in_manifest": counts.get("imagesInManifest", len(manifest)),
-        "images_auto_accepted": counts.get("imagesAutoAccepted", 0),
-        "images_skipped": counts.get("imagesSkipped", len(skipped)),
-        "labeling_jobs": sorted(jobs),
-        "model_started_by_run": meter.get("start_calls", 0) > 0,
-        "model_status_at_end": cloud.rekognition.status(model_arn),
-        "model_running_seconds": round(meter.get("billed_seconds", 0.0), 3),
-        "state_transitions": interpreter.counters.state_transitions - transitions_before,
-        "lambda_invocations": sum(cloud.runtime.invocations.values()),
-        "detect_calls": meter.get("detect_calls", 0),
-        "throttled_calls": meter.get("throttled_calls", 0),
-        "wall_seconds": round(wall_seconds, 3),
-        "model_quality": report.get("modelQuality", {}),
-        "boxes_changed_by_people": counts.get("boxesAdjusted", 0)
-        + counts.get("boxesAdded", 0)
-        + counts.get("boxesRemoved", 0),
-    }
-    return LocalRunResult(
-        summary=summary,
+    result = LocalRunResult(
+        summary={},
         output=outcome.output,
-        history=history,
-        manifest=manifest,
-        report=report,
-        skipped=skipped,
-        inventory=inventory,
-        labeling_jobs=jobs,
-        model_meter=meter,
+        history=cloud.history(outcome.execution_arn),
+        manifest=_read_jsonl(cloud, prefix + "output.manifest"),
+        report=_read_json(cloud, prefix + "report.json"),
+        skipped=_read_jsonl(cloud, prefix + "skipped.jsonl"),
+        inventory=_read_jsonl(cloud, prefix + "inventory.jsonl"),
+        labeling_jobs=cloud.groundtruth.jobs,
+        model_meter=cloud.rekognition.meter(model_arn),
         lambda_invocations=dict(cloud.runtime.invocations),
         model_arn=model_arn,
         stack=stack,
@@ -157,6 +127,33 @@ def collect(
             "reviewed": _read_jsonl(cloud, prefix + "review/reviewed.jsonl"),
         },
     )
+    counts = result.report.get("counts", {})
+    meter = result.model_meter
+    result.summary = {
+        "status": outcome.status,
+        "error": outcome.error,
+        "cause": outcome.cause,
+        "execution_arn": outcome.execution_arn,
+        "run_prefix": prefix,
+        "images_listed": counts.get("imagesListed", len(result.inventory)),
+        "images_in_manifest": counts.get("imagesInManifest", len(result.manifest)),
+        "images_auto_accepted": counts.get("imagesAutoAccepted", 0),
+        "images_skipped": counts.get("imagesSkipped", len(result.skipped)),
+        "labeling_jobs": sorted(result.labeling_jobs),
+        "model_started_by_run": meter.get("start_calls", 0) > 0,
+        "model_status_at_end": cloud.rekognition.status(model_arn),
+        "model_running_seconds": round(meter.get("billed_seconds", 0.0), 3),
+        "state_transitions": interpreter.counters.state_transitions - transitions_before,
+        "lambda_invocations": sum(cloud.runtime.invocations.values()),
+        "detect_calls": meter.get("detect_calls", 0),
+        "throttled_calls": meter.get("throttled_calls", 0),
+        "wall_seconds": round(wall_seconds, 3),
+        "model_quality": result.report.get("modelQuality", {}),
+        "boxes_changed_by_people": counts.get("boxesAdjusted", 0)
+        + counts.get("boxesAdded", 0)
+        + counts.get("boxesRemoved", 0),
+    }
+    return result
 
 
 def wait_for_model_stopped(cloud: LocalCloud, arn: str, timeout: float = 30.0) -> str:
@@ -184,29 +181,29 @@ def execute(
     run_input: dict[str, Any],
     name: str,
     timeout: float = 600,
-    before_wait: Callable[[], None] | None = None,
+    before_wait: Callable[[str], None] | None = None,
 ) -> LocalRunResult:
     transitions_before = interpreter.counters.state_transitions
     invocations_before = dict(cloud.runtime.invocations)
     started = time.monotonic()
     execution_arn = cloud.start(run_input, name)
+    run_id = run_id_of(name, execution_arn)
     if before_wait:
-        before_wait()
+        before_wait(run_prefix_of(stack, run_id))
     outcome = cloud.wait(execution_arn, timeout)
     wall = time.monotonic() - started
-    result = collect(
-        cloud, outcome, stack, model_arn, name_to_run_id(run_input, name), transitions_before, wall
-    )
+    result = collect(cloud, outcome, stack, model_arn, run_id, transitions_before, wall)
     result.summary["lambda_invocations"] = sum(cloud.runtime.invocations.values()) - sum(
         invocations_before.values()
     )
     return result
 
 
-def name_to_run_id(run_input: dict[str, Any], name: str) -> str:
-    from labeling_loop.run_input import run_id_from_execution
+def run_id_of(name: str, execution_arn: str) -> str:
+    """The run id the workflow derives from its execution (the product's own rule)."""
+    from labeling_loop.run_input import run_id_for
 
-    return str(run_input.get("runId") or run_id_from_execution(name))
+    return run_id_for(name, execution_arn)
 
 
 def run_local(
@@ -216,7 +213,7 @@ def run_local(
     run_input: dict[str, Any] | None = None,
     faults: faults_module.Faults | None = None,
     config: LocalCloudConfig | None = None,
-    task_type: str = "detection",
+    task_type: TaskType = "detection",
     name: str = "local-run",
     timeout: float = 600,
     labelstudio: Any = None,
@@ -226,9 +223,9 @@ def run_local(
     """Deploy, upload, run one execution to its end, and read everything back.
 
     With `reviewBackend: labelstudio` in the input, `labelstudio` is a running LabelStudioServer
-    (see localcloud.labelstudio_review.labelstudio_with_local_s3); emulated reviewers answer the
-    run's project while the execution polls it."""
-    from localcloud.labelstudio_review import EmulatedReviewers, deploy_parameters
+    (see localcloud.services.labelstudio.backend.labelstudio_with_local_s3); emulated reviewers
+    answer the run's project while the execution polls it."""
+    from localcloud.services.labelstudio.backend import EmulatedReviewers, deploy_parameters
 
     backend = (run_input or {}).get("reviewBackend", "groundtruth")
     if backend == "labelstudio" and labelstudio is None:
@@ -248,7 +245,6 @@ def run_local(
             reviewers = EmulatedReviewers(
                 cloud,
                 labelstudio,
-                run_prefix_of(stack, name_to_run_id(full_input, name)),
                 accuracy=reviewer_accuracy,
                 unannotated_fraction=unannotated_fraction,
                 timeout=timeout,

@@ -11,11 +11,12 @@ from labeling_loop.run_config import state_payload
 from labeling_loop.run_input import validate_input
 from labeling_loop.settings import StackSettings, load
 
-from localcloud.template import Template
+from localcloud.engine.template import Template
 
 REPO = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+STATE_MACHINE = "labeling-loop-labeling-loop"  # ${AWS::StackName}-labeling-loop
 
 
 def function_environment(
@@ -52,8 +53,19 @@ def stack_settings(parameters: dict[str, str]) -> StackSettings:
     )
 
 
+def execution_arn(name: str) -> str:
+    """The ARN Step Functions gives an execution of the stack's state machine with this name."""
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{STATE_MACHINE}:{name}"
+
+
 def run_state(
     raw: dict[str, Any], parameters: dict[str, str], execution_name: str = "run-1"
 ) -> dict[str, Any]:
     """The state payload (`$.config`) the first state makes of the input `raw` on such a stack."""
-    return state_payload(validate_input(raw, execution_name=execution_name, stack=stack_settings(parameters)))
+    config = validate_input(
+        raw,
+        execution_name=execution_name,
+        execution_arn=execution_arn(execution_name),
+        stack=stack_settings(parameters),
+    )
+    return state_payload(config)

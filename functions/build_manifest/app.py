@@ -6,7 +6,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.aws_clients import client
+from labeling_loop import run_records
+from labeling_loop.aws_clients import client, retryable_transient_errors
 from labeling_loop.inference import claims
 from labeling_loop.manifest.build import build_run_manifest, run_result
 from labeling_loop.review.plan import PlanSummary
@@ -24,6 +25,7 @@ dynamodb = client("dynamodb")
 @metrics.log_metrics
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = from_state(event["config"])
     plan = PlanSummary.from_state(event["plan"])
@@ -31,6 +33,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     report = build_run_manifest(s3, config, plan, images_listed=images_listed, now=datetime.now(UTC))
     if config.incremental:
         claims.settle(dynamodb, SETTINGS.run_state_table, s3, config.layout(), config.runId)
+    run_records.finish(dynamodb, SETTINGS.run_state_table, config.executionArn, run_records.SUCCEEDED)
     counts = report["counts"]
     metrics.add_metric(name="ImagesInManifest", unit=MetricUnit.Count, value=counts["imagesInManifest"])
     metrics.add_metric(name="ImagesSkipped", unit=MetricUnit.Count, value=counts["imagesSkipped"])

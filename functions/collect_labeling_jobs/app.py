@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.aws_clients import client
+from labeling_loop.aws_clients import client, retryable_transient_errors
 from labeling_loop.jsonl import read_json
 from labeling_loop.review.groundtruth.collect import collect
 from labeling_loop.run_config import from_state
@@ -17,6 +17,7 @@ sagemaker = client("sagemaker")
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     layout = from_state(event["config"]).layout()
     result = collect(s3, sagemaker, layout, read_json(s3, layout.review_jobs))

@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.aws_clients import INFERENCE, client
+from labeling_loop.aws_clients import INFERENCE, client, retryable_transient_errors
 from labeling_loop.inference.detect import run_batch
 from labeling_loop.run_config import from_state
 
@@ -19,6 +19,7 @@ rekognition = client("rekognition", INFERENCE)
 @metrics.log_metrics
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = from_state(event["config"])
     batch = event["batch"]

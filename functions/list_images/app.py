@@ -4,7 +4,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.aws_clients import client
+from labeling_loop.aws_clients import client, retryable_transient_errors
 from labeling_loop.inference.listing import list_images
 from labeling_loop.run_config import from_state
 from labeling_loop.s3_uri import S3Uri
@@ -19,6 +19,7 @@ dynamodb = client("dynamodb")
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = from_state(event["config"])
     result = list_images(
@@ -32,7 +33,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         images_per_batch=config.imagesPerBatch,
         incremental=config.incremental,
         # A claim outlives the longest run this configuration allows, then lapses by itself.
-        claim_seconds=int(config.modelStartTimeoutMinutes * 60 + config.reviewDeadlineHours * 3600 + 86_400),
+        claim_seconds=config.longest_run_seconds,
     )
     logger.info("images listed", extra=result.to_dict())
     return result.to_dict()

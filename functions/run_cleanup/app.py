@@ -1,24 +1,27 @@
-"""Failure path: stop the model if this run's lease was the last, release image claims."""
+"""Failure path (the definition's Catch): stop the run's labeling jobs, release its model lease
+(stopping the model when no live execution needs it) and its image claims."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.aws_clients import client
+from labeling_loop.aws_clients import client, retryable_transient_errors
 from labeling_loop.cleanup import clean_up
+from labeling_loop.inference.model_control import Services
 from labeling_loop.run_config import from_state
 from labeling_loop.settings import RunStateSettings, load
 
 logger = Logger()
 tracer = Tracer()
 SETTINGS = load(RunStateSettings)
-rekognition = client("rekognition")
-dynamodb = client("dynamodb")
+services = Services.create(SETTINGS.run_state_table)
 s3 = client("s3")
+sagemaker = client("sagemaker")
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = from_state(event["config"])
     error = event.get("error") or {}
@@ -26,6 +29,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "run failed; cleaning up",
         extra={"error": error.get("Error"), "cause": str(error.get("Cause"))[:2000]},
     )
-    result = clean_up(rekognition, dynamodb, s3, SETTINGS.run_state_table, config, error)
+    result = clean_up(services, s3, sagemaker, config, error)
     logger.info("cleanup done", extra=result)
     return result

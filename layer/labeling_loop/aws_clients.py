@@ -4,10 +4,16 @@ Handlers create their clients once per container (module level) through these fu
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
+from botocore.retries import standard
+
+from labeling_loop.errors import TransientServiceError
 
 # Standard mode retries throttling and transient errors with exponential backoff and jitter
 # (botocore retry modes). The inference loop uses it too, with more attempts: measured in bench/
@@ -32,3 +38,49 @@ def error_code(error: Exception) -> str:
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code", ""))
     return type(error).__name__
+
+
+# What botocore's standard retry mode itself treats as transient or throttled: when such an error
+# is left after the client's own retries, the state machine retries the step later, with backoff
+# (it matches TransientServiceError), instead of failing the run.
+TRANSIENT_CODES = frozenset(
+    standard.TransientRetryableChecker._TRANSIENT_ERROR_CODES
+    + standard.ThrottledRetryableChecker._THROTTLED_ERROR_CODES
+    + [
+        "InternalServerError",
+        "InternalFailure",
+        "InternalError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+    ]
+)
+TRANSIENT_STATUS = frozenset(standard.TransientRetryableChecker._TRANSIENT_STATUS_CODES)
+TRANSIENT_EXCEPTIONS = standard.TransientRetryableChecker._TRANSIENT_EXCEPTION_CLS
+
+
+def is_transient(error: BaseException) -> bool:
+    if isinstance(error, TRANSIENT_EXCEPTIONS):
+        return True
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return error_code(error) in TRANSIENT_CODES or status in TRANSIENT_STATUS
+    return False
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def retryable_transient_errors(handler: F) -> F:
+    """Wrap a Lambda handler: an AWS error botocore gave up on as transient is re-raised as
+    TransientServiceError, which the definition's Retry blocks name."""
+
+    @functools.wraps(handler)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except Exception as error:
+            if is_transient(error):
+                raise TransientServiceError(f"{type(error).__name__}: {error}") from error
+            raise
+
+    return wrapped  # type: ignore[return-value]

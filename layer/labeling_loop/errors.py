@@ -27,15 +27,21 @@ class ModelNotRunningError(LabelingLoopError):
 
 
 class TransientServiceError(LabelingLoopError):
-    """A dependency answered with a transient error after the client's own retries."""
+    """A dependency answered with a transient error (throttling, 5xx, a dropped connection, a
+    timeout) after the client's own retries. The state machine retries it with backoff."""
+
+
+class LabelStudioUnavailableError(TransientServiceError):
+    """Label Studio could not be reached or answered 5xx; a review poll waits for it to come back."""
+
+
+class InferenceFailedError(LabelingLoopError):
+    """Too many images could not be inferred for reasons that are not the images' own (Rekognition
+    cannot read the bucket, the service refused); the message names the cause and the fix."""
 
 
 class ReviewBackendError(LabelingLoopError):
     """The review backend rejected the request (bad token, unreachable, misconfigured)."""
-
-
-class ReviewFailedError(LabelingLoopError):
-    """No review produced any label (every labeling job failed)."""
 
 
 class ManifestValidationError(LabelingLoopError):

@@ -74,6 +74,10 @@ class RunLayout:
         return self._at("review/labelstudio.json")
 
     @property
+    def labelstudio_tasks(self) -> S3Uri:
+        return self._at("review/labelstudio-tasks.jsonl")
+
+    @property
     def reviewed(self) -> S3Uri:
         return self._at("review/reviewed.jsonl")
 

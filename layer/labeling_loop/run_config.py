@@ -10,6 +10,7 @@ stack's defaults: every field present. Template parameters repeat the numeric bo
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -33,10 +34,21 @@ WORKTEAM_ARN = re.compile(
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[a-zA-Z0-9_/+=.@-]+$")
 # Ground Truth job names allow 63 chars; the run id goes inside them with a prefix and a suffix.
 RUN_ID = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,39}$")
+# arn:aws:states:<region>:<account>:execution:<state machine>:<execution name> (docs/aws-facts.md §4.2)
+EXECUTION_ARN = re.compile(r"^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:execution:[^:]+:[^:]+$")
 JOB_NAME_PREFIX = re.compile(r"^[a-z0-9](-?[a-z0-9]){0,9}$")
-# Each review poll adds about 6 history events; Standard executions stop at 25,000
-# (docs/aws-facts.md §4.2).
-MAX_REVIEW_POLLS = 3000
+# The execution history: a Standard execution fails at 25,000 events (docs/aws-facts.md §4.2), and
+# no Catch runs then. Each turn of a poll loop adds the events of its states: a Task 5 (entered,
+# scheduled, started, succeeded, exited), a Wait or a Choice 2. tests/contract/test_history_budget.py
+# counts them in the definition and fails when these numbers no longer match it.
+HISTORY_LIMIT = 25_000
+EVENTS_PER_MODEL_POLL = 9  # Model Running? -> Wait For Model -> Check Model
+EVENTS_PER_REVIEW_POLL = 9  # Wait For Label Studio Reviewers -> Check Label Studio Review -> Done?
+EVENTS_PER_JOB_POLL = 11  # a labeling job's child execution: Wait -> Describe -> Ended? -> Deadline?
+# Everything else one execution records, retries included (the straight path is ~110 events).
+OTHER_EVENTS = 1_000
+# A labeling job past the review deadline is stopped; give it this long to end (Stopping -> Stopped).
+JOB_STOP_GRACE_HOURS = 2
 MAX_LABEL_CHARS = 256  # label names: 1-256 characters (docs/aws-facts.md §2.3)
 MAX_LABELS = 250
 
@@ -123,6 +135,7 @@ JobNamePrefix = Annotated[
 ]
 Labels = Annotated[list[str], Field(max_length=MAX_LABELS), AfterValidator(_labels)]
 RunId = Annotated[str, _pattern(RUN_ID, "must be 1-40 lower-case letters, digits and single hyphens")]
+ExecutionArn = Annotated[str, _pattern(EXECUTION_ARN, "must be a Step Functions execution ARN")]
 
 
 # The resolved configuration --------------------------------------------------------------------
@@ -159,6 +172,9 @@ class RunConfig(BaseModel):
     jobNamePrefix: JobNamePrefix
     # Labels reviewers may use besides those the model predicted in this run (e.g. the dataset's).
     labels: Labels
+    # Who the run is: its execution (which holds leases and claims), and the id of its folder and jobs,
+    # derived from the execution (run_input.run_id_for) so that no two executions share one.
+    executionArn: ExecutionArn
     runId: RunId
 
     @model_validator(mode="after")
@@ -172,12 +188,58 @@ class RunConfig(BaseModel):
                 raise ValueError("labelStudioTokenSecretArn is required when reviewBackend is labelstudio")
         if self.autoAcceptConfidence is not None and self.autoAcceptConfidence < self.minConfidence:
             raise ValueError("autoAcceptConfidence must be at least minConfidence")
-        if self.reviewPollSeconds * MAX_REVIEW_POLLS < self.reviewDeadlineHours * 3600:
-            raise ValueError(
-                f"reviewPollSeconds must be at least reviewDeadlineHours * 3600 / {MAX_REVIEW_POLLS} "
-                "so that the execution history stays under 25,000 events"
-            )
+        problem = self.history_problem()
+        if problem:
+            raise ValueError(problem)
         return self
+
+    def history_events(self) -> dict[str, int]:
+        """The most history events the run's executions can record (the run itself, and each
+        labeling job's child execution), from its poll intervals and deadlines."""
+        model_polls = math.ceil(self.modelStartTimeoutMinutes * 60 / self.modelPollSeconds) + 1
+        review_seconds = self.reviewDeadlineHours * 3600
+        run = OTHER_EVENTS + model_polls * EVENTS_PER_MODEL_POLL
+        if self.reviewBackend == "labelstudio":
+            run += (math.ceil(review_seconds / self.reviewPollSeconds) + 1) * EVENTS_PER_REVIEW_POLL
+        job_seconds = review_seconds + JOB_STOP_GRACE_HOURS * 3600
+        job = OTHER_EVENTS + (math.ceil(job_seconds / self.reviewPollSeconds) + 1) * EVENTS_PER_JOB_POLL
+        return {"run": run, "labelingJob": job}
+
+    def history_problem(self) -> str | None:
+        """Why this run could cross the history limit (and fail without cleaning up), or None."""
+        events = self.history_events()
+        over = f"over the {HISTORY_LIMIT:,} an execution keeps"
+        deadline = f"reviewDeadlineHours {self.reviewDeadlineHours:g}"
+        fastest = f"poll at least every {self.fastest_review_poll()} s or shorten the deadline"
+        if events["run"] > HISTORY_LIMIT:
+            if self.reviewBackend == "labelstudio" and self.reviewPollSeconds < self.fastest_review_poll():
+                return (
+                    f"reviewPollSeconds: polling every {self.reviewPollSeconds} s for {deadline} would "
+                    f"record about {events['run']:,} history events, {over}; {fastest}"
+                )
+            return (
+                f"modelPollSeconds: polling every {self.modelPollSeconds} s for modelStartTimeoutMinutes "
+                f"{self.modelStartTimeoutMinutes} would record about {events['run']:,} history events, "
+                f"{over}; poll less often or shorten the timeout"
+            )
+        if self.reviewBackend == "groundtruth" and events["labelingJob"] > HISTORY_LIMIT:
+            return (
+                f"reviewPollSeconds: polling a labeling job every {self.reviewPollSeconds} s for {deadline} "
+                f"would record about {events['labelingJob']:,} history events, {over}; {fastest}"
+            )
+        return None
+
+    def fastest_review_poll(self) -> int:
+        """The shortest reviewPollSeconds that keeps every execution of the run under the limit."""
+        model_polls = math.ceil(self.modelStartTimeoutMinutes * 60 / self.modelPollSeconds) + 1
+        if self.reviewBackend == "labelstudio":
+            room = HISTORY_LIMIT - OTHER_EVENTS - model_polls * EVENTS_PER_MODEL_POLL
+            polls, seconds = room // EVENTS_PER_REVIEW_POLL - 1, self.reviewDeadlineHours * 3600
+        else:
+            room = HISTORY_LIMIT - OTHER_EVENTS
+            polls = room // EVENTS_PER_JOB_POLL - 1
+            seconds = (self.reviewDeadlineHours + JOB_STOP_GRACE_HOURS) * 3600
+        return math.ceil(seconds / max(polls, 1))
 
     # Derived values -------------------------------------------------------------------------------
 
@@ -197,6 +259,12 @@ class RunConfig(BaseModel):
     @property
     def version_name(self) -> str:
         return self._arn_part("version")
+
+    @property
+    def longest_run_seconds(self) -> int:
+        """How long this run may last: the model's start, the review, and a day for the rest. Image
+        claims and the run's record lapse by themselves after it."""
+        return int(self.modelStartTimeoutMinutes * 60 + self.reviewDeadlineHours * 3600 + 86_400)
 
     @property
     def map_concurrency(self) -> int:

@@ -8,12 +8,16 @@ field, before the model is touched or anything is billed.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import time
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from labeling_loop import run_records
 from labeling_loop.errors import InvalidInput
+from labeling_loop.jsonl import read_json, write_json
 from labeling_loop.run_config import (
     BatchesPerInferenceUnit,
     Confidence,
@@ -32,17 +36,19 @@ from labeling_loop.run_config import (
     ReviewDeadlineHours,
     ReviewPollSeconds,
     RunConfig,
-    RunId,
     S3Prefix,
     SecretArn,
     TaskTimeLimitSeconds,
     WorkersPerObject,
     WorkteamArn,
+    state_payload,
 )
 from labeling_loop.s3_uri import S3Uri
 from labeling_loop.settings import StackSettings
 
 OFF = "off"
+# RunConfig fields that come from the execution, not from the input.
+FROM_THE_EXECUTION = frozenset({"executionArn", "runId"})
 # RunConfig fields that may be None (a feature off, or a backend setting that does not apply).
 _NULLABLE = frozenset(
     name for name, field in RunConfig.model_fields.items() if type(None) in get_args(field.annotation)
@@ -52,7 +58,8 @@ _NULLABLE = frozenset(
 class RunInput(BaseModel):
     """The execution input as a person, a schedule or a script writes it: every field optional.
     A field left out (or null) takes the stack's default; the last four have no stack parameter
-    and default here. Field types and bounds are RunConfig's."""
+    and default here. Field types and bounds are RunConfig's. Who the run is (its execution and run
+    id) is not an input: it comes from the execution."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -81,7 +88,6 @@ class RunInput(BaseModel):
     incremental: bool = False
     jobNamePrefix: JobNamePrefix = "lab"
     labels: Labels = Field(default_factory=list)
-    runId: RunId | None = None
 
     @field_validator("workteamArn", "labelStudioUrl", "labelStudioTokenSecretArn", mode="before")
     @classmethod
@@ -90,11 +96,17 @@ class RunInput(BaseModel):
         return None if value == "" else value
 
 
-def run_id_from_execution(execution_name: str) -> str:
-    """A run id from the execution name: lower case, [a-z0-9-], at most 40 characters."""
+RUN_ID_NAME_CHARS = 31  # + "-" + 8 hex digits = 40, the run id's limit
+
+
+def run_id_for(execution_name: str, execution_arn: str) -> str:
+    """The run id: the execution name cleaned to [a-z0-9-] (readable in S3 and job names), plus a
+    short hash of the execution ARN, so that two executions never share a run id even when their
+    names clean to the same text (`Run_1` and `run.1`) or differ only past the cut."""
     cleaned = re.sub(r"[^a-z0-9]+", "-", execution_name.lower()).strip("-")
-    cleaned = re.sub(r"-{2,}", "-", cleaned)[:40].strip("-")
-    return cleaned or "run"
+    cleaned = re.sub(r"-{2,}", "-", cleaned)[:RUN_ID_NAME_CHARS].strip("-") or "run"
+    digest = hashlib.sha256(execution_arn.encode("utf-8")).hexdigest()[:8]
+    return f"{cleaned}-{digest}"
 
 
 def _describe_errors(error: ValidationError) -> str:
@@ -124,7 +136,7 @@ def stack_defaults(stack: StackSettings) -> dict[str, Any]:
     return defaults.model_dump(exclude_unset=True)
 
 
-def validate_input(raw: Any, *, execution_name: str, stack: StackSettings) -> RunConfig:
+def validate_input(raw: Any, *, execution_name: str, execution_arn: str, stack: StackSettings) -> RunConfig:
     """Merge the execution input over the stack's defaults and validate it, naming bad fields."""
     if not isinstance(raw, dict):
         raise InvalidInput(f"input: must be a JSON object, got {type(raw).__name__}")
@@ -136,7 +148,8 @@ def validate_input(raw: Any, *, execution_name: str, stack: StackSettings) -> Ru
     resolved = RunInput.model_validate(merged).model_dump()
     if resolved["autoAcceptConfidence"] == OFF:
         resolved["autoAcceptConfidence"] = None
-    resolved["runId"] = resolved["runId"] or run_id_from_execution(execution_name)
+    resolved["executionArn"] = execution_arn
+    resolved["runId"] = run_id_for(execution_name, execution_arn)
     # What is still unset and may not be None is missing: RunConfig names it as required.
     resolved = {k: v for k, v in resolved.items() if v is not None or k in _NULLABLE}
     try:
@@ -168,3 +181,27 @@ def _check_within_stack(config: RunConfig, stack: StackSettings) -> None:
         raise InvalidInput(
             f"projectVersionArn: the model is in {config.model_region}, the stack in {stack.region}"
         )
+
+
+def start_run(s3: Any, dynamodb: Any, table: str, config: RunConfig) -> dict[str, Any]:
+    """Write the run folder's config.json (its settings, so a user can see what a run did and why)
+    and register the run; return the state payload. A run folder that another execution made is
+    refused rather than shared (run ids are unique per execution; this guards the invariant)."""
+    payload = state_payload(config)
+    uri = config.layout().config
+    try:
+        existing = read_json(s3, uri)
+    except s3.exceptions.NoSuchKey:
+        existing = None
+    if existing and existing.get("executionArn") != config.executionArn:
+        raise InvalidInput(f"runId: the run folder {config.layout().root} belongs to another execution")
+    write_json(s3, uri, payload)
+    run_records.register(
+        dynamodb,
+        table,
+        execution_arn=config.executionArn,
+        run_id=config.runId,
+        config_uri=str(uri),
+        expires_at=int(time.time()) + config.longest_run_seconds,
+    )
+    return payload

@@ -71,6 +71,7 @@ ACCEPTED_MANAGED_WILDCARDS = {
 # docs/aws-facts.md §5.1, §4.8, §5.3 (CloudWatch Logs delivery for state machine logging; X-Ray).
 STAR_RESOURCE_ACTIONS = (
     "rekognition:DescribeProjects",
+    "cloudwatch:GetMetricStatistics",  # docs/aws-facts.md §5.4
     "logs:*LogDelivery*",
     "logs:ListLogDeliveries",
     "logs:PutResourcePolicy",
@@ -93,11 +94,15 @@ EXPECTED_REKOGNITION = {
         "rekognition:StopProjectVersion",  # model_control.release
     },
     "DetectLabelsFunction": {"rekognition:DetectCustomLabels"},  # inference.run_batch
-    "RunCleanupFunction": {
-        "rekognition:StopProjectVersion",
-        "rekognition:DescribeProjects",
-        "rekognition:DescribeProjectVersions",
-    },  # cleanup.clean_up -> model_control.release
+    # cleanup.clean_up / clean_up_ended_execution / sweep -> model_control.stop_if_unused
+    **{
+        owner: {
+            "rekognition:StopProjectVersion",
+            "rekognition:DescribeProjects",
+            "rekognition:DescribeProjectVersions",
+        }
+        for owner in ("RunCleanupFunction", "CleanUpEndedRunFunction", "SweepModelsFunction")
+    },
 }
 SENSITIVE_SERVICES = ("sagemaker", "iam", "lambda", "states", "secretsmanager", "ec2")
 EXPECTED_SENSITIVE = {
@@ -108,11 +113,19 @@ EXPECTED_SENSITIVE = {
         "states:StopExecution",
         "sagemaker:CreateLabelingJob",
         "sagemaker:DescribeLabelingJob",
+        "sagemaker:StopLabelingJob",  # a job past the review deadline
         "iam:PassRole",
     },
     "LabelingLoopStateMachineSchedule": {"states:StartExecution"},
+    "SweepModelsFunctionSweep": {"lambda:InvokeFunction"},  # the sweep's schedule invokes it
     "GroundTruthRole": {"lambda:InvokeFunction"},
     "CollectLabelingJobsFunction": {"sagemaker:DescribeLabelingJob"},  # review.groundtruth.collect
+    "ModelControlFunction": {"states:DescribeExecution"},  # model_control.live: prune dead lease holders
+    # cleanup: review.groundtruth.stop (the run's jobs) and model_control.live
+    **{
+        owner: {"sagemaker:DescribeLabelingJob", "sagemaker:StopLabelingJob", "states:DescribeExecution"}
+        for owner in ("RunCleanupFunction", "CleanUpEndedRunFunction", "SweepModelsFunction")
+    },
     "LabelStudioReviewFunction": {
         "secretsmanager:GetSecretValue",
         # AWSLambdaVPCAccessExecutionRole (optional VPC placement)
@@ -445,7 +458,11 @@ def test_state_machine_sagemaker_is_labeling_jobs_only(
 ) -> None:
     rows = [g for g in allows if g.owner == state_machine_logical_id and g.service == "sagemaker"]
     actions = {g.action for g in rows}
-    assert actions == {"sagemaker:CreateLabelingJob", "sagemaker:DescribeLabelingJob"}, table(rows)
+    assert actions == {
+        "sagemaker:CreateLabelingJob",
+        "sagemaker:DescribeLabelingJob",
+        "sagemaker:StopLabelingJob",
+    }, table(rows)
     used = {
         f"{m['service']}:{m['action'][0].upper()}{m['action'][1:]}"
         for m in (
@@ -505,12 +522,21 @@ def _pascal(snake: str) -> str:
 
 
 def _rekognition_calls(path: Path) -> set[str]:
-    """rekognition:<Action> for `rekognition.<method>(...)` and `rekognition.get_paginator("...")`."""
+    """rekognition:<Action> for `rekognition.<method>(...)`, `<x>.rekognition.<method>(...)` and
+    `rekognition.get_paginator("...")`."""
     calls = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
-        if not (isinstance(node.func.value, ast.Name) and node.func.value.id == "rekognition"):
+        target = node.func.value
+        name = (
+            target.id
+            if isinstance(target, ast.Name)
+            else target.attr
+            if isinstance(target, ast.Attribute)
+            else ""
+        )
+        if name != "rekognition":
             continue
         method = node.func.attr
         if method == "get_paginator" and node.args and isinstance(node.args[0], ast.Constant):

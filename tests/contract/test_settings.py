@@ -11,7 +11,7 @@ from typing import Any, get_args
 
 import pytest
 from labeling_loop.run_config import RunConfig, numeric_bounds
-from labeling_loop.run_input import RunInput
+from labeling_loop.run_input import FROM_THE_EXECUTION, RunInput
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 
@@ -87,4 +87,5 @@ def test_choice_parameters_allow_the_fields_choices(sam_template: dict[str, Any]
 
 
 def test_input_and_resolved_config_have_the_same_fields() -> None:
-    assert set(RunInput.model_fields) == set(RunConfig.model_fields)
+    # Who the run is comes from the execution, everything else from the input or the stack.
+    assert set(RunInput.model_fields) | FROM_THE_EXECUTION == set(RunConfig.model_fields)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sam_translate import TEMPLATE_PATH, load_sam_template
 
-from localcloud.template import Template
+from localcloud.engine.template import Template
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -72,6 +72,9 @@ NAME_PROPERTIES = {
 # Not in the list: AWS::Lambda::LayerVersion's LayerName (SAM sets the logical id). Stacks sharing a
 # layer name only add versions to one layer, they do not fail.
 ACCOUNT_ID = re.compile(r"(?<!\d)\d{12}(?!\d)")
+
+
+EXECUTION_ARN = "arn:aws:states:us-east-1:123456789012:execution:contract-labeling-loop:run-1"
 
 
 def snake_case(logical_id: str) -> str:
@@ -346,7 +349,9 @@ def test_schedule_input_is_a_valid_execution_input(
     assert schedules, "expected the ScheduleV2 event's AWS::Scheduler::Schedule"
     for logical_id, schedule in schedules.items():
         raw = schedule["Properties"]["Target"].get("Input", "{}")
-        config = validate_input(json.loads(raw), execution_name="scheduled-run-0001", stack=stack)
+        config = validate_input(
+            json.loads(raw), execution_name="scheduled-run-0001", execution_arn=EXECUTION_ARN, stack=stack
+        )
         assert config.runId, logical_id
 
 
@@ -365,10 +370,20 @@ def test_validator_rejects_output_outside_the_prefix_the_roles_grant(
     )
     stack = load(StackSettings, _function_environment(template, "ValidateInputFunction"))
     prefix = template.parameters["OutputPrefix"]
-    accepted = validate_input({"output": f"s3://contract-output/{prefix}/"}, execution_name="ok", stack=stack)
+    accepted = validate_input(
+        {"output": f"s3://contract-output/{prefix}/"},
+        execution_name="ok",
+        execution_arn=EXECUTION_ARN,
+        stack=stack,
+    )
     assert accepted.output.startswith(f"s3://contract-output/{prefix}/")
     with pytest.raises(InvalidInput, match="output"):
-        validate_input({"output": "s3://contract-output/elsewhere/"}, execution_name="outside", stack=stack)
+        validate_input(
+            {"output": "s3://contract-output/elsewhere/"},
+            execution_name="outside",
+            execution_arn=EXECUTION_ARN,
+            stack=stack,
+        )
 
 
 # samconfig.toml ------------------------------------------------------------------------------------------

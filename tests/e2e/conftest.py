@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.dataset import generate
+from localcloud.data.dataset import generate
 
 
 @pytest.fixture(autouse=True)

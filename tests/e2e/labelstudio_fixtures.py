@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pytest
 from moto.server import ThreadedMotoServer
 
-from localcloud.labelstudio_server import (
+from localcloud.services.labelstudio.server import (
     LabelStudioServer,
     is_installed,
     start_labelstudio,

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from localcloud.bad_images import BadImageCase, generate_bad_corpus
-from localcloud.dataset import MANIFEST_NAME
+from localcloud.data.bad_images import BadImageCase, generate_bad_corpus
+from localcloud.data.dataset import MANIFEST_NAME
 from localcloud.runner import IMAGES_PREFIX, LocalRunResult, run_local
 
 pytestmark = pytest.mark.e2e

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from localcloud.dataset import generate
-from localcloud.faults import Faults
-from localcloud.lambda_runtime import FunctionSpec
+from localcloud.data.dataset import generate
+from localcloud.engine.faults import Faults
+from localcloud.engine.lambda_runtime import FunctionSpec
 from localcloud.runner import (
     IMAGES_PREFIX,
     LocalRunResult,
@@ -209,8 +209,8 @@ def test_transient_s3_errors_in_the_functions_are_absorbed(images: tuple[Path, P
 
     The first GetObject of a run is the Distributed Map's ItemReader (batches.json); this test lets
     it through and fails the next three reads, which are the inference function's header reads."""
-    from localcloud import hooks
-    from localcloud.faults import S3FaultInjector
+    from localcloud.engine import hooks
+    from localcloud.engine.faults import S3FaultInjector
 
     folder, truth = images
     with local_cloud(default_config()) as cloud:

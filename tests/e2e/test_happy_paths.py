@@ -11,8 +11,8 @@ from labeling_loop.manifest.quality import LabeledBox, QualityAccumulator
 from labeling_loop.manifest.rules import errors_only, validate_line
 from labeling_loop.review.groundtruth.jobs import builtin_lambda_arns
 
+from localcloud.data.truth import load_truth
 from localcloud.runner import IMAGES_PREFIX, run_local
-from localcloud.truth import load_truth
 
 pytestmark = pytest.mark.e2e
 

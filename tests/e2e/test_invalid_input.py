@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.cloud import LocalCloud
+from localcloud.engine.cloud import LocalCloud
 from localcloud.runner import IMAGES_PREFIX, default_config, execute, local_cloud, prepare
 
 pytestmark = pytest.mark.e2e

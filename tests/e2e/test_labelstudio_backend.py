@@ -19,18 +19,19 @@ import boto3
 import labelstudio_fixtures  # tests/e2e is on sys.path (pytest rootdir-relative import)
 import pytest
 import requests
-from deployed_stack import run_state
-from labeling_loop.errors import ReviewBackendError
+from deployed_stack import execution_arn, run_state
+from labeling_loop.errors import LabelStudioUnavailableError, ReviewBackendError
 from labeling_loop.jsonl import read_json, read_jsonl
 from labeling_loop.layout import RunLayout
 from labeling_loop.review.labelstudio import project as ls_project
 from labeling_loop.review.labelstudio.client import LabelStudioClient
+from labeling_loop.run_input import run_id_for
 from labeling_loop.s3_uri import S3Uri
 from moto import mock_aws
 from PIL import Image
 
-from localcloud.labelstudio_annotators import annotate_project
-from localcloud.labelstudio_server import LabelStudioServer
+from localcloud.services.labelstudio.reviewers import annotate_project
+from localcloud.services.labelstudio.server import LabelStudioServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.labelstudio]
 
@@ -39,6 +40,7 @@ labelstudio = labelstudio_fixtures.labelstudio
 moto_s3_endpoint = labelstudio_fixtures.moto_s3_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
+
 REGION = "us-east-1"
 IMAGES_BUCKET = "review-images"
 OUTPUT_BUCKET = "review-output"
@@ -132,6 +134,7 @@ def _detection_scenario(s3: Any, run_id: str, count: int = 8) -> Scenario:
 def _create(s3: Any, ls: LabelStudioClient, scenario: Scenario, **overrides: Any) -> dict[str, Any]:
     arguments: dict[str, Any] = {
         "run_id": scenario.run_id,
+        "execution_arn": execution_arn(scenario.run_id),
         "task_type": "detection",
         "labels": ["cat", "dog"],
         "images_bucket": IMAGES_BUCKET,
@@ -203,9 +206,11 @@ def test_detection_review_round_trip(s3: Any, labelstudio: LabelStudioServer) ->
     progress = ls_project.check_review(ls, state, deadline_hours=72, now=created + timedelta(hours=1))
     assert progress == {
         "projectId": state["projectId"],
+        "reachable": True,
         "total": len(scenario.truth),
         "annotated": stats.annotated,
-        "allAnnotated": False,
+        "answered": stats.annotated,
+        "allAnswered": False,
         "deadlinePassed": False,
         "done": False,
     }
@@ -270,6 +275,7 @@ def test_classification_review_round_trip(s3: Any, labelstudio: LabelStudioServe
         ls,
         layout,
         run_id=run_id,
+        execution_arn=execution_arn(run_id),
         task_type="classification",
         labels=["indoor", "outdoor", "cat", "sofa"],
         images_bucket=IMAGES_BUCKET,
@@ -279,7 +285,7 @@ def test_classification_review_round_trip(s3: Any, labelstudio: LabelStudioServe
     )
     annotate_project(ls, state["projectId"], truth, accuracy=1.0, seed=1)
     progress = ls_project.check_review(ls, state, deadline_hours=1, now=datetime.now(UTC))
-    assert progress["done"] and progress["allAnnotated"] and not progress["deadlinePassed"]
+    assert progress["done"] and progress["allAnswered"] and not progress["deadlinePassed"]
     ls_project.collect_review(s3, ls, layout, state)
 
     # THEN labels carry kept/added, and rejected predictions are listed as removed
@@ -312,7 +318,8 @@ class FakeContext:
 
 def test_lambda_handler_create_check_collect(s3: Any, labelstudio: LabelStudioServer) -> None:
     # GIVEN the token in Secrets Manager (JSON form) and a run state as the state machine passes it
-    scenario = _detection_scenario(s3, "run-handler-1", count=3)
+    name = "run-handler-1"
+    scenario = _detection_scenario(s3, run_id_for(name, execution_arn(name)), count=3)
     secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
         Name="label-studio-token", SecretString=json.dumps({"token": labelstudio.token})
     )["ARN"]
@@ -329,7 +336,7 @@ def test_lambda_handler_create_check_collect(s3: Any, labelstudio: LabelStudioSe
     config = run_state(
         {"images": f"s3://{IMAGES_BUCKET}/photos/{scenario.run_id}/", "reviewDeadlineHours": 24},
         parameters,
-        execution_name=scenario.run_id,
+        execution_name=name,
     )
     assert config["runPrefix"] == str(scenario.layout.root)
     plan = {"taskType": "detection", "labels": ["cat", "dog"], "imagesToReview": 3}
@@ -348,7 +355,7 @@ def test_lambda_handler_create_check_collect(s3: Any, labelstudio: LabelStudioSe
     # THEN each answer is small JSON the state machine can select from
     assert set(created) == {"projectId", "taskCount", "createdAt", "url"} and created["taskCount"] == 3
     assert first["done"] is False and first["total"] == 3 and first["annotated"] == 0
-    assert second["done"] is True and second["allAnnotated"] is True
+    assert second["done"] is True and second["allAnswered"] is True
     assert collected["reviewed"] == 3 and collected["skipped"] == 0
     assert len(json.dumps(collected)) < 2048
 
@@ -386,7 +393,7 @@ def test_bad_tokens_and_unreachable_servers_fail_fast(labelstudio: LabelStudioSe
     # WHEN nothing listens at the URL
     url = f"http://127.0.0.1:{_closed_port()}"
     unreachable = LabelStudioClient(url, "0" * 40, backoff_seconds=0.1, sleep=slept.append)
-    with pytest.raises(ReviewBackendError, match="unreachable") as error:
+    with pytest.raises(LabelStudioUnavailableError, match="unreachable") as error:
         unreachable.get("/api/projects/")
     # THEN it gives up after its few retries, having waited 0.1 s then 0.2 s, naming the URL
     assert url in str(error.value)

@@ -22,6 +22,7 @@ import boto3
 import labelstudio_fixtures  # tests/e2e is on sys.path (pytest rootdir-relative import)
 import pytest
 import requests
+from deployed_stack import execution_arn
 from labeling_loop.layout import RunLayout
 from labeling_loop.review.labelstudio import project as ls_project
 from labeling_loop.review.labelstudio.client import LabelStudioClient
@@ -29,7 +30,7 @@ from labeling_loop.s3_uri import S3Uri
 from moto import mock_aws
 from PIL import Image, ImageDraw
 
-from localcloud.labelstudio_server import LabelStudioServer
+from localcloud.services.labelstudio.server import LabelStudioServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.labelstudio, pytest.mark.browser]
 
@@ -210,6 +211,7 @@ def test_reviewer_sees_the_image_and_the_models_boxes(
         ls,
         layout,
         run_id="run-browser-1",
+        execution_arn=execution_arn("run-browser-1"),
         task_type="detection",
         labels=["cat", "dog", "bird"],
         images_bucket="browser-images",

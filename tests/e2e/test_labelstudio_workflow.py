@@ -12,9 +12,9 @@ import pytest
 from labeling_loop.geometry import PixelBox
 from labeling_loop.manifest.quality import LabeledBox, QualityAccumulator
 
-from localcloud.labelstudio_server import LabelStudioServer
+from localcloud.data.truth import load_truth
 from localcloud.runner import IMAGES_PREFIX, run_local
-from localcloud.truth import load_truth
+from localcloud.services.labelstudio.server import LabelStudioServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.labelstudio]
 
@@ -96,8 +96,8 @@ def test_a_review_past_its_deadline_is_collected_partially(
 def test_labelstudio_problems_fail_the_run_before_the_model_starts(
     detection_data: tuple[Path, Path], labelstudio: LabelStudioServer, problem: str
 ) -> None:
-    from localcloud.labelstudio_server import free_port
     from localcloud.runner import execute, local_cloud, prepare
+    from localcloud.services.labelstudio.server import free_port
 
     images, truth_manifest = detection_data
     with local_cloud() as cloud:
@@ -118,7 +118,8 @@ def test_labelstudio_problems_fail_the_run_before_the_model_starts(
         result = execute(cloud, stack, arn, run_input, f"ls-{problem}", timeout=120)
     # THEN the run fails with a clear error naming the server, and the model was never started
     assert result.summary["status"] == "FAILED"
-    assert result.summary["error"] == "ReviewBackendError"
+    expected = {"unreachable": "LabelStudioUnavailableError", "bad-token": "ReviewBackendError"}[problem]
+    assert result.summary["error"] == expected
     assert "Label Studio" in result.summary["cause"] and url in result.summary["cause"]
     assert result.model_meter["start_calls"] == 0
     # AND it failed in the preflight, before any state that starts or bills anything

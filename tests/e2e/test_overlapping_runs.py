@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 
-from localcloud import hooks
-from localcloud.dataset import generate
-from localcloud.lambda_runtime import FunctionSpec
+from localcloud.data.dataset import generate
+from localcloud.engine import hooks
+from localcloud.engine.lambda_runtime import FunctionSpec
 from localcloud.runner import (
     IMAGES_PREFIX,
     LocalRunResult,
     collect,
     default_config,
     local_cloud,
-    name_to_run_id,
     prepare,
+    run_id_of,
     wait_for_model_stopped,
 )
 
@@ -74,7 +74,7 @@ def _finish(
     cloud: Any, stack: Any, arn: str, execution_arn: str, run_input: dict[str, Any], name: str
 ) -> LocalRunResult:
     outcome = cloud.wait(execution_arn, 120)
-    return collect(cloud, outcome, stack, arn, name_to_run_id(run_input, name), 0, 0.0)
+    return collect(cloud, outcome, stack, arn, run_id_of(name, execution_arn), 0, 0.0)
 
 
 def _refs(records: list[dict[str, Any]]) -> set[str]:
@@ -177,7 +177,7 @@ def test_a_run_that_starts_while_another_waits_for_the_model_shares_it(
             ):
                 # new images arrive under the prefix, and the schedule starts the next run
                 late_refs = cloud.upload_folder(late, IMAGES_PREFIX + "late/")
-                from localcloud.truth import load_truth
+                from localcloud.data.truth import load_truth
 
                 lines = [json.loads(line) for line in late_truth.read_text().splitlines() if line.strip()]
                 cloud.add_truth(load_truth(lines, f"s3://{stack.images_bucket}/{IMAGES_PREFIX}late/"))

@@ -11,6 +11,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +38,21 @@ PROJECT_ARN = f"arn:aws:rekognition:{REGION}:{ACCOUNT}:project/{PROJECT}/1714521
 MODEL_ARN = f"arn:aws:rekognition:{REGION}:{ACCOUNT}:project/{PROJECT}/version/{VERSION}/1714521600000"
 WORKTEAM_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:workteam/private-crowd/bird-reviewers"
 SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:labelstudio/token-AbCdEf"
-RUN_ID = "run-1"
+EXECUTION = "run-1"
+execution_arn = deployed_stack.execution_arn
 
 
-def make_config(**overrides: Any) -> RunConfig:
-    """A valid run configuration (Ground Truth backend, the template's defaults) with `overrides`."""
+def make_config(execution: str = EXECUTION, **overrides: Any) -> RunConfig:
+    """A valid run configuration (Ground Truth backend, the template's defaults) with `overrides`,
+    for an execution of that name."""
     raw: dict[str, Any] = {
         "images": f"s3://{IMAGES_BUCKET}/photos/",
         "output": f"s3://{OUTPUT_BUCKET}/labeling-runs/",
-        "runId": RUN_ID,
         **overrides,
     }
-    return validate_input(raw, execution_name=RUN_ID, stack=stack_settings())
+    return validate_input(
+        raw, execution_name=execution, execution_arn=execution_arn(execution), stack=stack_settings()
+    )
 
 
 def stack_settings(**parameters: str) -> StackSettings:
@@ -167,7 +171,8 @@ def answer_with(client: Any, responder: Responder) -> list[tuple[str, dict[str, 
         except ServiceError as error:
             body = {"Error": {"Code": error.code, "Message": error.message}, "ResponseMetadata": {}}
             return AWSResponse("https://fake", error.status, {}, None), body
-        validate_parameters(parsed, model.output_shape)
+        if model.output_shape is not None:
+            validate_parameters(parsed, model.output_shape)
         return AWSResponse("https://fake", 200, {}, None), {**parsed, "ResponseMetadata": {}}
 
     service = client.meta.service_model.service_id.hyphenize()
@@ -270,3 +275,91 @@ IDENTITY_FIELDS = frozenset(
 def numeric_stack_defaults() -> dict[str, Any]:
     """The template's defaults that are not places or identities: numbers and the backend."""
     return {k: v for k, v in stack_settings().run_defaults.items() if k not in IDENTITY_FIELDS}
+
+
+@dataclass
+class FakeExecutions:
+    """Step Functions as lease pruning sees it: every execution RUNNING unless the test ended it."""
+
+    ended: dict[str, str] = field(default_factory=dict)  # execution ARN -> ABORTED, TIMED_OUT, ...
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    client: Any = None
+
+    def attach(self, client: Any) -> FakeExecutions:
+        self.client = client
+        self.calls = answer_with(client, self.respond)
+        return self
+
+    def end(self, arn: str, status: str = "ABORTED") -> None:
+        self.ended[arn] = status
+
+    def respond(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        assert operation == "DescribeExecution", operation
+        arn = params["executionArn"]
+        machine = arn.split(":execution:", 1)[1].rsplit(":", 1)[0]
+        return {
+            "executionArn": arn,
+            "stateMachineArn": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{machine}",
+            "status": self.ended.get(arn, "RUNNING"),
+            "startDate": datetime(2026, 5, 1, tzinfo=UTC),
+        }
+
+
+@dataclass
+class FakeLabelingJobs:
+    """Ground Truth as the cleanup sees it: job statuses the test sets; a stop moves a job to Stopping."""
+
+    statuses: dict[str, str] = field(default_factory=dict)
+    refuse_stop: set[str] = field(default_factory=set)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    client: Any = None
+
+    def attach(self, client: Any) -> FakeLabelingJobs:
+        self.client = client
+        self.calls = answer_with(client, self.respond)
+        return self
+
+    def respond(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["LabelingJobName"]
+        if name not in self.statuses:
+            raise ServiceError("ValidationException", f"Could not find labeling job {name}.")
+        if operation == "StopLabelingJob":
+            if name in self.refuse_stop:
+                raise ServiceError("ThrottlingException", "Rate exceeded", 400)
+            self.statuses[name] = "Stopping"
+            return {}
+        assert operation == "DescribeLabelingJob", operation
+        return describe_labeling_job(name, self.statuses[name])
+
+
+GT_LAMBDAS = "arn:aws:lambda:us-east-1:432418664414:function"
+
+
+def describe_labeling_job(name: str, status: str) -> dict[str, Any]:
+    """A DescribeLabelingJob answer with its required members."""
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    return {
+        "LabelingJobStatus": status,
+        "LabelCounters": {},
+        "CreationTime": now,
+        "LastModifiedTime": now,
+        "JobReferenceCode": "ref",
+        "LabelingJobName": name,
+        "LabelingJobArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:labeling-job/{name}",
+        "LabelAttributeName": "reviewed-boxes",
+        "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": "s3://b/k"}}},
+        "OutputConfig": {"S3OutputPath": "s3://b/o"},
+        "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/gt",
+        "HumanTaskConfig": {
+            "WorkteamArn": WORKTEAM_ARN,
+            "UiConfig": {"UiTemplateS3Uri": "s3://b/t"},
+            "PreHumanTaskLambdaArn": f"{GT_LAMBDAS}:PRE-AdjustmentBoundingBox",
+            "TaskTitle": "t",
+            "TaskDescription": "d",
+            "NumberOfHumanWorkersPerDataObject": 1,
+            "TaskTimeLimitInSeconds": 600,
+            "AnnotationConsolidationConfig": {
+                "AnnotationConsolidationLambdaArn": f"{GT_LAMBDAS}:ACS-AdjustmentBoundingBox"
+            },
+        },
+    }

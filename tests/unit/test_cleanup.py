@@ -5,6 +5,7 @@ moto S3 and DynamoDB; the model through the fake Custom Labels service behind a 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -14,15 +15,19 @@ import pytest
 from fixtures_aws import (
     IMAGES_BUCKET,
     MODEL_ARN,
+    OUTPUT_BUCKET,
     REGION,
     FakeCustomLabels,
+    FakeExecutions,
+    FakeLabelingJobs,
     make_config,
     put_object,
     read_json,
     read_jsonl,
     write_jsonl,
 )
-from labeling_loop.cleanup import clean_up, failure_name
+from labeling_loop import cleanup, run_records
+from labeling_loop.cleanup import failure_name
 from labeling_loop.errors import ModelTransitionError
 from labeling_loop.inference import claims, model_control, model_lease
 from labeling_loop.inference.listing import list_images
@@ -56,6 +61,33 @@ def inventory(aws: SimpleNamespace, config: RunConfig, names: list[str]) -> None
 @pytest.fixture
 def model(aws: SimpleNamespace) -> FakeCustomLabels:
     return FakeCustomLabels().attach(boto3.client("rekognition", region_name=REGION))
+
+
+@pytest.fixture
+def executions(aws: SimpleNamespace) -> FakeExecutions:
+    return FakeExecutions().attach(boto3.client("stepfunctions", region_name=REGION))
+
+
+@pytest.fixture
+def jobs(aws: SimpleNamespace) -> FakeLabelingJobs:
+    return FakeLabelingJobs().attach(boto3.client("sagemaker", region_name=REGION))
+
+
+@pytest.fixture
+def cloud(
+    aws: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions, jobs: FakeLabelingJobs
+) -> SimpleNamespace:
+    """The services the cleanup talks to."""
+    services = model_control.Services(model.client, aws.dynamodb, aws.table, executions.client)
+    return SimpleNamespace(services=services, s3=aws.s3, sagemaker=jobs.client, model=model, jobs=jobs)
+
+
+def clean_up(cloud: SimpleNamespace, config: RunConfig, error: dict[str, Any] | None) -> dict[str, Any]:
+    return cleanup.clean_up(cloud.services, cloud.s3, cloud.sagemaker, config, error)
+
+
+def acquire(cloud: SimpleNamespace, config: RunConfig) -> None:
+    model_control.acquire(cloud.services, config, NOW)
 
 
 # failure_name -------------------------------------------------------------------------------------
@@ -98,18 +130,17 @@ def test_failure_names_never_reuse_the_reserved_states_prefix(
 # clean_up -----------------------------------------------------------------------------------------
 
 
-def test_cleanup_stops_the_model_this_run_started(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+def test_cleanup_stops_the_model_this_run_started(
+    aws: SimpleNamespace, cloud: SimpleNamespace, model: FakeCustomLabels
+) -> None:
     # GIVEN a run that started the model and then failed during inference
-    config = make_config(runId="run-1")
-    model_control.acquire(model.client, aws.dynamodb, aws.table, config, NOW)
+    config = make_config("run-1")
+    acquire(cloud, config)
     model.status = "RUNNING"
 
     # WHEN the failure path runs
     result = clean_up(
-        model.client,
-        aws.dynamodb,
-        aws.s3,
-        aws.table,
+        cloud,
         config,
         {"Error": "States.Timeout", "Cause": "Map timed out"},
     )
@@ -119,50 +150,56 @@ def test_cleanup_stops_the_model_this_run_started(aws: SimpleNamespace, model: F
         "modelStopped": True,
         "modelStatus": "STOPPING",
         "claimsReleased": 0,
+        "labelingJobsStopped": 0,
+        "labelingJobsNotStopped": 0,
         "error": "StatesTimeoutError",
         "cause": "States.Timeout: Map timed out",
     }
     assert model.status == "STOPPING"
 
 
-def test_cleanup_leaves_a_model_another_run_still_uses(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+def test_cleanup_leaves_a_model_another_run_still_uses(
+    aws: SimpleNamespace, cloud: SimpleNamespace, model: FakeCustomLabels
+) -> None:
     # GIVEN run 1 started the model and run 2 is using it too
-    first, second = make_config(runId="run-1"), make_config(runId="run-2")
-    model_control.acquire(model.client, aws.dynamodb, aws.table, first, NOW)
-    model_control.acquire(model.client, aws.dynamodb, aws.table, second, NOW)
+    first, second = make_config("run-1"), make_config("run-2")
+    acquire(cloud, first)
+    acquire(cloud, second)
     model.status = "RUNNING"
     # WHEN run 1 fails
-    result = clean_up(model.client, aws.dynamodb, aws.s3, aws.table, first, {"Error": "X", "Cause": ""})
+    result = clean_up(cloud, first, {"Error": "X", "Cause": ""})
     # THEN run 2 keeps its model
     assert result["modelStopped"] is False
     assert model.status == "RUNNING"
 
 
 def test_cleanup_before_the_model_was_acquired_touches_nothing(
-    aws: SimpleNamespace, model: FakeCustomLabels
+    aws: SimpleNamespace, cloud: SimpleNamespace, model: FakeCustomLabels
 ) -> None:
     # GIVEN a run that failed while listing (no lease, no inventory yet)
-    config = make_config(runId="run-1", incremental=True)
+    config = make_config("run-1", incremental=True)
     # WHEN the failure path runs
-    result = clean_up(model.client, aws.dynamodb, aws.s3, aws.table, config, {"Error": "States.Runtime"})
+    result = clean_up(cloud, config, {"Error": "States.Runtime"})
     # THEN it succeeds without stopping anything
     assert result["modelStopped"] is False and result["claimsReleased"] == 0
     assert model.operations("StopProjectVersion") == []
 
 
-def test_cleanup_releases_only_this_runs_claims(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+def test_cleanup_releases_only_this_runs_claims(
+    aws: SimpleNamespace, cloud: SimpleNamespace, model: FakeCustomLabels
+) -> None:
     # GIVEN an incremental run that claimed a.jpg and b.jpg; c.jpg in its inventory was taken over
     # by run-2 after the claim lapsed; d.jpg is run-2's, e.jpg labeled long ago
-    config = make_config(runId="run-1", incremental=True)
+    config = make_config("run-1", incremental=True)
     for name in ("a.jpg", "b.jpg", "c.jpg"):
-        claims.claim(aws.dynamodb, aws.table, ref(name), "run-1", NOW, NOW + 60)
+        claims.claim(aws.dynamodb, aws.table, ref(name), config.runId, NOW, NOW + 60)
     claims.claim(aws.dynamodb, aws.table, ref("c.jpg"), "run-2", NOW + 61, NOW + 3600)
     claims.claim(aws.dynamodb, aws.table, ref("d.jpg"), "run-2", NOW, NOW + 3600)
     claims.mark_labeled(aws.dynamodb, aws.table, ref("e.jpg"), "run-0")
     inventory(aws, config, ["a.jpg", "b.jpg", "c.jpg"])
 
     # WHEN run-1 fails and cleans up
-    clean_up(model.client, aws.dynamodb, aws.s3, aws.table, config, {"Error": "ReviewFailedError"})
+    clean_up(cloud, config, {"Error": "ReviewFailedError"})
 
     # THEN its own claims are gone, so the next run picks those images up
     assert claim_of(aws, ref("a.jpg")) is None and claim_of(aws, ref("b.jpg")) is None
@@ -172,34 +209,36 @@ def test_cleanup_releases_only_this_runs_claims(aws: SimpleNamespace, model: Fak
     assert claim_of(aws, ref("e.jpg"))["state"] == "labeled"
 
 
-def test_a_full_run_leaves_the_ledger_alone(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+def test_a_full_run_leaves_the_ledger_alone(
+    aws: SimpleNamespace, cloud: SimpleNamespace, model: FakeCustomLabels
+) -> None:
     # GIVEN a failed full (non-incremental) run with a claim in the ledger
     # WHEN it cleans up
     # THEN the ledger is not touched
-    config = make_config(runId="run-1", incremental=False)
-    claims.claim(aws.dynamodb, aws.table, ref("a.jpg"), "run-1", NOW, NOW + 60)
+    config = make_config("run-1", incremental=False)
+    claims.claim(aws.dynamodb, aws.table, ref("a.jpg"), config.runId, NOW, NOW + 60)
     inventory(aws, config, ["a.jpg"])
-    result = clean_up(model.client, aws.dynamodb, aws.s3, aws.table, config, None)
+    result = clean_up(cloud, config, None)
     assert result["claimsReleased"] == 0
     assert claim_of(aws, ref("a.jpg")) is not None
 
 
-def test_a_retried_cleanup_finishes_the_job(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+def test_a_retried_cleanup_finishes_the_job(
+    aws: SimpleNamespace, cloud: SimpleNamespace, model: FakeCustomLabels
+) -> None:
     # GIVEN a run that failed while its model was still starting, holding a claim
-    config = make_config(runId="run-1", incremental=True)
-    model_control.acquire(model.client, aws.dynamodb, aws.table, config, NOW)
-    claims.claim(aws.dynamodb, aws.table, ref("a.jpg"), "run-1", NOW, NOW + 60)
+    config = make_config("run-1", incremental=True)
+    acquire(cloud, config)
+    claims.claim(aws.dynamodb, aws.table, ref("a.jpg"), config.runId, NOW, NOW + 60)
     inventory(aws, config, ["a.jpg"])
 
     # WHEN the cleanup runs while the model cannot be stopped yet
     with pytest.raises(ModelTransitionError):
-        clean_up(model.client, aws.dynamodb, aws.s3, aws.table, config, {"Error": "ModelStartTimeoutError"})
+        clean_up(cloud, config, {"Error": "ModelStartTimeoutError"})
 
     # THEN the state machine's retry, once the model is up, stops it and releases the claim
     model.status = "RUNNING"
-    result = clean_up(
-        model.client, aws.dynamodb, aws.s3, aws.table, config, {"Error": "ModelStartTimeoutError"}
-    )
+    result = clean_up(cloud, config, {"Error": "ModelStartTimeoutError"})
     assert result["modelStopped"] is True
     assert claim_of(aws, ref("a.jpg")) is None
     assert model_lease.read(aws.dynamodb, aws.table, MODEL_ARN).started_by_workflow is False
@@ -233,10 +272,10 @@ def accepted(name: str, label: str) -> dict[str, Any]:
 
 def finished_run(aws: SimpleNamespace, *, incremental: bool) -> tuple[RunConfig, dict[str, Any]]:
     """A classification run over a, b, c: a and b auto-accepted, c corrupt at inference."""
-    config = make_config(runId="run-1", incremental=incremental, autoAcceptConfidence=90)
+    config = make_config("run-1", incremental=incremental, autoAcceptConfidence=90)
     layout = config.layout()
     for name in ("a.jpg", "b.jpg", "c.jpg"):
-        claims.claim(aws.dynamodb, aws.table, ref(name), "run-1", NOW, NOW + 3600)
+        claims.claim(aws.dynamodb, aws.table, ref(name), config.runId, NOW, NOW + 3600)
     inventory(aws, config, ["a.jpg", "b.jpg", "c.jpg"])
     write_jsonl(aws.s3, layout.auto_accepted, [accepted("a.jpg", "outdoor"), accepted("b.jpg", "indoor")])
     write_jsonl(
@@ -274,7 +313,7 @@ def test_finish_builds_the_manifest_and_report(aws: SimpleNamespace) -> None:
     assert counts["imagesAutoAccepted"] == 2
     report = read_json(aws.s3, layout.report)
     assert report["taskType"] == "classification" and report["skippedByReason"] == {"corrupt-image": 1}
-    assert report["runId"] == "run-1"
+    assert report["runId"] == config.runId
 
 
 def test_finish_records_labeled_images_and_frees_skipped_ones(aws: SimpleNamespace) -> None:
@@ -319,7 +358,7 @@ def test_finish_of_a_full_run_leaves_the_ledger_alone(aws: SimpleNamespace) -> N
 
 def test_finish_names_the_labeling_jobs_and_the_plans_task_type(aws: SimpleNamespace) -> None:
     # GIVEN a detection run with the Ground Truth job list
-    config = make_config(runId="run-1", taskType="auto")
+    config = make_config("run-1", taskType="auto")
     layout = config.layout()
     aws.s3.put_object(
         Bucket=layout.review_jobs.bucket,
@@ -333,3 +372,122 @@ def test_finish_names_the_labeling_jobs_and_the_plans_task_type(aws: SimpleNames
     assert report["labelingJobs"] == ["lab-run-1-det-000", "lab-run-1-det-001"]
     assert report["taskType"] == "detection"
     assert result["counts"]["imagesInManifest"] == 0
+
+
+# Runs that end outside their Catch ----------------------------------------------------------------
+
+
+def _job(aws: SimpleNamespace, config: RunConfig, name: str, images: list[str]) -> dict[str, Any]:
+    layout = config.layout()
+    manifest = layout.groundtruth_job_prefix(name).join("input.manifest")
+    write_jsonl(aws.s3, manifest, [{"source-ref": ref(n)} for n in images])
+    return {"jobName": name, "inputManifestUri": str(manifest)}
+
+
+def test_cleanup_stops_the_runs_labeling_jobs_and_keeps_claims_it_could_not_free(
+    aws: SimpleNamespace, cloud: SimpleNamespace
+) -> None:
+    # GIVEN an incremental run aborted while its three labeling jobs were out: one in progress, one
+    # that cannot be stopped right now (throttled), one that had already completed
+    config = make_config("run-1", incremental=True)
+    inventory(aws, config, ["a.jpg", "b.jpg", "c.jpg"])
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        claims.claim(aws.dynamodb, aws.table, ref(name), config.runId, NOW, NOW + 3600)
+    job_items = [
+        _job(aws, config, "lab-x-det-000", ["a.jpg"]),
+        _job(aws, config, "lab-x-det-001", ["b.jpg"]),
+        _job(aws, config, "lab-x-det-002", ["c.jpg"]),
+    ]
+    aws.s3.put_object(
+        Bucket=OUTPUT_BUCKET, Key=config.layout().review_jobs.key, Body=json.dumps(job_items).encode()
+    )
+    cloud.jobs.statuses.update(
+        {"lab-x-det-000": "InProgress", "lab-x-det-001": "InProgress", "lab-x-det-002": "Completed"}
+    )
+    cloud.jobs.refuse_stop.add("lab-x-det-001")
+
+    # WHEN the cleanup runs
+    result = clean_up(cloud, config, {"Error": "ExecutionAborted", "Cause": "ABORTED"})
+
+    # THEN the job still handing out tasks is stopped; no job is left in progress but the refused one
+    assert cloud.jobs.statuses == {
+        "lab-x-det-000": "Stopping",
+        "lab-x-det-001": "InProgress",
+        "lab-x-det-002": "Completed",
+    }
+    assert (result["labelingJobsStopped"], result["labelingJobsNotStopped"]) == (1, 1)
+    # AND the claims are released but those of the job that people may still answer
+    assert claim_of(aws, ref("a.jpg")) is None and claim_of(aws, ref("c.jpg")) is None
+    assert claim_of(aws, ref("b.jpg"))["state"] == "claimed"
+
+
+def registered(aws: SimpleNamespace, config: RunConfig) -> None:
+    """What Validate Input does for a run: its config.json and its record."""
+    from labeling_loop.run_input import start_run
+
+    start_run(aws.s3, aws.dynamodb, aws.table, config)
+
+
+def test_an_aborted_execution_is_cleaned_up_from_its_status_change_event(
+    aws: SimpleNamespace, cloud: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions
+) -> None:
+    # GIVEN a run that started the model and was stopped by a person during inference
+    config = make_config("run-1")
+    registered(aws, config)
+    acquire(cloud, config)
+    model.status = "RUNNING"
+    executions.end(config.executionArn, "ABORTED")
+
+    # WHEN the execution-ended event arrives (once, then again: EventBridge may repeat it)
+    first = cleanup.clean_up_ended_execution(
+        cloud.services, cloud.s3, cloud.sagemaker, config.executionArn, "ABORTED"
+    )
+    again = cleanup.clean_up_ended_execution(
+        cloud.services, cloud.s3, cloud.sagemaker, config.executionArn, "ABORTED"
+    )
+
+    # THEN the model is stopped, the lease is empty, and the second event does nothing
+    assert first["cleanedUp"] is True and first["modelStopped"] is True
+    assert again == {"executionArn": config.executionArn, "cleanedUp": False, "reason": "nothing held"}
+    assert model.status == "STOPPING" and len(model.operations("StopProjectVersion")) == 1
+    assert model_lease.read(aws.dynamodb, aws.table, MODEL_ARN) == model_lease.Lease(frozenset(), False, None)
+    assert run_records.active(aws.dynamodb, aws.table) == []
+
+
+def test_an_execution_that_never_registered_holds_nothing(
+    aws: SimpleNamespace, cloud: SimpleNamespace
+) -> None:
+    # GIVEN an execution that failed in Validate Input (or a Map's child execution)
+    arn = "arn:aws:states:us-east-1:123456789012:execution:labeling-loop-labeling-loop:bad-input"
+    # WHEN its event arrives
+    result = cleanup.clean_up_ended_execution(cloud.services, cloud.s3, cloud.sagemaker, arn, "FAILED")
+    # THEN there is nothing to do
+    assert result["cleanedUp"] is False
+
+
+def test_the_sweep_cleans_up_after_a_run_whose_event_never_came(
+    aws: SimpleNamespace, cloud: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions
+) -> None:
+    # GIVEN two registered runs on the model: one timed out (its event was lost), one still running
+    dead, alive = make_config("run-1"), make_config("run-2")
+    for config in (dead, alive):
+        registered(aws, config)
+        acquire(cloud, config)
+    model.status = "RUNNING"
+    executions.end(dead.executionArn, "TIMED_OUT")
+
+    # WHEN the sweep runs
+    swept = cleanup.sweep(cloud.services, cloud.s3, cloud.sagemaker)
+
+    # THEN the dead run is cleaned up, and the model keeps running for the live one
+    assert swept == {"runsCleanedUp": 1, "modelsStopped": []}
+    assert run_records.active(aws.dynamodb, aws.table) == [alive.executionArn]
+    assert model.status == "RUNNING"
+
+    # WHEN the live one is aborted too, and the next sweep runs
+    executions.end(alive.executionArn, "ABORTED")
+    swept = cleanup.sweep(cloud.services, cloud.s3, cloud.sagemaker)
+
+    # THEN the model the workflow started is stopped
+    assert swept == {"runsCleanedUp": 1, "modelsStopped": [MODEL_ARN]}
+    assert model.status == "STOPPING"

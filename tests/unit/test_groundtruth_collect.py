@@ -402,3 +402,72 @@ def test_same_label_matches_before_a_relabelled_box() -> None:
 
     assert [(b["label"], b["status"]) for b in boxes] == [("dog", "added"), ("cat", "adjusted")]
     assert removed == []
+
+
+# --- answers are not trusted -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("broken", "why"),
+    [
+        ({"left": float("nan")}, "box left"),
+        ({"width": float("inf")}, "box width"),
+        ({"top": "12"}, "box top"),
+        ({"height": None}, "box height"),
+    ],
+)
+def test_an_answer_that_cannot_be_read_skips_only_its_image(
+    aws: tuple[Any, Any], layout: RunLayout, broken: dict[str, Any], why: str
+) -> None:
+    # GIVEN a completed job whose output has one answer with a coordinate that is not a finite number
+    s3, sagemaker = aws
+    (job,) = plan(s3, layout, [det_task("a", []), det_task("b", [])], "detection", ["cat"], 10)
+    inputs = input_lines(s3, job)
+    bad = boxes_attr([(0, 10, 10, 100, 100)], "adjusted")
+    bad["reviewed-boxes"]["annotations"][0].update(broken)
+    output = f"{job['outputUri']}{job['jobName']}/manifests/output/output.manifest"
+    # json.dumps writes NaN and Infinity, as a broken writer would
+    write_output(
+        s3,
+        output,
+        [
+            {**inputs["s3://images/a.jpg"], **bad},
+            {**inputs["s3://images/b.jpg"], **boxes_attr([(0, 10, 10, 100, 100)], "adjusted")},
+        ],
+    )
+    stub = Stubber(sagemaker)
+    stub.add_response("describe_labeling_job", describe_response(job, "Completed", output_uri=output))
+
+    # WHEN it is collected
+    with stub:
+        summary = collect_review(s3, sagemaker, layout, [job])
+
+    # THEN that image is skipped as invalid, saying why, and the other is reviewed
+    assert (summary["reviewed"], summary["skipped"]) == (1, 1)
+    (skip,) = read_records(s3, layout.skipped_part("review", 0))
+    assert skip["source-ref"] == "s3://images/a.jpg" and skip["reason"] == "invalid-annotation"
+    assert why in skip["detail"]
+
+
+def test_boxes_drawn_on_a_differently_sized_image_are_scaled_to_the_runs_size(
+    aws: tuple[Any, Any], layout: RunLayout
+) -> None:
+    # GIVEN an answer whose image Ground Truth sized at twice the run's measure
+    s3, sagemaker = aws
+    (job,) = plan(s3, layout, [det_task("a", [])], "detection", ["cat"], 10)
+    answer = boxes_attr([(0, 20, 40, 200, 100)], "adjusted")
+    answer["reviewed-boxes"]["image_size"] = [
+        {"width": SIZE["width"] * 2, "height": SIZE["height"] * 2, "depth": 3}
+    ]
+    output = f"{job['outputUri']}{job['jobName']}/manifests/output/output.manifest"
+    write_output(s3, output, [{**input_lines(s3, job)["s3://images/a.jpg"], **answer}])
+    stub = Stubber(sagemaker)
+    stub.add_response("describe_labeling_job", describe_response(job, "Completed", output_uri=output))
+    with stub:
+        collect_review(s3, sagemaker, layout, [job])
+    # THEN the record states the run's size, and the box is where it was drawn on the image
+    (record,) = read_records(s3, layout.reviewed)
+    assert record["image_size"] == SIZE
+    assert record["boxes"] == [
+        {"label": "cat", "left": 10, "top": 20, "width": 100, "height": 50, "status": "added"}
+    ]

@@ -20,8 +20,11 @@ from fixtures_aws import (
     REPO,
     WORKTEAM_ARN,
     FakeCustomLabels,
+    FakeExecutions,
+    FakeLabelingJobs,
     FakeLambdaContext,
     answer_with,
+    execution_arn,
     jpeg,
     load_event,
     load_handler,
@@ -32,6 +35,7 @@ from fixtures_aws import (
     validate_input_environment,
     write_jsonl,
 )
+from labeling_loop import run_records
 from labeling_loop.errors import InvalidInput, ModelStartTimeoutError
 from labeling_loop.inference import claims, model_lease
 from labeling_loop.run_config import from_state
@@ -117,9 +121,11 @@ def test_validate_input_returns_the_state_payload_and_saves_it(
 
     # THEN it returns the payload every later state gets (the other fixtures carry exactly this)
     assert payload == CONFIG
-    assert payload["runId"] == "weekly-2026-05-01t06-00-00z"
+    assert payload["runId"].startswith("weekly-2026-05-01t06-00-00z-")
     # AND the run folder starts with the settings, so users can see what the run did
     assert read_json(stack.s3, LAYOUT.config) == payload
+    # AND the run is registered, so that whatever ends the execution can clean up after it
+    assert run_records.active(stack.dynamodb, stack.table) == [payload["executionArn"]]
 
 
 def test_validate_input_accepts_an_empty_console_input(
@@ -128,9 +134,11 @@ def test_validate_input_accepts_an_empty_console_input(
     # GIVEN the stack's defaults
     # WHEN a console execution starts with `{}`
     # THEN the run is configured from the defaults, its folder named after the execution
-    payload = handler("validate_input").lambda_handler({"input": {}, "executionName": "console-1"}, context)
+    start = {"input": {}, "executionName": "console-1", "executionArn": execution_arn("console-1")}
+    payload = handler("validate_input").lambda_handler(start, context)
     assert payload["projectVersionArn"] == MODEL_ARN
-    assert payload["batchesKey"] == "labeling-runs/console-1/batches.json"
+    assert payload["batchesKey"] == f"labeling-runs/{payload['runId']}/batches.json"
+    assert payload["runId"].startswith("console-1-")
 
 
 def test_validate_input_rejects_bad_input_before_writing_anything(
@@ -177,7 +185,8 @@ def test_list_images_handler(stack: SimpleNamespace, context: FakeLambdaContext)
 
 def model_handler() -> tuple[ModuleType, FakeCustomLabels]:
     app = handler("model_control")
-    return app, FakeCustomLabels().attach(app.rekognition)
+    FakeExecutions().attach(app.services.executions)
+    return app, FakeCustomLabels().attach(app.services.rekognition)
 
 
 def test_model_control_acquire_check_release(stack: SimpleNamespace, context: FakeLambdaContext) -> None:
@@ -202,7 +211,7 @@ def test_model_control_acquire_check_release(stack: SimpleNamespace, context: Fa
     released = app.lambda_handler(event("model_control_release"), context)
     # THEN the model it started is stopped
     assert selected_keys("Release Model") <= set(released)
-    assert released == {"stopped": True, "status": "STOPPING"}
+    assert released == {"stopped": True, "status": "STOPPING", "prunedUsers": 0}
 
 
 def test_model_control_check_fixture_times_out_past_the_deadline(
@@ -343,7 +352,7 @@ def test_plan_review_handler_plans_ground_truth_jobs(
     jobs = read_json(stack.s3, S3Uri(CONFIG["outputBucket"], CONFIG["reviewJobsKey"]))
     assert [job["objectCount"] for job in jobs] == [2]
     assert jobs[0]["workteamArn"] == WORKTEAM_ARN
-    assert jobs[0]["jobName"].startswith("lab-weekly-2026-05-01t06-00-00z-det-")
+    assert jobs[0]["jobName"] == f"lab-{RUN.runId}-det-000"
 
 
 # RunCleanup ---------------------------------------------------------------------------------------
@@ -352,9 +361,11 @@ def test_plan_review_handler_plans_ground_truth_jobs(
 def test_run_cleanup_handler(stack: SimpleNamespace, context: FakeLambdaContext) -> None:
     # GIVEN a run that started the model, claimed an image, then timed out
     app = handler("run_cleanup")
-    model = FakeCustomLabels(status="RUNNING").attach(app.rekognition)
-    model_lease.acquire(stack.dynamodb, stack.table, MODEL_ARN, RUN.runId)
-    model_lease.mark_started(stack.dynamodb, stack.table, MODEL_ARN, RUN.runId)
+    model = FakeCustomLabels(status="RUNNING").attach(app.services.rekognition)
+    FakeExecutions().attach(app.services.executions)
+    FakeLabelingJobs().attach(app.sagemaker)
+    model_lease.acquire(stack.dynamodb, stack.table, MODEL_ARN, RUN.executionArn)
+    model_lease.record_start(stack.dynamodb, stack.table, MODEL_ARN, RUN.executionArn)
     claims.claim(stack.dynamodb, stack.table, ref("robin-01.jpg"), RUN.runId, 0, 2**40)
     write_jsonl(
         stack.s3,
@@ -469,7 +480,9 @@ def test_a_whole_run_through_the_handlers(stack: SimpleNamespace, context: FakeL
     for batch in read_json(stack.s3, S3Uri(state["config"]["outputBucket"], state["config"]["batchesKey"])):
         detect_app.lambda_handler({"batch": batch, "config": state["config"]}, context)
     released = model_app.lambda_handler({"action": "release", "config": state["config"]}, context)
-    plan = handler("plan_review").lambda_handler({"config": state["config"]}, context)
+    plan = handler("plan_review").lambda_handler(
+        {"config": state["config"], "listing": state["listing"]}, context
+    )
     # (people review: every task answered by keeping the predictions)
     tasks = read_jsonl(stack.s3, LAYOUT.review_tasks)
     write_jsonl(

@@ -12,7 +12,7 @@ from fixtures_aws import image_bytes, jpeg, png
 from labeling_loop.inference.images import MAX_BYTES, ImageHeader, ImageRejected, check_limits, read_header
 from PIL import Image
 
-from localcloud.bad_images import BadImageCase, generate_bad_corpus
+from localcloud.data.bad_images import BadImageCase, generate_bad_corpus
 
 
 def rejected(data: bytes) -> ImageRejected:

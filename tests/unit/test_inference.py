@@ -200,7 +200,7 @@ def test_an_image_deleted_after_listing_is_skipped(aws: SimpleNamespace, rekogni
     ("code", "reason"),
     [
         ("InvalidImageFormatException", "corrupt-image"),
-        ("InvalidS3ObjectException", "corrupt-image"),
+        ("InvalidS3ObjectException", "image-unreadable"),  # Rekognition cannot read the object: see outcome
         ("ImageTooLargeException", "image-too-large"),
         ("InvalidParameterException", "image-dimensions"),
     ],
@@ -323,3 +323,120 @@ def test_a_jpeg_with_a_large_icc_profile_is_inferred(aws: SimpleNamespace, rekog
     finally:
         # (the Stubber fixture would otherwise report the unused response instead of the bug)
         rekognition._queue.clear()
+
+
+# Reads bounded by the size limit, and access errors ------------------------------------------------
+
+
+class HugeObjectS3:
+    """S3 as a 2 GB object with a header cut off by the first read looks: the ranged GET answers its
+    first bytes and the object's total size. Records every GET, and fails the test on a read of the
+    whole object (which would exhaust the function's memory)."""
+
+    def __init__(self, first_bytes: bytes, size: int) -> None:
+        self.first_bytes, self.size = first_bytes, size
+        self.ranges: list[str | None] = []
+
+    def get_object(self, *, Bucket: str, Key: str, Range: str | None = None) -> dict[str, Any]:
+        self.ranges.append(Range)
+        assert Range is not None, "read the whole 2 GB object"
+        start, end = (int(x) for x in Range.removeprefix("bytes=").split("-"))
+        assert end - start < 16 * 1024 * 1024, f"read {end - start} bytes of it"
+        data = self.first_bytes[start : end + 1]
+        return {
+            "Body": io.BytesIO(data),
+            "ContentRange": f"bytes {start}-{start + len(data) - 1}/{self.size}",
+        }
+
+
+def test_a_huge_object_is_skipped_without_being_read() -> None:
+    from labeling_loop.inference.detect import header_of
+    from labeling_loop.inference.images import HEADER_BYTES, ImageRejected
+
+    # GIVEN a 2 GB object whose JPEG header does not end within the first read (a large ICC profile)
+    start = jpeg((640, 480), icc_profile=bytes(200_000))
+    s3 = HugeObjectS3(start, 2 * 1024**3)
+    assert len(start) > HEADER_BYTES
+    # WHEN its header is read
+    with pytest.raises(ImageRejected) as rejected:
+        header_of(s3, S3Uri(IMAGES_BUCKET, "photos/huge.jpg"))
+    # THEN it is too large, judged on its size; only the first bytes were asked for
+    assert rejected.value.reason == "image-too-large"
+    assert s3.ranges == [f"bytes=0-{HEADER_BYTES - 1}"]
+
+
+def test_an_image_s3_refuses_to_read_is_unreadable_not_corrupt(
+    aws: SimpleNamespace, rekognition: Stubber
+) -> None:
+    # GIVEN an image the function's role may not read (a bucket or KMS key policy)
+    class RefusingReads:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(aws.s3, name)
+
+        def get_object(self, **params: Any) -> Any:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+
+    s3 = RefusingReads()
+    # WHEN it is inferred
+    run_batch(
+        s3,
+        rekognition.client,
+        LAYOUT,
+        batch_id=0,
+        images=[f"s3://{IMAGES_BUCKET}/photos/a.jpg"],
+        model_arn=MODEL_ARN,
+        min_confidence=50.0,
+        threads=1,
+    )
+    # THEN it is skipped as unreadable (an access problem, reported as such), and the model is not called
+    (skip,) = read_jsonl(aws.s3, LAYOUT.skipped_part("inference", 0))
+    assert skip["reason"] == "image-unreadable" and "AccessDenied" in skip["detail"]
+
+
+def _skips(aws: SimpleNamespace, reasons: list[str]) -> None:
+    from fixtures_aws import write_jsonl
+
+    write_jsonl(
+        aws.s3,
+        LAYOUT.skipped_part("inference", 0),
+        [
+            {"source-ref": f"s3://{IMAGES_BUCKET}/{i}.jpg", "stage": "inference", "reason": r, "detail": ""}
+            for i, r in enumerate(reasons)
+        ],
+    )
+
+
+def test_a_run_whose_images_rekognition_cannot_read_fails_naming_the_bucket_and_the_fix(
+    aws: SimpleNamespace,
+) -> None:
+    from labeling_loop.errors import InferenceFailedError
+    from labeling_loop.inference.outcome import check_outcome
+
+    # GIVEN a run where Rekognition could read none of the 10 images (a bucket in another region)
+    _skips(aws, ["image-unreadable"] * 10)
+    # WHEN inference is checked before the review is planned
+    with pytest.raises(InferenceFailedError) as failed:
+        check_outcome(
+            aws.s3, LAYOUT, images_to_infer=10, images=f"s3://{IMAGES_BUCKET}/photos/", region=REGION
+        )
+    # THEN the run fails, naming the images, the region and what to check
+    message = str(failed.value)
+    assert f"s3://{IMAGES_BUCKET}/photos/" in message and REGION in message and "kms:Decrypt" in message
+
+
+def test_service_error_skips_past_a_tenth_fail_the_run_and_a_few_do_not(aws: SimpleNamespace) -> None:
+    from labeling_loop.errors import InferenceFailedError
+    from labeling_loop.inference.outcome import check_outcome
+
+    images = f"s3://{IMAGES_BUCKET}/photos/"
+    # GIVEN 2 images of 20 refused by the service (and one corrupt, the image's own fault)
+    _skips(aws, ["service-error", "service-error", "corrupt-image"])
+    # THEN the run goes on, with those reported
+    assert check_outcome(aws.s3, LAYOUT, images_to_infer=20, images=images, region=REGION) == {
+        "service-error": 2,
+        "corrupt-image": 1,
+    }
+    # BUT with 3 of 20 (more than a tenth) it fails, saying why
+    _skips(aws, ["service-error"] * 3)
+    with pytest.raises(InferenceFailedError, match="refused 3 of 20 images after retries"):
+        check_outcome(aws.s3, LAYOUT, images_to_infer=20, images=images, region=REGION)

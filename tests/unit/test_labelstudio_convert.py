@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from labeling_loop.errors import ReviewBackendError
+from labeling_loop.review.answers import InvalidAnswer
 from labeling_loop.review.labelstudio import client as ls_client
 from labeling_loop.review.labelstudio import convert as ls
 from labeling_loop.review.labelstudio import project as ls_project
@@ -46,6 +47,13 @@ def _exported(task: dict, answers: list[dict] | None) -> dict:
             {"id": 1, "result": answers, "was_cancelled": False, "updated_at": "2026-01-01"}
         ]
     return exported
+
+
+def review(task: dict, exported: dict, project_id: int) -> dict | None:
+    """What collect makes of an exported task: its latest submitted answer, read against the run's
+    own review task (never the exported task's data)."""
+    annotation = ls.submitted_annotation(exported)
+    return None if annotation is None else ls.reviewed_record(annotation, task, project_id)
 
 
 DETECTION_TASK = {
@@ -158,7 +166,7 @@ class TestPercentToPixels:
 
 class TestBoxStatuses:
     def _record(self, answers: list[dict]) -> dict:
-        record = ls.reviewed_record(_exported(DETECTION_TASK, answers), project_id=3)
+        record = review(DETECTION_TASK, _exported(DETECTION_TASK, answers), 3)
         assert record is not None
         return record
 
@@ -239,7 +247,7 @@ class TestBoxStatuses:
 
     def test_task_without_predictions_only_adds(self) -> None:
         task = {**DETECTION_TASK, "predictions": []}
-        record = ls.reviewed_record(_exported(task, [_answer_box("cat", 1, 2, 3, 4)]), project_id=1)
+        record = review(task, _exported(task, [_answer_box("cat", 1, 2, 3, 4)]), 1)
         assert record is not None
         assert record["boxes"] == [
             {"label": "cat", "left": 1, "top": 2, "width": 3, "height": 4, "status": "added"}
@@ -249,19 +257,20 @@ class TestBoxStatuses:
 
 class TestAnnotationChoice:
     def test_task_without_answer_is_not_reviewed(self) -> None:
-        assert ls.reviewed_record(_exported(DETECTION_TASK, None), project_id=1) is None
+        assert review(DETECTION_TASK, _exported(DETECTION_TASK, None), 1) is None
 
     def test_skipped_task_is_not_reviewed(self) -> None:
         exported = _exported(DETECTION_TASK, [])
         exported["annotations"][0]["was_cancelled"] = True
-        assert ls.reviewed_record(exported, project_id=1) is None
+        assert review(DETECTION_TASK, exported, 1) is None
+        assert ls.was_skipped(exported)
 
     def test_latest_submitted_answer_wins(self) -> None:
         exported = _exported(DETECTION_TASK, [])
         exported["annotations"].append(
             {"id": 2, "result": [_answer_box("cat", 64, 96, 192, 120)], "updated_at": "2026-02-01"}
         )
-        record = ls.reviewed_record(exported, project_id=1)
+        record = review(DETECTION_TASK, exported, 1)
         assert record is not None and [b["status"] for b in record["boxes"]] == ["kept"]
 
 
@@ -289,7 +298,7 @@ class TestLabelStatuses:
                 "value": {"choices": ["outdoor", "beach"]},
             }
         ]
-        record = ls.reviewed_record(_exported(task, answer), project_id=9)
+        record = review(task, _exported(task, answer), 9)
         assert record is not None
         assert record["labels"] == [
             {"label": "outdoor", "status": "kept"},
@@ -323,3 +332,60 @@ class TestTokensAndTitles:
         long_a, long_b = ls_project.review_title("r" * 60 + "a"), ls_project.review_title("r" * 60 + "b")
         assert short == "Review run-1"
         assert len(long_a) <= 50 and len(long_b) <= 50 and long_a != long_b
+
+
+class TestAnswersAreNotTrusted:
+    """An export is data anyone with access to the project (or a script) can edit: what cannot be
+    read skips that image (`invalid-annotation`), never the run, and never reaches the manifest."""
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("x", "nan"),
+            ("x", float("inf")),
+            ("width", 1e400),
+            ("y", None),
+            ("height", True),
+            ("rotation", "90"),
+        ],
+    )
+    def test_a_coordinate_that_is_not_a_finite_number_is_refused(self, field: str, value: object) -> None:
+        answer = _answer_box("cat", 64, 96, 192, 120)
+        if value is None:
+            del answer["value"][field]
+        else:
+            answer["value"][field] = value
+        with pytest.raises(InvalidAnswer, match=f"rectangle {field}"):
+            review(DETECTION_TASK, _exported(DETECTION_TASK, [answer]), 1)
+
+    @pytest.mark.parametrize("labels", ["cat", [["cat"]], [], [{"label": "cat"}], None])
+    def test_labels_that_are_not_a_list_of_names_are_refused(self, labels: object) -> None:
+        answer = _answer_box("cat", 64, 96, 192, 120)
+        answer["value"]["rectanglelabels"] = labels
+        with pytest.raises(InvalidAnswer):
+            review(DETECTION_TASK, _exported(DETECTION_TASK, [answer]), 1)
+
+    @pytest.mark.parametrize("choices", [{"outdoor": True}, "outdoor", [1, 2]])
+    def test_choices_that_are_not_a_list_of_names_are_refused(self, choices: object) -> None:
+        task = {**DETECTION_TASK, "taskType": "classification", "predictions": [{"label": "outdoor"}]}
+        answer = [{"type": "choices", "from_name": ls.CHOICES_TAG, "value": {"choices": choices}}]
+        with pytest.raises(InvalidAnswer, match="choices"):
+            review(task, _exported(task, answer), 1)
+
+    def test_boxes_are_scaled_by_the_runs_own_image_size(self) -> None:
+        # GIVEN an answer that claims the image was ten times larger than the run measured it
+        answer = _answer_box("cat", 64, 96, 192, 120)
+        answer["original_width"], answer["original_height"] = W * 10, H * 10
+        # THEN its percentages are read against the run's own size: the box is where it was drawn
+        record = review(DETECTION_TASK, _exported(DETECTION_TASK, [answer]), 1)
+        assert record is not None and record["boxes"][0]["status"] == "kept"
+
+    def test_the_exported_tasks_data_is_never_read(self) -> None:
+        # GIVEN an export whose task data was edited to point at another image, with another size
+        exported = _exported(DETECTION_TASK, [_answer_box("cat", 64, 96, 192, 120)])
+        exported["data"] = {**exported["data"], "source_ref": "s3://b/secret.jpg", "image_size": {"width": 1}}
+        # THEN the record is the run's own image, at its own size
+        record = review(DETECTION_TASK, exported, 1)
+        assert record is not None
+        assert record["source-ref"] == DETECTION_TASK["source-ref"]
+        assert record["image_size"] == {"width": W, "height": H, "depth": 3}

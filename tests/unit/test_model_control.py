@@ -1,5 +1,6 @@
-"""Model control and leases: moto DynamoDB for the leases, a stateful fake Custom Labels service
-behind a real Rekognition client (requests and responses checked against the API model)."""
+"""Model control and leases: moto DynamoDB for the leases, a stateful fake Custom Labels service and
+a fake Step Functions (which executions are still running) behind real clients (requests and
+responses checked against the API models)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
-from fixtures_aws import MODEL_ARN, PROJECT_ARN, REGION, FakeCustomLabels, make_config
+from fixtures_aws import MODEL_ARN, PROJECT_ARN, REGION, FakeCustomLabels, FakeExecutions, make_config
 from labeling_loop.errors import (
     ModelNotFoundError,
     ModelStartFailedError,
@@ -26,14 +27,28 @@ def model(aws: SimpleNamespace) -> FakeCustomLabels:
     return FakeCustomLabels().attach(boto3.client("rekognition", region_name=REGION))
 
 
-def run(run_id: str, **overrides: Any) -> RunConfig:
-    return make_config(runId=run_id, **overrides)
+@pytest.fixture
+def executions(aws: SimpleNamespace) -> FakeExecutions:
+    return FakeExecutions().attach(boto3.client("stepfunctions", region_name=REGION))
+
+
+def run(name: str, **overrides: Any) -> RunConfig:
+    return make_config(name, **overrides)
+
+
+@pytest.fixture(autouse=True)
+def _steps(aws: SimpleNamespace, executions: FakeExecutions) -> None:
+    aws.executions = executions  # which lease holders are still running
+
+
+def services(aws: SimpleNamespace, model: FakeCustomLabels) -> model_control.Services:
+    return model_control.Services(model.client, aws.dynamodb, aws.table, aws.executions.client)
 
 
 def acquire(
     aws: SimpleNamespace, model: FakeCustomLabels, config: RunConfig, now: float = NOW
 ) -> dict[str, Any]:
-    return model_control.acquire(model.client, aws.dynamodb, aws.table, config, now).to_dict()
+    return model_control.acquire(services(aws, model), config, now).to_dict()
 
 
 def check(
@@ -43,11 +58,12 @@ def check(
     previous: dict[str, Any],
     now: float = NOW,
 ) -> dict[str, Any]:
-    return model_control.check(model.client, aws.dynamodb, aws.table, config, previous, now).to_dict()
+    return model_control.check(services(aws, model), config, previous, now).to_dict()
 
 
 def release(aws: SimpleNamespace, model: FakeCustomLabels, config: RunConfig) -> dict[str, Any]:
-    return model_control.release(model.client, aws.dynamodb, aws.table, config)
+    result = model_control.release(services(aws, model), config)
+    return {k: v for k, v in result.items() if k != "prunedUsers"}
 
 
 def lease(aws: SimpleNamespace) -> model_lease.Lease:
@@ -75,7 +91,7 @@ def test_a_stopped_model_is_started_and_the_run_takes_the_stop_duty(
     assert state["projectArn"] == PROJECT_ARN
     assert state["deadline"] == int(NOW) + 30 * 60
     # AND the lease records the run as a user and the workflow as the starter
-    assert lease(aws) == model_lease.Lease(frozenset({"run-a"}), True, "run-a")
+    assert lease(aws) == model_lease.Lease(frozenset({config.executionArn}), True, config.executionArn)
 
 
 def test_check_reports_running_with_the_units_the_model_runs_on(
@@ -104,9 +120,10 @@ def test_a_running_model_is_used_as_it_is_and_never_stopped_by_the_run(
     state = acquire(aws, model, config)
     released = release(aws, model, config)
 
-    # THEN it is neither started nor stopped, and the fan-out is sized for its largest unit count
+    # THEN it is neither started nor stopped, and the fan-out is sized for the units it runs on
+    # now: CloudWatch has no figure here, so its floor (never its Max, which it may not reach)
     assert state["status"] == "RUNNING" and state["startedByRun"] is False
-    assert (state["inferenceUnits"], state["mapConcurrency"]) == (3, 6)
+    assert (state["inferenceUnits"], state["mapConcurrency"]) == (1, 2)
     assert released == {"stopped": False, "status": "LEFT_RUNNING_OR_STOPPED"}
     assert model.operations("StartProjectVersion") == [] and model.operations("StopProjectVersion") == []
     assert model.status == "RUNNING"
@@ -124,17 +141,20 @@ def test_a_freshly_trained_or_copied_model_is_started(
     assert len(model.operations("StartProjectVersion")) == 1
 
 
-def test_a_start_lost_to_another_run_does_not_take_the_stop_duty(
+def test_a_start_lost_to_another_run_waits_for_the_model_and_keeps_the_workflows_duty(
     aws: SimpleNamespace, model: FakeCustomLabels
 ) -> None:
     # GIVEN another run started the model between this run's describe and its start
     model.start_errors.append("ResourceInUseException")
     # WHEN this run acquires it
-    state = acquire(aws, model, run("run-b"))
+    config = run("run-b")
+    state = acquire(aws, model, config)
     # THEN it waits for the model without claiming to have started it
     assert state["status"] == "STARTING"
     assert state["startedByRun"] is False
-    assert lease(aws).started_by_workflow is False
+    # AND the duty to stop it stays recorded (it was recorded before the start was attempted: the
+    # winner was another run of the workflow, which records the same duty)
+    assert lease(aws).started_by_workflow is True
 
 
 # Overlapping runs ---------------------------------------------------------------------------------
@@ -216,7 +236,7 @@ def test_a_stopping_model_is_restarted_once_it_has_stopped(
     # THEN this run starts it again and takes the stop duty
     assert state["status"] == "STARTING" and state["startedByRun"] is True
     assert len(model.operations("StartProjectVersion")) == 1
-    assert lease(aws).started_by == "run-b"
+    assert lease(aws).started_by == config.executionArn
     model.status = "RUNNING"
     assert release(aws, model, config)["stopped"] is True
 
@@ -334,25 +354,148 @@ def test_an_unknown_version_fails_and_releases_the_lease(
     # THEN it fails with ModelNotFoundError and leaves no lease
     config = run("run-a", projectVersionArn=MODEL_ARN.replace("birds.2024-05-01", "birds.2023-01-01"))
     with pytest.raises(ModelNotFoundError, match="no model version"):
-        model_control.acquire(model.client, aws.dynamodb, aws.table, config, NOW)
+        acquire(aws, model, config)
     assert model_lease.read(aws.dynamodb, aws.table, config.projectVersionArn).users == frozenset()
+
+
+# Runs that end outside their Catch, and crashes between two calls ---------------------------------
+
+
+def test_a_dead_lease_holder_never_keeps_a_model_running(
+    aws: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions
+) -> None:
+    # GIVEN run A started the model, run B joined, and A was aborted without releasing (no Catch ran)
+    a, b = run("run-a"), run("run-b")
+    acquire(aws, model, a)
+    acquire(aws, model, b)
+    model.status = "RUNNING"
+    executions.end(a.executionArn, "ABORTED")
+
+    # WHEN B finishes its inference
+    released = model_control.release(services(aws, model), b)
+
+    # THEN B finds A dead, prunes it, and stops the model as the last live user
+    assert released == {"stopped": True, "status": "STOPPING", "prunedUsers": 1}
+    assert lease(aws) == model_lease.Lease(frozenset(), False, None)
+
+
+def test_a_live_lease_holder_is_never_pruned(
+    aws: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions
+) -> None:
+    # GIVEN two runs on the model, the other one still running (or its status unknown)
+    a, b = run("run-a"), run("run-b")
+    acquire(aws, model, a)
+    acquire(aws, model, b)
+    model.status = "RUNNING"
+    # WHEN A releases
+    released = model_control.release(services(aws, model), a)
+    # THEN B keeps its lease and its model
+    assert released["stopped"] is False and released["prunedUsers"] == 0
+    assert lease(aws).users == frozenset({b.executionArn})
+    assert model.status == "RUNNING"
+
+
+def test_a_crash_between_recording_the_start_and_starting_leaves_a_harmless_duty(
+    aws: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN the duty was recorded and the function died before StartProjectVersion
+    config = run("run-a")
+    model_lease.acquire(aws.dynamodb, aws.table, MODEL_ARN, config.executionArn)
+    model_lease.record_start(aws.dynamodb, aws.table, MODEL_ARN, config.executionArn)
+    assert model.status == "STOPPED"
+    # WHEN the run's cleanup releases the model
+    released = release(aws, model, config)
+    # THEN the stop is refused (nothing runs), and the duty is cleared: nothing left to stop
+    assert released == {"stopped": False, "status": "STOPPED"}
+    assert lease(aws) == model_lease.Lease(frozenset(), False, None)
+
+
+def test_a_crash_between_starting_and_the_next_step_keeps_the_duty(
+    aws: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions
+) -> None:
+    # GIVEN a run that started the model and died right after (the duty was recorded first)
+    config = run("run-a")
+    acquire(aws, model, config)
+    model.status = "RUNNING"
+    executions.end(config.executionArn, "TIMED_OUT")
+    # WHEN the sweep (or the execution-ended cleanup) looks at the model
+    result = model_control.stop_if_unused(
+        services(aws, model), model_control.ModelRef.of(MODEL_ARN), who="sweep"
+    )
+    # THEN the dead holder is pruned and the model the workflow started is stopped
+    assert result == {"stopped": True, "status": "STOPPING", "prunedUsers": 1}
+
+
+def test_a_crash_between_deciding_the_stop_and_stopping_is_finished_by_the_next_caller(
+    aws: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN a run that decided to stop the model and died before StopProjectVersion
+    config = run("run-a")
+    acquire(aws, model, config)
+    model.status = "RUNNING"
+    model_lease.leave(aws.dynamodb, aws.table, MODEL_ARN, config.executionArn)
+    assert model_lease.decide_stop(aws.dynamodb, aws.table, MODEL_ARN, config.executionArn)
+    assert model.status == "RUNNING"
+    # WHEN the failure path retries the release
+    released = release(aws, model, config)
+    # THEN the decision is carried out and cleared
+    assert released == {"stopped": True, "status": "STOPPING"}
+    assert lease(aws) == model_lease.Lease(frozenset(), False, None)
+
+
+def test_a_run_arriving_during_a_decided_stop_finishes_it_and_starts_the_model_again(
+    aws: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN run A decided to stop the model (no user left) but has not called StopProjectVersion
+    a, b = run("run-a"), run("run-b")
+    acquire(aws, model, a)
+    model.status = "RUNNING"
+    model_lease.leave(aws.dynamodb, aws.table, MODEL_ARN, a.executionArn)
+    assert model_lease.decide_stop(aws.dynamodb, aws.table, MODEL_ARN, a.executionArn)
+    # WHEN run B acquires the model in that moment
+    state = acquire(aws, model, b)
+    # THEN B does not use a model about to stop: it finishes the stop, then waits to start it again
+    assert model.operations("StopProjectVersion") == [{"ProjectVersionArn": MODEL_ARN}]
+    assert state["status"] == "STOPPING" and state["startedByRun"] is False
+    model.status = "STOPPED"
+    state = check(aws, model, b, state, NOW + 60)
+    assert state["status"] == "STARTING" and state["startedByRun"] is True
+    assert lease(aws) == model_lease.Lease(frozenset({b.executionArn}), True, b.executionArn)
+    # AND A's own stop, when it comes, finds nothing of its decision left and stops nothing
+    assert model_lease.stop_done(aws.dynamodb, aws.table, MODEL_ARN, a.executionArn) is False
+
+
+def test_a_stale_stop_decision_is_taken_over(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+    # GIVEN a decision to stop from a caller that died long ago
+    config = run("run-a")
+    acquire(aws, model, config)
+    model_lease.leave(aws.dynamodb, aws.table, MODEL_ARN, config.executionArn)
+    old = int(NOW) - model_lease.STALE_STOP_SECONDS - 1
+    assert model_lease.decide_stop(aws.dynamodb, aws.table, MODEL_ARN, "someone", now=old)
+    # THEN another caller may not decide while it is recent, but may once it is stale
+    assert not model_lease.decide_stop(aws.dynamodb, aws.table, MODEL_ARN, "sweep", now=old + 60)
+    assert model_lease.decide_stop(aws.dynamodb, aws.table, MODEL_ARN, "sweep", now=int(NOW))
 
 
 # Leases directly ----------------------------------------------------------------------------------
 
 
 def test_acquiring_a_lease_is_idempotent(aws: SimpleNamespace) -> None:
-    # WHEN the same run acquires twice (a retried state)
-    model_lease.acquire(aws.dynamodb, aws.table, MODEL_ARN, "run-a")
-    again = model_lease.acquire(aws.dynamodb, aws.table, MODEL_ARN, "run-a")
-    # THEN it holds one lease, and one release frees the model
-    assert again.users == frozenset({"run-a"})
-    model_lease.mark_started(aws.dynamodb, aws.table, MODEL_ARN, "run-a")
-    assert model_lease.release(aws.dynamodb, aws.table, MODEL_ARN, "run-a") is True
+    # WHEN the same execution acquires twice (a retried state)
+    model_lease.acquire(aws.dynamodb, aws.table, MODEL_ARN, "exec-a")
+    again = model_lease.acquire(aws.dynamodb, aws.table, MODEL_ARN, "exec-a")
+    # THEN it holds one lease, and one leave frees the model for a stop decision
+    assert again.users == frozenset({"exec-a"})
+    model_lease.record_start(aws.dynamodb, aws.table, MODEL_ARN, "exec-a")
+    assert model_lease.leave(aws.dynamodb, aws.table, MODEL_ARN, "exec-a").users == frozenset()
+    assert model_lease.decide_stop(aws.dynamodb, aws.table, MODEL_ARN, "exec-a") is True
+    # AND the index lists the model for the sweep
+    assert model_lease.leased_models(aws.dynamodb, aws.table) == [MODEL_ARN]
 
 
 def test_releasing_a_lease_never_held_stops_nothing(aws: SimpleNamespace) -> None:
     # GIVEN a run that failed before acquiring the model
-    # WHEN the failure path releases it
-    # THEN it has nothing to stop
-    assert model_lease.release(aws.dynamodb, aws.table, MODEL_ARN, "run-z") is False
+    # WHEN the failure path leaves it
+    model_lease.leave(aws.dynamodb, aws.table, MODEL_ARN, "exec-z")
+    # THEN it has no stop to decide
+    assert model_lease.decide_stop(aws.dynamodb, aws.table, MODEL_ARN, "exec-z") is False

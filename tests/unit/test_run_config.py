@@ -13,11 +13,12 @@ from fixtures_aws import (
     REGION,
     SECRET_ARN,
     WORKTEAM_ARN,
+    execution_arn,
     stack_settings,
 )
 from labeling_loop.errors import InvalidInput
 from labeling_loop.run_config import RUN_ID, RunConfig, from_state, state_payload
-from labeling_loop.run_input import RunInput, run_id_from_execution, validate_input
+from labeling_loop.run_input import FROM_THE_EXECUTION, RunInput, run_id_for, validate_input
 from labeling_loop.settings import StackSettings
 
 # A stack deployed with the template's defaults plus the two values the user must give (model and
@@ -53,7 +54,9 @@ VALID: dict[str, Any] = {
 
 
 def validate(raw: Any, stack: StackSettings = BARE_STACK, execution_name: str = "exec-1") -> RunConfig:
-    return validate_input(raw, execution_name=execution_name, stack=stack)
+    return validate_input(
+        raw, execution_name=execution_name, execution_arn=execution_arn(execution_name or "x"), stack=stack
+    )
 
 
 def rejection(raw: Any, stack: StackSettings = BARE_STACK) -> str:
@@ -83,7 +86,9 @@ def test_empty_input_runs_with_the_stack_defaults() -> None:
     assert config.reviewPollSeconds == 900
     assert config.incremental is False
     assert config.labelStudioUrl is None
-    assert config.runId == "console-start-42"
+    assert config.runId == run_id_for("console-start-42", execution_arn("console-start-42"))
+    assert config.runId.startswith("console-start-42-")
+    assert config.executionArn == execution_arn("console-start-42")
 
 
 def test_every_stack_default_is_an_input_field_and_every_field_is_resolved() -> None:
@@ -91,8 +96,8 @@ def test_every_stack_default_is_an_input_field_and_every_field_is_resolved() -> 
     # THEN each names an input field (a typo there would be rejected, not silently ignored)
     assert FULL_STACK.run_defaults
     assert set(FULL_STACK.run_defaults) <= set(RunInput.model_fields)
-    # AND the input and the resolved configuration have the same fields
-    assert set(RunInput.model_fields) == set(RunConfig.model_fields)
+    # AND the resolved configuration has the input's fields, and who the run is (from the execution)
+    assert set(RunInput.model_fields) | FROM_THE_EXECUTION == set(RunConfig.model_fields)
 
 
 def test_input_values_win_over_stack_defaults_and_null_means_default() -> None:
@@ -170,10 +175,13 @@ BOUNDS: list[tuple[str, Any, Any, Any, Any]] = [
 def test_numeric_bounds_are_inclusive_and_named(
     field: str, low: Any, high: Any, below: Any, above: Any
 ) -> None:
-    # GIVEN the documented bounds of a numeric field (inclusive)
+    # GIVEN the documented bounds of a numeric field (inclusive), and polls that keep the
+    # execution history within its limit whatever the deadlines (checked on their own below)
+    base = {**VALID, "reviewPollSeconds": 86_400, "modelStartTimeoutMinutes": 1}
+    base = {k: v for k, v in base.items() if k != field}
     # WHEN a run uses each limit
     for value in (low, high):
-        config = validate({**VALID, field: value})
+        config = validate({**base, field: value})
         # THEN the limit itself is accepted
         assert getattr(config, field) == value
 
@@ -182,7 +190,7 @@ def test_numeric_bounds_are_inclusive_and_named(
         if value is None:
             continue
         # THEN it is rejected, and the error starts with the field's name
-        assert rejection({**VALID, field: value}).startswith(f"{field}: ")
+        assert rejection({**base, field: value}).startswith(f"{field}: ")
 
 
 def test_auto_accept_confidence_bounds() -> None:
@@ -287,10 +295,6 @@ def test_malformed_model_arn_is_rejected_with_the_expected_form(arn: str) -> Non
         ("labelStudioUrl", "ftp://labelstudio.example.com"),
         ("labelStudioUrl", "labelstudio.example.com"),
         ("labelStudioTokenSecretArn", "arn:aws:ssm:us-east-1:123456789012:parameter/token"),
-        ("runId", "Run_1"),
-        ("runId", "run--1"),
-        ("runId", "-run"),
-        ("runId", "r" * 41),
         ("jobNamePrefix", "Lab"),
         ("jobNamePrefix", "labelingjob"),  # 11 characters
     ],
@@ -408,15 +412,36 @@ def test_empty_workteam_string_counts_as_missing() -> None:
 # History guard ------------------------------------------------------------------------------------
 
 
-def test_review_polls_that_would_overflow_the_execution_history_are_rejected() -> None:
-    # GIVEN a 30-day review deadline: at most 3000 polls keep the history under 25,000 events
-    # WHEN polling every 863 s (3004 polls)
-    message = rejection({**VALID, "reviewDeadlineHours": 720, "reviewPollSeconds": 863})
-    # THEN the run is refused, naming the field and why
-    assert "reviewPollSeconds must be at least" in message
-    assert "25,000 events" in message
-    # AND every 864 s (exactly 3000 polls) is fine
-    assert validate({**VALID, "reviewDeadlineHours": 720, "reviewPollSeconds": 864}).reviewPollSeconds == 864
+@pytest.mark.parametrize(
+    ("backend", "fastest"),
+    [
+        # a labeling job's execution: 11 events per poll for 720 h + 2 h to stop, 1,000 for the rest
+        ("groundtruth", 1193),
+        # the run's own execution: 9 per review poll, plus 61 model polls at the defaults
+        ("labelstudio", 996),
+    ],
+)
+def test_review_polls_that_would_overflow_the_execution_history_are_rejected(
+    backend: str, fastest: int
+) -> None:
+    # GIVEN a 30-day review deadline
+    base = {**VALID, "reviewBackend": backend, "reviewDeadlineHours": 720}
+    if backend == "labelstudio":
+        base |= {"labelStudioUrl": "https://ls.example.com", "labelStudioTokenSecretArn": SECRET_ARN}
+    # WHEN polling one second faster than the history allows
+    message = rejection({**base, "reviewPollSeconds": fastest - 1})
+    # THEN the run is refused, naming the field, why, and the interval that works
+    assert message.startswith("input: reviewPollSeconds: polling")
+    assert "over the 25,000 an execution keeps" in message and f"at least every {fastest} s" in message
+    # AND that interval is fine
+    assert validate({**base, "reviewPollSeconds": fastest}).reviewPollSeconds == fastest
+
+
+def test_model_polls_that_would_overflow_the_execution_history_are_rejected() -> None:
+    # WHEN the model is polled every second for 12 hours (43,201 polls)
+    message = rejection({**VALID, "modelPollSeconds": 1, "modelStartTimeoutMinutes": 720})
+    # THEN the run is refused, naming the field
+    assert message.startswith("input: modelPollSeconds: polling every 1 s")
 
 
 def test_review_poll_of_zero_seconds_is_rejected() -> None:
@@ -429,30 +454,41 @@ def test_review_poll_of_zero_seconds_is_rejected() -> None:
 
 
 @pytest.mark.parametrize(
-    ("execution_name", "run_id"),
+    ("execution_name", "readable"),
     [
         ("exec-1", "exec-1"),
-        ("My Run_2024-05-01T10:00:00Z", "my-run-2024-05-01t10-00-00z"),
+        ("My_Run_2024-05-01T10-00-00Z", "my-run-2024-05-01t10-00-00z"),
         ("--weekly--run--", "weekly-run"),
-        ("1f0c6a4e-5b6e-4b8e-9d5c-0c1f6c0e7a11", "1f0c6a4e-5b6e-4b8e-9d5c-0c1f6c0e7a11"),
+        ("1f0c6a4e-5b6e-4b8e-9d5c-0c1f6c0e7a11", "1f0c6a4e-5b6e-4b8e-9d5c-0c1f6c0"),  # cut at 31
         ("", "run"),
         ("____", "run"),
         ("日本語", "run"),
-        ("a" * 39 + "-" + "b" * 10, "a" * 39),  # cut at 40 characters, no trailing hyphen
+        ("a" * 30 + "-" + "b" * 10, "a" * 30),  # cut at 31 characters, no trailing hyphen
     ],
 )
-def test_run_id_from_execution_name(execution_name: str, run_id: str) -> None:
-    # WHEN a run has no runId
-    # THEN it is derived from the execution name, as a valid run id
-    assert run_id_from_execution(execution_name) == run_id
-    assert RUN_ID.fullmatch(run_id)
-    assert validate(VALID, execution_name=execution_name).runId == run_id
+def test_run_id_is_the_execution_name_cleaned_plus_a_hash_of_the_execution(
+    execution_name: str, readable: str
+) -> None:
+    # WHEN a run starts
+    run_id = validate(VALID, execution_name=execution_name).runId
+    # THEN its id reads like the execution's name, is unique to the execution, and fits job names
+    digest = run_id_for(execution_name, execution_arn(execution_name or "x")).rsplit("-", 1)[1]
+    assert run_id == f"{readable}-{digest}" and len(digest) == 8
+    assert RUN_ID.fullmatch(run_id) and len(run_id) <= 40
 
 
-def test_explicit_run_id_wins_over_the_execution_name() -> None:
-    # WHEN the input names its run id
-    # THEN the execution name is not used
-    assert validate({**VALID, "runId": "spring-batch"}, execution_name="exec-9").runId == "spring-batch"
+def test_executions_whose_names_clean_to_the_same_text_get_different_run_ids() -> None:
+    # GIVEN two executions whose names clean to the same id ("run-1"), or differ past the cut
+    names = ["Run_1", "run.1", "a" * 40 + "x", "a" * 40 + "y"]
+    # THEN no two of them share a run id (folder, jobs, Label Studio project, claims)
+    ids = {validate(VALID, execution_name=name).runId for name in names}
+    assert len(ids) == len(names)
+
+
+def test_the_run_id_is_not_an_input_field() -> None:
+    # WHEN an input tries to choose its run id (it would share another run's folder and jobs)
+    # THEN it is rejected by name
+    assert rejection({**VALID, "runId": "spring-batch"}) == "runId: is not a known input field"
 
 
 # Derived values and the state payload -------------------------------------------------------------
@@ -477,9 +513,10 @@ def test_state_payload_carries_the_keys_the_state_machine_reads() -> None:
 
     # THEN the Distributed Maps get a bucket and keys, and the run folder is named
     assert payload["outputBucket"] == OUTPUT_BUCKET
-    assert payload["runPrefix"] == f"s3://{OUTPUT_BUCKET}/runs/exec-7/"
-    assert payload["batchesKey"] == "runs/exec-7/batches.json"
-    assert payload["reviewJobsKey"] == "runs/exec-7/review/jobs.json"
+    assert config.runId.startswith("exec-7-")
+    assert payload["runPrefix"] == f"s3://{OUTPUT_BUCKET}/runs/{config.runId}/"
+    assert payload["batchesKey"] == f"runs/{config.runId}/batches.json"
+    assert payload["reviewJobsKey"] == f"runs/{config.runId}/review/jobs.json"
     # AND every setting is there, JSON only, and small (settings, never image data)
     assert set(RunConfig.model_fields) <= set(payload)
     encoded = json.dumps(payload)
@@ -507,7 +544,6 @@ def test_every_later_state_reads_back_the_same_config() -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("runId", "run-1\n"),
         ("jobNamePrefix", "lab\n"),
         ("projectVersionArn", MODEL_ARN + "\n"),
         ("workteamArn", WORKTEAM_ARN + "\n"),

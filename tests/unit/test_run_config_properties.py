@@ -22,13 +22,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from labeling_loop.errors import InvalidInput
 from labeling_loop.run_config import (
-    MAX_REVIEW_POLLS,
     PROJECT_VERSION_ARN,
     RUN_ID,
     RunConfig,
     numeric_bounds,
 )
-from labeling_loop.run_input import run_id_from_execution, validate_input
+from labeling_loop.run_input import RunInput, run_id_for, validate_input
 from labeling_loop.s3_uri import S3Uri
 from labeling_loop.settings import StackSettings
 
@@ -70,7 +69,8 @@ def validate(raw: dict[str, Any], execution_name: str = "exec") -> RunConfig:
             "RUN_DEFAULTS": json.dumps(NUMERIC_DEFAULTS),
         }
     )
-    return validate_input(raw, execution_name=execution_name, stack=stack)
+    arn = f"arn:aws:states:us-east-1:123456789012:execution:sm:{abs(hash(execution_name))}"
+    return validate_input(raw, execution_name=execution_name, execution_arn=arn, stack=stack)
 
 
 # Valid values --------------------------------------------------------------------------------------
@@ -87,7 +87,6 @@ def hyphenated(max_parts: int) -> st.SearchStrategy[str]:
     )
 
 
-run_ids = hyphenated(39).filter(lambda s: len(s) <= 40)
 job_prefixes = hyphenated(9).filter(lambda s: len(s) <= 10)
 accounts = st.text(DIGITS, min_size=12, max_size=12)
 names = st.text(NAME_CHARS, min_size=1, max_size=40)
@@ -165,10 +164,14 @@ def valid_inputs(draw: st.DrawFn) -> dict[str, Any]:
         if field in ("reviewPollSeconds", "reviewDeadlineHours") or not draw(st.booleans()):
             continue
         raw[field] = draw(st.integers(int(low), int(high)) if integer else st.floats(low, high))
-    # The history guard ties the poll interval to the deadline.
+    # The history guard ties the poll intervals to the deadlines: at most 500 model polls and
+    # 2,000 review polls keep every execution of the run far under 25,000 events.
+    timeout = raw.get("modelStartTimeoutMinutes", NUMERIC_DEFAULTS["modelStartTimeoutMinutes"])
+    model_poll = raw.get("modelPollSeconds", NUMERIC_DEFAULTS["modelPollSeconds"])
+    raw["modelPollSeconds"] = max(model_poll, math.ceil(timeout * 60 / 500))
     deadline = draw(st.integers(1, 720))
     raw["reviewDeadlineHours"] = deadline
-    fastest = max(math.ceil(deadline * 3600 / MAX_REVIEW_POLLS), int(NUMBERS["reviewPollSeconds"][0]))
+    fastest = max(math.ceil((deadline + 2) * 3600 / 2000), int(NUMBERS["reviewPollSeconds"][0]))
     raw["reviewPollSeconds"] = draw(st.integers(fastest, 86_400))
     min_confidence = raw.get("minConfidence", 50.0)
     if draw(st.booleans()):
@@ -177,7 +180,6 @@ def valid_inputs(draw: st.DrawFn) -> dict[str, Any]:
         "taskType": st.sampled_from(["auto", "detection", "classification"]),
         "incremental": st.booleans(),
         "jobNamePrefix": job_prefixes,
-        "runId": run_ids,
         "labels": labels,
     }
     for field, strategy in optional.items():
@@ -198,8 +200,6 @@ def test_no_valid_input_is_rejected(raw: dict[str, Any], execution_name: str) ->
         if field in raw:
             assert getattr(config, field) == raw[field]
     assert config.runId is not None and RUN_ID.fullmatch(config.runId)
-    if "runId" in raw:
-        assert config.runId == raw["runId"]
 
 
 # Malformed values ---------------------------------------------------------------------------------
@@ -323,8 +323,8 @@ def malformed_values(field: str) -> st.SearchStrategy[Any]:
                 not_matching(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[\w/+=.@-]+")
             ),
         )
-    if field in ("runId", "jobNamePrefix"):
-        longest = 40 if field == "runId" else 10
+    if field == "jobNamePrefix":
+        longest = 10
         return st.one_of(
             st.integers(),
             st.text(ASCII_NO_NEWLINE, max_size=longest + 5).filter(
@@ -360,7 +360,8 @@ def malformed_values(field: str) -> st.SearchStrategy[Any]:
     raise AssertionError(f"no malformed values for {field}")
 
 
-CHECKED_FIELDS = sorted(set(RunConfig.model_fields))
+# Every input field (runId and executionArn come from the execution, not the input).
+CHECKED_FIELDS = sorted(set(RunInput.model_fields))
 
 
 def names_field(message: str, field: str) -> bool:
@@ -427,9 +428,11 @@ def test_unknown_keys_are_rejected_by_name(raw: dict[str, Any], key: str, value:
 @PROFILE
 @given(raw=valid_inputs(), data=st.data())
 def test_review_polls_beyond_the_history_limit_are_rejected(raw: dict[str, Any], data: st.DataObject) -> None:
-    # GIVEN a deadline and a poll interval that would poll more than MAX_REVIEW_POLLS times
-    deadline = data.draw(st.integers(2, 720))
-    fastest = math.ceil(deadline * 3600 / MAX_REVIEW_POLLS)
+    # GIVEN a deadline and a poll interval that would take a run's execution (or a labeling job's)
+    # past the 25,000 history events it keeps
+    deadline = data.draw(st.integers(300, 720))
+    fastest = validate(raw).model_copy(update={"reviewDeadlineHours": deadline}).fastest_review_poll()
+    assume(fastest > 60)
     poll = data.draw(st.integers(0, fastest - 1))
     # WHEN it is validated
     with pytest.raises(InvalidInput) as caught:
@@ -442,7 +445,7 @@ def test_review_polls_beyond_the_history_limit_are_rejected(raw: dict[str, Any],
 @given(execution_name=st.text(max_size=120))
 def test_any_execution_name_gives_a_valid_run_id(execution_name: str) -> None:
     # WHEN a run id is derived from any execution name
-    run_id = run_id_from_execution(execution_name)
+    run_id = run_id_for(execution_name, "arn:aws:states:us-east-1:123456789012:execution:sm:x")
     # THEN it is a valid run id: 1-40 lower-case letters, digits and single hyphens
     assert RUN_ID.fullmatch(run_id)
     assert re.fullmatch(r"[a-z0-9](-?[a-z0-9]){0,39}", run_id) and len(run_id) <= 40

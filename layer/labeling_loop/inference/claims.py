@@ -35,8 +35,10 @@ def claim(dynamodb: Any, table: str, source_ref: str, run_id: str, now: int, exp
                 "runId": {"S": run_id},
                 "expiresAt": {"N": str(expires_at)},
             },
+            # Free, or claimed by this run already (a retried listing), or a claim that has lapsed;
+            # never a labeled image, whoever labeled it.
             ConditionExpression=(
-                "attribute_not_exists(pk) OR runId = :me OR (#state = :claimed AND expiresAt < :now)"
+                "attribute_not_exists(pk) OR (#state = :claimed AND (runId = :me OR expiresAt < :now))"
             ),
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={
@@ -105,7 +107,19 @@ def settle(dynamodb: Any, table: str, s3: Any, layout: RunLayout, run_id: str) -
     for_each(lambda ref: release(dynamodb, table, ref, run_id), skipped)
 
 
-def release_all(dynamodb: Any, table: str, s3: Any, layout: RunLayout, run_id: str) -> int:
-    """After a failure: release every claim of the run (its inventory), so nothing stays taken."""
-    refs = (r["source-ref"] for r in read_jsonl(s3, layout.inventory, missing_ok=True))
+def release_all(
+    dynamodb: Any,
+    table: str,
+    s3: Any,
+    layout: RunLayout,
+    run_id: str,
+    keep: set[str] | frozenset[str] = frozenset(),
+) -> int:
+    """After a failure: release every claim of the run (its inventory) but those in `keep` (images
+    people may still be reviewing), so nothing else stays taken."""
+    refs = (
+        r["source-ref"]
+        for r in read_jsonl(s3, layout.inventory, missing_ok=True)
+        if r["source-ref"] not in keep
+    )
     return for_each(lambda ref: release(dynamodb, table, ref, run_id), refs)

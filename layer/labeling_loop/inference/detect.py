@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from labeling_loop.aws_clients import error_code
 from labeling_loop.errors import ModelNotRunningError
-from labeling_loop.inference.images import HEADER_BYTES, ImageRejected, check_limits, read_header
+from labeling_loop.inference.images import HEADER_BYTES, MAX_BYTES, ImageRejected, check_limits, read_header
 from labeling_loop.jsonl import JsonlWriter
 from labeling_loop.layout import RunLayout
 from labeling_loop.s3_uri import S3Uri
@@ -26,9 +26,14 @@ THREADS_PER_BATCH = 4
 IMAGE_ERRORS = {
     "InvalidImageFormatException": "corrupt-image",
     "ImageTooLargeException": "image-too-large",
-    "InvalidS3ObjectException": "corrupt-image",
     "InvalidParameterException": "image-dimensions",
 }
+# "Rekognition is unable to access the S3 object" (docs/aws-facts.md §1.5): a bucket in another
+# region, a bucket or KMS key policy that refuses the caller. Not the image's fault: recorded as
+# `image-unreadable`, and a run where many images are (inference.outcome) fails, naming the fix.
+UNREADABLE = "image-unreadable"
+# S3's own refusals of the header read (a bucket or key policy, SSE-KMS without kms:Decrypt).
+S3_ACCESS_ERRORS = {"AccessDenied", "403", "KMS.DisabledException"}
 # Left after botocore's own retries (standard mode, 10 attempts): the image is skipped, the run goes on.
 SERVICE_ERRORS = {
     "ThrottlingException",
@@ -54,7 +59,8 @@ def _skip(ref: str, reason: str, detail: str) -> dict[str, Any]:
 
 
 def header_of(s3: Any, ref: S3Uri) -> tuple[Any, int]:
-    """Read just the first bytes of the object (a ranged GET) and parse the header from them."""
+    """Read just the first bytes of the object (a ranged GET) and parse the header from them. Never
+    reads past MAX_BYTES: an object over the limit is skipped on its size alone."""
     response = s3.get_object(Bucket=ref.bucket, Key=ref.key, Range=f"bytes=0-{HEADER_BYTES - 1}")
     data = response["Body"].read()
     content_range = response.get("ContentRange", "")
@@ -62,12 +68,17 @@ def header_of(s3: Any, ref: S3Uri) -> tuple[Any, int]:
     try:
         return read_header(data), size
     except Exception as error:  # ImageRejected, or Pillow's OSError("Truncated File Read") and kin
-        # A header cut off by the first read (a huge EXIF block or ICC profile) is judged on the whole
-        # object; a definite verdict (unsupported format, ...) or a complete read stands.
+        # A header cut off by the first read (a huge EXIF block or ICC profile) is judged on the rest
+        # of the object; a definite verdict (unsupported format, ...) or a complete read stands.
         definite = isinstance(error, ImageRejected) and error.reason != "corrupt-image"
         if definite or len(data) >= size:
             raise
-    return read_header(s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()), size
+        if size > MAX_BYTES:
+            raise ImageRejected(
+                "image-too-large", f"{size} bytes; the limit is {MAX_BYTES} bytes (15 MB)"
+            ) from None
+    rest = s3.get_object(Bucket=ref.bucket, Key=ref.key, Range=f"bytes={len(data)}-{size - 1}")["Body"].read()
+    return read_header(data + rest), size
 
 
 def predict_one(s3: Any, rekognition: Any, ref: str, model_arn: str, min_confidence: float) -> dict[str, Any]:
@@ -83,6 +94,8 @@ def predict_one(s3: Any, rekognition: Any, ref: str, model_arn: str, min_confide
         if code in ("NoSuchKey", "404", "InvalidRange"):
             reason = "corrupt-image" if code == "InvalidRange" else "service-error"
             return _skip(ref, reason, f"S3 {code}: the object is empty or gone")
+        if code in S3_ACCESS_ERRORS:
+            return _skip(ref, UNREADABLE, f"S3 GetObject {code}: {error}")
         raise
     except Exception as error:  # Pillow raises many types for malformed headers
         return _skip(ref, "corrupt-image", f"{type(error).__name__}: {error}")
@@ -98,6 +111,8 @@ def predict_one(s3: Any, rekognition: Any, ref: str, model_arn: str, min_confide
             raise ModelNotRunningError(f"model {model_arn} is not RUNNING: {error}") from None
         if code in IMAGE_ERRORS:
             return _skip(ref, IMAGE_ERRORS[code], f"DetectCustomLabels {code}: {error}")
+        if code == "InvalidS3ObjectException":
+            return _skip(ref, UNREADABLE, f"DetectCustomLabels {code}: {error}")
         if code in SERVICE_ERRORS:
             return _skip(ref, "service-error", f"DetectCustomLabels {code} after retries")
         raise

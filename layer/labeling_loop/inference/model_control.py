@@ -1,19 +1,23 @@
-"""Start, watch and stop the Custom Labels model for one run.
+"""Start, watch and stop the Custom Labels model for one run, under the leases of model_lease.
 
 The model is billed per inference-unit hour from start to stop, idle time included
-(docs/aws-facts.md §1.1), so a run starts it only when it is stopped, and the last run holding a
-lease stops it right after inference. Status values: docs/aws-facts.md §1.3; errors: §1.1, §1.2.
+(docs/aws-facts.md §1.1), so a run starts it only when it is stopped, and the last execution holding
+a lease stops it right after inference. The same stop runs from the failure path, from the
+execution-ended event and from the sweep (`stop_if_unused`), so a run that ends outside its Catch
+(aborted, timed out) still leaves no model running. Status values: docs/aws-facts.md §1.3; errors:
+§1.1, §1.2.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labeling_loop.aws_clients import error_code
+from labeling_loop.aws_clients import client, error_code
 from labeling_loop.errors import (
     ModelNotFoundError,
     ModelStartFailedError,
@@ -21,13 +25,48 @@ from labeling_loop.errors import (
     ModelTransitionError,
 )
 from labeling_loop.inference import model_lease
-from labeling_loop.run_config import RunConfig
+from labeling_loop.run_config import PROJECT_VERSION_ARN, RunConfig
 
 STARTABLE = {"STOPPED", "TRAINING_COMPLETED", "COPYING_COMPLETED"}
 WAITING = {"STARTING", "STOPPING"}
 BROKEN = {"FAILED", "TRAINING_FAILED", "DELETING", "DEPRECATED", "EXPIRED", "COPYING_FAILED"}
 # A refused StopProjectVersion on these means the model is not running: nothing left to stop.
 NOTHING_TO_STOP = STARTABLE | BROKEN | {"STOPPING"}
+# CloudWatch: the units a model actually runs on (docs/aws-facts.md §1.6).
+IN_SERVICE_METRIC = "InServiceInferenceUnits"
+
+
+@dataclass(frozen=True)
+class Services:
+    """The clients model control uses. `executions` (Step Functions) tells a live lease holder from
+    a dead one; `metrics` (CloudWatch) tells how many units a model someone else started runs on."""
+
+    rekognition: Any
+    dynamodb: Any
+    table: str
+    executions: Any
+    metrics: Any = None
+
+    @classmethod
+    def create(cls, table: str) -> Services:
+        """The clients of a Lambda container (made once, at cold start)."""
+        return cls(
+            client("rekognition"), client("dynamodb"), table, client("stepfunctions"), client("cloudwatch")
+        )
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    arn: str
+    project: str
+    version: str
+
+    @classmethod
+    def of(cls, arn: str) -> ModelRef:
+        match = PROJECT_VERSION_ARN.fullmatch(arn)
+        if match is None:
+            raise ModelNotFoundError(f"projectVersionArn: {arn!r} is not a model version ARN")
+        return cls(arn, match["project"], match["version"])
 
 
 @dataclass(frozen=True)
@@ -59,37 +98,70 @@ def find_project_arn(rekognition: Any, project_name: str) -> str:
     raise ModelNotFoundError(f"projectVersionArn: no Custom Labels project named {project_name!r}")
 
 
-def describe(rekognition: Any, project_arn: str, config: RunConfig) -> dict[str, Any]:
-    response = rekognition.describe_project_versions(
-        ProjectArn=project_arn, VersionNames=[config.version_name]
-    )
+def describe(rekognition: Any, project_arn: str, model: ModelRef) -> dict[str, Any]:
+    response = rekognition.describe_project_versions(ProjectArn=project_arn, VersionNames=[model.version])
     for version in response.get("ProjectVersionDescriptions", []):
-        if version["ProjectVersionArn"] == config.projectVersionArn:
+        if version["ProjectVersionArn"] == model.arn:
             return dict(version)
-    raise ModelNotFoundError(f"projectVersionArn: no model version {config.projectVersionArn}")
+    raise ModelNotFoundError(f"projectVersionArn: no model version {model.arn}")
 
 
-def _start(rekognition: Any, dynamodb: Any, table: str, config: RunConfig) -> bool:
-    """Start the model; False when another run started it a moment earlier."""
+def status_of(rekognition: Any, model: ModelRef) -> str:
+    return str(describe(rekognition, find_project_arn(rekognition, model.project), model)["Status"])
+
+
+def _start(services: Services, config: RunConfig) -> bool:
+    """Start the model, the stop duty recorded first; False when another run started it a moment
+    earlier (its duty is the same record, so it stays)."""
+    model_lease.record_start(services.dynamodb, services.table, config.projectVersionArn, config.executionArn)
     try:
-        rekognition.start_project_version(
+        services.rekognition.start_project_version(
             ProjectVersionArn=config.projectVersionArn, MinInferenceUnits=config.minInferenceUnits
         )
     except ClientError as error:
         if error_code(error) == "ResourceInUseException":
             return False
         raise
-    model_lease.mark_started(dynamodb, table, config.projectVersionArn, config.runId)
     return True
 
 
+def in_service_units(metrics: Any, model: ModelRef, now: float) -> int | None:
+    """The latest InServiceInferenceUnits of the model (auto-scaling may have added units), or None
+    when CloudWatch has no datapoint yet."""
+    if metrics is None:
+        return None
+    end = datetime.fromtimestamp(now, UTC)
+    response = metrics.get_metric_statistics(
+        Namespace="AWS/Rekognition",
+        MetricName=IN_SERVICE_METRIC,
+        Dimensions=[
+            {"Name": "ProjectName", "Value": model.project},
+            {"Name": "VersionName", "Value": model.version},
+        ],
+        StartTime=end - timedelta(minutes=15),
+        EndTime=end,
+        Period=60,
+        Statistics=["Minimum"],
+    )
+    points = sorted(response.get("Datapoints", []), key=lambda p: p["Timestamp"])
+    return int(points[-1]["Minimum"]) if points else None
+
+
 def _state(
-    version: dict[str, Any], config: RunConfig, project_arn: str, started: bool, deadline: int
+    services: Services,
+    version: dict[str, Any],
+    config: RunConfig,
+    project_arn: str,
+    started: bool,
+    deadline: int,
+    now: float,
 ) -> ModelState:
-    units = int(version.get("MinInferenceUnits") or config.minInferenceUnits)
-    if version["Status"] == "RUNNING":
-        # A model someone else started may run on other units than this run asked for.
-        units = max(units, int(version.get("MaxInferenceUnits") or units))
+    units = config.minInferenceUnits if started else int(version.get("MinInferenceUnits") or 1)
+    if version["Status"] == "RUNNING" and not started:
+        # A model someone else started runs on what is in service now (auto-scaling between its
+        # Min and Max); the floor when CloudWatch has nothing yet. Never the Max it may not reach.
+        measured = in_service_units(services.metrics, ModelRef.of(config.projectVersionArn), now)
+        units = measured or units
     return ModelState(
         status=str(version["Status"]),
         started_by_run=started,
@@ -100,82 +172,115 @@ def _state(
     )
 
 
-def acquire(rekognition: Any, dynamodb: Any, table: str, config: RunConfig, now: float) -> ModelState:
+def acquire(services: Services, config: RunConfig, now: float) -> ModelState:
     """Take this run's lease and start the model if it is stopped."""
-    run_id = config.runId
-    model_lease.acquire(dynamodb, table, config.projectVersionArn, run_id)
+    model = ModelRef.of(config.projectVersionArn)
+    lease = model_lease.acquire(services.dynamodb, services.table, model.arn, config.executionArn)
     try:
-        project_arn = find_project_arn(rekognition, config.project_name)
-        version = describe(rekognition, project_arn, config)
+        project_arn = find_project_arn(services.rekognition, model.project)
+        version = describe(services.rekognition, project_arn, model)
     except ModelNotFoundError:
-        model_lease.release(dynamodb, table, config.projectVersionArn, run_id)
+        model_lease.leave(services.dynamodb, services.table, model.arn, config.executionArn)
         raise
+    if lease.stopping:
+        # Another execution decided to stop the model just before this run took its lease: finish
+        # that stop (it may already be under way) and start the model again once it has stopped.
+        _stop(services, model, who=lease.stopping)
+        version = describe(services.rekognition, project_arn, model)
     deadline = int(now + config.modelStartTimeoutMinutes * 60)
     status = version["Status"]
     started = False
     if status in BROKEN:
         raise ModelStartFailedError(
-            f"model {config.projectVersionArn} is {status}: {version.get('StatusMessage', '')}".strip()
+            f"model {model.arn} is {status}: {version.get('StatusMessage', '')}".strip()
         )
     if status in STARTABLE:
-        started = _start(rekognition, dynamodb, table, config)
+        started = _start(services, config)
         version = {**version, "Status": "STARTING"}
-    return _state(version, config, project_arn, started, deadline)
+    return _state(services, version, config, project_arn, started, deadline, now)
 
 
-def check(
-    rekognition: Any, dynamodb: Any, table: str, config: RunConfig, previous: dict[str, Any], now: float
-) -> ModelState:
+def check(services: Services, config: RunConfig, previous: dict[str, Any], now: float) -> ModelState:
     """One poll while waiting for RUNNING: restarts a model that finished stopping, enforces the deadline."""
+    model = ModelRef.of(config.projectVersionArn)
     project_arn = str(previous["projectArn"])
     started = bool(previous["startedByRun"])
     deadline = int(previous["deadline"])
-    version = describe(rekognition, project_arn, config)
+    version = describe(services.rekognition, project_arn, model)
     status = version["Status"]
-    if status == "FAILED" or status in BROKEN:
+    if status in BROKEN:
         # A model that failed to start is not running and StopProjectVersion refuses it: drop the
-        # stop duty, or the cleanup would retry the stop until it gives up (CleanupFailedError).
-        model_lease.clear_stop_duty(dynamodb, table, config.projectVersionArn)
+        # stop duty, or every later stop would be refused until it gives up.
+        model_lease.clear_stop_duty(services.dynamodb, services.table, model.arn)
         raise ModelStartFailedError(
-            f"model {config.projectVersionArn} went to {status}: {version.get('StatusMessage', '')}".strip()
+            f"model {model.arn} went to {status}: {version.get('StatusMessage', '')}".strip()
         )
     if status in STARTABLE:
         # It was stopping when this run acquired it (another run had just released it).
-        started = _start(rekognition, dynamodb, table, config) or started
+        started = _start(services, config) or started
         version = {**version, "Status": "STARTING"}
     if version["Status"] != "RUNNING" and now > deadline:
         raise ModelStartTimeoutError(
-            f"model {config.projectVersionArn} not RUNNING after {config.modelStartTimeoutMinutes} minutes "
+            f"model {model.arn} not RUNNING after {config.modelStartTimeoutMinutes} minutes "
             f"(status {version['Status']}); see modelStartTimeoutMinutes"
         )
-    return _state(version, config, project_arn, started, deadline)
+    return _state(services, version, config, project_arn, started, deadline, now)
 
 
-def release(rekognition: Any, dynamodb: Any, table: str, config: RunConfig) -> dict[str, Any]:
-    """Give up this run's lease; stop the model if this was the last run and the workflow started it."""
-    run_id = config.runId
-    must_stop = model_lease.release(dynamodb, table, config.projectVersionArn, run_id)
-    if not must_stop:
-        return {"stopped": False, "status": "LEFT_RUNNING_OR_STOPPED"}
+def release(services: Services, config: RunConfig) -> dict[str, Any]:
+    """Give up this run's lease; stop the model if no live execution needs it and the workflow
+    started it."""
+    model = ModelRef.of(config.projectVersionArn)
+    model_lease.leave(services.dynamodb, services.table, model.arn, config.executionArn)
+    return stop_if_unused(services, model, who=config.executionArn)
+
+
+def live(executions: Any, execution_arn: str) -> bool:
+    """Is this lease holder still running? Anything but a definite answer counts as alive: a model
+    is never stopped under an execution that might still need it."""
     try:
-        response = rekognition.stop_project_version(ProjectVersionArn=config.projectVersionArn)
+        status = executions.describe_execution(executionArn=execution_arn)["status"]
+    except ClientError as error:
+        return error_code(error) != "ExecutionDoesNotExist"
+    return bool(status == "RUNNING")
+
+
+def stop_if_unused(services: Services, model: ModelRef, who: str) -> dict[str, Any]:
+    """Stop the model when no live execution holds a lease and the workflow started it. Holders that
+    ended without releasing (aborted, timed out) are pruned first. Safe to call from anywhere, any
+    number of times: one caller decides the stop; the decision is recorded before the call and
+    cleared only after it went through."""
+    lease = model_lease.read(services.dynamodb, services.table, model.arn)
+    dead = {user for user in lease.users if user != who and not live(services.executions, user)}
+    if dead:
+        lease = model_lease.leave(services.dynamodb, services.table, model.arn, *dead)
+    if lease.users or not lease.started_by_workflow:
+        return {"stopped": False, "status": "LEFT_RUNNING_OR_STOPPED", "prunedUsers": len(dead)}
+    if not model_lease.decide_stop(services.dynamodb, services.table, model.arn, who):
+        return {"stopped": False, "status": "STOP_DECIDED_ELSEWHERE", "prunedUsers": len(dead)}
+    return {**_stop(services, model, who), "prunedUsers": len(dead)}
+
+
+def _stop(services: Services, model: ModelRef, who: str) -> dict[str, Any]:
+    """StopProjectVersion for a decided stop; the duty is cleared only once the stop went through or
+    the model is found not running. A refusal while it is starting keeps the decision (retry)."""
+    try:
+        response = services.rekognition.stop_project_version(ProjectVersionArn=model.arn)
     except ClientError as error:
         code = error_code(error)
         if code == "ResourceNotFoundException":
+            model_lease.stop_done(services.dynamodb, services.table, model.arn, who)
             return {"stopped": False, "status": "NOT_FOUND"}
-        if code == "ResourceInUseException":
-            # Refused: either it is between states (starting: stop it once it can be stopped) or
-            # there is nothing to stop (it stopped or failed under us). Only the status tells.
-            project_arn = find_project_arn(rekognition, config.project_name)
-            status = str(describe(rekognition, project_arn, config)["Status"])
-            if status in NOTHING_TO_STOP:
-                return {"stopped": False, "status": status}
-            model_lease.restore_stop_duty(dynamodb, table, config.projectVersionArn, run_id)
-            raise ModelTransitionError(
-                f"model {config.projectVersionArn} is {status} and cannot be stopped yet"
-            ) from None
-        model_lease.restore_stop_duty(dynamodb, table, config.projectVersionArn, run_id)
-        raise
+        if code != "ResourceInUseException":
+            raise
+        # Refused: either it is between states (starting: stop it once it can be stopped) or
+        # there is nothing to stop (it stopped or failed under us). Only the status tells.
+        status = status_of(services.rekognition, model)
+        if status in NOTHING_TO_STOP:
+            model_lease.stop_done(services.dynamodb, services.table, model.arn, who)
+            return {"stopped": False, "status": status}
+        raise ModelTransitionError(f"model {model.arn} is {status} and cannot be stopped yet") from None
+    model_lease.stop_done(services.dynamodb, services.table, model.arn, who)
     return {"stopped": True, "status": str(response.get("Status", "STOPPING"))}
 
 

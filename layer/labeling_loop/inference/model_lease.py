@@ -1,9 +1,18 @@
-"""Leases on a Custom Labels model, so that overlapping runs never stop a model under each other.
+"""Leases on a Custom Labels model, so that overlapping runs never stop a model under each other and
+no run, however it ends, leaves a model running that the workflow started.
 
-One DynamoDB item per model version: `users` is the set of run ids that still need the model for
-inference, `startedByWorkflow` says whether a run of this workflow started it (a model the user
-started by hand is never stopped by us). The last run to release a model that the workflow started
-stops it. Conditional writes make the decision atomic.
+One DynamoDB item per model version (`model#<version ARN>`):
+- `users`: the executions that need the model for inference (execution ARNs, so a user that ended
+  without releasing, aborted or timed out, can be recognised with DescribeExecution and pruned);
+- `startedByWorkflow` / `startedBy`: the stop duty. It is recorded *before* StartProjectVersion is
+  called, so a crash between the call and the record cannot lose it (a duty for a start that never
+  happened costs one refused stop);
+- `stopping` / `stoppingAt`: a stop decided and not yet confirmed. It is recorded before
+  StopProjectVersion is called and cleared only after the call succeeded, so a crash (or a Lambda
+  timeout) between the two leaves the decision for the next caller to finish.
+The last user to leave a model the workflow started stops it; a model someone started by hand is
+never stopped. Conditional writes make each decision atomic. An index item lists the models ever
+leased, for the sweep that stops what no live execution needs.
 """
 
 from __future__ import annotations
@@ -13,6 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+INDEX_KEY = {"pk": {"S": "index#models"}}
+# A stop decided this long ago and still not confirmed belongs to a caller that died: anyone may
+# finish it. Longer than the Release Model step's retries (about 15 minutes of ModelTransitionError).
+STALE_STOP_SECONDS = 30 * 60
 
 
 def _key(version_arn: str) -> dict[str, Any]:
@@ -24,6 +38,8 @@ class Lease:
     users: frozenset[str]
     started_by_workflow: bool
     started_by: str | None
+    stopping: str | None = None
+    stopping_at: int = 0
 
 
 def _lease(attributes: dict[str, Any]) -> Lease:
@@ -31,51 +47,19 @@ def _lease(attributes: dict[str, Any]) -> Lease:
         users=frozenset(attributes.get("users", {}).get("SS", [])),
         started_by_workflow=attributes.get("startedByWorkflow", {}).get("BOOL", False),
         started_by=attributes.get("startedBy", {}).get("S"),
+        stopping=attributes.get("stopping", {}).get("S"),
+        stopping_at=int(attributes.get("stoppingAt", {}).get("N", "0")),
     )
 
 
-def acquire(dynamodb: Any, table: str, version_arn: str, run_id: str) -> Lease:
-    """Add this run to the model's users (idempotent) and return the lease as it now is."""
-    result = dynamodb.update_item(
-        TableName=table,
-        Key=_key(version_arn),
-        UpdateExpression="ADD #users :me SET updatedAt = :now",
-        ExpressionAttributeNames={"#users": "users"},
-        ExpressionAttributeValues={":me": {"SS": [run_id]}, ":now": {"N": str(int(time.time()))}},
-        ReturnValues="ALL_NEW",
-    )
-    return _lease(result["Attributes"])
+def _now() -> str:
+    return str(int(time.time()))
 
 
-def mark_started(dynamodb: Any, table: str, version_arn: str, run_id: str) -> None:
-    """Record that a run of this workflow started the model (so the last user stops it)."""
-    dynamodb.update_item(
-        TableName=table,
-        Key=_key(version_arn),
-        UpdateExpression="SET startedByWorkflow = :yes, startedBy = :me",
-        ExpressionAttributeValues={":yes": {"BOOL": True}, ":me": {"S": run_id}},
-    )
-
-
-def release(dynamodb: Any, table: str, version_arn: str, run_id: str) -> bool:
-    """Remove this run from the users. True when the caller must stop the model: no user is left
-    and the workflow started it. Only one caller ever gets True for one start."""
-    dynamodb.update_item(
-        TableName=table,
-        Key=_key(version_arn),
-        UpdateExpression="DELETE #users :me",
-        ExpressionAttributeNames={"#users": "users"},
-        ExpressionAttributeValues={":me": {"SS": [run_id]}},
-    )
+def _conditional(update: Any) -> bool:
+    """Run a conditional write; False when its condition did not hold."""
     try:
-        dynamodb.update_item(
-            TableName=table,
-            Key=_key(version_arn),
-            UpdateExpression="REMOVE startedByWorkflow, startedBy",
-            ConditionExpression="attribute_not_exists(#users) AND startedByWorkflow = :yes",
-            ExpressionAttributeNames={"#users": "users"},
-            ExpressionAttributeValues={":yes": {"BOOL": True}},
-        )
+        update()
     except ClientError as error:
         if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return False
@@ -83,18 +67,100 @@ def release(dynamodb: Any, table: str, version_arn: str, run_id: str) -> bool:
     return True
 
 
-def restore_stop_duty(dynamodb: Any, table: str, version_arn: str, run_id: str) -> None:
-    """Put the stop duty back when stopping failed, so a retry (or the next run) still stops it."""
-    mark_started(dynamodb, table, version_arn, run_id)
+def acquire(dynamodb: Any, table: str, version_arn: str, user: str) -> Lease:
+    """Add this execution to the model's users (idempotent) and return the lease as it now is."""
+    result = dynamodb.update_item(
+        TableName=table,
+        Key=_key(version_arn),
+        UpdateExpression="ADD #users :me SET updatedAt = :now",
+        ExpressionAttributeNames={"#users": "users"},
+        ExpressionAttributeValues={":me": {"SS": [user]}, ":now": {"N": _now()}},
+        ReturnValues="ALL_NEW",
+    )
+    dynamodb.update_item(
+        TableName=table,
+        Key=INDEX_KEY,
+        UpdateExpression="ADD models :arn",
+        ExpressionAttributeValues={":arn": {"SS": [version_arn]}},
+    )
+    return _lease(result["Attributes"])
+
+
+def record_start(dynamodb: Any, table: str, version_arn: str, user: str) -> None:
+    """The stop duty, recorded before StartProjectVersion (so the last user stops the model)."""
+    dynamodb.update_item(
+        TableName=table,
+        Key=_key(version_arn),
+        UpdateExpression="SET startedByWorkflow = :yes, startedBy = :me",
+        ExpressionAttributeValues={":yes": {"BOOL": True}, ":me": {"S": user}},
+    )
+
+
+def leave(dynamodb: Any, table: str, version_arn: str, *users: str) -> Lease:
+    """Remove executions from the users (their own release, or pruning dead ones)."""
+    result = dynamodb.update_item(
+        TableName=table,
+        Key=_key(version_arn),
+        UpdateExpression="DELETE #users :them",
+        ExpressionAttributeNames={"#users": "users"},
+        ExpressionAttributeValues={":them": {"SS": list(users)}},
+        ReturnValues="ALL_NEW",
+    )
+    return _lease(result.get("Attributes", {}))
+
+
+def decide_stop(dynamodb: Any, table: str, version_arn: str, who: str, now: int | None = None) -> bool:
+    """Record the decision to stop the model: only when no execution uses it and the workflow
+    started it, and no one else's recent decision is pending. True for the one caller that stops."""
+    now = int(time.time()) if now is None else now
+    return _conditional(
+        lambda: dynamodb.update_item(
+            TableName=table,
+            Key=_key(version_arn),
+            UpdateExpression="SET stopping = :who, stoppingAt = :now",
+            ConditionExpression=(
+                "attribute_not_exists(#users) AND startedByWorkflow = :yes AND "
+                "(attribute_not_exists(stopping) OR stopping = :who OR stoppingAt < :stale)"
+            ),
+            ExpressionAttributeNames={"#users": "users"},
+            ExpressionAttributeValues={
+                ":who": {"S": who},
+                ":now": {"N": str(now)},
+                ":yes": {"BOOL": True},
+                ":stale": {"N": str(now - STALE_STOP_SECONDS)},
+            },
+        )
+    )
+
+
+def stop_done(dynamodb: Any, table: str, version_arn: str, who: str) -> bool:
+    """The stop went through (or there was nothing left to stop): the duty is fulfilled."""
+    return _conditional(
+        lambda: dynamodb.update_item(
+            TableName=table,
+            Key=_key(version_arn),
+            UpdateExpression="REMOVE startedByWorkflow, startedBy, stopping, stoppingAt",
+            ConditionExpression="stopping = :who",
+            ExpressionAttributeValues={":who": {"S": who}},
+        )
+    )
 
 
 def clear_stop_duty(dynamodb: Any, table: str, version_arn: str) -> None:
     """Nothing is left to stop (the model failed to start): no run may try to stop it."""
     dynamodb.update_item(
-        TableName=table, Key=_key(version_arn), UpdateExpression="REMOVE startedByWorkflow, startedBy"
+        TableName=table,
+        Key=_key(version_arn),
+        UpdateExpression="REMOVE startedByWorkflow, startedBy, stopping, stoppingAt",
     )
 
 
 def read(dynamodb: Any, table: str, version_arn: str) -> Lease:
     item = dynamodb.get_item(TableName=table, Key=_key(version_arn), ConsistentRead=True).get("Item", {})
     return _lease(item)
+
+
+def leased_models(dynamodb: Any, table: str) -> list[str]:
+    """Every model version a run of this stack has leased (for the sweep)."""
+    item = dynamodb.get_item(TableName=table, Key=INDEX_KEY, ConsistentRead=True).get("Item", {})
+    return sorted(item.get("models", {}).get("SS", []))

@@ -14,6 +14,7 @@ from labeling_loop.errors import ReviewBackendError
 from labeling_loop.geometry import iou_of_dicts
 from labeling_loop.jsonl import JsonDict, JsonlWriter, read_jsonl
 from labeling_loop.layout import RunLayout
+from labeling_loop.review.answers import InvalidAnswer, finite, names
 from labeling_loop.review.groundtruth.jobs import (
     CLASSIFICATION_ATTRIBUTE,
     DETECTION_ATTRIBUTE,
@@ -40,13 +41,20 @@ _BOX_KEYS = ("left", "top", "width", "height")
 
 
 def _boxes(line: JsonDict, attribute: str) -> list[JsonDict]:
-    """Pixel boxes {label, left, top, width, height} of a Ground Truth object-detection attribute."""
+    """Pixel boxes {label, left, top, width, height} of a Ground Truth object-detection attribute.
+    Raises InvalidAnswer for coordinates that are not finite numbers."""
     body = line.get(attribute) or {}
     class_map = (line.get(f"{attribute}-metadata") or {}).get("class-map") or {}
+    annotations = body.get("annotations") if isinstance(body, dict) else None
+    if not isinstance(annotations, list):
+        raise InvalidAnswer(f"{attribute}.annotations is not a list")
     boxes = []
-    for ann in body.get("annotations") or []:
+    for ann in annotations:
+        if not isinstance(ann, dict):
+            raise InvalidAnswer(f"a box of {attribute} is not an object")
         class_id = str(ann.get("class_id"))
-        boxes.append({"label": class_map.get(class_id, class_id), **{k: ann[k] for k in _BOX_KEYS}})
+        box = {k: finite(ann.get(k), f"box {k}") for k in _BOX_KEYS}
+        boxes.append({"label": class_map.get(class_id, class_id), **box})
     return boxes
 
 
@@ -115,21 +123,43 @@ def _failure(output: JsonDict | None, attribute: str) -> str | None:
     return None
 
 
+def _in_our_frame(boxes: list[JsonDict], ours: JsonDict | None, theirs: JsonDict | None) -> list[JsonDict]:
+    """Boxes drawn on the image as Ground Truth sized it, in pixels of the image as the run measured
+    it (the run's size is the one the manifest states). The same size, nearly always."""
+    if not ours or not theirs or (ours["width"], ours["height"]) == (theirs["width"], theirs["height"]):
+        return boxes
+    sx = finite(ours["width"], "image width") / finite(theirs["width"], "answer's image width")
+    sy = finite(ours["height"], "image height") / finite(theirs["height"], "answer's image height")
+    return [
+        {
+            **b,
+            "left": b["left"] * sx,
+            "top": b["top"] * sy,
+            "width": b["width"] * sx,
+            "height": b["height"] * sy,
+        }
+        for b in boxes
+    ]
+
+
 def reviewed_detection(job: str, source: JsonDict, output: JsonDict) -> JsonDict:
     predicted = _boxes(source, PREDICTIONS_ATTRIBUTE)
     metadata = output.get(f"{DETECTION_ATTRIBUTE}-metadata") or {}
+    ours = _image_size(source, PREDICTIONS_ATTRIBUTE)
     boxes: list[JsonDict]
     removed: list[JsonDict]
     if metadata.get("adjustment-status") == "unadjusted":
         # Ground Truth says no worker changed anything: the predictions stand as they are.
         boxes, removed = [{**box, "status": "kept"} for box in predicted], []
     else:
-        boxes, removed = diff_boxes(predicted, _boxes(output, DETECTION_ATTRIBUTE))
+        answered = _in_our_frame(
+            _boxes(output, DETECTION_ATTRIBUTE), ours, _image_size(output, DETECTION_ATTRIBUTE)
+        )
+        boxes, removed = diff_boxes(predicted, answered)
     return {
         "source-ref": source["source-ref"],
         "taskType": "detection",
-        # Ground Truth's size is the frame the boxes were drawn in; ours is the same when all is well.
-        "image_size": _image_size(output, DETECTION_ATTRIBUTE, PREDICTIONS_ATTRIBUTE),
+        "image_size": ours or _image_size(output, DETECTION_ATTRIBUTE),
         "boxes": boxes,
         "labels": [],
         "removed": removed,
@@ -141,7 +171,10 @@ def reviewed_detection(job: str, source: JsonDict, output: JsonDict) -> JsonDict
 def reviewed_classification(job: str, source: JsonDict, output: JsonDict) -> JsonDict:
     body = source.get(PREDICTIONS_ATTRIBUTE) or {}
     predicted = [p["label"] for p in body.get("labels", []) if isinstance(p, dict) and "label" in p]
-    final = list(dict.fromkeys((output.get(CLASSIFICATION_ATTRIBUTE) or {}).get("labels") or []))
+    answer = output.get(CLASSIFICATION_ATTRIBUTE)
+    final = list(
+        dict.fromkeys(names((answer if isinstance(answer, dict) else {}).get("labels") or [], "labels"))
+    )
     return {
         "source-ref": source["source-ref"],
         "taskType": "classification",
@@ -221,10 +254,15 @@ def collect(s3: Any, sagemaker: Any, layout: RunLayout, jobs: list[JsonDict]) ->
                         why = f"labeling job {name} {status}: {why}"
                     skipped_out.write(_skip(ref, reason, why))
                     continue
-                if job["taskType"] == "detection":
-                    reviewed_out.write(reviewed_detection(name, source, output))
-                else:
-                    reviewed_out.write(reviewed_classification(name, source, output))
+                try:
+                    if job["taskType"] == "detection":
+                        record = reviewed_detection(name, source, output)
+                    else:
+                        record = reviewed_classification(name, source, output)
+                except InvalidAnswer as error:
+                    skipped_out.write(_skip(ref, "invalid-annotation", f"labeling job {name}: {error}"))
+                    continue
+                reviewed_out.write(record)
     summary["reviewed"] = reviewed_out.count
     summary["skipped"] = skipped_out.count
     return summary

@@ -15,7 +15,7 @@ import hashlib
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from itertools import chain, islice
 from typing import Any, Literal
@@ -320,7 +320,10 @@ def plan_jobs(
         pre_arn, acs_arn = verification_pre_lambda_arn, verification_consolidation_lambda_arn
         template = CLASSIFICATION_TEMPLATE
     class_ids = {label: i for i, label in enumerate(labels)}
-    creation_date = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    planned_at = now or datetime.now(UTC)
+    creation_date = planned_at.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    # Past this, the job's child execution stops the job (its tasks may outlive the deadline).
+    stop_after = (planned_at + timedelta(seconds=task_availability_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
     categories = label_categories(labels)
 
     jobs: list[JsonDict] = []
@@ -365,6 +368,7 @@ def plan_jobs(
                 "taskAvailabilityLifetimeSeconds": task_availability_s,
                 "maxConcurrentTaskCount": max_concurrent_tasks,
                 "objectCount": writer.count,
+                "stopAfter": stop_after,
             }
         )
     write_json(s3, layout.review_jobs, jobs)

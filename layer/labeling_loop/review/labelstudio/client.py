@@ -14,12 +14,15 @@ import base64
 import binascii
 import http.client
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
-from labeling_loop.errors import ReviewBackendError
+from labeling_loop.errors import LabelStudioUnavailableError, ReviewBackendError
+
+logger = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------
 # REST client
@@ -133,9 +136,12 @@ class LabelStudioClient:
     ) -> Any:
         """Send one JSON request; return the decoded body (None when empty).
 
-        Raises ReviewBackendError naming the URL and HTTP status when the server cannot be reached
-        after the retries, rejects the token, or refuses the request. An expired access token is
-        refreshed once on 401.
+        Raises LabelStudioUnavailableError (transient: the state machine retries, a review poll
+        waits) when the server cannot be reached, times out or answers 5xx after the retries, and
+        ReviewBackendError when it rejects the token or refuses the request. Errors name the URL,
+        the request and the HTTP status, never the server's answer: they end up in the execution
+        history, which more people may read than the server's data (the answer is logged instead).
+        An expired access token is refreshed once on 401.
         """
         target = self._base_path + path + (f"?{urlencode(params, doseq=True)}" if params else "")
         data = json.dumps(body).encode("utf-8") if body is not None else None
@@ -149,15 +155,22 @@ class LabelStudioClient:
             if status == 401 and authenticate and self.token_kind == "personal" and auth_attempt == 0:
                 continue  # the access token may have expired between check and use
             break
+        if status >= 400:
+            logger.warning(
+                "Label Studio refused a request",
+                extra={"method": method, "path": path, "status": status, "answer": _detail(payload)},
+            )
         if status in (401, 403):
             raise ReviewBackendError(
                 f"Label Studio at {self.url} rejected the {self.token_kind} token "
-                f"(HTTP {status} on {method} {path}): {_detail(payload)}"
+                f"(HTTP {status} on {method} {path})"
+            )
+        if status >= 500:
+            raise LabelStudioUnavailableError(
+                f"Label Studio at {self.url} failed {method} {path} (HTTP {status})"
             )
         if status >= 400:
-            raise ReviewBackendError(
-                f"Label Studio at {self.url} refused {method} {path} (HTTP {status}): {_detail(payload)}"
-            )
+            raise ReviewBackendError(f"Label Studio at {self.url} refused {method} {path} (HTTP {status})")
         if not payload.strip():
             return None
         try:
@@ -215,13 +228,13 @@ class LabelStudioClient:
                     response = conn.getresponse()
                     payload = response.read()
                 except TimeoutError as exc:
-                    raise ReviewBackendError(
-                        f"Label Studio at {self.url} did not answer {method} {target} "
+                    raise LabelStudioUnavailableError(
+                        f"Label Studio at {self.url} did not answer {method} {path_of(target)} "
                         f"within {self.read_timeout:g} s"
                     ) from exc
                 except (OSError, http.client.HTTPException) as exc:
-                    raise ReviewBackendError(
-                        f"Label Studio at {self.url} dropped {method} {target}: {exc}"
+                    raise LabelStudioUnavailableError(
+                        f"Label Studio at {self.url} dropped {method} {path_of(target)}: {type(exc).__name__}"
                     ) from exc
                 if response.status in (502, 503, 504) and attempt < self.retries:
                     last_error = f"HTTP {response.status}"
@@ -229,9 +242,14 @@ class LabelStudioClient:
                 return response.status, payload
             finally:
                 conn.close()
-        raise ReviewBackendError(
+        raise LabelStudioUnavailableError(
             f"Label Studio at {self.url} is unreachable after {self.retries + 1} attempts: {last_error}"
         )
+
+
+def path_of(target: str) -> str:
+    """The request's path without its query (which may hold task ids or titles)."""
+    return target.split("?", 1)[0]
 
 
 def _detail(payload: bytes) -> str:

@@ -16,6 +16,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from labeling_loop.geometry import iou_of_dicts
 from labeling_loop.jsonl import JsonDict
+from labeling_loop.review.answers import InvalidAnswer, finite, names
 from labeling_loop.run_config import TaskType
 
 # Names inside the labeling config; predictions and annotations refer to them.
@@ -224,49 +225,65 @@ def derive_label_statuses(
     return labels, removed
 
 
-def _boxes_from_result(result: Iterable[Mapping[str, Any]], width: int, height: int) -> list[JsonDict]:
+def _boxes_from_result(result: Iterable[Any], width: int, height: int) -> list[JsonDict]:
+    """The reviewer's rectangles in pixels of the run's own image size (never the size the
+    annotation claims: the run measured the image itself)."""
     boxes = []
     for item in result:
+        if not isinstance(item, Mapping):
+            raise InvalidAnswer(f"a result item is {type(item).__name__}, not an object")
         if item.get("type") != "rectanglelabels" or item.get("from_name", BOX_TAG) != BOX_TAG:
             continue
-        value = item.get("value", {})
-        names = value.get("rectanglelabels") or []
-        if not names:
-            continue
-        # Label Studio records the size it displayed; our image_size is the authority when absent.
-        w = float(item.get("original_width") or width)
-        h = float(item.get("original_height") or height)
-        boxes.append({"label": names[0], **_percent_to_box(value, w, h)})
+        value = item.get("value")
+        if not isinstance(value, Mapping):
+            raise InvalidAnswer("a rectangle has no value")
+        labels = names(value.get("rectanglelabels"), "a rectangle's labels")
+        if not labels:
+            raise InvalidAnswer("a rectangle has no label")
+        geometry = {key: finite(value.get(key), f"rectangle {key}") for key in ("x", "y", "width", "height")}
+        geometry["rotation"] = finite(value.get("rotation") or 0.0, "rectangle rotation")
+        boxes.append({"label": labels[0], **_percent_to_box(geometry, float(width), float(height))})
     return boxes
 
 
-def _choices_from_result(result: Iterable[Mapping[str, Any]]) -> list[str]:
+def _choices_from_result(result: Iterable[Any]) -> list[str]:
     chosen: list[str] = []
     for item in result:
+        if not isinstance(item, Mapping):
+            raise InvalidAnswer(f"a result item is {type(item).__name__}, not an object")
         if item.get("type") == "choices" and item.get("from_name", CHOICES_TAG) == CHOICES_TAG:
-            chosen.extend(item.get("value", {}).get("choices", []))
+            value = item.get("value")
+            chosen.extend(names(value.get("choices", []) if isinstance(value, Mapping) else value, "choices"))
     return chosen
 
 
-def _submitted_annotation(task: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def submitted_annotation(task: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The latest answer a reviewer submitted (not skipped); None when nobody answered."""
-    answers = [a for a in task.get("annotations", []) if not a.get("was_cancelled")]
+    answers = [
+        a for a in task.get("annotations") or [] if isinstance(a, Mapping) and not a.get("was_cancelled")
+    ]
     if not answers:
         return None
-    return max(answers, key=lambda a: (a.get("updated_at") or a.get("created_at") or "", a.get("id") or 0))
+    return max(
+        answers, key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""), a.get("id") or 0)
+    )
 
 
-def reviewed_record(task: Mapping[str, Any], project_id: int) -> JsonDict | None:
-    """An exported Label Studio task -> a reviewed record, or None when nobody answered it."""
-    annotation = _submitted_annotation(task)
-    if annotation is None:
-        return None
-    data = task["data"]
-    size = data["image_size"]
+def was_skipped(task: Mapping[str, Any]) -> bool:
+    """A reviewer pressed Skip (a cancelled annotation) and nobody submitted an answer."""
+    return any(isinstance(a, Mapping) and a.get("was_cancelled") for a in task.get("annotations") or [])
+
+
+def reviewed_record(annotation: Mapping[str, Any], ours: Mapping[str, Any], project_id: int) -> JsonDict:
+    """A submitted annotation -> the reviewed record of the run's own review task `ours` (from
+    review/tasks.jsonl: its image, size, task type and the model's predictions). Nothing is taken
+    from the task's data in Label Studio, which anyone with access to the project can edit.
+    Raises InvalidAnswer for an annotation it cannot read."""
+    size = ours["image_size"]
     width, height = int(size["width"]), int(size["height"])
     record: JsonDict = {
-        "source-ref": data["source_ref"],
-        "taskType": data["taskType"],
+        "source-ref": ours["source-ref"],
+        "taskType": ours["taskType"],
         "image_size": {"width": width, "height": height, "depth": int(size.get("depth", 3))},
         "boxes": [],
         "labels": [],
@@ -275,10 +292,10 @@ def reviewed_record(task: Mapping[str, Any], project_id: int) -> JsonDict | None
         "humanReviewed": True,
     }
     answer = annotation.get("result") or []
-    # The model's labels come from the task data (exact pixels from review/tasks.jsonl), not from
-    # Label Studio's prediction objects, which its JSON export lists only by id.
-    predicted = data.get("predicted", [])
-    if data["taskType"] == "detection":
+    if not isinstance(answer, list):
+        raise InvalidAnswer(f"the annotation's result is {type(answer).__name__}, not a list")
+    predicted = ours.get("predictions", [])
+    if ours["taskType"] == "detection":
         outcome = derive_box_statuses(
             [{"label": p["label"], **p["box"]} for p in predicted if "box" in p],
             _boxes_from_result(answer, width, height),

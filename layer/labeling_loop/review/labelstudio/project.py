@@ -10,19 +10,21 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from labeling_loop.errors import ReviewBackendError
+from labeling_loop.errors import LabelStudioUnavailableError, ReviewBackendError
 from labeling_loop.jsonl import JsonDict, JsonlWriter, read_json, read_jsonl, write_json
 from labeling_loop.layout import RunLayout
 from labeling_loop.review.labelstudio.client import LabelStudioClient
 from labeling_loop.review.labelstudio.convert import (
     MODEL_VERSION,
-    TaskType,
+    InvalidAnswer,
     label_config,
     reviewed_record,
+    submitted_annotation,
     to_labelstudio_task,
+    was_skipped,
 )
 from labeling_loop.review.plan import PlanSummary
-from labeling_loop.run_config import RunConfig
+from labeling_loop.run_config import RunConfig, TaskType
 from labeling_loop.s3_uri import S3Uri
 
 logger = logging.getLogger(__name__)
@@ -99,17 +101,23 @@ def _ensure_storage(
     return int(created["id"])
 
 
-def _imported_refs(ls: LabelStudioClient, project_id: int) -> set[str]:
-    """Source-refs already in a project that an interrupted attempt made (retry path only)."""
-    refs: set[str] = set()
-    for task in ls.paginate(
+def _project_tasks(ls: LabelStudioClient, project_id: int) -> Iterator[JsonDict]:
+    """Every task of the project (without annotations), a page at a time."""
+    yield from ls.paginate(
         "/api/tasks/",
         {"project": project_id, "page_size": 1000, "fields": "task_only", "resolve_uri": "false"},
         results_key="tasks",
-    ):
-        ref = task.get("data", {}).get("source_ref")
-        if ref:
-            refs.add(ref)
+    )
+
+
+def _task_refs(ls: LabelStudioClient, project_id: int) -> dict[int, str]:
+    """Label Studio task id -> the image it was imported for, read right after the import, while
+    the data is still what the run wrote. Later, only the id of an exported task is trusted."""
+    refs = {}
+    for task in _project_tasks(ls, project_id):
+        ref = (task.get("data") or {}).get("source_ref")
+        if isinstance(ref, str):
+            refs[int(task["id"])] = ref
     return refs
 
 
@@ -124,12 +132,17 @@ def _chunks(items: Iterable[JsonDict], size: int) -> Iterator[list[JsonDict]]:
         yield chunk
 
 
+def _description(run_id: str, execution_arn: str, task_type: str) -> str:
+    return f"Model-assisted review of run {run_id} ({task_type}); execution {execution_arn}"
+
+
 def create_review(
     s3: Any,
     ls: LabelStudioClient,
     layout: RunLayout,
     *,
     run_id: str,
+    execution_arn: str,
     task_type: TaskType,
     labels: list[str],
     images_bucket: str,
@@ -142,7 +155,10 @@ def create_review(
     `review/labelstudio.json`) `{"projectId", "taskCount", "createdAt", "url"}`.
 
     Idempotent: a retried step returns the stored state, or finds the project by its title,
-    reuses its storage and imports only the tasks that are not there yet.
+    reuses its storage and imports only the tasks that are not there yet. A project of that title
+    made by another execution is refused, never shared. The ids of the imported tasks are written to
+    `review/labelstudio-tasks.jsonl`: collect maps each exported task back to the run's own review
+    task by id.
     """
     state_uri = layout.labelstudio_state
     try:
@@ -154,12 +170,16 @@ def create_review(
         return dict(stored)
 
     project = _find_project(ls, title)
+    if project is not None and execution_arn not in str(project.get("description") or ""):
+        raise ReviewBackendError(
+            f"Label Studio at {ls.url} already has a project titled {title!r} that another execution made"
+        )
     if project is None:
         project = ls.post(
             "/api/projects/",
             {
                 "title": title,
-                "description": f"Model-assisted review of run {run_id} ({task_type})",
+                "description": _description(run_id, execution_arn, task_type),
                 "label_config": label_config(task_type, labels),
                 "show_collab_predictions": True,  # pre-annotate with the model's labels
                 "model_version": MODEL_VERSION,
@@ -168,7 +188,7 @@ def create_review(
         )
         already: set[str] = set()
     else:
-        already = _imported_refs(ls, int(project["id"]))
+        already = set(_task_refs(ls, int(project["id"])).values())
         logger.info("resuming review project", extra={"projectId": project["id"], "tasksThere": len(already)})
     project_id = int(project["id"])
     _ensure_storage(ls, project_id, images_bucket, images_prefix, s3_storage)
@@ -186,6 +206,10 @@ def create_review(
     for chunk in _chunks(fresh_tasks(), IMPORT_CHUNK):
         ls.post(f"/api/projects/{project_id}/import", chunk, params={"commit_to_project": "true"})
         imported += len(chunk)
+    with JsonlWriter(s3, layout.labelstudio_tasks) as task_map:
+        task_map.write_all(
+            {"id": task_id, "source-ref": ref} for task_id, ref in _task_refs(ls, project_id).items()
+        )
     created_at = (now or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
     state = {
         "projectId": project_id,
@@ -222,29 +246,60 @@ def _parse_time(value: str) -> datetime:
 def preflight(ls: LabelStudioClient) -> JsonDict:
     """Prove the server answers and accepts the token (who am I), without touching any project.
     Raises ReviewBackendError with the URL and HTTP status otherwise."""
-    user = ls.get("/api/current-user/whoami")
-    return {"url": ls.url, "user": str(user.get("email") or user.get("username") or user.get("id", ""))}
+    ls.get("/api/current-user/whoami")
+    # Nothing of the server's answer goes into the execution history: only that it answered.
+    return {"reachable": True, "authenticated": True}
+
+
+def _answered_tasks(ls: LabelStudioClient, project_id: int) -> int:
+    """Tasks with any answer, a submission or a Skip (Label Studio's project counters leave skipped
+    tasks out of num_tasks_with_annotations, docs/aws-facts.md §6.2)."""
+    return sum(
+        1
+        for task in _project_tasks(ls, project_id)
+        if int(task.get("total_annotations") or 0) + int(task.get("cancelled_annotations") or 0) > 0
+    )
 
 
 def check_review(
     ls: LabelStudioClient, state: Mapping[str, Any], *, deadline_hours: float, now: datetime
 ) -> dict[str, Any]:
     """Progress of the review. `done` (what the state machine's poll loop leaves on) when every task
-    has a submitted answer, or when `deadline_hours` have passed since the project was created:
-    collect then records the unanswered tasks as skipped."""
-    project = ls.get(f"/api/projects/{int(state['projectId'])}/")
-    total = int(project.get("task_number") or 0)
-    annotated = int(project.get("num_tasks_with_annotations") or 0)
+    has an answer (submitted, or skipped: collect reports skipped images as not reviewed), or when
+    `deadline_hours` have passed since the project was created: collect then records the unanswered
+    tasks as skipped. While Label Studio is unreachable the review is not done, unless the deadline
+    has passed: a server restart or an outage of a few polls does not end a review of days."""
     current = now if now.tzinfo else now.replace(tzinfo=UTC)
-    all_annotated = total > 0 and annotated >= total
     deadline_passed = current >= _parse_time(str(state["createdAt"])) + timedelta(hours=deadline_hours)
+    project_id = int(state["projectId"])
+    progress: dict[str, Any] = {"projectId": project_id, "deadlinePassed": deadline_passed}
+    try:
+        project = ls.get(f"/api/projects/{project_id}/")
+        total = int(project.get("task_number") or 0)
+        annotated = int(project.get("num_tasks_with_annotations") or 0)
+        answered = annotated
+        skipped = int(project.get("skipped_annotations_number") or 0)
+        if skipped and total and annotated + skipped >= total:
+            answered = _answered_tasks(ls, project_id)  # exact only when it can make a difference
+    except LabelStudioUnavailableError as error:
+        logger.warning("Label Studio unreachable during a review poll", extra={"error": str(error)})
+        return {
+            **progress,
+            "reachable": False,
+            "total": -1,
+            "annotated": -1,
+            "allAnswered": False,
+            "done": deadline_passed,
+        }
+    all_answered = total > 0 and answered >= total
     return {
-        "projectId": int(state["projectId"]),
+        **progress,
+        "reachable": True,
         "total": total,
         "annotated": annotated,
-        "allAnnotated": all_annotated,
-        "deadlinePassed": deadline_passed,
-        "done": all_annotated or deadline_passed,
+        "answered": answered,
+        "allAnswered": all_answered,
+        "done": all_answered or deadline_passed,
     }
 
 
@@ -266,38 +321,57 @@ def _export(ls: LabelStudioClient, project_id: int) -> Iterator[JsonDict]:
         yield from ls.get(f"/api/projects/{project_id}/export", params) or []
 
 
+def _skip(ref: str, reason: str, detail: str) -> JsonDict:
+    return {"source-ref": ref, "stage": "review", "reason": reason, "detail": detail}
+
+
 def collect_review(
     s3: Any, ls: LabelStudioClient, layout: RunLayout, state: dict[str, Any]
 ) -> dict[str, Any]:
-    """Write `review/reviewed.jsonl` (one reviewed record per answered task) and
-    `skipped/review-labelstudio.jsonl` (one `not-reviewed` skip record per unanswered task)."""
+    """Write `review/reviewed.jsonl` (one reviewed record per answered image) and
+    `skipped/review-labelstudio.jsonl` (one skip record per other image of the review): every
+    review task of the run ends in exactly one of them, whatever happened in Label Studio.
+
+    Each exported task is mapped back to the run's own review task by its id; its data in Label
+    Studio is never read. Unanswered, skipped and deleted tasks are `not-reviewed`; an answer that
+    cannot be read (edited outside the labeling UI) is `invalid-annotation` for that image only.
+    """
     project_id = int(state["projectId"])
+    ours = {task["source-ref"]: task for task in read_jsonl(s3, layout.review_tasks)}
+    task_refs = {int(row["id"]): str(row["source-ref"]) for row in read_jsonl(s3, layout.labelstudio_tasks)}
     counts = {"kept": 0, "adjusted": 0, "added": 0, "removed": 0}
+    seen: set[str] = set()
+    foreign = 0
     skipped_uri = layout.skipped_part("review", "labelstudio")
+    where = f"Label Studio project {project_id}"
     with JsonlWriter(s3, layout.reviewed) as reviewed, JsonlWriter(s3, skipped_uri) as skipped:
         for task in _export(ls, project_id):
-            record = reviewed_record(task, project_id)
-            if record is None:
-                skipped.write(
-                    {
-                        "source-ref": task["data"]["source_ref"],
-                        "stage": "review",
-                        "reason": "not-reviewed",
-                        "detail": f"no submitted annotation in Label Studio project {project_id} "
-                        f"(task {task.get('id')})",
-                    }
-                )
+            ref = task_refs.get(int(task.get("id") or -1)) if isinstance(task, Mapping) else None
+            if ref is None or ref not in ours or ref in seen:
+                foreign += 1  # a task this run did not import (or a duplicate): not the run's image
+                continue
+            seen.add(ref)
+            annotation = submitted_annotation(task)
+            if annotation is None:
+                why = "skipped by the reviewer" if was_skipped(task) else "no submitted annotation"
+                skipped.write(_skip(ref, "not-reviewed", f"{why} in {where} (task {task.get('id')})"))
+                continue
+            try:
+                record = reviewed_record(annotation, ours[ref], project_id)
+            except InvalidAnswer as error:
+                skipped.write(_skip(ref, "invalid-annotation", f"{where}, task {task.get('id')}: {error}"))
                 continue
             reviewed.write(record)
             for item in record["boxes"] + record["labels"]:
                 counts[item["status"]] += 1
             counts["removed"] += len(record["removed"])
+        for ref in sorted(set(ours) - seen):
+            skipped.write(_skip(ref, "not-reviewed", f"its task is no longer in {where} (deleted)"))
     summary = {
         "projectId": project_id,
         "reviewed": reviewed.count,
         "skipped": skipped.count,
-        "reviewedUri": str(layout.reviewed),
-        "skippedUri": str(skipped_uri),
+        "foreignTasks": foreign,
         "counts": counts,
     }
     logger.info("review collected", extra=summary)
@@ -315,6 +389,7 @@ def create_run_review(
         ls,
         config.layout(),
         run_id=config.runId,
+        execution_arn=config.executionArn,
         task_type=plan.task_type,
         labels=plan.labels,
         images_bucket=images.bucket,

@@ -1,0 +1,410 @@
+"""Emulated Amazon Rekognition Custom Labels: the five operations the workflow calls.
+
+Behaviour follows the API reference (docs/aws-facts.md §1.1 StartProjectVersion, §1.2
+StopProjectVersion, §1.3 DescribeProjectVersions, §1.4 DetectCustomLabels, §1.5 errors) and
+botocore's service model (request validation, response members):
+
+- model status moves on real time: STOPPED -> STARTING -> RUNNING (or FAILED) -> STOPPING -> STOPPED;
+- DetectCustomLabels answers only while RUNNING (ResourceNotReadyException otherwise), reads the
+  image like the service (`images`), and answers ProvisionedThroughputExceededException above
+  `tps_per_inference_unit * MinInferenceUnits` calls per second (token bucket);
+- predictions come from the ground truth with seeded noise (`model`).
+
+Choices where AWS documents nothing (each marked "emulator choice" below):
+- StopProjectVersion is accepted while STARTING or RUNNING; in any other state it answers
+  ResourceInUseException (the documented error for a resource mid-transition; not verified for a
+  STOPPED model);
+- without MinConfidence the service filters each label at its own assumed threshold from training;
+  the emulator uses one threshold for every label (`assumed_threshold`, default 50).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from localcloud.data.truth import Truth
+from localcloud.services.base import EmulatedService, ServiceError
+from localcloud.services.custom_labels.images import check_image, read_image
+from localcloud.services.custom_labels.model import CustomLabelsConfig, TaskType, TrainedModel
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_ID = "123456789012"
+
+STARTING, RUNNING, FAILED, STOPPING, STOPPED = "STARTING", "RUNNING", "FAILED", "STOPPING", "STOPPED"
+_BILLED = {STARTING, RUNNING}
+_STATUS_MESSAGES = {
+    STARTING: "The model is being started.",
+    RUNNING: "The model is running.",
+    FAILED: "The model failed to start.",
+    STOPPING: "The model is being stopped.",
+    STOPPED: "The model is stopped.",
+    "TRAINING_COMPLETED": "The model is ready to run.",
+}
+
+
+@dataclass
+class _Version:
+    """A model version's record: where it is in its life, its capacity and its call counters."""
+
+    project: str
+    version: str
+    project_arn: str
+    trained: TrainedModel
+    created: datetime
+    status: str
+    min_units: int = 1
+    max_units: int | None = None
+    transition_at: float | None = None  # when STARTING/STOPPING ends
+    history: list[tuple[str, float]] = field(default_factory=list)  # (status, entered at)
+    tokens: float = 0.0
+    tokens_at: float = 0.0
+    counters: dict[str, int] = field(
+        default_factory=lambda: {
+            "detect_calls": 0,
+            "detect_answered": 0,
+            "throttled_calls": 0,
+            "not_ready_calls": 0,
+            "start_calls": 0,
+            "stop_calls": 0,
+        }
+    )
+
+    @property
+    def arn(self) -> str:
+        return self.trained.arn
+
+
+class CustomLabelsEmulator(EmulatedService):
+    """Thread-safe: state changes happen under one lock; S3 reads, decoding and the per-call
+    latency happen outside it, so concurrent DetectCustomLabels calls overlap as on AWS."""
+
+    SERVICE: ClassVar[str] = "rekognition"
+    OPERATIONS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "DescribeProjects",
+            "DescribeProjectVersions",
+            "StartProjectVersion",
+            "StopProjectVersion",
+            "DetectCustomLabels",
+        }
+    )
+
+    def __init__(
+        self,
+        s3: Any,
+        config: CustomLabelsConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._s3 = s3
+        self.config = config or CustomLabelsConfig()
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.RLock()
+        self._models: dict[str, _Version] = {}
+        self._projects: dict[str, tuple[str, datetime]] = {}  # name -> (arn, created)
+        self._detect_index = 0
+        self._storm_rng = random.Random(f"storm-{self.config.seed}")
+        self._last_ms = 0
+
+    # ------------------------------------------------------------------ setup and records
+
+    def add_model(
+        self,
+        project_name: str,
+        version_name: str,
+        task_type: TaskType,
+        truth: dict[str, Truth],
+        status: str = STOPPED,
+        labels: list[str] | None = None,
+    ) -> str:
+        """Register a trained model version; returns its ARN. `labels` default to the truth's."""
+        if task_type not in ("detection", "classification"):
+            raise ValueError(f"task_type must be detection or classification, not {task_type!r}")
+        with self._lock:
+            if project_name not in self._projects:
+                # The project ARN's timestamp is the project's creation, unrelated to the version's:
+                # callers must look it up (DescribeProjects), never derive it from the version ARN.
+                created = datetime.now(UTC)
+                self._projects[project_name] = (
+                    f"arn:aws:rekognition:{self.config.region}:{ACCOUNT_ID}:project/{project_name}/"
+                    f"{self._unique_ms() - 86_400_000}",
+                    created,
+                )
+            project_arn, _ = self._projects[project_name]
+            arn = (
+                f"arn:aws:rekognition:{self.config.region}:{ACCOUNT_ID}:project/{project_name}/"
+                f"version/{version_name}/{self._unique_ms()}"
+            )
+            if labels is None:
+                labels = sorted({label for t in truth.values() for label in t.labels})
+            trained = TrainedModel(arn, task_type, truth, list(labels))
+            record = _Version(project_name, version_name, project_arn, trained, datetime.now(UTC), status)
+            record.history.append((status, self._clock()))
+            self._models[arn] = record
+            return arn
+
+    def project_arn(self, project_name: str) -> str:
+        with self._lock:
+            return self._projects[project_name][0]
+
+    def status(self, arn: str) -> str:
+        with self._lock:
+            model = self._model(arn)
+            self._advance(model)
+            return model.status
+
+    def force_stop(self, arn: str) -> None:
+        """Fault injection: the model stops at once (e.g. someone stopped it in the console)."""
+        with self._lock:
+            model = self._model(arn)
+            self._advance(model)
+            model.transition_at = None
+            self._enter(model, STOPPED, self._clock())
+
+    def meter(self, arn: str) -> dict[str, Any]:
+        """What the model cost: seconds billed (STARTING + RUNNING), seconds RUNNING, the
+        (start, stop) intervals on the emulator's clock (stop None while up) and call counters."""
+        with self._lock:
+            model = self._model(arn)
+            self._advance(model)
+            now = self._clock()
+            billed = running = 0.0
+            intervals: list[tuple[float, float | None]] = []
+            open_start: float | None = None
+            for index, (status, since) in enumerate(model.history):
+                until = model.history[index + 1][1] if index + 1 < len(model.history) else now
+                if status in _BILLED:
+                    billed += until - since
+                    if open_start is None:
+                        open_start = since
+                elif open_start is not None:
+                    intervals.append((open_start, since))
+                    open_start = None
+                if status == RUNNING:
+                    running += until - since
+            if open_start is not None:
+                intervals.append((open_start, None))
+            return {
+                "status": model.status,
+                "billed_seconds": billed,
+                "running_seconds": running,
+                "intervals": intervals,
+                "inference_units": model.min_units,
+                **model.counters,
+            }
+
+    # ------------------------------------------------------------------ state machine
+
+    def _unique_ms(self) -> int:
+        ms = max(int(time.time() * 1000), self._last_ms + 1)
+        self._last_ms = ms
+        return ms
+
+    def _model(self, arn: str) -> _Version:
+        model = self._models.get(arn)
+        if model is None:
+            raise ServiceError("ResourceNotFoundException", "The requested resource was not found.")
+        return model
+
+    def _enter(self, model: _Version, status: str, at: float) -> None:
+        model.status = status
+        model.history.append((status, at))
+
+    def _advance(self, model: _Version) -> None:
+        """Apply a pending transition whose time has come, stamped at its scheduled time."""
+        if model.transition_at is None or self._clock() < model.transition_at:
+            return
+        at = model.transition_at
+        model.transition_at = None
+        if model.status == STARTING:
+            if self.config.fail_start:
+                self._enter(model, FAILED, at)
+            else:
+                self._enter(model, RUNNING, at)
+                model.tokens = self._bucket_size(model)
+                model.tokens_at = at
+        elif model.status == STOPPING:
+            self._enter(model, STOPPED, at)
+
+    def _bucket_size(self, model: _Version) -> float:
+        return max(1.0, self._rate(model) * self.config.burst_s)
+
+    def _rate(self, model: _Version) -> float:
+        # Emulator choice: auto-scaling (MaxInferenceUnits) is not emulated; capacity = Min IUs.
+        return self.config.tps_per_inference_unit * model.min_units
+
+    # ------------------------------------------------------------------ operations
+
+    def _describe_projects(self, params: dict[str, Any]) -> dict[str, Any]:
+        names = params.get("ProjectNames")
+        features = params.get("Features")
+        with self._lock:
+            rows = [
+                {
+                    "ProjectArn": arn,
+                    "CreationTimestamp": created,
+                    "Status": "CREATED",
+                    "Datasets": [],
+                    "Feature": "CUSTOM_LABELS",
+                }
+                for name, (arn, created) in sorted(self._projects.items())
+                if names is None or name in names
+            ]
+        if features is not None and "CUSTOM_LABELS" not in features:
+            rows = []
+        return _page(rows, params, "ProjectDescriptions")
+
+    def _describe_project_versions(self, params: dict[str, Any]) -> dict[str, Any]:
+        project_arn = params["ProjectArn"]
+        names = params.get("VersionNames")
+        with self._lock:
+            if project_arn not in {arn for arn, _ in self._projects.values()}:
+                raise ServiceError("ResourceNotFoundException", "The requested resource was not found.")
+            models = [m for m in self._models.values() if m.project_arn == project_arn]
+            for model in models:
+                self._advance(model)
+            # docs/aws-facts.md §1.3: newest first.
+            models.sort(key=lambda m: m.arn.rsplit("/", 1)[1], reverse=True)
+            rows = [self._version_description(m) for m in models if names is None or m.version in names]
+        return _page(rows, params, "ProjectVersionDescriptions")
+
+    def _version_description(self, model: _Version) -> dict[str, Any]:
+        description: dict[str, Any] = {
+            "ProjectVersionArn": model.arn,
+            "CreationTimestamp": model.created,
+            "MinInferenceUnits": model.min_units,
+            "Status": model.status,
+            "StatusMessage": _STATUS_MESSAGES.get(model.status, model.status),
+            "BillableTrainingTimeInSeconds": 3600,
+            "TrainingEndTimestamp": model.created,
+            "OutputConfig": {"S3Bucket": "custom-labels-output", "S3KeyPrefix": f"{model.project}/"},
+            "EvaluationResult": {
+                "F1Score": 0.8,
+                "Summary": {
+                    "S3Object": {"Bucket": "custom-labels-output", "Name": f"{model.project}/summary.json"}
+                },
+            },
+            "Feature": "CUSTOM_LABELS",
+        }
+        if model.max_units is not None:
+            description["MaxInferenceUnits"] = model.max_units
+        return description
+
+    def _start_project_version(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            model = self._model(params["ProjectVersionArn"])
+            self._advance(model)
+            model.counters["start_calls"] += 1
+            if model.status in (STARTING, RUNNING, STOPPING):
+                raise ServiceError(
+                    "ResourceInUseException",
+                    f"The model version is {model.status} and cannot be started.",
+                )
+            model.min_units = params["MinInferenceUnits"]
+            model.max_units = params.get("MaxInferenceUnits")
+            now = self._clock()
+            self._enter(model, STARTING, now)
+            model.transition_at = now + self.config.start_latency_s
+            log.info("model %s STARTING with %d IU", model.arn, model.min_units)
+            return {"Status": STARTING}
+
+    def _stop_project_version(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            model = self._model(params["ProjectVersionArn"])
+            self._advance(model)
+            model.counters["stop_calls"] += 1
+            if model.status not in (STARTING, RUNNING):
+                raise ServiceError(
+                    "ResourceInUseException",
+                    f"The model version is {model.status} and cannot be stopped.",
+                )
+            now = self._clock()
+            self._enter(model, STOPPING, now)
+            model.transition_at = now + self.config.stop_latency_s
+            log.info("model %s STOPPING", model.arn)
+            return {"Status": STOPPING}
+
+    def _admit_detect(self, arn: str) -> _Version:
+        """Everything DetectCustomLabels decides under the lock: existence, status, throttling."""
+        with self._lock:
+            index = self._detect_index
+            self._detect_index += 1
+            model = self._model(arn)
+            self._advance(model)
+            model.counters["detect_calls"] += 1
+            if model.status != RUNNING:
+                model.counters["not_ready_calls"] += 1
+                raise ServiceError(
+                    "ResourceNotReadyException",
+                    f"ProjectVersion arn {arn} is not ready. Current status: {model.status}",
+                )
+            if self._in_storm(index):
+                model.counters["throttled_calls"] += 1
+                raise ServiceError("ThrottlingException", "Slow down.")
+            now = self._clock()
+            size = self._bucket_size(model)
+            model.tokens = min(size, model.tokens + (now - model.tokens_at) * self._rate(model))
+            model.tokens_at = now
+            if model.tokens < 1.0:
+                model.counters["throttled_calls"] += 1
+                raise ServiceError(
+                    "ProvisionedThroughputExceededException",
+                    "Provisioned rate exceeded.",
+                )
+            model.tokens -= 1.0
+            return model
+
+    def _in_storm(self, index: int) -> bool:
+        storm = self.config.throttling_storm
+        if storm is None:
+            return False
+        if isinstance(storm, tuple):
+            first, count = storm
+            return first <= index < first + count
+        return self._storm_rng.random() < float(storm)
+
+    def _detect_custom_labels(self, params: dict[str, Any]) -> dict[str, Any]:
+        model = self._admit_detect(params["ProjectVersionArn"])
+        if self.config.detect_latency_s > 0:
+            self._sleep(self.config.detect_latency_s)
+        source_ref, data = read_image(self._s3, params["Image"])
+        width, height = check_image(data)
+        labels = model.trained.predict(self.config, source_ref, width, height)
+        min_confidence = params.get("MinConfidence")
+        threshold = self.config.assumed_threshold if min_confidence is None else float(min_confidence)
+        labels = [label for label in labels if label["Confidence"] >= threshold]
+        labels.sort(key=lambda label: label["Confidence"], reverse=True)
+        if "MaxResults" in params:
+            labels = labels[: params["MaxResults"]]
+        with self._lock:
+            model.counters["detect_answered"] += 1
+        return {"CustomLabels": labels}
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _page(rows: list[dict[str, Any]], params: dict[str, Any], key: str) -> dict[str, Any]:
+    """One page of `rows` under `key`, with a NextToken while more remain (MaxResults, default 100)."""
+    token = params.get("NextToken")
+    start = 0
+    if token:
+        try:
+            start = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("offset:"))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ServiceError("InvalidPaginationTokenException", "Invalid pagination token") from error
+    end = start + params.get("MaxResults", 100)
+    response: dict[str, Any] = {key: rows[start:end]}
+    if end < len(rows):
+        response["NextToken"] = base64.urlsafe_b64encode(f"offset:{end}".encode()).decode()
+    return response

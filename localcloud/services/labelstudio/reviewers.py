@@ -1,0 +1,200 @@
+"""Emulated reviewers for the real Label Studio server: they answer tasks through its REST API the
+way people's submissions arrive (POST /api/tasks/{id}/annotations/ with the labeling UI's result
+format, boxes in percent of the image: docs/aws-facts.md §6.4), comparing the model's
+pre-annotations with a ground truth.
+
+Truth: {source-ref: {"boxes": [{"label", "left", "top", "width", "height"} px], "labels": [...],
+"width", "height"}}. A careful reviewer (probability `accuracy` per decision) keeps a prediction
+that matches a true box, fixes one that overlaps it, deletes a false one and draws what the model
+missed; a careless one accepts what is shown. `unannotated_fraction` of the tasks get no answer.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from labeling_loop.geometry import iou_of_dicts
+from labeling_loop.review.labelstudio.client import LabelStudioClient
+from labeling_loop.review.labelstudio.convert import BOX_TAG, CHOICES_TAG, IMAGE_TAG
+
+MATCH_IOU = 0.5  # a prediction "is" a true box above this overlap
+
+
+@dataclass
+class ReviewStats:
+    """What the emulated reviewers did, to compare with what collect derives."""
+
+    annotated: int = 0
+    unannotated: int = 0
+    kept: int = 0
+    adjusted: int = 0
+    added: int = 0
+    removed: int = 0
+    unannotated_refs: list[str] = field(default_factory=list)
+
+
+def _prediction_boxes(
+    result: Sequence[Mapping[str, Any]],
+) -> list[tuple[Mapping[str, Any], dict[str, float]]]:
+    """(result item, pixel box) for each predicted rectangle, as the reviewer sees it."""
+    boxes = []
+    for item in result:
+        if item.get("type") != "rectanglelabels":
+            continue
+        value, w, h = item["value"], item["original_width"], item["original_height"]
+        box = {
+            "label": value["rectanglelabels"][0],
+            "left": value["x"] * w / 100.0,
+            "top": value["y"] * h / 100.0,
+            "width": value["width"] * w / 100.0,
+            "height": value["height"] * h / 100.0,
+        }
+        boxes.append((item, box))
+    return boxes
+
+
+def _rectangle(region_id: str, box: Mapping[str, Any], width: int, height: int) -> dict[str, Any]:
+    """A drawn rectangle in the result format the labeling UI submits (percent of the image)."""
+    return {
+        "id": region_id,
+        "from_name": BOX_TAG,
+        "to_name": IMAGE_TAG,
+        "type": "rectanglelabels",
+        "origin": "manual",
+        "original_width": width,
+        "original_height": height,
+        "image_rotation": 0,
+        "value": {
+            "x": box["left"] * 100.0 / width,
+            "y": box["top"] * 100.0 / height,
+            "width": box["width"] * 100.0 / width,
+            "height": box["height"] * 100.0 / height,
+            "rotation": 0,
+            "rectanglelabels": [box["label"]],
+        },
+    }
+
+
+@dataclass
+class _Reviewer:
+    """One reviewer's decisions, drawn in task order from one seeded rng."""
+
+    rng: random.Random
+    accuracy: float
+    stats: ReviewStats
+
+    def detection(
+        self, result: Sequence[Mapping[str, Any]], truth: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        rng, stats = self.rng, self.stats
+        width, height = int(truth["width"]), int(truth["height"])
+        true_boxes = list(truth.get("boxes", []))
+        free_truth = list(range(len(true_boxes)))
+        answer: list[dict[str, Any]] = []
+        for index, (item, box) in enumerate(_prediction_boxes(result)):
+            careful = rng.random() < self.accuracy
+            best = max(free_truth, key=lambda t: iou_of_dicts(box, true_boxes[t]), default=None)
+            if best is not None and iou_of_dicts(box, true_boxes[best]) >= MATCH_IOU:
+                free_truth.remove(best)
+                target = true_boxes[best]
+                exact = target["label"] == box["label"] and all(
+                    abs(target[k] - box[k]) <= 0.5 for k in ("left", "top", "width", "height")
+                )
+                if exact or not careful:
+                    answer.append({**item, "origin": "prediction"})  # accepted as shown
+                    stats.kept += 1
+                else:
+                    answer.append(_rectangle(f"a{index}", target, width, height))
+                    stats.adjusted += 1
+            elif careful:
+                stats.removed += 1  # a false positive, deleted
+            else:
+                answer.append({**item, "origin": "prediction"})
+                stats.kept += 1
+        for t in free_truth:
+            if rng.random() < self.accuracy:  # careless reviewers miss what the model missed
+                answer.append(_rectangle(f"n{t}", true_boxes[t], width, height))
+                stats.added += 1
+        return answer
+
+    def classification(
+        self, result: Sequence[Mapping[str, Any]], truth: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        rng, stats = self.rng, self.stats
+        predicted = [c for item in result if item.get("type") == "choices" for c in item["value"]["choices"]]
+        true_labels = set(truth.get("labels", []))
+        chosen: list[str] = []
+        for label in predicted:
+            if label in true_labels or rng.random() >= self.accuracy:
+                chosen.append(label)
+                stats.kept += 1
+            else:
+                stats.removed += 1
+        for label in sorted(true_labels - set(predicted)):
+            if rng.random() < self.accuracy:
+                chosen.append(label)
+                stats.added += 1
+        if not chosen:
+            return []
+        return [
+            {
+                "id": "c0",
+                "from_name": CHOICES_TAG,
+                "to_name": IMAGE_TAG,
+                "type": "choices",
+                "origin": "manual",
+                "value": {"choices": chosen},
+            }
+        ]
+
+
+def _tasks(ls: LabelStudioClient, project_id: int) -> Iterator[dict[str, Any]]:
+    yield from ls.paginate(
+        "/api/tasks/",
+        {"project": project_id, "page_size": 100, "fields": "all", "resolve_uri": "false"},
+        results_key="tasks",
+    )
+
+
+def annotate_project(
+    ls: LabelStudioClient,
+    project_id: int,
+    truth: Mapping[str, Mapping[str, Any]],
+    *,
+    accuracy: float = 1.0,
+    seed: int = 0,
+    unannotated_fraction: float = 0.0,
+) -> ReviewStats:
+    """Answer every task of a project (but `unannotated_fraction` of them) like reviewers would."""
+    rng = random.Random(seed)
+    stats = ReviewStats()
+    reviewer = _Reviewer(rng, accuracy, stats)
+    for task in sorted(_tasks(ls, project_id), key=lambda t: t["id"]):
+        source = task["data"]["source_ref"]
+        if rng.random() < unannotated_fraction:
+            stats.unannotated += 1
+            stats.unannotated_refs.append(source)
+            continue
+        predictions = task.get("predictions") or []
+        result = predictions[0]["result"] if predictions else []
+        # An image nobody has a truth for: reviewers see nothing in it (and remove what the model drew).
+        size = task["data"].get("image_size") or {}
+        known = truth.get(source) or {
+            "boxes": [],
+            "labels": [],
+            "width": size.get("width", 0),
+            "height": size.get("height", 0),
+        }
+        if task["data"]["taskType"] == "detection":
+            answer = reviewer.detection(result, known)
+        else:
+            answer = reviewer.classification(result, known)
+        ls.post(
+            f"/api/tasks/{task['id']}/annotations/",
+            {"result": answer, "was_cancelled": False, "lead_time": round(rng.uniform(3, 40), 1)},
+        )
+        stats.annotated += 1
+    return stats

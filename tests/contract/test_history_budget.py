@@ -1,0 +1,100 @@
+"""The execution history budget is counted from the definition, not assumed.
+
+A Standard execution fails at 25,000 history events, and no Catch runs then (docs/aws-facts.md §4.2,
+§4.10). The first state refuses poll intervals that could get there (RunConfig.history_problem),
+using how many events one turn of each poll loop records. These tests find every loop in the
+definition (a cycle of states), count its events by state type, and fail when the numbers the
+validator uses no longer match: add a state to a loop, and the validator learns of it here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from labeling_loop.run_config import (
+    EVENTS_PER_JOB_POLL,
+    EVENTS_PER_MODEL_POLL,
+    EVENTS_PER_REVIEW_POLL,
+    OTHER_EVENTS,
+)
+
+# History events a state records when it runs once without error (docs/aws-facts.md §4.2): a Task
+# TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded, TaskStateExited; the others
+# Entered and Exited.
+EVENTS = {"Task": 5, "Wait": 2, "Choice": 2, "Pass": 2, "Succeed": 1, "Fail": 1, "Map": 4, "Parallel": 4}
+
+
+def _next_states(state: dict[str, Any]) -> set[str]:
+    targets = {state.get("Next"), state.get("Default")}
+    targets |= {choice.get("Next") for choice in state.get("Choices", [])}
+    targets |= {catch.get("Next") for catch in state.get("Catch", [])}
+    return {t for t in targets if t}
+
+
+def loops(states: dict[str, Any]) -> list[list[str]]:
+    """Every simple cycle of the state graph (there are a few, each short), as state names."""
+    found: list[list[str]] = []
+
+    def walk(path: list[str]) -> None:
+        for target in sorted(_next_states(states[path[-1]])):
+            if target == path[0]:
+                found.append(path)
+            elif target not in path and target > path[0]:
+                walk([*path, target])
+
+    for name in sorted(states):
+        walk([name])
+    return found
+
+
+def events_per_turn(states: dict[str, Any], loop: list[str]) -> int:
+    return sum(EVENTS[states[name]["Type"]] for name in loop)
+
+
+def _loop_through(states: dict[str, Any], name: str) -> list[str]:
+    (loop,) = [loop for loop in loops(states) if name in loop]
+    return loop
+
+
+def test_the_model_start_poll_records_what_the_validator_assumes(definition: dict[str, Any]) -> None:
+    states = definition["States"]
+    loop = _loop_through(states, "Wait For Model")
+    assert set(loop) == {"Model Running?", "Wait For Model", "Check Model"}
+    assert events_per_turn(states, loop) == EVENTS_PER_MODEL_POLL
+
+
+def test_the_label_studio_review_poll_records_what_the_validator_assumes(definition: dict[str, Any]) -> None:
+    states = definition["States"]
+    loop = _loop_through(states, "Wait For Label Studio Reviewers")
+    assert events_per_turn(states, loop) == EVENTS_PER_REVIEW_POLL
+
+
+def test_a_labeling_jobs_poll_records_what_the_validator_assumes(definition: dict[str, Any]) -> None:
+    child = definition["States"]["Run Labeling Jobs"]["ItemProcessor"]["States"]
+    # The longest turn: a poll that also passes the deadline check (the stop happens once).
+    turns = [events_per_turn(child, loop) for loop in loops(child) if "Stop Labeling Job" not in loop]
+    assert max(turns) == EVENTS_PER_JOB_POLL
+
+
+@pytest.mark.parametrize("where", ["run", "labeling job"])
+def test_no_other_loop_can_grow_a_history(definition: dict[str, Any], where: str) -> None:
+    # Every loop is a poll the validator bounds: an unbounded loop elsewhere would escape the budget.
+    states = (
+        definition["States"]
+        if where == "run"
+        else definition["States"]["Run Labeling Jobs"]["ItemProcessor"]["States"]
+    )
+    waits = {name for name, state in states.items() if state["Type"] == "Wait"}
+    for loop in loops(states):
+        assert waits & set(loop), f"a loop without a Wait (a busy loop): {loop}"
+
+
+def test_the_straight_path_fits_in_what_the_validator_leaves_for_it(definition: dict[str, Any]) -> None:
+    # Every state of the run once, and every retry of every state at its maximum (a failed attempt
+    # records scheduled, started, failed), stays within what the validator leaves besides the polls.
+    states = definition["States"]
+    once = sum(EVENTS[state["Type"]] for state in states.values())
+    retries = sum(
+        retry.get("MaxAttempts", 3) * 3 for state in states.values() for retry in state.get("Retry", [])
+    )
+    assert once + retries < OTHER_EVENTS, (once, retries)
