@@ -2,8 +2,9 @@
 
 Only what the local "deployment" needs: parameters with their defaults and overrides, conditions,
 and the intrinsic functions the template uses (Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::Equals,
-Fn::Not, Fn::Join). Physical ids come from a resolver the deployer provides, so the definition's
-substitutions are computed from the template's own resources, never kept as a second copy.
+Fn::Not, Fn::Join, Fn::Split, Fn::Select). Physical ids come from a resolver the deployer provides,
+so the definition's substitutions are computed from the template's own resources, never kept as a
+second copy.
 """
 
 from __future__ import annotations
@@ -120,6 +121,12 @@ class Template:
             if key == "Fn::Join":
                 separator, items = value
                 return separator.join(str(v) for v in self.resolve(items))
+            if key == "Fn::Split":
+                separator, text = value
+                return str(self.resolve(text)).split(separator)
+            if key == "Fn::Select":
+                index, items = value
+                return self.resolve(items)[int(self.resolve(index))]
             if key.startswith("Fn::"):
                 raise NotImplementedError(f"intrinsic {key} is not supported by the local cloud")
         return {k: v for k, v in ((k, self.resolve(v)) for k, v in node.items()) if v is not NO_VALUE}

@@ -1,4 +1,4 @@
-"""Emulated Amazon Rekognition Custom Labels: the five operations the workflow calls.
+"""Emulated Amazon Rekognition Custom Labels: the six operations the workflow calls.
 
 Behaviour follows the API reference (docs/aws-facts.md §1.1 StartProjectVersion, §1.2
 StopProjectVersion, §1.3 DescribeProjectVersions, §1.4 DetectCustomLabels, §1.5 errors) and
@@ -8,14 +8,17 @@ botocore's service model (request validation, response members):
 - DetectCustomLabels answers only while RUNNING (ResourceNotReadyException otherwise), reads the
   image like the service (`images`), and answers ProvisionedThroughputExceededException above
   `tps_per_inference_unit * MinInferenceUnits` calls per second (token bucket);
-- predictions come from the ground truth with seeded noise (`model`).
+- predictions come from the ground truth with seeded noise (`model`);
+- DescribeProjects lists each project's datasets and ListDatasetLabels their labels (the first
+  state reads the label set there, before the model starts).
 
 Choices where AWS documents nothing (each marked "emulator choice" below):
 - StopProjectVersion is accepted while STARTING or RUNNING; in any other state it answers
   ResourceInUseException (the documented error for a resource mid-transition; not verified for a
   STOPPED model);
 - without MinConfidence the service filters each label at its own assumed threshold from training;
-  the emulator uses one threshold for every label (`assumed_threshold`, default 50).
+  the emulator uses one threshold for every label (`assumed_threshold`, default 50);
+- each project has one TRAIN dataset whose labels are those its model versions were trained on.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ class CustomLabelsEmulator(EmulatedService):
             "StartProjectVersion",
             "StopProjectVersion",
             "DetectCustomLabels",
+            "ListDatasetLabels",
         }
     )
 
@@ -254,7 +258,7 @@ class CustomLabelsEmulator(EmulatedService):
                     "ProjectArn": arn,
                     "CreationTimestamp": created,
                     "Status": "CREATED",
-                    "Datasets": [],
+                    "Datasets": [self._train_dataset(name)],
                     "Feature": "CUSTOM_LABELS",
                 }
                 for name, (arn, created) in sorted(self._projects.items())
@@ -263,6 +267,34 @@ class CustomLabelsEmulator(EmulatedService):
         if features is not None and "CUSTOM_LABELS" not in features:
             rows = []
         return _page(rows, params, "ProjectDescriptions")
+
+    def _train_dataset(self, project_name: str) -> dict[str, Any]:
+        arn, created = self._projects[project_name]
+        return {
+            "CreationTimestamp": created,
+            "DatasetType": "TRAIN",
+            "DatasetArn": f"{arn.rsplit('/', 1)[0]}/dataset/train/{arn.rsplit('/', 1)[1]}",
+            "Status": "CREATE_COMPLETE",
+            "StatusMessage": "The dataset was created successfully.",
+            "StatusMessageCode": "SUCCESS",
+        }
+
+    def _list_dataset_labels(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            project = next(
+                (
+                    name
+                    for name in self._projects
+                    if self._train_dataset(name)["DatasetArn"] == params["DatasetArn"]
+                ),
+                None,
+            )
+            if project is None:
+                raise ServiceError("ResourceNotFoundException", "The requested resource was not found.")
+            models = [m.trained for m in self._models.values() if m.project == project]
+        labels = sorted({label for model in models for label in model.labels})
+        rows = [{"LabelName": label, "LabelStats": _label_stats(models, label)} for label in labels]
+        return _page(rows, params, "DatasetLabelDescriptions")
 
     def _describe_project_versions(self, params: dict[str, Any]) -> dict[str, Any]:
         project_arn = params["ProjectArn"]
@@ -392,6 +424,15 @@ class CustomLabelsEmulator(EmulatedService):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _label_stats(models: list[TrainedModel], label: str) -> dict[str, int]:
+    """Images and boxes of `label` in the truth the project's models were trained on."""
+    truths = {ref: truth for model in models for ref, truth in model.truth.items()}
+    return {
+        "EntryCount": sum(1 for t in truths.values() if label in t.labels),
+        "BoundingBoxCount": sum(1 for t in truths.values() for b in t.boxes if b.label == label),
+    }
 
 
 def _page(rows: list[dict[str, Any]], params: dict[str, Any], key: str) -> dict[str, Any]:

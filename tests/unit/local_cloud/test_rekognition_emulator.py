@@ -133,6 +133,37 @@ def test_arns_and_describe_projects(aws: Any) -> None:
     assert emulator.handle("DescribeProjects", {"ProjectNames": ["nope"]})["ProjectDescriptions"] == []
 
 
+def test_a_projects_dataset_lists_the_labels_its_models_were_trained_on(aws: Any) -> None:
+    # GIVEN a project whose model was trained on cat, dog and bird, and a second project
+    clock = FakeClock()
+    emulator, _ = make(aws, clock)
+    emulator.add_model("other", "v1", "classification", {}, labels=["rose"])
+    # WHEN the first state reads the project's datasets and their labels
+    project = emulator.handle("DescribeProjects", {"ProjectNames": ["proj"]})["ProjectDescriptions"][0]
+    (dataset,) = project["Datasets"]
+    # THEN there is one TRAIN dataset of that project, whose ARN is the API's pattern
+    assert dataset["DatasetType"] == "TRAIN" and dataset["Status"] == "CREATE_COMPLETE"
+    assert dataset["DatasetArn"].startswith(project["ProjectArn"].rsplit("/", 1)[0] + "/dataset/train/")
+    validate_request("rekognition", "ListDatasetLabels", {"DatasetArn": dataset["DatasetArn"]})
+    # AND its labels are the model's, with the truth's counts, a page at a time
+    first = emulator.handle("ListDatasetLabels", {"DatasetArn": dataset["DatasetArn"], "MaxResults": 2})
+    rest = emulator.handle(
+        "ListDatasetLabels", {"DatasetArn": dataset["DatasetArn"], "NextToken": first["NextToken"]}
+    )
+    rows = first["DatasetLabelDescriptions"] + rest["DatasetLabelDescriptions"]
+    assert [r["LabelName"] for r in rows] == ["bird", "cat", "dog"]
+    assert {r["LabelName"]: r["LabelStats"]["BoundingBoxCount"] for r in rows} == {
+        "bird": 0,
+        "cat": 1,
+        "dog": 1,
+    }
+    # AND a dataset that does not exist is not found
+    missing = dataset["DatasetArn"].replace("/proj/", "/nope/")
+    assert error_code(lambda: emulator.handle("ListDatasetLabels", {"DatasetArn": missing})) == (
+        "ResourceNotFoundException"
+    )
+
+
 def test_describe_project_versions_shape_order_and_filter(aws: Any) -> None:
     clock = FakeClock()
     emulator, arn = make(aws, clock)
@@ -167,6 +198,14 @@ def test_responses_fit_botocore_output_shapes(aws: Any) -> None:
     project_arn = emulator.project_arn("proj")
     responses = {
         "DescribeProjects": emulator.handle("DescribeProjects", {}),
+        "ListDatasetLabels": emulator.handle(
+            "ListDatasetLabels",
+            {
+                "DatasetArn": emulator.handle("DescribeProjects", {})["ProjectDescriptions"][0]["Datasets"][
+                    0
+                ]["DatasetArn"]
+            },
+        ),
         "DescribeProjectVersions": emulator.handle("DescribeProjectVersions", {"ProjectArn": project_arn}),
         "DetectCustomLabels": detect(emulator, arn),
         "StopProjectVersion": emulator.handle("StopProjectVersion", {"ProjectVersionArn": arn}),
