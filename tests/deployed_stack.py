@@ -19,11 +19,11 @@ ACCOUNT = "123456789012"
 STATE_MACHINE = "labeling-loop-labeling-loop"  # ${AWS::StackName}-labeling-loop
 
 
-def function_environment(
-    function: str, parameters: dict[str, str], *, table: str = "labeling-loop-RunStateTable-TEST"
-) -> dict[str, str]:
-    """A function's environment (Globals plus its own variables) as CloudFormation gives it, for a
-    stack deployed with the template's defaults and `parameters` (which must name the buckets)."""
+def deployed_template(
+    parameters: dict[str, str], *, table: str = "labeling-loop-RunStateTable-TEST"
+) -> Template:
+    """template.yaml with the template's defaults and `parameters` (which must name the buckets),
+    resolvable as CloudFormation would resolve it."""
     template = Template.load(
         REPO / "template.yaml",
         parameters,
@@ -35,6 +35,15 @@ def function_environment(
         },
     )
     template.physical_ids["RunStateTable"] = table
+    return template
+
+
+def function_environment(
+    function: str, parameters: dict[str, str], *, table: str = "labeling-loop-RunStateTable-TEST"
+) -> dict[str, str]:
+    """A function's environment (Globals plus its own variables) as CloudFormation gives it, for a
+    stack deployed with the template's defaults and `parameters` (which must name the buckets)."""
+    template = deployed_template(parameters, table=table)
     environments = [
         template.globals_function()["Environment"],
         template.resources[function]["Properties"].get("Environment", {"Variables": {}}),

@@ -1,6 +1,7 @@
 """Label Studio backend: `preflight` (server and token), `create` the run's project, `check` its
-progress, `collect` the answers. The token comes from Secrets Manager; Label Studio reads the images
-bucket with its own credentials."""
+progress, `collect` the answers. Where Label Studio is and which secret holds its token are the
+stack's (this function's environment), never the run's: the state payload cannot send the token
+anywhere else (docs/security.md). Label Studio reads the images bucket with its own credentials."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -8,15 +9,16 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.aws_clients import client
+from labeling_loop.errors import ReviewBackendError
 from labeling_loop.review.labelstudio import project
 from labeling_loop.review.labelstudio.client import LabelStudioClient
 from labeling_loop.review.plan import PlanSummary
 from labeling_loop.run_config import from_state
-from labeling_loop.settings import RegionSettings, load
+from labeling_loop.settings import LabelStudioReviewSettings, load
 
 logger = Logger()
 tracer = Tracer()
-SETTINGS = load(RegionSettings)
+SETTINGS = load(LabelStudioReviewSettings)
 s3 = client("s3")
 secretsmanager = client("secretsmanager")
 
@@ -24,21 +26,32 @@ secretsmanager = client("secretsmanager")
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    config = from_state(event["config"])
-    token = project.read_token(secretsmanager, str(config.labelStudioTokenSecretArn))
-    ls = LabelStudioClient(str(config.labelStudioUrl), token)
-    action, layout = event["action"], config.layout()
-    if action == "preflight":  # before the model starts (and bills): a bad URL or token fails in seconds
-        return project.preflight(ls)
-    if action == "create":
-        plan = PlanSummary.from_state(event["plan"])
-        return project.create_run_review(s3, ls, config, plan, region=SETTINGS.region)
-    state = project.stored_state(s3, layout)
-    if action == "check":
-        now = datetime.now(UTC)
-        progress = project.check_review(ls, state, deadline_hours=config.reviewDeadlineHours, now=now)
-        logger.info("review progress", extra=progress)
-        return progress
-    if action == "collect":
-        return project.collect_review(s3, ls, layout, state)
-    raise ValueError(f"unknown action {action!r}")
+    config, action = from_state(event["config"]), event["action"]
+    if action not in ("preflight", "create", "check", "collect"):
+        raise ReviewBackendError(f"unknown action {action!r}")
+    plan = PlanSummary.from_state(event["plan"]) if action == "create" else None
+    state = project.stored_state(s3, config.layout()) if action in ("check", "collect") else {}
+    try:
+        url = SETTINGS.label_studio_endpoint()
+    except ValueError as error:
+        raise ReviewBackendError(f"Label Studio: {error}") from None
+    ls = LabelStudioClient(url, project.read_token(secretsmanager, SETTINGS.label_studio_token_secret_arn))
+    try:
+        if action == "preflight":  # before the model starts (and bills): a bad URL or token fails in seconds
+            return project.preflight(ls)
+        if plan is not None:
+            return project.create_run_review(s3, ls, config, plan, region=SETTINGS.region)
+        if action == "check":
+            now = datetime.now(UTC)
+            progress = project.check_review(ls, state, deadline_hours=config.reviewDeadlineHours, now=now)
+            logger.info("review progress", extra=progress)
+            return progress
+        return project.collect_review(s3, ls, config.layout(), state)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
+        # Raised while reading Label Studio's answers: what it sent goes to the log, never into the
+        # error's message, which the execution history shows to whoever may read that.
+        logger.exception("Label Studio answered with data this function cannot read")
+        raise ReviewBackendError(
+            f"Label Studio at {url} answered {action!r} with data this function cannot read "
+            f"({type(error).__name__}; details in the function's log)"
+        ) from None

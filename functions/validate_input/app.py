@@ -1,5 +1,6 @@
-"""First state: the execution input merged over the stack's defaults, validated (InvalidInput); the
-run registered, so that whatever ends the execution can clean up after it."""
+"""First state: the execution input merged over the stack's defaults, validated against what the
+stack grants, its review labels settled from the model's project (InvalidInput, before anything is
+started or billed); the run registered, so that whatever ends the execution can clean up after it."""
 
 from typing import Any
 
@@ -7,6 +8,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.aws_clients import client, retryable_transient_errors
 from labeling_loop.errors import InvalidInput
+from labeling_loop.review.label_set import with_project_labels
 from labeling_loop.run_input import start_run, validate_input
 from labeling_loop.settings import RunStateSettings, StackSettings, load
 
@@ -16,6 +18,7 @@ STACK = load(StackSettings)
 TABLE = load(RunStateSettings).run_state_table
 s3 = client("s3")
 dynamodb = client("dynamodb")
+rekognition = client("rekognition")
 
 
 @logger.inject_lambda_context
@@ -25,9 +28,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     execution = {"execution_name": str(event["executionName"]), "execution_arn": str(event["executionArn"])}
     try:
         config = validate_input(event.get("input"), **execution, stack=STACK)
+        config = with_project_labels(rekognition, config)
+        payload = start_run(s3, dynamodb, TABLE, config)
     except InvalidInput as error:
         logger.warning("input rejected", extra={"reason": str(error)})
         raise
-    payload = start_run(s3, dynamodb, TABLE, config)
     logger.info("run configured", extra={"runId": config.runId, "runPrefix": payload["runPrefix"]})
     return payload

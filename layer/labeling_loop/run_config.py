@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -27,9 +28,15 @@ PROJECT_VERSION_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):rekognition:(?P<region>[a-z]{2}(-[a-z]+)+-[0-9]):(?P<account>[0-9]{12}):"
     r"project/(?P<project>[a-zA-Z0-9_.\-]{1,255})/version/(?P<version>[a-zA-Z0-9_.\-]{1,255})/(?P<ts>[0-9]+)$"
 )
-# arn:aws:sagemaker:<region>:<account>:workteam/private-crowd/<team> (docs/aws-facts.md §5.2)
+# A project whose models runs may start, as the roles grant it: the project's ARN with its creation
+# timestamp replaced by `*`, which covers its model versions and datasets (docs/aws-facts.md §5.1).
+ALLOWED_PROJECT_ARN = re.compile(
+    r"^arn:aws[a-z-]*:rekognition:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:project/[a-zA-Z0-9_.\-]{1,255}/\*$"
+)
+# arn:aws:sagemaker:<region>:<account>:workteam/private-crowd/<team>; the type is what IAM's
+# sagemaker:WorkteamType compares (docs/aws-facts.md §5.2).
 WORKTEAM_ARN = re.compile(
-    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:workteam/[a-z-]+-crowd/[a-zA-Z0-9_.-]+$"
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:workteam/(?P<type>[a-z-]+-crowd)/[a-zA-Z0-9_.-]+$"
 )
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[a-zA-Z0-9_/+=.@-]+$")
 # Ground Truth job names allow 63 chars; the run id goes inside them with a prefix and a suffix.
@@ -50,7 +57,7 @@ OTHER_EVENTS = 1_000
 # A labeling job past the review deadline is stopped; give it this long to end (Stopping -> Stopped).
 JOB_STOP_GRACE_HOURS = 2
 MAX_LABEL_CHARS = 256  # label names: 1-256 characters (docs/aws-facts.md §2.3)
-MAX_LABELS = 250
+MAX_LABELS_PER_JOB = 50  # the most labels a review offers (LabelsPerJob below, docs/aws-facts.md §3.1)
 
 
 # Field types --------------------------------------------------------------------------------------
@@ -76,16 +83,16 @@ def _s3_prefix(value: str) -> str:
     return str(S3Uri.parse(value).as_prefix())
 
 
-def _url(value: str) -> str:
-    if not re.fullmatch(r"https?://[^\s/]+(:[0-9]+)?(/\S*)?", value):
-        raise ValueError("must be an http(s) URL such as https://labelstudio.example.com")
-    return value.rstrip("/")
-
-
 def _labels(value: list[str]) -> list[str]:
     for label in value:
         if not isinstance(label, str) or not 1 <= len(label.strip()) <= MAX_LABEL_CHARS:
             raise ValueError(f"every label must be a name of 1 to {MAX_LABEL_CHARS} characters")
+        # Control, format and separator characters other than a space: invisible in the review UIs,
+        # and a line break changes the label config Label Studio parses.
+        bad = next((c for c in label.strip() if c != " " and unicodedata.category(c)[0] in "CZ"), None)
+        if bad is not None:
+            name = label.strip()[:40]
+            raise ValueError(f"label {name!r} has the character U+{ord(bad):04X}; use visible characters")
     return sorted({label.strip() for label in value})
 
 
@@ -123,7 +130,6 @@ WorkteamArn = Annotated[
         WORKTEAM_ARN, "must be a SageMaker workteam ARN (arn:aws:sagemaker:<region>:<account>:workteam/...)"
     ),
 ]
-LabelStudioUrl = Annotated[str, AfterValidator(_url)]
 SecretArn = Annotated[str, _pattern(SECRET_ARN, "must be a Secrets Manager secret ARN")]
 ImagesPerBatch = Annotated[int, _NUMBER, Field(ge=1, le=500)]
 BatchesPerInferenceUnit = Annotated[int, _NUMBER, Field(ge=1, le=50)]
@@ -133,7 +139,7 @@ ModelStartTimeoutMinutes = Annotated[int, _NUMBER, Field(ge=1, le=720)]
 JobNamePrefix = Annotated[
     str, _pattern(JOB_NAME_PREFIX, "must be 1-10 lower-case letters, digits and single hyphens")
 ]
-Labels = Annotated[list[str], Field(max_length=MAX_LABELS), AfterValidator(_labels)]
+Labels = Annotated[list[str], Field(max_length=MAX_LABELS_PER_JOB), AfterValidator(_labels)]
 RunId = Annotated[str, _pattern(RUN_ID, "must be 1-40 lower-case letters, digits and single hyphens")]
 ExecutionArn = Annotated[str, _pattern(EXECUTION_ARN, "must be a Step Functions execution ARN")]
 
@@ -161,8 +167,6 @@ class RunConfig(BaseModel):
     workersPerObject: WorkersPerObject
     reviewDeadlineHours: ReviewDeadlineHours
     workteamArn: WorkteamArn | None
-    labelStudioUrl: LabelStudioUrl | None
-    labelStudioTokenSecretArn: SecretArn | None
     incremental: bool
     imagesPerBatch: ImagesPerBatch
     batchesPerInferenceUnit: BatchesPerInferenceUnit
@@ -181,11 +185,6 @@ class RunConfig(BaseModel):
     def _consistent(self) -> RunConfig:
         if self.reviewBackend == "groundtruth" and not self.workteamArn:
             raise ValueError("workteamArn is required when reviewBackend is groundtruth")
-        if self.reviewBackend == "labelstudio":
-            if not self.labelStudioUrl:
-                raise ValueError("labelStudioUrl is required when reviewBackend is labelstudio")
-            if not self.labelStudioTokenSecretArn:
-                raise ValueError("labelStudioTokenSecretArn is required when reviewBackend is labelstudio")
         if self.autoAcceptConfidence is not None and self.autoAcceptConfidence < self.minConfidence:
             raise ValueError("autoAcceptConfidence must be at least minConfidence")
         problem = self.history_problem()
@@ -259,6 +258,12 @@ class RunConfig(BaseModel):
     @property
     def version_name(self) -> str:
         return self._arn_part("version")
+
+    @property
+    def workteam_type(self) -> str | None:
+        """`private-crowd`, `vendor-crowd` or `public-crowd`: what IAM's sagemaker:WorkteamType sees."""
+        match = WORKTEAM_ARN.fullmatch(self.workteamArn or "")
+        return match["type"] if match else None
 
     @property
     def longest_run_seconds(self) -> int:

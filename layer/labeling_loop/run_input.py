@@ -9,8 +9,10 @@ field, before the model is touched or anything is billed.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
+from fnmatch import fnmatchcase
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -27,7 +29,6 @@ from labeling_loop.run_config import (
     JobNamePrefix,
     Labels,
     LabelsPerJob,
-    LabelStudioUrl,
     ModelPollSeconds,
     ModelStartTimeoutMinutes,
     ProjectVersionArn,
@@ -37,7 +38,6 @@ from labeling_loop.run_config import (
     ReviewPollSeconds,
     RunConfig,
     S3Prefix,
-    SecretArn,
     TaskTimeLimitSeconds,
     WorkersPerObject,
     WorkteamArn,
@@ -49,6 +49,18 @@ from labeling_loop.settings import StackSettings
 OFF = "off"
 # RunConfig fields that come from the execution, not from the input.
 FROM_THE_EXECUTION = frozenset({"executionArn", "runId"})
+# Input fields that may only repeat a stack parameter: where the stack's secret is sent, and which
+# secret. They are not run settings; the Label Studio function reads both from its own environment.
+FROM_THE_STACK_ONLY = {
+    "labelStudioUrl": "LabelStudioUrl",
+    "labelStudioTokenSecretArn": "LabelStudioTokenSecretArn",
+}
+# The execution input, and the settings the first state hands on, as UTF-8 JSON. A state's payload
+# may not exceed 256 KiB (docs/aws-facts.md §4.2) and States.DataLimitExceeded cannot be caught
+# (§4.10): the settings travel in every state, next to the review plan (which repeats the labels).
+# The largest valid label set (50 labels of 256 four-byte characters) takes 51 KB.
+MAX_INPUT_BYTES = 64 * 1024
+MAX_SETTINGS_BYTES = 64 * 1024
 # RunConfig fields that may be None (a feature off, or a backend setting that does not apply).
 _NULLABLE = frozenset(
     name for name, field in RunConfig.model_fields.items() if type(None) in get_args(field.annotation)
@@ -76,8 +88,9 @@ class RunInput(BaseModel):
     workersPerObject: WorkersPerObject | None = None
     reviewDeadlineHours: ReviewDeadlineHours | None = None
     workteamArn: WorkteamArn | None = None
-    labelStudioUrl: LabelStudioUrl | None = None
-    labelStudioTokenSecretArn: SecretArn | None = None
+    # Accepted only as a repeat of the stack's value (FROM_THE_STACK_ONLY), never used from here.
+    labelStudioUrl: str | None = None
+    labelStudioTokenSecretArn: str | None = None
     imagesPerBatch: ImagesPerBatch | None = None
     batchesPerInferenceUnit: BatchesPerInferenceUnit | None = None
     modelPollSeconds: ModelPollSeconds | None = None
@@ -140,12 +153,14 @@ def validate_input(raw: Any, *, execution_name: str, execution_arn: str, stack: 
     """Merge the execution input over the stack's defaults and validate it, naming bad fields."""
     if not isinstance(raw, dict):
         raise InvalidInput(f"input: must be a JSON object, got {type(raw).__name__}")
+    _check_size(raw, MAX_INPUT_BYTES, "the execution input")
     try:
         given = RunInput.model_validate({k: v for k, v in raw.items() if v is not None})
     except ValidationError as error:
         raise InvalidInput(_describe_errors(error)) from None
+    _check_stack_only_fields(given, stack)
     merged = {**stack_defaults(stack), **given.model_dump(exclude_unset=True)}
-    resolved = RunInput.model_validate(merged).model_dump()
+    resolved = RunInput.model_validate(merged).model_dump(exclude=set(FROM_THE_STACK_ONLY))
     if resolved["autoAcceptConfidence"] == OFF:
         resolved["autoAcceptConfidence"] = None
     resolved["executionArn"] = execution_arn
@@ -160,9 +175,54 @@ def validate_input(raw: Any, *, execution_name: str, execution_arn: str, stack: 
     return config
 
 
+def _check_size(document: dict[str, Any], limit: int, what: str) -> None:
+    """InvalidInput naming the largest field when `document`, as UTF-8 JSON, is over `limit` bytes."""
+    size = _json_bytes(document)
+    if size <= limit:
+        return
+    field = max(document, key=lambda name: _json_bytes(document[name]))
+    raise InvalidInput(
+        f"{field}: {what} takes {size:,} bytes, more than the {limit:,} a run accepts ({field} alone "
+        f"takes {_json_bytes(document[field]):,}); every state carries the run's settings, and a state "
+        "over Step Functions' 256 KiB payload limit fails the run where no cleanup can catch it"
+    )
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def _check_stack_only_fields(given: RunInput, stack: StackSettings) -> None:
+    """Where the stack's token goes is the stack's decision: an input may repeat it, nothing more.
+    The value given is not repeated in the message (a URL may hold a password)."""
+
+    def same(value: str) -> str:  # a URL's trailing slash means nothing
+        return value.strip().rstrip("/") if value.startswith("http") else value.strip()
+
+    stack_values = {
+        "labelStudioUrl": stack.label_studio_url,
+        "labelStudioTokenSecretArn": stack.label_studio_token_secret_arn,
+    }
+    for field, parameter in FROM_THE_STACK_ONLY.items():
+        value = getattr(given, field)
+        if value is None:
+            continue
+        if not stack_values[field]:
+            raise InvalidInput(
+                f"{field}: this stack has no {parameter}; it is a stack parameter, not an execution input"
+            )
+        if same(value) != same(stack_values[field]):
+            raise InvalidInput(
+                f"{field}: not the stack's {parameter}; runs use only the stack's, and an input may "
+                "repeat it but not name another"
+            )
+
+
 def _check_within_stack(config: RunConfig, stack: StackSettings) -> None:
-    """The input may only narrow what the stack grants: its buckets, its output prefix, its region.
-    IAM would refuse later, after the model started; saying it first is cheaper and clearer."""
+    """The input may only narrow what the stack grants: its buckets, its output prefix, its region,
+    the projects whose models runs may start, the inference units, the workforce types, its Label
+    Studio. IAM would refuse some of these later, after the model started; saying it first is
+    cheaper and clearer, and the rest (units, labels) IAM cannot express."""
     images_bucket = S3Uri.parse(config.images).bucket
     output_bucket = S3Uri.parse(config.output).bucket
     if images_bucket != stack.images_bucket:
@@ -181,6 +241,36 @@ def _check_within_stack(config: RunConfig, stack: StackSettings) -> None:
         raise InvalidInput(
             f"projectVersionArn: the model is in {config.model_region}, the stack in {stack.region}"
         )
+    if not any(fnmatchcase(config.projectVersionArn, allowed) for allowed in stack.allowed_project_arns):
+        allowed = (
+            ", ".join(stack.allowed_project_arns) or "none (set AllowedProjectArns or ProjectVersionArn)"
+        )
+        raise InvalidInput(
+            f"projectVersionArn: project {config.project_name!r} is not one whose models this stack "
+            f"lets runs start; AllowedProjectArns: {allowed}"
+        )
+    if config.minInferenceUnits > stack.inference_units_limit:
+        raise InvalidInput(
+            f"minInferenceUnits: {config.minInferenceUnits} inference units, more than the "
+            f"{stack.inference_units_limit} this stack lets a run start a model with (InferenceUnitsLimit)"
+        )
+    if config.reviewBackend == "groundtruth" and config.workteam_type not in stack.workteam_types:
+        raise InvalidInput(
+            f"workteamArn: a {config.workteam_type} workteam; this stack lets runs use "
+            f"{' or '.join(stack.workteam_types)} workteams only (WorkteamTypes)"
+        )
+    if config.reviewBackend == "labelstudio":
+        try:
+            stack.label_studio_endpoint()
+        except ValueError as error:
+            raise InvalidInput(
+                f"reviewBackend: labelstudio needs the stack's Label Studio, but {error}"
+            ) from None
+    if len(config.labels) > config.maxLabelsPerJob:
+        raise InvalidInput(
+            f"labels: {len(config.labels)} labels, more than maxLabelsPerJob ({config.maxLabelsPerJob}) "
+            "a review may offer; name fewer labels or raise maxLabelsPerJob (at most 50)"
+        )
 
 
 def start_run(s3: Any, dynamodb: Any, table: str, config: RunConfig) -> dict[str, Any]:
@@ -188,6 +278,7 @@ def start_run(s3: Any, dynamodb: Any, table: str, config: RunConfig) -> dict[str
     and register the run; return the state payload. A run folder that another execution made is
     refused rather than shared (run ids are unique per execution; this guards the invariant)."""
     payload = state_payload(config)
+    _check_size(payload, MAX_SETTINGS_BYTES, "the run's settings")
     uri = config.layout().config
     try:
         existing = read_json(s3, uri)

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 ACCOUNT = "123456789012"
 WORKTEAM = "arn:aws:sagemaker:{region}:123456789012:workteam/private-crowd/labeling-team"
+# The project of the emulated models (LocalCloud.add_model): the stack allows runs to start them.
+PROJECTS = "arn:aws:rekognition:{region}:123456789012:project/shapes/*"
 _STATES_TRUST = {
     "Version": "2012-10-17",
     "Statement": [
@@ -61,6 +63,7 @@ def deploy(cloud: LocalCloud, parameters: dict[str, str] | None = None) -> Deplo
     overrides = {
         "ImagesBucketName": config.images_bucket,
         "WorkteamArn": WORKTEAM.format(region=region),
+        "AllowedProjectArns": PROJECTS.format(region=region),
         **config.parameters,
         **(parameters or {}),
     }

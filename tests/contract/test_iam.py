@@ -1,6 +1,9 @@
 """IAM over the translated template: every role's (action, resource) pairs, SAM policy templates
-expanded, checked for wildcards and against explicit per-role tables, so that a new permission needs
-a test change. `pytest -s tests/contract/test_iam.py` prints the table of every role's permissions.
+and the template's own managed policies expanded, checked for wildcards, for actions and resources
+beyond what the code touches (against explicit per-role tables, so that a new permission needs a test
+change) and for trust policies without source conditions. Each checker is also run on a copy of
+the template broken on purpose, to show it catches what it is for.
+`pytest -s tests/contract/test_iam.py` prints the table of every role's permissions.
 
 Also the bucket the stack creates: encrypted, not public, TLS only.
 """
@@ -8,11 +11,12 @@ Also the bucket the stack creates: encrypted, not public, TLS only.
 from __future__ import annotations
 
 import ast
+import copy
 import fnmatch
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,10 +72,10 @@ ACCEPTED_MANAGED_WILDCARDS = {
     ),
 }
 # Actions that do not support resource-level permissions, so "*" is the only possible resource
-# docs/aws-facts.md §5.1, §4.8, §5.3 (CloudWatch Logs delivery for state machine logging; X-Ray).
+# (docs/aws-facts.md §5.1 Rekognition, §5.4 CloudWatch, §5.6 Logs delivery and X-Ray).
 STAR_RESOURCE_ACTIONS = (
     "rekognition:DescribeProjects",
-    "cloudwatch:GetMetricStatistics",  # docs/aws-facts.md §5.4
+    "cloudwatch:GetMetricStatistics",
     "logs:*LogDelivery*",
     "logs:ListLogDeliveries",
     "logs:PutResourcePolicy",
@@ -94,6 +98,8 @@ EXPECTED_REKOGNITION = {
         "rekognition:StopProjectVersion",  # model_control.release
     },
     "DetectLabelsFunction": {"rekognition:DetectCustomLabels"},  # inference.run_batch
+    # review.label_set.project_labels: the review's labels, before the model starts
+    "ValidateInputFunction": {"rekognition:DescribeProjects", "rekognition:ListDatasetLabels"},
     # cleanup.clean_up / clean_up_ended_execution / sweep -> model_control.stop_if_unused
     **{
         owner: {
@@ -137,6 +143,93 @@ EXPECTED_SENSITIVE = {
         "ec2:UnassignPrivateIpAddresses",
     },
 }
+GROUND_TRUTH_ROLE = "GroundTruthRole"
+# The projects whose models runs may start, as the roles name them: AllowedProjectArns, or else
+# the project of ProjectVersionArn (template.yaml). Starting a model, inferring with it and reading
+# its project's labels: on these only. Stopping and describing stay account-wide, so that a model
+# the workflow started remains stoppable after the stack allows fewer projects.
+ALLOWED_PROJECTS = frozenset({"${AllowedProjectArns}", "{${ProjectVersionArn} split by '/version/' [0]}/*"})
+MODEL_SCOPED = frozenset(
+    {"rekognition:StartProjectVersion", "rekognition:DetectCustomLabels", "rekognition:ListDatasetLabels"}
+)
+
+# S3: only these actions (no delete, no ACLs, no lifecycle or bucket settings), each on a place:
+RUN_FILES = "run files"  # objects under the output prefix: <output bucket>/${OutputPrefix}/*
+OUTPUT_LISTING = "output bucket"  # s3:ListBucket on the output bucket, limited to the prefix
+IMAGES = "images"  # objects of the images bucket (any prefix: the input chooses it)
+IMAGES_LISTING = "images bucket"
+S3_ACTIONS = frozenset(
+    {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListBucket", "s3:GetBucketLocation"}
+)
+OUTPUT_BUCKETS = ("${OutputBucket}", "${OutputBucketName}")
+RUN_READ = {("s3:GetObject", RUN_FILES), ("s3:ListBucket", OUTPUT_LISTING)}
+RUN_WRITE = {("s3:PutObject", RUN_FILES), ("s3:AbortMultipartUpload", RUN_FILES)}
+READ_IMAGES = {("s3:GetObject", IMAGES), ("s3:ListBucket", IMAGES_LISTING)}
+CLEANUP_OWNERS = ("RunCleanupFunction", "CleanUpEndedRunFunction", "SweepModelsFunction")
+# Equality per owner, like the tables above. Listing is granted with reading: S3 answers 404 for a
+# missing key only to a caller that may list (docs/aws-facts.md §5.5), and the code tells a missing
+# run file from a refused one. Writing includes aborting a multipart upload (JsonlWriter).
+EXPECTED_S3 = {
+    "ValidateInputFunction": RUN_READ | RUN_WRITE,  # run_input.start_run: config.json
+    "ListImagesFunction": READ_IMAGES | RUN_WRITE,  # inference.listing: inventory, batches
+    "DetectLabelsFunction": READ_IMAGES | RUN_WRITE,  # inference.detect: headers, predictions
+    "PlanReviewFunction": RUN_READ | RUN_WRITE,
+    # The network-facing function: the run's files only; Label Studio reads images itself.
+    "LabelStudioReviewFunction": RUN_READ | RUN_WRITE,
+    "CollectLabelingJobsFunction": RUN_READ | RUN_WRITE,
+    "BuildManifestFunction": RUN_READ | RUN_WRITE,
+    **{owner: RUN_READ for owner in CLEANUP_OWNERS},  # cleanup: the run's job list and inventory
+    "VerificationConsolidationFunction": {("s3:GetObject", RUN_FILES)},  # Ground Truth's answers
+    "LabelingLoopStateMachine": {("s3:GetObject", RUN_FILES), ("s3:PutObject", RUN_FILES)},  # Map
+    # What Ground Truth documents for its job role (docs/aws-facts.md §5.2).
+    GROUND_TRUTH_ROLE: READ_IMAGES
+    | RUN_WRITE
+    | {
+        ("s3:GetObject", RUN_FILES),
+        ("s3:ListBucket", OUTPUT_LISTING),
+        ("s3:GetBucketLocation", OUTPUT_LISTING),
+        ("s3:GetBucketLocation", IMAGES_LISTING),
+    },
+}
+# Ground Truth lists the buckets as its documentation says; it is not held to the prefix condition.
+UNCONDITIONED_LISTING = frozenset({GROUND_TRUTH_ROLE})
+DYNAMODB_ACTIONS = frozenset(
+    {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+)
+EXPECTED_DYNAMODB = {
+    "ValidateInputFunction": {"dynamodb:PutItem", "dynamodb:UpdateItem"},  # run_records.register
+    "ListImagesFunction": {"dynamodb:PutItem"},  # claims.claim
+    "ModelControlFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},  # model_lease
+    # claims.settle (mark_labeled, release), run_records.finish
+    "BuildManifestFunction": {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"},
+    # model_lease, claims.release_all, run_records.get/finish/active
+    **{owner: {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} for owner in CLEANUP_OWNERS},
+}
+# botocore method -> the IAM action it needs (docs/aws-facts.md §5.5).
+CODE_ACTIONS = {
+    "s3": {
+        "get_object": {"s3:GetObject"},
+        "head_object": {"s3:GetObject"},
+        "put_object": {"s3:PutObject"},
+        "upload_fileobj": {"s3:PutObject", "s3:AbortMultipartUpload"},
+        "list_objects_v2": {"s3:ListBucket"},
+    },
+    "dynamodb": {
+        "get_item": {"dynamodb:GetItem"},
+        "put_item": {"dynamodb:PutItem"},
+        "update_item": {"dynamodb:UpdateItem"},
+        "delete_item": {"dynamodb:DeleteItem"},
+    },
+}
+
+# Trust: services that document aws:SourceAccount / aws:SourceArn for the roles they assume must be
+# held to this stack's account and resources (docs/aws-facts.md §5.5). Lambda documents none for
+# execution roles: a function's role is only ever used by the function it is configured on.
+SOURCE_CONDITION_SERVICES = frozenset(
+    {"sagemaker.amazonaws.com", "scheduler.amazonaws.com", "states.amazonaws.com"}
+)
+NO_SOURCE_CONDITION_SERVICES = frozenset({"lambda.amazonaws.com"})
+
 LAMBDA_INVOKE_TASK = "arn:aws:states:::lambda:invoke"
 AWS_SDK_TASK = re.compile(r"^arn:aws:states:::aws-sdk:(?P<service>[a-z0-9-]+):(?P<action>[a-zA-Z0-9]+)")
 FUNCTION_RESOURCE = re.compile(
@@ -148,7 +241,6 @@ TRUSTED_SERVICE = {
     "AWS::StepFunctions::StateMachine": "states.amazonaws.com",
     "AWS::Scheduler::Schedule": "scheduler.amazonaws.com",
 }
-GROUND_TRUTH_ROLE = "GroundTruthRole"
 
 
 # Flattening the roles -----------------------------------------------------------------------------
@@ -201,6 +293,9 @@ def render(node: Any) -> list[str]:
         if key == "Fn::Join":
             separator, items = value
             return [separator.join(render(items))]
+        if key == "Fn::Select" and isinstance(value[1], dict) and "Fn::Split" in value[1]:
+            index, (separator, text) = value[0], value[1]["Fn::Split"]
+            return [f"{{{whole} split by {separator!r} [{index}]}}" for whole in render(text)]
     return [json.dumps(node, sort_keys=True)]
 
 
@@ -235,6 +330,18 @@ def role_owners(template: dict[str, Any]) -> dict[str, str]:
     return owners
 
 
+def _documents(template: dict[str, Any], role: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(source, template condition, policy document) of a role's inline policies and of the
+    template's own managed policies (AWS::IAM::ManagedPolicy) it attaches."""
+    for when, policy in _policies(role):
+        yield str(policy["PolicyName"]), when, policy["PolicyDocument"]
+    for arn in role["Properties"].get("ManagedPolicyArns", []):
+        logical_id = arn.get("Ref") if isinstance(arn, dict) else None
+        resource = template["Resources"].get(logical_id or "", {})
+        if resource.get("Type") == "AWS::IAM::ManagedPolicy":
+            yield str(logical_id), "", resource["Properties"]["PolicyDocument"]
+
+
 def grants(template: dict[str, Any]) -> list[Grant]:
     owners = role_owners(template)
     found: list[Grant] = []
@@ -242,8 +349,8 @@ def grants(template: dict[str, Any]) -> list[Grant]:
         if role["Type"] != "AWS::IAM::Role":
             continue
         owner = owners.get(role_id, role_id)
-        for when, policy in _policies(role):
-            for statement in _as_list(policy["PolicyDocument"]["Statement"]):
+        for source, when, document in _documents(template, role):
+            for statement in _as_list(document["Statement"]):
                 condition = (
                     json.dumps(statement["Condition"], sort_keys=True) if "Condition" in statement else ""
                 )
@@ -258,7 +365,7 @@ def grants(template: dict[str, Any]) -> list[Grant]:
                         Grant(
                             owner,
                             role_id,
-                            str(policy["PolicyName"]),
+                            source,
                             statement["Effect"],
                             action,
                             resource,
@@ -267,6 +374,8 @@ def grants(template: dict[str, Any]) -> list[Grant]:
                         )
                     )
         for arn in role["Properties"].get("ManagedPolicyArns", []):
+            if isinstance(arn, dict):
+                continue  # the template's own managed policy, expanded above
             for actions, resource in MANAGED_POLICIES.get(arn, [(["UNKNOWN-MANAGED-POLICY"], "?")]):
                 found += [Grant(owner, role_id, arn, "Allow", action, resource) for action in actions]
     return found
@@ -326,11 +435,17 @@ def test_print_permission_table(all_grants: list[Grant]) -> None:
 
 
 def test_only_known_managed_policies(translated_template: dict[str, Any]) -> None:
+    resources = translated_template["Resources"]
     attached = {
-        (lid, arn)
-        for lid, r in translated_template["Resources"].items()
+        (lid, arn if isinstance(arn, str) else json.dumps(arn))
+        for lid, r in resources.items()
         if r["Type"] == "AWS::IAM::Role"
         for arn in r["Properties"].get("ManagedPolicyArns", [])
+        # the template's own managed policies are read statement by statement (grants)
+        if not (
+            isinstance(arn, dict)
+            and resources.get(arn.get("Ref", ""), {}).get("Type") == "AWS::IAM::ManagedPolicy"
+        )
     }
     unknown = sorted((lid, arn) for lid, arn in attached if arn not in MANAGED_POLICIES)
     assert not unknown, f"managed policies the test does not know (no *FullAccess): {unknown}"
@@ -581,7 +696,175 @@ def test_rekognition_table_is_what_the_code_calls(
     )
 
 
+# Resources: what the code touches, and nothing wider -----------------------------------------------
+
+
+def s3_place(grant: Grant) -> str | None:
+    """Which of the places the code touches an S3 grant names, or None for anything else."""
+    arn = grant.resource.removeprefix("arn:${AWS::Partition}:s3:::")
+    bucket, slash, key = arn.partition("/")
+    if bucket in OUTPUT_BUCKETS:
+        if slash and key == "${OutputPrefix}/*":
+            return RUN_FILES
+        return OUTPUT_LISTING if not slash else None
+    if bucket == "${ImagesBucketName}":
+        return IMAGES if slash and key == "*" else IMAGES_LISTING if not slash else None
+    return None
+
+
+def _lists_only_the_prefix(grant: Grant) -> bool:
+    condition = json.loads(grant.condition or "{}")
+    prefixes = {
+        text
+        for operator in ("StringLike", "StringLikeIfExists", "StringEquals")
+        for text in render(condition.get(operator, {}).get("s3:prefix", []))
+    }
+    return prefixes == {"${OutputPrefix}/*"}
+
+
+def resource_problems(allows: list[Grant]) -> list[str]:
+    """Every grant wider than what the code touches: "*" where the action takes a resource, S3
+    actions beyond read/write (delete, ACLs, lifecycle, bucket settings), objects of the output
+    bucket outside the output prefix, listing it without the prefix condition, a model-scoped
+    Rekognition action beyond the allowed projects, the run-state table's actions beyond items."""
+    problems = []
+    for g in allows:
+        where = f"{g.owner} <{g.source}>: {g.action} on {g.resource}"
+        if g.resource == "*" and not _star_accepted(g):
+            problems.append(f'{where}: "*" for an action that takes a resource')
+        if g.service == "s3":
+            place = s3_place(g)
+            if g.action not in S3_ACTIONS:
+                problems.append(f"{where}: not a read or write of objects (no delete, ACL, lifecycle)")
+            if place is None:
+                problems.append(f"{where}: neither the run files (output prefix) nor the images")
+            elif (place in (RUN_FILES, IMAGES)) != (
+                g.action not in ("s3:ListBucket", "s3:GetBucketLocation")
+            ):
+                problems.append(f"{where}: a bucket action on objects, or an object action on a bucket")
+            if (
+                place == OUTPUT_LISTING
+                and g.action == "s3:ListBucket"
+                and g.owner not in UNCONDITIONED_LISTING
+                and not _lists_only_the_prefix(g)
+            ):
+                problems.append(f"{where}: lists the whole output bucket (no s3:prefix condition)")
+        if g.action in MODEL_SCOPED and g.resource not in ALLOWED_PROJECTS:
+            problems.append(f"{where}: beyond the projects the stack allows ({sorted(ALLOWED_PROJECTS)})")
+        if g.service == "dynamodb" and (
+            g.action not in DYNAMODB_ACTIONS or g.resource != "${RunStateTable.Arn}"
+        ):
+            problems.append(f"{where}: only item reads and writes, on the run-state table")
+    return problems
+
+
+def test_no_grant_is_wider_than_what_the_code_touches(allows: list[Grant]) -> None:
+    problems = resource_problems(allows)
+    assert not problems, "\n".join(problems)
+
+
+def _table_of(allows: list[Grant], service: str) -> dict[str, set[Any]]:
+    found: dict[str, set[Any]] = {}
+    for g in allows:
+        if g.service == service:
+            found.setdefault(g.owner, set()).add((g.action, s3_place(g)) if service == "s3" else g.action)
+    return found
+
+
+@pytest.mark.parametrize(("service", "expected"), [("s3", EXPECTED_S3), ("dynamodb", EXPECTED_DYNAMODB)])
+def test_s3_and_dynamodb_match_the_tables(
+    allows: list[Grant], service: str, expected: dict[str, Any]
+) -> None:
+    granted = _table_of(allows, service)
+    problems = []
+    for owner in sorted(set(granted) | set(expected)):
+        have, want = granted.get(owner, set()), expected.get(owner, set())
+        if have != want:
+            problems.append(
+                f"{owner}: not in the table {sorted(have - want)}; not granted {sorted(want - have)}"
+            )
+    rows = [g for g in allows if g.service == service]
+    assert not problems, "\n".join(problems) + "\n\n" + table(rows)
+
+
+def _calls(path: Path, client: str) -> set[str]:
+    """IAM actions for `<client>.<method>(...)` and `<client>.get_paginator("<method>")` in a file."""
+    actions: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        target = node.func.value
+        name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", "")
+        method = node.func.attr
+        if method == "get_paginator" and node.args and isinstance(node.args[0], ast.Constant):
+            method = str(node.args[0].value)
+        if name in (client, f"_{client}"):  # a module's client, or an object's (JsonlWriter._s3)
+            actions |= CODE_ACTIONS[client].get(method, set())
+    return actions
+
+
+@pytest.mark.parametrize(
+    ("service", "owner"),
+    [
+        (service, owner)
+        for service, expected in (("s3", EXPECTED_S3), ("dynamodb", EXPECTED_DYNAMODB))
+        for owner in sorted(expected)
+        if owner.endswith("Function")
+    ],
+)
+def test_s3_and_dynamodb_tables_are_what_the_code_calls(
+    service: str, owner: str, serverless_functions: dict[str, dict[str, Any]], repo_root: Path
+) -> None:
+    """Each action a function is granted is called by its code (app.py and the layer modules it
+    imports): a permission the code no longer uses shows up here."""
+    expected = EXPECTED_S3 if service == "s3" else EXPECTED_DYNAMODB
+    actions = {item[0] if isinstance(item, tuple) else item for item in expected[owner]}
+    closure = _import_closure(
+        repo_root / str(serverless_functions[owner]["CodeUri"]) / "app.py", repo_root / "layer"
+    )
+    called = set().union(*(_calls(path, service) for path in closure))
+    assert actions <= called, f"{owner}: granted actions its code never calls: {sorted(actions - called)}"
+
+
 # Trust --------------------------------------------------------------------------------------------
+
+
+def _trusted_services(statement: dict[str, Any]) -> list[str]:
+    return [str(s) for s in _as_list(statement.get("Principal", {}).get("Service", []))]
+
+
+def trust_problems(template: dict[str, Any]) -> list[str]:
+    """Roles a service may assume for anyone's resources: every trust statement for a service that
+    documents source conditions must hold it to this account (aws:SourceAccount) and to this
+    stack's resources (aws:SourceArn in this account)."""
+    problems = []
+    for role_id, role in template["Resources"].items():
+        if role["Type"] != "AWS::IAM::Role":
+            continue
+        for statement in _as_list(role["Properties"]["AssumeRolePolicyDocument"]["Statement"]):
+            for service in _trusted_services(statement):
+                if service in NO_SOURCE_CONDITION_SERVICES:
+                    continue
+                if service not in SOURCE_CONDITION_SERVICES:
+                    problems.append(f"{role_id}: trusts {service}, which this test has no rule for")
+                    continue
+                condition = statement.get("Condition", {})
+                account = condition.get("StringEquals", {}).get("aws:SourceAccount")
+                source_arn = {
+                    text
+                    for operator in ("ArnLike", "ArnEquals")
+                    for text in render(condition.get(operator, {}).get("aws:SourceArn", []))
+                }
+                if account != {"Ref": "AWS::AccountId"}:
+                    problems.append(f"{role_id}: {service} without aws:SourceAccount = this account")
+                if not source_arn or not all(":${AWS::AccountId}:" in arn for arn in source_arn):
+                    problems.append(f"{role_id}: {service} without aws:SourceArn in this account")
+    return problems
+
+
+def test_trust_policies_hold_services_to_this_stack(translated_template: dict[str, Any]) -> None:
+    problems = trust_problems(translated_template)
+    assert not problems, "\n".join(problems)
 
 
 def test_roles_trust_only_their_service(translated_template: dict[str, Any]) -> None:
@@ -599,6 +882,81 @@ def test_roles_trust_only_their_service(translated_template: dict[str, Any]) -> 
         if principals != [{"Service": [expected]}] and principals != [{"Service": expected}]:
             bad[role_id] = (principals, expected)
     assert not bad, f"roles trusting more than their one service: {bad}"
+
+
+# The checks catch what they are for ------------------------------------------------------------------
+
+
+def _statement(template: dict[str, Any], sid: str) -> dict[str, Any]:
+    """The policy statement with this Sid, in a role's inline policies or a managed policy."""
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties", {})
+        documents = [p["PolicyDocument"] for p in properties.get("Policies", []) if "PolicyDocument" in p]
+        if resource["Type"] == "AWS::IAM::ManagedPolicy":
+            documents.append(properties["PolicyDocument"])
+        for document in documents:
+            for statement in _as_list(document["Statement"]):
+                if statement.get("Sid") == sid:
+                    found: dict[str, Any] = statement
+                    return found
+    raise KeyError(sid)
+
+
+def _trust(template: dict[str, Any], role_id: str) -> dict[str, Any]:
+    """The (only) statement of a role's trust policy."""
+    document = template["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]
+    statement: dict[str, Any] = document["Statement"][0]
+    return statement
+
+
+def _add_action(template: dict[str, Any], sid: str, action: str) -> None:
+    statement = _statement(template, sid)
+    statement["Action"] = [*_as_list(statement["Action"]), action]
+
+
+_WHOLE_OUTPUT_BUCKET = {
+    "Fn::Sub": ["arn:${AWS::Partition}:s3:::${Bucket}/*", {"Bucket": {"Ref": "OutputBucketName"}}]
+}
+_ANY_MODEL = {
+    "Fn::Sub": "arn:${AWS::Partition}:rekognition:${AWS::Region}:${AWS::AccountId}:project/*/version/*/*"
+}
+# Ways to widen the template that the checks above must report, each applied to a copy.
+BREAKAGES: dict[str, Callable[[dict[str, Any]], None]] = {
+    "a wildcard resource": lambda t: _statement(t, "ReadRunFiles").update(Resource="*"),
+    "objects of the whole output bucket": lambda t: _statement(t, "WriteRunFiles").update(
+        Resource=_WHOLE_OUTPUT_BUCKET
+    ),
+    "a delete": lambda t: _add_action(t, "WriteRunFiles", "s3:DeleteObject"),
+    "an ACL": lambda t: _add_action(t, "WriteRunFiles", "s3:PutObjectAcl"),
+    "a lifecycle rule": lambda t: _add_action(t, "ListRunFiles", "s3:PutLifecycleConfiguration"),
+    "listing the whole output bucket": lambda t: _statement(t, "ListRunFiles").pop("Condition"),
+    "starting any model of the account": lambda t: _statement(t, "StartModels").update(Resource=_ANY_MODEL),
+    "inferring with any model": lambda t: _statement(t, "Inference").update(Resource=_ANY_MODEL),
+    "scanning the run-state table": lambda t: _add_action(t, "ModelLeases", "dynamodb:Scan"),
+    "Ground Truth trusted without a source": lambda t: _trust(t, "GroundTruthRole").pop("Condition"),
+    "schedules trusted from any account": lambda t: _trust(t, "LabelingLoopScheduleRole")["Condition"].pop(
+        "StringEquals"
+    ),
+    "the sweep's schedule trusted for any resource": lambda t: _trust(t, "SweepModelsScheduleRole")[
+        "Condition"
+    ].pop("ArnLike"),
+    "the state machine's role trusted for any state machine": lambda t: _trust(
+        t, "LabelingLoopStateMachineRole"
+    )["Condition"].pop("ArnLike"),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_the_checks_report_a_template_widened_on_purpose(
+    translated_template: dict[str, Any], breakage: str
+) -> None:
+    # GIVEN the deployed template with one grant or trust widened
+    broken = copy.deepcopy(translated_template)
+    BREAKAGES[breakage](broken)
+    # WHEN the resource and trust checks read it
+    problems = resource_problems([g for g in grants(broken) if g.effect == "Allow"]) + trust_problems(broken)
+    # THEN they report it (the same checks find nothing in the real template, tests above)
+    assert problems, f"nothing reported for {breakage}"
 
 
 # The bucket the stack creates ---------------------------------------------------------------------

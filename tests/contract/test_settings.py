@@ -11,7 +11,7 @@ from typing import Any, get_args
 
 import pytest
 from labeling_loop.run_config import RunConfig, numeric_bounds
-from labeling_loop.run_input import FROM_THE_EXECUTION, RunInput
+from labeling_loop.run_input import FROM_THE_EXECUTION, FROM_THE_STACK_ONLY, RunInput
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 
@@ -86,6 +86,11 @@ def test_choice_parameters_allow_the_fields_choices(sam_template: dict[str, Any]
     assert spec["Default"] in choices
 
 
-def test_input_and_resolved_config_have_the_same_fields() -> None:
-    # Who the run is comes from the execution, everything else from the input or the stack.
-    assert set(RunInput.model_fields) | FROM_THE_EXECUTION == set(RunConfig.model_fields)
+def test_input_and_resolved_config_have_the_same_fields(sam_template: dict[str, Any]) -> None:
+    # Who the run is comes from the execution, everything else from the input or the stack; the
+    # fields the stack alone decides (where the Label Studio token goes) are no run settings.
+    assert set(RunInput.model_fields) - set(FROM_THE_STACK_ONLY) | FROM_THE_EXECUTION == set(
+        RunConfig.model_fields
+    )
+    # AND each of those names the stack parameter that decides it
+    assert set(FROM_THE_STACK_ONLY.values()) <= set(sam_template["Parameters"])

@@ -48,6 +48,7 @@ EXPECTED_SECTION_ORDER = [
     "Description",
     "Globals",
     "Parameters",
+    "Rules",
     "Conditions",
     "Resources",
     "Outputs",

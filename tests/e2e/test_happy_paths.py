@@ -177,3 +177,31 @@ def test_an_empty_prefix_ends_successfully_without_starting_the_model(
     assert result.manifest == []
     assert result.model_meter["start_calls"] == 0
     assert result.summary["labeling_jobs"] == []
+
+
+def test_a_run_without_labels_whose_model_predicts_nothing_offers_the_projects_labels(
+    detection_data: tuple[Path, Path],
+) -> None:
+    # GIVEN a model that misses every object, and an input that names no labels (a console run)
+    from localcloud.runner import default_config
+
+    images, truth_manifest = detection_data
+    config = default_config()
+    config.rekognition.miss_rate, config.rekognition.false_positive_rate = 1.0, 0.0
+    # WHEN one turn of the loop runs
+    result = run_local(images, truth_manifest, config=config, name="predicts-nothing")
+    # THEN the first state settled the label set from the model's project, before the model started,
+    # and the review offered it: the run succeeds (it used to fail at Plan Review, model billed)
+    assert result.summary["status"] == "SUCCEEDED", result.summary
+    truth_labels = sorted(
+        {label for t in _truth(truth_manifest, result.stack.images_bucket).values() for label in t.labels}
+    )
+    entered = [
+        e
+        for e in result.history
+        if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "Validate Input"
+    ]
+    assert json.loads(entered[0]["stateExitedEventDetails"]["output"])["config"]["labels"] == truth_labels
+    # AND people drew the boxes the model missed: they are in the manifest
+    assert sum(len(line["bounding-box"]["annotations"]) for line in result.manifest) > 0
+    _accounted_for(result)

@@ -1,4 +1,8 @@
-"""Bad execution inputs fail in the first state, naming the field, before anything is started or billed."""
+"""Bad execution inputs fail in the first state, naming the field, before anything is started or billed.
+
+Among them, inputs that reach for more than the stack grants (docs/security.md): another Label
+Studio (the token would follow), a model of another project, more inference units than allowed, a
+public workforce, more labels than a review offers, an input too large to carry through the run."""
 
 from __future__ import annotations
 
@@ -26,21 +30,40 @@ def _no_machine_credentials() -> Iterator[None]:
         yield
 
 
+LABEL_STUDIO = "https://labelstudio.example.com"
+TOKEN_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:labeling-loop/label-studio-token-AbCdEf"
+
+
 @pytest.fixture(scope="module")
 def deployed(
     _no_machine_credentials: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[LocalCloud, Any, str]]:
-    # One deployment for every bad input: each execution fails in its first state anyway.
+) -> Iterator[tuple[LocalCloud, Any, str, str]]:
+    # One deployment for every bad input: each execution fails in its first state anyway. The stack
+    # has a Label Studio (whose token no input may send elsewhere) and allows the models of the
+    # project "shapes" only; the account also holds a model of another project.
     images = tmp_path_factory.mktemp("no-images")
     with local_cloud(default_config()) as cloud:
-        stack, arn, _ = prepare(cloud, images, None)
-        yield cloud, stack, arn
+        parameters = {"LabelStudioUrl": LABEL_STUDIO, "LabelStudioTokenSecretArn": TOKEN_SECRET}
+        stack, arn, _ = prepare(cloud, images, None, parameters=parameters)
+        other = cloud.add_model(project=OTHER_PROJECT)
+        yield cloud, stack, arn, other
 
 
 def _good_input(stack: Any, arn: str) -> dict[str, Any]:
-    return {"projectVersionArn": arn, "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}"}
+    return {
+        "projectVersionArn": arn,
+        "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}",
+        "labels": ["circle", "square"],
+    }
 
 
+OTHER_PROJECT = "someone-elses-project"
+OTHER_PROJECT_ARN = (
+    f"arn:aws:rekognition:us-east-1:123456789012:project/{OTHER_PROJECT}/version/v1/1712345678901"
+)
+# About 250 KB of input, under the 256 KiB Step Functions accepts: it would pass the first state
+# and fail a later one with States.DataLimitExceeded, which no Catch handles.
+HUGE_LABELS = ["x" * 244] * 1000
 OTHER_REGION_ARN = "arn:aws:rekognition:eu-west-1:123456789012:project/shapes/version/v1/1712345678901"
 CASES = [
     pytest.param({"projectVersionArn": None}, "projectVersionArn", "is required", id="missing-model-arn"),
@@ -66,18 +89,56 @@ CASES = [
     pytest.param({"minConfidence": 500}, "minConfidence", "100", id="min-confidence-500"),
     pytest.param({"minConfidence": True}, "minConfidence", "boolean", id="min-confidence-boolean"),
     pytest.param({"minConfidense": 60}, "minConfidense", "not a known input field", id="unknown-field"),
+    # What the stack grants, and no more:
+    pytest.param(
+        {"reviewBackend": "labelstudio", "labelStudioUrl": "https://labelstudio.attacker.example"},
+        "labelStudioUrl",
+        "not the stack's LabelStudioUrl",
+        id="another-label-studio-host",
+    ),
+    pytest.param(
+        {"reviewBackend": "labelstudio", "labelStudioUrl": "http://169.254.169.254/"},
+        "labelStudioUrl",
+        "not the stack's LabelStudioUrl",
+        id="instance-metadata-url",
+    ),
+    pytest.param(
+        {"labelStudioTokenSecretArn": TOKEN_SECRET.replace("label-studio-token", "database-password")},
+        "labelStudioTokenSecretArn",
+        "not the stack's LabelStudioTokenSecretArn",
+        id="another-secret",
+    ),
+    pytest.param(
+        {"projectVersionArn": OTHER_PROJECT_ARN},
+        "projectVersionArn",
+        OTHER_PROJECT,
+        id="model-of-another-project",
+    ),
+    pytest.param({"minInferenceUnits": 200}, "minInferenceUnits", "100", id="200-inference-units"),
+    pytest.param(
+        {"minInferenceUnits": 6}, "minInferenceUnits", "InferenceUnitsLimit", id="units-over-the-stack-limit"
+    ),
+    pytest.param(
+        {"workteamArn": "arn:aws:sagemaker:us-east-1:394669845002:workteam/public-crowd/default"},
+        "workteamArn",
+        "public-crowd",
+        id="public-workteam",
+    ),
+    pytest.param({"labels": [f"label-{i}" for i in range(300)]}, "labels", "50", id="300-labels"),
+    pytest.param({"labels": ["two\nlines"]}, "labels", "U+000A", id="label-with-a-line-break"),
+    pytest.param({"labels": HUGE_LABELS}, "labels", "bytes", id="250-kb-input"),
 ]
 
 
 @pytest.mark.parametrize(("change", "field", "mention"), CASES)
 def test_a_bad_input_fails_in_the_first_state_naming_the_field(
-    deployed: tuple[LocalCloud, Any, str],
+    deployed: tuple[LocalCloud, Any, str, str],
     change: dict[str, Any],
     field: str,
     mention: str,
     request: pytest.FixtureRequest,
 ) -> None:
-    cloud, stack, arn = deployed
+    cloud, stack, arn, other = deployed
     # GIVEN a valid input with one field made wrong (None removes the field)
     run_input = {**_good_input(stack, arn), **change}
     run_input = {k: v for k, v in run_input.items() if v is not None}
@@ -96,19 +157,21 @@ def test_a_bad_input_fails_in_the_first_state_naming_the_field(
     ]
     assert entered == ["Validate Input"], entered
     assert result.summary["lambda_invocations"] == 1, "InvalidInput is not retried"
-    # AND the model was never started, nor any job created, nor anything written for the run
-    meter = cloud.rekognition.meter(arn)
-    assert meter["start_calls"] == 0 and meter["status"] == "STOPPED"
+    # AND no model was started (neither the stack's nor another project's), nor any job created,
+    # nor anything written for the run
+    for model in (arn, other):
+        meter = cloud.rekognition.meter(model)
+        assert meter["start_calls"] == 0 and meter["status"] == "STOPPED", model
     assert cloud.groundtruth.created_job_names == []
     _, _, run_prefix = result.run_prefix.removeprefix("s3://").partition("/")
     listing = cloud.s3.list_objects_v2(Bucket=stack.output_bucket, Prefix=run_prefix)
     assert listing.get("KeyCount", 0) == 0, [o["Key"] for o in listing.get("Contents", [])]
 
 
-def test_the_valid_input_the_cases_start_from_is_accepted(deployed: tuple[LocalCloud, Any, str]) -> None:
+def test_the_valid_input_the_cases_start_from_is_accepted(deployed: tuple[LocalCloud, Any, str, str]) -> None:
     # The cases above each break one field of this input; it must itself pass (an empty prefix
     # ends the run at once, without the model).
-    cloud, stack, arn = deployed
+    cloud, stack, arn, _ = deployed
     run_input = {**_good_input(stack, arn), "images": f"s3://{stack.images_bucket}/nothing-here/"}
     result = execute(cloud, stack, arn, run_input, "good-input", timeout=60)
     assert result.summary["status"] == "SUCCEEDED", result.summary

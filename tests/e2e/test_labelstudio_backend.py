@@ -19,7 +19,7 @@ import boto3
 import labelstudio_fixtures  # tests/e2e is on sys.path (pytest rootdir-relative import)
 import pytest
 import requests
-from deployed_stack import execution_arn, run_state
+from deployed_stack import execution_arn, function_environment, run_state
 from labeling_loop.errors import LabelStudioUnavailableError, ReviewBackendError
 from labeling_loop.jsonl import read_json, read_jsonl
 from labeling_loop.layout import RunLayout
@@ -316,23 +316,29 @@ class FakeContext:
     aws_request_id: str = "00000000-0000-0000-0000-000000000001"
 
 
-def test_lambda_handler_create_check_collect(s3: Any, labelstudio: LabelStudioServer) -> None:
+def test_lambda_handler_create_check_collect(
+    s3: Any, labelstudio: LabelStudioServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # GIVEN the token in Secrets Manager (JSON form) and a run state as the state machine passes it
     name = "run-handler-1"
     scenario = _detection_scenario(s3, run_id_for(name, execution_arn(name)), count=3)
     secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
         Name="label-studio-token", SecretString=json.dumps({"token": labelstudio.token})
     )["ARN"]
-    handler = _load_handler()
     parameters = {
         "ImagesBucketName": IMAGES_BUCKET,
         "OutputBucketName": OUTPUT_BUCKET,
         "OutputPrefix": "runs",
         "ReviewBackend": "labelstudio",
         "LabelStudioUrl": labelstudio.url,
+        "LabelStudioHttpHost": "127.0.0.1",  # the local server speaks plain http on loopback
         "LabelStudioTokenSecretArn": secret_arn,
         "ProjectVersionArn": f"arn:aws:rekognition:{REGION}:123456789012:project/pets/version/v1/1",
     }
+    # AND the function as the stack configures it (where Label Studio is, which secret)
+    for variable, value in function_environment("LabelStudioReviewFunction", parameters).items():
+        monkeypatch.setenv(variable, value)
+    handler = _load_handler()
     config = run_state(
         {"images": f"s3://{IMAGES_BUCKET}/photos/{scenario.run_id}/", "reviewDeadlineHours": 24},
         parameters,

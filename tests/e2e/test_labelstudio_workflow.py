@@ -101,20 +101,21 @@ def test_labelstudio_problems_fail_the_run_before_the_model_starts(
 
     images, truth_manifest = detection_data
     with local_cloud() as cloud:
-        stack, arn, _ = prepare(cloud, images, truth_manifest)
         import boto3
 
+        # GIVEN a stack whose Label Studio is down, or whose secret holds a token it rejects
         secrets = boto3.client("secretsmanager", region_name="us-east-1")
         token = "not-a-token" if problem == "bad-token" else labelstudio.token
         secret_arn = secrets.create_secret(Name="ls-token", SecretString=token)["ARN"]
         url = labelstudio.url if problem == "bad-token" else f"http://127.0.0.1:{free_port()}"
-        run_input = {
-            "projectVersionArn": arn,
-            "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}",
-            "reviewBackend": "labelstudio",
-            "labelStudioUrl": url,
-            "labelStudioTokenSecretArn": secret_arn,
+        parameters = {
+            "ReviewBackend": "labelstudio",
+            "LabelStudioUrl": url,
+            "LabelStudioHttpHost": "127.0.0.1",
+            "LabelStudioTokenSecretArn": secret_arn,
         }
+        stack, arn, _ = prepare(cloud, images, truth_manifest, parameters=parameters)
+        run_input = {"projectVersionArn": arn, "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}"}
         result = execute(cloud, stack, arn, run_input, f"ls-{problem}", timeout=120)
     # THEN the run fails with a clear error naming the server, and the model was never started
     assert result.summary["status"] == "FAILED"

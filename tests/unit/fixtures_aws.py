@@ -35,6 +35,7 @@ RUN_STATE_TABLE = "labeling-loop-RunStateTable-TEST"
 PROJECT = "birds"
 VERSION = "birds.2024-05-01"
 PROJECT_ARN = f"arn:aws:rekognition:{REGION}:{ACCOUNT}:project/{PROJECT}/1714521600000"
+DATASET_ARN = f"arn:aws:rekognition:{REGION}:{ACCOUNT}:project/{PROJECT}/dataset/train/1714521600000"
 MODEL_ARN = f"arn:aws:rekognition:{REGION}:{ACCOUNT}:project/{PROJECT}/version/{VERSION}/1714521600000"
 WORKTEAM_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:workteam/private-crowd/bird-reviewers"
 SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:labelstudio/token-AbCdEf"
@@ -190,6 +191,8 @@ class FakeCustomLabels:
     min_units: int = 1
     max_units: int | None = None
     project_name: str = PROJECT
+    # The labels of the project's (one) dataset, what ListDatasetLabels answers.
+    dataset_labels: list[str] = field(default_factory=lambda: ["robin", "sparrow", "wren"])
     # Error codes the next StartProjectVersion / StopProjectVersion calls raise, in order.
     start_errors: list[str] = field(default_factory=list)
     stop_errors: list[str] = field(default_factory=list)
@@ -208,9 +211,23 @@ class FakeCustomLabels:
         if operation == "DescribeProjects":
             if self.project_name not in params.get("ProjectNames", []):
                 return {"ProjectDescriptions": []}
+            dataset = {"DatasetArn": DATASET_ARN, "DatasetType": "TRAIN", "Status": "CREATE_COMPLETE"}
             return {
                 "ProjectDescriptions": [
-                    {"ProjectArn": PROJECT_ARN, "Status": "CREATED", "Feature": "CUSTOM_LABELS"}
+                    {
+                        "ProjectArn": PROJECT_ARN,
+                        "Status": "CREATED",
+                        "Feature": "CUSTOM_LABELS",
+                        "Datasets": [dataset],
+                    }
+                ]
+            }
+        if operation == "ListDatasetLabels":
+            if params["DatasetArn"] != DATASET_ARN:
+                raise ServiceError("ResourceNotFoundException", "dataset not found")
+            return {
+                "DatasetLabelDescriptions": [
+                    {"LabelName": label, "LabelStats": {"EntryCount": 1}} for label in self.dataset_labels
                 ]
             }
         if operation == "DescribeProjectVersions":
@@ -266,10 +283,8 @@ def validate_input_environment(**parameters: str) -> dict[str, str]:
     )
 
 
-# The stack defaults that name places or identities (the model, buckets, workforce, review server).
-IDENTITY_FIELDS = frozenset(
-    {"projectVersionArn", "images", "output", "workteamArn", "labelStudioUrl", "labelStudioTokenSecretArn"}
-)
+# The stack defaults that name places or identities (the model, buckets, workforce).
+IDENTITY_FIELDS = frozenset({"projectVersionArn", "images", "output", "workteamArn"})
 
 
 def numeric_stack_defaults() -> dict[str, Any]:

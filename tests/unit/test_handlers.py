@@ -86,7 +86,10 @@ def context() -> FakeLambdaContext:
 
 
 def handler(name: str) -> ModuleType:
-    return load_handler(name)
+    app = load_handler(name)
+    if name == "validate_input":  # it reads the model's project's labels
+        FakeCustomLabels().attach(app.rekognition)
+    return app
 
 
 def event(name: str) -> dict[str, Any]:

@@ -15,34 +15,33 @@ from fixtures_aws import (
     WORKTEAM_ARN,
     execution_arn,
     stack_settings,
+    validate_input_environment,
 )
 from labeling_loop.errors import InvalidInput
 from labeling_loop.run_config import RUN_ID, RunConfig, from_state, state_payload
-from labeling_loop.run_input import FROM_THE_EXECUTION, RunInput, run_id_for, validate_input
-from labeling_loop.settings import StackSettings
+from labeling_loop.run_input import (
+    FROM_THE_EXECUTION,
+    FROM_THE_STACK_ONLY,
+    MAX_SETTINGS_BYTES,
+    RunInput,
+    run_id_for,
+    validate_input,
+)
+from labeling_loop.settings import StackSettings, load
 
 # A stack deployed with the template's defaults plus the two values the user must give (model and
 # workteam), as ValidateInput reads it.
 FULL_STACK = stack_settings()
 # A stack that gives only the template's defaults that are not locations or identities: no model,
 # no images or output default, no workteam, no Label Studio. Inputs bring those themselves.
-_IDENTITIES = {
-    "projectVersionArn",
-    "images",
-    "output",
-    "workteamArn",
-    "labelStudioUrl",
-    "labelStudioTokenSecretArn",
-}
-BARE_STACK = StackSettings.model_validate(
-    {
-        "AWS_REGION": REGION,
-        "IMAGES_BUCKET": IMAGES_BUCKET,
-        "OUTPUT_BUCKET": OUTPUT_BUCKET,
-        "RUN_DEFAULTS": json.dumps(
-            {k: v for k, v in FULL_STACK.run_defaults.items() if k not in _IDENTITIES}
-        ),
-    }
+_IDENTITIES = {"projectVersionArn", "images", "output", "workteamArn"}
+BARE_STACK = FULL_STACK.model_copy(
+    update={"run_defaults": {k: v for k, v in FULL_STACK.run_defaults.items() if k not in _IDENTITIES}}
+)
+# The same stack with a Label Studio: where the token may go is the stack's, not the input's.
+LABEL_STUDIO = "https://ls.example.com:8443"
+LS_STACK = BARE_STACK.model_copy(
+    update={"label_studio_url": LABEL_STUDIO + "/", "label_studio_token_secret_arn": SECRET_ARN}
 )
 # A valid input that needs no defaults at all.
 VALID: dict[str, Any] = {
@@ -85,7 +84,6 @@ def test_empty_input_runs_with_the_stack_defaults() -> None:
     assert config.reviewDeadlineHours == 240
     assert config.reviewPollSeconds == 900
     assert config.incremental is False
-    assert config.labelStudioUrl is None
     assert config.runId == run_id_for("console-start-42", execution_arn("console-start-42"))
     assert config.runId.startswith("console-start-42-")
     assert config.executionArn == execution_arn("console-start-42")
@@ -96,8 +94,11 @@ def test_every_stack_default_is_an_input_field_and_every_field_is_resolved() -> 
     # THEN each names an input field (a typo there would be rejected, not silently ignored)
     assert FULL_STACK.run_defaults
     assert set(FULL_STACK.run_defaults) <= set(RunInput.model_fields)
-    # AND the resolved configuration has the input's fields, and who the run is (from the execution)
-    assert set(RunInput.model_fields) | FROM_THE_EXECUTION == set(RunConfig.model_fields)
+    # AND the resolved configuration has the input's fields (but those the input may only repeat
+    # from the stack), and who the run is (from the execution)
+    assert set(RunInput.model_fields) - set(FROM_THE_STACK_ONLY) | FROM_THE_EXECUTION == set(
+        RunConfig.model_fields
+    )
 
 
 def test_input_values_win_over_stack_defaults_and_null_means_default() -> None:
@@ -179,9 +180,11 @@ def test_numeric_bounds_are_inclusive_and_named(
     # execution history within its limit whatever the deadlines (checked on their own below)
     base = {**VALID, "reviewPollSeconds": 86_400, "modelStartTimeoutMinutes": 1}
     base = {k: v for k, v in base.items() if k != field}
+    # AND a stack that lets runs start as many inference units as the API does
+    stack = BARE_STACK.model_copy(update={"inference_units_limit": 100})
     # WHEN a run uses each limit
     for value in (low, high):
-        config = validate({**base, field: value})
+        config = validate({**base, field: value}, stack)
         # THEN the limit itself is accepted
         assert getattr(config, field) == value
 
@@ -190,7 +193,7 @@ def test_numeric_bounds_are_inclusive_and_named(
         if value is None:
             continue
         # THEN it is rejected, and the error starts with the field's name
-        assert rejection({**base, field: value}).startswith(f"{field}: ")
+        assert rejection({**base, field: value}, stack).startswith(f"{field}: ")
 
 
 def test_auto_accept_confidence_bounds() -> None:
@@ -313,18 +316,30 @@ def test_s3_locations_are_normalised_to_prefixes() -> None:
     assert config.output == f"s3://{OUTPUT_BUCKET}/"
 
 
-def test_labelstudio_url_loses_its_trailing_slash() -> None:
-    # GIVEN a Label Studio URL with a trailing slash
-    # THEN it is stored without it (API paths are joined to it)
-    config = validate(
-        {
-            **VALID,
-            "reviewBackend": "labelstudio",
-            "labelStudioUrl": "https://ls.example.com:8443/",
-            "labelStudioTokenSecretArn": SECRET_ARN,
-        }
-    )
-    assert config.labelStudioUrl == "https://ls.example.com:8443"
+def test_an_input_may_repeat_the_stacks_label_studio_but_not_name_another() -> None:
+    # GIVEN a stack whose Label Studio is LABEL_STUDIO (the token goes there, and only there)
+    base = {**VALID, "reviewBackend": "labelstudio"}
+    # WHEN an input repeats it (with or without a trailing slash) and its secret
+    for url in (LABEL_STUDIO, LABEL_STUDIO + "/"):
+        config = validate({**base, "labelStudioUrl": url, "labelStudioTokenSecretArn": SECRET_ARN}, LS_STACK)
+        # THEN the run is accepted, and the URL is no run setting
+        assert config.reviewBackend == "labelstudio"
+        assert "labelStudioUrl" not in config.model_dump()
+    # WHEN an input names another server, the metadata service, or credentials in the URL
+    for url in (
+        "https://ls.attacker.example",
+        "http://169.254.169.254/",
+        "https://user:secret-pw@ls.example.com:8443",
+        "http://ls.example.com:8443",
+    ):
+        message = rejection({**base, "labelStudioUrl": url}, LS_STACK)
+        # THEN it is refused naming the field, without repeating what was given
+        assert message.startswith("labelStudioUrl: not the stack's LabelStudioUrl"), message
+        assert "secret-pw" not in message and "attacker" not in message
+    # WHEN an input names another secret
+    other = SECRET_ARN.replace("token", "other")
+    message = rejection({**base, "labelStudioTokenSecretArn": other}, LS_STACK)
+    assert message.startswith("labelStudioTokenSecretArn: not the stack's LabelStudioTokenSecretArn")
 
 
 # Stack restrictions -------------------------------------------------------------------------------
@@ -359,19 +374,98 @@ def test_a_model_in_another_region_is_rejected() -> None:
 
 def test_region_falls_back_to_aws_default_region() -> None:
     # GIVEN only AWS_DEFAULT_REGION set (a script, not the Lambda runtime)
-    stack = StackSettings.model_validate(
-        {
-            "AWS_DEFAULT_REGION": REGION,
-            "IMAGES_BUCKET": IMAGES_BUCKET,
-            "OUTPUT_BUCKET": OUTPUT_BUCKET,
-            "RUN_DEFAULTS": json.dumps(BARE_STACK.run_defaults),
-        }
-    )
+    environment = {k: v for k, v in validate_input_environment().items() if k != "AWS_REGION"}
+    stack = load(StackSettings, {**environment, "AWS_DEFAULT_REGION": REGION})
     # WHEN the model is in another region
     # THEN the mismatch is still caught
     arn = MODEL_ARN.replace(REGION, "eu-west-1")
-    message = rejection({**VALID, "projectVersionArn": arn}, stack)
+    message = rejection({**VALID, "projectVersionArn": arn, "output": None}, stack)
     assert message.startswith("projectVersionArn: the model is in eu-west-1")
+
+
+# What the stack grants: models, inference units, workforces, labels, size --------------------------
+
+
+def test_a_model_of_a_project_the_stack_does_not_allow_is_rejected() -> None:
+    # GIVEN a stack that allows the models of project "birds" (its ProjectVersionArn's project)
+    assert FULL_STACK.allowed_project_arns == [MODEL_ARN.split("/version/")[0] + "/*"]
+    # WHEN a run names a model of another project of the same account and region
+    other = MODEL_ARN.replace("project/birds/", "project/birdsong/")
+    message = rejection({**VALID, "projectVersionArn": other}, BARE_STACK)
+    # THEN it is refused before the model starts, naming the field, the project and what is allowed
+    assert message.startswith("projectVersionArn: project 'birdsong' is not one whose models this stack")
+    assert "project/birds/*" in message
+    # AND a stack that allows no project refuses every model, saying how to allow one
+    nothing = BARE_STACK.model_copy(update={"allowed_project_arns": []})
+    assert "set AllowedProjectArns or ProjectVersionArn" in rejection(VALID, nothing)
+
+
+def test_inference_units_above_the_stacks_limit_are_rejected() -> None:
+    # GIVEN a stack that lets a run start a model with at most 5 units (the template's default)
+    assert BARE_STACK.inference_units_limit == 5
+    # THEN 5 are accepted and 6 refused, naming the field and the stack parameter
+    assert validate({**VALID, "minInferenceUnits": 5}).minInferenceUnits == 5
+    message = rejection({**VALID, "minInferenceUnits": 6})
+    assert message.startswith("minInferenceUnits: 6 inference units, more than the 5")
+    assert "InferenceUnitsLimit" in message
+
+
+@pytest.mark.parametrize(
+    "workteam",
+    [
+        "arn:aws:sagemaker:us-east-1:394669845002:workteam/public-crowd/default",
+        f"arn:aws:sagemaker:{REGION}:123456789012:workteam/vendor-crowd/some-vendor",
+    ],
+)
+def test_workforces_other_than_private_need_the_stacks_consent(workteam: str) -> None:
+    # GIVEN a stack that allows private workteams only (the default)
+    assert BARE_STACK.workteam_types == ["private-crowd"]
+    # WHEN a Ground Truth run names a public or vendor workteam
+    message = rejection({**VALID, "workteamArn": workteam})
+    # THEN it is refused, naming the field and the type
+    assert message.startswith("workteamArn: a ") and "WorkteamTypes" in message
+    # AND a stack that allows that type accepts it
+    kind = workteam.split("workteam/")[1].split("/")[0]
+    allowing = BARE_STACK.model_copy(update={"workteam_types": ["private-crowd", kind]})
+    assert validate({**VALID, "workteamArn": workteam}, allowing).workteamArn == workteam
+
+
+def test_more_labels_than_a_review_offers_are_rejected() -> None:
+    # WHEN the input names more labels than maxLabelsPerJob
+    labels = [f"label-{i}" for i in range(12)]
+    message = rejection({**VALID, "labels": labels, "maxLabelsPerJob": 10})
+    # THEN it is refused before the model starts (not at Plan Review, after it was billed)
+    assert message.startswith("labels: 12 labels, more than maxLabelsPerJob (10)")
+    # AND more than any review offers is refused by the field's own bound
+    assert rejection({**VALID, "labels": [f"l{i}" for i in range(300)]}).startswith("labels: ")
+
+
+@pytest.mark.parametrize(
+    "label", ["two\nlines", "tab\there", "zero\u200bwidth", "bell\u0007", "nb\u00a0space"]
+)
+def test_labels_with_invisible_characters_are_rejected(label: str) -> None:
+    # WHEN a label holds a control, format or separator character other than a space
+    message = rejection({**VALID, "labels": ["cat", label]})
+    # THEN it is refused, naming the field and the character
+    assert message.startswith("labels: label ") and "U+" in message
+
+
+def test_an_input_too_large_to_carry_through_the_run_is_rejected() -> None:
+    # GIVEN an input of about 250 KB: under Step Functions' 256 KiB, so the execution would start,
+    # pass this state and fail a later one with States.DataLimitExceeded (no Catch for it)
+    raw = {**VALID, "notes": "x" * 250_000}
+    # THEN it is refused first, naming its largest field, before the field names are checked
+    message = rejection(raw)
+    assert message.startswith("notes: the execution input takes 250,") and "65,536" in message
+
+
+def test_the_largest_valid_label_set_fits_the_settings_budget() -> None:
+    # GIVEN the most labels a review offers, each as long as allowed, in 4-byte characters
+    labels = [f"{i:02d}" + "\U0001f426" * 254 for i in range(50)]
+    config = validate({**VALID, "labels": labels, "maxLabelsPerJob": 50})
+    # THEN the settings the state machine carries stay within their budget
+    size = len(json.dumps(state_payload(config), ensure_ascii=False).encode("utf-8"))
+    assert size <= MAX_SETTINGS_BYTES
 
 
 # Review backends ----------------------------------------------------------------------------------
@@ -384,23 +478,54 @@ def test_ground_truth_needs_a_workteam() -> None:
     assert "workteamArn is required when reviewBackend is groundtruth" in message
 
 
-def test_labelstudio_needs_url_and_token_secret_but_no_workteam() -> None:
+def test_labelstudio_needs_the_stacks_url_and_token_secret_but_no_workteam() -> None:
     # GIVEN the Label Studio backend
     base = {k: v for k, v in VALID.items() if k != "workteamArn"} | {"reviewBackend": "labelstudio"}
-    # WHEN the URL is missing
-    assert "labelStudioUrl is required when reviewBackend is labelstudio" in rejection(
-        {**base, "labelStudioTokenSecretArn": SECRET_ARN}
+    # WHEN the stack has no Label Studio URL, or no secret
+    no_secret = LS_STACK.model_copy(update={"label_studio_token_secret_arn": ""})
+    # THEN the run is refused, naming the backend and the stack parameter
+    assert rejection(base, BARE_STACK) == (
+        "reviewBackend: labelstudio needs the stack's Label Studio, but the stack sets no LabelStudioUrl"
     )
-    # WHEN the token secret is missing
-    assert "labelStudioTokenSecretArn is required when reviewBackend is labelstudio" in rejection(
-        {**base, "labelStudioUrl": "https://ls.example.com"}
-    )
-    # WHEN both are there, no workteam is needed
-    config = validate(
-        {**base, "labelStudioUrl": "https://ls.example.com", "labelStudioTokenSecretArn": SECRET_ARN}
-    )
+    assert rejection(base, no_secret).endswith("the stack sets no LabelStudioTokenSecretArn")
+    # WHEN the stack has both, no workteam is needed
+    config = validate(base, LS_STACK)
     assert config.reviewBackend == "labelstudio"
     assert config.workteamArn is None
+
+
+@pytest.mark.parametrize(
+    ("url", "http_host", "reason"),
+    [
+        ("http://ls.example.com", "", "uses http://"),
+        ("http://ls.example.com", "other.example.com", "uses http://"),
+        ("https://user:pw@ls.example.com", "", "must not carry credentials"),
+        ("https://ls.example.com/?next=x", "", "must not carry a query"),
+        ("https://169.254.169.254/", "", "link-local"),
+        ("http://169.254.169.254/", "169.254.169.254", "link-local"),
+        ("https://[fe80::1]/", "", "link-local"),
+        ("ftp://ls.example.com", "", "must be an https:// URL"),
+    ],
+)
+def test_a_stack_label_studio_url_that_breaks_a_rule_refuses_label_studio_runs(
+    url: str, http_host: str, reason: str
+) -> None:
+    # GIVEN a stack whose LabelStudioUrl is plain http, carries credentials, or is link-local
+    stack = LS_STACK.model_copy(update={"label_studio_url": url, "label_studio_http_host": http_host})
+    # WHEN a Label Studio run starts
+    message = rejection({**VALID, "reviewBackend": "labelstudio"}, stack)
+    # THEN it is refused before anything starts, saying which rule, without repeating the URL
+    assert message.startswith("reviewBackend: labelstudio needs the stack's Label Studio, but the stack's")
+    assert reason in message and "pw@" not in message
+
+
+def test_plain_http_is_accepted_for_the_host_the_stack_names() -> None:
+    # GIVEN a stack whose Label Studio runs inside its VPC without TLS, named in LabelStudioHttpHost
+    stack = LS_STACK.model_copy(
+        update={"label_studio_url": "http://10.0.3.7:8080", "label_studio_http_host": "10.0.3.7"}
+    )
+    # THEN Label Studio runs are accepted
+    assert validate({**VALID, "reviewBackend": "labelstudio"}, stack).reviewBackend == "labelstudio"
 
 
 def test_empty_workteam_string_counts_as_missing() -> None:
@@ -426,15 +551,13 @@ def test_review_polls_that_would_overflow_the_execution_history_are_rejected(
 ) -> None:
     # GIVEN a 30-day review deadline
     base = {**VALID, "reviewBackend": backend, "reviewDeadlineHours": 720}
-    if backend == "labelstudio":
-        base |= {"labelStudioUrl": "https://ls.example.com", "labelStudioTokenSecretArn": SECRET_ARN}
     # WHEN polling one second faster than the history allows
-    message = rejection({**base, "reviewPollSeconds": fastest - 1})
+    message = rejection({**base, "reviewPollSeconds": fastest - 1}, LS_STACK)
     # THEN the run is refused, naming the field, why, and the interval that works
     assert message.startswith("input: reviewPollSeconds: polling")
     assert "over the 25,000 an execution keeps" in message and f"at least every {fastest} s" in message
     # AND that interval is fine
-    assert validate({**base, "reviewPollSeconds": fastest}).reviewPollSeconds == fastest
+    assert validate({**base, "reviewPollSeconds": fastest}, LS_STACK).reviewPollSeconds == fastest
 
 
 def test_model_polls_that_would_overflow_the_execution_history_are_rejected() -> None:

@@ -15,15 +15,18 @@ import math
 import re
 import string
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from fixtures_aws import numeric_stack_defaults
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from labeling_loop.errors import InvalidInput
+from labeling_loop.review.labelstudio.endpoint import endpoint
 from labeling_loop.run_config import (
     PROJECT_VERSION_ARN,
     RUN_ID,
+    SECRET_ARN,
     RunConfig,
     numeric_bounds,
 )
@@ -53,20 +56,37 @@ def _bucket(uri: Any, fallback: str) -> str:
         return fallback
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def validate(raw: dict[str, Any], execution_name: str = "exec") -> RunConfig:
-    """Validate against a stack deployed over the input's own buckets, in its model's region, with
-    no location defaults: what is left is the input's own validity."""
-    arn = (
-        PROJECT_VERSION_ARN.fullmatch(raw.get("projectVersionArn") or "")
-        if isinstance(raw.get("projectVersionArn"), str)
-        else None
-    )
+    """Validate against a stack deployed over the input's own buckets, model's project and Label
+    Studio, in its model's region, granting every workforce type and as many inference units as the
+    API allows, with no location defaults: what is left is the input's own validity."""
+    arn = PROJECT_VERSION_ARN.fullmatch(_text(raw.get("projectVersionArn")))
+    project = _text(raw.get("projectVersionArn")).split("/version/")[0]
+    # The stack's Label Studio is the input's when that one is a valid stack setting.
+    url, secret = _text(raw.get("labelStudioUrl")), _text(raw.get("labelStudioTokenSecretArn"))
+    http_host = urlsplit(url).hostname or "" if url.startswith("http://") else ""
+    try:
+        endpoint(url, http_host)
+    except ValueError:
+        url, http_host = "https://ls.example.com", ""
+    if not SECRET_ARN.fullmatch(secret):
+        secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ls-token"
     stack = StackSettings.model_validate(
         {
             "AWS_REGION": arn["region"] if arn else "us-east-1",
             "IMAGES_BUCKET": _bucket(raw.get("images"), "images-bucket"),
             "OUTPUT_BUCKET": _bucket(raw.get("output"), "output-bucket"),
             "RUN_DEFAULTS": json.dumps(NUMERIC_DEFAULTS),
+            "ALLOWED_PROJECT_ARNS": f"{project}/*" if arn else "",
+            "INFERENCE_UNITS_LIMIT": "100",
+            "WORKTEAM_TYPES": "private-crowd,vendor-crowd,public-crowd",
+            "LABEL_STUDIO_URL": url,
+            "LABEL_STUDIO_HTTP_HOST": http_host,
+            "LABEL_STUDIO_TOKEN_SECRET_ARN": secret,
         }
     )
     arn = f"arn:aws:states:us-east-1:123456789012:execution:sm:{abs(hash(execution_name))}"
@@ -126,17 +146,20 @@ secret_arns = st.builds(
     accounts,
     st.text(string.ascii_letters + DIGITS + "/+=.@-_", min_size=1, max_size=30),
 )
+# Host names start with a letter: a numeric host is an address (and 0 is the unspecified one).
 urls = st.builds(
-    lambda scheme, host, port, path: f"{scheme}://{host}{port}{path}",
+    lambda scheme, first, host, port, path: f"{scheme}://{first}{host}{port}{path}",
     st.sampled_from(["http", "https"]),
-    st.text(LOWER + DIGITS + ".-", min_size=1, max_size=30),
+    st.sampled_from(LOWER),
+    st.text(LOWER + DIGITS + ".-", max_size=30),
     st.sampled_from(["", ":8080", ":443"]),
     st.sampled_from(["", "/", "/label-studio", "/a/b/"]),
 )
+# Visible characters and spaces (control, format and separator characters are refused).
 labels = st.lists(
-    st.text(st.characters(blacklist_categories=["Cs", "Cc"]), min_size=1, max_size=30).filter(
-        lambda s: 1 <= len(s.strip()) <= 256
-    ),
+    st.text(
+        st.one_of(st.characters(blacklist_categories=["C", "Z"]), st.just(" ")), min_size=1, max_size=30
+    ).filter(lambda s: 1 <= len(s.strip()) <= 256),
     max_size=20,
 )
 
@@ -185,6 +208,9 @@ def valid_inputs(draw: st.DrawFn) -> dict[str, Any]:
     for field, strategy in optional.items():
         if draw(st.booleans()):
             raw[field] = draw(strategy)
+    # A review offers at most maxLabelsPerJob labels.
+    if "labels" in raw and "maxLabelsPerJob" in raw:
+        raw["maxLabelsPerJob"] = max(raw["maxLabelsPerJob"], len({label.strip() for label in raw["labels"]}))
     # What Step Functions hands the function: JSON.
     return json.loads(json.dumps(raw))
 
@@ -355,7 +381,8 @@ def malformed_values(field: str) -> st.SearchStrategy[Any]:
                 min_size=1,
                 max_size=3,
             ),
-            st.lists(st.just("bird"), min_size=251, max_size=260),
+            st.lists(st.just("bird"), min_size=51, max_size=260),
+            st.lists(st.sampled_from(["a\nb", "tab\there", "zero\u200bwidth", "nb\u00a0sp"]), min_size=1),
         )
     raise AssertionError(f"no malformed values for {field}")
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from labeling_loop.jsonl import read_json
@@ -42,10 +43,16 @@ def labelstudio_with_local_s3(workdir: Path) -> Iterator[LabelStudioServer]:
 
 
 def deploy_parameters(cloud: Any, server: LabelStudioServer) -> dict[str, str]:
-    """Store the token as a user would (Secrets Manager) and point the stack at the server."""
+    """Store the token as a user would (Secrets Manager) and point the stack at the server, which
+    listens on plain http on loopback: the stack names that host as the one http may reach."""
     secrets = boto3.client("secretsmanager", region_name=cloud.config.region)
     arn = secrets.create_secret(Name=SECRET_NAME, SecretString=server.token)["ARN"]
-    return {"ReviewBackend": "labelstudio", "LabelStudioUrl": server.url, "LabelStudioTokenSecretArn": arn}
+    return {
+        "ReviewBackend": "labelstudio",
+        "LabelStudioUrl": server.url,
+        "LabelStudioHttpHost": urlsplit(server.url).hostname or "",
+        "LabelStudioTokenSecretArn": arn,
+    }
 
 
 def truth_for_reviewers(truth: dict[str, Truth]) -> dict[str, dict[str, Any]]:
