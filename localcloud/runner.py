@@ -16,8 +16,8 @@ from labeling_loop.jsonl import read_json, read_jsonl
 from labeling_loop.s3_uri import S3Uri
 
 from localcloud.data.truth import load_truth, manifest_lines
+from localcloud.engine import executions, interpreter
 from localcloud.engine import faults as faults_module
-from localcloud.engine import interpreter
 from localcloud.engine.cloud import LocalCloud, LocalCloudConfig, RunOutcome
 from localcloud.engine.deployment import Stack
 from localcloud.services.custom_labels import CustomLabelsConfig, TaskType
@@ -125,6 +125,8 @@ def collect(
         extra={
             "review_jobs": _read_json(cloud, prefix + "review/jobs.json") or [],
             "reviewed": _read_jsonl(cloud, prefix + "review/reviewed.jsonl"),
+            "run_state": run_state_table(cloud, stack),
+            "deliveries": [d for d in cloud.events.deliveries if _about(d.event, outcome.execution_arn)],
         },
     )
     counts = result.report.get("counts", {})
@@ -154,6 +156,38 @@ def collect(
         + counts.get("boxesRemoved", 0),
     }
     return result
+
+
+def settle(cloud: LocalCloud, timeout: float = 120.0) -> None:
+    """Let what an ended execution set off finish: Tasks still in flight after a stop, and the event
+    rules' deliveries (the cleanup of a run that ended outside its Catch)."""
+    if not executions.ends.wait_until_none_running(timeout):
+        raise TimeoutError(f"executions still running after {timeout} s: {sorted(executions.ends.running)}")
+    cloud.events.wait_idle(timeout)
+
+
+def run_state_table(cloud: LocalCloud, stack: Stack) -> dict[str, Any]:
+    """What the run-state table holds about models and runs: `leases` (model ARN -> the executions
+    holding it, whether the workflow started it, a stop in flight) and `activeRuns` (executions
+    registered and not cleaned up or finished)."""
+    leases: dict[str, dict[str, Any]] = {}
+    active: list[str] = []
+    for page in cloud.dynamodb.get_paginator("scan").paginate(TableName=stack.table):
+        for item in page["Items"]:
+            key = item["pk"]["S"]
+            if key.startswith("model#"):
+                leases[key.removeprefix("model#")] = {
+                    "users": sorted(item.get("users", {}).get("SS", [])),
+                    "startedByWorkflow": item.get("startedByWorkflow", {}).get("BOOL", False),
+                    "stopping": item.get("stopping", {}).get("S"),
+                }
+            elif key.startswith("run#") and item.get("status", {}).get("S") == "active":
+                active.append(key.removeprefix("run#"))
+    return {"leases": leases, "activeRuns": sorted(active)}
+
+
+def _about(event: dict[str, Any], execution_arn: str) -> bool:
+    return bool(event.get("detail", {}).get("executionArn") == execution_arn)
 
 
 def wait_for_model_stopped(cloud: LocalCloud, arn: str, timeout: float = 30.0) -> str:
@@ -192,6 +226,7 @@ def execute(
         before_wait(run_prefix_of(stack, run_id))
     outcome = cloud.wait(execution_arn, timeout)
     wall = time.monotonic() - started
+    settle(cloud)
     result = collect(cloud, outcome, stack, model_arn, run_id, transitions_before, wall)
     result.summary["lambda_invocations"] = sum(cloud.runtime.invocations.values()) - sum(
         invocations_before.values()
@@ -219,6 +254,7 @@ def run_local(
     labelstudio: Any = None,
     reviewer_accuracy: float = 0.97,
     unannotated_fraction: float = 0.0,
+    skipped_fraction: float = 0.0,
 ) -> LocalRunResult:
     """Deploy, upload, run one execution to its end, and read everything back.
 
@@ -235,6 +271,11 @@ def run_local(
         stack, arn, refs = prepare(cloud, images_dir, truth, task_type=task_type, parameters=parameters)
         if faults and faults.images.get("corrupt"):
             faults_module.corrupt_images(cloud, stack.images_bucket, refs, int(faults.images["corrupt"]))
+        huge_reads = None
+        if faults and faults.images.get("huge"):
+            huge, huge_reads = faults_module.add_huge_objects(
+                cloud, stack.images_bucket, IMAGES_PREFIX, int(faults.images["huge"])
+            )
         full_input = {
             "projectVersionArn": arn,
             "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}",
@@ -247,12 +288,16 @@ def run_local(
                 labelstudio,
                 accuracy=reviewer_accuracy,
                 unannotated_fraction=unannotated_fraction,
+                skipped_fraction=skipped_fraction,
                 timeout=timeout,
             )
         result = execute(
             cloud, stack, arn, full_input, name, timeout, before_wait=reviewers.start if reviewers else None
         )
         result.summary["model_status_at_end"] = wait_for_model_stopped(cloud, arn)
+        if huge_reads is not None:
+            reads = huge_reads.reads
+            result.extra["huge_objects"] = {ref: reads.get(S3Uri.parse(ref).key, 0) for ref in huge}
         if reviewers:
             reviewers.join(5)
             result.extra["reviewers"] = reviewers.stats

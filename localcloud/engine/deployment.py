@@ -13,6 +13,7 @@ import string
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from localcloud.engine.events import Rule, Schedule
 from localcloud.engine.lambda_runtime import FunctionSpec
 from localcloud.engine.template import Template
 from localcloud.paths import REPO_ROOT
@@ -48,6 +49,8 @@ class Deployment:
     # The union of the functions' environments: they share one process, hence one os.environ.
     environment: dict[str, str]
     roles: tuple[str, ...]  # ARNs of the IAM roles the template creates
+    rules: list[Rule]  # EventBridge rules whose target is one of the functions
+    schedules: list[Schedule]  # EventBridge Scheduler schedules (functions and the state machine)
 
 
 def _suffix(n: int = 12) -> str:
@@ -90,6 +93,8 @@ def deploy(cloud: LocalCloud, parameters: dict[str, str] | None = None) -> Deplo
     shared_env: dict[str, str] = {}
     functions: dict[str, FunctionSpec] = {}
     state_machine_arn = ""
+    rules: list[Rule] = []
+    schedules: list[Schedule] = []
     for logical_id, resource in resources.items():
         kind = resource["Type"]
         props = resource.get("Properties", {})
@@ -105,8 +110,10 @@ def deploy(cloud: LocalCloud, parameters: dict[str, str] | None = None) -> Deplo
             functions[logical_id] = _function(template, logical_id, props, arns[logical_id])
             _share_environment(shared_env, functions[logical_id].environment)
             cloud.runtime.register(functions[logical_id])
+            _events(template, logical_id, props, rules, schedules, function=functions[logical_id])
         elif kind == "AWS::Serverless::StateMachine":
             state_machine_arn = _create_state_machine(cloud, template, logical_id, props)
+            _events(template, logical_id, props, rules, schedules, state_machine_arn=state_machine_arn)
     workteam = template.parameters["WorkteamArn"]
     stack = Stack(
         state_machine_arn=state_machine_arn,
@@ -119,7 +126,7 @@ def deploy(cloud: LocalCloud, parameters: dict[str, str] | None = None) -> Deplo
         workteam_arn=workteam,
     )
     roles = tuple(arns[lid] for lid, r in resources.items() if r["Type"] == "AWS::IAM::Role")
-    return Deployment(stack, shared_env, roles)
+    return Deployment(stack, shared_env, roles, rules, schedules)
 
 
 def _name_resources(
@@ -174,6 +181,39 @@ def _function(template: Template, logical_id: str, props: dict[str, Any], arn: s
         timeout=int(props.get("Timeout", globals_function.get("Timeout", 3))),
         memory=int(props.get("MemorySize", globals_function.get("MemorySize", 128))),
     )
+
+
+def _events(
+    template: Template,
+    logical_id: str,
+    props: dict[str, Any],
+    rules: list[Rule],
+    schedules: list[Schedule],
+    function: FunctionSpec | None = None,
+    state_machine_arn: str | None = None,
+) -> None:
+    """The resource's SAM `Events`: EventBridge rules (functions only here) and ScheduleV2 schedules."""
+    for event_name, event in props.get("Events", {}).items():
+        event_props = template.resolve(event.get("Properties", {}))
+        name = f"{logical_id}.{event_name}"
+        if event["Type"] == "EventBridgeRule":
+            if function is None:
+                raise RuntimeError(f"{name}: EventBridge rules to a state machine are not emulated")
+            rules.append(Rule(name, function, event_props["Pattern"]))
+        elif event["Type"] == "ScheduleV2":
+            raw_input = event_props.get("Input")
+            schedules.append(
+                Schedule(
+                    name=name,
+                    expression=str(event_props["ScheduleExpression"]),
+                    enabled=event_props.get("State", "ENABLED") == "ENABLED",
+                    input=json.loads(raw_input) if raw_input else {},
+                    function=function,
+                    state_machine_arn=state_machine_arn,
+                )
+            )
+        else:
+            raise RuntimeError(f"{name}: event type {event['Type']} is not emulated")
 
 
 def _share_environment(shared: dict[str, str], environment: dict[str, str]) -> None:

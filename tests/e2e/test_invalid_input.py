@@ -66,6 +66,12 @@ CASES = [
     pytest.param({"minConfidence": 500}, "minConfidence", "100", id="min-confidence-500"),
     pytest.param({"minConfidence": True}, "minConfidence", "boolean", id="min-confidence-boolean"),
     pytest.param({"minConfidense": 60}, "minConfidense", "not a known input field", id="unknown-field"),
+    pytest.param(
+        {"reviewDeadlineHours": 720, "reviewPollSeconds": 864},
+        "reviewPollSeconds",
+        "25,000",
+        id="polls-over-the-history-budget",
+    ),
 ]
 
 

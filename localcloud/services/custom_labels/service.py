@@ -63,6 +63,9 @@ class _Version:
     status: str
     min_units: int = 1
     max_units: int | None = None
+    # Units auto-scaling has put in service between Min and Max (None: Min). AWS reports them in
+    # CloudWatch as InServiceInferenceUnits (docs/aws-facts.md §5.4); the local cloud publishes them.
+    in_service_units: int | None = None
     transition_at: float | None = None  # when STARTING/STOPPING ends
     history: list[tuple[str, float]] = field(default_factory=list)  # (status, entered at)
     tokens: float = 0.0
@@ -126,8 +129,11 @@ class CustomLabelsEmulator(EmulatedService):
         truth: dict[str, Truth],
         status: str = STOPPED,
         labels: list[str] | None = None,
+        units: tuple[int, int | None, int | None] = (1, None, None),
     ) -> str:
-        """Register a trained model version; returns its ARN. `labels` default to the truth's."""
+        """Register a trained model version; returns its ARN. `labels` default to the truth's.
+        `units`: (Min, Max, in service) inference units of a model added RUNNING (someone else
+        started it, auto-scaling may have added units)."""
         if task_type not in ("detection", "classification"):
             raise ValueError(f"task_type must be detection or classification, not {task_type!r}")
         with self._lock:
@@ -149,6 +155,7 @@ class CustomLabelsEmulator(EmulatedService):
                 labels = sorted({label for t in truth.values() for label in t.labels})
             trained = TrainedModel(arn, task_type, truth, list(labels))
             record = _Version(project_name, version_name, project_arn, trained, datetime.now(UTC), status)
+            record.min_units, record.max_units, record.in_service_units = units
             record.history.append((status, self._clock()))
             self._models[arn] = record
             return arn
@@ -199,7 +206,7 @@ class CustomLabelsEmulator(EmulatedService):
                 "billed_seconds": billed,
                 "running_seconds": running,
                 "intervals": intervals,
-                "inference_units": model.min_units,
+                "inference_units": model.in_service_units or model.min_units,
                 **model.counters,
             }
 
@@ -240,8 +247,9 @@ class CustomLabelsEmulator(EmulatedService):
         return max(1.0, self._rate(model) * self.config.burst_s)
 
     def _rate(self, model: _Version) -> float:
-        # Emulator choice: auto-scaling (MaxInferenceUnits) is not emulated; capacity = Min IUs.
-        return self.config.tps_per_inference_unit * model.min_units
+        # Emulator choice: auto-scaling is not emulated over time; capacity is what is in service
+        # (set when the model was added), Min IUs for a model started here.
+        return self.config.tps_per_inference_unit * (model.in_service_units or model.min_units)
 
     # ------------------------------------------------------------------ operations
 
@@ -312,6 +320,7 @@ class CustomLabelsEmulator(EmulatedService):
                 )
             model.min_units = params["MinInferenceUnits"]
             model.max_units = params.get("MaxInferenceUnits")
+            model.in_service_units = None
             now = self._clock()
             self._enter(model, STARTING, now)
             model.transition_at = now + self.config.start_latency_s
