@@ -50,6 +50,7 @@ class ExecutionEnds:
     listeners: list[Listener] = field(default_factory=list)
     announced: set[str] = field(default_factory=set)
     running: set[str] = field(default_factory=set)
+    aborted: dict[str, tuple[datetime.datetime, str | None, str | None]] = field(default_factory=dict)
     lock: threading.Condition = field(default_factory=threading.Condition)
 
     def wait_until_none_running(self, timeout: float) -> bool:
@@ -111,9 +112,16 @@ def _start_tracked(self: Any) -> None:
 
 
 def _terminated_and_announced(self: Any) -> None:
+    execution = self.execution
     try:
         _original_terminated(self)
-        _announce(self.execution)
+        with ends.lock:
+            aborted = ends.aborted.get(execution.exec_arn)
+        if aborted is not None:
+            # Stopped is final on AWS: what the interpreter did after the stop (a Task in flight
+            # that then failed, say) does not change it.
+            _set_aborted(execution, *aborted)
+        _announce(execution)
     finally:
         with ends.lock:
             ends.running.discard(self.execution.exec_arn)
@@ -125,13 +133,20 @@ def _terminated_and_announced(self: Any) -> None:
 _original_stop = execution_module.Execution.stop
 
 
+def _set_aborted(execution: Any, stop_date: datetime.datetime, error: str | None, cause: str | None) -> None:
+    execution.exec_status = ExecutionStatus.ABORTED
+    execution.stop_date = stop_date
+    execution.error = error or None
+    execution.cause = cause or None
+    execution.output = None
+
+
 def _stop_at_once(self: Any, stop_date: datetime.datetime, error: str | None, cause: str | None) -> None:
     _original_stop(self, stop_date, error, cause)
     if self.exec_status == ExecutionStatus.RUNNING:
-        self.exec_status = ExecutionStatus.ABORTED
-        self.stop_date = stop_date
-        self.error = error or None
-        self.cause = cause or None
+        with ends.lock:
+            ends.aborted[self.exec_arn] = (stop_date, error, cause)
+        _set_aborted(self, stop_date, error, cause)
         _announce(self)
 
 

@@ -23,8 +23,8 @@
       },
       "services": {                      # calls to the emulated Rekognition and SageMaker
         "throttle": {"sagemaker.DescribeLabelingJob": [0, 30]},   # calls 0..29 answer ThrottlingException
-        "throttleMatching": {"sagemaker.DescribeLabelingJob": "-001$"},  # every call whose request
-                                                                         # matches the regex, forever
+        "throttleMatching": {            # the first N calls whose request matches the regex
+          "sagemaker.DescribeLabelingJob": {"pattern": "-001\"", "calls": 9}},
         "crashBefore": ["rekognition.StopProjectVersion"],  # the calling function's process dies
         "crashAfter": ["rekognition.StartProjectVersion"]   # before/after the call (first one only)
       }
@@ -171,7 +171,7 @@ class CallFaults:
     dies after the call succeeded: the service did it, the caller never learned)."""
 
     throttle: dict[str, tuple[int, int]] = field(default_factory=dict)  # "svc.Op" -> [first, end)
-    throttle_matching: dict[str, re.Pattern[str]] = field(default_factory=dict)
+    throttle_matching: dict[str, tuple[re.Pattern[str], int]] = field(default_factory=dict)
     crash_before: set[str] = field(default_factory=set)
     crash_after: set[str] = field(default_factory=set)
     unreadable_bucket: str | None = None
@@ -184,7 +184,10 @@ class CallFaults:
         services = faults.services
         return cls(
             throttle={op: (int(a), int(b)) for op, (a, b) in services.get("throttle", {}).items()},
-            throttle_matching={op: re.compile(rx) for op, rx in services.get("throttleMatching", {}).items()},
+            throttle_matching={
+                op: (re.compile(rule["pattern"]), int(rule["calls"]))
+                for op, rule in services.get("throttleMatching", {}).items()
+            },
             crash_before=set(services.get("crashBefore", [])),
             crash_after=set(services.get("crashAfter", [])),
             unreadable_bucket=images_bucket if faults.images.get("unreadable") else None,
@@ -215,10 +218,11 @@ class CallFaults:
             index = self.seen.get(call, 0)
             self.seen[call] = index + 1
             window = self.throttle.get(call)
-            pattern = self.throttle_matching.get(call)
-            throttled = (window is not None and window[0] <= index < window[1]) or (
-                pattern is not None and pattern.search(json.dumps(params, sort_keys=True)) is not None
-            )
+            throttled = window is not None and window[0] <= index < window[1]
+            matching = self.throttle_matching.get(call)
+            if matching and matching[1] > 0 and matching[0].search(json.dumps(params, sort_keys=True)):
+                self.throttle_matching[call] = (matching[0], matching[1] - 1)
+                throttled = True
             bucket = params.get("Image", {}).get("S3Object", {}).get("Bucket")
             unreadable = call == "rekognition.DetectCustomLabels" and bucket == self.unreadable_bucket
             if throttled:

@@ -206,7 +206,7 @@ def _map_run_with_tolerance(self: Any, env: Any, eval_input: Any) -> None:
         _original_map_run(self, env, eval_input)
     finally:
         _map_runs.pop(id(record), None)
-    failure = _tolerance_exceeded(record, run)
+    failure = _tolerance_exceeded(record, run) if env.is_running() else None
     if failure is not None:  # e.g. children that timed out at the very end
         env.stack.pop()  # the children's outputs: the state fails instead
         raise failure
@@ -226,7 +226,8 @@ def _eval_job_failing_the_map_run(self: Any, env: Any, job: Any) -> None:
     finally:
         with run.lock:
             run.running.discard(env)
-    failure = _tolerance_exceeded(self._map_run_record, run)
+    # A child that failed because its execution was stopped does not fail the Map Run: the stop wins.
+    failure = _tolerance_exceeded(self._map_run_record, run) if run.env.is_running() else None
     with run.lock:
         if failure is None or run.failed:
             return

@@ -154,7 +154,7 @@ class _Reviewer:
         ]
 
 
-def _tasks(ls: LabelStudioClient, project_id: int) -> Iterator[dict[str, Any]]:
+def tasks_of(ls: LabelStudioClient, project_id: int) -> Iterator[dict[str, Any]]:
     yield from ls.paginate(
         "/api/tasks/",
         {"project": project_id, "page_size": 100, "fields": "all", "resolve_uri": "false"},
@@ -171,20 +171,23 @@ def annotate_project(
     seed: int = 0,
     unannotated_fraction: float = 0.0,
     skipped_fraction: float = 0.0,
+    leave_alone: frozenset[int] = frozenset(),
 ) -> ReviewStats:
     """Answer every task of a project like reviewers would, but leave `unannotated_fraction` of
-    them unanswered and skip `skipped_fraction` of them."""
+    them unanswered and skip exactly `skipped_fraction` of them (rounded; a seeded choice). Tasks
+    in `leave_alone` (ids) are not touched."""
     rng = random.Random(seed)
     stats = ReviewStats()
     reviewer = _Reviewer(rng, accuracy, stats)
-    for task in sorted(_tasks(ls, project_id), key=lambda t: t["id"]):
+    tasks = sorted((t for t in tasks_of(ls, project_id) if t["id"] not in leave_alone), key=lambda t: t["id"])
+    skipping = {t["id"] for t in random.Random(seed + 1).sample(tasks, round(len(tasks) * skipped_fraction))}
+    for task in tasks:
         source = task["data"]["source_ref"]
-        draw = rng.random()
-        if draw < unannotated_fraction:
+        if rng.random() < unannotated_fraction:
             stats.unannotated += 1
             stats.unannotated_refs.append(source)
             continue
-        if draw < unannotated_fraction + skipped_fraction:
+        if task["id"] in skipping:
             ls.post(f"/api/tasks/{task['id']}/annotations/", {"result": [], "was_cancelled": True})
             stats.skipped += 1
             stats.skipped_refs.append(source)
