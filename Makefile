@@ -15,7 +15,7 @@ $(VENV)/.installed: requirements-dev.txt layer/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
-	# The project itself, editable: labeling_loop (layer/), localcloud, ops and bench import by name.
+	# The project itself, editable: labeling_loop (layer/), localcloud, labeling_ops and bench import by name.
 	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
@@ -41,8 +41,8 @@ build: sam  ## sam build, offline (python3.13 on PATH, no container)
 	PATH="$(PYTHON_BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build
 
 lint: venv  ## ruff (lint and format check) and mypy
-	$(VENV)/bin/ruff check layer functions localcloud ops tests bench
-	$(VENV)/bin/ruff format --check layer functions localcloud ops tests bench
+	$(VENV)/bin/ruff check layer functions localcloud labeling_ops tests bench
+	$(VENV)/bin/ruff format --check layer functions localcloud labeling_ops tests bench
 	$(VENV)/bin/mypy
 
 test: venv labelstudio-venv chromium lint validate build checkov  ## everything CI runs
