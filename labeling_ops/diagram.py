@@ -104,7 +104,7 @@ def edges_of(states: dict[str, Any], start_at: str) -> list[Edge]:
     for name, state, processor_states, inner in _states(states):
         if processor_states:
             # the Map's item processor: its own start, and its own end (the Map state's box)
-            inner_start = (state.get("ItemProcessor") or state.get("Iterator"))["StartAt"]
+            inner_start = (state.get("ItemProcessor") or state.get("Iterator") or {})["StartAt"]
             edges.append(Edge(name, inner_start, "processor"))
         kind = state["Type"]
         for rule in state.get("Choices", []):
