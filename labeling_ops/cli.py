@@ -115,9 +115,9 @@ def _local(
     lines = args.lines if args.verb == "local" else None
     with console.status("starting the local cloud (deploying template.yaml, generating images)"):
         session = local.local_stack(count=args.count)
-        clients, stack = session.__enter__()
+        cloud = session.__enter__()
     try:
-        ctx = verbs.Context(clients, stack, console)
+        ctx = verbs.Context(cloud.clients, cloud.stack, console)
         if lines is None:  # one verb with --local
             return dispatch(args, ctx, local=True)
         return run_lines(lines or local.TOUR, ctx, parse)
@@ -135,7 +135,7 @@ def main(
     """The entry point. Tests (and notebooks) may hand in clients and a stack: then nothing is read
     from the machine's AWS configuration."""
     console = console or Console()
-    errors = Console(stderr=True)
+    errors = Console(stderr=True, soft_wrap=True)
     root = parser()
     args = root.parse_args(argv)
     try:

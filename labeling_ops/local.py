@@ -13,11 +13,14 @@ are answered by the emulated Ground Truth annotators.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -38,11 +41,18 @@ TOUR = [
 ]
 
 
-def demo_images(count: int) -> tuple[Path, Path]:
+@dataclass
+class LocalSession:
+    cloud: Any  # localcloud.engine.cloud.LocalCloud
+    clients: Clients
+    stack: StackInfo
+
+
+def demo_images(count: int, data_dir: Path = DATA_DIR) -> tuple[Path, Path]:
     """Synthetic detection images and their truth manifest, generated once per count."""
     from localcloud.data.dataset import generate
 
-    folder = DATA_DIR / f"detection-{count}"
+    folder = data_dir / f"detection-{count}"
     manifest = folder / "truth.manifest"
     if not manifest.exists() or sum(1 for _ in manifest.open()) != count:
         if folder.exists():
@@ -52,12 +62,14 @@ def demo_images(count: int) -> tuple[Path, Path]:
 
 
 @contextmanager
-def local_stack(count: int = 40, time_scale: float = 0.002) -> Iterator[tuple[Clients, StackInfo]]:
-    """A deployed local stack with `count` images and a stopped model; yields (clients, stack)."""
+def local_stack(
+    count: int = 40, time_scale: float = 0.002, data_dir: Path = DATA_DIR
+) -> Iterator[LocalSession]:
+    """A deployed local stack with `count` images and a stopped model."""
     from localcloud.data.truth import load_truth, manifest_lines
     from localcloud.runner import default_config, local_cloud
 
-    images, manifest = demo_images(count)
+    images, manifest = demo_images(count, data_dir)
     os.environ.setdefault("LOCALCLOUD_LOG_LEVEL", "ERROR")  # the functions' logs stay quiet
     with local_cloud(default_config(time_scale=time_scale)) as cloud:
         model_arn = cloud.add_model("detection")
@@ -74,8 +86,6 @@ def local_stack(count: int = 40, time_scale: float = 0.002) -> Iterator[tuple[Cl
             region=region,
         )
         run_defaults = stack.functions["ValidateInputFunction"].environment["RUN_DEFAULTS"]
-        import json
-
         info = StackInfo(
             name=cloud.config.stack_name,
             state_machine_arn=stack.state_machine_arn,
@@ -84,4 +94,4 @@ def local_stack(count: int = 40, time_scale: float = 0.002) -> Iterator[tuple[Cl
             run_defaults=dict(json.loads(run_defaults)),
             region=region,
         )
-        yield clients, info
+        yield LocalSession(cloud, clients, info)

@@ -154,12 +154,13 @@ def stop(ctx: Context, run: str, *, wait_seconds: float = 120.0, interval: float
     (`cleaned-up`), the model's lease and the model's status."""
     execution_arn = execution_arn_for(ctx.clients, ctx.stack, run)
     description = _describe(ctx, execution_arn)
-    if description["status"] != "RUNNING":
-        raise OpsError(f"run {description['name']} is already {description['status']}: nothing to stop")
-    ctx.clients.sfn.stop_execution(
-        executionArn=execution_arn, error="StoppedByOperator", cause="labeling-loop stop"
-    )
-    ctx.console.print(f"stopped {description['name']}: execution ABORTED; waiting for the cleanup ...")
+    if description["status"] == "RUNNING":
+        ctx.clients.sfn.stop_execution(
+            executionArn=execution_arn, error="StoppedByOperator", cause="labeling-loop stop"
+        )
+        ctx.console.print(f"stopped {description['name']}: execution ABORTED; waiting for the cleanup ...")
+    else:  # stopping again shows what the cleanup did since
+        ctx.console.print(f"run {description['name']} is already {description['status']}")
     facts = fetch.read_history(fetch.history(ctx.clients.sfn, execution_arn))
     model_arn = facts.data.get("config", {}).get("projectVersionArn")
     waited = 0.0
