@@ -34,9 +34,10 @@ TOUR = [
     "list",
     "show latest",
     "report first-run --out local-report",
-    "start --name second-run --min-confidence 60",
-    "follow second-run --updates 2",
-    "stop second-run --wait 10",
+    # a long model poll (3600 s, 7 s at the local time scale) keeps it waiting for the model
+    "start --name second-run --min-confidence 60 --model-poll-seconds 3600",
+    "follow second-run --updates 4",
+    "stop second-run --wait 5",
     "list",
 ]
 
