@@ -476,7 +476,7 @@ def test_state_machine_sagemaker_is_labeling_jobs_only(
         f"sagemaker actions granted {sorted(actions)} vs called by the definition {sorted(used)}"
     )
     tagged = "Tags" in json.dumps(definition) and "${CostCenter}" in json.dumps(definition)
-    assert tagged, "sagemaker:AddTags is granted for the labeling jobs' CostCenter tag: the definition sets none"
+    assert tagged, "sagemaker:AddTags is granted for the jobs' CostCenter tag: the definition sets none"
     assert all(g.resource.endswith(":labeling-job/*") for g in rows), table(rows)
 
 
