@@ -8,7 +8,7 @@ BACKEND ?= groundtruth
 COUNT ?= 200
 REGION := us-east-1
 
-.PHONY: venv sam test unit contract e2e lint validate build demo bench clean
+.PHONY: venv sam test unit contract e2e lint validate build demo tour diagram bench clean
 
 $(VENV)/.installed: requirements-dev.txt layer/requirements.txt pyproject.toml
 	@test -n "$(PYTHON)" || (echo "Python 3.13 not found: install it (pyenv install 3.13.0) or pass PYTHON=..." && exit 1)
@@ -61,8 +61,14 @@ demo: venv  ## one whole turn of the loop in the local cloud over $(COUNT) synth
 	$(if $(filter labelstudio,$(BACKEND)),$(MAKE) labelstudio-venv,)
 	$(PY) -m localcloud demo --count $(COUNT) --backend $(BACKEND) --out demo-out
 
+tour: venv  ## every labeling-loop verb once, against the local cloud (no AWS)
+	$(VENV)/bin/labeling-loop local
+
+diagram: venv  ## regenerate docs/workflow.md from the state machine definition
+	$(PY) -m labeling_ops.diagram
+
 bench: venv  ## benchmarks (not tests); results land in bench/results/
 	$(PY) -m bench
 
 clean:
-	rm -rf .aws-sam demo-data demo-out .localcloud
+	rm -rf .aws-sam demo-data demo-out .localcloud local-report
