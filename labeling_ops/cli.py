@@ -110,7 +110,14 @@ def run_lines(lines: list[str], ctx: verbs.Context, parse: Callable[[list[str]],
 def _local(
     args: argparse.Namespace, console: Console, parse: Callable[[list[str]], argparse.Namespace]
 ) -> int:
-    from labeling_ops import local
+    try:
+        from labeling_ops import local
+        from localcloud.runner import local_cloud  # noqa: F401  (moto, the handlers' packages)
+    except ImportError as error:
+        raise OpsError(
+            f"--local needs the development environment ({error.name} is missing): "
+            "run `make venv` in a clone of the repository and use .venv/bin/labeling-loop"
+        ) from None
 
     lines = args.lines if args.verb == "local" else None
     with console.status("starting the local cloud (deploying template.yaml, generating images)"):

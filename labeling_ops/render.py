@@ -126,7 +126,12 @@ def runs_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="recent runs", show_lines=False)
     for column in ("run", "status", "started", "took", "listed", "manifest", "skipped", "F1"):
         numeric = column in ("listed", "manifest", "skipped", "F1")
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=column != "run")
+        table.add_column(
+            column,
+            justify="right" if numeric else "left",
+            no_wrap=True,
+            min_width=12 if column == "run" else None,
+        )
     for row in rows:
         started = row["startDate"]
         table.add_row(
