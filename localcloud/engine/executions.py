@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -142,6 +143,11 @@ def _set_aborted(execution: Any, stop_date: datetime.datetime, error: str | None
 
 
 def _stop_at_once(self: Any, stop_date: datetime.datetime, error: str | None, cause: str | None) -> None:
+    # moto's stop fails on an execution whose worker thread has not built its environment yet
+    # (AWS stops a just-started execution like any other): give the worker a moment.
+    deadline = time.monotonic() + 10
+    while self.exec_worker is not None and self.exec_worker.env is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     _original_stop(self, stop_date, error, cause)
     if self.exec_status == ExecutionStatus.RUNNING:
         with ends.lock:
