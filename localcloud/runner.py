@@ -228,9 +228,13 @@ def execute(
     wall = time.monotonic() - started
     settle(cloud)
     result = collect(cloud, outcome, stack, model_arn, run_id, transitions_before, wall)
-    result.summary["lambda_invocations"] = sum(cloud.runtime.invocations.values()) - sum(
-        invocations_before.values()
-    )
+    # This execution's invocations (and those it set off, such as the ended-event cleanup).
+    result.lambda_invocations = {
+        name: count - invocations_before.get(name, 0)
+        for name, count in cloud.runtime.invocations.items()
+        if count > invocations_before.get(name, 0)
+    }
+    result.summary["lambda_invocations"] = sum(result.lambda_invocations.values())
     return result
 
 

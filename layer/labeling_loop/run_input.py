@@ -122,7 +122,9 @@ def _describe_errors(error: ValidationError) -> str:
             message = "is not a known input field"
         elif item["type"] == "missing":
             message = "is required (no default is configured in the stack)"
-        parts.setdefault(field, f"{field}: {message}")
+        # A rule across fields (model-level, no location) names the field it is about first.
+        named = not loc and re.match(r"[a-z][A-Za-z]*:", message)
+        parts.setdefault(field if loc else message, message if named else f"{field}: {message}")
     return "; ".join(parts.values())
 
 

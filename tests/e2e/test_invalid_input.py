@@ -101,7 +101,7 @@ def test_a_bad_input_fails_in_the_first_state_naming_the_field(
         e["stateEnteredEventDetails"]["name"] for e in result.history if e["type"].endswith("StateEntered")
     ]
     assert entered == ["Validate Input"], entered
-    assert result.summary["lambda_invocations"] == 1, "InvalidInput is not retried"
+    assert result.lambda_invocations.get("ValidateInputFunction") == 1, "InvalidInput is not retried"
     # AND the model was never started, nor any job created, nor anything written for the run
     meter = cloud.rekognition.meter(arn)
     assert meter["start_calls"] == 0 and meter["status"] == "STOPPED"

@@ -248,7 +248,7 @@ def test_the_sweep_cleans_up_a_run_whose_ended_event_was_lost(images: tuple[Path
         [sweep] = cloud.events.fire("SweepModelsFunction.")
         # THEN it cleaned up after the dead run and stopped the model nobody needs
         assert sweep.error is None, sweep.error
-        assert sweep.result == {"runsCleanedUp": 1, "modelsStopped": [arn]}
+        assert (sweep.result["runsCleanedUp"], sweep.result["modelsStopped"]) == (1, [arn])
         assert_nothing_left_behind(cloud, stack, arn)
 
 
