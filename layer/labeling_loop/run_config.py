@@ -338,6 +338,8 @@ def numeric_bounds() -> dict[str, tuple[float, float, bool]]:
     bounds: dict[str, tuple[float, float, bool]] = {}
     for name, field in RunConfig.model_fields.items():
         kind, metadata = field.annotation, list(field.metadata)
+        if get_origin(kind) in (dict, list):  # a map or list of numbers is not a number
+            continue
         for arg in get_args(kind):  # `Confidence | None`: the bounds sit inside the Annotated
             if get_origin(arg) is Annotated:
                 kind, *extra = get_args(arg)

@@ -232,21 +232,24 @@ def check(services: Services, config: RunConfig, previous: dict[str, Any], now: 
     return _state(services, version, config, project_arn, started, deadline, now, acquired_at)
 
 
-def release(
-    services: Services, config: RunConfig, held: dict[str, Any] | None = None, now: float | None = None
-) -> dict[str, Any]:
+def release(services: Services, config: RunConfig) -> dict[str, Any]:
     """Give up this run's lease; stop the model if no live execution needs it and the workflow
-    started it. With `held` (the run's `$.model`), also the model time the run used: seconds from
-    acquiring to releasing, and its units (the report's cost)."""
+    started it."""
     model = ModelRef.of(config.projectVersionArn)
     model_lease.leave(services.dynamodb, services.table, model.arn, config.executionArn)
-    result = stop_if_unused(services, model, who=config.executionArn)
-    if held:
-        acquired = float(held.get("acquiredAt") or 0)
-        result["modelSeconds"] = round(max(0.0, (now or time.time()) - acquired), 3) if acquired else 0.0
-        result["inferenceUnits"] = int(held.get("inferenceUnits") or 0)
-        result["startedByRun"] = bool(held.get("startedByRun"))
-    return result
+    return stop_if_unused(services, model, who=config.executionArn)
+
+
+def usage(held: dict[str, Any] | None, now: float) -> dict[str, Any]:
+    """The model time a run used, from its `$.model`: seconds from acquiring to releasing, and the
+    units (the report's cost). Zero for a run that never held the model."""
+    held = held or {}
+    acquired = float(held.get("acquiredAt") or 0)
+    return {
+        "modelSeconds": round(max(0.0, now - acquired), 3) if acquired else 0.0,
+        "inferenceUnits": int(held.get("inferenceUnits") or 0),
+        "startedByRun": bool(held.get("startedByRun")),
+    }
 
 
 def live(executions: Any, execution_arn: str) -> bool:
