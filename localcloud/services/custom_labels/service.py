@@ -1,4 +1,5 @@
-"""Emulated Amazon Rekognition Custom Labels: the five operations the workflow calls.
+"""Emulated Amazon Rekognition Custom Labels: the operations the workflow calls (datasets and
+training in `training`).
 
 Behaviour follows the API reference (docs/aws-facts.md §1.1 StartProjectVersion, §1.2
 StopProjectVersion, §1.3 DescribeProjectVersions, §1.4 DetectCustomLabels, §1.5 errors) and
@@ -34,6 +35,13 @@ from localcloud.data.truth import Truth
 from localcloud.services.base import EmulatedService, ServiceError
 from localcloud.services.custom_labels.images import check_image, read_image
 from localcloud.services.custom_labels.model import CustomLabelsConfig, TaskType, TrainedModel
+from localcloud.services.custom_labels.training import (
+    TRAINED,
+    TRAINING,
+    TRAINING_FAILED,
+    Dataset,
+    TrainingMixin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +55,8 @@ _STATUS_MESSAGES = {
     FAILED: "The model failed to start.",
     STOPPING: "The model is being stopped.",
     STOPPED: "The model is stopped.",
-    "TRAINING_COMPLETED": "The model is ready to run.",
+    TRAINED: "The model is ready to run.",
+    TRAINING: "The model is being trained.",
 }
 
 
@@ -65,6 +74,12 @@ class _Version:
     max_units: int | None = None
     transition_at: float | None = None  # when STARTING/STOPPING ends
     history: list[tuple[str, float]] = field(default_factory=list)  # (status, entered at)
+    # training (training.py): where CreateProjectVersion asked for output, the fault message, the
+    # test entries it is evaluated on, and the F1 once computed
+    output_config: dict[str, Any] = field(default_factory=dict)
+    failure: str | None = None
+    test_set: dict[str, dict[str, Any]] = field(default_factory=dict)
+    f1: float | None = None
     tokens: float = 0.0
     tokens_at: float = 0.0
     counters: dict[str, int] = field(
@@ -83,7 +98,7 @@ class _Version:
         return self.trained.arn
 
 
-class CustomLabelsEmulator(EmulatedService):
+class CustomLabelsEmulator(TrainingMixin, EmulatedService):
     """Thread-safe: state changes happen under one lock; S3 reads, decoding and the per-call
     latency happen outside it, so concurrent DetectCustomLabels calls overlap as on AWS."""
 
@@ -95,6 +110,10 @@ class CustomLabelsEmulator(EmulatedService):
             "StartProjectVersion",
             "StopProjectVersion",
             "DetectCustomLabels",
+            "CreateDataset",
+            "DescribeDataset",
+            "UpdateDatasetEntries",
+            "CreateProjectVersion",
         }
     )
 
@@ -111,6 +130,7 @@ class CustomLabelsEmulator(EmulatedService):
         self._sleep = sleep
         self._lock = threading.RLock()
         self._models: dict[str, _Version] = {}
+        self._datasets: dict[str, Dataset] = {}
         self._projects: dict[str, tuple[str, datetime]] = {}  # name -> (arn, created)
         self._detect_index = 0
         self._storm_rng = random.Random(f"storm-{self.config.seed}")
@@ -131,27 +151,46 @@ class CustomLabelsEmulator(EmulatedService):
         if task_type not in ("detection", "classification"):
             raise ValueError(f"task_type must be detection or classification, not {task_type!r}")
         with self._lock:
-            if project_name not in self._projects:
-                # The project ARN's timestamp is the project's creation, unrelated to the version's:
-                # callers must look it up (DescribeProjects), never derive it from the version ARN.
-                created = datetime.now(UTC)
-                self._projects[project_name] = (
-                    f"arn:aws:rekognition:{self.config.region}:{ACCOUNT_ID}:project/{project_name}/"
-                    f"{self._unique_ms() - 86_400_000}",
-                    created,
-                )
-            project_arn, _ = self._projects[project_name]
-            arn = (
-                f"arn:aws:rekognition:{self.config.region}:{ACCOUNT_ID}:project/{project_name}/"
-                f"version/{version_name}/{self._unique_ms()}"
+            return self._add_version(project_name, version_name, task_type, 1.0, truth, status, labels)
+
+    def _add_version(
+        self,
+        project_name: str,
+        version_name: str,
+        task_type: TaskType,
+        noise_scale: float,
+        truth: dict[str, Truth] | None = None,
+        status: str = STOPPED,
+        labels: list[str] | None = None,
+    ) -> str:
+        """A version record (under the lock); truth and labels default to the project's last version's."""
+        if truth is None:  # a trained version: what its project's latest version knows
+            base = max(
+                (m for m in self._models.values() if m.project == project_name), key=lambda m: m.created
             )
-            if labels is None:
-                labels = sorted({label for t in truth.values() for label in t.labels})
-            trained = TrainedModel(arn, task_type, truth, list(labels))
-            record = _Version(project_name, version_name, project_arn, trained, datetime.now(UTC), status)
-            record.history.append((status, self._clock()))
-            self._models[arn] = record
-            return arn
+            truth = base.trained.truth
+            labels = list(base.trained.labels) if labels is None else labels
+        if project_name not in self._projects:
+            # The project ARN's timestamp is the project's creation, unrelated to the version's:
+            # callers must look it up (DescribeProjects), never derive it from the version ARN.
+            created = datetime.now(UTC)
+            self._projects[project_name] = (
+                f"arn:aws:rekognition:{self.config.region}:{ACCOUNT_ID}:project/{project_name}/"
+                f"{self._unique_ms() - 86_400_000}",
+                created,
+            )
+        project_arn, _ = self._projects[project_name]
+        arn = (
+            f"arn:aws:rekognition:{self.config.region}:{ACCOUNT_ID}:project/{project_name}/"
+            f"version/{version_name}/{self._unique_ms()}"
+        )
+        if labels is None:
+            labels = sorted({label for t in truth.values() for label in t.labels})
+        trained = TrainedModel(arn, task_type, truth, list(labels), noise_scale)
+        record = _Version(project_name, version_name, project_arn, trained, datetime.now(UTC), status)
+        record.history.append((status, self._clock()))
+        self._models[arn] = record
+        return arn
 
     def project_arn(self, project_name: str) -> str:
         with self._lock:
@@ -235,6 +274,8 @@ class CustomLabelsEmulator(EmulatedService):
                 model.tokens_at = at
         elif model.status == STOPPING:
             self._enter(model, STOPPED, at)
+        elif model.status == TRAINING:
+            self._enter(model, TRAINING_FAILED if model.failure else TRAINED, at)
 
     def _bucket_size(self, model: _Version) -> float:
         return max(1.0, self._rate(model) * self.config.burst_s)
@@ -254,7 +295,7 @@ class CustomLabelsEmulator(EmulatedService):
                     "ProjectArn": arn,
                     "CreationTimestamp": created,
                     "Status": "CREATED",
-                    "Datasets": [],
+                    "Datasets": self.project_datasets(name),
                     "Feature": "CUSTOM_LABELS",
                 }
                 for name, (arn, created) in sorted(self._projects.items())
@@ -284,18 +325,21 @@ class CustomLabelsEmulator(EmulatedService):
             "CreationTimestamp": model.created,
             "MinInferenceUnits": model.min_units,
             "Status": model.status,
-            "StatusMessage": _STATUS_MESSAGES.get(model.status, model.status),
-            "BillableTrainingTimeInSeconds": 3600,
-            "TrainingEndTimestamp": model.created,
-            "OutputConfig": {"S3Bucket": "custom-labels-output", "S3KeyPrefix": f"{model.project}/"},
-            "EvaluationResult": {
-                "F1Score": 0.8,
-                "Summary": {
-                    "S3Object": {"Bucket": "custom-labels-output", "Name": f"{model.project}/summary.json"}
-                },
-            },
+            "StatusMessage": model.failure
+            if model.status == TRAINING_FAILED and model.failure
+            else _STATUS_MESSAGES.get(model.status, model.status),
+            "OutputConfig": model.output_config
+            or {"S3Bucket": "custom-labels-output", "S3KeyPrefix": f"{model.project}/"},
             "Feature": "CUSTOM_LABELS",
         }
+        if model.status not in (TRAINING, TRAINING_FAILED):
+            # Only a trained version has an evaluation (docs/aws-facts.md §1.3); registered models
+            # without a test set keep the emulator's historical 0.8.
+            if model.f1 is None:
+                model.f1 = self.evaluate(model)
+            description["BillableTrainingTimeInSeconds"] = self.config.billable_training_seconds
+            description["TrainingEndTimestamp"] = model.created
+            description["EvaluationResult"] = {"F1Score": 0.8 if model.f1 is None else model.f1}
         if model.max_units is not None:
             description["MaxInferenceUnits"] = model.max_units
         return description
@@ -305,7 +349,7 @@ class CustomLabelsEmulator(EmulatedService):
             model = self._model(params["ProjectVersionArn"])
             self._advance(model)
             model.counters["start_calls"] += 1
-            if model.status in (STARTING, RUNNING, STOPPING):
+            if model.status in (STARTING, RUNNING, STOPPING, TRAINING):
                 raise ServiceError(
                     "ResourceInUseException",
                     f"The model version is {model.status} and cannot be started.",
