@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labeling_loop.jsonl import read_json, read_jsonl
+from labeling_loop.jsonl import list_keys, read_json, read_jsonl
 from labeling_loop.s3_uri import S3Uri
 
 from localcloud.data.truth import load_truth, manifest_lines
@@ -93,6 +93,16 @@ def _read_json(cloud: LocalCloud, uri: str) -> Any:
         return {}
 
 
+def _read_text(cloud: LocalCloud, uri: str) -> str:
+    location = S3Uri.parse(uri)
+    try:
+        return str(
+            cloud.s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read().decode("utf-8")
+        )
+    except cloud.s3.exceptions.NoSuchKey:
+        return ""
+
+
 def run_prefix_of(stack: Stack, run_id: str) -> str:
     return f"s3://{stack.output_bucket}/{stack.parameters['OutputPrefix']}/{run_id}/"
 
@@ -125,6 +135,16 @@ def collect(
         extra={
             "review_jobs": _read_json(cloud, prefix + "review/jobs.json") or [],
             "reviewed": _read_jsonl(cloud, prefix + "review/reviewed.jsonl"),
+            "auto_accepted": _read_jsonl(cloud, prefix + "review/auto_accepted.jsonl"),
+            "audit": _read_jsonl(cloud, prefix + "review/audit.jsonl"),
+            "predictions": [
+                record
+                for key in list_keys(cloud.s3, S3Uri.parse(prefix + "predictions/"))
+                for record in _read_jsonl(cloud, f"s3://{S3Uri.parse(prefix).bucket}/{key}")
+            ],
+            "report_html": _read_text(cloud, prefix + "report.html"),
+            "coco": _read_json(cloud, prefix + "coco.json") or None,
+            "training_state": _read_json(cloud, prefix + "training/state.json") or None,
         },
     )
     counts = result.report.get("counts", {})
@@ -152,6 +172,13 @@ def collect(
         "boxes_changed_by_people": counts.get("boxesAdjusted", 0)
         + counts.get("boxesAdded", 0)
         + counts.get("boxesRemoved", 0),
+        "whole_run_quality": ((result.report.get("quality") or {}).get("wholeRun") or {}).get("overall"),
+        "audit": result.report.get("audit"),
+        "thresholds": (result.report.get("thresholds") or {}).get("nextRunInput"),
+        "work": result.report.get("work"),
+        "cost_usd": (result.report.get("cost") or {}).get("totalUsd"),
+        "cost_per_labeled_image_usd": (result.report.get("cost") or {}).get("perLabeledImageUsd"),
+        "training": result.report.get("training"),
     }
     return result
 
@@ -266,5 +293,8 @@ def write_outputs(result: LocalRunResult, out_dir: Path) -> None:
     (out_dir / "output.manifest").write_text("".join(json.dumps(line) + "\n" for line in result.manifest))
     (out_dir / "skipped.jsonl").write_text("".join(json.dumps(line) + "\n" for line in result.skipped))
     (out_dir / "report.json").write_text(json.dumps(result.report, indent=2, default=str))
+    (out_dir / "report.html").write_text(str(result.extra.get("report_html") or ""))
+    if result.extra.get("coco"):
+        (out_dir / "coco.json").write_text(json.dumps(result.extra["coco"]))
     (out_dir / "history.json").write_text(json.dumps(result.history, indent=1, default=str))
     (out_dir / "run.json").write_text(json.dumps(result.summary, indent=2, default=str))

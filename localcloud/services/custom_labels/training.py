@@ -246,8 +246,13 @@ class TrainingMixin:
             return {"ProjectVersionArn": arn}
 
     def evaluate(self, version: Any) -> float | None:
-        """F1 of a version over its test set (IoU 0.5, the assumed threshold); None without one."""
-        test = load_truth(version.test_set.values(), "s3://unused/") if version.test_set else {}
+        """F1 of a version over its test set (IoU 0.5, the assumed threshold): the one it was trained
+        with, or for a registered version its project's TEST dataset; None without one."""
+        entries = version.test_set or next(
+            (d.entries for d in self._datasets.values() if d.project == version.project and d.kind == "TEST"),
+            {},
+        )
+        test = load_truth(entries.values(), "s3://unused/") if entries else {}
         tp = fp = fn = 0
         for ref, truth in test.items():
             if not truth.width or not truth.height:
