@@ -246,12 +246,14 @@ def run_local(
     labelstudio: Any = None,
     reviewer_accuracy: float = 0.97,
     unannotated_fraction: float = 0.0,
+    setup: Callable[[LocalCloud, Stack], None] | None = None,
 ) -> LocalRunResult:
     """Deploy, upload, run one execution to its end, and read everything back.
 
     With `reviewBackend: labelstudio` in the input, `labelstudio` is a running LabelStudioServer
     (see localcloud.services.labelstudio.backend.labelstudio_with_local_s3); emulated reviewers
-    answer the run's project while the execution polls it."""
+    answer the run's project while the execution polls it. `setup` runs after the stack is deployed
+    and the model registered (e.g. to give the project datasets)."""
     from localcloud.services.labelstudio.backend import EmulatedReviewers, deploy_parameters
 
     backend = (run_input or {}).get("reviewBackend", "groundtruth")
@@ -260,6 +262,8 @@ def run_local(
     with local_cloud(config, faults) as cloud:
         parameters = deploy_parameters(cloud, labelstudio) if backend == "labelstudio" else None
         stack, arn, refs = prepare(cloud, images_dir, truth, task_type=task_type, parameters=parameters)
+        if setup is not None:
+            setup(cloud, stack)
         if faults and faults.images.get("corrupt"):
             faults_module.corrupt_images(cloud, stack.images_bucket, refs, int(faults.images["corrupt"]))
         full_input = {
@@ -286,6 +290,22 @@ def run_local(
             if reviewers.error:
                 result.extra["reviewers_error"] = repr(reviewers.error)
         return result
+
+
+def held_out_datasets(
+    folder: Path, manifest: Path, prefix: str = "heldout/"
+) -> Callable[[LocalCloud, Stack], None]:
+    """A `setup` that gives the model's project what an earlier turn left: held-out images with
+    their truth as its TEST dataset (what both versions' F1 are measured on)."""
+
+    def setup(cloud: LocalCloud, stack: Stack) -> None:
+        cloud.upload_folder(folder, prefix)
+        base = f"s3://{stack.images_bucket}/{prefix}"
+        cloud.add_truth(load_truth(manifest_lines(manifest), base))
+        lines = [{**line, "source-ref": base + line["source-ref"]} for line in manifest_lines(manifest)]
+        cloud.rekognition.add_dataset("shapes", "TEST", lines)
+
+    return setup
 
 
 def write_outputs(result: LocalRunResult, out_dir: Path) -> None:

@@ -151,7 +151,10 @@ def recommendations(
         "floor": floor,
         "byLabel": by_label,
         "allLabels": pooled,
-        # What to paste into the next run's input: labels without a recommendation stay reviewed
-        # (the pooled threshold is not evidence for a label that did not reach the target alone).
-        "nextRunInput": {"autoAcceptConfidence": "off", "autoAcceptConfidenceByLabel": chosen},
+        # What to paste into the next run's input: the pooled threshold for every label (evidence for
+        # the run's mix of labels), a label's own where it has one; "off" when neither exists.
+        "nextRunInput": {
+            "autoAcceptConfidence": pooled["recommended"] if pooled["recommended"] is not None else "off",
+            "autoAcceptConfidenceByLabel": chosen,
+        },
     }

@@ -149,8 +149,14 @@ def _training(report: Mapping[str, Any]) -> str:
     training = report.get("training")
     if not training:
         return ""
-    rows = [[k, training.get(k)] for k in ("status", "previousF1", "newF1", "newProjectVersionArn", "decision",
-            "error", "trainingHours")]  # fmt: skip
+    decision = training.get("decision") or {}
+    rows = [
+        [k, training.get(k)]
+        for k in ("status", "previousF1", "newF1", "newProjectVersionArn", "error", "trainingHours")
+    ]
+    if decision:
+        rows += [["promote", decision.get("promote")], ["reason", decision.get("reason")],
+                 ["next run uses", decision.get("nextProjectVersionArn")]]  # fmt: skip
     return "<h2>Next model version</h2>" + _table(["", "value"], rows)
 
 
@@ -191,7 +197,7 @@ def render(report: Mapping[str, Any], thumbnails: Mapping[str, str | None]) -> s
         f"review: {escape(str(report.get('backend')))} &middot; manifest <code>{escape(str(report.get('manifest')))}</code></p>"
         + warnings
         + "<h2>Counts</h2>"
-        + _table(["", "images"], [[k, v] for k, v in counts.items()])
+        + _table(["", "count"], [[k, v] for k, v in counts.items()])
         + _quality(report)
         + _audit(report)
         + _thresholds(report)
