@@ -80,7 +80,7 @@ def _quality(report: Mapping[str, Any]) -> str:
 def _audit(report: Mapping[str, Any]) -> str:
     audit = report.get("audit")
     if not audit:
-        return "<h2>Auto-accept audit</h2><p>Auto-accept was off: every image was reviewed.</p>"
+        return "<h2>Auto-accept audit</h2><p>No image was auto-accepted (auto-accept off, or no image qualified): people reviewed every image.</p>"
     low, high = audit.get("interval95") or [None, None]
     verdict = (
         f'<span class="ok">upper bound {_fmt(high)} within the target {_fmt(audit.get("target"))}</span>'
