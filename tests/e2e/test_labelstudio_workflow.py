@@ -136,5 +136,6 @@ def test_labelstudio_problems_fail_the_run_before_the_model_starts(
         "Label Studio Review?",
         "Check Label Studio Access",
         "Clean Up After Failure",
+        "Notify Run Failed",  # no topic in this stack: nothing is sent
         "Run Failed",
     ]
