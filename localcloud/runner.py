@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labeling_loop.jsonl import read_json, read_jsonl
+from labeling_loop.jsonl import list_keys, read_json, read_jsonl
 from labeling_loop.s3_uri import S3Uri
 
 from localcloud.data.truth import load_truth, manifest_lines
@@ -93,6 +93,16 @@ def _read_json(cloud: LocalCloud, uri: str) -> Any:
         return {}
 
 
+def _read_text(cloud: LocalCloud, uri: str) -> str:
+    location = S3Uri.parse(uri)
+    try:
+        return str(
+            cloud.s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read().decode("utf-8")
+        )
+    except cloud.s3.exceptions.NoSuchKey:
+        return ""
+
+
 def run_prefix_of(stack: Stack, run_id: str) -> str:
     return f"s3://{stack.output_bucket}/{stack.parameters['OutputPrefix']}/{run_id}/"
 
@@ -127,6 +137,16 @@ def collect(
             "reviewed": _read_jsonl(cloud, prefix + "review/reviewed.jsonl"),
             "run_state": run_state_table(cloud, stack),
             "deliveries": [d for d in cloud.events.deliveries if _about(d.event, outcome.execution_arn)],
+            "auto_accepted": _read_jsonl(cloud, prefix + "review/auto_accepted.jsonl"),
+            "audit": _read_jsonl(cloud, prefix + "review/audit.jsonl"),
+            "predictions": [
+                record
+                for key in list_keys(cloud.s3, S3Uri.parse(prefix + "predictions/"))
+                for record in _read_jsonl(cloud, f"s3://{S3Uri.parse(prefix).bucket}/{key}")
+            ],
+            "report_html": _read_text(cloud, prefix + "report.html"),
+            "coco": _read_json(cloud, prefix + "coco.json") or None,
+            "training_state": _read_json(cloud, prefix + "training/state.json") or None,
         },
     )
     counts = result.report.get("counts", {})
@@ -154,6 +174,13 @@ def collect(
         "boxes_changed_by_people": counts.get("boxesAdjusted", 0)
         + counts.get("boxesAdded", 0)
         + counts.get("boxesRemoved", 0),
+        "whole_run_quality": ((result.report.get("quality") or {}).get("wholeRun") or {}).get("overall"),
+        "audit": result.report.get("audit"),
+        "thresholds": (result.report.get("thresholds") or {}).get("nextRunInput"),
+        "work": result.report.get("work"),
+        "cost_usd": (result.report.get("cost") or {}).get("totalUsd"),
+        "cost_per_labeled_image_usd": (result.report.get("cost") or {}).get("perLabeledImageUsd"),
+        "training": result.report.get("training"),
     }
     return result
 
@@ -259,12 +286,14 @@ def run_local(
     reviewer_accuracy: float = 0.97,
     unannotated_fraction: float = 0.0,
     skipped_fraction: float = 0.0,
+    setup: Callable[[LocalCloud, Stack], None] | None = None,
 ) -> LocalRunResult:
     """Deploy, upload, run one execution to its end, and read everything back.
 
     With `reviewBackend: labelstudio` in the input, `labelstudio` is a running LabelStudioServer
     (see localcloud.services.labelstudio.backend.labelstudio_with_local_s3); emulated reviewers
-    answer the run's project while the execution polls it."""
+    answer the run's project while the execution polls it. `setup` runs after the stack is deployed
+    and the model registered (e.g. to give the project datasets)."""
     from localcloud.services.labelstudio.backend import EmulatedReviewers, deploy_parameters
 
     backend = (run_input or {}).get("reviewBackend", "groundtruth")
@@ -273,6 +302,8 @@ def run_local(
     with local_cloud(config, faults) as cloud:
         parameters = deploy_parameters(cloud, labelstudio) if backend == "labelstudio" else None
         stack, arn, refs = prepare(cloud, images_dir, truth, task_type=task_type, parameters=parameters)
+        if setup is not None:
+            setup(cloud, stack)
         if faults and faults.images.get("corrupt"):
             faults_module.corrupt_images(cloud, stack.images_bucket, refs, int(faults.images["corrupt"]))
         huge_reads = None
@@ -310,10 +341,29 @@ def run_local(
         return result
 
 
+def held_out_datasets(
+    folder: Path, manifest: Path, prefix: str = "heldout/"
+) -> Callable[[LocalCloud, Stack], None]:
+    """A `setup` that gives the model's project what an earlier turn left: held-out images with
+    their truth as its TEST dataset (what both versions' F1 are measured on)."""
+
+    def setup(cloud: LocalCloud, stack: Stack) -> None:
+        cloud.upload_folder(folder, prefix)
+        base = f"s3://{stack.images_bucket}/{prefix}"
+        cloud.add_truth(load_truth(manifest_lines(manifest), base))
+        lines = [{**line, "source-ref": base + line["source-ref"]} for line in manifest_lines(manifest)]
+        cloud.rekognition.add_dataset("shapes", "TEST", lines)
+
+    return setup
+
+
 def write_outputs(result: LocalRunResult, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "output.manifest").write_text("".join(json.dumps(line) + "\n" for line in result.manifest))
     (out_dir / "skipped.jsonl").write_text("".join(json.dumps(line) + "\n" for line in result.skipped))
     (out_dir / "report.json").write_text(json.dumps(result.report, indent=2, default=str))
+    (out_dir / "report.html").write_text(str(result.extra.get("report_html") or ""))
+    if result.extra.get("coco"):
+        (out_dir / "coco.json").write_text(json.dumps(result.extra["coco"]))
     (out_dir / "history.json").write_text(json.dumps(result.history, indent=1, default=str))
     (out_dir / "run.json").write_text(json.dumps(result.summary, indent=2, default=str))

@@ -10,7 +10,8 @@ from botocore.exceptions import ClientError
 from labeling_loop import run_records
 from labeling_loop.aws_clients import client, retryable_transient_errors
 from labeling_loop.inference import claims
-from labeling_loop.manifest.build import build_run_manifest, run_result
+from labeling_loop.manifest.build import build_run_manifest
+from labeling_loop.report.publish import run_result
 from labeling_loop.review.plan import PlanSummary
 from labeling_loop.run_config import from_state
 from labeling_loop.settings import RunStateSettings, load
@@ -31,7 +32,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     config = from_state(event["config"])
     plan = PlanSummary.from_state(event["plan"])
     images_listed = int(event["listing"]["imagesListed"])
-    report = build_run_manifest(s3, config, plan, images_listed=images_listed, now=datetime.now(UTC))
+    report = build_run_manifest(
+        s3,
+        config,
+        plan,
+        images_listed=images_listed,
+        now=datetime.now(UTC),
+        batches=int(event["listing"].get("batches") or 0),
+        model_usage=event.get("modelUsage"),
+    )
     if config.incremental:
         claims.settle(dynamodb, SETTINGS.run_state_table, s3, config.layout(), config.runId)
     run_records.finish(dynamodb, SETTINGS.run_state_table, config.executionArn, run_records.SUCCEEDED)

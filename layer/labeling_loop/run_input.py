@@ -19,8 +19,11 @@ from labeling_loop import run_records
 from labeling_loop.errors import InvalidInput
 from labeling_loop.jsonl import read_json, write_json
 from labeling_loop.run_config import (
+    AuditMinImages,
     BatchesPerInferenceUnit,
     Confidence,
+    ConfidenceByLabel,
+    Fraction,
     ImagesPerBatch,
     ImagesPerJob,
     InferenceUnits,
@@ -30,6 +33,7 @@ from labeling_loop.run_config import (
     LabelStudioUrl,
     ModelPollSeconds,
     ModelStartTimeoutMinutes,
+    PrecisionTarget,
     ProjectVersionArn,
     RequestedTaskType,
     ReviewBackend,
@@ -39,6 +43,8 @@ from labeling_loop.run_config import (
     S3Prefix,
     SecretArn,
     TaskTimeLimitSeconds,
+    TrainingPollSeconds,
+    TrainingTimeoutHours,
     WorkersPerObject,
     WorkteamArn,
     state_payload,
@@ -57,7 +63,7 @@ _NULLABLE = frozenset(
 
 class RunInput(BaseModel):
     """The execution input as a person, a schedule or a script writes it: every field optional.
-    A field left out (or null) takes the stack's default; the last four have no stack parameter
+    A field left out (or null) takes the stack's default; the last five have no stack parameter
     and default here. Field types and bounds are RunConfig's. Who the run is (its execution and run
     id) is not an input: it comes from the execution."""
 
@@ -83,11 +89,20 @@ class RunInput(BaseModel):
     modelPollSeconds: ModelPollSeconds | None = None
     reviewPollSeconds: ReviewPollSeconds | None = None
     modelStartTimeoutMinutes: ModelStartTimeoutMinutes | None = None
+    auditFraction: Fraction | None = None
+    auditMinImages: AuditMinImages | None = None
+    auditErrorTarget: Fraction | None = None
+    autoAcceptPrecision: PrecisionTarget | None = None
+    train: bool | None = None
+    promoteIfBetter: bool | None = None
+    trainingPollSeconds: TrainingPollSeconds | None = None
+    trainingTimeoutHours: TrainingTimeoutHours | None = None
     # No stack parameter for these:
     taskType: RequestedTaskType = "auto"
     incremental: bool = False
     jobNamePrefix: JobNamePrefix = "lab"
     labels: Labels = Field(default_factory=list)
+    autoAcceptConfidenceByLabel: ConfidenceByLabel = Field(default_factory=dict)
 
     @field_validator("workteamArn", "labelStudioUrl", "labelStudioTokenSecretArn", mode="before")
     @classmethod

@@ -186,6 +186,17 @@ class LocalCloud:
             raise RuntimeError(f"Lambda {arn} failed: {result}")
         return result
 
+    def client(self, service: str) -> Any:
+        """A boto3 client of this cloud's region (moto or an emulator answers it)."""
+        return boto3.client(service, region_name=self.config.region)
+
+    def sns_messages(self, topic_arn: str) -> list[dict[str, Any]]:
+        """What was published to a topic: [{"subject", "message"}], oldest first."""
+        from moto.sns.models import sns_backends
+
+        topic = sns_backends[deployment.ACCOUNT][self.config.region].topics[topic_arn]
+        return [{"subject": sent[2], "message": sent[1]} for sent in topic.sent_notifications]
+
     # Deployment ---------------------------------------------------------------------------------
 
     def deploy(self, parameters: dict[str, str] | None = None) -> Stack:

@@ -103,6 +103,8 @@ def deploy(cloud: LocalCloud, parameters: dict[str, str] | None = None) -> Deplo
             _create_bucket(cloud.s3, physical_id, template.resolve(props))
         elif kind == "AWS::DynamoDB::Table":
             _create_table(cloud.dynamodb, physical_id, template.resolve(props))
+        elif kind == "AWS::SNS::Topic":
+            _create_topic(cloud, physical_id, template.resolve(props))
         elif kind == "AWS::IAM::Role":
             trust = template.resolve(props)["AssumeRolePolicyDocument"]
             cloud.iam.create_role(RoleName=physical_id, AssumeRolePolicyDocument=json.dumps(trust))
@@ -158,6 +160,9 @@ def _name_resources(
             arns[logical_id] = f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{ids[logical_id]}:*"
         elif kind == "AWS::Serverless::LayerVersion":
             ids[logical_id] = f"arn:aws:lambda:{region}:{ACCOUNT}:layer:{logical_id}:1"
+        elif kind == "AWS::SNS::Topic":
+            ids[logical_id] = f"arn:aws:sns:{region}:{ACCOUNT}:{stack_name}-{logical_id}-{_suffix()}"
+            arns[logical_id] = ids[logical_id]
         elif kind == "AWS::Serverless::StateMachine":
             name = template.resolve(props["Name"]) if "Name" in props else f"{logical_id}-{_suffix()}"
             arns[logical_id] = f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:{name}"
@@ -238,6 +243,14 @@ def _create_bucket(s3: Any, name: str, props: dict[str, Any]) -> None:
         s3.put_public_access_block(
             Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
         )
+
+
+def _create_topic(cloud: LocalCloud, arn: str, props: dict[str, Any]) -> None:
+    sns = cloud.client("sns")
+    created = sns.create_topic(Name=arn.rsplit(":", 1)[1])["TopicArn"]
+    assert created == arn, (created, arn)
+    for subscription in props.get("Subscription", []):
+        sns.subscribe(TopicArn=arn, Protocol=subscription["Protocol"], Endpoint=subscription["Endpoint"])
 
 
 def _create_table(dynamodb: Any, name: str, props: dict[str, Any]) -> None:

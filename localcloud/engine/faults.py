@@ -4,7 +4,9 @@
       "model": {
         "failStart": false,              # the model goes STARTING -> FAILED
         "throttlingStorm": [0, 40],      # DetectCustomLabels calls 0..39 answer ThrottlingException
-        "stopAfterDetectCalls": null     # the model is stopped under inference after N calls
+        "stopAfterDetectCalls": null,    # the model is stopped under inference after N calls
+        "failTraining": null             # "message" (or true): CreateProjectVersion's training ends
+                                         # TRAINING_FAILED with that StatusMessage
       },
       "groundTruth": {
         "failJob": false,                # true, or a regex of job names: the job ends Failed
@@ -62,7 +64,7 @@ UNREADABLE_MESSAGE = (
 )
 
 KNOWN = {
-    "model": {"failStart", "throttlingStorm", "stopAfterDetectCalls"},
+    "model": {"failStart", "throttlingStorm", "stopAfterDetectCalls", "failTraining"},
     "groundTruth": {"failJob", "stopAfterFraction", "unlabeledFraction"},
     "lambda": {"crashOnFirstCall", "throttleFirstCalls"},
     "s3": {"transientErrors"},
@@ -131,6 +133,13 @@ def apply(cloud: Any, faults: Faults) -> None:
     if model.get("throttlingStorm") is not None:
         storm = model["throttlingStorm"]
         cloud.rekognition.config.throttling_storm = tuple(storm) if isinstance(storm, list) else float(storm)
+    if model.get("failTraining"):
+        message = model["failTraining"]
+        cloud.rekognition.config.fail_training = (
+            message
+            if isinstance(message, str)
+            else "The manifest file contains too many invalid data objects."
+        )
     if model.get("stopAfterDetectCalls") is not None:
         _stop_model_after(cloud, int(model["stopAfterDetectCalls"]))
     gt = faults.groundTruth

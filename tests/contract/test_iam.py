@@ -94,6 +94,15 @@ EXPECTED_REKOGNITION = {
         "rekognition:StopProjectVersion",  # model_control.release
     },
     "DetectLabelsFunction": {"rekognition:DetectCustomLabels"},  # inference.run_batch
+    # training.next_version (train: true)
+    "TrainModelFunction": {
+        "rekognition:DescribeProjects",  # find_project_arn, the project's datasets
+        "rekognition:DescribeProjectVersions",  # current F1, the new version's status
+        "rekognition:CreateDataset",  # a project without a training dataset
+        "rekognition:DescribeDataset",  # wait for the dataset between chunks
+        "rekognition:UpdateDatasetEntries",  # the manifest, in chunks
+        "rekognition:CreateProjectVersion",  # the training itself
+    },
     # cleanup.clean_up / clean_up_ended_execution / sweep -> model_control.stop_if_unused
     **{
         owner: {
