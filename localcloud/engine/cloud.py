@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +256,9 @@ class LocalCloud:
                         ],
                         "Value": float(in_service),
                         "Unit": "Count",
+                        # The model has been up a while: its last datapoint is a minute old (a
+                        # datapoint of this very second may fall outside a query ending now).
+                        "Timestamp": datetime.now(UTC) - timedelta(minutes=1),
                     }
                 ],
             )
