@@ -8,14 +8,14 @@ BACKEND ?= groundtruth
 COUNT ?= 200
 REGION := us-east-1
 
-.PHONY: venv sam test unit contract e2e lint validate build demo bench clean
+.PHONY: venv sam test unit contract e2e lint validate build demo tour diagram bench clean
 
 $(VENV)/.installed: requirements-dev.txt layer/requirements.txt pyproject.toml
 	@test -n "$(PYTHON)" || (echo "Python 3.13 not found: install it (pyenv install 3.13.0) or pass PYTHON=..." && exit 1)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
-	# The project itself, editable: labeling_loop (layer/), localcloud, ops and bench import by name.
+	# The project itself, editable: labeling_loop (layer/), localcloud, labeling_ops and bench import by name.
 	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
@@ -41,8 +41,8 @@ build: sam  ## sam build, offline (python3.13 on PATH, no container)
 	PATH="$(PYTHON_BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build
 
 lint: venv  ## ruff (lint and format check) and mypy
-	$(VENV)/bin/ruff check layer functions localcloud ops tests bench
-	$(VENV)/bin/ruff format --check layer functions localcloud ops tests bench
+	$(VENV)/bin/ruff check layer functions localcloud labeling_ops tests bench
+	$(VENV)/bin/ruff format --check layer functions localcloud labeling_ops tests bench
 	$(VENV)/bin/mypy
 
 test: venv labelstudio-venv chromium lint validate build checkov  ## everything CI runs
@@ -61,8 +61,14 @@ demo: venv  ## one whole turn of the loop in the local cloud over $(COUNT) synth
 	$(if $(filter labelstudio,$(BACKEND)),$(MAKE) labelstudio-venv,)
 	$(PY) -m localcloud demo --count $(COUNT) --backend $(BACKEND) --out demo-out
 
+tour: venv  ## every labeling-loop verb once, against the local cloud (no AWS)
+	$(VENV)/bin/labeling-loop local
+
+diagram: venv  ## regenerate docs/workflow.md from the state machine definition
+	$(PY) -m labeling_ops.diagram
+
 bench: venv  ## benchmarks (not tests); results land in bench/results/
 	$(PY) -m bench
 
 clean:
-	rm -rf .aws-sam demo-data demo-out .localcloud
+	rm -rf .aws-sam demo-data demo-out .localcloud local-report

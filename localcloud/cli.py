@@ -14,7 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from localcloud.engine import faults as faults_module
-from localcloud.runner import default_config, run_local, write_outputs
+from localcloud.runner import default_config, held_out_datasets, run_local, write_outputs
+
+# What `demo` runs when no input is given: auto-accept with its audit, and the next version trained.
+DEMO_INPUT: dict[str, Any] = {
+    "autoAcceptConfidence": 90,
+    "auditFraction": 0.1,
+    "auditMinImages": 20,
+    "train": True,
+    "promoteIfBetter": True,
+    "trainingPollSeconds": 60,
+}
 
 
 def _progress(stop: threading.Event, started: float) -> None:
@@ -29,8 +39,10 @@ def _progress(stop: threading.Event, started: float) -> None:
         )
 
 
-def _run(args: argparse.Namespace, images: Path, truth: Path | None) -> int:
+def _run(args: argparse.Namespace, images: Path, truth: Path | None, setup: Any = None) -> int:
     run_input: dict[str, Any] = json.loads(args.input) if args.input else {}
+    if args.command == "demo" and not args.input and not args.input_file:
+        run_input = dict(DEMO_INPUT)
     if args.input_file:
         run_input = {**json.loads(Path(args.input_file).read_text()), **run_input}
     if args.backend:
@@ -69,6 +81,7 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None) -> int:
                 name=args.name,
                 timeout=args.timeout,
                 labelstudio=server,
+                setup=setup,
             )
     finally:
         stop.set()
@@ -89,7 +102,48 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None) -> int:
             f"  model F1 against the reviewed labels: {quality.get('f1', 0):.3f} "
             f"(precision {quality.get('precision', 0):.3f}, recall {quality.get('recall', 0):.3f})"
         )
+    whole = summary.get("whole_run_quality") or {}
+    if whole:
+        print(
+            "  model F1 on the whole run (reviewed + audited auto-accepted, weighted): "
+            f"{whole.get('f1', 0):.3f} "
+            f"(precision {whole.get('precision', 0):.3f}, recall {whole.get('recall', 0):.3f})"
+        )
+    audit = summary.get("audit") or {}
+    if audit:
+        low, high = audit["interval95"]
+        print(
+            f"  auto-accept audit: {audit['errors']} of {audit['reviewed']} audited images "
+            "changed by people, "
+            f"error rate 95 % interval {low:.3f}-{high:.3f} (target {audit['target']:g}); "
+            f"{audit['autoAcceptedImages']} images auto-accepted"
+        )
+    thresholds = summary.get("thresholds") or {}
+    if thresholds:
+        print(f"  recommended for the next run: {json.dumps(thresholds)}")
     print(f"  boxes people changed (adjusted + added + removed): {summary['boxes_changed_by_people']}")
+    work = summary.get("work") or {}
+    if work:
+        share = work.get("shareNeedingNoChange")
+        print(
+            f"  objects needing no change: {share if share is None else f'{share:.1%}'}; "
+            "reviewer seconds per image: "
+            f"{work.get('reviewerSecondsPerImage') or 'not reported by the backend'}"
+        )
+    if summary.get("cost_usd") is not None:
+        print(
+            f"  estimated cost: ${summary['cost_usd']:.2f}, "
+            f"${summary.get('cost_per_labeled_image_usd') or 0:.4f} per labeled image "
+            "(list prices, some unconfirmed)"
+        )
+    training = summary.get("training") or {}
+    if training:
+        print(
+            f"  next version: {training.get('status')}, "
+            f"F1 {training.get('previousF1')} -> {training.get('newF1')}"
+            + (f"; {training['decision']['reason']}" if training.get("decision") else "")
+            + (f" ({training['error']})" if training.get("error") else "")
+        )
     print(
         f"  model started by this run: {summary['model_started_by_run']}, "
         f"status at end: {summary['model_status_at_end']}, "
@@ -99,7 +153,8 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None) -> int:
     if result.extra.get("reviewers_error"):
         print(f"  emulated Label Studio reviewers failed: {result.extra['reviewers_error']}")
     print(
-        f"\nManifest: {out / 'output.manifest'}\nReport:   {out / 'report.json'}"
+        f"\nManifest: {out / 'output.manifest'} (COCO: {out / 'coco.json'})"
+        f"\nReport:   {out / 'report.html'} (and {out / 'report.json'})"
         f"\nSkipped:  {out / 'skipped.jsonl'}"
         f"\nRun:      {out / 'run.json'} (and history.json)"
     )
@@ -166,7 +221,11 @@ def main(argv: list[str] | None = None) -> int:
             if data.exists():
                 shutil.rmtree(data)  # a smaller dataset must not inherit the files of a bigger one
             manifest = generate(data, args.count, task=args.task, exif_fraction=0.05)
-        return _run(args, data, manifest)
+        held_out = Path(args.data) / f"{args.task}-heldout"
+        held_manifest = held_out / "truth.manifest"
+        if not held_manifest.exists():
+            held_manifest = generate(held_out, 40, task=args.task, seed=1234)
+        return _run(args, data, manifest, held_out_datasets(held_out, held_manifest))
     return _run(args, Path(args.images), Path(args.truth) if args.truth else None)
 
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labeling_loop.jsonl import read_json, read_jsonl
+from labeling_loop.jsonl import list_keys, read_json, read_jsonl
 from labeling_loop.s3_uri import S3Uri
 
 from localcloud.data.truth import load_truth, manifest_lines
+from localcloud.engine import executions, interpreter
 from localcloud.engine import faults as faults_module
-from localcloud.engine import interpreter
 from localcloud.engine.cloud import LocalCloud, LocalCloudConfig, RunOutcome
 from localcloud.engine.deployment import Stack
 from localcloud.services.custom_labels import CustomLabelsConfig, TaskType
@@ -93,6 +93,16 @@ def _read_json(cloud: LocalCloud, uri: str) -> Any:
         return {}
 
 
+def _read_text(cloud: LocalCloud, uri: str) -> str:
+    location = S3Uri.parse(uri)
+    try:
+        return str(
+            cloud.s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read().decode("utf-8")
+        )
+    except cloud.s3.exceptions.NoSuchKey:
+        return ""
+
+
 def run_prefix_of(stack: Stack, run_id: str) -> str:
     return f"s3://{stack.output_bucket}/{stack.parameters['OutputPrefix']}/{run_id}/"
 
@@ -125,6 +135,18 @@ def collect(
         extra={
             "review_jobs": _read_json(cloud, prefix + "review/jobs.json") or [],
             "reviewed": _read_jsonl(cloud, prefix + "review/reviewed.jsonl"),
+            "run_state": run_state_table(cloud, stack),
+            "deliveries": [d for d in cloud.events.deliveries if _about(d.event, outcome.execution_arn)],
+            "auto_accepted": _read_jsonl(cloud, prefix + "review/auto_accepted.jsonl"),
+            "audit": _read_jsonl(cloud, prefix + "review/audit.jsonl"),
+            "predictions": [
+                record
+                for key in list_keys(cloud.s3, S3Uri.parse(prefix + "predictions/"))
+                for record in _read_jsonl(cloud, f"s3://{S3Uri.parse(prefix).bucket}/{key}")
+            ],
+            "report_html": _read_text(cloud, prefix + "report.html"),
+            "coco": _read_json(cloud, prefix + "coco.json") or None,
+            "training_state": _read_json(cloud, prefix + "training/state.json") or None,
         },
     )
     counts = result.report.get("counts", {})
@@ -152,8 +174,47 @@ def collect(
         "boxes_changed_by_people": counts.get("boxesAdjusted", 0)
         + counts.get("boxesAdded", 0)
         + counts.get("boxesRemoved", 0),
+        "whole_run_quality": ((result.report.get("quality") or {}).get("wholeRun") or {}).get("overall"),
+        "audit": result.report.get("audit"),
+        "thresholds": (result.report.get("thresholds") or {}).get("nextRunInput"),
+        "work": result.report.get("work"),
+        "cost_usd": (result.report.get("cost") or {}).get("totalUsd"),
+        "cost_per_labeled_image_usd": (result.report.get("cost") or {}).get("perLabeledImageUsd"),
+        "training": result.report.get("training"),
     }
     return result
+
+
+def settle(cloud: LocalCloud, timeout: float = 120.0) -> None:
+    """Let what an ended execution set off finish: Tasks still in flight after a stop, and the event
+    rules' deliveries (the cleanup of a run that ended outside its Catch)."""
+    if not executions.ends.wait_until_none_running(timeout):
+        raise TimeoutError(f"executions still running after {timeout} s: {sorted(executions.ends.running)}")
+    cloud.events.wait_idle(timeout)
+
+
+def run_state_table(cloud: LocalCloud, stack: Stack) -> dict[str, Any]:
+    """What the run-state table holds about models and runs: `leases` (model ARN -> the executions
+    holding it, whether the workflow started it, a stop in flight) and `activeRuns` (executions
+    registered and not cleaned up or finished)."""
+    leases: dict[str, dict[str, Any]] = {}
+    active: list[str] = []
+    for page in cloud.dynamodb.get_paginator("scan").paginate(TableName=stack.table):
+        for item in page["Items"]:
+            key = item["pk"]["S"]
+            if key.startswith("model#"):
+                leases[key.removeprefix("model#")] = {
+                    "users": sorted(item.get("users", {}).get("SS", [])),
+                    "startedByWorkflow": item.get("startedByWorkflow", {}).get("BOOL", False),
+                    "stopping": item.get("stopping", {}).get("S"),
+                }
+            elif key.startswith("run#") and item.get("status", {}).get("S") == "active":
+                active.append(key.removeprefix("run#"))
+    return {"leases": leases, "activeRuns": sorted(active)}
+
+
+def _about(event: dict[str, Any], execution_arn: str) -> bool:
+    return bool(event.get("detail", {}).get("executionArn") == execution_arn)
 
 
 def wait_for_model_stopped(cloud: LocalCloud, arn: str, timeout: float = 30.0) -> str:
@@ -192,10 +253,15 @@ def execute(
         before_wait(run_prefix_of(stack, run_id))
     outcome = cloud.wait(execution_arn, timeout)
     wall = time.monotonic() - started
+    settle(cloud)
     result = collect(cloud, outcome, stack, model_arn, run_id, transitions_before, wall)
-    result.summary["lambda_invocations"] = sum(cloud.runtime.invocations.values()) - sum(
-        invocations_before.values()
-    )
+    # This execution's invocations (and those it set off, such as the ended-event cleanup).
+    result.lambda_invocations = {
+        name: count - invocations_before.get(name, 0)
+        for name, count in cloud.runtime.invocations.items()
+        if count > invocations_before.get(name, 0)
+    }
+    result.summary["lambda_invocations"] = sum(result.lambda_invocations.values())
     return result
 
 
@@ -219,12 +285,15 @@ def run_local(
     labelstudio: Any = None,
     reviewer_accuracy: float = 0.97,
     unannotated_fraction: float = 0.0,
+    skipped_fraction: float = 0.0,
+    setup: Callable[[LocalCloud, Stack], None] | None = None,
 ) -> LocalRunResult:
     """Deploy, upload, run one execution to its end, and read everything back.
 
     With `reviewBackend: labelstudio` in the input, `labelstudio` is a running LabelStudioServer
     (see localcloud.services.labelstudio.backend.labelstudio_with_local_s3); emulated reviewers
-    answer the run's project while the execution polls it."""
+    answer the run's project while the execution polls it. `setup` runs after the stack is deployed
+    and the model registered (e.g. to give the project datasets)."""
     from localcloud.services.labelstudio.backend import EmulatedReviewers, deploy_parameters
 
     backend = (run_input or {}).get("reviewBackend", "groundtruth")
@@ -233,8 +302,15 @@ def run_local(
     with local_cloud(config, faults) as cloud:
         parameters = deploy_parameters(cloud, labelstudio) if backend == "labelstudio" else None
         stack, arn, refs = prepare(cloud, images_dir, truth, task_type=task_type, parameters=parameters)
+        if setup is not None:
+            setup(cloud, stack)
         if faults and faults.images.get("corrupt"):
             faults_module.corrupt_images(cloud, stack.images_bucket, refs, int(faults.images["corrupt"]))
+        huge_reads = None
+        if faults and faults.images.get("huge"):
+            huge, huge_reads = faults_module.add_huge_objects(
+                cloud, stack.images_bucket, IMAGES_PREFIX, int(faults.images["huge"])
+            )
         full_input = {
             "projectVersionArn": arn,
             "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}",
@@ -247,12 +323,16 @@ def run_local(
                 labelstudio,
                 accuracy=reviewer_accuracy,
                 unannotated_fraction=unannotated_fraction,
+                skipped_fraction=skipped_fraction,
                 timeout=timeout,
             )
         result = execute(
             cloud, stack, arn, full_input, name, timeout, before_wait=reviewers.start if reviewers else None
         )
         result.summary["model_status_at_end"] = wait_for_model_stopped(cloud, arn)
+        if huge_reads is not None:
+            reads = huge_reads.reads
+            result.extra["huge_objects"] = {ref: reads.get(S3Uri.parse(ref).key, 0) for ref in huge}
         if reviewers:
             reviewers.join(5)
             result.extra["reviewers"] = reviewers.stats
@@ -261,10 +341,29 @@ def run_local(
         return result
 
 
+def held_out_datasets(
+    folder: Path, manifest: Path, prefix: str = "heldout/"
+) -> Callable[[LocalCloud, Stack], None]:
+    """A `setup` that gives the model's project what an earlier turn left: held-out images with
+    their truth as its TEST dataset (what both versions' F1 are measured on)."""
+
+    def setup(cloud: LocalCloud, stack: Stack) -> None:
+        cloud.upload_folder(folder, prefix)
+        base = f"s3://{stack.images_bucket}/{prefix}"
+        cloud.add_truth(load_truth(manifest_lines(manifest), base))
+        lines = [{**line, "source-ref": base + line["source-ref"]} for line in manifest_lines(manifest)]
+        cloud.rekognition.add_dataset("shapes", "TEST", lines)
+
+    return setup
+
+
 def write_outputs(result: LocalRunResult, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "output.manifest").write_text("".join(json.dumps(line) + "\n" for line in result.manifest))
     (out_dir / "skipped.jsonl").write_text("".join(json.dumps(line) + "\n" for line in result.skipped))
     (out_dir / "report.json").write_text(json.dumps(result.report, indent=2, default=str))
+    (out_dir / "report.html").write_text(str(result.extra.get("report_html") or ""))
+    if result.extra.get("coco"):
+        (out_dir / "coco.json").write_text(json.dumps(result.extra["coco"]))
     (out_dir / "history.json").write_text(json.dumps(result.history, indent=1, default=str))
     (out_dir / "run.json").write_text(json.dumps(result.summary, indent=2, default=str))

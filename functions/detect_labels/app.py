@@ -30,7 +30,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         batch_id=int(batch["batchId"]),
         images=list(batch["images"]),
         model_arn=config.projectVersionArn,
-        min_confidence=config.minConfidence,
+        min_confidence=config.inference_min_confidence,
     )
     metrics.add_metric(name="ImagesInferred", unit=MetricUnit.Count, value=result.inferred)
     metrics.add_metric(name="ImagesSkipped", unit=MetricUnit.Count, value=result.skipped)

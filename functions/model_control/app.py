@@ -29,6 +29,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return model_control.check(services, config, event["model"], model_control.now()).to_dict()
     if action == "release":
         result = model_control.release(services, config)
+        result.update(model_control.usage(event.get("model"), model_control.now()))
         logger.info("model released", extra=result)
         return result
     raise ValueError(f"unknown action {action!r}")

@@ -55,6 +55,10 @@ class RunLayout:
         return self._at("review/auto_accepted.jsonl")
 
     @property
+    def audit(self) -> S3Uri:
+        return self._at("review/audit.jsonl")
+
+    @property
     def review_jobs(self) -> S3Uri:
         return self._at("review/jobs.json")
 
@@ -92,3 +96,19 @@ class RunLayout:
     @property
     def report(self) -> S3Uri:
         return self._at("report.json")
+
+    @property
+    def report_html(self) -> S3Uri:
+        return self._at("report.html")
+
+    @property
+    def coco(self) -> S3Uri:
+        return self._at("coco.json")
+
+    @property
+    def training_state(self) -> S3Uri:
+        return self._at("training/state.json")
+
+    @property
+    def training_output(self) -> S3Uri:
+        return self._at("training/output/")

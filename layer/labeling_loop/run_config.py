@@ -52,10 +52,15 @@ HISTORY_LIMIT = 25_000
 EVENTS_PER_MODEL_POLL = 9  # Model Running? -> Wait For Model -> Check Model
 EVENTS_PER_REVIEW_POLL = 9  # Wait For Label Studio Reviewers -> Check Label Studio Review -> Done?
 EVENTS_PER_JOB_POLL = 11  # a labeling job's child execution: Wait -> Describe -> Ended? -> Deadline?
+EVENTS_PER_TRAINING_POLL = 9  # Wait For Training -> Advance Training -> Training Done?
 # Everything else one execution records, retries included (the straight path is ~110 events).
 OTHER_EVENTS = 1_000
 # A labeling job past the review deadline is stopped; give it this long to end (Stopping -> Stopped).
 JOB_STOP_GRACE_HOURS = 2
+# DetectCustomLabels is called with this MinConfidence (or minConfidence when lower), so that
+# predictions people never see are kept too: minConfidence and autoAcceptConfidence are applied
+# when the review is planned, and the report can choose thresholds from what people decided.
+PREDICTION_FLOOR = 10.0
 MAX_LABEL_CHARS = 256  # label names: 1-256 characters (docs/aws-facts.md §2.3)
 MAX_LABELS_PER_JOB = 50  # the most labels a review offers (LabelsPerJob below, docs/aws-facts.md §3.1)
 
@@ -142,6 +147,16 @@ JobNamePrefix = Annotated[
 Labels = Annotated[list[str], Field(max_length=MAX_LABELS_PER_JOB), AfterValidator(_labels)]
 RunId = Annotated[str, _pattern(RUN_ID, "must be 1-40 lower-case letters, digits and single hyphens")]
 ExecutionArn = Annotated[str, _pattern(EXECUTION_ARN, "must be a Step Functions execution ARN")]
+Fraction = Annotated[float, _NUMBER, Field(ge=0, le=1)]
+AuditMinImages = Annotated[int, _NUMBER, Field(ge=0, le=10_000)]
+# A precision target below 0.5 would auto-accept labels that are wrong more often than right.
+PrecisionTarget = Annotated[float, _NUMBER, Field(ge=0.5, le=0.999)]
+# At most one threshold per label a review may offer.
+ConfidenceByLabel = Annotated[dict[str, Confidence], Field(max_length=MAX_LABELS_PER_JOB)]
+TrainingPollSeconds = Annotated[int, _NUMBER, Field(ge=60, le=86_400)]
+# Training takes 30 minutes to 24 hours (docs/aws-facts.md §1.6); the run waits at most this long
+# and reports the new version still training after it.
+TrainingTimeoutHours = Annotated[float, _NUMBER, Field(ge=0.001, le=72)]
 
 
 # The resolved configuration --------------------------------------------------------------------
@@ -161,6 +176,18 @@ class RunConfig(BaseModel):
     minInferenceUnits: InferenceUnits
     minConfidence: Confidence
     autoAcceptConfidence: Confidence | None  # None: every image is reviewed
+    # Per-label thresholds (what report.json recommends); a label not named uses autoAcceptConfidence.
+    autoAcceptConfidenceByLabel: ConfidenceByLabel
+    # Of the images that would be auto-accepted, this fraction (at least auditMinImages) is reviewed
+    # anyway, chosen by a hash of the image: the report's auto-accept error rate comes from them.
+    auditFraction: Fraction
+    auditMinImages: AuditMinImages
+    auditErrorTarget: Fraction  # warn when the error rate's 95 % upper bound is above it
+    autoAcceptPrecision: PrecisionTarget  # the precision lower bound a recommended threshold meets
+    train: bool  # add the manifest to the training dataset and train the next version
+    promoteIfBetter: bool  # record whether the new version should replace the current one
+    trainingPollSeconds: TrainingPollSeconds
+    trainingTimeoutHours: TrainingTimeoutHours
     maxImagesPerJob: ImagesPerJob
     maxLabelsPerJob: LabelsPerJob
     taskTimeLimitSeconds: TaskTimeLimitSeconds
@@ -187,6 +214,9 @@ class RunConfig(BaseModel):
             raise ValueError("workteamArn is required when reviewBackend is groundtruth")
         if self.autoAcceptConfidence is not None and self.autoAcceptConfidence < self.minConfidence:
             raise ValueError("autoAcceptConfidence must be at least minConfidence")
+        for label, threshold in self.autoAcceptConfidenceByLabel.items():
+            if threshold < self.minConfidence:
+                raise ValueError(f"autoAcceptConfidenceByLabel: {label!r} is below minConfidence")
         problem = self.history_problem()
         if problem:
             raise ValueError(problem)
@@ -200,6 +230,8 @@ class RunConfig(BaseModel):
         run = OTHER_EVENTS + model_polls * EVENTS_PER_MODEL_POLL
         if self.reviewBackend == "labelstudio":
             run += (math.ceil(review_seconds / self.reviewPollSeconds) + 1) * EVENTS_PER_REVIEW_POLL
+        if self.train:
+            run += self.training_polls() * EVENTS_PER_TRAINING_POLL
         job_seconds = review_seconds + JOB_STOP_GRACE_HOURS * 3600
         job = OTHER_EVENTS + (math.ceil(job_seconds / self.reviewPollSeconds) + 1) * EVENTS_PER_JOB_POLL
         return {"run": run, "labelingJob": job}
@@ -211,6 +243,14 @@ class RunConfig(BaseModel):
         deadline = f"reviewDeadlineHours {self.reviewDeadlineHours:g}"
         fastest = f"poll at least every {self.fastest_review_poll()} s or shorten the deadline"
         if events["run"] > HISTORY_LIMIT:
+            training = self.training_polls() * EVENTS_PER_TRAINING_POLL if self.train else 0
+            if training > HISTORY_LIMIT // 4:
+                return (
+                    f"trainingPollSeconds: polling every {self.trainingPollSeconds} s for "
+                    f"trainingTimeoutHours {self.trainingTimeoutHours:g} would add about {training:,} "
+                    f"history events, and the run about {events['run']:,}, {over}; "
+                    "poll less often or shorten the timeout"
+                )
             if self.reviewBackend == "labelstudio" and self.reviewPollSeconds < self.fastest_review_poll():
                 return (
                     f"reviewPollSeconds: polling every {self.reviewPollSeconds} s for {deadline} would "
@@ -233,6 +273,8 @@ class RunConfig(BaseModel):
         model_polls = math.ceil(self.modelStartTimeoutMinutes * 60 / self.modelPollSeconds) + 1
         if self.reviewBackend == "labelstudio":
             room = HISTORY_LIMIT - OTHER_EVENTS - model_polls * EVENTS_PER_MODEL_POLL
+            if self.train:
+                room -= self.training_polls() * EVENTS_PER_TRAINING_POLL
             polls, seconds = room // EVENTS_PER_REVIEW_POLL - 1, self.reviewDeadlineHours * 3600
         else:
             room = HISTORY_LIMIT - OTHER_EVENTS
@@ -240,7 +282,23 @@ class RunConfig(BaseModel):
             seconds = (self.reviewDeadlineHours + JOB_STOP_GRACE_HOURS) * 3600
         return math.ceil(seconds / max(polls, 1))
 
+    def training_polls(self) -> int:
+        return math.ceil(self.trainingTimeoutHours * 3600 / self.trainingPollSeconds) + 1
+
     # Derived values -------------------------------------------------------------------------------
+
+    @property
+    def inference_min_confidence(self) -> float:
+        """MinConfidence for DetectCustomLabels: the floor, or minConfidence when it is lower."""
+        return min(PREDICTION_FLOOR, self.minConfidence)
+
+    def auto_accept_threshold(self, label: str) -> float | None:
+        """The confidence at or above which a prediction of `label` needs no review (None: never)."""
+        return self.autoAcceptConfidenceByLabel.get(label, self.autoAcceptConfidence)
+
+    @property
+    def auto_accept_on(self) -> bool:
+        return self.autoAcceptConfidence is not None or bool(self.autoAcceptConfidenceByLabel)
 
     def _arn_part(self, name: str) -> str:
         match = PROJECT_VERSION_ARN.fullmatch(self.projectVersionArn)
@@ -286,6 +344,8 @@ def numeric_bounds() -> dict[str, tuple[float, float, bool]]:
     bounds: dict[str, tuple[float, float, bool]] = {}
     for name, field in RunConfig.model_fields.items():
         kind, metadata = field.annotation, list(field.metadata)
+        if get_origin(kind) in (dict, list):  # a map or list of numbers is not a number
+            continue
         for arg in get_args(kind):  # `Confidence | None`: the bounds sit inside the Annotated
             if get_origin(arg) is Annotated:
                 kind, *extra = get_args(arg)

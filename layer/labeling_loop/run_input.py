@@ -21,8 +21,11 @@ from labeling_loop import run_records
 from labeling_loop.errors import InvalidInput
 from labeling_loop.jsonl import read_json, write_json
 from labeling_loop.run_config import (
+    AuditMinImages,
     BatchesPerInferenceUnit,
     Confidence,
+    ConfidenceByLabel,
+    Fraction,
     ImagesPerBatch,
     ImagesPerJob,
     InferenceUnits,
@@ -31,6 +34,7 @@ from labeling_loop.run_config import (
     LabelsPerJob,
     ModelPollSeconds,
     ModelStartTimeoutMinutes,
+    PrecisionTarget,
     ProjectVersionArn,
     RequestedTaskType,
     ReviewBackend,
@@ -39,6 +43,8 @@ from labeling_loop.run_config import (
     RunConfig,
     S3Prefix,
     TaskTimeLimitSeconds,
+    TrainingPollSeconds,
+    TrainingTimeoutHours,
     WorkersPerObject,
     WorkteamArn,
     state_payload,
@@ -69,7 +75,7 @@ _NULLABLE = frozenset(
 
 class RunInput(BaseModel):
     """The execution input as a person, a schedule or a script writes it: every field optional.
-    A field left out (or null) takes the stack's default; the last four have no stack parameter
+    A field left out (or null) takes the stack's default; the last five have no stack parameter
     and default here. Field types and bounds are RunConfig's. Who the run is (its execution and run
     id) is not an input: it comes from the execution."""
 
@@ -96,11 +102,20 @@ class RunInput(BaseModel):
     modelPollSeconds: ModelPollSeconds | None = None
     reviewPollSeconds: ReviewPollSeconds | None = None
     modelStartTimeoutMinutes: ModelStartTimeoutMinutes | None = None
+    auditFraction: Fraction | None = None
+    auditMinImages: AuditMinImages | None = None
+    auditErrorTarget: Fraction | None = None
+    autoAcceptPrecision: PrecisionTarget | None = None
+    train: bool | None = None
+    promoteIfBetter: bool | None = None
+    trainingPollSeconds: TrainingPollSeconds | None = None
+    trainingTimeoutHours: TrainingTimeoutHours | None = None
     # No stack parameter for these:
     taskType: RequestedTaskType = "auto"
     incremental: bool = False
     jobNamePrefix: JobNamePrefix = "lab"
     labels: Labels = Field(default_factory=list)
+    autoAcceptConfidenceByLabel: ConfidenceByLabel = Field(default_factory=dict)
 
     @field_validator("workteamArn", "labelStudioUrl", "labelStudioTokenSecretArn", mode="before")
     @classmethod
@@ -135,7 +150,9 @@ def _describe_errors(error: ValidationError) -> str:
             message = "is not a known input field"
         elif item["type"] == "missing":
             message = "is required (no default is configured in the stack)"
-        parts.setdefault(field, f"{field}: {message}")
+        # A rule across fields (model-level, no location) names the field it is about first.
+        named = not loc and re.match(r"[a-z][A-Za-z]*:", message)
+        parts.setdefault(field if loc else message, message if named else f"{field}: {message}")
     return "; ".join(parts.values())
 
 

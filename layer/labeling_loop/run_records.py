@@ -25,6 +25,7 @@ class RunRecord:
     run_id: str
     config_uri: str  # s3://.../<runId>/config.json: the state payload the first state wrote
     status: str
+    started_at: int = 0  # epoch seconds the run registered (0: not recorded)
 
 
 def register(
@@ -53,7 +54,8 @@ def get(dynamodb: Any, table: str, execution_arn: str) -> RunRecord | None:
     item = dynamodb.get_item(TableName=table, Key=_key(execution_arn), ConsistentRead=True).get("Item")
     if not item:
         return None
-    return RunRecord(execution_arn, item["runId"]["S"], item["config"]["S"], item["status"]["S"])
+    started_at = int(item.get("startedAt", {}).get("N", "0"))
+    return RunRecord(execution_arn, item["runId"]["S"], item["config"]["S"], item["status"]["S"], started_at)
 
 
 def finish(dynamodb: Any, table: str, execution_arn: str, status: str) -> None:

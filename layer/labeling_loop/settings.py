@@ -130,6 +130,12 @@ class PlanReviewSettings(RegionSettings):
     verification_consolidation_arn: str = Field(alias="VERIFICATION_CONSOLIDATION_FUNCTION_ARN", min_length=1)
 
 
+class NotifySettings(RegionSettings):
+    """The stack's SNS topic; empty when the stack was deployed without NotificationEmail."""
+
+    topic_arn: str = Field(alias="NOTIFICATION_TOPIC_ARN")
+
+
 S = TypeVar("S", bound=FunctionSettings)
 
 

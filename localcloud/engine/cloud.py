@@ -16,7 +16,9 @@ import logging
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,10 @@ import boto3
 from moto import mock_aws
 
 from localcloud.data.truth import Truth
-from localcloud.engine import deployment, hooks, interpreter
-from localcloud.engine.deployment import Stack
+from localcloud.engine import deployment, executions, hooks, interpreter
+from localcloud.engine.deployment import ACCOUNT, Stack
+from localcloud.engine.events import EventBus
+from localcloud.engine.faults import CallFaults
 from localcloud.engine.lambda_runtime import LambdaRuntime
 from localcloud.paths import REPO_ROOT
 from localcloud.services.base import EmulatedService, ServiceError
@@ -46,6 +50,8 @@ class LocalCloudConfig:
     groundtruth: GroundTruthConfig = field(default_factory=GroundTruthConfig)
     parameters: dict[str, str] = field(default_factory=dict)
     template: Path = REPO_ROOT / "template.yaml"
+    # Events per execution history before it fails, as on AWS; a test may lower it.
+    history_limit: int = executions.AWS_HISTORY_LIMIT
 
 
 _dynamodb_write_lock = threading.RLock()
@@ -85,6 +91,7 @@ class LocalCloud:
         self.stack: Stack | None = None
         self.rekognition: CustomLabelsEmulator
         self.groundtruth: GroundTruthEmulator
+        self.call_faults: list[CallFaults] = []  # faults on emulated calls (engine/faults.py)
 
     # Lifecycle ----------------------------------------------------------------------------------
 
@@ -112,6 +119,7 @@ class LocalCloud:
         )
         os.environ.pop("AWS_PROFILE", None)
         interpreter.apply_all(self.config.time_scale)
+        executions.apply_all(self.config.history_limit)
         _atomic_dynamodb_writes()
         hooks.install()
         self._mock.start()
@@ -123,15 +131,18 @@ class LocalCloud:
         self.groundtruth = GroundTruthEmulator(
             self.s3, self._invoke_for_groundtruth, self.truth, region, self.config.groundtruth
         )
+        self.events = EventBus(self.runtime, self._start_execution, region, ACCOUNT)
+        executions.ends.listeners.append(self.events.execution_status_changed)
         hooks.serve("lambda", self.runtime.responder)
-        hooks.serve("rekognition", self._emulated(self.rekognition))
-        hooks.serve("sagemaker", self._emulated(self.groundtruth))
+        hooks.serve("rekognition", self._emulated("rekognition", self.rekognition))
+        hooks.serve("sagemaker", self._emulated("sagemaker", self.groundtruth))
         return self
 
     def __exit__(self, *_: object) -> None:
         try:
             self._wait_for_running_executions()
         finally:
+            executions.ends.listeners.remove(self.events.execution_status_changed)
             for service in ("lambda", "rekognition", "sagemaker", "s3"):
                 hooks.stop_serving(service)
             self._mock.stop()
@@ -143,7 +154,7 @@ class LocalCloud:
             LocalCloud._active_lock.release()
 
     def _wait_for_running_executions(self) -> None:
-        """Stop what is still running, so no interpreter thread outlives the mock."""
+        """Stop what is still running, so no interpreter thread or event delivery outlives the mock."""
         if not self.stack:
             return
         for page in self.sfn.get_paginator("list_executions").paginate(
@@ -151,12 +162,20 @@ class LocalCloud:
         ):
             for execution in page["executions"]:
                 self.sfn.stop_execution(executionArn=execution["executionArn"], error="LocalCloudShutdown")
+        # A stopped execution's Task in flight still runs to its end (as on AWS).
+        if not executions.ends.wait_until_none_running(timeout=120):
+            LOG.warning("executions still running at shutdown: %s", sorted(executions.ends.running))
+        self.events.wait_idle(timeout=120)
 
-    @staticmethod
-    def _emulated(emulator: EmulatedService) -> hooks.Responder:
+    def _emulated(self, service: str, emulator: EmulatedService) -> hooks.Responder:
         def respond(operation: str, params: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
             try:
-                return 200, {}, hooks.json_body(emulator.handle(operation, params))
+                for fault in self.call_faults:
+                    fault.before(service, operation, params)
+                answer = emulator.handle(operation, params)
+                for fault in self.call_faults:
+                    fault.after(service, operation, params)
+                return 200, {}, hooks.json_body(answer)
             except ServiceError as error:
                 return hooks.json_error(error.code, error.message, error.http_status)
 
@@ -167,6 +186,17 @@ class LocalCloud:
         if function_error:
             raise RuntimeError(f"Lambda {arn} failed: {result}")
         return result
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of this cloud's region (moto or an emulator answers it)."""
+        return boto3.client(service, region_name=self.config.region)
+
+    def sns_messages(self, topic_arn: str) -> list[dict[str, Any]]:
+        """What was published to a topic: [{"subject", "message"}], oldest first."""
+        from moto.sns.models import sns_backends
+
+        topic = sns_backends[deployment.ACCOUNT][self.config.region].topics[topic_arn]
+        return [{"subject": sent[2], "message": sent[1]} for sent in topic.sent_notifications]
 
     # Deployment ---------------------------------------------------------------------------------
 
@@ -182,6 +212,8 @@ class LocalCloud:
         workteam = deployed.stack.workteam_arn
         self.groundtruth.config.known_workteams = (workteam,) if workteam else None
         self.stack = deployed.stack
+        self.events.rules = list(deployed.rules)
+        self.events.schedules = list(deployed.schedules)
         return self.stack
 
     # Data and models ----------------------------------------------------------------------------
@@ -206,8 +238,31 @@ class LocalCloud:
         status: str = "STOPPED",
         project: str = "shapes",
         version: str = "v1",
+        units: tuple[int, int | None, int | None] = (1, None, None),
     ) -> str:
-        return self.rekognition.add_model(project, version, task_type, self.truth, status=status)
+        """A trained model version. `units` (Min, Max, in service) of a model someone else started:
+        what is in service goes to CloudWatch as AWS reports it (docs/aws-facts.md §5.4)."""
+        arn = self.rekognition.add_model(project, version, task_type, self.truth, status=status, units=units)
+        in_service = units[2]
+        if status == "RUNNING" and in_service:
+            boto3.client("cloudwatch", region_name=self.config.region).put_metric_data(
+                Namespace="AWS/Rekognition",
+                MetricData=[
+                    {
+                        "MetricName": "InServiceInferenceUnits",
+                        "Dimensions": [
+                            {"Name": "ProjectName", "Value": project},
+                            {"Name": "VersionName", "Value": version},
+                        ],
+                        "Value": float(in_service),
+                        "Unit": "Count",
+                        # The model has been up a while: its last datapoint is a minute old (a
+                        # datapoint of this very second may fall outside a query ending now).
+                        "Timestamp": datetime.now(UTC) - timedelta(minutes=1),
+                    }
+                ],
+            )
+        return arn
 
     # Runs ---------------------------------------------------------------------------------------
 
@@ -229,6 +284,17 @@ class LocalCloud:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"execution {execution_arn} still RUNNING after {timeout} s")
             time.sleep(0.1)
+
+    def _start_execution(self, state_machine_arn: str, run_input: dict[str, Any]) -> str:
+        """What EventBridge Scheduler does for a schedule whose target is the state machine."""
+        response = self.sfn.start_execution(
+            stateMachineArn=state_machine_arn, name=f"scheduled-{uuid.uuid4()}", input=json.dumps(run_input)
+        )
+        return str(response["executionArn"])
+
+    def stop(self, execution_arn: str, **error_and_cause: str) -> None:
+        """What a person pressing "Stop execution" does (optionally with `error=`, `cause=`)."""
+        self.sfn.stop_execution(executionArn=execution_arn, **error_and_cause)
 
     def run(self, run_input: dict[str, Any], name: str, timeout: float = 300) -> RunOutcome:
         return self.wait(self.start(run_input, name), timeout)

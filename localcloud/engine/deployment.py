@@ -13,6 +13,7 @@ import string
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from localcloud.engine.events import Rule, Schedule
 from localcloud.engine.lambda_runtime import FunctionSpec
 from localcloud.engine.template import Template
 from localcloud.paths import REPO_ROOT
@@ -50,6 +51,8 @@ class Deployment:
     # The union of the functions' environments: they share one process, hence one os.environ.
     environment: dict[str, str]
     roles: tuple[str, ...]  # ARNs of the IAM roles the template creates
+    rules: list[Rule]  # EventBridge rules whose target is one of the functions
+    schedules: list[Schedule]  # EventBridge Scheduler schedules (functions and the state machine)
 
 
 def _suffix(n: int = 12) -> str:
@@ -93,6 +96,8 @@ def deploy(cloud: LocalCloud, parameters: dict[str, str] | None = None) -> Deplo
     shared_env: dict[str, str] = {}
     functions: dict[str, FunctionSpec] = {}
     state_machine_arn = ""
+    rules: list[Rule] = []
+    schedules: list[Schedule] = []
     for logical_id, resource in resources.items():
         kind = resource["Type"]
         props = resource.get("Properties", {})
@@ -101,6 +106,8 @@ def deploy(cloud: LocalCloud, parameters: dict[str, str] | None = None) -> Deplo
             _create_bucket(cloud.s3, physical_id, template.resolve(props))
         elif kind == "AWS::DynamoDB::Table":
             _create_table(cloud.dynamodb, physical_id, template.resolve(props))
+        elif kind == "AWS::SNS::Topic":
+            _create_topic(cloud, physical_id, template.resolve(props))
         elif kind == "AWS::IAM::Role":
             trust = template.resolve(props)["AssumeRolePolicyDocument"]
             cloud.iam.create_role(RoleName=physical_id, AssumeRolePolicyDocument=json.dumps(trust))
@@ -108,8 +115,10 @@ def deploy(cloud: LocalCloud, parameters: dict[str, str] | None = None) -> Deplo
             functions[logical_id] = _function(template, logical_id, props, arns[logical_id])
             _share_environment(shared_env, functions[logical_id].environment)
             cloud.runtime.register(functions[logical_id])
+            _events(template, logical_id, props, rules, schedules, function=functions[logical_id])
         elif kind == "AWS::Serverless::StateMachine":
             state_machine_arn = _create_state_machine(cloud, template, logical_id, props)
+            _events(template, logical_id, props, rules, schedules, state_machine_arn=state_machine_arn)
     workteam = template.parameters["WorkteamArn"]
     stack = Stack(
         state_machine_arn=state_machine_arn,
@@ -122,7 +131,7 @@ def deploy(cloud: LocalCloud, parameters: dict[str, str] | None = None) -> Deplo
         workteam_arn=workteam,
     )
     roles = tuple(arns[lid] for lid, r in resources.items() if r["Type"] == "AWS::IAM::Role")
-    return Deployment(stack, shared_env, roles)
+    return Deployment(stack, shared_env, roles, rules, schedules)
 
 
 def _name_resources(
@@ -154,6 +163,9 @@ def _name_resources(
             arns[logical_id] = f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{ids[logical_id]}:*"
         elif kind == "AWS::Serverless::LayerVersion":
             ids[logical_id] = f"arn:aws:lambda:{region}:{ACCOUNT}:layer:{logical_id}:1"
+        elif kind == "AWS::SNS::Topic":
+            ids[logical_id] = f"arn:aws:sns:{region}:{ACCOUNT}:{stack_name}-{logical_id}-{_suffix()}"
+            arns[logical_id] = ids[logical_id]
         elif kind == "AWS::Serverless::StateMachine":
             name = template.resolve(props["Name"]) if "Name" in props else f"{logical_id}-{_suffix()}"
             arns[logical_id] = f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:{name}"
@@ -179,6 +191,39 @@ def _function(template: Template, logical_id: str, props: dict[str, Any], arn: s
     )
 
 
+def _events(
+    template: Template,
+    logical_id: str,
+    props: dict[str, Any],
+    rules: list[Rule],
+    schedules: list[Schedule],
+    function: FunctionSpec | None = None,
+    state_machine_arn: str | None = None,
+) -> None:
+    """The resource's SAM `Events`: EventBridge rules (functions only here) and ScheduleV2 schedules."""
+    for event_name, event in props.get("Events", {}).items():
+        event_props = template.resolve(event.get("Properties", {}))
+        name = f"{logical_id}.{event_name}"
+        if event["Type"] == "EventBridgeRule":
+            if function is None:
+                raise RuntimeError(f"{name}: EventBridge rules to a state machine are not emulated")
+            rules.append(Rule(name, function, event_props["Pattern"]))
+        elif event["Type"] == "ScheduleV2":
+            raw_input = event_props.get("Input")
+            schedules.append(
+                Schedule(
+                    name=name,
+                    expression=str(event_props["ScheduleExpression"]),
+                    enabled=event_props.get("State", "ENABLED") == "ENABLED",
+                    input=json.loads(raw_input) if raw_input else {},
+                    function=function,
+                    state_machine_arn=state_machine_arn,
+                )
+            )
+        else:
+            raise RuntimeError(f"{name}: event type {event['Type']} is not emulated")
+
+
 def _share_environment(shared: dict[str, str], environment: dict[str, str]) -> None:
     for key, value in environment.items():
         if shared.get(key, value) != value:
@@ -201,6 +246,14 @@ def _create_bucket(s3: Any, name: str, props: dict[str, Any]) -> None:
         s3.put_public_access_block(
             Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
         )
+
+
+def _create_topic(cloud: LocalCloud, arn: str, props: dict[str, Any]) -> None:
+    sns = cloud.client("sns")
+    created = sns.create_topic(Name=arn.rsplit(":", 1)[1])["TopicArn"]
+    assert created == arn, (created, arn)
+    for subscription in props.get("Subscription", []):
+        sns.subscribe(TopicArn=arn, Protocol=subscription["Protocol"], Endpoint=subscription["Endpoint"])
 
 
 def _create_table(dynamodb: Any, name: str, props: dict[str, Any]) -> None:

@@ -33,9 +33,11 @@ from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 Responder = Callable[[str, dict[str, Any]], tuple[int, dict[str, str], bytes]]
 
 _responders: dict[str, Responder] = {}
-# Interceptors may answer some calls of a service moto serves (fault injection); None lets moto answer.
+# Interceptors may answer some calls of a service moto serves (fault injection) or only watch them;
+# None lets the next interceptor, then moto, answer. They see the operation and the request's
+# `url`, `method` and `headers` (a moto-served request is not parsed here).
 Interceptor = Callable[[str, dict[str, Any]], tuple[int, dict[str, str], bytes] | None]
-_interceptors: dict[str, Interceptor] = {}
+_interceptors: dict[str, list[Interceptor]] = {}
 _answered = threading.local()
 _lock = threading.Lock()
 _installed = False
@@ -69,7 +71,7 @@ def _params(service: str, operation: str, request: Any) -> dict[str, Any]:
         match = _INVOKE_PATH.search(request.url)
         return {"FunctionName": unquote(match.group(1)) if match else "", "Payload": body}
     if service not in _responders:
-        return {}  # an interceptor of a moto-served service sees the operation only
+        return {"url": request.url, "method": request.method, "headers": dict(request.headers)}
     return json.loads(body) if body else {}
 
 
@@ -77,11 +79,15 @@ def _answer(request: Any, event_name: str, **_kwargs: Any) -> AWSResponse | None
     _, service, operation = event_name.split(".", 2)
     _answered.request = None
     responder = _responders.get(service)
-    interceptor = _interceptors.get(service)
-    if responder is None and interceptor is None:
+    interceptors = _interceptors.get(service, [])
+    if responder is None and not interceptors:
         return None
     params = _params(service, operation, request)
-    answer = interceptor(operation, params) if interceptor else None
+    answer = None
+    for interceptor in interceptors:
+        answer = interceptor(operation, params)
+        if answer is not None:
+            break
     if answer is None:
         if responder is None:
             return None
@@ -131,4 +137,4 @@ def stop_serving(service: str) -> None:
 
 
 def intercept(service: str, interceptor: Interceptor) -> None:
-    _interceptors[service] = interceptor
+    _interceptors.setdefault(service, []).append(interceptor)

@@ -19,10 +19,17 @@ test_interpreter_item_reader.py that fails without it.
 6. Item reader errors: an S3 error reading a Distributed Map's item list escapes moto as
    `States.Runtime`, which no Retry matches; on AWS the Map fails with the retryable
    `States.ItemReaderFailed` (docs/aws-facts.md §4.3).
+7. A failing Map Run stops its running children: once more items failed than tolerated, AWS fails
+   the Map Run, starts no further child and aborts the running ones (docs/aws-facts.md §4.3); moto
+   runs every item to its end and only then looks at the count (compensation 5).
+
+How executions end (status events, StopExecution, TimeoutSeconds, the history limit) is adapted in
+`executions`.
 """
 
 from __future__ import annotations
 
+import datetime
 import sys
 import threading
 import time
@@ -49,6 +56,9 @@ from moto.stepfunctions.parser.asl.component.state import state as state_module
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader import item_reader_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
     distributed_iteration_component,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
+    distributed_item_processor_worker,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk,
@@ -146,29 +156,90 @@ def _failure(
 
 
 _original_map_run = distributed_iteration_component.DistributedIterationComponent._map_run
+_original_eval_job = distributed_item_processor_worker.DistributedItemProcessorWorker._eval_job
+
+
+@dataclass
+class _MapRun:
+    """What a running Map Run's workers share: its tolerance and the children still running."""
+
+    tolerated_count: int
+    tolerated_percentage: float
+    env: Any
+    items: int  # in the whole Map Run, started or not
+    running: set[Any] = field(default_factory=set)
+    failed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_map_runs: dict[int, _MapRun] = {}  # id(MapRunRecord) -> its run
+
+
+def _tolerance_exceeded(record: Any, run: _MapRun) -> FailureEventException | None:
+    items = record.item_counter
+    failed = items.failed.get() + items.timed_out.get()
+    total = run.items
+    over_count = failed > run.tolerated_count
+    over_percentage = failed * 100.0 > run.tolerated_percentage * max(total, 1)
+    if not (failed and over_count and over_percentage):
+        return None
+    name = StatesErrorNameType.StatesExceedToleratedFailureThreshold
+    cause = (
+        f"The specified tolerated failure threshold was exceeded: {failed} of {total} items failed "
+        f"(local cloud: ToleratedFailureCount {run.tolerated_count}, "
+        f"ToleratedFailurePercentage {run.tolerated_percentage})"
+    )
+    return _failure(
+        run.env,
+        name,
+        HistoryEventType.ExecutionFailed,
+        executionFailedEventDetails=ExecutionFailedEventDetails(error=name.to_name(), cause=cause),
+    )
 
 
 def _map_run_with_tolerance(self: Any, env: Any, eval_input: Any) -> None:
-    _original_map_run(self, env, eval_input)
-    items = eval_input.map_run_record.item_counter
-    failed = items.failed.get() + items.timed_out.get()
-    total = items.total.get()
-    over_count = failed > eval_input.tolerated_failure_count
-    over_percentage = failed * 100.0 > eval_input.tolerated_failure_percentage * max(total, 1)
-    if failed and over_count and over_percentage:
+    record = eval_input.map_run_record
+    items = len(env.stack[-1])  # what moto's _map_run pops: the Map Run's item list
+    run = _MapRun(eval_input.tolerated_failure_count, eval_input.tolerated_failure_percentage, env, items)
+    _map_runs[id(record)] = run
+    try:
+        _original_map_run(self, env, eval_input)
+    finally:
+        _map_runs.pop(id(record), None)
+    failure = _tolerance_exceeded(record, run) if env.is_running() else None
+    if failure is not None:  # e.g. children that timed out at the very end
         env.stack.pop()  # the children's outputs: the state fails instead
-        name = StatesErrorNameType.StatesExceedToleratedFailureThreshold
-        cause = (
-            f"The specified tolerated failure threshold was exceeded: {failed} of {total} items failed "
-            f"(local cloud: ToleratedFailureCount {eval_input.tolerated_failure_count}, "
-            f"ToleratedFailurePercentage {eval_input.tolerated_failure_percentage})"
-        )
-        raise _failure(
-            env,
-            name,
-            HistoryEventType.ExecutionFailed,
-            executionFailedEventDetails=ExecutionFailedEventDetails(error=name.to_name(), cause=cause),
-        )
+        raise failure
+
+
+def _eval_job_failing_the_map_run(self: Any, env: Any, job: Any) -> None:
+    """Run one child; when it tips the Map Run over its tolerance, fail the Map Run now: no new
+    child starts (the pool's exception ends `next_job`) and the running ones are stopped."""
+    run = _map_runs.get(id(self._map_run_record))
+    if run is None:
+        _original_eval_job(self, env, job)
+        return
+    with run.lock:
+        run.running.add(env)
+    try:
+        _original_eval_job(self, env, job)
+    finally:
+        with run.lock:
+            run.running.discard(env)
+    # A child that failed because its execution was stopped does not fail the Map Run: the stop wins.
+    failure = _tolerance_exceeded(self._map_run_record, run) if run.env.is_running() else None
+    with run.lock:
+        if failure is None or run.failed:
+            return
+        run.failed = True
+        siblings = list(run.running)
+    pool = self._job_pool
+    with pool._mutex:
+        pool._worker_exception = failure
+        pool._termination_event.set()
+    now = datetime.datetime.now(tz=datetime.UTC)
+    for sibling in siblings:
+        sibling.set_stop(stop_date=now, cause="the Map Run failed", error=None)
 
 
 _original_item_reader_eval = item_reader_decl.ItemReader._eval_body
@@ -215,6 +286,7 @@ def _apply_item_reader_errors() -> None:
 
 def _apply_tolerated_failures() -> None:
     distributed_iteration_component.DistributedIterationComponent._map_run = _map_run_with_tolerance  # type: ignore[method-assign]
+    distributed_item_processor_worker.DistributedItemProcessorWorker._eval_job = _eval_job_failing_the_map_run  # type: ignore[method-assign]
 
 
 # In the order they are applied; each once per process.

@@ -63,6 +63,26 @@ class LambdaContext:
 # A fault hook may raise (the function crashes) or return a response to send instead of running it.
 FaultHook = Callable[[FunctionSpec, dict[str, Any], int], dict[str, Any] | None]
 
+# What the Lambda service reports when the function's process dies mid-invocation (killed, out of
+# memory): the same payload for every cause.
+PROCESS_DIED = {
+    "errorType": "Runtime.ExitError",
+    "errorMessage": "RequestId: emulated Error: Runtime exited with error: signal: killed",
+}
+
+
+class ProcessKilled(BaseException):
+    """Raised inside a running handler to emulate its process dying at that instant. A BaseException
+    so that no `except Exception` in the product can swallow it, as nothing survives a SIGKILL."""
+
+
+_current = threading.local()
+
+
+def current_function() -> FunctionSpec | None:
+    """The function whose handler the calling thread is running, None outside any handler."""
+    return getattr(_current, "spec", None)
+
 
 class LambdaRuntime:
     def __init__(self) -> None:
@@ -114,8 +134,12 @@ class LambdaRuntime:
         module = self._module(spec)
         _, function = spec.handler.rsplit(".", 1)
         context = LambdaContext(spec.name, spec.arn, spec.memory, spec.timeout * 1000)
+        caller, _current.spec = current_function(), spec
         try:
             result = getattr(module, function)(payload, context)
+        except ProcessKilled:
+            LOG.info("function %s: process killed (emulated fault)", spec.logical_id)
+            return dict(PROCESS_DIED), "Unhandled"
         except Exception as error:  # the Lambda runtime reports every exception the same way
             LOG.info("function %s raised %s: %s", spec.logical_id, type(error).__name__, error)
             return {
@@ -123,6 +147,8 @@ class LambdaRuntime:
                 "errorMessage": str(error),
                 "stackTrace": traceback.format_tb(error.__traceback__)[-5:],
             }, "Unhandled"
+        finally:
+            _current.spec = caller
         # The real service serialises the result as JSON; do the same so nothing unserialisable slips by.
         return json.loads(json.dumps(result)), None
 

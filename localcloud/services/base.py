@@ -1,6 +1,8 @@
 """What every emulated service shares: the error type, request validation against botocore's model,
 and the dispatch from an operation name to its handler.
 
+Also the pagination the emulators answer with (`page`: MaxResults and an opaque NextToken).
+
 botocore's own `ParamValidator` checks required/unknown members, types and minimum lengths (that is
 all the SDK checks client-side). The service also enforces maximum lengths/values, patterns and
 enums, answering `ValidationException` with messages such as
@@ -12,6 +14,7 @@ so an emulated call fails where the real one would.
 
 from __future__ import annotations
 
+import base64
 import functools
 import re
 import threading
@@ -160,3 +163,20 @@ def _check_range(value: float, meta: dict[str, Any], path: str, what: str, probl
         problems.append(
             f"Value at '{path}' failed to satisfy constraint: {what} less than or equal to {high}"
         )
+
+
+def page(rows: list[dict[str, Any]], params: dict[str, Any], key: str) -> dict[str, Any]:
+    """A paginated answer: one page of `rows` under `key`, with a NextToken while more remain
+    (MaxResults, default 100)."""
+    token = params.get("NextToken")
+    start = 0
+    if token:
+        try:
+            start = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("offset:"))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ServiceError("InvalidPaginationTokenException", "Invalid pagination token") from error
+    end = start + params.get("MaxResults", 100)
+    response: dict[str, Any] = {key: rows[start:end]}
+    if end < len(rows):
+        response["NextToken"] = base64.urlsafe_b64encode(f"offset:{end}".encode()).decode()
+    return response

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from botocore.model import ListShape, Shape, StructureShape
 from labeling_loop import errors
 from moto import mock_aws
+from sam_translate import ROOT
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -185,6 +186,29 @@ def test_lambda_tasks_retry_lambda_service_errors(definition: dict[str, Any]) ->
         if not LAMBDA_SERVICE_ERRORS <= retried:
             missing[name] = sorted(LAMBDA_SERVICE_ERRORS - retried)
     assert not missing, f"Lambda tasks not retrying the Lambda service errors: {missing}"
+
+
+def test_tasks_retry_the_transient_errors_their_function_raises(
+    definition: dict[str, Any], state_machine: dict[str, Any], serverless_functions: dict[str, dict[str, Any]]
+) -> None:
+    """A handler wrapped in `retryable_transient_errors` raises TransientServiceError when botocore
+    gave up on a transient AWS error; the Task calling it must retry that name, or one throttled call
+    fails the run (issue: five Retry blocks named it, four Tasks whose functions raise it did not)."""
+    substitutions = state_machine.get("DefinitionSubstitutions", {})
+    missing = []
+    for name, state in tasks(definition):
+        if state["Resource"] != LAMBDA_INVOKE:
+            continue
+        placeholder = PLACEHOLDER.fullmatch(str(state["Parameters"]["FunctionName"]))
+        assert placeholder, f"{name}: FunctionName is not a definition substitution"
+        logical_id = substitutions[placeholder.group(1)]["Fn::GetAtt"][0]
+        handler = ROOT / serverless_functions[logical_id]["CodeUri"] / "app.py"
+        if "@retryable_transient_errors" not in handler.read_text():
+            continue
+        retried = {error for retrier in state.get("Retry", []) for error in retrier["ErrorEquals"]}
+        if "TransientServiceError" not in retried:
+            missing.append(f"{name} ({logical_id})")
+    assert not missing, f"Tasks whose function raises TransientServiceError but never retry it: {missing}"
 
 
 # Errors -------------------------------------------------------------------------------------------

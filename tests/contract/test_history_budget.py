@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import deployed_stack
 import pytest
+from labeling_loop.errors import InvalidInput
 from labeling_loop.run_config import (
     EVENTS_PER_JOB_POLL,
     EVENTS_PER_MODEL_POLL,
     EVENTS_PER_REVIEW_POLL,
+    EVENTS_PER_TRAINING_POLL,
     OTHER_EVENTS,
+    RunConfig,
 )
+from labeling_loop.run_input import validate_input
 
 # History events a state records when it runs once without error (docs/aws-facts.md §4.2): a Task
 # TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded, TaskStateExited; the others
@@ -67,6 +72,48 @@ def test_the_label_studio_review_poll_records_what_the_validator_assumes(definit
     states = definition["States"]
     loop = _loop_through(states, "Wait For Label Studio Reviewers")
     assert events_per_turn(states, loop) == EVENTS_PER_REVIEW_POLL
+
+
+def test_the_training_poll_records_what_the_validator_assumes(definition: dict[str, Any]) -> None:
+    states = definition["States"]
+    loop = _loop_through(states, "Wait For Training")
+    assert set(loop) == {"Training Done?", "Wait For Training", "Advance Training"}
+    assert events_per_turn(states, loop) == EVENTS_PER_TRAINING_POLL
+
+
+MODEL = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/v/1"
+
+
+def _config(**fields: Any) -> RunConfig:
+    # The stack names the model (runs may only start models of the projects it allows).
+    parameters = {
+        "ImagesBucketName": "images-bucket",
+        "OutputBucketName": "output-bucket",
+        "ProjectVersionArn": MODEL,
+    }
+    raw = {
+        "projectVersionArn": MODEL,
+        "workteamArn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/team",
+        **fields,
+    }
+    return validate_input(
+        raw,
+        execution_name="run-1",
+        execution_arn=deployed_stack.execution_arn("run-1"),
+        stack=deployed_stack.stack_settings(parameters),
+    )
+
+
+def test_the_validator_counts_training_polls_only_when_the_run_trains() -> None:
+    quiet = _config(train=False, trainingPollSeconds=60, trainingTimeoutHours=72)
+    training = _config(train=True, trainingPollSeconds=600, trainingTimeoutHours=24)
+    polls = 24 * 3600 // 600 + 1
+    assert (
+        training.history_events()["run"] - quiet.history_events()["run"] == polls * EVENTS_PER_TRAINING_POLL
+    )
+    # a training poll every minute for 72 hours would cross the limit: refused, naming the field
+    with pytest.raises(InvalidInput, match="trainingPollSeconds"):
+        _config(train=True, trainingPollSeconds=60, trainingTimeoutHours=72)
 
 
 def test_a_labeling_jobs_poll_records_what_the_validator_assumes(definition: dict[str, Any]) -> None:

@@ -100,6 +100,15 @@ EXPECTED_REKOGNITION = {
     "DetectLabelsFunction": {"rekognition:DetectCustomLabels"},  # inference.run_batch
     # review.label_set.project_labels: the review's labels, before the model starts
     "ValidateInputFunction": {"rekognition:DescribeProjects", "rekognition:ListDatasetLabels"},
+    # training.next_version (train: true)
+    "TrainModelFunction": {
+        "rekognition:DescribeProjects",  # find_project_arn, the project's datasets
+        "rekognition:DescribeProjectVersions",  # current F1, the new version's status
+        "rekognition:CreateDataset",  # a project without a training dataset
+        "rekognition:DescribeDataset",  # wait for the dataset between chunks
+        "rekognition:UpdateDatasetEntries",  # the manifest, in chunks
+        "rekognition:CreateProjectVersion",  # the training itself
+    },
     # cleanup.clean_up / clean_up_ended_execution / sweep -> model_control.stop_if_unused
     **{
         owner: {
@@ -110,7 +119,7 @@ EXPECTED_REKOGNITION = {
         for owner in ("RunCleanupFunction", "CleanUpEndedRunFunction", "SweepModelsFunction")
     },
 }
-SENSITIVE_SERVICES = ("sagemaker", "iam", "lambda", "states", "secretsmanager", "ec2")
+SENSITIVE_SERVICES = ("sagemaker", "iam", "lambda", "states", "secretsmanager", "ec2", "sns")
 EXPECTED_SENSITIVE = {
     "LabelingLoopStateMachine": {
         "lambda:InvokeFunction",
@@ -120,6 +129,7 @@ EXPECTED_SENSITIVE = {
         "sagemaker:CreateLabelingJob",
         "sagemaker:DescribeLabelingJob",
         "sagemaker:StopLabelingJob",  # a job past the review deadline
+        "sagemaker:AddTags",  # CreateLabelingJob with the CostCenter tag
         "iam:PassRole",
     },
     "LabelingLoopStateMachineSchedule": {"states:StartExecution"},
@@ -132,6 +142,7 @@ EXPECTED_SENSITIVE = {
         owner: {"sagemaker:DescribeLabelingJob", "sagemaker:StopLabelingJob", "states:DescribeExecution"}
         for owner in ("RunCleanupFunction", "CleanUpEndedRunFunction", "SweepModelsFunction")
     },
+    "NotifyFunction": {"sns:Publish"},  # notify.publish, to the stack's topic (STACK_TOPICS)
     "LabelStudioReviewFunction": {
         "secretsmanager:GetSecretValue",
         # AWSLambdaVPCAccessExecutionRole (optional VPC placement)
@@ -145,13 +156,27 @@ EXPECTED_SENSITIVE = {
 }
 GROUND_TRUTH_ROLE = "GroundTruthRole"
 # The projects whose models runs may start, as the roles name them: AllowedProjectArns, or else
-# the project of ProjectVersionArn (template.yaml). Starting a model, inferring with it and reading
-# its project's labels: on these only. Stopping and describing stay account-wide, so that a model
-# the workflow started remains stoppable after the stack allows fewer projects.
+# the project of ProjectVersionArn (template.yaml). Starting a model, inferring with it, reading
+# its project's labels and training it (datasets, new versions): on these only. Stopping and
+# describing stay account-wide, so that a model the workflow started remains stoppable after the
+# stack allows fewer projects.
 ALLOWED_PROJECTS = frozenset({"${AllowedProjectArns}", "{${ProjectVersionArn} split by '/version/' [0]}/*"})
 MODEL_SCOPED = frozenset(
-    {"rekognition:StartProjectVersion", "rekognition:DetectCustomLabels", "rekognition:ListDatasetLabels"}
+    {
+        "rekognition:StartProjectVersion",
+        "rekognition:DetectCustomLabels",
+        "rekognition:ListDatasetLabels",
+        "rekognition:CreateDataset",
+        "rekognition:DescribeDataset",
+        "rekognition:UpdateDatasetEntries",
+        "rekognition:CreateProjectVersion",
+    }
 )
+# Roles that change a project (its datasets, new versions) reach only the allowed projects with
+# every Rekognition action that takes a resource, describing included.
+PROJECT_SCOPED_OWNERS = frozenset({"TrainModelFunction"})
+# The topics of this stack: the only ones a role may publish to.
+STACK_TOPICS = frozenset({"${NotificationTopic}"})
 
 # S3: only these actions (no delete, no ACLs, no lifecycle or bucket settings), each on a place:
 RUN_FILES = "run files"  # objects under the output prefix: <output bucket>/${OutputPrefix}/*
@@ -161,10 +186,32 @@ IMAGES_LISTING = "images bucket"
 S3_ACTIONS = frozenset(
     {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListBucket", "s3:GetBucketLocation"}
 )
+BUCKET_ACTIONS = frozenset({"s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketAcl"})
+# Custom Labels reads a dataset's manifest and images with the identity of whoever calls CreateDataset,
+# UpdateDatasetEntries or CreateProjectVersion (docs/aws-facts.md §5.1): besides reading and listing,
+# object versions, tags and ACLs and the buckets' ACL and location. Reads only (no ACL is ever set),
+# and only for the roles that make those calls.
+CUSTOM_LABELS_READ_ACTIONS = frozenset(
+    {"s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectAcl", "s3:GetBucketAcl"}
+)
+CUSTOM_LABELS_CALLERS = frozenset({"TrainModelFunction"})
 OUTPUT_BUCKETS = ("${OutputBucket}", "${OutputBucketName}")
 RUN_READ = {("s3:GetObject", RUN_FILES), ("s3:ListBucket", OUTPUT_LISTING)}
 RUN_WRITE = {("s3:PutObject", RUN_FILES), ("s3:AbortMultipartUpload", RUN_FILES)}
 READ_IMAGES = {("s3:GetObject", IMAGES), ("s3:ListBucket", IMAGES_LISTING)}
+CUSTOM_LABELS_READS = (
+    READ_IMAGES
+    | {
+        (action, place)
+        for action in ("s3:GetObjectVersion", "s3:GetObjectTagging", "s3:GetObjectAcl")
+        for place in (IMAGES, RUN_FILES)
+    }
+    | {
+        (action, place)
+        for action in ("s3:GetBucketAcl", "s3:GetBucketLocation")
+        for place in (IMAGES_LISTING, OUTPUT_LISTING)
+    }
+)
 CLEANUP_OWNERS = ("RunCleanupFunction", "CleanUpEndedRunFunction", "SweepModelsFunction")
 # Equality per owner, like the tables above. Listing is granted with reading: S3 answers 404 for a
 # missing key only to a caller that may list (docs/aws-facts.md §5.5), and the code tells a missing
@@ -177,7 +224,11 @@ EXPECTED_S3 = {
     # The network-facing function: the run's files only; Label Studio reads images itself.
     "LabelStudioReviewFunction": RUN_READ | RUN_WRITE,
     "CollectLabelingJobsFunction": RUN_READ | RUN_WRITE,
-    "BuildManifestFunction": RUN_READ | RUN_WRITE,
+    # report.thumbnails reads the images it shows (never lists them)
+    "BuildManifestFunction": RUN_READ | RUN_WRITE | {("s3:GetObject", IMAGES)},
+    # training.next_version: its state, the manifest in chunks, the report; Custom Labels' own reads
+    "TrainModelFunction": RUN_READ | RUN_WRITE | CUSTOM_LABELS_READS,
+    "NotifyFunction": RUN_READ,  # notify.review_waiting: the review's jobs or Label Studio project
     **{owner: RUN_READ for owner in CLEANUP_OWNERS},  # cleanup: the run's job list and inventory
     "VerificationConsolidationFunction": {("s3:GetObject", RUN_FILES)},  # Ground Truth's answers
     "LabelingLoopStateMachine": {("s3:GetObject", RUN_FILES), ("s3:PutObject", RUN_FILES)},  # Map
@@ -222,11 +273,12 @@ CODE_ACTIONS = {
     },
 }
 
-# Trust: services that document aws:SourceAccount / aws:SourceArn for the roles they assume must be
-# held to this stack's account and resources (docs/aws-facts.md §5.5). Lambda documents none for
-# execution roles: a function's role is only ever used by the function it is configured on.
+# Trust: services that document aws:SourceAccount / aws:SourceArn for the roles they assume, or for
+# the topic policies that let them publish (CloudWatch alarms), must be held to this stack's account
+# and resources (docs/aws-facts.md §5.5). Lambda documents none for execution roles: a function's
+# role is only ever used by the function it is configured on.
 SOURCE_CONDITION_SERVICES = frozenset(
-    {"sagemaker.amazonaws.com", "scheduler.amazonaws.com", "states.amazonaws.com"}
+    {"sagemaker.amazonaws.com", "scheduler.amazonaws.com", "states.amazonaws.com", "cloudwatch.amazonaws.com"}
 )
 NO_SOURCE_CONDITION_SERVICES = frozenset({"lambda.amazonaws.com"})
 
@@ -577,6 +629,7 @@ def test_state_machine_sagemaker_is_labeling_jobs_only(
         "sagemaker:CreateLabelingJob",
         "sagemaker:DescribeLabelingJob",
         "sagemaker:StopLabelingJob",
+        "sagemaker:AddTags",  # what a create with Tags is checked against (the CostCenter tag)
     }, table(rows)
     used = {
         f"{m['service']}:{m['action'][0].upper()}{m['action'][1:]}"
@@ -585,9 +638,11 @@ def test_state_machine_sagemaker_is_labeling_jobs_only(
         )
         if m and m["service"] == "sagemaker"
     }
-    assert actions == used, (
+    assert actions - {"sagemaker:AddTags"} == used, (
         f"sagemaker actions granted {sorted(actions)} vs called by the definition {sorted(used)}"
     )
+    tagged = "Tags" in json.dumps(definition) and "${CostCenter}" in json.dumps(definition)
+    assert tagged, "sagemaker:AddTags is granted for the jobs' CostCenter tag: the definition sets none"
     assert all(g.resource.endswith(":labeling-job/*") for g in rows), table(rows)
 
 
@@ -726,7 +781,8 @@ def resource_problems(allows: list[Grant]) -> list[str]:
     """Every grant wider than what the code touches: "*" where the action takes a resource, S3
     actions beyond read/write (delete, ACLs, lifecycle, bucket settings), objects of the output
     bucket outside the output prefix, listing it without the prefix condition, a model-scoped
-    Rekognition action beyond the allowed projects, the run-state table's actions beyond items."""
+    Rekognition action beyond the allowed projects, the run-state table's actions beyond items, a
+    topic the stack does not own."""
     problems = []
     for g in allows:
         where = f"{g.owner} <{g.source}>: {g.action} on {g.resource}"
@@ -734,13 +790,12 @@ def resource_problems(allows: list[Grant]) -> list[str]:
             problems.append(f'{where}: "*" for an action that takes a resource')
         if g.service == "s3":
             place = s3_place(g)
-            if g.action not in S3_ACTIONS:
+            custom_labels_read = g.action in CUSTOM_LABELS_READ_ACTIONS and g.owner in CUSTOM_LABELS_CALLERS
+            if g.action not in S3_ACTIONS and not custom_labels_read:
                 problems.append(f"{where}: not a read or write of objects (no delete, ACL, lifecycle)")
             if place is None:
                 problems.append(f"{where}: neither the run files (output prefix) nor the images")
-            elif (place in (RUN_FILES, IMAGES)) != (
-                g.action not in ("s3:ListBucket", "s3:GetBucketLocation")
-            ):
+            elif (place in (RUN_FILES, IMAGES)) != (g.action not in BUCKET_ACTIONS):
                 problems.append(f"{where}: a bucket action on objects, or an object action on a bucket")
             if (
                 place == OUTPUT_LISTING
@@ -749,8 +804,13 @@ def resource_problems(allows: list[Grant]) -> list[str]:
                 and not _lists_only_the_prefix(g)
             ):
                 problems.append(f"{where}: lists the whole output bucket (no s3:prefix condition)")
-        if g.action in MODEL_SCOPED and g.resource not in ALLOWED_PROJECTS:
+        scoped = g.action in MODEL_SCOPED or (
+            g.owner in PROJECT_SCOPED_OWNERS and g.service == "rekognition" and g.resource != "*"
+        )
+        if scoped and g.resource not in ALLOWED_PROJECTS:
             problems.append(f"{where}: beyond the projects the stack allows ({sorted(ALLOWED_PROJECTS)})")
+        if g.service == "sns" and g.resource not in STACK_TOPICS:
+            problems.append(f"{where}: a topic this stack does not own ({sorted(STACK_TOPICS)})")
         if g.service == "dynamodb" and (
             g.action not in DYNAMODB_ACTIONS or g.resource != "${RunStateTable.Arn}"
         ):
@@ -818,10 +878,16 @@ def test_s3_and_dynamodb_tables_are_what_the_code_calls(
     """Each action a function is granted is called by its code (app.py and the layer modules it
     imports): a permission the code no longer uses shows up here."""
     expected = EXPECTED_S3 if service == "s3" else EXPECTED_DYNAMODB
-    actions = {item[0] if isinstance(item, tuple) else item for item in expected[owner]}
+    granted = set(expected[owner])
     closure = _import_closure(
         repo_root / str(serverless_functions[owner]["CodeUri"]) / "app.py", repo_root / "layer"
     )
+    if service == "s3" and owner in CUSTOM_LABELS_CALLERS:
+        # Custom Labels' reads with this role's identity are justified by the calls that make them.
+        rekognition = set().union(*(_rekognition_calls(path) for path in closure))
+        assert rekognition & {"rekognition:CreateDataset", "rekognition:CreateProjectVersion"}, owner
+        granted -= CUSTOM_LABELS_READS
+    actions = {item[0] if isinstance(item, tuple) else item for item in granted}
     called = set().union(*(_calls(path, service) for path in closure))
     assert actions <= called, f"{owner}: granted actions its code never calls: {sorted(actions - called)}"
 
@@ -833,32 +899,43 @@ def _trusted_services(statement: dict[str, Any]) -> list[str]:
     return [str(s) for s in _as_list(statement.get("Principal", {}).get("Service", []))]
 
 
-def trust_problems(template: dict[str, Any]) -> list[str]:
-    """Roles a service may assume for anyone's resources: every trust statement for a service that
-    documents source conditions must hold it to this account (aws:SourceAccount) and to this
-    stack's resources (aws:SourceArn in this account)."""
-    problems = []
-    for role_id, role in template["Resources"].items():
-        if role["Type"] != "AWS::IAM::Role":
+def _service_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(logical id, statement) of every role's trust policy and every topic policy's Allow."""
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::IAM::Role":
+            document = resource["Properties"]["AssumeRolePolicyDocument"]
+        elif resource["Type"] == "AWS::SNS::TopicPolicy":
+            document = resource["Properties"]["PolicyDocument"]
+        else:
             continue
-        for statement in _as_list(role["Properties"]["AssumeRolePolicyDocument"]["Statement"]):
-            for service in _trusted_services(statement):
-                if service in NO_SOURCE_CONDITION_SERVICES:
-                    continue
-                if service not in SOURCE_CONDITION_SERVICES:
-                    problems.append(f"{role_id}: trusts {service}, which this test has no rule for")
-                    continue
-                condition = statement.get("Condition", {})
-                account = condition.get("StringEquals", {}).get("aws:SourceAccount")
-                source_arn = {
-                    text
-                    for operator in ("ArnLike", "ArnEquals")
-                    for text in render(condition.get(operator, {}).get("aws:SourceArn", []))
-                }
-                if account != {"Ref": "AWS::AccountId"}:
-                    problems.append(f"{role_id}: {service} without aws:SourceAccount = this account")
-                if not source_arn or not all(":${AWS::AccountId}:" in arn for arn in source_arn):
-                    problems.append(f"{role_id}: {service} without aws:SourceArn in this account")
+        for statement in _as_list(document["Statement"]):
+            if statement.get("Effect") == "Allow":
+                yield logical_id, statement
+
+
+def trust_problems(template: dict[str, Any]) -> list[str]:
+    """Roles a service may assume, and topics it may publish to, for anyone's resources: every such
+    statement for a service that documents source conditions must hold it to this account
+    (aws:SourceAccount) and to this stack's resources (aws:SourceArn in this account)."""
+    problems = []
+    for logical_id, statement in _service_statements(template):
+        for service in _trusted_services(statement):
+            if service in NO_SOURCE_CONDITION_SERVICES:
+                continue
+            if service not in SOURCE_CONDITION_SERVICES:
+                problems.append(f"{logical_id}: trusts {service}, which this test has no rule for")
+                continue
+            condition = statement.get("Condition", {})
+            account = condition.get("StringEquals", {}).get("aws:SourceAccount")
+            source_arn = {
+                text
+                for operator in ("ArnLike", "ArnEquals")
+                for text in render(condition.get(operator, {}).get("aws:SourceArn", []))
+            }
+            if account != {"Ref": "AWS::AccountId"}:
+                problems.append(f"{logical_id}: {service} without aws:SourceAccount = this account")
+            if not source_arn or not all(":${AWS::AccountId}:" in arn for arn in source_arn):
+                problems.append(f"{logical_id}: {service} without aws:SourceArn in this account")
     return problems
 
 
@@ -888,11 +965,14 @@ def test_roles_trust_only_their_service(translated_template: dict[str, Any]) -> 
 
 
 def _statement(template: dict[str, Any], sid: str) -> dict[str, Any]:
-    """The policy statement with this Sid, in a role's inline policies or a managed policy."""
+    """The policy statement with this Sid, in a role's inline policies (conditional ones included),
+    a managed policy or a topic policy."""
     for resource in template["Resources"].values():
         properties = resource.get("Properties", {})
-        documents = [p["PolicyDocument"] for p in properties.get("Policies", []) if "PolicyDocument" in p]
-        if resource["Type"] == "AWS::IAM::ManagedPolicy":
+        documents = []
+        if resource["Type"] == "AWS::IAM::Role":
+            documents = [policy["PolicyDocument"] for _, policy in _policies(resource)]
+        if resource["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::SNS::TopicPolicy"):
             documents.append(properties["PolicyDocument"])
         for document in documents:
             for statement in _as_list(document["Statement"]):
@@ -920,6 +1000,8 @@ _WHOLE_OUTPUT_BUCKET = {
 _ANY_MODEL = {
     "Fn::Sub": "arn:${AWS::Partition}:rekognition:${AWS::Region}:${AWS::AccountId}:project/*/version/*/*"
 }
+_ANY_PROJECT = {"Fn::Sub": "arn:${AWS::Partition}:rekognition:${AWS::Region}:${AWS::AccountId}:project/*/*"}
+_ANY_TOPIC = {"Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:*"}
 # Ways to widen the template that the checks above must report, each applied to a copy.
 BREAKAGES: dict[str, Callable[[dict[str, Any]], None]] = {
     "a wildcard resource": lambda t: _statement(t, "ReadRunFiles").update(Resource="*"),
@@ -933,6 +1015,22 @@ BREAKAGES: dict[str, Callable[[dict[str, Any]], None]] = {
     "starting any model of the account": lambda t: _statement(t, "StartModels").update(Resource=_ANY_MODEL),
     "inferring with any model": lambda t: _statement(t, "Inference").update(Resource=_ANY_MODEL),
     "scanning the run-state table": lambda t: _add_action(t, "ModelLeases", "dynamodb:Scan"),
+    "training a model of any project": lambda t: _statement(t, "TrainOnProject").update(
+        Resource=_ANY_PROJECT
+    ),
+    "reading object ACLs beyond the Custom Labels caller": lambda t: _add_action(
+        t, "ReadRunFiles", "s3:GetObjectAcl"
+    ),
+    "writing an object ACL where Custom Labels reads": lambda t: _add_action(
+        t, "CustomLabelsReadsAsCaller", "s3:PutObjectAcl"
+    ),
+    "thumbnails from the whole output bucket": lambda t: _statement(t, "ReadImagesForThumbnails").update(
+        Resource=_WHOLE_OUTPUT_BUCKET
+    ),
+    "publishing to any topic": lambda t: _statement(t, "PublishNotifications").update(Resource=_ANY_TOPIC),
+    "alarms of any account publishing to the alarm topic": lambda t: _statement(t, "AlarmsOfThisAccount").pop(
+        "Condition"
+    ),
     "Ground Truth trusted without a source": lambda t: _trust(t, "GroundTruthRole").pop("Condition"),
     "schedules trusted from any account": lambda t: _trust(t, "LabelingLoopScheduleRole")["Condition"].pop(
         "StringEquals"

@@ -241,13 +241,14 @@ def test_the_validator_allows_exactly_the_projects_the_roles_grant(parameters: d
     # GIVEN a stack deployed with (or without) AllowedProjectArns
     template = deployed_template({**STACK, **parameters})
     allowed = set(_stack({**STACK, **parameters}).allowed_project_arns)
-    # THEN starting, inferring and reading labels are granted on exactly the projects the first state
-    # lets runs use (the default: the project of ProjectVersionArn)
+    # THEN starting, inferring, reading labels and training are granted on exactly the projects the
+    # first state lets runs use (the default: the project of ProjectVersionArn)
     assert allowed == (set(PROJECTS) if parameters else {PROJECTS[0]})
     for function, sid in (
         ("ModelControlFunction", "StartModels"),
         ("DetectLabelsFunction", "Inference"),
         ("ValidateInputFunction", "ProjectLabels"),
+        ("TrainModelFunction", "TrainOnProject"),
     ):
         assert _as_set(_statement(template, function, sid)["Resource"]) == allowed, (function, sid)
 

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from run_checks import (
+    assert_every_image_accounted_for,
+    assert_failed_clearly,
+    assert_model_not_left_running,
+    assert_no_job_created_twice,
+)
 
 from localcloud.data.dataset import generate
 from localcloud.engine.faults import Faults
@@ -41,53 +46,6 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("fault-images")
     manifest = generate(folder, IMAGES, task="detection", seed=23, exif_fraction=0.1)
     return folder, manifest
-
-
-# Assertions every test makes ---------------------------------------------------------------------
-
-
-def assert_model_not_left_running(result: LocalRunResult) -> None:
-    """A run that started the model stops it, on every path (STOPPING is accepted: the stop is in
-    flight and billing has ended on the emulator's meter)."""
-    if result.model_meter["start_calls"]:
-        assert result.summary["model_status_at_end"] in ("STOPPED", "STOPPING", "FAILED"), result.summary
-        intervals = result.model_meter["intervals"]
-        assert intervals and all(end is not None for _, end in intervals), intervals
-
-
-def assert_no_job_created_twice(cloud_jobs: list[str]) -> None:
-    duplicates = [name for name, n in Counter(cloud_jobs).items() if n > 1]
-    assert not duplicates, f"labeling jobs created twice: {duplicates}"
-
-
-def assert_every_image_accounted_for(result: LocalRunResult) -> None:
-    listed = [r["source-ref"] for r in result.inventory]
-    in_manifest = [line["source-ref"] for line in result.manifest]
-    skipped = [r["source-ref"] for r in result.skipped]
-    assert len(set(listed)) == len(listed) == IMAGES
-    assert len(set(in_manifest)) == len(in_manifest), "an image is twice in the manifest"
-    assert len(set(skipped)) == len(skipped), "an image is twice in skipped.jsonl"
-    assert set(in_manifest) | set(skipped) == set(listed), (
-        "every listed image ends in the manifest or skipped.jsonl"
-    )
-    assert not set(in_manifest) & set(skipped), "no image is both labeled and skipped"
-    counts = result.report["counts"]
-    assert counts["imagesListed"] == counts["imagesInManifest"] + counts["imagesSkipped"] == IMAGES
-    assert counts["imagesInManifest"] == len(in_manifest) and counts["imagesSkipped"] == len(skipped)
-
-
-def assert_failed_clearly(result: LocalRunResult, error: str, *cause_mentions: str) -> None:
-    summary = result.summary
-    assert summary["status"] == "FAILED", summary
-    assert summary["error"] == error, (summary["error"], summary["cause"])
-    for text in cause_mentions:
-        assert text in (summary["cause"] or ""), (text, summary["cause"])
-    states = entered_states(result)
-    assert "Clean Up After Failure" in states and states[-1] == "Run Failed", states
-
-
-def entered_states(result: LocalRunResult) -> list[str]:
-    return [e["stateEnteredEventDetails"]["name"] for e in result.history if "stateEnteredEventDetails" in e]
 
 
 def predictions(cloud: Any, result: LocalRunResult) -> list[str]:
@@ -128,7 +86,7 @@ def test_a_throttling_storm_during_inference_is_absorbed(images: tuple[Path, Pat
     # service error, never missing
     assert result.summary["status"] == "SUCCEEDED", result.summary
     assert result.summary["throttled_calls"] >= 3
-    assert_every_image_accounted_for(result)
+    assert_every_image_accounted_for(result, IMAGES)
     service_errors = [r for r in result.skipped if r["reason"] == "service-error"]
     assert (
         len(result.manifest)
@@ -195,7 +153,7 @@ def test_a_lambda_that_fails_at_first_is_retried_by_the_state_machine(
     assert sorted(written) == sorted(r["source-ref"] for r in result.inventory), (
         "each image predicted exactly once"
     )
-    assert_every_image_accounted_for(result)
+    assert_every_image_accounted_for(result, IMAGES)
     assert_model_not_left_running(result)
     assert result.summary["model_status_at_end"] == "STOPPED"
     assert_no_job_created_twice(job_names)
@@ -237,7 +195,7 @@ def test_transient_s3_errors_in_the_functions_are_absorbed(images: tuple[Path, P
         job_names = list(cloud.groundtruth.created_job_names)
     assert injector.injected == {"GetObject": 3}
     assert result.summary["status"] == "SUCCEEDED", result.summary
-    assert_every_image_accounted_for(result)
+    assert_every_image_accounted_for(result, IMAGES)
     assert not [r for r in result.skipped if r["reason"] == "service-error"]
     assert result.summary["model_status_at_end"] == "STOPPED"
     assert_no_job_created_twice(job_names)
@@ -255,7 +213,7 @@ def test_transient_s3_errors_are_retried_and_absorbed(s3_errors_as_configured: L
     # Map's Retry on States.ItemReaderFailed reads it again, the functions' S3 clients retry the rest,
     # and the run succeeds with every image accounted for and the model stopped
     assert result.summary["status"] == "SUCCEEDED", result.summary
-    assert_every_image_accounted_for(result)
+    assert_every_image_accounted_for(result, IMAGES)
     assert result.summary["model_status_at_end"] == "STOPPED"
     entered = [
         e["stateEnteredEventDetails"]["name"] for e in result.history if "stateEnteredEventDetails" in e
@@ -339,7 +297,7 @@ def test_a_review_that_ends_badly_still_ends_the_run_with_everything_accounted_f
     summary = result.summary
     # THEN the run succeeds: the reviewed images are in the manifest, the others skipped with a reason
     assert summary["status"] == "SUCCEEDED", summary
-    assert_every_image_accounted_for(result)
+    assert_every_image_accounted_for(result, IMAGES)
     unreviewed = [r for r in result.skipped if r["reason"] == reason]
     assert unreviewed and all(r["stage"] == "review" for r in unreviewed), result.skipped
     assert result.report["skippedByReason"][reason] == len(unreviewed)
@@ -422,7 +380,7 @@ def test_a_failure_after_the_model_started_cleans_up_and_releases_the_claims(
         r["source-ref"] for r in failed.inventory
     )
     assert len(again.inventory) == IMAGES
-    assert_every_image_accounted_for(again)
+    assert_every_image_accounted_for(again, IMAGES)
     assert_no_job_created_twice(job_names)
     assert again.summary["model_status_at_end"] == "STOPPED"
 

@@ -129,7 +129,8 @@ def test_classification_run_uses_our_verification_lambdas(classification_data: t
 def test_auto_accept_skips_review_for_confident_images(detection_data: tuple[Path, Path]) -> None:
     # GIVEN a threshold at which some images have only confident predictions
     images, truth_manifest = detection_data
-    result = run_local(images, truth_manifest, run_input={"autoAcceptConfidence": 80}, name="auto-accept")
+    run_input = {"autoAcceptConfidence": 80, "auditFraction": 0, "auditMinImages": 2}
+    result = run_local(images, truth_manifest, run_input=run_input, name="auto-accept")
     # THEN those images are in the manifest without a review, and the counts still add up
     assert result.summary["status"] == "SUCCEEDED", result.summary
     _accounted_for(result)
@@ -138,6 +139,8 @@ def test_auto_accept_skips_review_for_confident_images(detection_data: tuple[Pat
     reviewed_refs = {r["source-ref"] for r in result.extra["reviewed"]}
     assert counts["imagesReviewed"] == len(reviewed_refs)
     assert counts["imagesAutoAccepted"] + counts["imagesReviewed"] == counts["imagesInManifest"]
+    # AND two of the confident images were reviewed anyway, as the audit
+    assert result.report["audit"]["audited"] == 2
 
 
 def test_a_model_already_running_is_left_running(detection_data: tuple[Path, Path]) -> None:

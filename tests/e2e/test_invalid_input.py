@@ -89,6 +89,12 @@ CASES = [
     pytest.param({"minConfidence": 500}, "minConfidence", "100", id="min-confidence-500"),
     pytest.param({"minConfidence": True}, "minConfidence", "boolean", id="min-confidence-boolean"),
     pytest.param({"minConfidense": 60}, "minConfidense", "not a known input field", id="unknown-field"),
+    pytest.param(
+        {"reviewDeadlineHours": 720, "reviewPollSeconds": 864},
+        "reviewPollSeconds",
+        "25,000",
+        id="polls-over-the-history-budget",
+    ),
     # What the stack grants, and no more:
     pytest.param(
         {"reviewBackend": "labelstudio", "labelStudioUrl": "https://labelstudio.attacker.example"},
@@ -156,7 +162,7 @@ def test_a_bad_input_fails_in_the_first_state_naming_the_field(
         e["stateEnteredEventDetails"]["name"] for e in result.history if e["type"].endswith("StateEntered")
     ]
     assert entered == ["Validate Input"], entered
-    assert result.summary["lambda_invocations"] == 1, "InvalidInput is not retried"
+    assert result.lambda_invocations.get("ValidateInputFunction") == 1, "InvalidInput is not retried"
     # AND no model was started (neither the stack's nor another project's), nor any job created,
     # nor anything written for the run
     for model in (arn, other):

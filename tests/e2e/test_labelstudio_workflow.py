@@ -67,6 +67,11 @@ def test_both_backends_agree_on_the_same_dataset(
     # AND the Label Studio run made no labeling job; its reviewed records say who reviewed
     assert by_ls.summary["labeling_jobs"] == []
     assert {r["reviewer"].split(":")[0] for r in by_ls.extra["reviewed"]} == {"labelstudio"}
+    # AND Label Studio's lead_time gives the reviewer seconds per image; Ground Truth reports none
+    work = by_ls.report["work"]
+    assert work["timedImages"] == by_ls.report["counts"]["imagesReviewed"]
+    assert 3 <= work["reviewerSecondsPerImage"] <= 40  # the emulated reviewers take 3-40 s
+    assert by_gt.report["work"]["reviewerSecondsPerImage"] is None
 
 
 def test_a_review_past_its_deadline_is_collected_partially(
@@ -132,5 +137,6 @@ def test_labelstudio_problems_fail_the_run_before_the_model_starts(
         "Label Studio Review?",
         "Check Label Studio Access",
         "Clean Up After Failure",
+        "Notify Run Failed",  # no topic in this stack: nothing is sent
         "Run Failed",
     ]

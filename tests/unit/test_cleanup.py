@@ -32,7 +32,8 @@ from labeling_loop.errors import ModelTransitionError
 from labeling_loop.inference import claims, model_control, model_lease
 from labeling_loop.inference.listing import list_images
 from labeling_loop.layout import RunLayout
-from labeling_loop.manifest.build import build_run_manifest, run_result
+from labeling_loop.manifest.build import build_run_manifest
+from labeling_loop.report.publish import run_result
 from labeling_loop.review.plan import PlanSummary
 from labeling_loop.run_config import RunConfig
 from labeling_loop.s3_uri import S3Uri

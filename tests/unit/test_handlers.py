@@ -38,7 +38,7 @@ from fixtures_aws import (
 from labeling_loop import run_records
 from labeling_loop.errors import InvalidInput, ModelStartTimeoutError
 from labeling_loop.inference import claims, model_lease
-from labeling_loop.run_config import from_state
+from labeling_loop.run_config import PREDICTION_FLOOR, from_state
 from labeling_loop.s3_uri import S3Uri
 from labeling_loop.settings import SettingsError
 
@@ -214,7 +214,15 @@ def test_model_control_acquire_check_release(stack: SimpleNamespace, context: Fa
     released = app.lambda_handler(event("model_control_release"), context)
     # THEN the model it started is stopped
     assert selected_keys("Release Model") <= set(released)
-    assert released == {"stopped": True, "status": "STOPPING", "prunedUsers": 0}
+    assert released == {
+        "stopped": True,
+        "status": "STOPPING",
+        "prunedUsers": 0,
+        # no $.model in this event: no model time to count
+        "modelSeconds": 0.0,
+        "inferenceUnits": 0,
+        "startedByRun": False,
+    }
 
 
 def test_model_control_check_fixture_times_out_past_the_deadline(
@@ -283,7 +291,7 @@ def detect_handler() -> tuple[ModuleType, list[tuple[str, dict[str, Any]]]]:
 
     def respond(operation: str, params: dict[str, Any]) -> dict[str, Any]:
         assert operation == "DetectCustomLabels"
-        assert params["ProjectVersionArn"] == MODEL_ARN and params["MinConfidence"] == 60.0
+        assert params["ProjectVersionArn"] == MODEL_ARN and params["MinConfidence"] == PREDICTION_FLOOR
         return {"CustomLabels": DETECTIONS[params["Image"]["S3Object"]["Name"]]}
 
     return app, answer_with(app.rekognition, respond)
@@ -347,6 +355,7 @@ def test_plan_review_handler_plans_ground_truth_jobs(
         "labels": ["robin", "sparrow", "wren"],
         "imagesToReview": 2,
         "imagesAutoAccepted": 1,
+        "imagesAudited": 0,  # the event turns the audit off
         "jobs": 1,
         "backend": "groundtruth",
     }
@@ -512,7 +521,8 @@ def test_a_whole_run_through_the_handlers(stack: SimpleNamespace, context: FakeL
 
     # THEN the model was stopped after inference, and every listed image is accounted for
     assert released["stopped"] is True
-    assert (plan["imagesAutoAccepted"], plan["imagesToReview"]) == (1, 2)
+    # (the one confident image is the audit: the stack audits at least 20 candidates)
+    assert (plan["imagesAutoAccepted"], plan["imagesToReview"], plan["imagesAudited"]) == (0, 3, 1)
     counts = result["counts"]
     assert counts["imagesListed"] == 4
     assert (counts["imagesInManifest"], counts["imagesSkipped"]) == (3, 1)

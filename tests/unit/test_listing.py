@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fixtures_aws import IMAGES_BUCKET, OUTPUT_BUCKET, put_object, read_json, read_jsonl
 from labeling_loop.inference import claims
+from labeling_loop.inference.images import MAX_BYTES
 from labeling_loop.inference.listing import ListingResult, list_images
 from labeling_loop.layout import RunLayout
 from labeling_loop.s3_uri import S3Uri
@@ -132,6 +133,19 @@ def test_other_image_formats_are_listed_as_skipped_unsupported(aws: SimpleNamesp
     # AND only the JPEG goes to inference; the listed count covers both
     assert listed_refs(aws, layout) == [ref("photos/ok.jpg")]
     assert (result.images_listed, result.images_to_infer, result.skipped_at_listing) == (6, 1, 5)
+
+
+def test_an_image_over_the_size_limit_is_skipped_on_its_listed_size(aws: SimpleNamespace) -> None:
+    # GIVEN an upload one byte over Custom Labels' 15 MB limit next to a small image
+    put(aws, "photos/huge.jpg", body=b"\xff\xd8" + b"\0" * (MAX_BYTES - 1))
+    put(aws, "photos/ok.jpg")
+    result, layout = run_listing(aws)
+    # THEN it is listed and skipped as too large here, never handed to inference (which would read it)
+    [skip] = read_jsonl(aws.s3, layout.skipped_part("listing", 0))
+    assert (skip["source-ref"], skip["reason"]) == (ref("photos/huge.jpg"), "image-too-large")
+    assert str(MAX_BYTES + 1) in skip["detail"]
+    assert listed_refs(aws, layout) == [ref("photos/ok.jpg")]
+    assert (result.images_listed, result.images_to_infer, result.skipped_at_listing) == (2, 1, 1)
 
 
 def test_non_image_files_and_folder_markers_are_ignored(aws: SimpleNamespace) -> None:

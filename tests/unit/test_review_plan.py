@@ -82,6 +82,7 @@ def test_detection_tasks_carry_pixel_boxes_of_the_displayed_image(aws: SimpleNam
         "labels": ["cat", "outdoor"],
         "imagesToReview": 1,
         "imagesAutoAccepted": 0,
+        "imagesAudited": 0,
         "jobs": 0,
     }
 

@@ -554,7 +554,7 @@ def test_review_polls_that_would_overflow_the_execution_history_are_rejected(
     # WHEN polling one second faster than the history allows
     message = rejection({**base, "reviewPollSeconds": fastest - 1}, LS_STACK)
     # THEN the run is refused, naming the field, why, and the interval that works
-    assert message.startswith("input: reviewPollSeconds: polling")
+    assert message.startswith("reviewPollSeconds: polling")
     assert "over the 25,000 an execution keeps" in message and f"at least every {fastest} s" in message
     # AND that interval is fine
     assert validate({**base, "reviewPollSeconds": fastest}, LS_STACK).reviewPollSeconds == fastest
@@ -564,7 +564,7 @@ def test_model_polls_that_would_overflow_the_execution_history_are_rejected() ->
     # WHEN the model is polled every second for 12 hours (43,201 polls)
     message = rejection({**VALID, "modelPollSeconds": 1, "modelStartTimeoutMinutes": 720})
     # THEN the run is refused, naming the field
-    assert message.startswith("input: modelPollSeconds: polling every 1 s")
+    assert message.startswith("modelPollSeconds: polling every 1 s")
 
 
 def test_review_poll_of_zero_seconds_is_rejected() -> None:

@@ -366,7 +366,14 @@ def malformed_values(field: str) -> st.SearchStrategy[Any]:
             st.integers(),
             st.text(max_size=12).filter(lambda v: v not in ("auto", "detection", "classification")),
         )
-    if field == "incremental":
+    if field == "autoAcceptConfidenceByLabel":
+        return st.one_of(
+            st.integers(),
+            st.lists(st.integers(), min_size=1, max_size=2),
+            st.dictionaries(WORD, st.floats(min_value=100, exclude_min=True, allow_nan=False), min_size=1),
+            st.dictionaries(WORD, WORD, min_size=1, max_size=2),
+        )
+    if field in ("incremental", "train", "promoteIfBetter"):
         return st.one_of(
             WORD.filter(lambda v: v.lower() not in BOOL_WORDS),
             st.integers().filter(lambda v: v not in (0, 1)),

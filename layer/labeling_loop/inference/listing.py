@@ -14,6 +14,7 @@ from typing import Any
 
 from labeling_loop.inference import claims
 from labeling_loop.inference.batches import write_batches
+from labeling_loop.inference.images import MAX_BYTES
 from labeling_loop.jsonl import JsonlWriter
 from labeling_loop.layout import RunLayout
 from labeling_loop.s3_uri import S3Uri, source_ref
@@ -117,6 +118,18 @@ def list_images(
                         "stage": "listing",
                         "reason": "unsupported-format",
                         "detail": "Custom Labels accepts PNG and JPEG images only",
+                    }
+                )
+                result.skipped_at_listing += 1
+                continue
+            if obj["Size"] > MAX_BYTES:
+                # Judged on the listed size: not a byte of a multi-GB upload is read.
+                skipped.write(
+                    {
+                        "source-ref": ref,
+                        "stage": "listing",
+                        "reason": "image-too-large",
+                        "detail": f"{obj['Size']} bytes; the limit is {MAX_BYTES} bytes (15 MB)",
                     }
                 )
                 result.skipped_at_listing += 1

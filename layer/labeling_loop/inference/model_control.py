@@ -77,6 +77,7 @@ class ModelState:
     project_arn: str
     inference_units: int
     map_concurrency: int
+    acquired_at: float = 0.0  # when the run took its lease: the start of its model time (cost)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +87,7 @@ class ModelState:
             "projectArn": self.project_arn,
             "inferenceUnits": self.inference_units,
             "mapConcurrency": self.map_concurrency,
+            "acquiredAt": round(self.acquired_at, 3),
         }
 
 
@@ -155,6 +157,7 @@ def _state(
     started: bool,
     deadline: int,
     now: float,
+    acquired_at: float,
 ) -> ModelState:
     units = config.minInferenceUnits if started else int(version.get("MinInferenceUnits") or 1)
     if version["Status"] == "RUNNING" and not started:
@@ -169,6 +172,7 @@ def _state(
         project_arn=project_arn,
         inference_units=units,
         map_concurrency=max(1, units * config.batchesPerInferenceUnit),
+        acquired_at=acquired_at,
     )
 
 
@@ -197,7 +201,7 @@ def acquire(services: Services, config: RunConfig, now: float) -> ModelState:
     if status in STARTABLE:
         started = _start(services, config)
         version = {**version, "Status": "STARTING"}
-    return _state(services, version, config, project_arn, started, deadline, now)
+    return _state(services, version, config, project_arn, started, deadline, now, now)
 
 
 def check(services: Services, config: RunConfig, previous: dict[str, Any], now: float) -> ModelState:
@@ -224,7 +228,8 @@ def check(services: Services, config: RunConfig, previous: dict[str, Any], now: 
             f"model {model.arn} not RUNNING after {config.modelStartTimeoutMinutes} minutes "
             f"(status {version['Status']}); see modelStartTimeoutMinutes"
         )
-    return _state(services, version, config, project_arn, started, deadline, now)
+    acquired_at = float(previous.get("acquiredAt") or now)
+    return _state(services, version, config, project_arn, started, deadline, now, acquired_at)
 
 
 def release(services: Services, config: RunConfig) -> dict[str, Any]:
@@ -233,6 +238,18 @@ def release(services: Services, config: RunConfig) -> dict[str, Any]:
     model = ModelRef.of(config.projectVersionArn)
     model_lease.leave(services.dynamodb, services.table, model.arn, config.executionArn)
     return stop_if_unused(services, model, who=config.executionArn)
+
+
+def usage(held: dict[str, Any] | None, now: float) -> dict[str, Any]:
+    """The model time a run used, from its `$.model`: seconds from acquiring to releasing, and the
+    units (the report's cost). Zero for a run that never held the model."""
+    held = held or {}
+    acquired = float(held.get("acquiredAt") or 0)
+    return {
+        "modelSeconds": round(max(0.0, now - acquired), 3) if acquired else 0.0,
+        "inferenceUnits": int(held.get("inferenceUnits") or 0),
+        "startedByRun": bool(held.get("startedByRun")),
+    }
 
 
 def live(executions: Any, execution_arn: str) -> bool:

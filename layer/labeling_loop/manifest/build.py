@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from labeling_loop.export.coco import CocoWriter
 from labeling_loop.geometry import ratio_to_pixels
 from labeling_loop.jsonl import (
     JsonlWriter,
@@ -22,15 +23,17 @@ from labeling_loop.jsonl import (
     read_json,
     read_jsonl,
     read_jsonl_prefix,
-    write_json,
 )
 from labeling_loop.layout import RunLayout
 from labeling_loop.manifest.lines import ClassMap, build_line, skip_record
+from labeling_loop.manifest.measures import RunMeasures
 from labeling_loop.manifest.quality import DEFAULT_IOU_THRESHOLD, LabeledBox, QualityAccumulator
 from labeling_loop.manifest.rules import REASON_INVALID, ManifestValidator, errors_only, inspect_line
 from labeling_loop.manifest.spill_index import IN_MANIFEST, SKIPPED, SpillIndex
+from labeling_loop.report.publish import publish
+from labeling_loop.report.sections import RunContext, report_sections
 from labeling_loop.review.plan import PlanSummary
-from labeling_loop.run_config import RunConfig
+from labeling_loop.run_config import PREDICTION_FLOOR, RunConfig
 
 MAX_WARNINGS = 50  # report.json stays small however broken a run is
 MAX_LISTED_REFS = 20  # images named in one warning
@@ -67,10 +70,11 @@ def _prediction_rows(s3: Any, layout: RunLayout) -> Iterator[tuple[str, bytes]]:
                 yield ref, bytes(raw)
 
 
-def _predicted(record: Mapping[str, Any], task_type: str) -> list[Any]:
-    """A prediction record as the model's answer: pixel boxes for detection (converted exactly as
-    PlanReview converts them for the review tasks), label names for classification."""
-    labels = record.get("labels") or []
+def _predicted(record: Mapping[str, Any], task_type: str, min_confidence: float = 0.0) -> list[Any]:
+    """A prediction record as the model's answer at `min_confidence` (what reviewers were shown):
+    pixel boxes for detection (converted exactly as PlanReview converts them for the review
+    tasks), label names for classification."""
+    labels = [label for label in record.get("labels") or [] if label.get("confidence", 0) >= min_confidence]
     if task_type != "detection":
         return sorted({str(label["name"]) for label in labels if "name" in label})
     size = record.get("image_size") or {}
@@ -148,12 +152,16 @@ def build_manifest(
     job_name: str,
     now: datetime,
     iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+    context: RunContext | None = None,
 ) -> dict[str, Any]:
-    """Write output.manifest, skipped.jsonl and report.json of a run; return the report.
+    """Write output.manifest, coco.json (detection), skipped.jsonl, report.json and report.html of
+    a run; return the report.
 
     Raises ManifestValidationError for a terminal manifest error (nothing is written then)."""
     if task_type not in ("detection", "classification"):
         raise ValueError(f"unknown task type {task_type!r}")
+    context = context or RunContext()
+    measures = RunMeasures(task_type, context.min_confidence, PREDICTION_FLOOR, iou_threshold)
     class_map = ClassMap(labels)
     creation_date = _creation_date(now)
     validator = ManifestValidator(class_map.names)
@@ -174,6 +182,12 @@ def build_manifest(
         counts.add("imagesSkipped")
 
     with SpillIndex() as index:
+        index.load_audited((r["source-ref"],) for r in read_jsonl(s3, layout.audit, missing_ok=True))
+        coco = (
+            CocoWriter(s3, layout.coco, class_map.names, f"{run_id}: reviewed labels")
+            if task_type == "detection"
+            else None
+        )
         with JsonlWriter(s3, layout.manifest) as manifest, JsonlWriter(s3, layout.skipped) as skipped:
             # People's answers first: if an image is both reviewed and auto-accepted, the review wins.
             for source in (layout.reviewed, layout.auto_accepted):
@@ -208,10 +222,13 @@ def build_manifest(
                         fixes[kind] = fixes.get(kind, 0) + n
                     if human:
                         counts.add("imagesReviewed")
-                        _add_quality(s3, layout, index, quality, record, ref, task_type)
+                        prediction = _add_quality(s3, layout, index, quality, record, ref, task_type, context)
+                        measures.add(ref, record, prediction, audited=index.is_audited(ref))
                     if line is not None:
                         validator.count(ref, line_labels, len(encoded) + 1)
                         manifest.write(line)
+                        if coco is not None:
+                            coco.add(line)
                         counts.add("imagesInManifest")
                         if not human:
                             counts.add("imagesAutoAccepted")
@@ -232,6 +249,8 @@ def build_manifest(
                         note("duplicate skip records ignored")
                     continue
                 write_skip(skipped, record)
+        if coco is not None:
+            coco.close()
 
         warnings.extend(
             f"{skipped_by_reason[reason]} {text}"
@@ -244,6 +263,10 @@ def build_manifest(
             warnings.append("modelQuality not measured: no image was reviewed by people")
         warnings.extend(_check_invariant(s3, layout, index, counts.values))
 
+    sections, section_warnings = report_sections(
+        measures, context, backend=backend, images_in_manifest=counts.values["imagesInManifest"]
+    )
+    warnings.extend(section_warnings)
     report = {
         "runId": run_id,
         "status": "SUCCEEDED",
@@ -254,10 +277,13 @@ def build_manifest(
         "modelQuality": quality.result(),
         "labelingJobs": list(labeling_jobs),
         "manifest": str(layout.manifest),
+        "coco": str(layout.coco) if coco is not None else None,
         "skipped": str(layout.skipped),
+        "report": str(layout.report_html),
+        **sections,
         "warnings": _cap(warnings),
     }
-    write_json(s3, layout.report, report)
+    publish(s3, layout, report)
     return report
 
 
@@ -269,13 +295,15 @@ def _add_quality(
     record: Mapping[str, Any],
     ref: str,
     task_type: str,
-) -> None:
-    """Compare the model's predictions for one human-reviewed image with the reviewed answer."""
+    context: RunContext,
+) -> dict[str, Any] | None:
+    """Compare the model's predictions for one human-reviewed image with the reviewed answer;
+    return its prediction record."""
     if not index.predictions_loaded:
         # Loaded on first need: a run with only auto-accepted images never reads the predictions.
         index.load_predictions(_prediction_rows(s3, layout))
     prediction = index.prediction(ref)
-    predicted = _predicted(prediction, task_type) if prediction else []
+    predicted = _predicted(prediction, task_type, context.min_confidence) if prediction else []
     if task_type == "detection":
         quality.add_detection(predicted, _reference_boxes(record))
     else:
@@ -283,6 +311,7 @@ def _add_quality(
             item.get("label") if isinstance(item, Mapping) else item for item in record.get("labels") or []
         ]
         quality.add_classification(predicted, [str(r) for r in reference if r is not None])
+    return prediction
 
 
 def _check_invariant(s3: Any, layout: RunLayout, index: SpillIndex, counts: dict[str, int]) -> list[str]:
@@ -319,7 +348,14 @@ def _cap(warnings: list[str]) -> list[str]:
 
 
 def build_run_manifest(
-    s3: Any, config: RunConfig, plan: PlanSummary, *, images_listed: int, now: datetime
+    s3: Any,
+    config: RunConfig,
+    plan: PlanSummary,
+    *,
+    images_listed: int,
+    now: datetime,
+    batches: int = 0,
+    model_usage: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`build_manifest` for one run: its task type and labels from the review plan, its labeling
     jobs (if any) from `review/jobs.json`."""
@@ -339,16 +375,14 @@ def build_run_manifest(
         labeling_jobs=[job["jobName"] for job in jobs],
         job_name=f"{config.jobNamePrefix}-{config.runId}",
         now=now,
+        context=RunContext(
+            min_confidence=config.minConfidence,
+            images_to_review=plan.images_to_review,
+            images_audited=plan.images_audited,
+            images_auto_accepted=plan.images_auto_accepted,
+            audit_error_target=config.auditErrorTarget,
+            precision_target=config.autoAcceptPrecision,
+            batches=batches,
+            model_usage=dict(model_usage or {}),
+        ),
     )
-
-
-def run_result(layout: RunLayout, report: Mapping[str, Any]) -> dict[str, Any]:
-    """The execution's output: where the files are, the counts, and the first warnings."""
-    return {
-        "manifest": str(layout.manifest),
-        "report": str(layout.report),
-        "skipped": str(layout.skipped),
-        "counts": report.get("counts", {}),
-        "modelQuality": report.get("modelQuality", {}),
-        "warnings": report.get("warnings", [])[:20],
-    }

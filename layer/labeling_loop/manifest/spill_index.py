@@ -30,6 +30,7 @@ class SpillIndex:
         self._db.execute("CREATE TABLE seen (ref TEXT PRIMARY KEY, kind INTEGER) WITHOUT ROWID")
         self._db.execute("CREATE TABLE predictions (ref TEXT PRIMARY KEY, data BLOB) WITHOUT ROWID")
         self._db.execute("CREATE TABLE listed (ref TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._db.execute("CREATE TABLE audited (ref TEXT PRIMARY KEY) WITHOUT ROWID")
         self.predictions_loaded = False
 
     def __enter__(self) -> SpillIndex:
@@ -57,6 +58,12 @@ class SpillIndex:
     def prediction(self, ref: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT data FROM predictions WHERE ref = ?", (ref,)).fetchone()
         return json.loads(row[0]) if row else None
+
+    def load_audited(self, refs: Iterator[tuple[str]]) -> None:
+        self._db.executemany("INSERT OR IGNORE INTO audited VALUES (?)", refs)
+
+    def is_audited(self, ref: str) -> bool:
+        return self._db.execute("SELECT 1 FROM audited WHERE ref = ?", (ref,)).fetchone() is not None
 
     def load_listed(self, refs: Iterator[tuple[str]]) -> None:
         self._db.executemany("INSERT OR IGNORE INTO listed VALUES (?)", refs)

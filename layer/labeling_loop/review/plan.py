@@ -1,12 +1,24 @@
 """Plan the human review from the model's predictions (backend-agnostic part).
 
-Every inferred image becomes either a review task (people confirm or adjust the predictions;
-images without any prediction are reviewed too, because missed objects are the errors that matter
-most) or, when every prediction is at or above `autoAcceptConfidence`, an auto-accepted record.
+Inference keeps every prediction above a low floor (run_config.PREDICTION_FLOOR); the thresholds are
+applied here, so they can change without inferring again:
+- predictions below `minConfidence` are not shown to reviewers;
+- every inferred image becomes either a review task (people confirm or adjust the predictions;
+  images without any prediction are reviewed too, because missed objects are the errors that matter
+  most) or, when every shown prediction is at or above its label's auto-accept threshold
+  (`autoAcceptConfidenceByLabel`, else `autoAcceptConfidence`), an auto-accepted record;
+- an audit sample of the images that would be auto-accepted goes to review anyway
+  (`review/audit.jsonl` lists them with what would have been accepted): the images whose hash of
+  the source-ref falls below `auditFraction`, and at least the `auditMinImages` lowest hashes.
+  A hash, not a random draw: a retried step and anyone rerunning the plan choose the same images,
+  and the choice is independent of the predictions, so the sample is a simple random sample of the
+  auto-accept candidates (what makes the report's error rate unbiased).
 """
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +40,7 @@ class PlanSummary:
     images_to_review: int = 0
     images_auto_accepted: int = 0
     jobs: int = 0
+    images_audited: int = 0  # among images_to_review: auto-accept candidates reviewed as the audit
     predicted_labels: set[str] = field(default_factory=set)
 
     def to_dict(self) -> dict[str, Any]:
@@ -36,6 +49,7 @@ class PlanSummary:
             "labels": self.labels,
             "imagesToReview": self.images_to_review,
             "imagesAutoAccepted": self.images_auto_accepted,
+            "imagesAudited": self.images_audited,
             "jobs": self.jobs,
         }
 
@@ -49,19 +63,91 @@ class PlanSummary:
             labels=[str(label) for label in plan.get("labels") or []],
             images_to_review=int(plan.get("imagesToReview", 0)),
             images_auto_accepted=int(plan.get("imagesAutoAccepted", 0)),
+            images_audited=int(plan.get("imagesAudited", 0)),
             jobs=int(plan.get("jobs", 0)),
         )
 
 
-def survey(s3: Any, layout: RunLayout) -> tuple[bool, set[str]]:
-    """First pass over the predictions: does the model draw boxes, and which labels it uses."""
-    has_boxes = False
-    labels: set[str] = set()
+@dataclass(frozen=True)
+class AutoAccept:
+    """Auto-accept thresholds: per label, else the default; None = that label is always reviewed."""
+
+    default: float | None = None
+    by_label: Mapping[str, float] = field(default_factory=dict)
+
+    def threshold(self, label: str) -> float | None:
+        return self.by_label.get(label, self.default)
+
+    @property
+    def on(self) -> bool:
+        return self.default is not None or bool(self.by_label)
+
+
+def audit_key(source_ref: str) -> float:
+    """The image's place in the audit order: a uniform number in [0, 1) from its source-ref."""
+    digest = hashlib.sha256(b"audit|" + source_ref.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass
+class AuditSampler:
+    """Which auto-accept candidates are audited: key < fraction, or among the `minimum` lowest keys.
+    Holds at most `minimum` keys, whatever the number of images."""
+
+    fraction: float
+    minimum: int
+    _lowest: list[float] = field(default_factory=list)  # max-heap (negated) of the lowest keys
+    candidates: int = 0
+
+    def offer(self, key: float) -> None:
+        self.candidates += 1
+        if self.minimum <= 0:
+            return
+        if len(self._lowest) < self.minimum:
+            heapq.heappush(self._lowest, -key)
+        elif key < -self._lowest[0]:
+            heapq.heapreplace(self._lowest, -key)
+
+    def selects(self, key: float) -> bool:
+        if key < self.fraction:
+            return True
+        return bool(self._lowest) and key <= -self._lowest[0]
+
+
+@dataclass
+class Survey:
+    """First pass over the predictions: does the model draw boxes, which labels it uses, and the
+    audit order of the auto-accept candidates (for each task type the plan may choose)."""
+
+    has_boxes: bool = False
+    labels: set[str] = field(default_factory=set)
+    audit: dict[str, AuditSampler] = field(default_factory=dict)
+
+
+def survey(
+    s3: Any,
+    layout: RunLayout,
+    *,
+    requested_task_type: str = "auto",
+    min_confidence: float = 0.0,
+    auto_accept: AutoAccept | None = None,
+    audit_fraction: float = 0.0,
+    audit_min_images: int = 0,
+) -> Survey:
+    found = Survey()
+    types = [requested_task_type] if requested_task_type != "auto" else ["detection", "classification"]
+    found.audit = {t: AuditSampler(audit_fraction, audit_min_images) for t in types}
     for record in read_jsonl_prefix(s3, layout.predictions_prefix):
         for label in record["labels"]:
-            labels.add(label["name"])
-            has_boxes = has_boxes or "box" in label
-    return has_boxes, labels
+            if label["confidence"] >= min_confidence:
+                found.labels.add(label["name"])
+                found.has_boxes = found.has_boxes or "box" in label
+        if auto_accept is None or not auto_accept.on:
+            continue
+        for task_type, sampler in found.audit.items():
+            if is_auto_accepted(to_task(record, task_type, min_confidence), auto_accept):
+                sampler.offer(audit_key(record["source-ref"]))
+    return found
 
 
 def resolve_task_type(requested: str, has_boxes: bool, any_label: bool = True) -> TaskType:
@@ -72,11 +158,14 @@ def resolve_task_type(requested: str, has_boxes: bool, any_label: bool = True) -
     return "detection" if has_boxes or not any_label else "classification"
 
 
-def to_task(record: dict[str, Any], task_type: str) -> dict[str, Any]:
-    """A prediction record as a review task, boxes in pixels of the displayed image."""
+def to_task(record: dict[str, Any], task_type: str, min_confidence: float = 0.0) -> dict[str, Any]:
+    """A prediction record as a review task, boxes in pixels of the displayed image; predictions
+    below `min_confidence` are not shown."""
     size = record["image_size"]
     predictions = []
     for label in record["labels"]:
+        if label["confidence"] < min_confidence:
+            continue
         if task_type == "detection":
             if "box" not in label:
                 continue
@@ -113,11 +202,18 @@ def auto_accepted(task: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def is_auto_accepted(task: dict[str, Any], threshold: float | None) -> bool:
+def is_auto_accepted(task: dict[str, Any], auto_accept: AutoAccept | float | None) -> bool:
+    """Every shown prediction at or above its label's threshold (and at least one prediction)."""
+    if not isinstance(auto_accept, AutoAccept):
+        auto_accept = AutoAccept(auto_accept)
     predictions = task["predictions"]
-    return (
-        threshold is not None and bool(predictions) and all(p["confidence"] >= threshold for p in predictions)
-    )
+    if not predictions:
+        return False
+    for p in predictions:
+        threshold = auto_accept.threshold(p["label"])
+        if threshold is None or p["confidence"] < threshold:
+            return False
+    return True
 
 
 def plan(
@@ -126,23 +222,46 @@ def plan(
     *,
     requested_task_type: str,
     extra_labels: list[str],
-    auto_accept: float | None,
+    auto_accept: AutoAccept | float | None,
+    min_confidence: float = 0.0,
+    audit_fraction: float = 0.0,
+    audit_min_images: int = 0,
 ) -> PlanSummary:
-    """Write review/tasks.jsonl and review/auto_accepted.jsonl; return counts and the label set."""
-    has_boxes, predicted = survey(s3, layout)
-    task_type = resolve_task_type(requested_task_type, has_boxes, any_label=bool(predicted))
+    """Write review/tasks.jsonl, review/auto_accepted.jsonl and review/audit.jsonl; return counts
+    and the label set."""
+    if not isinstance(auto_accept, AutoAccept):
+        auto_accept = AutoAccept(auto_accept)
+    found = survey(
+        s3,
+        layout,
+        requested_task_type=requested_task_type,
+        min_confidence=min_confidence,
+        auto_accept=auto_accept,
+        audit_fraction=audit_fraction,
+        audit_min_images=audit_min_images,
+    )
+    predicted = found.labels
+    task_type = resolve_task_type(requested_task_type, found.has_boxes, any_label=bool(predicted))
+    sampler = found.audit.get(task_type, AuditSampler(0.0, 0))
     summary = PlanSummary(
         task_type=task_type, labels=sorted(predicted | set(extra_labels)), predicted_labels=predicted
     )
-    with JsonlWriter(s3, layout.review_tasks) as tasks, JsonlWriter(s3, layout.auto_accepted) as accepted:
+    with (
+        JsonlWriter(s3, layout.review_tasks) as tasks,
+        JsonlWriter(s3, layout.auto_accepted) as accepted,
+        JsonlWriter(s3, layout.audit) as audit,
+    ):
         for record in read_jsonl_prefix(s3, layout.predictions_prefix):
-            task = to_task(record, task_type)
+            task = to_task(record, task_type, min_confidence)
             if is_auto_accepted(task, auto_accept):
-                accepted.write(auto_accepted(task))
-                summary.images_auto_accepted += 1
-            else:
-                tasks.write(task)
-                summary.images_to_review += 1
+                if not sampler.selects(audit_key(task["source-ref"])):
+                    accepted.write(auto_accepted(task))
+                    summary.images_auto_accepted += 1
+                    continue
+                audit.write(auto_accepted(task))
+                summary.images_audited += 1
+            tasks.write(task)
+            summary.images_to_review += 1
     return summary
 
 

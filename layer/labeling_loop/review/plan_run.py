@@ -9,7 +9,7 @@ from typing import Any
 from labeling_loop.inference.outcome import check_outcome
 from labeling_loop.jsonl import write_json
 from labeling_loop.review.groundtruth.jobs import plan_run_jobs
-from labeling_loop.review.plan import check_label_set, plan
+from labeling_loop.review.plan import AutoAccept, check_label_set, plan
 from labeling_loop.run_config import RunConfig
 
 
@@ -25,7 +25,10 @@ def plan_run_review(
         layout,
         requested_task_type=config.taskType,
         extra_labels=config.labels,
-        auto_accept=config.autoAcceptConfidence,
+        auto_accept=AutoAccept(config.autoAcceptConfidence, config.autoAcceptConfidenceByLabel),
+        min_confidence=config.minConfidence,
+        audit_fraction=config.auditFraction,
+        audit_min_images=config.auditMinImages,
     )
     check_label_set(summary, config.maxLabelsPerJob)
     if config.reviewBackend == "groundtruth" and summary.images_to_review:

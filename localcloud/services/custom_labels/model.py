@@ -8,6 +8,7 @@ answer. Boxes are ratios of the displayed image, as DetectCustomLabels gives the
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from dataclasses import dataclass
@@ -40,6 +41,13 @@ class CustomLabelsConfig:
     confidence_spread: float = 10.0
     assumed_threshold: float = 50.0  # emulator choice: used when MinConfidence is omitted
     seed: int = 0
+    # training (CreateProjectVersion) and datasets
+    dataset_latency_s: float = 0.2  # CREATE/UPDATE_IN_PROGRESS -> *_COMPLETE
+    training_latency_s: float = 1.0  # TRAINING_IN_PROGRESS -> TRAINING_COMPLETED (AWS: 30 min to 24 h)
+    billable_training_seconds: int = 3600  # what DescribeProjectVersions reports for a trained version
+    # a new version's noise = its base's x LABELS_HALVING / (LABELS_HALVING + labeled objects given)
+    labels_halving_noise: float = 100.0
+    fail_training: str | None = None  # fault: the next trainings end TRAINING_FAILED with this message
 
 
 @dataclass
@@ -51,11 +59,21 @@ class TrainedModel:
     task_type: TaskType
     truth: dict[str, Truth]
     labels: list[str]
+    # Multiplies the configured misses, false positives and box jitter: 1 for a registered model,
+    # smaller for a version trained on more labels (training.py).
+    noise_scale: float = 1.0
 
     def predict(
         self, config: CustomLabelsConfig, source_ref: str | None, width: int, height: int
     ) -> list[dict[str, Any]]:
         """CustomLabels for one image, before MinConfidence and MaxResults."""
+        if self.noise_scale != 1.0:
+            config = dataclasses.replace(
+                config,
+                miss_rate=config.miss_rate * self.noise_scale,
+                false_positive_rate=config.false_positive_rate * self.noise_scale,
+                box_jitter=config.box_jitter * self.noise_scale,
+            )
         noise = _Noise(config, self._rng(config.seed, source_ref or f"{width}x{height}"))
         truth = self.truth.get(source_ref) if source_ref else None
         if truth is None:
@@ -65,7 +83,9 @@ class TrainedModel:
         return noise.boxes(truth, self.labels, width, height)
 
     def _rng(self, seed: int, image: str) -> random.Random:
-        digest = hashlib.sha256(f"{seed}|{self.arn}|{image}".encode()).digest()
+        # The version's ARN without its creation timestamp: the same project, version and image
+        # get the same answer in every local cloud, so runs (and tests) are reproducible.
+        digest = hashlib.sha256(f"{seed}|{self.arn.rsplit('/', 1)[0]}|{image}".encode()).digest()
         return random.Random(int.from_bytes(digest[:8], "big"))
 
 

@@ -1,4 +1,5 @@
-"""Emulated Amazon Rekognition Custom Labels: the six operations the workflow calls.
+"""Emulated Amazon Rekognition Custom Labels: the operations the workflow calls (datasets and
+training in `training`).
 
 Behaviour follows the API reference (docs/aws-facts.md §1.1 StartProjectVersion, §1.2
 StopProjectVersion, §1.3 DescribeProjectVersions, §1.4 DetectCustomLabels, §1.5 errors) and
@@ -18,12 +19,13 @@ Choices where AWS documents nothing (each marked "emulator choice" below):
   STOPPED model);
 - without MinConfidence the service filters each label at its own assumed threshold from training;
   the emulator uses one threshold for every label (`assumed_threshold`, default 50);
-- each project has one TRAIN dataset whose labels are those its model versions were trained on.
+- a project registered with `add_model` has a TRAIN dataset that declares the labels its model
+  versions were trained on, without entries (the images it was trained on are not the emulator's);
+  `add_dataset` replaces it with entries, `remove_datasets` leaves the project without any.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import random
 import threading
@@ -35,8 +37,16 @@ from typing import Any, ClassVar
 
 from localcloud.data.truth import Truth
 from localcloud.services.base import EmulatedService, ServiceError
+from localcloud.services.custom_labels.describe import DescribeMixin
 from localcloud.services.custom_labels.images import check_image, read_image
 from localcloud.services.custom_labels.model import CustomLabelsConfig, TaskType, TrainedModel
+from localcloud.services.custom_labels.training import (
+    TRAINED,
+    TRAINING,
+    TRAINING_FAILED,
+    Dataset,
+    TrainingMixin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +54,6 @@ ACCOUNT_ID = "123456789012"
 
 STARTING, RUNNING, FAILED, STOPPING, STOPPED = "STARTING", "RUNNING", "FAILED", "STOPPING", "STOPPED"
 _BILLED = {STARTING, RUNNING}
-_STATUS_MESSAGES = {
-    STARTING: "The model is being started.",
-    RUNNING: "The model is running.",
-    FAILED: "The model failed to start.",
-    STOPPING: "The model is being stopped.",
-    STOPPED: "The model is stopped.",
-    "TRAINING_COMPLETED": "The model is ready to run.",
-}
 
 
 @dataclass
@@ -66,8 +68,17 @@ class _Version:
     status: str
     min_units: int = 1
     max_units: int | None = None
+    # Units auto-scaling has put in service between Min and Max (None: Min). AWS reports them in
+    # CloudWatch as InServiceInferenceUnits (docs/aws-facts.md §5.4); the local cloud publishes them.
+    in_service_units: int | None = None
     transition_at: float | None = None  # when STARTING/STOPPING ends
     history: list[tuple[str, float]] = field(default_factory=list)  # (status, entered at)
+    # training (training.py): where CreateProjectVersion asked for output, the fault message, the
+    # test entries it is evaluated on, and the F1 once computed
+    output_config: dict[str, Any] = field(default_factory=dict)
+    failure: str | None = None
+    test_set: dict[str, dict[str, Any]] = field(default_factory=dict)
+    f1: float | None = None
     tokens: float = 0.0
     tokens_at: float = 0.0
     counters: dict[str, int] = field(
@@ -86,7 +97,7 @@ class _Version:
         return self.trained.arn
 
 
-class CustomLabelsEmulator(EmulatedService):
+class CustomLabelsEmulator(DescribeMixin, TrainingMixin, EmulatedService):
     """Thread-safe: state changes happen under one lock; S3 reads, decoding and the per-call
     latency happen outside it, so concurrent DetectCustomLabels calls overlap as on AWS."""
 
@@ -99,6 +110,10 @@ class CustomLabelsEmulator(EmulatedService):
             "StopProjectVersion",
             "DetectCustomLabels",
             "ListDatasetLabels",
+            "CreateDataset",
+            "DescribeDataset",
+            "UpdateDatasetEntries",
+            "CreateProjectVersion",
         }
     )
 
@@ -115,6 +130,7 @@ class CustomLabelsEmulator(EmulatedService):
         self._sleep = sleep
         self._lock = threading.RLock()
         self._models: dict[str, _Version] = {}
+        self._datasets: dict[str, Dataset] = {}
         self._projects: dict[str, tuple[str, datetime]] = {}  # name -> (arn, created)
         self._detect_index = 0
         self._storm_rng = random.Random(f"storm-{self.config.seed}")
@@ -130,32 +146,58 @@ class CustomLabelsEmulator(EmulatedService):
         truth: dict[str, Truth],
         status: str = STOPPED,
         labels: list[str] | None = None,
+        units: tuple[int, int | None, int | None] = (1, None, None),
     ) -> str:
-        """Register a trained model version; returns its ARN. `labels` default to the truth's."""
+        """Register a trained model version; returns its ARN. `labels` default to the truth's.
+        `units`: (Min, Max, in service) inference units of a model added RUNNING (someone else
+        started it, auto-scaling may have added units)."""
         if task_type not in ("detection", "classification"):
             raise ValueError(f"task_type must be detection or classification, not {task_type!r}")
         with self._lock:
-            if project_name not in self._projects:
-                # The project ARN's timestamp is the project's creation, unrelated to the version's:
-                # callers must look it up (DescribeProjects), never derive it from the version ARN.
-                created = datetime.now(UTC)
-                self._projects[project_name] = (
-                    f"arn:aws:rekognition:{self.config.region}:{ACCOUNT_ID}:project/{project_name}/"
-                    f"{self._unique_ms() - 86_400_000}",
-                    created,
-                )
-            project_arn, _ = self._projects[project_name]
-            arn = (
-                f"arn:aws:rekognition:{self.config.region}:{ACCOUNT_ID}:project/{project_name}/"
-                f"version/{version_name}/{self._unique_ms()}"
-            )
-            if labels is None:
-                labels = sorted({label for t in truth.values() for label in t.labels})
-            trained = TrainedModel(arn, task_type, truth, list(labels))
-            record = _Version(project_name, version_name, project_arn, trained, datetime.now(UTC), status)
-            record.history.append((status, self._clock()))
-            self._models[arn] = record
+            arn = self._add_version(project_name, version_name, task_type, 1.0, truth, status, labels)
+            record = self._models[arn]
+            record.min_units, record.max_units, record.in_service_units = units
+            self.declare_labels(project_name, record.trained.labels)
             return arn
+
+    def _add_version(
+        self,
+        project_name: str,
+        version_name: str,
+        task_type: TaskType,
+        noise_scale: float,
+        truth: dict[str, Truth] | None = None,
+        status: str = STOPPED,
+        labels: list[str] | None = None,
+    ) -> str:
+        """A version record (under the lock); truth and labels default to the project's last version's."""
+        if truth is None:  # a trained version: what its project's latest version knows
+            base = max(
+                (m for m in self._models.values() if m.project == project_name), key=lambda m: m.created
+            )
+            truth = base.trained.truth
+            labels = list(base.trained.labels) if labels is None else labels
+        if project_name not in self._projects:
+            # The project ARN's timestamp is the project's creation, unrelated to the version's:
+            # callers must look it up (DescribeProjects), never derive it from the version ARN.
+            created = datetime.now(UTC)
+            self._projects[project_name] = (
+                f"arn:aws:rekognition:{self.config.region}:{ACCOUNT_ID}:project/{project_name}/"
+                f"{self._unique_ms() - 86_400_000}",
+                created,
+            )
+        project_arn, _ = self._projects[project_name]
+        arn = (
+            f"arn:aws:rekognition:{self.config.region}:{ACCOUNT_ID}:project/{project_name}/"
+            f"version/{version_name}/{self._unique_ms()}"
+        )
+        if labels is None:
+            labels = sorted({label for t in truth.values() for label in t.labels})
+        trained = TrainedModel(arn, task_type, truth, list(labels), noise_scale)
+        record = _Version(project_name, version_name, project_arn, trained, datetime.now(UTC), status)
+        record.history.append((status, self._clock()))
+        self._models[arn] = record
+        return arn
 
     def project_arn(self, project_name: str) -> str:
         with self._lock:
@@ -203,7 +245,7 @@ class CustomLabelsEmulator(EmulatedService):
                 "billed_seconds": billed,
                 "running_seconds": running,
                 "intervals": intervals,
-                "inference_units": model.min_units,
+                "inference_units": model.in_service_units or model.min_units,
                 **model.counters,
             }
 
@@ -239,111 +281,32 @@ class CustomLabelsEmulator(EmulatedService):
                 model.tokens_at = at
         elif model.status == STOPPING:
             self._enter(model, STOPPED, at)
+        elif model.status == TRAINING:
+            self._enter(model, TRAINING_FAILED if model.failure else TRAINED, at)
 
     def _bucket_size(self, model: _Version) -> float:
         return max(1.0, self._rate(model) * self.config.burst_s)
 
     def _rate(self, model: _Version) -> float:
-        # Emulator choice: auto-scaling (MaxInferenceUnits) is not emulated; capacity = Min IUs.
-        return self.config.tps_per_inference_unit * model.min_units
+        # Emulator choice: auto-scaling is not emulated over time; capacity is what is in service
+        # (set when the model was added), Min IUs for a model started here.
+        return self.config.tps_per_inference_unit * (model.in_service_units or model.min_units)
 
     # ------------------------------------------------------------------ operations
-
-    def _describe_projects(self, params: dict[str, Any]) -> dict[str, Any]:
-        names = params.get("ProjectNames")
-        features = params.get("Features")
-        with self._lock:
-            rows = [
-                {
-                    "ProjectArn": arn,
-                    "CreationTimestamp": created,
-                    "Status": "CREATED",
-                    "Datasets": [self._train_dataset(name)],
-                    "Feature": "CUSTOM_LABELS",
-                }
-                for name, (arn, created) in sorted(self._projects.items())
-                if names is None or name in names
-            ]
-        if features is not None and "CUSTOM_LABELS" not in features:
-            rows = []
-        return _page(rows, params, "ProjectDescriptions")
-
-    def _train_dataset(self, project_name: str) -> dict[str, Any]:
-        arn, created = self._projects[project_name]
-        return {
-            "CreationTimestamp": created,
-            "DatasetType": "TRAIN",
-            "DatasetArn": f"{arn.rsplit('/', 1)[0]}/dataset/train/{arn.rsplit('/', 1)[1]}",
-            "Status": "CREATE_COMPLETE",
-            "StatusMessage": "The dataset was created successfully.",
-            "StatusMessageCode": "SUCCESS",
-        }
-
-    def _list_dataset_labels(self, params: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            project = next(
-                (
-                    name
-                    for name in self._projects
-                    if self._train_dataset(name)["DatasetArn"] == params["DatasetArn"]
-                ),
-                None,
-            )
-            if project is None:
-                raise ServiceError("ResourceNotFoundException", "The requested resource was not found.")
-            models = [m.trained for m in self._models.values() if m.project == project]
-        labels = sorted({label for model in models for label in model.labels})
-        rows = [{"LabelName": label, "LabelStats": _label_stats(models, label)} for label in labels]
-        return _page(rows, params, "DatasetLabelDescriptions")
-
-    def _describe_project_versions(self, params: dict[str, Any]) -> dict[str, Any]:
-        project_arn = params["ProjectArn"]
-        names = params.get("VersionNames")
-        with self._lock:
-            if project_arn not in {arn for arn, _ in self._projects.values()}:
-                raise ServiceError("ResourceNotFoundException", "The requested resource was not found.")
-            models = [m for m in self._models.values() if m.project_arn == project_arn]
-            for model in models:
-                self._advance(model)
-            # docs/aws-facts.md §1.3: newest first.
-            models.sort(key=lambda m: m.arn.rsplit("/", 1)[1], reverse=True)
-            rows = [self._version_description(m) for m in models if names is None or m.version in names]
-        return _page(rows, params, "ProjectVersionDescriptions")
-
-    def _version_description(self, model: _Version) -> dict[str, Any]:
-        description: dict[str, Any] = {
-            "ProjectVersionArn": model.arn,
-            "CreationTimestamp": model.created,
-            "MinInferenceUnits": model.min_units,
-            "Status": model.status,
-            "StatusMessage": _STATUS_MESSAGES.get(model.status, model.status),
-            "BillableTrainingTimeInSeconds": 3600,
-            "TrainingEndTimestamp": model.created,
-            "OutputConfig": {"S3Bucket": "custom-labels-output", "S3KeyPrefix": f"{model.project}/"},
-            "EvaluationResult": {
-                "F1Score": 0.8,
-                "Summary": {
-                    "S3Object": {"Bucket": "custom-labels-output", "Name": f"{model.project}/summary.json"}
-                },
-            },
-            "Feature": "CUSTOM_LABELS",
-        }
-        if model.max_units is not None:
-            description["MaxInferenceUnits"] = model.max_units
-        return description
 
     def _start_project_version(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             model = self._model(params["ProjectVersionArn"])
             self._advance(model)
             model.counters["start_calls"] += 1
-            if model.status in (STARTING, RUNNING, STOPPING):
+            if model.status in (STARTING, RUNNING, STOPPING, TRAINING):
                 raise ServiceError(
                     "ResourceInUseException",
                     f"The model version is {model.status} and cannot be started.",
                 )
             model.min_units = params["MinInferenceUnits"]
             model.max_units = params.get("MaxInferenceUnits")
+            model.in_service_units = None
             now = self._clock()
             self._enter(model, STARTING, now)
             model.transition_at = now + self.config.start_latency_s
@@ -421,31 +384,3 @@ class CustomLabelsEmulator(EmulatedService):
         with self._lock:
             model.counters["detect_answered"] += 1
         return {"CustomLabels": labels}
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _label_stats(models: list[TrainedModel], label: str) -> dict[str, int]:
-    """Images and boxes of `label` in the truth the project's models were trained on."""
-    truths = {ref: truth for model in models for ref, truth in model.truth.items()}
-    return {
-        "EntryCount": sum(1 for t in truths.values() if label in t.labels),
-        "BoundingBoxCount": sum(1 for t in truths.values() for b in t.boxes if b.label == label),
-    }
-
-
-def _page(rows: list[dict[str, Any]], params: dict[str, Any], key: str) -> dict[str, Any]:
-    """One page of `rows` under `key`, with a NextToken while more remain (MaxResults, default 100)."""
-    token = params.get("NextToken")
-    start = 0
-    if token:
-        try:
-            start = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("offset:"))
-        except (ValueError, UnicodeDecodeError) as error:
-            raise ServiceError("InvalidPaginationTokenException", "Invalid pagination token") from error
-    end = start + params.get("MaxResults", 100)
-    response: dict[str, Any] = {key: rows[start:end]}
-    if end < len(rows):
-        response["NextToken"] = base64.urlsafe_b64encode(f"offset:{end}".encode()).decode()
-    return response

@@ -76,6 +76,7 @@ class EmulatedReviewers:
     server: LabelStudioServer
     accuracy: float = 0.97
     unannotated_fraction: float = 0.0
+    skipped_fraction: float = 0.0
     seed: int = 0
     timeout: float = 600.0
     stats: ReviewStats | None = None
@@ -117,6 +118,7 @@ class EmulatedReviewers:
                 accuracy=self.accuracy,
                 seed=self.seed,
                 unannotated_fraction=self.unannotated_fraction,
+                skipped_fraction=self.skipped_fraction,
             )
         except BaseException as error:  # reported to the test/CLI, never lost in a thread
             LOG.exception("emulated reviewers failed")

@@ -6,7 +6,8 @@ pre-annotations with a ground truth.
 Truth: {source-ref: {"boxes": [{"label", "left", "top", "width", "height"} px], "labels": [...],
 "width", "height"}}. A careful reviewer (probability `accuracy` per decision) keeps a prediction
 that matches a true box, fixes one that overlaps it, deletes a false one and draws what the model
-missed; a careless one accepts what is shown. `unannotated_fraction` of the tasks get no answer.
+missed; a careless one accepts what is shown. `unannotated_fraction` of the tasks get no answer;
+`skipped_fraction` of them are skipped (the UI's Skip button: a cancelled annotation, no result).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class ReviewStats:
     added: int = 0
     removed: int = 0
     unannotated_refs: list[str] = field(default_factory=list)
+    skipped: int = 0
+    skipped_refs: list[str] = field(default_factory=list)
 
 
 def _prediction_boxes(
@@ -151,7 +154,7 @@ class _Reviewer:
         ]
 
 
-def _tasks(ls: LabelStudioClient, project_id: int) -> Iterator[dict[str, Any]]:
+def tasks_of(ls: LabelStudioClient, project_id: int) -> Iterator[dict[str, Any]]:
     yield from ls.paginate(
         "/api/tasks/",
         {"project": project_id, "page_size": 100, "fields": "all", "resolve_uri": "false"},
@@ -167,16 +170,27 @@ def annotate_project(
     accuracy: float = 1.0,
     seed: int = 0,
     unannotated_fraction: float = 0.0,
+    skipped_fraction: float = 0.0,
+    leave_alone: frozenset[int] = frozenset(),
 ) -> ReviewStats:
-    """Answer every task of a project (but `unannotated_fraction` of them) like reviewers would."""
+    """Answer every task of a project like reviewers would, but leave `unannotated_fraction` of
+    them unanswered and skip exactly `skipped_fraction` of them (rounded; a seeded choice). Tasks
+    in `leave_alone` (ids) are not touched."""
     rng = random.Random(seed)
     stats = ReviewStats()
     reviewer = _Reviewer(rng, accuracy, stats)
-    for task in sorted(_tasks(ls, project_id), key=lambda t: t["id"]):
+    tasks = sorted((t for t in tasks_of(ls, project_id) if t["id"] not in leave_alone), key=lambda t: t["id"])
+    skipping = {t["id"] for t in random.Random(seed + 1).sample(tasks, round(len(tasks) * skipped_fraction))}
+    for task in tasks:
         source = task["data"]["source_ref"]
         if rng.random() < unannotated_fraction:
             stats.unannotated += 1
             stats.unannotated_refs.append(source)
+            continue
+        if task["id"] in skipping:
+            ls.post(f"/api/tasks/{task['id']}/annotations/", {"result": [], "was_cancelled": True})
+            stats.skipped += 1
+            stats.skipped_refs.append(source)
             continue
         predictions = task.get("predictions") or []
         result = predictions[0]["result"] if predictions else []

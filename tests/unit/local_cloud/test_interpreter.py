@@ -307,6 +307,24 @@ def test_failures_within_the_tolerated_count_do_not_fail_the_map(cloud: LocalClo
     assert _entered(result) == ["Each Item", "Map Succeeded"]
 
 
+def test_a_failing_child_stops_its_running_siblings(cloud: LocalCloud) -> None:
+    # GIVEN a Distributed Map whose good children wait a long time (100 s scaled; 1 day as defined)
+    definition = _map_with_failing_children()
+    processor = definition["States"]["Each Item"]["ItemProcessor"]["States"]
+    processor["Bad Item?"]["Default"] = "Slow Item"
+    processor["Slow Item"] = {"Type": "Wait", "Seconds": 100_000, "Next": "Item Done"}
+    # WHEN one child fails
+    result = _run(cloud, definition, {"items": [{"bad": False}, {"bad": True}, {"bad": False}]})
+    # THEN the Map Run fails at once, as on AWS: the waiting siblings are aborted (or never start),
+    # none of them finishes, and the Catch runs (without the compensation the Map waits 100 s and
+    # `_run` gives up after 30)
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    assert _entered(result) == ["Each Item", "Map Failed"]
+    map_run = cloud.sfn.list_map_runs(executionArn=result["executionArn"])["mapRuns"][0]
+    counts = cloud.sfn.describe_map_run(mapRunArn=map_run["mapRunArn"])["itemCounts"]
+    assert (counts["failed"], counts["succeeded"]) == (1, 0)
+
+
 # The before-send hook --------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
+from localcloud.data.dataset import detection_record
 from localcloud.data.truth import Truth, TruthBox
 from localcloud.services.base import ServiceError, validate_request
 from localcloud.services.custom_labels import CustomLabelsConfig, CustomLabelsEmulator
@@ -145,22 +146,45 @@ def test_a_projects_dataset_lists_the_labels_its_models_were_trained_on(aws: Any
     assert dataset["DatasetType"] == "TRAIN" and dataset["Status"] == "CREATE_COMPLETE"
     assert dataset["DatasetArn"].startswith(project["ProjectArn"].rsplit("/", 1)[0] + "/dataset/train/")
     validate_request("rekognition", "ListDatasetLabels", {"DatasetArn": dataset["DatasetArn"]})
-    # AND its labels are the model's, with the truth's counts, a page at a time
+    # AND its labels are the model's, a page at a time (declared: the dataset holds no entries)
     first = emulator.handle("ListDatasetLabels", {"DatasetArn": dataset["DatasetArn"], "MaxResults": 2})
     rest = emulator.handle(
         "ListDatasetLabels", {"DatasetArn": dataset["DatasetArn"], "NextToken": first["NextToken"]}
     )
     rows = first["DatasetLabelDescriptions"] + rest["DatasetLabelDescriptions"]
     assert [r["LabelName"] for r in rows] == ["bird", "cat", "dog"]
-    assert {r["LabelName"]: r["LabelStats"]["BoundingBoxCount"] for r in rows} == {
-        "bird": 0,
-        "cat": 1,
-        "dog": 1,
-    }
+    assert all(r["LabelStats"] == {"EntryCount": 0, "BoundingBoxCount": 0} for r in rows)
     # AND a dataset that does not exist is not found
     missing = dataset["DatasetArn"].replace("/proj/", "/nope/")
     assert error_code(lambda: emulator.handle("ListDatasetLabels", {"DatasetArn": missing})) == (
         "ResourceNotFoundException"
+    )
+
+
+def test_a_dataset_with_entries_counts_their_labels_and_keeps_the_declared_ones(aws: Any) -> None:
+    # GIVEN the project's training dataset replaced by one entry with a cat and a dog box
+    clock = FakeClock()
+    emulator, _ = make(aws, clock)
+    ref = f"s3://{BUCKET}/a.png"
+    line = detection_record(ref, (200, 100), truth_for(ref).boxes)
+    arn = emulator.add_dataset("proj", "TRAIN", [line])
+    # WHEN its labels are listed
+    (dataset,) = emulator.handle("DescribeProjects", {"ProjectNames": ["proj"]})["ProjectDescriptions"][0][
+        "Datasets"
+    ]
+    rows = emulator.handle("ListDatasetLabels", {"DatasetArn": arn})["DatasetLabelDescriptions"]
+    # THEN it is the project's only TRAIN dataset, with the entry's counts and the declared bird
+    assert dataset["DatasetArn"] == arn
+    assert {r["LabelName"]: r["LabelStats"] for r in rows} == {
+        "bird": {"EntryCount": 0, "BoundingBoxCount": 0},
+        "cat": {"EntryCount": 1, "BoundingBoxCount": 1},
+        "dog": {"EntryCount": 1, "BoundingBoxCount": 1},
+    }
+    # AND a project whose datasets are removed lists none
+    emulator.remove_datasets("proj")
+    assert (
+        emulator.handle("DescribeProjects", {"ProjectNames": ["proj"]})["ProjectDescriptions"][0]["Datasets"]
+        == []
     )
 
 

@@ -307,4 +307,8 @@ def reviewed_record(annotation: Mapping[str, Any], ours: Mapping[str, Any], proj
         record["labels"], record["removed"] = derive_label_statuses(
             [p["label"] for p in predicted], _choices_from_result(answer)
         )
+    # Label Studio's `lead_time`: seconds the reviewer spent on the task (the report's work figures).
+    lead_time = annotation.get("lead_time")
+    if isinstance(lead_time, int | float) and not isinstance(lead_time, bool) and math.isfinite(lead_time):
+        record["reviewSeconds"] = round(float(lead_time), 1)
     return record

@@ -1,0 +1,36 @@
+"""`train: true`: adds the run's manifest to the project's training dataset and trains the next
+model version, one step per call (`start`, then `advance` between waits); `fail` records an error
+the state machine caught. The outcome goes into report.json and report.html; the run never fails
+because of it."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from labeling_loop.aws_clients import client, retryable_transient_errors
+from labeling_loop.run_config import from_state
+from labeling_loop.training import next_version
+
+logger = Logger()
+tracer = Tracer()
+s3 = client("s3")
+rekognition = client("rekognition")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@retryable_transient_errors
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    config = from_state(event["config"])
+    action = event["action"]
+    if action == "start":
+        images = int((event.get("result") or {}).get("counts", {}).get("imagesInManifest", 0))
+        result = next_version.start(s3, rekognition, config, images, next_version.now())
+    elif action == "advance":
+        result = next_version.advance(s3, rekognition, config, next_version.now())
+    elif action == "fail":
+        result = next_version.fail(s3, config, event.get("error"))
+    else:
+        raise ValueError(f"unknown action {action!r}")
+    logger.info("training step", extra={"action": action, **result})
+    return {"training": result}

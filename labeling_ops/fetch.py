@@ -1,0 +1,108 @@
+"""The reads behind `follow`, `show` and `stop`: the execution, its history, its Map Runs, the model,
+the labeling jobs, and the run's durable records. Clients are passed in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from labeling_loop import run_records
+from labeling_loop.inference import model_lease
+from labeling_loop.inference.model_control import ModelRef, describe, find_project_arn
+from labeling_loop.jsonl import read_json
+from labeling_loop.s3_uri import S3Uri
+
+from labeling_ops.aws import Clients
+from labeling_ops.progress import Progress, ReviewJob, progress, read_history
+
+
+def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+        events.extend(page["events"])
+    return events
+
+
+def model_status(rekognition: Any, model_arn: str | None, project_arn: str | None) -> str | None:
+    """The model's status now (None when it cannot be read: no permission, or no model yet)."""
+    if not model_arn:
+        return None
+    try:
+        model = ModelRef.of(model_arn)
+        project = project_arn or find_project_arn(rekognition, model.project)
+        return str(describe(rekognition, project, model)["Status"])
+    except Exception:  # the display goes on without it
+        return None
+
+
+def review_jobs(clients: Clients, config: dict[str, Any]) -> list[ReviewJob]:
+    """The run's Ground Truth jobs (review/jobs.json) and their LabelCounters."""
+    bucket, key = config.get("outputBucket"), config.get("reviewJobsKey")
+    if not bucket or not key:
+        return []
+    try:
+        planned = read_json(clients.s3, S3Uri(bucket, key))
+    except ClientError:
+        return []
+    jobs = []
+    for job in planned or []:
+        name = str(job["jobName"])
+        try:
+            described = clients.sagemaker.describe_labeling_job(LabelingJobName=name)
+        except ClientError:
+            jobs.append(ReviewJob(name, "not created yet", 0, 0, 0))
+            continue
+        counters = described.get("LabelCounters", {})
+        jobs.append(
+            ReviewJob(
+                name,
+                str(described["LabelingJobStatus"]),
+                int(counters.get("TotalLabeled", 0)),
+                int(counters.get("Unlabeled", 0)),
+                int(counters.get("FailedNonRetryableError", 0)),
+            )
+        )
+    return jobs
+
+
+def run_progress(clients: Clients, execution_arn: str, now: datetime | None = None) -> Progress:
+    description = clients.sfn.describe_execution(executionArn=execution_arn)
+    events = history(clients.sfn, execution_arn)
+    facts = read_history(events)
+    map_runs = {}
+    for state, map_run_arn in facts.map_runs.items():
+        try:
+            map_runs[state] = clients.sfn.describe_map_run(mapRunArn=map_run_arn)
+        except ClientError:
+            continue
+    config = facts.data.get("config", {})
+    jobs = []
+    if "plan" in facts.data and config.get("reviewBackend") == "groundtruth":
+        jobs = review_jobs(clients, config)
+    status = model_status(
+        clients.rekognition, config.get("projectVersionArn"), facts.data.get("model", {}).get("projectArn")
+    )
+    return progress(
+        description,
+        events,
+        now=now or datetime.now(UTC),
+        map_runs=map_runs,
+        model_status=status,
+        review_jobs=jobs,
+    )
+
+
+def cleanup_outcome(
+    clients: Clients, table: str, execution_arn: str, model_arn: str | None
+) -> dict[str, Any]:
+    """What the cleanup left, read from durable state (never from a function's return value): the
+    run's record, the model's lease and the model's status."""
+    record = run_records.get(clients.dynamodb, table, execution_arn)
+    outcome: dict[str, Any] = {"record": record.status if record else None}
+    if model_arn:
+        lease = model_lease.read(clients.dynamodb, table, model_arn)
+        outcome["modelUsers"] = sorted(lease.users)
+        outcome["modelStopDuty"] = lease.started_by_workflow
+        outcome["modelStatus"] = model_status(clients.rekognition, model_arn, None)
+    return outcome

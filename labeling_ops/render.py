@@ -1,0 +1,175 @@
+"""What `follow`, `show`, `list` and `stop` print, as rich renderables (a live panel on a terminal,
+plain text when piped: rich decides). Pure: a Progress or a dict in, a renderable out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from labeling_ops.progress import Progress
+
+STATUS_STYLE = {
+    "RUNNING": "bold cyan",
+    "SUCCEEDED": "bold green",
+    "FAILED": "bold red",
+    "TIMED_OUT": "bold red",
+    "ABORTED": "bold yellow",
+}
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+def _bar(done: int | None, total: int | None) -> ProgressBar | Text:
+    if done is None or not total:
+        return Text("-")
+    return ProgressBar(total=float(total), completed=float(done), width=30)
+
+
+def _count(done: int | None, total: int | None, unit: str) -> str:
+    if total is None:
+        return "-"
+    return f"{done if done is not None else 0:,} / {total:,} {unit}"
+
+
+def progress_lines(p: Progress) -> list[tuple[str, str]]:
+    """The display as (label, value) lines: the same words in the panel and in plain output."""
+    lines = [
+        ("status", p.status),
+        ("phase", p.phase + (f" ({p.state})" if p.state and p.status == "RUNNING" else "")),
+        ("elapsed", duration(p.elapsed_seconds)),
+    ]
+    if p.images_listed is not None:
+        lines.append(("images listed", f"{p.images_listed:,} ({p.images_to_infer or 0:,} to infer)"))
+    if p.batches_total is not None:
+        inferred = p.images_inferred
+        text = _count(p.batches_done, p.batches_total, "batches")
+        if inferred is not None and p.images_to_infer is not None:
+            text += f", images inferred {inferred:,} / {p.images_to_infer:,}"
+        if p.batches_failed:
+            text += f", {p.batches_failed} batches failed"
+        lines.append(("inference", text))
+    if p.model_arn:
+        who = {True: "started by this run", False: "already running", None: ""}[p.model_started_by_run]
+        model = f"{p.model_status or 'unknown'}" + (f", {who}" if who else "")
+        if p.model_stopped_by_run is not None:
+            model += ", stopped by this run" if p.model_stopped_by_run else ", left running for another run"
+        lines.append(("model", model))
+    if p.model_seconds is not None:
+        lines.append(
+            (
+                "model time",
+                f"{duration(p.model_seconds)} x {p.inference_units or 1} IU = "
+                f"{p.model_billed_seconds or 0:,.0f} IU-seconds billed so far",
+            )
+        )
+    if p.review_total is not None:
+        backend = {"groundtruth": "Ground Truth", "labelstudio": "Label Studio"}.get(
+            p.review_backend or "", p.review_backend or ""
+        )
+        lines.append(("review", f"{backend}: " + _count(p.review_done, p.review_total, "images reviewed")))
+        for job in p.review_jobs:
+            lines.append(
+                (
+                    f"  {job.name}",
+                    f"{job.status}: {job.labeled} labeled, {job.unlabeled} waiting, {job.failed} failed",
+                )
+            )
+    if p.error:
+        lines.append(("error", f"{p.error}: {p.cause or ''}".strip()))
+    if p.cleanup:
+        stopped = p.cleanup.get("modelStopped")
+        lines.append(("cleanup", "ran: model stopped" if stopped else "ran: no model left to stop"))
+    if p.result:
+        counts = p.result.get("counts", {})
+        lines.append(
+            (
+                "result",
+                f"{counts.get('imagesInManifest', 0):,} images in the manifest, "
+                f"{counts.get('imagesSkipped', 0):,} skipped",
+            )
+        )
+        lines.append(("manifest", str(p.result.get("manifest", ""))))
+    return lines
+
+
+def progress_panel(p: Progress) -> Panel:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value in progress_lines(p):
+        table.add_row(label, Text(value, style=STATUS_STYLE.get(value, "")))
+        if label == "inference":
+            table.add_row("", _bar(p.batches_done, p.batches_total))
+        elif label == "review" and p.review_total:
+            table.add_row("", _bar(p.review_done, p.review_total))
+    return Panel(table, title=f"run {p.name}", border_style=STATUS_STYLE.get(p.status, "white"))
+
+
+def runs_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="recent runs", show_lines=False)
+    for column in ("run", "status", "started", "took", "listed", "manifest", "skipped", "F1"):
+        numeric = column in ("listed", "manifest", "skipped", "F1")
+        table.add_column(
+            column,
+            justify="right" if numeric else "left",
+            no_wrap=True,
+            min_width=12 if column == "run" else None,
+        )
+    for row in rows:
+        started = row["startDate"]
+        table.add_row(
+            str(row["name"]),
+            Text(str(row["status"]), style=STATUS_STYLE.get(str(row["status"]), "")),
+            started.strftime("%m-%d %H:%M") if isinstance(started, datetime) else str(started),
+            duration(row.get("seconds")),
+            _maybe(row.get("imagesListed")),
+            _maybe(row.get("imagesInManifest")),
+            _maybe(row.get("imagesSkipped")),
+            f"{row['f1']:.3f}" if isinstance(row.get("f1"), int | float) else "-",
+        )
+    return table
+
+
+def _maybe(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else "-"
+
+
+def result_view(description: dict[str, Any], output: dict[str, Any] | None) -> Group:
+    """`show`: how the run ended, where its files are, its counts and warnings."""
+    status = str(description["status"])
+    parts: list[Any] = [Text(f"{description['name']}: {status}", style=STATUS_STYLE.get(status, ""))]
+    if description.get("error"):
+        parts.append(Text(f"error: {description['error']}: {description.get('cause', '')}"))
+    if output:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        for key in ("manifest", "report", "skipped"):
+            if key in output:
+                table.add_row(key, str(output[key]))
+        for key, value in (output.get("counts") or {}).items():
+            table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        for key, value in (output.get("modelQuality") or {}).items():
+            table.add_row(f"model {key}", f"{value:.3f}" if isinstance(value, float) else str(value))
+        parts.append(table)
+        warnings = output.get("warnings") or []
+        parts.append(Text(f"warnings ({len(warnings)})" if warnings else "no warnings", style="bold"))
+        parts.extend(Text(f"  - {warning}") for warning in warnings)
+    return Group(*parts)

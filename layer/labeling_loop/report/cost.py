@@ -1,0 +1,83 @@
+"""What a run cost, estimated from what it used and the list prices (report/prices.py; which of them
+docs/aws-facts.md confirms is said there, and repeated in the report).
+
+- Inference: the model is billed per inference-unit hour from start to stop, idle time included
+  (docs/aws-facts.md §1.1). The run measures the seconds from taking its lease on the model to
+  releasing it (Acquire Model -> Release Model), times the units: what it billed when the run
+  started the model, its share of a model someone else kept running otherwise.
+- Review: Ground Truth charges per labeled object (§3.8), so per image sent to review; a
+  self-hosted Label Studio costs its hosting, which the run cannot know (0 here, said so).
+- Engine: Step Functions transitions and Lambda requests, from the run's counts with the per-item
+  figures measured in bench/ (bench/README.md: ~12 transitions and ~11 invocations per 1,000
+  images at 100 images per batch) plus a fixed part for the straight path.
+- Training, when the run trained: BillableTrainingTimeInSeconds (DescribeProjectVersions, §1.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from labeling_loop.report.prices import (
+    CUSTOM_LABELS_IU_HOUR,
+    CUSTOM_LABELS_TRAINING_HOUR,
+    GROUND_TRUTH_OBJECT,
+    LAMBDA_REQUEST,
+    STEP_FUNCTIONS_TRANSITION,
+    Price,
+)
+
+FIXED_TRANSITIONS = 60  # the straight path of one run and its review polls, roughly
+TRANSITIONS_PER_BATCH = 3  # a Distributed Map child: start, task, end
+FIXED_INVOCATIONS = 10
+
+
+def _line(quantity: float, price: Price) -> dict[str, Any]:
+    return {
+        "quantity": round(quantity, 4),
+        "unit": price.unit,
+        "usd": round(quantity * price.usd, 4),
+        "priceUsd": price.usd,
+        "priceConfirmed": price.confirmed,
+        "priceSource": price.url,
+    }
+
+
+def run_cost(
+    *,
+    model_usage: Mapping[str, Any] | None,
+    backend: str,
+    images_reviewed_by_people: int,
+    batches: int,
+    images_labeled: int,
+    training_seconds: float | None = None,
+) -> dict[str, Any]:
+    usage = model_usage or {}
+    seconds = float(usage.get("modelSeconds") or 0)
+    units = int(usage.get("inferenceUnits") or 0)
+    lines: dict[str, Any] = {"inference": _line(seconds / 3600 * units, CUSTOM_LABELS_IU_HOUR)}
+    lines["inference"]["startedByRun"] = bool(usage.get("startedByRun"))
+    if backend == "groundtruth":
+        lines["review"] = _line(images_reviewed_by_people, GROUND_TRUTH_OBJECT)
+    else:
+        lines["review"] = {
+            "quantity": images_reviewed_by_people,
+            "unit": "reviewed image",
+            "usd": 0.0,
+            "note": "self-hosted Label Studio: its hosting is not counted",
+        }
+    transitions = FIXED_TRANSITIONS + TRANSITIONS_PER_BATCH * batches
+    invocations = FIXED_INVOCATIONS + batches
+    engine = _line(transitions, STEP_FUNCTIONS_TRANSITION)
+    engine["usd"] = round(engine["usd"] + invocations * LAMBDA_REQUEST.usd, 6)
+    engine["note"] = f"estimate: about {transitions} transitions and {invocations} Lambda requests"
+    lines["engine"] = engine
+    if training_seconds is not None:
+        lines["training"] = _line(training_seconds / 3600, CUSTOM_LABELS_TRAINING_HOUR)
+    total = round(sum(float(line["usd"]) for line in lines.values()), 4)
+    return {
+        **lines,
+        "totalUsd": total,
+        "perLabeledImageUsd": round(total / images_labeled, 5) if images_labeled else None,
+        "note": "list prices, several unconfirmed (priceConfirmed false: docs/aws-facts.md §8)",
+    }

@@ -1,1 +1,0 @@
-"""Operating the deployed workflow from a script or a notebook: start a run, wait for it, read it."""
