@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from labeling_loop.export.coco import CocoWriter
-from labeling_loop.geometry import ratio_to_pixels
 from labeling_loop.jsonl import (
     JsonlWriter,
     dumps,
@@ -26,10 +25,11 @@ from labeling_loop.jsonl import (
 )
 from labeling_loop.layout import RunLayout
 from labeling_loop.manifest.lines import ClassMap, build_line, skip_record
-from labeling_loop.manifest.measures import RunMeasures
+from labeling_loop.manifest.measures import RunMeasures, scored_predictions
 from labeling_loop.manifest.quality import DEFAULT_IOU_THRESHOLD, LabeledBox, QualityAccumulator
 from labeling_loop.manifest.rules import REASON_INVALID, ManifestValidator, errors_only, inspect_line
 from labeling_loop.manifest.spill_index import IN_MANIFEST, SKIPPED, SpillIndex
+from labeling_loop.manifest.thresholds import ScoredBox
 from labeling_loop.report.publish import publish
 from labeling_loop.report.sections import RunContext, report_sections
 from labeling_loop.review.plan import PlanSummary
@@ -74,21 +74,12 @@ def _predicted(record: Mapping[str, Any], task_type: str, min_confidence: float 
     """A prediction record as the model's answer at `min_confidence` (what reviewers were shown):
     pixel boxes for detection (converted exactly as PlanReview converts them for the review
     tasks), label names for classification."""
-    labels = [label for label in record.get("labels") or [] if label.get("confidence", 0) >= min_confidence]
+    scored = scored_predictions(record, task_type)
     if task_type != "detection":
-        return sorted({str(label["name"]) for label in labels if "name" in label})
-    size = record.get("image_size") or {}
-    width, height = size.get("width"), size.get("height")
-    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
-        return []
-    boxes = []
-    for label in labels:
-        if label.get("box") is None:
-            continue
-        box = ratio_to_pixels(label["box"], width, height)
-        if box is not None:
-            boxes.append(LabeledBox(str(label["name"]), box))
-    return boxes
+        labels = cast(list[tuple[str, float]], scored)
+        return sorted({name for name, confidence in labels if confidence >= min_confidence})
+    boxes = cast(list[ScoredBox], scored)
+    return [LabeledBox(b.label, b.box) for b in boxes if b.confidence >= min_confidence]
 
 
 def _reference_boxes(record: Mapping[str, Any]) -> list[LabeledBox]:
