@@ -19,9 +19,7 @@ from labeling_loop import run_records
 from labeling_loop.errors import InvalidInput
 from labeling_loop.jsonl import read_json, write_json
 from labeling_loop.run_config import (
-    BatchesPerInferenceUnit,
     Confidence,
-    ImagesPerBatch,
     ImagesPerJob,
     InferenceUnits,
     JobNamePrefix,
@@ -78,8 +76,6 @@ class RunInput(BaseModel):
     workteamArn: WorkteamArn | None = None
     labelStudioUrl: LabelStudioUrl | None = None
     labelStudioTokenSecretArn: SecretArn | None = None
-    imagesPerBatch: ImagesPerBatch | None = None
-    batchesPerInferenceUnit: BatchesPerInferenceUnit | None = None
     modelPollSeconds: ModelPollSeconds | None = None
     reviewPollSeconds: ReviewPollSeconds | None = None
     modelStartTimeoutMinutes: ModelStartTimeoutMinutes | None = None
@@ -96,6 +92,13 @@ class RunInput(BaseModel):
         return None if value == "" else value
 
 
+# Settings a run used to take and now plans itself (inference.plan): named as such, not as unknown.
+RETIRED_FIELDS = {
+    "imagesPerBatch": "is no longer a setting: each run plans its batches from its images and the "
+    "model's inference units",
+    "batchesPerInferenceUnit": "is no longer a setting: each run plans its batches from its images and "
+    "the model's inference units",
+}
 RUN_ID_NAME_CHARS = 31  # + "-" + 8 hex digits = 40, the run id's limit
 
 
@@ -119,7 +122,7 @@ def _describe_errors(error: ValidationError) -> str:
         field = ".".join([str(loc[0]), *(str(p) for p in loc[1:] if isinstance(p, int))]) if loc else "input"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "is not a known input field"
+            message = RETIRED_FIELDS.get(field, "is not a known input field")
         elif item["type"] == "missing":
             message = "is required (no default is configured in the stack)"
         parts.setdefault(field, f"{field}: {message}")
