@@ -16,6 +16,7 @@ import io
 from pathlib import Path
 
 import pytest
+from labeling_loop.inference.batch import RESERVE_S
 from PIL import Image
 
 from localcloud.data.truth import Truth, TruthBox
@@ -85,3 +86,49 @@ def test_a_model_at_5_tps_per_unit_and_200_ms_per_call_labels_every_image_at_5_u
     assert meter["throttled_calls"] < 0.05 * meter["detect_calls"], meter
     # AND the model is stopped
     assert summary["model_status_at_end"] == "STOPPED"
+
+
+def test_a_batch_longer_than_one_invocation_continues_where_it_stopped(tmp_path: Path) -> None:
+    # GIVEN a run whose inference function may run only ~1 s past the time it keeps in reserve, so
+    # its one batch (1 inference unit) needs several invocations
+    config = LocalCloudConfig(
+        time_scale=0.002,
+        rekognition=CustomLabelsConfig(
+            start_latency_s=1.0, stop_latency_s=0.2, tps_per_inference_unit=50.0, detect_latency_s=0.02
+        ),
+        groundtruth=GroundTruthConfig(job_latency_s=1.0, annotator_accuracy=1.0),
+    )
+    images = 400
+    with local_cloud(config) as cloud:
+        stack = cloud.deploy()
+        stack.functions["DetectLabelsFunction"].timeout = int(RESERVE_S) + 1
+        data = _jpeg()
+        refs = []
+        for i in range(images):
+            key = f"{IMAGES_PREFIX}img-{i:05d}.jpg"
+            cloud.s3.put_object(Bucket=stack.images_bucket, Key=key, Body=data, ContentType="image/jpeg")
+            refs.append(f"s3://{stack.images_bucket}/{key}")
+        cloud.add_truth({ref: Truth(ref, 64, 64, [TruthBox("box", 12, 12, 30, 30)], ["box"]) for ref in refs})
+        arn = cloud.add_model("detection")
+        run_input = {
+            "projectVersionArn": arn,
+            "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}",
+            "minConfidence": 1,
+            "autoAcceptConfidence": 1,
+        }
+        # WHEN the run infers its images
+        result = execute(cloud, stack, arn, run_input, "continued", timeout=600)
+        meter = cloud.rekognition.meter(arn)
+        parts = cloud.s3.list_objects_v2(
+            Bucket=stack.output_bucket, Prefix=result.run_prefix.split("/", 3)[3] + "predictions/"
+        )
+    # THEN the child called the function again and again, each invocation continuing after the last
+    invocations = result.lambda_invocations["DetectLabelsFunction"]
+    assert invocations >= 3, invocations
+    assert len(parts["Contents"]) == invocations  # one predictions part per invocation
+    # AND every image was inferred exactly once and is in the manifest
+    assert result.summary["status"] == "SUCCEEDED", result.summary
+    assert meter["detect_answered"] == images
+    assert sorted(line["source-ref"] for line in result.manifest) == refs
+    # AND the learned rate went along: the later invocations did not start over from the priors
+    assert meter["throttled_calls"] < 0.05 * meter["detect_calls"], meter
