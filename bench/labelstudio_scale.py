@@ -15,9 +15,9 @@ Each size runs in a fresh subprocess, twice: an untraced run (wall time, max RSS
 one on a second project (tracemalloc peak of each step). The product's S3 is file-backed
 (bench/fake_s3.py) so reads stream as from AWS S3; Label Studio reads its S3 storage from moto's
 server. The projection to 100,000 scales each step's time linearly from the largest size measured
-(import and export are one request per chunk; the task-id map one per page) and takes memory as
-measured: it does not grow with the tasks (every step holds one chunk or page at a time, plus the
-run's task-id map: ~100 bytes per task).
+(import and export are one request per chunk; the task-id map one per page), and extends memory on
+the line through the two largest sizes: every step holds one chunk or page at a time, plus the run's
+task-id map and the exported ids (~100 bytes per task), which grow with the tasks.
 
     python -m bench.labelstudio_scale
 """
@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +50,10 @@ IMAGES_BUCKET = "bench-images"
 LABELS = ["box", "circle", "triangle"]
 
 
-def _tasks(size: int, seed: int = 7) -> list[dict[str, Any]]:
-    """Review tasks as PlanReview writes them: detection, 640x480, 1-3 predicted boxes each."""
+def _tasks(size: int, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """Review tasks as PlanReview writes them: detection, 640x480, 1-3 predicted boxes each (made
+    one at a time, so seeding does not raise the process's high-water mark before the steps)."""
     rng = random.Random(seed)
-    tasks = []
     for i in range(size):
         boxes = []
         for _ in range(rng.randint(1, 3)):  # (a task without a prediction has nothing to accept)
@@ -70,15 +70,12 @@ def _tasks(size: int, seed: int = 7) -> list[dict[str, Any]]:
                     },
                 }
             )
-        tasks.append(
-            {
-                "source-ref": f"s3://{IMAGES_BUCKET}/photos/img-{i:06d}.jpg",
-                "taskType": "detection",
-                "image_size": {"width": 640, "height": 480, "depth": 3},
-                "predictions": boxes,
-            }
-        )
-    return tasks
+        yield {
+            "source-ref": f"s3://{IMAGES_BUCKET}/photos/img-{i:06d}.jpg",
+            "taskType": "detection",
+            "image_size": {"width": 640, "height": 480, "depth": 3},
+            "predictions": boxes,
+        }
 
 
 def _step(fn: Callable[[], Any], traced: bool) -> tuple[Any, dict[str, float]]:
@@ -254,6 +251,17 @@ def _row(size: int | str, step: str, untraced: dict[str, Any], traced: dict[str,
     ]
 
 
+def _linear(results: list[dict[str, Any]], run: str, step: str, key: str) -> float:
+    """A step's figure at PROJECTION, on the line through the two largest sizes (the figure itself
+    when one size was measured, or when it shrank)."""
+    last = results[-1][run]
+    if len(results) < 2:
+        return float(last["steps"][step][key])
+    before = results[-2][run]
+    slope = (last["steps"][step][key] - before["steps"][step][key]) / (last["size"] - before["size"])
+    return float(last["steps"][step][key] + max(0.0, slope) * (PROJECTION - last["size"]))
+
+
 def run(sizes: list[int] = SIZES) -> dict[str, Any]:
     results = _with_server(lambda url, token, workdir: [_measure_size(url, token, n, workdir) for n in sizes])
     rows, passed = [], True
@@ -303,7 +311,7 @@ def run(sizes: list[int] = SIZES) -> dict[str, Any]:
     md += (
         f"\nLimits: {LAMBDA_SECONDS} s and {LAMBDA_MB} MB (LabelStudioReviewFunction). Steps of the workflow; "
         f"the reviewers' answers (accept every pre-annotation, one data manager action) are not a step: {extra}. "
-        "Projection: time x 100,000 / the largest size, memory as measured (flat by construction). Measured "
+        "Projection: time x 100,000 / the largest size, memory on the line through the two sizes. Measured "
         "on this 2-core machine with the Label Studio server (SQLite) on the same cores; a hosted Label Studio "
         "with PostgreSQL answers faster. Goal: every step within the limits, every task collected.\n"
     )
