@@ -1,5 +1,6 @@
-"""`make bench`: all five benchmarks. The fan-out runs (1, 2, 5 IU and the baseline) are made once,
-in parallel, and read by benchmarks 1, 2, 3 and 5; benchmark 4 runs its own subprocesses."""
+"""`make bench`: every benchmark. The fan-out runs (every size x inference units x model speed, and
+the baseline) are made once, side by side, and read by benchmarks 1, 2, 3 and 5; benchmark 4 runs its
+own subprocesses; 6 starts a Label Studio server; 7 runs labeling jobs in the local cloud."""
 
 from __future__ import annotations
 
@@ -7,23 +8,38 @@ import os
 import sys
 import time
 
-from bench import baseline, common, data_steps, engine_cost, model_time, runs, throughput
+from bench import (
+    baseline,
+    common,
+    data_steps,
+    engine_cost,
+    groundtruth_scale,
+    labelstudio_scale,
+    model_time,
+    runs,
+    throughput,
+)
 
 
 def main() -> int:
     started = time.monotonic()
     print(f"machine: {common.machine()}\n{common.scale_note()}", flush=True)
-    records = runs.fanout_runs(units=runs.UNITS, baseline=True)
+    records = runs.fanout_runs()
     results = {
-        "1 throughput": throughput.report(records),
+        "1 throughput and flow control": throughput.report(records),
         "2 model time": model_time.report(records),
         "3 engine cost": engine_cost.report(records),
         "5 baseline": baseline.report(records),
     }
-    if os.environ.get("BENCH_SKIP_DATA_STEPS"):
-        print("data steps skipped (BENCH_SKIP_DATA_STEPS): their last recorded section stays")
-    else:
-        results["4 data steps"] = data_steps.run()["passed"]
+    for key, name, module in (
+        ("BENCH_SKIP_DATA_STEPS", "4 data steps", data_steps),
+        ("BENCH_SKIP_LABELSTUDIO", "6 Label Studio at scale", labelstudio_scale),
+        ("BENCH_SKIP_GROUNDTRUTH", "7 Ground Truth at scale", groundtruth_scale),
+    ):
+        if os.environ.get(key):
+            print(f"{name} skipped ({key}): its last recorded section stays")
+        else:
+            results[name] = module.run()["passed"]
     print(f"\nall benchmarks in {time.monotonic() - started:.0f} s")
     for name, ok in sorted(results.items()):
         print(f"  {name}: goal {'met' if ok else 'NOT met'}")

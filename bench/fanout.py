@@ -1,13 +1,15 @@
 """One measured run in its own process (the local cloud is one per process): the whole workflow, or
-the baseline client, over N identical tiny JPEGs at a given number of inference units.
+the baseline client, over N identical tiny JPEGs, for an AWS-like model (TPS per inference unit,
+latency per call) at a time scale k (common.emulated).
 
-    python -m bench.fanout workflow --units 5 --images 20000 --out run.json
-    python -m bench.fanout baseline --units 5 --images 20000 --out base.json
+    python -m bench.fanout '{"kind": "workflow", "images": 1500, "units": 5, "tps": 5, "latency": 0.2, "scale": 1}' out.json
 
-`run_parallel` starts several of these at once, so runs compared in a table share one machine and
+`run_scheduled` starts many of these side by side, so runs compared in a table share one machine and
 one moment. Emulator side: the bench wraps the Custom Labels emulator to time-stamp every answered
 DetectCustomLabels call (the inference phase), and gives it a service-side reader of the images the
-bench uploaded, because on AWS Rekognition reads S3 on its own CPU, not on the caller's.
+bench uploaded, because on AWS Rekognition reads S3 on its own CPU, not on the caller's. It also
+records what each invocation of the inference function returned (its flow state), to show the calls
+in flight the flow control kept against the model's capacity x latency.
 """
 
 from __future__ import annotations
@@ -75,22 +77,43 @@ class _DetectClock:
         emulator.handle = timed
 
 
-def _config(units: int) -> Any:
+def _config(spec: dict[str, Any]) -> Any:
     from localcloud.engine.cloud import LocalCloudConfig
     from localcloud.services.custom_labels import CustomLabelsConfig
     from localcloud.services.groundtruth import GroundTruthConfig
 
-    e = common.EMULATED
+    e = common.emulated(spec["tps"], spec["latency"], spec["scale"])
     return LocalCloudConfig(
-        time_scale=common.TIME_SCALE,
+        time_scale=1.0 / spec["scale"],
         rekognition=CustomLabelsConfig(
             start_latency_s=e["start_latency_s"],
             stop_latency_s=e["stop_latency_s"],
             tps_per_inference_unit=e["tps_per_inference_unit"],
             detect_latency_s=e["detect_latency_s"],
+            # The model's burst (the token bucket) lasts one AWS-like second whatever the scale.
+            burst_s=1.0 / spec["scale"],
         ),
         groundtruth=GroundTruthConfig(job_latency_s=e["labeling_job_latency_s"], annotator_accuracy=0.97),
     )
+
+
+class _Invocations:
+    """What every invocation of the inference function returned: its progress and flow state."""
+
+    def __init__(self) -> None:
+        from labeling_loop.inference import batch
+
+        self.records: list[dict[str, Any]] = []
+        original = batch.run_batch
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            progress = original(*args, **kwargs)
+            self.records.append(
+                {"batchId": kwargs["batch"].batch_id, "done": progress.done, **(progress.flow or {})}
+            )
+            return progress
+
+        batch.run_batch = recorded  # before the handler module imports it
 
 
 def _upload(cloud: Any, bucket: str, count: int, data: bytes) -> tuple[list[str], set[str]]:
@@ -107,31 +130,15 @@ def _upload(cloud: Any, bucket: str, count: int, data: bytes) -> tuple[list[str]
     return keys, set(keys)
 
 
-def _retry_mode(mode: str | None) -> None:
-    """Swap the INFERENCE client config's retry mode (the layer module is fresh per cloud)."""
-    if not mode:
-        return
-    from botocore.config import Config
-    from labeling_loop import aws_clients
-
-    current = aws_clients.INFERENCE
-    aws_clients.INFERENCE = current.merge(
-        Config(retries={"mode": mode, "max_attempts": current.retries["max_attempts"]})
-    )
-
-
-def run_workflow(
-    units: int, images: int, extra_input: dict[str, Any], retry_mode: str | None
-) -> dict[str, Any]:
+def run_workflow(spec: dict[str, Any]) -> dict[str, Any]:
     from localcloud.engine import interpreter
     from localcloud.engine.cloud import LocalCloud
     from localcloud.runner import execute, wait_for_model_stopped
 
+    units, images, scale = spec["units"], spec["images"], spec["scale"]
     data = tiny_jpeg()
-    with LocalCloud(_config(units)) as cloud:
-        _retry_mode(retry_mode)
-        from labeling_loop import aws_clients
-
+    invocations = _Invocations()
+    with LocalCloud(_config(spec)) as cloud:
         stack = cloud.deploy()
         keys, key_set = _upload(cloud, stack.images_bucket, images, data)
         arn = cloud.add_model("detection")
@@ -147,12 +154,11 @@ def run_workflow(
             # Most images skip review, so the run measures the fan-out, not the emulated annotators.
             "minConfidence": 1,
             "autoAcceptConfidence": 1,
-            **extra_input,
         }
         transitions_before = interpreter.counters.state_transitions
-        result = execute(cloud, stack, arn, run_input, f"bench-{units}iu", timeout=7200)
+        result = execute(cloud, stack, arn, run_input, f"bench-{units}iu", timeout=10_800)
         transitions = interpreter.counters.state_transitions - transitions_before
-        wait_for_model_stopped(cloud, arn, timeout=120)
+        wait_for_model_stopped(cloud, arn, timeout=600)
         meter = cloud.rekognition.meter(arn)
         s = result.summary
         inferred = sum(1 for _ in _predictions(cloud, result.run_prefix))
@@ -162,22 +168,20 @@ def run_workflow(
         manifest_refs = {line["source-ref"] for line in result.manifest}
         skipped_refs = {line["source-ref"] for line in result.skipped}
         uploaded = {f"s3://{stack.images_bucket}/{k}" for k in keys}
+        # Seconds go back on the AWS-like clock: x scale.
         return {
+            **spec,
             "kind": "workflow",
-            "units": units,
-            "images": images,
             "status": s["status"],
             "error": s["error"],
-            "threads_per_batch": int(os.environ.get("THREADS_PER_BATCH", "4")),
-            "retry_mode": aws_clients.INFERENCE.retries.get("mode"),
             "input": {k: v for k, v in run_input.items() if k not in ("projectVersionArn", "images")},
             "wall_seconds": s["wall_seconds"],
-            "inference_seconds": (clock.last_answer or 0) - (clock.first_call or 0),
-            "first_detect_after_s": (clock.first_call or 0) - meter["intervals"][0][0]
+            "inference_seconds": ((clock.last_answer or 0) - (clock.first_call or 0)) * scale,
+            "first_detect_after_s": ((clock.first_call or 0) - meter["intervals"][0][0]) * scale
             if meter["intervals"]
             else None,
-            "running_seconds": meter["running_seconds"],
-            "billed_seconds": meter["billed_seconds"],
+            "running_seconds": meter["running_seconds"] * scale,
+            "billed_seconds": meter["billed_seconds"] * scale,
             "detect_calls": meter["detect_calls"],
             "detect_answered": meter["detect_answered"],
             "throttled_calls": meter["throttled_calls"],
@@ -195,6 +199,7 @@ def run_workflow(
             "skipped_by_reason": skipped_reasons,
             "unaccounted": len(uploaded - manifest_refs - skipped_refs),
             "labeling_jobs": len(result.labeling_jobs),
+            "invocations": invocations.records,
         }
 
 
@@ -208,7 +213,7 @@ def _predictions(cloud: Any, run_prefix: str) -> Any:
             yield from (line for line in body.splitlines() if line.strip())
 
 
-def run_baseline(units: int, images: int) -> dict[str, Any]:
+def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
     """The feedback solution's client: one process, start the model, wait until RUNNING, infer in
     lock-step batches of 3 with 3 threads, stop the model. Calls DetectCustomLabels only (it reads
     no image header), with boto3's default retries."""
@@ -216,8 +221,9 @@ def run_baseline(units: int, images: int) -> dict[str, Any]:
 
     from localcloud.engine.cloud import LocalCloud
 
+    units, images, scale = spec["units"], spec["images"], spec["scale"]
     data = tiny_jpeg()
-    cfg = _config(units)
+    cfg = _config(spec)
     with LocalCloud(cfg) as cloud:
         bucket = cfg.images_bucket
         cloud.s3.create_bucket(Bucket=bucket)
@@ -236,7 +242,7 @@ def run_baseline(units: int, images: int) -> dict[str, Any]:
         project_arn = arn.split("/version/")[0]
         project_arn = cloud.rekognition.project_arn("shapes")
         rekognition.start_project_version(ProjectVersionArn=arn, MinInferenceUnits=units)
-        poll = common.MODEL_POLL_SECONDS * common.TIME_SCALE
+        poll = common.MODEL_POLL_SECONDS / scale
         while True:
             described = rekognition.describe_project_versions(ProjectArn=project_arn)[
                 "ProjectVersionDescriptions"
@@ -270,14 +276,13 @@ def run_baseline(units: int, images: int) -> dict[str, Any]:
         wait_for_model_stopped(cloud, arn, timeout=120)
         meter = cloud.rekognition.meter(arn)
         return {
+            **spec,
             "kind": "baseline",
-            "units": units,
-            "images": images,
             "status": "SUCCEEDED" if not errors and len(results) == images else "INCOMPLETE",
             "wall_seconds": wall,
-            "inference_seconds": (clock.last_answer or 0) - (clock.first_call or 0),
-            "running_seconds": meter["running_seconds"],
-            "billed_seconds": meter["billed_seconds"],
+            "inference_seconds": ((clock.last_answer or 0) - (clock.first_call or 0)) * scale,
+            "running_seconds": meter["running_seconds"] * scale,
+            "billed_seconds": meter["billed_seconds"] * scale,
             "detect_calls": meter["detect_calls"],
             "detect_answered": meter["detect_answered"],
             "throttled_calls": meter["throttled_calls"],
@@ -288,77 +293,73 @@ def run_baseline(units: int, images: int) -> dict[str, Any]:
         }
 
 
-# ------------------------------------------------------------------------------ parallel runs
+# ------------------------------------------------------------------------------ scheduled runs
 
 
-def run_parallel(specs: list[dict[str, Any]], tmp: Path) -> list[dict[str, Any]]:
-    """Start one process per spec at once; return their records in spec order."""
+def weight(spec: dict[str, Any]) -> float:
+    """The images/s a run asks of the machine (its emulated capacity, or the baseline's ceiling)."""
+    capacity = spec["units"] * spec["tps"] * spec["scale"]
+    if spec["kind"] == "baseline":  # 3 calls in flight at a time
+        capacity = min(capacity, 3 / (spec["latency"] / spec["scale"]))
+    return capacity
+
+
+def duration(spec: dict[str, Any]) -> float:
+    """Its expected wall seconds: start, inference, a review and a stop, on the emulated clock."""
+    e = common.emulated(spec["tps"], spec["latency"], spec["scale"])
+    return e["start_latency_s"] + spec["images"] / weight(spec) + 2 * e["labeling_job_latency_s"]
+
+
+def run_scheduled(specs: list[dict[str, Any]], tmp: Path, budget: float) -> list[dict[str, Any]]:
+    """Run every spec in its own process, the longest first, as many at once as keep the sum of
+    their weights within `budget` images/s (the one-process local cloud tops out near 90 images/s
+    per core); return the records in spec order."""
     tmp.mkdir(parents=True, exist_ok=True)
-    procs = []
-    for index, spec in enumerate(specs):
-        out = tmp / f"run-{index}.json"
-        out.unlink(missing_ok=True)
-        args = [
-            common.python(),
-            "-m",
-            "bench.fanout",
-            spec["kind"],
-            "--units",
-            str(spec["units"]),
-            "--images",
-            str(spec["images"]),
-            "--out",
-            str(out),
-        ]
-        if spec.get("input"):
-            args += ["--input", json.dumps(spec["input"])]
-        if spec.get("retry_mode"):
-            args += ["--retry-mode", spec["retry_mode"]]
-        env = {
-            **os.environ,
-            "LOCALCLOUD_LOG_LEVEL": "ERROR",
-            "PYTHONPATH": f"{common.REPO}:{common.REPO / 'layer'}",
-        }
-        if spec.get("threads"):
-            env["THREADS_PER_BATCH"] = str(spec["threads"])
-        log = (tmp / f"run-{index}.log").open("w")
-        procs.append(
-            (
-                subprocess.Popen(args, cwd=common.REPO, env=env, stdout=log, stderr=subprocess.STDOUT),
-                out,
-                log,
-                spec,
-            )
-        )
-        print(f"  started {spec}", flush=True)
-    records = []
-    for proc, out, log, spec in procs:
-        code = proc.wait()
-        log.close()
-        if code != 0 or not out.exists():
-            raise RuntimeError(f"run {spec} failed (exit {code}); see {log.name}")
-        records.append(json.loads(out.read_text()))
-    return records
+    order = sorted(range(len(specs)), key=lambda i: -duration(specs[i]))
+    running: dict[int, tuple[subprocess.Popen[bytes], Path, Any]] = {}
+    records: dict[int, dict[str, Any]] = {}
+    env = {
+        **os.environ,
+        "LOCALCLOUD_LOG_LEVEL": "ERROR",
+        "PYTHONPATH": f"{common.REPO}:{common.REPO / 'layer'}",
+    }
+    while order or running:
+        load = sum(weight(specs[i]) for i in running)
+        for index in list(order):  # the longest first; shorter ones fill what the budget leaves
+            if running and load + weight(specs[index]) > budget:
+                continue
+            order.remove(index)
+            out, log = tmp / f"run-{index}.json", (tmp / f"run-{index}.log").open("w")
+            out.unlink(missing_ok=True)
+            args = [common.python(), "-m", "bench.fanout", json.dumps(specs[index]), str(out)]
+            proc = subprocess.Popen(args, cwd=common.REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            running[index] = (proc, out, log)
+            load += weight(specs[index])
+            print(f"  started {specs[index]['label']} ({len(order)} waiting)", flush=True)
+        time.sleep(1.0)
+        for index, (proc, out, log) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[index]
+            if proc.returncode != 0 or not out.exists():
+                raise RuntimeError(f"run {specs[index]} failed (exit {proc.returncode}); see {log.name}")
+            records[index] = json.loads(out.read_text())
+            print(f"  finished {specs[index]['label']} in {records[index]['wall_seconds']:.0f} s", flush=True)
+    return [records[i] for i in range(len(specs))]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=["workflow", "baseline"])
-    parser.add_argument("--units", type=int, required=True)
-    parser.add_argument("--images", type=int, required=True)
-    parser.add_argument("--input", default="{}")
-    parser.add_argument("--retry-mode", default=None)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("spec", help="JSON: kind, images, units, tps, latency, scale, label")
+    parser.add_argument("out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     for name in ("moto", "botocore", "localcloud", "labeling_loop"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    if args.kind == "workflow":
-        record = run_workflow(args.units, args.images, json.loads(args.input), args.retry_mode)
-    else:
-        record = run_baseline(args.units, args.images)
+    spec = json.loads(args.spec)
+    record = run_workflow(spec) if spec["kind"] == "workflow" else run_baseline(spec)
     Path(args.out).write_text(json.dumps(record, indent=1, default=str))
-    print(json.dumps(record, default=str))
     return 0
 
 

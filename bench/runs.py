@@ -1,50 +1,96 @@
-"""The fan-out runs benchmarks 1, 2, 3 and 5 read: the workflow at 1, 2 and 5 inference units and the
-baseline client at 5, started together (one process each) so they share one machine and moment.
-`python -m bench` makes them once for all four tables; a module run alone makes what it needs."""
+"""The fan-out runs benchmarks 1, 2, 3 and 5 read, made once and side by side (`run_scheduled`):
+
+- the workflow at every size (BENCH_SIZES: 300, 1,500, 20,000 images) x inference units (1, 2, 5) x
+  AWS-like per-call latency (50, 200, 500 ms at 5 TPS per unit), and the emulator's speed before this
+  work (5 TPS and 500 ms at scale 2.4: 12 TPS, 208 ms);
+- the feedback solution's client at 5 units over 1,500 images, at both speeds of the 500 ms model.
+
+Time scale: 300 and 1,500 images run at the AWS-like speed (k = 1); 20,000 images at k = 10 / units
+(50 calls/s whatever the units), so that a run takes minutes and the one-process local cloud is not the
+limit. The scaled runs keep calls in flight = TPS x latency, which is what the flow control must match.
+"""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+import json
+import os
 from typing import Any
 
 from bench import common
-from bench.fanout import run_parallel
+from bench.fanout import run_scheduled
 
-UNITS = (1, 2, 5)
 BASELINE_UNITS = 5
-# Execution input of the measured workflow runs, on top of the bench's fixed fields (fanout.py).
-# imagesPerBatch 100, not the stack's default 25: 25 costs ~43 Lambda invocations and ~49 transitions
-# per 1,000 images (goal < 20 and < 60); 100 costs ~13 and ~19, at no loss of throughput (measured,
-# 5 IU, 3,000 images). The default lives in template.yaml (ImagesPerBatch), which the bench may not edit.
-WORKFLOW_INPUT: dict[str, Any] = {"imagesPerBatch": 100}
+BASELINE_IMAGES = 1_500
+# Images/s the runs side by side may ask of the machine (2 cores, shared).
+BUDGET = float(os.environ.get("BENCH_BUDGET", "100"))
+SCALED_CAPACITY = 50.0  # calls/s of a time-scaled run
 
-_cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+_cache: dict[str, list[dict[str, Any]]] = {}
 
 
-def fanout_runs(
-    units: tuple[int, ...] = UNITS, baseline: bool = True, images: int | None = None
-) -> list[dict[str, Any]]:
-    images = images or common.IMAGES
-    key = (units, baseline, images)
-    for (cached_units, cached_baseline, cached_images), records in _cache.items():
-        if cached_images == images and set(units) <= set(cached_units) and (cached_baseline or not baseline):
-            return [r for r in records if r["kind"] == "baseline" or r["units"] in units]
-    specs = [{"kind": "workflow", "units": u, "images": images, "input": WORKFLOW_INPUT} for u in units]
-    if baseline:
-        specs.append({"kind": "baseline", "units": BASELINE_UNITS, "images": images})
-    print(f"fan-out runs over {images:,} images (one process each, in parallel) ...", flush=True)
-    records = run_parallel(specs, Path(tempfile.gettempdir()) / "labeling-bench")
-    _cache[key] = records
-    return records
+def scale_for(images: int, units: int, tps: float) -> float:
+    if images < 20_000:
+        return 1.0
+    return max(1.0, SCALED_CAPACITY / (units * tps))
+
+
+def spec(kind: str, images: int, units: int, latency: float, scale: float | None = None) -> dict[str, Any]:
+    tps = common.AWS_LIKE["tps_per_inference_unit"]
+    emulator = scale is not None
+    k = scale if emulator else scale_for(images, units, tps)
+    speed = f"{tps:g} TPS, {latency * 1000:g} ms" + (f" (emulator x{k:g})" if emulator else "")
+    return {
+        "kind": kind,
+        "images": images,
+        "units": units,
+        "tps": tps,
+        "latency": latency,
+        "scale": k,
+        "model": speed,
+        "label": f"{kind} {images} images {units} IU {speed} k={k:g}",
+    }
+
+
+def matrix() -> list[dict[str, Any]]:
+    specs = []
+    for images in common.SIZES:
+        for units in common.UNITS:
+            for latency in common.LATENCIES:
+                specs.append(spec("workflow", images, units, latency))
+            specs.append(spec("workflow", images, units, 0.5, common.EMULATOR_SCALE))
+    for scale in (None, common.EMULATOR_SCALE):
+        specs.append(spec("baseline", BASELINE_IMAGES, BASELINE_UNITS, 0.5, scale))
+    return specs
+
+
+WORKDIR = common.REPO / ".localcloud" / "bench"  # this checkout's own (other checkouts share /tmp)
+SAVED = WORKDIR / "matrix.json"
+
+
+def fanout_runs() -> list[dict[str, Any]]:
+    """Every run of the matrix, made once per process (BENCH_REUSE=1: the last matrix's records, to
+    render the tables again without running it)."""
+    if "matrix" not in _cache:
+        if os.environ.get("BENCH_REUSE") and SAVED.exists():
+            _cache["matrix"] = json.loads(SAVED.read_text())
+            return _cache["matrix"]
+        specs = matrix()
+        print(f"{len(specs)} fan-out runs, side by side within {BUDGET:g} images/s ...", flush=True)
+        _cache["matrix"] = run_scheduled(specs, WORKDIR, BUDGET)
+        SAVED.write_text(json.dumps(_cache["matrix"]))
+    return _cache["matrix"]
 
 
 def workflows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted((r for r in records if r["kind"] == "workflow"), key=lambda r: r["units"])
+    return sorted(
+        (r for r in records if r["kind"] == "workflow"),
+        key=lambda r: (r["images"], r["units"], r["scale"] == common.EMULATOR_SCALE, r["latency"]),
+    )
 
 
-def capacity(units: int) -> float:
-    return units * common.EMULATED["tps_per_inference_unit"]
+def capacity(record: dict[str, Any]) -> float:
+    """The model's calls per second on the AWS-like clock."""
+    return float(record["units"] * record["tps"])
 
 
 def accounted(record: dict[str, Any]) -> tuple[bool, str]:
@@ -74,7 +120,6 @@ def check_accounted(records: list[dict[str, Any]]) -> bool:
     all_ok = True
     for r in records:
         ok, text = accounted(r)
-        label = f"{r['kind']} {r['units']} IU"
-        print(f"  images accounted, {label}: {text} -> {'OK' if ok else 'IMAGES LOST'}", flush=True)
+        print(f"  images accounted, {r['label']}: {text} -> {'OK' if ok else 'IMAGES LOST'}", flush=True)
         all_ok = all_ok and ok
     return all_ok

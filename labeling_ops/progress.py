@@ -62,7 +62,7 @@ class Progress:
     elapsed_seconds: float
     images_listed: int | None = None
     images_to_infer: int | None = None
-    images_per_batch: int | None = None
+    batch_sizes: list[int] | None = None  # images per planned batch (the model state's batches)
     batches_total: int | None = None
     batches_done: int | None = None
     batches_failed: int = 0
@@ -83,11 +83,14 @@ class Progress:
 
     @property
     def images_inferred(self) -> int | None:
-        """Images in finished batches (every batch but the last holds images_per_batch)."""
-        if self.batches_done is None or self.images_per_batch is None:
+        """Images in finished batches: exact when every batch is done, else the finished batches
+        counted at the average planned batch size (DescribeMapRun says how many ended, not which)."""
+        if self.batches_done is None or not self.batch_sizes:
             return None
-        done = self.batches_done * self.images_per_batch
-        return min(done, self.images_to_infer) if self.images_to_infer is not None else done
+        sizes = self.batch_sizes
+        if self.batches_done >= len(sizes):
+            return sum(sizes)
+        return round(self.batches_done * sum(sizes) / len(sizes))
 
     @property
     def model_billed_seconds(self) -> float | None:
@@ -178,8 +181,13 @@ def progress(
     if status != "RUNNING":
         phase = {"SUCCEEDED": "done", "ABORTED": "stopped", "TIMED_OUT": "timed out"}.get(status, "failed")
     total, done, failed = _counts(map_runs.get(INFERENCE_MAP))
-    if total is None and "modelRelease" in data:  # inference over (Map Run not fetched)
-        done = int(listing.get("batches", 0)) or None
+    batch_sizes = [int(b.get("count", 0)) for b in model.get("batches") or []]
+    # Validate Input seeds `modelRelease` (NOT_ACQUIRED) for runs that never take the model; it says
+    # something only once Release Model has written over it.
+    release = data.get("modelRelease") or {}
+    released = release.get("status", "NOT_ACQUIRED") != "NOT_ACQUIRED"
+    if total is None and released:  # inference over (Map Run not fetched)
+        done = len(batch_sizes) or None
         total = done
     result = _json(description.get("output")) if status == "SUCCEEDED" else None
     progress = Progress(
@@ -190,14 +198,14 @@ def progress(
         elapsed_seconds=((ended or now) - started).total_seconds(),
         images_listed=listing.get("imagesListed"),
         images_to_infer=listing.get("imagesToInfer"),
-        images_per_batch=config.get("imagesPerBatch"),
+        batch_sizes=batch_sizes or None,
         batches_total=total,
         batches_done=done,
         batches_failed=failed,
         model_arn=config.get("projectVersionArn"),
         model_status=model_status or model.get("status"),
         model_started_by_run=model.get("startedByRun"),
-        model_stopped_by_run=data.get("modelRelease", {}).get("stopped"),
+        model_stopped_by_run=release.get("stopped") if released else None,
         inference_units=model.get("inferenceUnits") or config.get("minInferenceUnits"),
         review_backend=config.get("reviewBackend"),
         error=description.get("error") or facts.ended.get("error"),

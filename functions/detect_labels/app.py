@@ -1,19 +1,21 @@
-"""One fan-out item: DetectCustomLabels over a batch of images, predictions and skips to S3."""
+"""One fan-out batch, one invocation at a time: the batch's next images through DetectCustomLabels,
+predictions and skips to S3, progress (and the learned rate) back to the child execution."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.aws_clients import INFERENCE, client, retryable_transient_errors
-from labeling_loop.inference.detect import run_batch
+from labeling_loop.aws_clients import IMAGE_READS, INFERENCE, client, retryable_transient_errors
+from labeling_loop.inference import flow_hooks
+from labeling_loop.inference.batch import BatchItem, Progress, run_batch
 from labeling_loop.run_config import from_state
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-s3 = client("s3")
-rekognition = client("rekognition", INFERENCE)
+s3 = client("s3", IMAGE_READS)
+rekognition = flow_hooks.install(client("rekognition", INFERENCE))
 
 
 @metrics.log_metrics
@@ -22,16 +24,19 @@ rekognition = client("rekognition", INFERENCE)
 @retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = from_state(event["config"])
-    batch = event["batch"]
-    result = run_batch(
+    batch = BatchItem.of(event["batch"])
+    before = Progress.of(event.get("progress"))
+    after = run_batch(
         s3,
         rekognition,
         config.layout(),
-        batch_id=int(batch["batchId"]),
-        images=list(batch["images"]),
+        batch=batch,
+        progress=before,
         model_arn=config.projectVersionArn,
         min_confidence=config.inference_min_confidence,
+        seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
     )
-    metrics.add_metric(name="ImagesInferred", unit=MetricUnit.Count, value=result.inferred)
-    metrics.add_metric(name="ImagesSkipped", unit=MetricUnit.Count, value=result.skipped)
-    return result.to_dict()
+    metrics.add_metric(name="ImagesInferred", unit=MetricUnit.Count, value=after.inferred - before.inferred)
+    metrics.add_metric(name="ImagesSkipped", unit=MetricUnit.Count, value=after.skipped - before.skipped)
+    logger.info("batch progress", extra={"batchId": batch.batch_id, "done": after.done, "flow": after.flow})
+    return after.to_dict(batch)

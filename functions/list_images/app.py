@@ -1,4 +1,4 @@
-"""Lists the images under the prefix, claims them (incremental runs) and writes the fan-out's batches."""
+"""Lists the images under the prefix and claims them (incremental runs): inventory.jsonl."""
 
 from typing import Any
 
@@ -30,7 +30,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         layout=config.layout(),
         output_prefix=S3Uri.parse(config.output),
         run_id=config.runId,
-        images_per_batch=config.imagesPerBatch,
         incremental=config.incremental,
         # A claim outlives the longest run this configuration allows, then lapses by itself.
         claim_seconds=config.longest_run_seconds,

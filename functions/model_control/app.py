@@ -22,11 +22,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     config = from_state(event["config"])
     action = event["action"]
     if action == "acquire":
-        state = model_control.acquire(services, config, model_control.now())
+        state = model_control.acquire(services, config, model_control.now(), int(event["imagesToInfer"]))
         logger.info("model acquired", extra=state.to_dict())
         return state.to_dict()
     if action == "check":
-        return model_control.check(services, config, event["model"], model_control.now()).to_dict()
+        images = int(event["imagesToInfer"])
+        return model_control.check(services, config, event["model"], model_control.now(), images).to_dict()
     if action == "release":
         result = model_control.release(services, config)
         result.update(model_control.usage(event.get("model"), model_control.now()))

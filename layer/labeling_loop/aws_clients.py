@@ -16,16 +16,17 @@ from botocore.retries import standard
 from labeling_loop.errors import TransientServiceError
 
 # Standard mode retries throttling and transient errors with exponential backoff and jitter
-# (botocore retry modes). The inference loop uses it too, with more attempts: measured in bench/
-# (5 IU, 3,000 images, same emulated model), adaptive mode's client-side rate limiter kept the
-# model at 0.62 of its capacity, standard mode at 0.98, with no image lost.
+# (botocore retry modes). The inference client uses it too, with more attempts, and every attempt
+# goes through the batch's flow control (inference/flow.py, which says why botocore's adaptive mode
+# is not used). Its connection pools hold one connection per call a batch may have in flight.
 STANDARD = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
 INFERENCE = Config(
     retries={"mode": "standard", "max_attempts": 10},
     connect_timeout=5,
     read_timeout=30,
-    max_pool_connections=32,
+    max_pool_connections=64,  # inference.flow.MAX_IN_FLIGHT
 )
+IMAGE_READS = STANDARD.merge(Config(max_pool_connections=64))
 
 
 def client(service: str, config: Config = STANDARD, **kwargs: Any) -> Any:

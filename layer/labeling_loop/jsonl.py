@@ -30,6 +30,15 @@ def read_jsonl(s3: Any, uri: S3Uri, missing_ok: bool = False) -> Iterator[JsonDi
             yield json.loads(raw)
 
 
+def read_lines(s3: Any, uri: S3Uri) -> Iterator[bytes]:
+    """The non-blank raw lines of one JSON Lines object, unparsed (a reader that skips most of them
+    need not decode them)."""
+    body = s3.get_object(Bucket=uri.bucket, Key=uri.key)["Body"]
+    for raw in body.iter_lines():
+        if raw.strip():
+            yield raw
+
+
 def read_jsonl_prefix(s3: Any, prefix: S3Uri) -> Iterator[JsonDict]:
     """Yield the records of every `.jsonl` object under a prefix, in key order."""
     for key in list_keys(s3, prefix):

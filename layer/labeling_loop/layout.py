@@ -28,15 +28,12 @@ class RunLayout:
         return self._at("inventory.jsonl")
 
     @property
-    def batches(self) -> S3Uri:
-        return self._at("batches.json")
-
-    @property
     def predictions_prefix(self) -> S3Uri:
         return self._at("predictions/")
 
-    def predictions_part(self, batch_id: int) -> S3Uri:
-        return self._at(f"predictions/batch-{batch_id:05d}.jsonl")
+    def predictions_part(self, part: int | str) -> S3Uri:
+        suffix = f"{part:05d}" if isinstance(part, int) else part
+        return self._at(f"predictions/batch-{suffix}.jsonl")
 
     @property
     def skipped_prefix(self) -> S3Uri:

@@ -136,8 +136,6 @@ WorkteamArn = Annotated[
     ),
 ]
 SecretArn = Annotated[str, _pattern(SECRET_ARN, "must be a Secrets Manager secret ARN")]
-ImagesPerBatch = Annotated[int, _NUMBER, Field(ge=1, le=500)]
-BatchesPerInferenceUnit = Annotated[int, _NUMBER, Field(ge=1, le=50)]
 ModelPollSeconds = Annotated[int, _NUMBER, Field(ge=1, le=3600)]
 ReviewPollSeconds = Annotated[int, _NUMBER, Field(ge=60, le=86_400)]
 ModelStartTimeoutMinutes = Annotated[int, _NUMBER, Field(ge=1, le=720)]
@@ -195,8 +193,6 @@ class RunConfig(BaseModel):
     reviewDeadlineHours: ReviewDeadlineHours
     workteamArn: WorkteamArn | None
     incremental: bool
-    imagesPerBatch: ImagesPerBatch
-    batchesPerInferenceUnit: BatchesPerInferenceUnit
     modelPollSeconds: ModelPollSeconds
     reviewPollSeconds: ReviewPollSeconds
     modelStartTimeoutMinutes: ModelStartTimeoutMinutes
@@ -329,11 +325,6 @@ class RunConfig(BaseModel):
         claims and the run's record lapse by themselves after it."""
         return int(self.modelStartTimeoutMinutes * 60 + self.reviewDeadlineHours * 3600 + 86_400)
 
-    @property
-    def map_concurrency(self) -> int:
-        """Batches in flight: enough to keep every inference unit busy while others read images."""
-        return self.minInferenceUnits * self.batchesPerInferenceUnit
-
     def layout(self) -> RunLayout:
         return RunLayout.for_run(S3Uri.parse(self.output), self.runId)
 
@@ -365,8 +356,7 @@ def state_payload(config: RunConfig) -> dict[str, Any]:
         **json.loads(config.model_dump_json()),
         "runPrefix": str(layout.root),
         "outputBucket": layout.root.bucket,
-        # Distributed Map ItemReader/ResultWriter take a bucket and a key, not a URI.
-        "batchesKey": layout.batches.key,
+        # The labeling jobs' Distributed Map ItemReader takes a bucket and a key, not a URI.
         "reviewJobsKey": layout.review_jobs.key,
     }
 

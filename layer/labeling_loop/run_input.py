@@ -22,11 +22,9 @@ from labeling_loop.errors import InvalidInput
 from labeling_loop.jsonl import read_json, write_json
 from labeling_loop.run_config import (
     AuditMinImages,
-    BatchesPerInferenceUnit,
     Confidence,
     ConfidenceByLabel,
     Fraction,
-    ImagesPerBatch,
     ImagesPerJob,
     InferenceUnits,
     JobNamePrefix,
@@ -97,8 +95,6 @@ class RunInput(BaseModel):
     # Accepted only as a repeat of the stack's value (FROM_THE_STACK_ONLY), never used from here.
     labelStudioUrl: str | None = None
     labelStudioTokenSecretArn: str | None = None
-    imagesPerBatch: ImagesPerBatch | None = None
-    batchesPerInferenceUnit: BatchesPerInferenceUnit | None = None
     modelPollSeconds: ModelPollSeconds | None = None
     reviewPollSeconds: ReviewPollSeconds | None = None
     modelStartTimeoutMinutes: ModelStartTimeoutMinutes | None = None
@@ -124,6 +120,13 @@ class RunInput(BaseModel):
         return None if value == "" else value
 
 
+# Settings a run used to take and now plans itself (inference.plan): named as such, not as unknown.
+RETIRED_FIELDS = {
+    "imagesPerBatch": "is no longer a setting: each run plans its batches from its images and the "
+    "model's inference units",
+    "batchesPerInferenceUnit": "is no longer a setting: each run plans its batches from its images and "
+    "the model's inference units",
+}
 RUN_ID_NAME_CHARS = 31  # + "-" + 8 hex digits = 40, the run id's limit
 
 
@@ -147,7 +150,7 @@ def _describe_errors(error: ValidationError) -> str:
         field = ".".join([str(loc[0]), *(str(p) for p in loc[1:] if isinstance(p, int))]) if loc else "input"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "is not a known input field"
+            message = RETIRED_FIELDS.get(field, "is not a known input field")
         elif item["type"] == "missing":
             message = "is required (no default is configured in the stack)"
         # A rule across fields (model-level, no location) names the field it is about first.

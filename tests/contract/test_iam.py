@@ -219,7 +219,8 @@ CLEANUP_OWNERS = ("RunCleanupFunction", "CleanUpEndedRunFunction", "SweepModelsF
 EXPECTED_S3 = {
     "ValidateInputFunction": RUN_READ | RUN_WRITE,  # run_input.start_run: config.json
     "ListImagesFunction": READ_IMAGES | RUN_WRITE,  # inference.listing: inventory, batches
-    "DetectLabelsFunction": READ_IMAGES | RUN_WRITE,  # inference.detect: headers, predictions
+    # inference.detect: the batch's slice of inventory.jsonl, image headers, predictions and skips
+    "DetectLabelsFunction": READ_IMAGES | RUN_READ | RUN_WRITE,
     "PlanReviewFunction": RUN_READ | RUN_WRITE,
     # The network-facing function: the run's files only; Label Studio reads images itself.
     "LabelStudioReviewFunction": RUN_READ | RUN_WRITE,

@@ -37,8 +37,8 @@ from localcloud.runner import (
 pytestmark = pytest.mark.e2e
 
 IMAGES = 12
-# Small batches, so the fan-out has several children (and a fault can hit one of them).
-RUN_INPUT = {"imagesPerBatch": 4}
+# The stack's defaults: the run plans its fan-out (one batch at 1 inference unit).
+RUN_INPUT: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ def test_a_lambda_that_fails_at_first_is_retried_by_the_state_machine(
 def test_transient_s3_errors_in_the_functions_are_absorbed(images: tuple[Path, Path]) -> None:
     """SlowDown on the functions' and Rekognition's reads of the images: their clients retry.
 
-    The first GetObject of a run is the Distributed Map's ItemReader (batches.json); this test lets
+    The first GetObject of a run is the inference function's read of inventory.jsonl; this test lets
     it through and fails the next three reads, which are the inference function's header reads."""
     from localcloud.engine import hooks
     from localcloud.engine.faults import S3FaultInjector
@@ -176,7 +176,7 @@ def test_transient_s3_errors_in_the_functions_are_absorbed(images: tuple[Path, P
         injector = S3FaultInjector({"GetObject": 3})
         seen = {"GetObject": 0}
 
-        def after_the_item_reader(operation: str, params: dict[str, Any]) -> Any:
+        def after_the_inventory_read(operation: str, params: dict[str, Any]) -> Any:
             if operation == "GetObject":
                 seen["GetObject"] += 1
                 if seen["GetObject"] == 1:
@@ -189,7 +189,7 @@ def test_transient_s3_errors_in_the_functions_are_absorbed(images: tuple[Path, P
             **RUN_INPUT,
         }
         # Only now: the uploads and the truth reads above must not use up the faults.
-        hooks.intercept("s3", after_the_item_reader)
+        hooks.intercept("s3", after_the_inventory_read)
         result = execute(cloud, stack, arn, run_input, "s3-transient", timeout=120)
         result.summary["model_status_at_end"] = wait_for_model_stopped(cloud, arn)
         job_names = list(cloud.groundtruth.created_job_names)
@@ -204,14 +204,14 @@ def test_transient_s3_errors_in_the_functions_are_absorbed(images: tuple[Path, P
 @pytest.fixture(scope="module")
 def s3_errors_as_configured(images: tuple[Path, Path]) -> LocalRunResult:
     # The fault as the fault file says it: the first three GetObject calls of the run answer 503.
-    return _run(images, {"s3": {"transientErrors": {"GetObject": 3}}}, "s3-itemreader")
+    return _run(images, {"s3": {"transientErrors": {"GetObject": 3}}}, "s3-first-reads")
 
 
 def test_transient_s3_errors_are_retried_and_absorbed(s3_errors_as_configured: LocalRunResult) -> None:
     result = s3_errors_as_configured
-    # THEN (measured) the first of the 503s hits the Distributed Map's ItemReader (batches.json): the
-    # Map's Retry on States.ItemReaderFailed reads it again, the functions' S3 clients retry the rest,
-    # and the run succeeds with every image accounted for and the model stopped
+    # THEN the first of the 503s hits the inference function's read of inventory.jsonl and the rest
+    # its header reads: the functions' S3 clients retry them, and the run succeeds with every image
+    # accounted for and the model stopped
     assert result.summary["status"] == "SUCCEEDED", result.summary
     assert_every_image_accounted_for(result, IMAGES)
     assert result.summary["model_status_at_end"] == "STOPPED"
@@ -219,7 +219,7 @@ def test_transient_s3_errors_are_retried_and_absorbed(s3_errors_as_configured: L
         e["stateEnteredEventDetails"]["name"] for e in result.history if "stateEnteredEventDetails" in e
     ]
     assert entered.count("Detect Labels") == 1, (
-        "the Map state retried its item read, not the whole state path"
+        "the functions' clients retried their reads, not the state machine the whole fan-out"
     )
 
 

@@ -26,7 +26,7 @@ def test_the_notebook_helper_runs_a_turn_in_the_local_cloud(
 
         with pytest.raises(Exception, match="minConfidence"):
             loop.start({"minConfidence": 500}, name="refused")
-        run = loop.start({"imagesPerBatch": 4}, name="nb-run")
+        run = loop.start({"minConfidence": 50}, name="nb-run")
         final = loop.follow(run, interval=0.2)
         assert final.status == "SUCCEEDED", final
         assert final.images_inferred == 8 and final.review_done == 8

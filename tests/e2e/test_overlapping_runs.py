@@ -89,7 +89,6 @@ def test_two_overlapping_incremental_runs_share_the_images_and_the_model(images:
             "projectVersionArn": arn,
             "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}",
             "incremental": True,
-            "imagesPerBatch": 3,
         }
         cloud.runtime.fault_hooks.append(_listings_meet())
         # The claims (conditional writes) take a random few milliseconds each, as on DynamoDB, so
@@ -163,7 +162,6 @@ def test_a_run_that_starts_while_another_waits_for_the_model_shares_it(
             "projectVersionArn": arn,
             "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}",
             "incremental": True,
-            "imagesPerBatch": 3,
         }
         started: dict[str, Any] = {}
 

@@ -54,7 +54,7 @@ from localcloud.services.labelstudio.server import LabelStudioServer
 pytestmark = pytest.mark.e2e
 
 IMAGES = 12
-RUN_INPUT = {"imagesPerBatch": 4, "incremental": True}
+RUN_INPUT = {"incremental": True}
 labelstudio = labelstudio_fixtures.labelstudio
 moto_s3_endpoint = labelstudio_fixtures.moto_s3_endpoint
 
@@ -481,16 +481,16 @@ def test_a_model_someone_else_scaled_out_is_used_at_the_capacity_in_service(
         cloud.add_truth(load_truth(manifest_lines(truth), f"s3://{stack.images_bucket}/{IMAGES_PREFIX}"))
         # GIVEN a model someone started with auto-scaling (Min 1, Max 4), with 3 units in service
         arn = cloud.add_model(status="RUNNING", units=(1, 4, 3))
-        result = execute(
-            cloud, stack, arn, _input(stack, arn, batchesPerInferenceUnit=2), "scaled", timeout=120
-        )
-    # THEN the run sized its fan-out on the 3 units CloudWatch reports, not on Min or Max
+        result = execute(cloud, stack, arn, _input(stack, arn), "scaled", timeout=120)
+    # THEN the run planned its fan-out for the 3 units CloudWatch reports, not for Min or Max: its
+    # batch starts from 3 units' share of the rate prior (inference.plan, 5 calls/s per unit)
     [model] = [
         json.loads(e["stateExitedEventDetails"]["output"])["model"]
         for e in result.history
         if e.get("stateExitedEventDetails", {}).get("name") == "Acquire Model"
     ]
-    assert (model["inferenceUnits"], model["mapConcurrency"], model["startedByRun"]) == (3, 6, False)
+    assert (model["inferenceUnits"], model["startedByRun"]) == (3, False)
+    assert [batch["callsPerSecond"] for batch in model["batches"]] == [15.0]
     assert result.summary["status"] == "SUCCEEDED", result.summary
     # AND the model it did not start is left running
     assert result.model_meter["start_calls"] == 0 and result.model_meter["stop_calls"] == 0

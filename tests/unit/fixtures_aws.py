@@ -43,16 +43,21 @@ EXECUTION = "run-1"
 execution_arn = deployed_stack.execution_arn
 
 
-def make_config(execution: str = EXECUTION, **overrides: Any) -> RunConfig:
+def make_config(
+    execution: str = EXECUTION, stack: dict[str, str] | None = None, **overrides: Any
+) -> RunConfig:
     """A valid run configuration (Ground Truth backend, the template's defaults) with `overrides`,
-    for an execution of that name."""
+    for an execution of that name, on a stack deployed with the `stack` parameter overrides."""
     raw: dict[str, Any] = {
         "images": f"s3://{IMAGES_BUCKET}/photos/",
         "output": f"s3://{OUTPUT_BUCKET}/labeling-runs/",
         **overrides,
     }
     return validate_input(
-        raw, execution_name=execution, execution_arn=execution_arn(execution), stack=stack_settings()
+        raw,
+        execution_name=execution,
+        execution_arn=execution_arn(execution),
+        stack=stack_settings(**(stack or {})),
     )
 
 

@@ -88,7 +88,7 @@ def clean_up(cloud: SimpleNamespace, config: RunConfig, error: dict[str, Any] | 
 
 
 def acquire(cloud: SimpleNamespace, config: RunConfig) -> None:
-    model_control.acquire(cloud.services, config, NOW)
+    model_control.acquire(cloud.services, config, NOW, images=10)
 
 
 # failure_name -------------------------------------------------------------------------------------
@@ -339,13 +339,12 @@ def test_finish_records_labeled_images_and_frees_skipped_ones(aws: SimpleNamespa
         layout=next_layout,
         output_prefix=S3Uri.parse(make_config().output),
         run_id="run-2",
-        images_per_batch=10,
         incremental=True,
         claim_seconds=3600,
         now=NOW + 7200,
     )
     assert listing.images_to_infer == 1
-    assert [b["images"] for b in read_json(aws.s3, next_layout.batches)] == [[ref("c.jpg")]]
+    assert [line["source-ref"] for line in read_jsonl(aws.s3, next_layout.inventory)] == [ref("c.jpg")]
 
 
 def test_finish_of_a_full_run_leaves_the_ledger_alone(aws: SimpleNamespace) -> None:

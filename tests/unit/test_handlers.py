@@ -140,7 +140,7 @@ def test_validate_input_accepts_an_empty_console_input(
     start = {"input": {}, "executionName": "console-1", "executionArn": execution_arn("console-1")}
     payload = handler("validate_input").lambda_handler(start, context)
     assert payload["projectVersionArn"] == MODEL_ARN
-    assert payload["batchesKey"] == f"labeling-runs/{payload['runId']}/batches.json"
+    assert payload["reviewJobsKey"] == f"labeling-runs/{payload['runId']}/review/jobs.json"
     assert payload["runId"].startswith("console-1-")
 
 
@@ -174,11 +174,10 @@ def test_list_images_handler(stack: SimpleNamespace, context: FakeLambdaContext)
     # WHEN the function runs
     result = handler("list_images").lambda_handler(event("list_images"), context)
 
-    # THEN it returns what "List Images" selects, and the Map's item list is where the Map reads it
+    # THEN it returns what "List Images" selects, and the inventory lists the images to infer
     assert selected_keys("List Images") <= set(result)
     assert (result["imagesListed"], result["imagesToInfer"], result["skippedAtListing"]) == (4, 3, 1)
-    batches = read_json(stack.s3, S3Uri(CONFIG["outputBucket"], CONFIG["batchesKey"]))
-    assert [len(b["images"]) for b in batches] == [3]
+    assert len(read_jsonl(stack.s3, LAYOUT.inventory)) == 3
     # AND the incremental run claimed its images in the stack's table
     assert claim_of(stack, ref("robin-01.jpg"))["runId"] == RUN.runId
 
@@ -279,11 +278,16 @@ DETECTIONS = {
 }
 
 
-def put_batch_images(aws: SimpleNamespace) -> None:
+BATCH_IMAGES = ("robin-01.jpg", "sparrow 02.png", "wren-03.jpg", "broken.jpg")
+
+
+def put_batch_images(aws: SimpleNamespace, inventory: bool = False) -> None:
     put_object(aws.s3, IMAGES_BUCKET, "photos/robin-01.jpg", jpeg((640, 480), orientation=6))
     put_object(aws.s3, IMAGES_BUCKET, "photos/sparrow 02.png", png((640, 480)))
     put_object(aws.s3, IMAGES_BUCKET, "photos/wren-03.jpg", jpeg((800, 600)))
     put_object(aws.s3, IMAGES_BUCKET, "photos/broken.jpg", b"\xff\xd8\xff garbage")
+    if inventory:  # what List Images wrote: the batch of the fixture is its 4 lines
+        write_jsonl(aws.s3, LAYOUT.inventory, [{"source-ref": ref(name)} for name in BATCH_IMAGES])
 
 
 def detect_handler() -> tuple[ModuleType, list[tuple[str, dict[str, Any]]]]:
@@ -299,21 +303,30 @@ def detect_handler() -> tuple[ModuleType, list[tuple[str, dict[str, Any]]]]:
 
 def test_detect_labels_handler(stack: SimpleNamespace, context: FakeLambdaContext) -> None:
     # GIVEN a batch of three good images and a broken one (the Map item of the fixture)
-    put_batch_images(stack)
+    put_batch_images(stack, inventory=True)
     app, calls = detect_handler()
 
     # WHEN the function runs over the batch with the stack's threads
     result = app.lambda_handler(event("detect_labels"), context)
 
-    # THEN it answers what the Map's task selects and writes the batch's predictions and skips
+    # THEN it answers what the Map's task selects: the whole batch done in one invocation
     assert selected_keys("Detect Labels In Batch") <= set(result)
-    assert result == {"batchId": 0, "inferred": 3, "skipped": 1}
-    predictions = {p["source-ref"]: p for p in read_jsonl(stack.s3, LAYOUT.predictions_part(0))}
+    assert {k: result[k] for k in ("batchId", "done", "inferred", "skipped", "finished")} == {
+        "batchId": 0,
+        "done": 4,
+        "inferred": 3,
+        "skipped": 1,
+        "finished": True,
+    }
+    # AND the batch's flow state, for a next invocation of the batch (this fake answers before the
+    # request is sent, so the limiter saw no attempt: test_flow.py covers it)
+    assert result["flow"]["rate"] == 5.0
+    # AND it wrote the batch's predictions and skips, named by the batch and where it started
+    predictions = {p["source-ref"]: p for p in read_jsonl(stack.s3, LAYOUT.predictions_part("00000-0000000"))}
     assert predictions[ref("robin-01.jpg")]["image_size"] == {"width": 640, "height": 480, "depth": 3}
     assert predictions[ref("robin-01.jpg")]["orientation"] == 6
-    assert [s["source-ref"] for s in read_jsonl(stack.s3, LAYOUT.skipped_part("inference", 0))] == [
-        ref("broken.jpg")
-    ]
+    skipped = read_jsonl(stack.s3, LAYOUT.skipped_part("inference", "00000-0000000"))
+    assert [s["source-ref"] for s in skipped] == [ref("broken.jpg")]
     # AND the broken image was never sent to the model
     assert sorted(p["Image"]["S3Object"]["Name"] for _, p in calls) == sorted(DETECTIONS)
 
@@ -483,14 +496,22 @@ def test_a_whole_run_through_the_handlers(stack: SimpleNamespace, context: FakeL
     state["config"] = handler("validate_input").lambda_handler(event("validate_input"), context)
     state["listing"] = handler("list_images").lambda_handler({"config": state["config"]}, context)
     model_app, model = model_handler()
-    state["model"] = model_app.lambda_handler({"action": "acquire", "config": state["config"]}, context)
+    images = state["listing"]["imagesToInfer"]
+    state["model"] = model_app.lambda_handler(
+        {"action": "acquire", "config": state["config"], "imagesToInfer": images}, context
+    )
     model.status = "RUNNING"
     state["model"] = model_app.lambda_handler(
-        {"action": "check", "config": state["config"], "model": state["model"]}, context
+        {"action": "check", "config": state["config"], "model": state["model"], "imagesToInfer": images},
+        context,
     )
     detect_app, _ = detect_handler()
-    for batch in read_json(stack.s3, S3Uri(state["config"]["outputBucket"], state["config"]["batchesKey"])):
-        detect_app.lambda_handler({"batch": batch, "config": state["config"]}, context)
+    for batch in state["model"]["batches"]:  # the Map's items, each child looping until finished
+        progress: dict[str, Any] = {"done": 0}
+        while not progress.get("finished"):
+            progress = detect_app.lambda_handler(
+                {"batch": batch, "config": state["config"], "progress": progress}, context
+            )
     released = model_app.lambda_handler({"action": "release", "config": state["config"]}, context)
     plan = handler("plan_review").lambda_handler(
         {"config": state["config"], "listing": state["listing"]}, context

@@ -16,7 +16,7 @@ from botocore.stub import Stubber
 from fixtures_aws import IMAGES_BUCKET, MODEL_ARN, OUTPUT_BUCKET, REGION, jpeg, png, put_object, read_jsonl
 from labeling_loop.aws_clients import INFERENCE
 from labeling_loop.errors import ModelNotRunningError
-from labeling_loop.inference.detect import BatchResult, run_batch
+from labeling_loop.inference.batch import BatchItem, Progress, run_batch
 from labeling_loop.inference.images import MAX_BYTES
 from labeling_loop.layout import RunLayout
 from labeling_loop.s3_uri import S3Uri
@@ -61,28 +61,44 @@ def expect_error(stubber: Stubber, code: str, status: int = 400) -> None:
     stubber.add_client_error("detect_custom_labels", service_error_code=code, http_status_code=status)
 
 
+def write_inventory(s3: Any, refs: list[str]) -> None:
+    from fixtures_aws import write_jsonl
+
+    write_jsonl(s3, LAYOUT.inventory, [{"source-ref": ref} for ref in refs])
+
+
+def batch_of(refs: list[str], batch_id: int = 0) -> BatchItem:
+    return BatchItem(batch_id, 0, len(refs), calls_per_second=1000.0, calls_in_flight=10.0)
+
+
 def infer(
     aws: SimpleNamespace, stubber: Stubber, refs: list[str], batch_id: int = 0, **kwargs: Any
-) -> BatchResult:
+) -> Progress:
+    write_inventory(aws.s3, refs)
     return run_batch(
-        aws.s3,
+        kwargs.pop("s3", aws.s3),
         stubber.client,
         LAYOUT,
-        batch_id=batch_id,
-        images=refs,
+        batch=batch_of(refs, batch_id),
+        progress=Progress(),
         model_arn=MODEL_ARN,
         min_confidence=kwargs.pop("min_confidence", 50.0),
+        seconds_left=kwargs.pop("seconds_left", lambda: 900.0),
         threads=1,  # the Stubber answers in order
         **kwargs,
     )
 
 
+def part(batch_id: int, done: int = 0) -> str:
+    return f"{batch_id:05d}-{done:07d}"
+
+
 def predictions(aws: SimpleNamespace, batch_id: int = 0) -> list[dict[str, Any]]:
-    return read_jsonl(aws.s3, LAYOUT.predictions_part(batch_id))
+    return read_jsonl(aws.s3, LAYOUT.predictions_part(part(batch_id)))
 
 
 def skips(aws: SimpleNamespace, batch_id: int = 0) -> list[dict[str, Any]]:
-    return read_jsonl(aws.s3, LAYOUT.skipped_part("inference", batch_id))
+    return read_jsonl(aws.s3, LAYOUT.skipped_part("inference", part(batch_id)))
 
 
 # Predictions --------------------------------------------------------------------------------------
@@ -100,7 +116,7 @@ def test_predictions_follow_the_data_contract(aws: SimpleNamespace, rekognition:
 
     # THEN one prediction record per image, sized as displayed, boxes as Rekognition's ratios,
     # image-level labels without a box, images without labels kept (they are reviewed too)
-    assert result.to_dict() == {"batchId": 3, "inferred": 2, "skipped": 0}
+    assert (result.done, result.inferred, result.skipped) == (2, 2, 0)
     assert predictions(aws, 3) == [
         {
             "source-ref": upright,
@@ -174,7 +190,7 @@ def test_bad_images_are_skipped_with_their_reason_and_never_sent(
 
     # THEN the bad image is a skip record with the contract's reason, the good one is predicted,
     # and the batch does not fail
-    assert result.to_dict() == {"batchId": 0, "inferred": 1, "skipped": 1}
+    assert (result.done, result.inferred, result.skipped) == (2, 1, 1)
     [skip] = skips(aws)
     assert {k: skip[k] for k in ("source-ref", "stage", "reason")} == {
         "source-ref": bad,
@@ -248,8 +264,8 @@ def test_a_model_that_stopped_fails_the_batch_for_a_retry(aws: SimpleNamespace, 
     # WHEN the batch is inferred
     with pytest.raises(ModelNotRunningError, match="not RUNNING"):
         infer(aws, rekognition, [source_ref])
-    # THEN nothing is written (the state machine retries the whole batch)
-    assert "Contents" not in aws.s3.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix=LAYOUT.root.key)
+    # THEN nothing but the inventory is written (the state machine retries the invocation)
+    assert run_keys(aws) == [LAYOUT.inventory.key]
 
 
 def test_unexpected_errors_fail_the_batch(aws: SimpleNamespace, rekognition: Stubber) -> None:
@@ -269,8 +285,10 @@ def run_keys(aws: SimpleNamespace) -> list[str]:
     return sorted(o["Key"] for o in listed.get("Contents", []))
 
 
-def test_a_retried_batch_rewrites_the_same_two_objects(aws: SimpleNamespace, rekognition: Stubber) -> None:
-    # GIVEN a batch whose first attempt had one image throttled
+def test_a_retried_invocation_rewrites_the_same_two_objects(
+    aws: SimpleNamespace, rekognition: Stubber
+) -> None:
+    # GIVEN a batch whose first invocation had one image throttled
     a = put(aws, "photos/a.jpg", jpeg())
     b = put(aws, "photos/b.jpg", jpeg())
     expect_detect(rekognition, "photos/a.jpg", [CAT])
@@ -288,8 +306,9 @@ def test_a_retried_batch_rewrites_the_same_two_objects(aws: SimpleNamespace, rek
         keys_after_first
         == run_keys(aws)
         == [
-            LAYOUT.predictions_part(7).key,
-            LAYOUT.skipped_part("inference", 7).key,
+            LAYOUT.inventory.key,
+            LAYOUT.predictions_part(part(7)).key,
+            LAYOUT.skipped_part("inference", part(7)).key,
         ]
     )
     assert (first.inferred, first.skipped, second.inferred, second.skipped) == (1, 1, 2, 0)
@@ -377,19 +396,29 @@ def test_an_image_s3_refuses_to_read_is_unreadable_not_corrupt(
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
 
     s3 = RefusingReads()
-    # WHEN it is inferred
+    # WHEN it is inferred (the function reads its inventory; the image reads are refused)
+    write_inventory(aws.s3, [f"s3://{IMAGES_BUCKET}/photos/a.jpg"])
+
+    def refusing(Bucket: str, Key: str, **params: Any) -> Any:
+        if Bucket == OUTPUT_BUCKET:
+            return aws.s3.get_object(Bucket=Bucket, Key=Key, **params)
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+
+    s3.get_object = refusing  # type: ignore[method-assign]
+    refs = [f"s3://{IMAGES_BUCKET}/photos/a.jpg"]
     run_batch(
         s3,
         rekognition.client,
         LAYOUT,
-        batch_id=0,
-        images=[f"s3://{IMAGES_BUCKET}/photos/a.jpg"],
+        batch=batch_of(refs),
+        progress=Progress(),
         model_arn=MODEL_ARN,
         min_confidence=50.0,
+        seconds_left=lambda: 900.0,
         threads=1,
     )
     # THEN it is skipped as unreadable (an access problem, reported as such), and the model is not called
-    (skip,) = read_jsonl(aws.s3, LAYOUT.skipped_part("inference", 0))
+    (skip,) = read_jsonl(aws.s3, LAYOUT.skipped_part("inference", part(0)))
     assert skip["reason"] == "image-unreadable" and "AccessDenied" in skip["detail"]
 
 
@@ -440,3 +469,67 @@ def test_service_error_skips_past_a_tenth_fail_the_run_and_a_few_do_not(aws: Sim
     _skips(aws, ["service-error"] * 3)
     with pytest.raises(InferenceFailedError, match="refused 3 of 20 images after retries"):
         check_outcome(aws.s3, LAYOUT, images_to_infer=20, images=images, region=REGION)
+
+
+# Batches longer than one invocation -----------------------------------------------------------------
+
+
+def test_an_invocation_stops_before_its_time_runs_out_and_the_next_one_continues(
+    aws: SimpleNamespace, rekognition: Stubber
+) -> None:
+    from labeling_loop.inference.batch import RESERVE_S
+
+    # GIVEN a batch of four images, and an invocation whose time runs short after its second image
+    refs = [put(aws, f"photos/{name}.jpg", jpeg()) for name in "abcd"]
+    write_inventory(aws.s3, refs)
+    batch = batch_of(refs, batch_id=2)
+    clock = iter([900.0, RESERVE_S - 1])  # asked before the 2nd and the 3rd image
+    for name in "ab":
+        expect_detect(rekognition, f"photos/{name}.jpg", [OUTDOOR])
+
+    def run(progress: Progress, seconds_left: Any) -> Progress:
+        return run_batch(
+            aws.s3,
+            rekognition.client,
+            LAYOUT,
+            batch=batch,
+            progress=progress,
+            model_arn=MODEL_ARN,
+            min_confidence=50.0,
+            seconds_left=seconds_left,
+            threads=1,
+        )
+
+    # WHEN the first invocation runs
+    first = run(Progress(), lambda: next(clock))
+    # THEN it did the first two images and says the batch is not finished, with its flow state
+    assert (first.done, first.inferred) == (2, 2)
+    assert first.to_dict(batch)["finished"] is False and first.flow is not None
+
+    # WHEN the child calls the function again with that progress
+    for name in "cd":
+        expect_detect(rekognition, f"photos/{name}.jpg", [OUTDOOR])
+    second = run(Progress.of(first.to_dict(batch)), lambda: 900.0)
+    # THEN it continues after them, and every image is predicted exactly once across the two parts
+    assert (second.done, second.inferred, second.to_dict(batch)["finished"]) == (4, 4, True)
+    parts = [read_jsonl(aws.s3, LAYOUT.predictions_part(p)) for p in (part(2, 0), part(2, 2))]
+    assert [[p["source-ref"] for p in records] for records in parts] == [refs[:2], refs[2:]]
+
+
+def test_an_invocation_always_infers_at_least_one_image(aws: SimpleNamespace, rekognition: Stubber) -> None:
+    # GIVEN an invocation started with less than the reserve left (so a batch can never stall)
+    refs = [put(aws, f"photos/{name}.jpg", jpeg()) for name in "ab"]
+    expect_detect(rekognition, "photos/a.jpg", [OUTDOOR])
+    # WHEN it runs
+    result = infer(aws, rekognition, refs, seconds_left=lambda: 1.0)
+    # THEN it inferred one image and left the other for the next invocation
+    assert (result.done, result.inferred) == (1, 1)
+
+
+def test_a_batch_reads_only_its_slice_of_the_inventory(aws: SimpleNamespace) -> None:
+    from labeling_loop.inference.batch import inventory_slice
+
+    refs = [f"s3://{IMAGES_BUCKET}/photos/{i}.jpg" for i in range(6)]
+    write_inventory(aws.s3, refs)
+    assert list(inventory_slice(aws.s3, LAYOUT, 2, 3)) == refs[2:5]
+    assert list(inventory_slice(aws.s3, LAYOUT, 5, 10)) == refs[5:]

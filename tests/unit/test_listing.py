@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from fixtures_aws import IMAGES_BUCKET, OUTPUT_BUCKET, put_object, read_json, read_jsonl
+from fixtures_aws import IMAGES_BUCKET, OUTPUT_BUCKET, put_object, read_jsonl
 from labeling_loop.inference import claims
 from labeling_loop.inference.images import MAX_BYTES
 from labeling_loop.inference.listing import ListingResult, list_images
@@ -28,7 +27,6 @@ def run_listing(
     images: str = f"s3://{IMAGES_BUCKET}/photos/",
     output: str = f"s3://{OUTPUT_BUCKET}/labeling-runs/",
     run_id: str = "run-1",
-    images_per_batch: int = 25,
     incremental: bool = False,
     now: float = NOW,
     claim_seconds: int = DAY,
@@ -43,7 +41,6 @@ def run_listing(
         layout=layout,
         output_prefix=output_uri,
         run_id=run_id,
-        images_per_batch=images_per_batch,
         incremental=incremental,
         claim_seconds=claim_seconds,
         now=now,
@@ -53,10 +50,6 @@ def run_listing(
 
 def listed_refs(aws: SimpleNamespace, layout: RunLayout) -> list[str]:
     return [line["source-ref"] for line in read_jsonl(aws.s3, layout.inventory)]
-
-
-def batched_refs(aws: SimpleNamespace, layout: RunLayout) -> list[str]:
-    return [ref for batch in read_json(aws.s3, layout.batches) for ref in batch["images"]]
 
 
 def put(aws: SimpleNamespace, key: str, content_type: str | None = None, body: bytes = b"x") -> str:
@@ -81,11 +74,10 @@ def test_jpeg_and_png_are_listed_whatever_the_extensions_case(aws: SimpleNamespa
 
     # THEN every one is in the inventory and a batch
     assert sorted(listed_refs(aws, layout)) == sorted(ref(k) for k in keys)
-    assert sorted(batched_refs(aws, layout)) == sorted(ref(k) for k in keys)
+    assert sorted(listed_refs(aws, layout)) == sorted(ref(k) for k in keys)
     assert result.to_dict() == {
         "imagesListed": 6,
         "imagesToInfer": 6,
-        "batches": 1,
         "skippedAtListing": 0,
         "alreadyClaimed": 0,
         "objectsIgnored": 0,
@@ -255,24 +247,18 @@ def test_an_output_prefix_at_or_above_the_images_prefix_does_not_hide_the_images
 # Batches and inventory ----------------------------------------------------------------------------
 
 
-def test_batches_json_is_the_distributed_maps_item_list(aws: SimpleNamespace) -> None:
-    # GIVEN 7 images and 3 images per batch
+def test_the_inventory_lists_every_image_in_listing_order(aws: SimpleNamespace) -> None:
+    # GIVEN 7 images
     keys = [f"photos/img-{i:02d}.jpg" for i in range(7)]
     for key in keys:
         put(aws, key, body=b"0123456789")
 
     # WHEN listed
-    result, layout = run_listing(aws, images_per_batch=3)
+    result, layout = run_listing(aws)
 
-    # THEN batches.json is a JSON array of {batchId, images}, ids from 0, at most 3 images each
-    raw = aws.s3.get_object(Bucket=layout.batches.bucket, Key=layout.batches.key)
-    batches = json.loads(raw["Body"].read())
-    assert raw["ContentType"] == "application/json"
-    assert [b["batchId"] for b in batches] == [0, 1, 2]
-    assert [len(b["images"]) for b in batches] == [3, 3, 1]
-    assert all(set(b) == {"batchId", "images"} for b in batches)
-    assert [r for b in batches for r in b["images"]] == [ref(k) for k in keys]
-    assert result.batches == 3
+    # THEN inventory.jsonl lists them in key order (the fan-out's batches are slices of its lines)
+    assert listed_refs(aws, layout) == [ref(k) for k in keys]
+    assert result.images_to_infer == 7
     # AND each inventory line says where the image is and what it was
     inventory = read_jsonl(aws.s3, layout.inventory)
     assert inventory[0] == {
@@ -283,26 +269,14 @@ def test_batches_json_is_the_distributed_maps_item_list(aws: SimpleNamespace) ->
     }
 
 
-def test_exactly_full_batches_leave_no_empty_batch(aws: SimpleNamespace) -> None:
-    # GIVEN 4 images and 2 per batch
-    # WHEN listed
-    # THEN there are exactly two full batches
-    for i in range(4):
-        put(aws, f"photos/{i}.png")
-    result, layout = run_listing(aws, images_per_batch=2)
-    assert [len(b["images"]) for b in read_json(aws.s3, layout.batches)] == [2, 2]
-    assert result.batches == 2
-
-
-def test_a_prefix_without_images_gives_an_empty_item_list(aws: SimpleNamespace) -> None:
+def test_a_prefix_without_images_gives_an_empty_inventory(aws: SimpleNamespace) -> None:
     # GIVEN a prefix with nothing to label
     put(aws, "photos/readme.txt")
     # WHEN listed
     result, layout = run_listing(aws)
-    # THEN the files exist and are empty, so the state machine can tell there is nothing to infer
-    assert read_json(aws.s3, layout.batches) == []
+    # THEN the inventory exists and is empty, so the state machine can tell there is nothing to infer
     assert read_jsonl(aws.s3, layout.inventory) == []
-    assert result.images_to_infer == 0 and result.batches == 0
+    assert result.images_to_infer == 0
 
 
 def test_every_listing_page_is_read(aws: SimpleNamespace) -> None:
@@ -319,11 +293,11 @@ def test_every_listing_page_is_read(aws: SimpleNamespace) -> None:
         put(aws, key)
 
     # WHEN listed
-    result, layout = run_listing(aws, images_per_batch=5)
+    result, layout = run_listing(aws)
 
-    # THEN images of every page are batched
+    # THEN images of every page are listed
     assert result.images_to_infer == 7
-    assert batched_refs(aws, layout) == [ref(k) for k in keys]
+    assert listed_refs(aws, layout) == [ref(k) for k in keys]
     assert len(pages) >= 4
 
 
@@ -363,7 +337,7 @@ def test_images_claimed_by_another_live_run_are_not_listed(aws: SimpleNamespace)
 
     # THEN B gets only the new image, and says how many were taken
     assert listed_refs(aws, layout) == [ref("photos/c.jpg")]
-    assert batched_refs(aws, layout) == [ref("photos/c.jpg")]
+    assert listed_refs(aws, layout) == [ref("photos/c.jpg")]
     assert (result.images_listed, result.images_to_infer, result.already_claimed) == (1, 1, 2)
     assert claim_state(aws, ref("photos/a.jpg"))["runId"] == "run-a"
 
@@ -380,7 +354,7 @@ def test_a_second_run_lists_nothing_once_the_first_labeled_everything(aws: Simpl
     result, layout_b = run_listing(aws, run_id="run-b", incremental=True, now=NOW + 365 * DAY)
 
     # THEN there is nothing to infer: labeled images never come back
-    assert read_json(aws.s3, layout_b.batches) == []
+    assert listed_refs(aws, layout_b) == []
     assert (result.images_listed, result.images_to_infer, result.already_claimed) == (0, 0, 2)
 
 

@@ -45,10 +45,13 @@ def services(aws: SimpleNamespace, model: FakeCustomLabels) -> model_control.Ser
     return model_control.Services(model.client, aws.dynamodb, aws.table, aws.executions.client)
 
 
+IMAGES = 300  # images the run infers
+
+
 def acquire(
     aws: SimpleNamespace, model: FakeCustomLabels, config: RunConfig, now: float = NOW
 ) -> dict[str, Any]:
-    return model_control.acquire(services(aws, model), config, now).to_dict()
+    return model_control.acquire(services(aws, model), config, now, IMAGES).to_dict()
 
 
 def check(
@@ -58,7 +61,7 @@ def check(
     previous: dict[str, Any],
     now: float = NOW,
 ) -> dict[str, Any]:
-    return model_control.check(services(aws, model), config, previous, now).to_dict()
+    return model_control.check(services(aws, model), config, previous, now, IMAGES).to_dict()
 
 
 def release(aws: SimpleNamespace, model: FakeCustomLabels, config: RunConfig) -> dict[str, Any]:
@@ -97,16 +100,21 @@ def test_a_stopped_model_is_started_and_the_run_takes_the_stop_duty(
 def test_check_reports_running_with_the_units_the_model_runs_on(
     aws: SimpleNamespace, model: FakeCustomLabels
 ) -> None:
-    # GIVEN a run that started the model
-    config = run("run-a", minInferenceUnits=2, batchesPerInferenceUnit=3)
+    # GIVEN a run that started the model on 12 units (the stack allows up to 20)
+    config = make_config("run-a", stack={"InferenceUnitsLimit": "20"}, minInferenceUnits=12)
     state = acquire(aws, model, config)
     # WHEN the model has finished starting
     model.status = "RUNNING"
     state = check(aws, model, config, state, NOW + 600)
-    # THEN the fan-out keeps every inference unit busy
+    # THEN the fan-out is planned for those units: two batches (one per 10 units) splitting the
+    # run's images, each starting from its share of the priors
     assert state["status"] == "RUNNING"
     assert state["startedByRun"] is True
-    assert (state["inferenceUnits"], state["mapConcurrency"]) == (2, 6)
+    assert (state["inferenceUnits"], state["mapConcurrency"]) == (12, 2)
+    assert state["batches"] == [
+        {"batchId": 0, "first": 0, "count": 150, "callsPerSecond": 30.0, "callsInFlight": 15.0},
+        {"batchId": 1, "first": 150, "count": 150, "callsPerSecond": 30.0, "callsInFlight": 15.0},
+    ]
 
 
 def test_a_running_model_is_used_as_it_is_and_never_stopped_by_the_run(
@@ -114,7 +122,7 @@ def test_a_running_model_is_used_as_it_is_and_never_stopped_by_the_run(
 ) -> None:
     # GIVEN a model someone started by hand, auto-scaling between 1 and 3 units
     model.status, model.min_units, model.max_units = "RUNNING", 1, 3
-    config = run("run-a", batchesPerInferenceUnit=2)
+    config = run("run-a", minInferenceUnits=5)
 
     # WHEN a run acquires and later releases it
     state = acquire(aws, model, config)
@@ -123,7 +131,8 @@ def test_a_running_model_is_used_as_it_is_and_never_stopped_by_the_run(
     # THEN it is neither started nor stopped, and the fan-out is sized for the units it runs on
     # now: CloudWatch has no figure here, so its floor (never its Max, which it may not reach)
     assert state["status"] == "RUNNING" and state["startedByRun"] is False
-    assert (state["inferenceUnits"], state["mapConcurrency"]) == (1, 2)
+    assert (state["inferenceUnits"], state["mapConcurrency"]) == (1, 1)
+    assert state["batches"][0]["callsPerSecond"] == 5.0
     assert released == {"stopped": False, "status": "LEFT_RUNNING_OR_STOPPED"}
     assert model.operations("StartProjectVersion") == [] and model.operations("StopProjectVersion") == []
     assert model.status == "RUNNING"

@@ -104,12 +104,22 @@ def test_every_stack_default_is_an_input_field_and_every_field_is_resolved() -> 
 def test_input_values_win_over_stack_defaults_and_null_means_default() -> None:
     # GIVEN stack defaults
     # WHEN the input sets some fields and leaves one null
-    config = validate({"minConfidence": 70, "imagesPerBatch": 10, "workteamArn": None}, FULL_STACK)
+    config = validate({"minConfidence": 70, "modelPollSeconds": 10, "workteamArn": None}, FULL_STACK)
 
     # THEN the input wins, and null falls back to the stack's default
     assert config.minConfidence == 70.0
-    assert config.imagesPerBatch == 10
+    assert config.modelPollSeconds == 10
     assert config.workteamArn == WORKTEAM_ARN
+
+
+@pytest.mark.parametrize("field", ["imagesPerBatch", "batchesPerInferenceUnit"])
+def test_retired_batch_settings_are_refused_with_the_reason(field: str) -> None:
+    # WHEN an input still sets a batch size or batches per unit (settings before runs planned them)
+    # THEN it fails by name, saying the run plans its batches itself
+    assert rejection({**VALID, field: 100}) == (
+        f"{field}: is no longer a setting: each run plans its batches from its images and the model's "
+        "inference units"
+    )
 
 
 @pytest.mark.parametrize(("value", "expected"), [(True, True), (False, False), (None, False)])
@@ -164,8 +174,6 @@ BOUNDS: list[tuple[str, Any, Any, Any, Any]] = [
     ("taskTimeLimitSeconds", 30, 28_800, 29, 28_801),
     ("workersPerObject", 1, 9, 0, 10),
     ("reviewDeadlineHours", 0.001, 720, 0, 721),
-    ("imagesPerBatch", 1, 500, 0, 501),
-    ("batchesPerInferenceUnit", 1, 50, 0, 51),
     ("modelPollSeconds", 1, 3600, 0, 3601),
     ("reviewPollSeconds", 864, 86_400, None, 86_401),
     ("modelStartTimeoutMinutes", 1, 720, 0, 721),
@@ -618,13 +626,12 @@ def test_the_run_id_is_not_an_input_field() -> None:
 
 
 def test_derived_values() -> None:
-    # GIVEN a run with 3 inference units and 4 batches per unit
-    # THEN region, project, version and the fan-out width follow
-    config = validate({**VALID, "minInferenceUnits": 3, "batchesPerInferenceUnit": 4})
+    # GIVEN a run
+    # THEN region, project and version follow from the model's ARN
+    config = validate({**VALID, "minInferenceUnits": 3})
     assert config.model_region == REGION
     assert config.project_name == "birds"
     assert config.version_name == "birds.2024-05-01"
-    assert config.map_concurrency == 12
 
 
 def test_state_payload_carries_the_keys_the_state_machine_reads() -> None:
@@ -634,11 +641,10 @@ def test_state_payload_carries_the_keys_the_state_machine_reads() -> None:
     # WHEN it becomes the state machine's payload
     payload = state_payload(config)
 
-    # THEN the Distributed Maps get a bucket and keys, and the run folder is named
+    # THEN the labeling jobs' Distributed Map gets a bucket and a key, and the run folder is named
     assert payload["outputBucket"] == OUTPUT_BUCKET
     assert config.runId.startswith("exec-7-")
     assert payload["runPrefix"] == f"s3://{OUTPUT_BUCKET}/runs/{config.runId}/"
-    assert payload["batchesKey"] == f"runs/{config.runId}/batches.json"
     assert payload["reviewJobsKey"] == f"runs/{config.runId}/review/jobs.json"
     # AND every setting is there, JSON only, and small (settings, never image data)
     assert set(RunConfig.model_fields) <= set(payload)
@@ -647,7 +653,6 @@ def test_state_payload_carries_the_keys_the_state_machine_reads() -> None:
     assert set(payload) - set(RunConfig.model_fields) == {
         "outputBucket",
         "runPrefix",
-        "batchesKey",
         "reviewJobsKey",
     }
 
@@ -685,7 +690,7 @@ def test_non_ascii_digits_in_the_account_are_rejected() -> None:
     assert rejection({**VALID, "projectVersionArn": arn}).startswith("projectVersionArn: ")
 
 
-@pytest.mark.parametrize("field", ["minInferenceUnits", "minConfidence", "imagesPerBatch"])
+@pytest.mark.parametrize("field", ["minInferenceUnits", "minConfidence", "modelPollSeconds"])
 def test_booleans_are_not_numbers(field: str) -> None:
     # WHEN a number field is given `true` (a typo in the execution input)
     # THEN it is rejected rather than read as 1

@@ -1,13 +1,9 @@
-"""Inference over one batch: read each image's header, call DetectCustomLabels, record the result.
-
-A bad image never fails the batch: it becomes a skip record with a reason. A batch is idempotent:
-a retried batch rewrites the same two objects (predictions and skips of that batch).
+"""Inference of one image: read its header, call DetectCustomLabels, and make the prediction record,
+or the skip record with a reason (a bad image never fails its batch). batch.py runs a batch of them.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -15,12 +11,7 @@ from botocore.exceptions import ClientError
 from labeling_loop.aws_clients import error_code
 from labeling_loop.errors import ModelNotRunningError
 from labeling_loop.inference.images import HEADER_BYTES, MAX_BYTES, ImageRejected, check_limits, read_header
-from labeling_loop.jsonl import JsonlWriter
-from labeling_loop.layout import RunLayout
 from labeling_loop.s3_uri import S3Uri
-
-# Calls in flight per batch: image reads and DetectCustomLabels calls are I/O bound.
-THREADS_PER_BATCH = 4
 
 # DetectCustomLabels errors that say "this image", not "this service" (docs/aws-facts.md §1.4).
 IMAGE_ERRORS = {
@@ -42,16 +33,6 @@ SERVICE_ERRORS = {
     "ServiceUnavailableException",
     "LimitExceededException",
 }
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    batch_id: int
-    inferred: int
-    skipped: int
-
-    def to_dict(self) -> dict[str, int]:
-        return {"batchId": self.batch_id, "inferred": self.inferred, "skipped": self.skipped}
 
 
 def _skip(ref: str, reason: str, detail: str) -> dict[str, Any]:
@@ -129,34 +110,3 @@ def predict_one(s3: Any, rekognition: Any, ref: str, model_arn: str, min_confide
         "orientation": header.orientation,
         "labels": labels,
     }
-
-
-def run_batch(
-    s3: Any,
-    rekognition: Any,
-    layout: RunLayout,
-    *,
-    batch_id: int,
-    images: list[str],
-    model_arn: str,
-    min_confidence: float,
-    threads: int = THREADS_PER_BATCH,
-) -> BatchResult:
-    """Infer a batch with a few threads (calls are I/O bound); write predictions and skips."""
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        records = list(
-            pool.map(lambda ref: predict_one(s3, rekognition, ref, model_arn, min_confidence), images)
-        )
-    inferred = skipped = 0
-    with (
-        JsonlWriter(s3, layout.predictions_part(batch_id)) as predictions,
-        JsonlWriter(s3, layout.skipped_part("inference", batch_id)) as skips,
-    ):
-        for record in records:
-            if "reason" in record:
-                skips.write(record)
-                skipped += 1
-            else:
-                predictions.write(record)
-                inferred += 1
-    return BatchResult(batch_id, inferred, skipped)

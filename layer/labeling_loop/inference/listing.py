@@ -1,4 +1,5 @@
-"""List the images to label under an S3 prefix and pre-batch them for the fan-out.
+"""List the images to label under an S3 prefix: inventory.jsonl, the images the fan-out infers (model
+control plans its batches as slices of it once the model runs, inference.plan).
 
 Custom Labels reads PNG and JPEG only (docs/aws-facts.md §1.4); the extension decides (any case), and objects
 without one are asked for their content type. Other image formats are listed and skipped with a
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from labeling_loop.inference import claims
-from labeling_loop.inference.batches import write_batches
 from labeling_loop.inference.images import MAX_BYTES
 from labeling_loop.jsonl import JsonlWriter
 from labeling_loop.layout import RunLayout
@@ -30,7 +30,6 @@ RUN_FILE_SUFFIXES = (".jsonl", ".json", ".manifest", ".html")
 class ListingResult:
     images_listed: int = 0
     images_to_infer: int = 0
-    batches: int = 0
     skipped_at_listing: int = 0
     already_claimed: int = 0
     objects_ignored: int = 0
@@ -39,7 +38,6 @@ class ListingResult:
         return {
             "imagesListed": self.images_listed,
             "imagesToInfer": self.images_to_infer,
-            "batches": self.batches,
             "skippedAtListing": self.skipped_at_listing,
             "alreadyClaimed": self.already_claimed,
             "objectsIgnored": self.objects_ignored,
@@ -87,12 +85,11 @@ def list_images(
     layout: RunLayout,
     output_prefix: S3Uri,
     run_id: str,
-    images_per_batch: int,
     incremental: bool,
     claim_seconds: int,
     now: float | None = None,
 ) -> ListingResult:
-    """Write inventory.jsonl, batches.json and listing skips; return counts only."""
+    """Write inventory.jsonl and listing skips; return counts only."""
     now = time.time() if now is None else now
     result = ListingResult()
     # Never label the workflow's own outputs when they live under the images prefix.
@@ -155,6 +152,5 @@ def list_images(
         candidates = [c for c in candidates if claimed[c["source-ref"]]]
     with JsonlWriter(s3, layout.inventory) as inventory:
         inventory.write_all(candidates)
-    result.batches = write_batches(s3, layout, (c["source-ref"] for c in candidates), images_per_batch)
     result.images_to_infer = len(candidates)
     return result

@@ -25,6 +25,7 @@ from labeling_loop.errors import (
     ModelTransitionError,
 )
 from labeling_loop.inference import model_lease
+from labeling_loop.inference.plan import plan_batches
 from labeling_loop.run_config import PROJECT_VERSION_ARN, RunConfig
 
 STARTABLE = {"STOPPED", "TRAINING_COMPLETED", "COPYING_COMPLETED"}
@@ -76,8 +77,13 @@ class ModelState:
     deadline: int
     project_arn: str
     inference_units: int
-    map_concurrency: int
+    # The fan-out's items (inference.plan), for the units in service; one wave, so all run at once.
+    batches: list[dict[str, Any]]
     acquired_at: float = 0.0  # when the run took its lease: the start of its model time (cost)
+
+    @property
+    def map_concurrency(self) -> int:
+        return max(1, len(self.batches))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +94,7 @@ class ModelState:
             "inferenceUnits": self.inference_units,
             "mapConcurrency": self.map_concurrency,
             "acquiredAt": round(self.acquired_at, 3),
+            "batches": self.batches,
         }
 
 
@@ -158,6 +165,7 @@ def _state(
     deadline: int,
     now: float,
     acquired_at: float,
+    images: int,
 ) -> ModelState:
     units = config.minInferenceUnits if started else int(version.get("MinInferenceUnits") or 1)
     if version["Status"] == "RUNNING" and not started:
@@ -171,13 +179,14 @@ def _state(
         deadline=deadline,
         project_arn=project_arn,
         inference_units=units,
-        map_concurrency=max(1, units * config.batchesPerInferenceUnit),
+        batches=[batch.to_dict() for batch in plan_batches(images, units)],
         acquired_at=acquired_at,
     )
 
 
-def acquire(services: Services, config: RunConfig, now: float) -> ModelState:
-    """Take this run's lease and start the model if it is stopped."""
+def acquire(services: Services, config: RunConfig, now: float, images: int) -> ModelState:
+    """Take this run's lease and start the model if it is stopped. `images`: how many the run infers
+    (the fan-out is planned for them and the units in service)."""
     model = ModelRef.of(config.projectVersionArn)
     lease = model_lease.acquire(services.dynamodb, services.table, model.arn, config.executionArn)
     try:
@@ -201,10 +210,12 @@ def acquire(services: Services, config: RunConfig, now: float) -> ModelState:
     if status in STARTABLE:
         started = _start(services, config)
         version = {**version, "Status": "STARTING"}
-    return _state(services, version, config, project_arn, started, deadline, now, now)
+    return _state(services, version, config, project_arn, started, deadline, now, now, images)
 
 
-def check(services: Services, config: RunConfig, previous: dict[str, Any], now: float) -> ModelState:
+def check(
+    services: Services, config: RunConfig, previous: dict[str, Any], now: float, images: int
+) -> ModelState:
     """One poll while waiting for RUNNING: restarts a model that finished stopping, enforces the deadline."""
     model = ModelRef.of(config.projectVersionArn)
     project_arn = str(previous["projectArn"])
@@ -229,7 +240,7 @@ def check(services: Services, config: RunConfig, previous: dict[str, Any], now: 
             f"(status {version['Status']}); see modelStartTimeoutMinutes"
         )
     acquired_at = float(previous.get("acquiredAt") or now)
-    return _state(services, version, config, project_arn, started, deadline, now, acquired_at)
+    return _state(services, version, config, project_arn, started, deadline, now, acquired_at, images)
 
 
 def release(services: Services, config: RunConfig) -> dict[str, Any]:

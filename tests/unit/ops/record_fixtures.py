@@ -2,7 +2,8 @@
 
     .venv/bin/python tests/unit/ops/record_fixtures.py
 
-Two whole executions in the local cloud over 24 synthetic images in batches of 4: one that succeeds
+Two whole executions in the local cloud over 24 synthetic images, the model at 30 inference units so
+that the fan-out plans 3 batches of 8 (one per 10 units, inference.plan): one that succeeds
 with a Ground Truth review, one whose every inference batch fails (the cleanup path). Each fixture
 holds DescribeExecution, the whole history and DescribeMapRun of each Map Run, as boto3 returned
 them (timestamps as text)."""
@@ -50,11 +51,11 @@ def main() -> None:
         folder = Path(tmp)
         truth = generate(folder, 24, task="detection", seed=3)
         with local_cloud(default_config()) as cloud:
-            stack, arn, _ = prepare(cloud, folder, truth)
+            stack, arn, _ = prepare(cloud, folder, truth, parameters={"InferenceUnitsLimit": "30"})
             run_input = {
                 "projectVersionArn": arn,
                 "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}",
-                "imagesPerBatch": 4,
+                "minInferenceUnits": 30,
             }
             ok = cloud.run(run_input, "recorded-run", timeout=300)
             fixtures = {"groundtruth_run.json": record(cloud, ok.execution_arn)}

@@ -68,7 +68,7 @@ def run(argv: list[str], sfn: Any, capsys: pytest.CaptureFixture[str], **kw: Any
 def test_flags_become_input_fields(capsys: pytest.CaptureFixture[str]) -> None:
     sfn = StubStepFunctions()
     argv = ["start", "--name", "r1", "--min-confidence", "60.5", "--labels", "cat, dog", "--incremental"]
-    code, out, _ = run([*argv, "--review-backend", "groundtruth", "--images-per-batch", "50"], sfn, capsys)
+    code, out, _ = run([*argv, "--review-backend", "groundtruth", "--max-images-per-job", "50"], sfn, capsys)
     assert code == 0, out
     (started,) = sfn.started
     assert started["name"] == "r1" and started["stateMachineArn"] == MACHINE
@@ -77,7 +77,7 @@ def test_flags_become_input_fields(capsys: pytest.CaptureFixture[str]) -> None:
         "labels": ["cat", "dog"],
         "incremental": True,
         "reviewBackend": "groundtruth",
-        "imagesPerBatch": 50,
+        "maxImagesPerJob": 50,
     }
     assert "input valid (fields and the stack's defaults)" in out
 

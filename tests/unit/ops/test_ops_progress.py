@@ -45,25 +45,26 @@ def test_inference_half_done() -> None:
     run = recorded("groundtruth_run.json")
     description, events = cut(run, INFERENCE_MAP)
     map_run = copy.deepcopy(run["mapRuns"][INFERENCE_MAP])
-    map_run["itemCounts"].update({"succeeded": 3, "running": 2, "pending": 1, "total": 6})
+    map_run["itemCounts"].update({"succeeded": 1, "running": 2, "pending": 0, "total": 3})
     now = timestamp(description["startDate"]) + timedelta(seconds=95)
 
     shown = progress(description, events, now=now, map_runs={INFERENCE_MAP: map_run}, model_status="RUNNING")
 
     assert shown.status == "RUNNING"
     assert shown.phase == "inference"
-    assert (shown.batches_done, shown.batches_total, shown.images_per_batch) == (3, 6, 4)
-    assert (shown.images_inferred, shown.images_to_infer, shown.images_listed) == (12, 24, 24)
+    # 30 inference units: three planned batches of 8 images (one per 10 units, inference.plan)
+    assert (shown.batches_done, shown.batches_total, shown.batch_sizes) == (1, 3, [8, 8, 8])
+    assert (shown.images_inferred, shown.images_to_infer, shown.images_listed) == (8, 24, 24)
     assert shown.model_started_by_run is True
     assert shown.elapsed_seconds == 95
     lines = dict(progress_lines(shown))
     assert lines["phase"] == "inference (Detect Labels)"
-    assert lines["inference"] == "3 / 6 batches, images inferred 12 / 24"
+    assert lines["inference"] == "1 / 3 batches, images inferred 8 / 24"
     assert lines["model"] == "RUNNING, started by this run"
     assert lines["elapsed"] == "1 min 35 s"
     assert "review" not in lines
     panel = text_of(progress_panel(shown))
-    assert "run recorded-run" in panel and "images inferred 12 / 24" in panel
+    assert "run recorded-run" in panel and "images inferred 8 / 24" in panel
 
 
 def test_review_waiting_on_people() -> None:
@@ -110,7 +111,7 @@ def test_failed_with_cleanup() -> None:
     assert shown.status == "FAILED"
     assert shown.phase == "failed"
     assert shown.error == "StatesExceedToleratedFailureThresholdError"
-    assert shown.batches_failed == 6 and shown.batches_done == 0
+    assert shown.batches_failed == 3 and shown.batches_done == 0
     assert shown.cleanup is not None and shown.cleanup["modelStopped"] is True
     # elapsed stops at the end of the execution, whenever one looks
     assert (
@@ -120,7 +121,7 @@ def test_failed_with_cleanup() -> None:
     lines = dict(progress_lines(shown))
     assert lines["cleanup"] == "ran: model stopped"
     assert lines["error"].startswith("StatesExceedToleratedFailureThresholdError: States.ExceedTolerated")
-    assert "6 batches failed" in lines["inference"]
+    assert "3 batches failed" in lines["inference"]
     assert "FAILED" in text_of(progress_panel(shown))
 
 
@@ -160,7 +161,7 @@ def _exited(event_id: int, name: str, seconds: int, output: dict[str, Any]) -> d
 
 @pytest.mark.parametrize(("annotated", "expected"), [(0, "0 / 12"), (7, "7 / 12")])
 def test_label_studio_progress_comes_from_the_last_check(annotated: int, expected: str) -> None:
-    config = {"reviewBackend": "labelstudio", "projectVersionArn": None, "imagesPerBatch": 100}
+    config = {"reviewBackend": "labelstudio", "projectVersionArn": None}
     state = {"config": config, "plan": {"imagesToReview": 12}}
     events = [
         _event(1, "ExecutionStarted", 0),

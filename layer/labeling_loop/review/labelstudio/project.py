@@ -23,6 +23,7 @@ from labeling_loop.review.labelstudio.convert import (
     to_labelstudio_task,
     was_skipped,
 )
+from labeling_loop.review.labelstudio.task_index import TaskIndex
 from labeling_loop.review.plan import PlanSummary
 from labeling_loop.run_config import RunConfig, TaskType
 from labeling_loop.s3_uri import S3Uri
@@ -337,27 +338,29 @@ def collect_review(
     cannot be read (edited outside the labeling UI) is `invalid-annotation` for that image only.
     """
     project_id = int(state["projectId"])
-    ours = {task["source-ref"]: task for task in read_jsonl(s3, layout.review_tasks)}
     task_refs = {int(row["id"]): str(row["source-ref"]) for row in read_jsonl(s3, layout.labelstudio_tasks)}
     counts = {"kept": 0, "adjusted": 0, "added": 0, "removed": 0}
-    seen: set[str] = set()
     foreign = 0
     skipped_uri = layout.skipped_part("review", "labelstudio")
     where = f"Label Studio project {project_id}"
-    with JsonlWriter(s3, layout.reviewed) as reviewed, JsonlWriter(s3, skipped_uri) as skipped:
+    with (
+        TaskIndex(read_jsonl(s3, layout.review_tasks)) as ours,
+        JsonlWriter(s3, layout.reviewed) as reviewed,
+        JsonlWriter(s3, skipped_uri) as skipped,
+    ):
         for task in _export(ls, project_id):
             ref = task_refs.get(int(task.get("id") or -1)) if isinstance(task, Mapping) else None
-            if ref is None or ref not in ours or ref in seen:
+            ours_task = ours.take(ref) if ref is not None else None
+            if ref is None or ours_task is None:
                 foreign += 1  # a task this run did not import (or a duplicate): not the run's image
                 continue
-            seen.add(ref)
             annotation = submitted_annotation(task)
             if annotation is None:
                 why = "skipped by the reviewer" if was_skipped(task) else "no submitted annotation"
                 skipped.write(_skip(ref, "not-reviewed", f"{why} in {where} (task {task.get('id')})"))
                 continue
             try:
-                record = reviewed_record(annotation, ours[ref], project_id)
+                record = reviewed_record(annotation, ours_task, project_id)
             except InvalidAnswer as error:
                 skipped.write(_skip(ref, "invalid-annotation", f"{where}, task {task.get('id')}: {error}"))
                 continue
@@ -365,7 +368,7 @@ def collect_review(
             for item in record["boxes"] + record["labels"]:
                 counts[item["status"]] += 1
             counts["removed"] += len(record["removed"])
-        for ref in sorted(set(ours) - seen):
+        for ref in ours.untaken():
             skipped.write(_skip(ref, "not-reviewed", f"its task is no longer in {where} (deleted)"))
     summary = {
         "projectId": project_id,

@@ -1,0 +1,156 @@
+"""One invocation's share of a fan-out batch: the next images of the batch's slice of inventory.jsonl,
+inferred by up to flow.MAX_IN_FLIGHT threads through the batch's flow control, until the slice is done
+or the invocation's time runs short.
+
+A batch may outlast one Lambda invocation (15 minutes, docs/aws-facts.md §4.12): the invocation stops
+taking images RESERVE_S before its end, finishes those under way, and returns its progress (how many
+of the batch's images are done, and the learned rate); the child execution calls the function again
+with it. The images done are always a prefix of the slice, so the next invocation starts right after
+them. An invocation writes one predictions part and one skips part named by where it started, so a
+retried invocation rewrites the same two objects.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from labeling_loop.inference import flow_hooks
+from labeling_loop.inference.detect import predict_one
+from labeling_loop.inference.flow import MAX_IN_FLIGHT, Limiter, RateEstimate
+from labeling_loop.jsonl import JsonlWriter, read_lines
+from labeling_loop.layout import RunLayout
+
+# Stop taking images this long before the invocation's end: enough for the calls under way (with
+# botocore's retries) and for writing the two parts.
+RESERVE_S = 120.0
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """A Distributed Map item (plan.Batch.to_dict)."""
+
+    batch_id: int
+    first: int
+    count: int
+    calls_per_second: float
+    calls_in_flight: float
+
+    @classmethod
+    def of(cls, item: dict[str, Any]) -> BatchItem:
+        return cls(
+            int(item["batchId"]),
+            int(item["first"]),
+            int(item["count"]),
+            float(item["callsPerSecond"]),
+            float(item["callsInFlight"]),
+        )
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a batch got: `done` images of its slice (a prefix), and the flow state to resume."""
+
+    done: int = 0
+    inferred: int = 0
+    skipped: int = 0
+    flow: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, progress: dict[str, Any] | None) -> Progress:
+        progress = progress or {}
+        return cls(
+            int(progress.get("done", 0)),
+            int(progress.get("inferred", 0)),
+            int(progress.get("skipped", 0)),
+            progress.get("flow"),
+        )
+
+    def to_dict(self, batch: BatchItem) -> dict[str, Any]:
+        return {
+            "batchId": batch.batch_id,
+            "done": self.done,
+            "inferred": self.inferred,
+            "skipped": self.skipped,
+            "finished": self.done >= batch.count,
+            "flow": self.flow,
+        }
+
+
+def inventory_slice(s3: Any, layout: RunLayout, first: int, count: int) -> Iterator[str]:
+    """The source-refs of lines [first, first + count) of inventory.jsonl, streamed (only those
+    lines are parsed)."""
+    for line in islice(read_lines(s3, layout.inventory), first, first + count):
+        yield str(json.loads(line)["source-ref"])
+
+
+def run_batch(
+    s3: Any,
+    rekognition: Any,
+    layout: RunLayout,
+    *,
+    batch: BatchItem,
+    progress: Progress,
+    model_arn: str,
+    min_confidence: float,
+    seconds_left: Callable[[], float],
+    threads: int = MAX_IN_FLIGHT,
+) -> Progress:
+    """Infer the batch's next images; return the progress after them."""
+    limiter = Limiter(RateEstimate.resume(batch.calls_per_second, batch.calls_in_flight, progress.flow))
+    refs = inventory_slice(s3, layout, batch.first + progress.done, batch.count - progress.done)
+    part = f"{batch.batch_id:05d}-{progress.done:07d}"
+    lock = threading.Lock()
+    counts = {"inferred": 0, "skipped": 0}
+    submitted = 0
+    with (
+        JsonlWriter(s3, layout.predictions_part(part)) as predictions,
+        JsonlWriter(s3, layout.skipped_part("inference", part)) as skips,
+        ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
+    ):
+
+        def infer(ref: str) -> None:
+            with flow_hooks.pacing(limiter):
+                record = predict_one(s3, rekognition, ref, model_arn, min_confidence)
+            skipped = "reason" in record
+            with lock:
+                (skips if skipped else predictions).write(record)
+                counts["skipped" if skipped else "inferred"] += 1
+
+        pending: set[Future[None]] = set()
+        try:
+            for ref in refs:
+                if submitted and seconds_left() < RESERVE_S:
+                    break  # (at least one image per invocation, so a batch always moves on)
+                if len(pending) >= threads:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        future.result()  # an error that must fail the invocation (model stopped)
+                pending.add(pool.submit(infer, ref))
+                submitted += 1
+            for future in pending:
+                future.result()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+    return Progress(
+        done=progress.done + submitted,
+        inferred=progress.inferred + counts["inferred"],
+        skipped=progress.skipped + counts["skipped"],
+        flow=_flow_totals(limiter.stats(), progress.flow or {}),
+    )
+
+
+def _flow_totals(now: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """The flow state to resume from, with the batch's counts so far (throttles are counted by the
+    estimate, which resumes with them)."""
+    return {
+        **now,
+        "attempts": int(before.get("attempts", 0)) + int(now["attempts"]),
+        "mostInFlight": max(int(before.get("mostInFlight", 0)), int(now["mostInFlight"])),
+    }
