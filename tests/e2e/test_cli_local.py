@@ -28,12 +28,13 @@ def test_every_verb_against_the_local_cloud(tmp_path: Path) -> None:
     with local_stack(count=12, data_dir=tmp_path / "data") as session:
         # start with flags, validated locally, and follow to the end
         code, out = _run(
-            ["start", "--name", "first", "--images-per-batch", "4", "--follow", "--interval", "0.2"], session
+            ["start", "--name", "first", "--min-confidence", "40", "--follow", "--interval", "0.2"], session
         )
         assert code == 0, out
         assert "input valid (fields and the stack's defaults)" in out
         assert "status: SUCCEEDED" in out and "12 images in the manifest" in out
-        assert "inference: 3 / 3 batches, images inferred 12 / 12" in out
+        # one inference unit: one planned batch (one per 10 units)
+        assert "inference: 1 / 1 batches, images inferred 12 / 12" in out
         assert "Ground Truth: 12 / 12 images reviewed" in out
 
         code, out = _run(["list"], session)
