@@ -189,7 +189,7 @@ def settle(cloud: LocalCloud, timeout: float = 120.0) -> None:
     """Let what an ended execution set off finish: Tasks still in flight after a stop, and the event
     rules' deliveries (the cleanup of a run that ended outside its Catch)."""
     if not executions.ends.wait_until_none_running(timeout):
-        raise TimeoutError(f"executions still running after {timeout} s: {sorted(executions.ends.running)}")
+        raise TimeoutError(f"executions still running after {timeout} s: {executions.ends.running_arns()}")
     cloud.events.wait_idle(timeout)
 
 

@@ -164,7 +164,7 @@ class LocalCloud:
                 self.sfn.stop_execution(executionArn=execution["executionArn"], error="LocalCloudShutdown")
         # A stopped execution's Task in flight still runs to its end (as on AWS).
         if not executions.ends.wait_until_none_running(timeout=120):
-            LOG.warning("executions still running at shutdown: %s", sorted(executions.ends.running))
+            LOG.warning("executions still running at shutdown: %s", executions.ends.running_arns())
         self.events.wait_idle(timeout=120)
 
     def _emulated(self, service: str, emulator: EmulatedService) -> hooks.Responder:

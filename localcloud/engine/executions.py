@@ -49,10 +49,17 @@ class ExecutionEnds:
 
     history_limit: int = AWS_HISTORY_LIMIT
     listeners: list[Listener] = field(default_factory=list)
-    announced: set[str] = field(default_factory=set)
-    running: set[str] = field(default_factory=set)
-    aborted: dict[str, tuple[datetime.datetime, str | None, str | None]] = field(default_factory=dict)
+    # Keyed by moto's execution objects, not ARNs: a later local cloud reuses the same names.
+    announced: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
+    running: set[Any] = field(default_factory=set)
+    aborted: weakref.WeakKeyDictionary[Any, tuple[datetime.datetime, str | None, str | None]] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
     lock: threading.Condition = field(default_factory=threading.Condition)
+
+    def running_arns(self) -> list[str]:
+        with self.lock:
+            return sorted(execution.exec_arn for execution in self.running)
 
     def wait_until_none_running(self, timeout: float) -> bool:
         """Every interpreter thread of every execution has returned (True), or `timeout` passed."""
@@ -91,9 +98,9 @@ def status_change_detail(execution: Any) -> dict[str, Any]:
 
 def _announce(execution: Any) -> None:
     with ends.lock:
-        if execution.exec_arn in ends.announced:
+        if execution in ends.announced:
             return
-        ends.announced.add(execution.exec_arn)
+        ends.announced.add(execution)
         listeners = list(ends.listeners)
     detail = status_change_detail(execution)
     for listener in listeners:
@@ -108,7 +115,7 @@ _original_terminated = execution_module.BaseExecutionWorkerCommunication.termina
 
 def _start_tracked(self: Any) -> None:
     with ends.lock:
-        ends.running.add(self.exec_arn)
+        ends.running.add(self)
     _original_start(self)
 
 
@@ -117,7 +124,7 @@ def _terminated_and_announced(self: Any) -> None:
     try:
         _original_terminated(self)
         with ends.lock:
-            aborted = ends.aborted.get(execution.exec_arn)
+            aborted = ends.aborted.get(execution)
         if aborted is not None:
             # Stopped is final on AWS: what the interpreter did after the stop (a Task in flight
             # that then failed, say) does not change it.
@@ -125,7 +132,7 @@ def _terminated_and_announced(self: Any) -> None:
         _announce(execution)
     finally:
         with ends.lock:
-            ends.running.discard(self.execution.exec_arn)
+            ends.running.discard(execution)
             ends.lock.notify_all()
 
 
@@ -151,7 +158,7 @@ def _stop_at_once(self: Any, stop_date: datetime.datetime, error: str | None, ca
     _original_stop(self, stop_date, error, cause)
     if self.exec_status == ExecutionStatus.RUNNING:
         with ends.lock:
-            ends.aborted[self.exec_arn] = (stop_date, error, cause)
+            ends.aborted[self] = (stop_date, error, cause)
         _set_aborted(self, stop_date, error, cause)
         _announce(self)
 

@@ -190,3 +190,35 @@ def test_a_rule_does_not_fire_for_events_its_pattern_excludes(cloud: LocalCloud,
     assert executions.ends.wait_until_none_running(10)
     cloud.events.wait_idle()
     assert cloud.events.delivered("Target.") == []
+
+
+def test_a_later_cloud_reusing_an_execution_arn_still_announces_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # moto's state is reset between local clouds, so the same state machine and execution names
+    # give the same ARN again (every run_local() names its execution "local-run"): each ending
+    # is announced, and a stop in the first cloud does not make the second execution ABORTED.
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    failing = {"StartAt": "Fail", "States": {"Fail": {"Type": "Fail", "Error": "OopsError"}}}
+    seen: list[dict[str, Any]] = []
+    statuses = []
+    for stop_first in (True, False):
+        with LocalCloud(LocalCloudConfig(time_scale=0.001)) as cloud:
+            executions.ends.listeners.append(seen.append)
+            try:
+                arn = cloud.sfn.create_state_machine(
+                    name="same-name",
+                    definition=json.dumps(WAIT_A_DAY if stop_first else failing),
+                    roleArn=ROLE,
+                )["stateMachineArn"]
+                execution = cloud.sfn.start_execution(stateMachineArn=arn, name="run", input="{}")[
+                    "executionArn"
+                ]
+                if stop_first:
+                    cloud.stop(execution)
+                statuses.append(_wait_for_end(cloud, execution)["status"])
+                assert executions.ends.wait_until_none_running(10)
+            finally:
+                executions.ends.listeners.remove(seen.append)
+    assert statuses == ["ABORTED", "FAILED"]
+    assert [d["status"] for d in seen] == ["ABORTED", "FAILED"]
+    assert seen[0]["executionArn"] == seen[1]["executionArn"]
