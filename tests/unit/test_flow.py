@@ -309,3 +309,20 @@ def test_attempt_outcomes(status: int, code: str | None, outcome: str) -> None:
     parsed = {"Error": {"Code": code}} if code else {}
     assert flow_hooks.outcome_of((http, parsed), None) == outcome
     assert flow_hooks.outcome_of(None, ConnectionError()) == "error"
+
+
+def test_late_wake_ups_do_not_lower_the_rate() -> None:
+    # GIVEN a limiter at 10 calls/s whose waits always overshoot by 30 % (a busy machine)
+    clock = FakeClock()
+
+    def late(condition: threading.Condition, timeout: float) -> None:
+        clock.wait(condition, timeout * 1.3)
+
+    limiter = Limiter(RateEstimate(10.0, 10.0), clock=clock, wait=late)
+    # WHEN 101 attempts go one after the other
+    sent = []
+    for _ in range(101):
+        sent.append(limiter.acquire())
+        limiter.release(sent[-1], "error")
+    # THEN they still average 10 per second: each late start is made up by the next one
+    assert sent[-1] - sent[0] == pytest.approx(10.0, abs=0.1)

@@ -62,7 +62,7 @@ class RateEstimate:
     answers: int = 0
     limit: float | None = None  # the last rate the model refused (None: not refused yet)
     throttles: int = 0
-    _last_send: float = -math.inf
+    _due: float = -math.inf  # when the last attempt was due on the pacing schedule
     _last_cut: float = -math.inf
     _updated: float | None = None
     _first_send: float | None = None
@@ -76,7 +76,7 @@ class RateEstimate:
 
     def ready_at(self) -> float:
         """The earliest time the next attempt may start (attempts are spaced 1/rate apart)."""
-        return self._last_send + 1.0 / self.rate
+        return self._due + 1.0 / self.rate
 
     def window(self) -> int:
         """The most attempts in flight at once."""
@@ -84,8 +84,14 @@ class RateEstimate:
             return max(1, min(MAX_IN_FLIGHT, math.ceil(self.prior_in_flight)))
         return max(1, min(MAX_IN_FLIGHT, math.ceil(self.rate * self.latency * WINDOW_HEADROOM) + 1))
 
-    def sent(self, now: float) -> None:
-        self._last_send = now
+    def sent(self, now: float, backlogged: bool = False) -> None:
+        """An attempt starts now. `backlogged`: it had waited for the rate, so it was due at
+        ready_at(): a thread woken a little late does not lower the rate, the next one may go that
+        much sooner (at most one interval is caught up)."""
+        if backlogged and self._due > -math.inf:
+            self._due = max(self._due + 1.0 / self.rate, now - 1.0 / self.rate)
+        else:
+            self._due = now
         if self._first_send is None:
             self._first_send = now
 
@@ -210,17 +216,19 @@ class Limiter:
         with self._condition:
             self._queued += 1
         with self._next, self._condition:
+            paced = False  # waited for the rate (not just for a free slot in the window)
             while True:
                 now = self._clock()
                 if self.in_flight < self.estimate.window():
                     delay = self.estimate.ready_at() - now
                     if delay <= 0:
                         break
+                    paced = True
                     self._wait(self._condition, delay)
                 else:
                     self._wait(self._condition, self.IDLE_WAIT_S)
             self._queued -= 1
-            self.estimate.sent(now)
+            self.estimate.sent(now, backlogged=paced)
             self.in_flight += 1
             self.attempts += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
