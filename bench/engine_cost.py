@@ -99,7 +99,7 @@ def report(records: list[dict[str, Any]]) -> bool:
         f"\nGoal: < {GOAL_TRANSITIONS} transitions and < {GOAL_INVOCATIONS} invocations per 1,000 images from "
         f"{GOAL_FROM_IMAGES:,} images up. The 5 TPS / 500 ms runs. Measured: transitions (children included), "
         "invocations, billed model seconds, inference seconds (AWS-like clock), images reviewed (auto-accept at "
-        "confidence 1 sends ~9% to review). A time-scaled run's batch ends before the Lambda limit where AWS would "
+        "confidence 1 sends ~9% to review, the default 5 % audit of the auto-accepted ~5 % more). A time-scaled run's batch ends before the Lambda limit where AWS would "
         f"continue it in a new invocation every {INVOCATION_SECONDS} s: those invocations (and their 2 "
         "transitions each) are added. Computed: Lambda GB-s (each batch's function runs the whole inference "
         f"phase at 1 GB; {OTHER_FUNCTION_SECONDS:g} s per other invocation), S3 GETs (2 per image). Reviewing "
