@@ -25,7 +25,7 @@ from labeling_loop.jsonl import (
 )
 from labeling_loop.layout import RunLayout
 from labeling_loop.manifest.lines import ClassMap, build_line, skip_record
-from labeling_loop.manifest.measures import RunMeasures, scored_predictions
+from labeling_loop.manifest.measures import RunMeasures, reference_boxes, scored_predictions
 from labeling_loop.manifest.quality import DEFAULT_IOU_THRESHOLD, LabeledBox, QualityAccumulator
 from labeling_loop.manifest.rules import REASON_INVALID, ManifestValidator, errors_only, inspect_line
 from labeling_loop.manifest.spill_index import IN_MANIFEST, SKIPPED, SpillIndex
@@ -80,16 +80,6 @@ def _predicted(record: Mapping[str, Any], task_type: str, min_confidence: float 
         return sorted({name for name, confidence in labels if confidence >= min_confidence})
     boxes = cast(list[ScoredBox], scored)
     return [LabeledBox(b.label, b.box) for b in boxes if b.confidence >= min_confidence]
-
-
-def _reference_boxes(record: Mapping[str, Any]) -> list[LabeledBox]:
-    boxes = []
-    for raw in record.get("boxes") or []:
-        try:
-            boxes.append(LabeledBox.from_dict(raw))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return boxes
 
 
 def _creation_date(now: datetime) -> str:
@@ -296,7 +286,7 @@ def _add_quality(
     prediction = index.prediction(ref)
     predicted = _predicted(prediction, task_type, context.min_confidence) if prediction else []
     if task_type == "detection":
-        quality.add_detection(predicted, _reference_boxes(record))
+        quality.add_detection(predicted, reference_boxes(record))
     else:
         reference = [
             item.get("label") if isinstance(item, Mapping) else item for item in record.get("labels") or []

@@ -115,7 +115,7 @@ class RunMeasures:
         scored = scored_predictions(prediction, self.task_type)
         shown = [p for p in scored if _confidence(p) >= self.min_confidence]
         if self.task_type == "detection":
-            reference = _reference_boxes(record)
+            reference = reference_boxes(record)
             boxes = [p for p in shown if isinstance(p, ScoredBox)]
             match = match_boxes([LabeledBox(p.label, p.box) for p in boxes], reference, self.iou_threshold)
             matched_p = {i for i, _ in match.pairs}
@@ -294,7 +294,8 @@ def _invert(text: str) -> tuple[int, ...]:
     return (*(-ord(c) for c in text), 1)
 
 
-def _reference_boxes(record: Mapping[str, Any]) -> list[LabeledBox]:
+def reference_boxes(record: Mapping[str, Any]) -> list[LabeledBox]:
+    """The reviewed boxes of a record; a box that does not parse is left out of the measures."""
     boxes = []
     for raw in record.get("boxes") or []:
         try:
