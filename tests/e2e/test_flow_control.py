@@ -20,7 +20,8 @@ from labeling_loop.inference.batch import RESERVE_S
 from PIL import Image
 
 from localcloud.data.truth import Truth, TruthBox
-from localcloud.engine.cloud import LocalCloudConfig
+from localcloud.engine.cloud import LocalCloud, LocalCloudConfig
+from localcloud.engine.deployment import Stack
 from localcloud.runner import IMAGES_PREFIX, execute, local_cloud, wait_for_model_stopped
 from localcloud.services.custom_labels import CustomLabelsConfig
 from localcloud.services.groundtruth import GroundTruthConfig
@@ -40,6 +41,19 @@ def _jpeg() -> bytes:
     return buffer.getvalue()
 
 
+def _upload_images(cloud: LocalCloud, stack: Stack, count: int) -> list[str]:
+    """`count` small JPEGs under the images prefix, each holding one object (whatever the model
+    misses, the reviewers add); their S3 refs in order."""
+    data = _jpeg()
+    refs = []
+    for i in range(count):
+        key = f"{IMAGES_PREFIX}img-{i:05d}.jpg"
+        cloud.s3.put_object(Bucket=stack.images_bucket, Key=key, Body=data, ContentType="image/jpeg")
+        refs.append(f"s3://{stack.images_bucket}/{key}")
+    cloud.add_truth({ref: Truth(ref, 64, 64, [TruthBox("box", 12, 12, 30, 30)], ["box"]) for ref in refs})
+    return refs
+
+
 def test_a_model_at_5_tps_per_unit_and_200_ms_per_call_labels_every_image_at_5_units(tmp_path: Path) -> None:
     config = LocalCloudConfig(
         time_scale=0.002,
@@ -53,14 +67,7 @@ def test_a_model_at_5_tps_per_unit_and_200_ms_per_call_labels_every_image_at_5_u
     )
     with local_cloud(config) as cloud:
         stack = cloud.deploy()
-        data = _jpeg()
-        refs = []
-        for i in range(IMAGES):
-            key = f"{IMAGES_PREFIX}img-{i:05d}.jpg"
-            cloud.s3.put_object(Bucket=stack.images_bucket, Key=key, Body=data, ContentType="image/jpeg")
-            refs.append(f"s3://{stack.images_bucket}/{key}")
-        # Every image holds one object: whatever the model misses, the reviewers add.
-        cloud.add_truth({ref: Truth(ref, 64, 64, [TruthBox("box", 12, 12, 30, 30)], ["box"]) for ref in refs})
+        refs = _upload_images(cloud, stack, IMAGES)
         arn = cloud.add_model("detection")
         run_input = {
             "projectVersionArn": arn,
@@ -102,13 +109,7 @@ def test_a_batch_longer_than_one_invocation_continues_where_it_stopped(tmp_path:
     with local_cloud(config) as cloud:
         stack = cloud.deploy()
         stack.functions["DetectLabelsFunction"].timeout = int(RESERVE_S) + 1
-        data = _jpeg()
-        refs = []
-        for i in range(images):
-            key = f"{IMAGES_PREFIX}img-{i:05d}.jpg"
-            cloud.s3.put_object(Bucket=stack.images_bucket, Key=key, Body=data, ContentType="image/jpeg")
-            refs.append(f"s3://{stack.images_bucket}/{key}")
-        cloud.add_truth({ref: Truth(ref, 64, 64, [TruthBox("box", 12, 12, 30, 30)], ["box"]) for ref in refs})
+        refs = _upload_images(cloud, stack, images)
         arn = cloud.add_model("detection")
         run_input = {
             "projectVersionArn": arn,
