@@ -6,41 +6,26 @@ so neither the predictions nor the set of images seen are held in memory."""
 from __future__ import annotations
 
 import json
-import sqlite3
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
-from types import TracebackType
 from typing import Any
+
+from labeling_loop.scratch_index import ScratchIndex
 
 IN_MANIFEST = 1
 SKIPPED = 2
 
 
-class SpillIndex:
+class SpillIndex(ScratchIndex):
     """Disk-backed lookups by source-ref, so neither the predictions nor the set of images seen
     are held in memory."""
 
     def __init__(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="build-manifest-")
-        self._db = sqlite3.connect(str(Path(self._dir.name) / "index.sqlite3"))
-        # A throwaway index: no journal, no fsync; a crash just reruns the step.
-        self._db.execute("PRAGMA journal_mode=OFF")
-        self._db.execute("PRAGMA synchronous=OFF")
+        super().__init__(prefix="build-manifest-")
         self._db.execute("CREATE TABLE seen (ref TEXT PRIMARY KEY, kind INTEGER) WITHOUT ROWID")
         self._db.execute("CREATE TABLE predictions (ref TEXT PRIMARY KEY, data BLOB) WITHOUT ROWID")
         self._db.execute("CREATE TABLE listed (ref TEXT PRIMARY KEY) WITHOUT ROWID")
         self._db.execute("CREATE TABLE audited (ref TEXT PRIMARY KEY) WITHOUT ROWID")
         self.predictions_loaded = False
-
-    def __enter__(self) -> SpillIndex:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._db.close()
-        self._dir.cleanup()
 
     def claim(self, ref: str, kind: int) -> bool:
         """Record where an image went; False if it was already somewhere (first one wins)."""
