@@ -102,7 +102,8 @@ def progress_lines(p: Progress) -> list[tuple[str, str]]:
             (
                 "result",
                 f"{counts.get('imagesInManifest', 0):,} images in the manifest, "
-                f"{counts.get('imagesSkipped', 0):,} skipped",
+                f"{counts.get('imagesSkipped', 0):,} skipped, "
+                f"{counts.get('imagesDeferred', 0):,} deferred to the next run",
             )
         )
         lines.append(("manifest", str(p.result.get("manifest", ""))))

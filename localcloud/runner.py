@@ -49,6 +49,7 @@ class LocalRunResult:
     manifest: list[dict[str, Any]]
     report: dict[str, Any]
     skipped: list[dict[str, Any]]
+    deferred: list[dict[str, Any]]
     inventory: list[dict[str, Any]]
     labeling_jobs: dict[str, Any]
     model_meter: dict[str, Any]
@@ -125,6 +126,7 @@ def collect(
         manifest=_read_jsonl(cloud, prefix + "output.manifest"),
         report=_read_json(cloud, prefix + "report.json"),
         skipped=_read_jsonl(cloud, prefix + "skipped.jsonl"),
+        deferred=_read_jsonl(cloud, prefix + "deferred.jsonl"),
         inventory=_read_jsonl(cloud, prefix + "inventory.jsonl"),
         labeling_jobs=cloud.groundtruth.jobs,
         model_meter=cloud.rekognition.meter(model_arn),
@@ -161,6 +163,7 @@ def collect(
         "images_in_manifest": counts.get("imagesInManifest", len(result.manifest)),
         "images_auto_accepted": counts.get("imagesAutoAccepted", 0),
         "images_skipped": counts.get("imagesSkipped", len(result.skipped)),
+        "images_deferred": counts.get("imagesDeferred", len(result.deferred)),
         "labeling_jobs": sorted(result.labeling_jobs),
         "model_started_by_run": meter.get("start_calls", 0) > 0,
         "model_status_at_end": cloud.rekognition.status(model_arn),
@@ -361,6 +364,7 @@ def write_outputs(result: LocalRunResult, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "output.manifest").write_text("".join(json.dumps(line) + "\n" for line in result.manifest))
     (out_dir / "skipped.jsonl").write_text("".join(json.dumps(line) + "\n" for line in result.skipped))
+    (out_dir / "deferred.jsonl").write_text("".join(json.dumps(line) + "\n" for line in result.deferred))
     (out_dir / "report.json").write_text(json.dumps(result.report, indent=2, default=str))
     (out_dir / "report.html").write_text(str(result.extra.get("report_html") or ""))
     if result.extra.get("coco"):

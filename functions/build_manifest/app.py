@@ -1,4 +1,5 @@
-"""Builds the Custom Labels manifest, report.json and skipped.jsonl; records labeled images."""
+"""Builds the Custom Labels manifest, report.json, skipped.jsonl and deferred.jsonl; records labeled
+images and the deferred ones (claims)."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -32,22 +33,26 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     config = from_state(event["config"])
     plan = PlanSummary.from_state(event["plan"])
     images_listed = int(event["listing"]["imagesListed"])
+    now = datetime.now(UTC)
     report = build_run_manifest(
         s3,
         config,
         plan,
         images_listed=images_listed,
-        now=datetime.now(UTC),
+        now=now,
         batches=int(event["listing"].get("batches") or 0),
         model_usage=event.get("modelUsage"),
     )
     if config.incremental:
-        claims.settle(dynamodb, SETTINGS.run_state_table, s3, config.layout(), config.runId)
+        claims.settle(
+            dynamodb, SETTINGS.run_state_table, s3, config.layout(), config.runId, int(now.timestamp())
+        )
     run_records.finish(dynamodb, SETTINGS.run_state_table, config.executionArn, run_records.SUCCEEDED)
     counts = report["counts"]
     metrics.add_metric(name="ImagesListed", unit=MetricUnit.Count, value=images_listed)
     metrics.add_metric(name="ImagesInManifest", unit=MetricUnit.Count, value=counts["imagesInManifest"])
     metrics.add_metric(name="ImagesSkipped", unit=MetricUnit.Count, value=counts["imagesSkipped"])
+    metrics.add_metric(name="ImagesDeferred", unit=MetricUnit.Count, value=counts["imagesDeferred"])
     # The dashboard's F1 trend and review time (template.yaml OperationsDashboard).
     f1 = (report.get("modelQuality") or {}).get("f1")
     if isinstance(f1, int | float):

@@ -44,6 +44,18 @@ class RunLayout:
         return self._at(f"skipped/{stage}-{suffix}.jsonl")
 
     @property
+    def deferred_prefix(self) -> S3Uri:
+        return self._at("deferred/")
+
+    def deferred_part(self, stage: str, part: int | str) -> S3Uri:
+        suffix = f"{part:05d}" if isinstance(part, int) else part
+        return self._at(f"deferred/{stage}-{suffix}.jsonl")
+
+    @property
+    def deferred(self) -> S3Uri:
+        return self._at("deferred.jsonl")
+
+    @property
     def review_tasks(self) -> S3Uri:
         return self._at("review/tasks.jsonl")
 

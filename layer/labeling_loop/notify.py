@@ -63,7 +63,8 @@ def run_ended(
         f"Images: {counts.get('imagesListed', 0)} listed, "
         f"{counts.get('imagesInManifest', 0)} in the manifest "
         f"({counts.get('imagesAutoAccepted', 0)} auto-accepted, {counts.get('imagesReviewed', 0)} reviewed), "
-        f"{counts.get('imagesSkipped', 0)} skipped.",
+        f"{counts.get('imagesSkipped', 0)} skipped, "
+        f"{counts.get('imagesDeferred', 0)} deferred to the next run.",
         f"Model F1 on reviewed images: {quality.get('f1', 0):.3f}; whole run: {result.get('wholeRunF1')}.",
     ]
     if interval:

@@ -250,9 +250,9 @@ DYNAMODB_ACTIONS = frozenset(
 )
 EXPECTED_DYNAMODB = {
     "ValidateInputFunction": {"dynamodb:PutItem", "dynamodb:UpdateItem"},  # run_records.register
-    "ListImagesFunction": {"dynamodb:PutItem"},  # claims.claim
+    "ListImagesFunction": {"dynamodb:UpdateItem"},  # claims.try_claim
     "ModelControlFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},  # model_lease
-    # claims.settle (mark_labeled, release), run_records.finish
+    # claims.settle (mark_labeled, release, defer), run_records.finish
     "BuildManifestFunction": {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"},
     # model_lease, claims.release_all, run_records.get/finish/active
     **{owner: {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} for owner in CLEANUP_OWNERS},

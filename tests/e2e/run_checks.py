@@ -26,18 +26,24 @@ def assert_every_image_accounted_for(result: LocalRunResult, images: int) -> Non
     listed = [r["source-ref"] for r in result.inventory] + [
         r["source-ref"] for r in result.skipped if r.get("stage") == "listing"
     ]
+    listed += [r["source-ref"] for r in result.deferred if r.get("stage") == "listing"]
     in_manifest = [line["source-ref"] for line in result.manifest]
     skipped = [r["source-ref"] for r in result.skipped]
+    deferred = [r["source-ref"] for r in result.deferred]
     assert len(set(listed)) == len(listed) == images
     assert len(set(in_manifest)) == len(in_manifest), "an image is twice in the manifest"
     assert len(set(skipped)) == len(skipped), "an image is twice in skipped.jsonl"
-    assert set(in_manifest) | set(skipped) == set(listed), (
-        "every listed image ends in the manifest or skipped.jsonl"
+    assert len(set(deferred)) == len(deferred), "an image is twice in deferred.jsonl"
+    assert set(in_manifest) | set(skipped) | set(deferred) == set(listed), (
+        "every listed image ends in the manifest, skipped.jsonl or deferred.jsonl"
     )
     assert not set(in_manifest) & set(skipped), "no image is both labeled and skipped"
+    assert not (set(in_manifest) | set(skipped)) & set(deferred), "no deferred image is labeled or skipped"
     counts = result.report["counts"]
-    assert counts["imagesListed"] == counts["imagesInManifest"] + counts["imagesSkipped"] == images
+    ended = counts["imagesInManifest"] + counts["imagesSkipped"] + counts["imagesDeferred"]
+    assert counts["imagesListed"] == ended == images
     assert counts["imagesInManifest"] == len(in_manifest) and counts["imagesSkipped"] == len(skipped)
+    assert counts["imagesDeferred"] == len(deferred)
 
 
 def assert_failed_clearly(result: LocalRunResult, error: str, *cause_mentions: str) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from labeling_loop.deferral import defer_record
 from labeling_loop.errors import ManifestValidationError
 from labeling_loop.layout import RunLayout
 from labeling_loop.manifest.build import build_manifest
@@ -172,7 +173,8 @@ def test_detection_report(s3: Any, detection_run: Any) -> None:
     assert report["backend"] == "groundtruth" and report["taskType"] == "detection"
     assert report["counts"] == {
         "imagesListed": 6, "imagesInManifest": 4, "imagesAutoAccepted": 2, "imagesSkipped": 2,
-        "imagesReviewed": 3, "boxesKept": 3, "boxesAdjusted": 1, "boxesAdded": 2, "boxesRemoved": 2,
+        "imagesDeferred": 0, "imagesReviewed": 3,
+        "boxesKept": 3, "boxesAdjusted": 1, "boxesAdded": 2, "boxesRemoved": 2,
         "labelsKept": 0, "labelsAdded": 0, "labelsRemoved": 0,
     }  # fmt: skip
     counts = report["counts"]
@@ -241,7 +243,8 @@ def test_classification_run(s3: Any) -> None:
     assert skipped[ref("w.gif")]["reason"] == "unsupported-format"
     assert report["counts"] == {
         "imagesListed": 4, "imagesInManifest": 2, "imagesAutoAccepted": 1, "imagesSkipped": 2,
-        "imagesReviewed": 2, "boxesKept": 0, "boxesAdjusted": 0, "boxesAdded": 0, "boxesRemoved": 0,
+        "imagesDeferred": 0, "imagesReviewed": 2,
+        "boxesKept": 0, "boxesAdjusted": 0, "boxesAdded": 0, "boxesRemoved": 0,
         "labelsKept": 2, "labelsAdded": 1, "labelsRemoved": 2,
     }  # fmt: skip
     assert report["skippedByReason"] == {"no-label-after-review": 1, "unsupported-format": 1}
@@ -266,8 +269,11 @@ def test_missing_inputs_give_an_empty_manifest_and_name_the_missing_images(s3: A
     assert report["counts"]["imagesInManifest"] == 0 and report["counts"]["imagesSkipped"] == 0
     warnings = "\n".join(report["warnings"])
     assert "manifest is empty" in warnings
-    assert "imagesListed (2) != imagesInManifest (0) + imagesSkipped (0)" in warnings
-    assert f"2 listed images neither in the manifest nor skipped: {ref('p.jpg')}, {ref('q.jpg')}" in warnings
+    assert "imagesListed (2) != imagesInManifest (0) + imagesSkipped (0) + imagesDeferred (0)" in warnings
+    assert (
+        f"2 listed images neither in the manifest, skipped nor deferred: {ref('p.jpg')}, {ref('q.jpg')}"
+        in warnings
+    )
     assert "modelQuality not measured" in warnings
 
 
@@ -310,6 +316,46 @@ def test_duplicates_are_resolved_in_favour_of_people(s3: Any) -> None:
     assert report["counts"]["imagesInManifest"] == 1 and report["counts"]["imagesAutoAccepted"] == 0
     assert "1 duplicate reviewed records ignored (first one kept)" in report["warnings"]
     assert "1 skip records of images that are in the manifest ignored" in report["warnings"]
+
+
+def test_deferred_images_are_merged_counted_and_close_the_invariant(s3: Any) -> None:
+    # GIVEN three listed images: one deferred at listing (never inventoried), one reviewed, one
+    # deferred when the review was planned (and, by mistake, deferred twice)
+    inventory(s3, ["a.jpg", "b.jpg"])
+    put_jsonl(s3, LAYOUT.deferred_part("listing", 0), [
+        defer_record(ref("z.jpg"), "listing", "over-manifest-limit", "over 1 line"),
+    ])  # fmt: skip
+    put_jsonl(s3, LAYOUT.deferred_part("review", 0), [
+        defer_record(ref("b.jpg"), "review", "over-review-budget", "budget 1"),
+        defer_record(ref("b.jpg"), "review", "over-review-budget", "budget 1"),
+    ])  # fmt: skip
+    put_jsonl(s3, LAYOUT.reviewed, [
+        {"source-ref": ref("a.jpg"), "taskType": "classification", "image_size": SIZE, "boxes": [],
+         "labels": [{"label": "cat", "status": "kept"}], "removed": [], "reviewer": "labelstudio:1",
+         "humanReviewed": True},
+    ])  # fmt: skip
+    # WHEN the manifest is built
+    report = run(s3, "classification", ["cat", "dog"], images_listed=3)
+    # THEN deferred.jsonl names each deferred image once, with its reason
+    deferred = sorted(get_jsonl(s3, LAYOUT.deferred), key=lambda r: r["source-ref"])
+    assert [(r["source-ref"], r["stage"], r["reason"]) for r in deferred] == [
+        (ref("b.jpg"), "review", "over-review-budget"),
+        (ref("z.jpg"), "listing", "over-manifest-limit"),
+    ]
+    # AND every listed image is accounted for: manifest + skipped + deferred
+    counts = report["counts"]
+    assert (counts["imagesInManifest"], counts["imagesSkipped"], counts["imagesDeferred"]) == (1, 0, 2)
+    assert (
+        counts["imagesListed"]
+        == counts["imagesInManifest"] + counts["imagesSkipped"] + counts["imagesDeferred"]
+    )
+    assert report["deferredByReason"] == {"over-manifest-limit": 1, "over-review-budget": 1}
+    assert report["deferred"] == str(LAYOUT.deferred)
+    assert not any("imagesListed" in w for w in report["warnings"])
+    assert (
+        "1 deferral records of images already in the manifest, skipped or deferred ignored"
+        in report["warnings"]
+    )
 
 
 def test_images_in_two_buckets_fail_without_writing(s3: Any) -> None:
@@ -362,6 +408,9 @@ def test_broken_invariant_without_inventory_still_writes_the_report(s3: Any) -> 
     # GIVEN a run that claims three listed images but has neither inventory nor review output
     report = run(s3, "classification", ["cat", "dog"], images_listed=3)
     # THEN the report says the counts disagree and why the images cannot be named
-    assert "imagesListed (3) != imagesInManifest (0) + imagesSkipped (0)" in report["warnings"]
+    assert (
+        "imagesListed (3) != imagesInManifest (0) + imagesSkipped (0) + imagesDeferred (0)"
+        in report["warnings"]
+    )
     assert any("inventory.jsonl is missing" in w for w in report["warnings"])
     assert get_json(s3, LAYOUT.report) == report

@@ -81,7 +81,7 @@ def test_claim_many_answers_in_order(aws: SimpleNamespace) -> None:
     # WHEN a run claims A, B and C
     results = list(claims.claim_many(aws.dynamodb, aws.table, [A, B, C], "run-a", NOW, NOW + HOUR))
     # THEN each answer belongs to its image
-    assert results == [(A, True), (B, False), (C, True)]
+    assert [(ref, outcome.claimed) for ref, outcome in results] == [(A, True), (B, False), (C, True)]
 
 
 def test_release_drops_only_the_runs_own_claims(aws: SimpleNamespace) -> None:
@@ -120,6 +120,63 @@ def test_for_each_applies_a_write_to_every_item(aws: SimpleNamespace) -> None:
     assert all(item(aws, ref)["state"] == "labeled" for ref in refs)
 
 
+def test_a_deferred_image_is_free_for_the_next_run_which_learns_since_when_it_waited(
+    aws: SimpleNamespace,
+) -> None:
+    # GIVEN run-a claimed A and deferred it (over its review budget)
+    claim(aws, A, "run-a")
+    claims.defer(aws.dynamodb, aws.table, A, "run-a", "over-review-budget", NOW + 5)
+    assert item(aws, A) == {
+        "pk": f"image#{A}",
+        "state": "deferred",
+        "runId": "run-a",
+        "reason": "over-review-budget",
+        "deferredSince": str(NOW + 5),
+    }
+    # WHEN the next run lists it, long before any claim would have lapsed
+    outcome = claims.try_claim(aws.dynamodb, aws.table, A, "run-b", NOW + 60, NOW + 60 + HOUR)
+    # THEN it gets the image and is told it waited since run-a deferred it
+    assert outcome == claims.ClaimOutcome(True, NOW + 5)
+    assert item(aws, A)["state"] == "claimed"
+    assert item(aws, A)["runId"] == "run-b"
+    # AND a run that never saw a deferral is told nothing of the kind
+    assert claims.try_claim(aws.dynamodb, aws.table, B, "run-b", NOW, NOW + HOUR) == claims.ClaimOutcome(True)
+
+
+def test_a_deferred_image_keeps_its_place_when_the_next_run_releases_or_defers_it_again(
+    aws: SimpleNamespace,
+) -> None:
+    # GIVEN A deferred by run-a, then claimed by run-b
+    claim(aws, A, "run-a")
+    claims.defer(aws.dynamodb, aws.table, A, "run-a", "over-review-budget", NOW)
+    claim(aws, A, "run-b", now=NOW + 100)
+    # WHEN run-b fails and releases its claims
+    claims.release(aws.dynamodb, aws.table, A, "run-b")
+    # THEN A is deferred again with its first date (not deleted: it keeps its place in the queue)
+    assert item(aws, A)["state"] == "deferred"
+    assert item(aws, A)["deferredSince"] == str(NOW)
+    # WHEN run-c takes it and defers it once more
+    claim(aws, A, "run-c", now=NOW + 200)
+    claims.defer(aws.dynamodb, aws.table, A, "run-c", "held-by-audit-gate", NOW + 300)
+    # THEN it still waits since the first deferral, with the latest reason
+    assert item(aws, A)["deferredSince"] == str(NOW)
+    assert item(aws, A)["reason"] == "held-by-audit-gate"
+
+
+def test_defer_touches_only_the_runs_own_claims(aws: SimpleNamespace) -> None:
+    # GIVEN B claimed by run-b and C labeled
+    claim(aws, B, "run-b")
+    claim(aws, C, "run-a")
+    claims.mark_labeled(aws.dynamodb, aws.table, C, "run-a")
+    # WHEN run-a defers B, C and an image nobody claimed (a non-incremental run has no claims)
+    for ref in (A, B, C):
+        claims.defer(aws.dynamodb, aws.table, ref, "run-a", "over-manifest-limit", NOW)
+    # THEN nothing changed
+    assert item(aws, A) is None
+    assert item(aws, B)["state"] == "claimed"
+    assert item(aws, C)["state"] == "labeled"
+
+
 def test_real_dynamodb_errors_are_not_mistaken_for_taken_images(aws: SimpleNamespace) -> None:
     # GIVEN a misconfigured table name
     # THEN the claim fails loudly instead of reporting the image as taken
@@ -127,3 +184,5 @@ def test_real_dynamodb_errors_are_not_mistaken_for_taken_images(aws: SimpleNames
         claims.claim(aws.dynamodb, "no-such-table", A, "run-a", NOW, NOW + HOUR)
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
         claims.release(aws.dynamodb, "no-such-table", A, "run-a")
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        claims.defer(aws.dynamodb, "no-such-table", A, "run-a", "over-review-budget", NOW)

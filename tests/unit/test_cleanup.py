@@ -28,6 +28,7 @@ from fixtures_aws import (
 )
 from labeling_loop import cleanup, run_records
 from labeling_loop.cleanup import failure_name
+from labeling_loop.deferral import defer_record
 from labeling_loop.errors import ModelTransitionError
 from labeling_loop.inference import claims, model_control, model_lease
 from labeling_loop.inference.listing import list_images
@@ -254,7 +255,7 @@ def finish_run(
     """What the Build Manifest state does: the manifest and report, then the claims settled."""
     report = build_run_manifest(aws.s3, config, plan, images_listed=images_listed, now=FINISHED_AT)
     if config.incremental:
-        claims.settle(aws.dynamodb, aws.table, aws.s3, config.layout(), config.runId)
+        claims.settle(aws.dynamodb, aws.table, aws.s3, config.layout(), config.runId, int(NOW + 60))
     return run_result(config.layout(), report)
 
 
@@ -272,12 +273,18 @@ def accepted(name: str, label: str) -> dict[str, Any]:
 
 
 def finished_run(aws: SimpleNamespace, *, incremental: bool) -> tuple[RunConfig, dict[str, Any]]:
-    """A classification run over a, b, c: a and b auto-accepted, c corrupt at inference."""
+    """A classification run over a, b, c, d: a and b auto-accepted, c corrupt at inference, d
+    deferred (over the review budget)."""
     config = make_config("run-1", incremental=incremental, autoAcceptConfidence=90)
     layout = config.layout()
-    for name in ("a.jpg", "b.jpg", "c.jpg"):
+    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
         claims.claim(aws.dynamodb, aws.table, ref(name), config.runId, NOW, NOW + 3600)
-    inventory(aws, config, ["a.jpg", "b.jpg", "c.jpg"])
+    inventory(aws, config, ["a.jpg", "b.jpg", "c.jpg", "d.jpg"])
+    write_jsonl(
+        aws.s3,
+        layout.deferred_part("review", 0),
+        [defer_record(ref("d.jpg"), "review", "over-review-budget", "budget 2")],
+    )
     write_jsonl(aws.s3, layout.auto_accepted, [accepted("a.jpg", "outdoor"), accepted("b.jpg", "indoor")])
     write_jsonl(
         aws.s3,
@@ -292,7 +299,7 @@ def finished_run(aws: SimpleNamespace, *, incremental: bool) -> tuple[RunConfig,
         ],
     )
     plan = PlanSummary("classification", ["indoor", "outdoor"], images_auto_accepted=2)
-    result = finish_run(aws, config, plan, images_listed=3)
+    result = finish_run(aws, config, plan, images_listed=4)
     return config, result
 
 
@@ -310,7 +317,9 @@ def test_finish_builds_the_manifest_and_report(aws: SimpleNamespace) -> None:
     assert result["report"] == str(layout.report)
     assert result["skipped"] == str(layout.skipped)
     counts = result["counts"]
-    assert (counts["imagesListed"], counts["imagesInManifest"], counts["imagesSkipped"]) == (3, 2, 1)
+    assert (counts["imagesListed"], counts["imagesInManifest"], counts["imagesSkipped"]) == (4, 2, 1)
+    assert counts["imagesDeferred"] == 1
+    assert [s["source-ref"] for s in read_jsonl(aws.s3, layout.deferred)] == [ref("d.jpg")]
     assert counts["imagesAutoAccepted"] == 2
     report = read_json(aws.s3, layout.report)
     assert report["taskType"] == "classification" and report["skippedByReason"] == {"corrupt-image": 1}
@@ -322,13 +331,16 @@ def test_finish_records_labeled_images_and_frees_skipped_ones(aws: SimpleNamespa
     # WHEN it finishes
     finished_run(aws, incremental=True)
 
-    # THEN manifest images are labeled for good, and the skipped image is free for the next run
+    # THEN manifest images are labeled for good, the skipped image is free for the next run and
+    # the deferred one waits for it
     assert claim_of(aws, ref("a.jpg"))["state"] == "labeled"
     assert claim_of(aws, ref("b.jpg"))["state"] == "labeled"
     assert claim_of(aws, ref("c.jpg")) is None
+    assert claim_of(aws, ref("d.jpg"))["state"] == "deferred"
 
-    # AND the next incremental run over the prefix lists only the skipped image
-    for name in ("a.jpg", "b.jpg", "c.jpg"):
+    # AND the next incremental run over the prefix lists the skipped and the deferred image, the
+    # deferred one marked as such (the plan takes it first)
+    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
         put_object(aws.s3, IMAGES_BUCKET, f"photos/{name}", b"x")
     next_layout = RunLayout.for_run(S3Uri.parse(make_config().output), "run-2")
     listing = list_images(
@@ -343,8 +355,12 @@ def test_finish_records_labeled_images_and_frees_skipped_ones(aws: SimpleNamespa
         claim_seconds=3600,
         now=NOW + 7200,
     )
-    assert listing.images_to_infer == 1
-    assert [line["source-ref"] for line in read_jsonl(aws.s3, next_layout.inventory)] == [ref("c.jpg")]
+    assert listing.images_to_infer == 2
+    assert listing.deferred_before == 1
+    inventoried = {line["source-ref"]: line for line in read_jsonl(aws.s3, next_layout.inventory)}
+    assert sorted(inventoried) == [ref("c.jpg"), ref("d.jpg")]
+    assert "deferredSince" not in inventoried[ref("c.jpg")]
+    assert inventoried[ref("d.jpg")]["deferredSince"] == NOW + 60
 
 
 def test_finish_of_a_full_run_leaves_the_ledger_alone(aws: SimpleNamespace) -> None:

@@ -81,6 +81,7 @@ def test_jpeg_and_png_are_listed_whatever_the_extensions_case(aws: SimpleNamespa
         "skippedAtListing": 0,
         "alreadyClaimed": 0,
         "objectsIgnored": 0,
+        "deferredBefore": 0,
     }
 
 

@@ -33,6 +33,7 @@ class ListingResult:
     skipped_at_listing: int = 0
     already_claimed: int = 0
     objects_ignored: int = 0
+    deferred_before: int = 0  # images an earlier run deferred, taken again by this one
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -41,6 +42,7 @@ class ListingResult:
             "skippedAtListing": self.skipped_at_listing,
             "alreadyClaimed": self.already_claimed,
             "objectsIgnored": self.objects_ignored,
+            "deferredBefore": self.deferred_before,
         }
 
 
@@ -135,7 +137,7 @@ def list_images(
                 {"source-ref": ref, "key": obj["Key"], "size": obj["Size"], "etag": obj.get("ETag", "")}
             )
     if incremental and dynamodb is not None and table:
-        claimed = dict(
+        outcomes = dict(
             claims.claim_many(
                 dynamodb,
                 table,
@@ -145,11 +147,17 @@ def list_images(
                 int(now + claim_seconds),
             )
         )
-        taken = [c for c in candidates if not claimed[c["source-ref"]]]
+        taken = [c for c in candidates if not outcomes[c["source-ref"]].claimed]
         result.already_claimed = len(taken)
         # Images labeled or in flight elsewhere are not this run's: they are not listed at all.
         result.images_listed -= len(taken)
-        candidates = [c for c in candidates if claimed[c["source-ref"]]]
+        candidates = [c for c in candidates if outcomes[c["source-ref"]].claimed]
+        for candidate in candidates:
+            # An image an earlier run deferred says so: the review plan takes it first.
+            since = outcomes[candidate["source-ref"]].deferred_since
+            if since is not None:
+                candidate["deferredSince"] = since
+                result.deferred_before += 1
     with JsonlWriter(s3, layout.inventory) as inventory:
         inventory.write_all(candidates)
     result.images_to_infer = len(candidates)

@@ -9,6 +9,7 @@ for a reviewed image) lives in a SQLite file under /tmp (`spill_index`) instead 
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from labeling_loop.manifest.lines import ClassMap, build_line, skip_record
 from labeling_loop.manifest.measures import RunMeasures, reference_boxes, scored_predictions
 from labeling_loop.manifest.quality import DEFAULT_IOU_THRESHOLD, LabeledBox, QualityAccumulator
 from labeling_loop.manifest.rules import REASON_INVALID, ManifestValidator, errors_only, inspect_line
-from labeling_loop.manifest.spill_index import IN_MANIFEST, SKIPPED, SpillIndex
+from labeling_loop.manifest.spill_index import DEFERRED, IN_MANIFEST, SKIPPED, SpillIndex
 from labeling_loop.manifest.thresholds import ScoredBox
 from labeling_loop.report.publish import publish
 from labeling_loop.report.sections import RunContext, report_sections
@@ -95,7 +96,8 @@ def _refs_text(count: int, sample: list[str]) -> str:
 
 class _Counts:
     KEYS = (
-        "imagesListed", "imagesInManifest", "imagesAutoAccepted", "imagesSkipped", "imagesReviewed",
+        "imagesListed", "imagesInManifest", "imagesAutoAccepted", "imagesSkipped", "imagesDeferred",
+        "imagesReviewed",
         "boxesKept", "boxesAdjusted", "boxesAdded", "boxesRemoved",
         "labelsKept", "labelsAdded", "labelsRemoved",
     )  # fmt: skip
@@ -149,6 +151,7 @@ def build_manifest(
     quality = QualityAccumulator(iou_threshold)
     counts = _Counts(images_listed)
     skipped_by_reason: dict[str, int] = {}
+    deferred_by_reason: dict[str, int] = {}
     fixes: dict[str, int] = {}
     notes: dict[str, int] = {}  # other countable oddities, turned into warnings at the end
     warnings: list[str] = []
@@ -230,6 +233,21 @@ def build_manifest(
                         note("duplicate skip records ignored")
                     continue
                 write_skip(skipped, record)
+
+        # Deferred images (every `deferred/*.jsonl`): put off to the next run, once per image.
+        with JsonlWriter(s3, layout.deferred) as deferred:
+            for record in read_jsonl_prefix(s3, layout.deferred_prefix):
+                ref = record.get("source-ref")
+                if not isinstance(ref, str):
+                    note("deferral records without source-ref ignored")
+                    continue
+                if not index.claim(ref, DEFERRED):
+                    note("deferral records of images already in the manifest, skipped or deferred ignored")
+                    continue
+                deferred.write(record)
+                reason = str(record.get("reason"))
+                deferred_by_reason[reason] = deferred_by_reason.get(reason, 0) + 1
+                counts.add("imagesDeferred")
         if coco is not None:
             coco.close()
 
@@ -255,11 +273,13 @@ def build_manifest(
         "taskType": task_type,
         "counts": counts.values,
         "skippedByReason": dict(sorted(skipped_by_reason.items())),
+        "deferredByReason": dict(sorted(deferred_by_reason.items())),
         "modelQuality": quality.result(),
         "labelingJobs": list(labeling_jobs),
         "manifest": str(layout.manifest),
         "coco": str(layout.coco) if coco is not None else None,
         "skipped": str(layout.skipped),
+        "deferred": str(layout.deferred),
         "report": str(layout.report_html),
         **sections,
         "warnings": _cap(warnings),
@@ -296,15 +316,25 @@ def _add_quality(
 
 
 def _check_invariant(s3: Any, layout: RunLayout, index: SpillIndex, counts: dict[str, int]) -> list[str]:
-    """imagesListed == imagesInManifest + imagesSkipped, or warnings naming the images that differ."""
-    listed, in_manifest, skipped = counts["imagesListed"], counts["imagesInManifest"], counts["imagesSkipped"]
-    if listed == in_manifest + skipped:
+    """imagesListed == imagesInManifest + imagesSkipped + imagesDeferred, or warnings naming the
+    images that differ."""
+    listed, in_manifest = counts["imagesListed"], counts["imagesInManifest"]
+    skipped, deferred = counts["imagesSkipped"], counts["imagesDeferred"]
+    if listed == in_manifest + skipped + deferred:
         return []
-    warnings = [f"imagesListed ({listed}) != imagesInManifest ({in_manifest}) + imagesSkipped ({skipped})"]
+    warnings = [
+        f"imagesListed ({listed}) != imagesInManifest ({in_manifest}) + imagesSkipped ({skipped})"
+        f" + imagesDeferred ({deferred})"
+    ]
     try:
         index.load_listed(
             (r["source-ref"],)
-            for r in read_jsonl(s3, layout.inventory)
+            for r in itertools.chain(
+                read_jsonl(s3, layout.inventory),
+                # Listed but never inventoried: refused or deferred at listing.
+                read_jsonl(s3, layout.skipped_part("listing", 0), missing_ok=True),
+                read_jsonl(s3, layout.deferred_part("listing", 0), missing_ok=True),
+            )
             if isinstance(r.get("source-ref"), str)
         )
     except s3.exceptions.NoSuchKey:
@@ -312,12 +342,13 @@ def _check_invariant(s3: Any, layout: RunLayout, index: SpillIndex, counts: dict
     count, sample = index.unaccounted(MAX_LISTED_REFS)
     if count:
         warnings.append(
-            f"{count} listed images neither in the manifest nor skipped: {_refs_text(count, sample)}"
+            f"{count} listed images neither in the manifest, skipped nor deferred: "
+            + _refs_text(count, sample)
         )
     count, sample = index.unlisted(MAX_LISTED_REFS)
     if count:
         warnings.append(
-            f"{count} images in the manifest or skipped but not listed: {_refs_text(count, sample)}"
+            f"{count} images in the manifest, skipped or deferred but not listed: {_refs_text(count, sample)}"
         )
     return warnings
 

@@ -13,6 +13,7 @@ from labeling_loop.scratch_index import ScratchIndex
 
 IN_MANIFEST = 1
 SKIPPED = 2
+DEFERRED = 3
 
 
 class SpillIndex(ScratchIndex):
@@ -54,12 +55,12 @@ class SpillIndex(ScratchIndex):
         self._db.executemany("INSERT OR IGNORE INTO listed VALUES (?)", refs)
 
     def unaccounted(self, limit: int) -> tuple[int, list[str]]:
-        """Listed images neither in the manifest nor skipped."""
+        """Listed images neither in the manifest, nor skipped, nor deferred."""
         query = "FROM listed WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.ref = listed.ref)"
         return self._count_and_sample(query, limit)
 
     def unlisted(self, limit: int) -> tuple[int, list[str]]:
-        """Images in the manifest or skipped that the inventory does not list."""
+        """Images in the manifest, skipped or deferred that the listing does not name."""
         query = "FROM seen WHERE NOT EXISTS (SELECT 1 FROM listed WHERE listed.ref = seen.ref)"
         return self._count_and_sample(query, limit)
 

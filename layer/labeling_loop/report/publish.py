@@ -33,6 +33,7 @@ def run_result(layout: RunLayout, report: Mapping[str, Any]) -> dict[str, Any]:
         "reportHtml": str(layout.report_html),
         "coco": report.get("coco"),
         "skipped": str(layout.skipped),
+        "deferred": str(layout.deferred),
         "counts": report.get("counts", {}),
         "modelQuality": report.get("modelQuality", {}),
         # Small by construction: two numbers and an interval, whatever the run's size.

@@ -136,7 +136,7 @@ def test_succeeded_shows_the_result() -> None:
     assert shown.phase == "done"
     assert shown.result is not None
     lines = dict(progress_lines(shown))
-    assert lines["result"] == "24 images in the manifest, 0 skipped"
+    assert lines["result"] == "24 images in the manifest, 0 skipped, 0 deferred to the next run"
     assert lines["manifest"].endswith("/output.manifest")
     assert lines["review"] == "Ground Truth: 24 / 24 images reviewed"
 
