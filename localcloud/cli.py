@@ -94,47 +94,44 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None, setup: Any 
     )
     print(
         f"  images listed {summary['images_listed']}, in manifest {summary['images_in_manifest']} "
-        f"(auto-accepted {summary['images_auto_accepted']}), skipped {summary['images_skipped']}"
+        f"(auto-accepted {summary['images_auto_accepted']}), skipped {summary['images_skipped']}, "
+        f"deferred {summary['images_deferred']}"
     )
-    quality = summary.get("model_quality") or {}
-    if quality:
-        print(
-            f"  model F1 against the reviewed labels: {quality.get('f1', 0):.3f} "
-            f"(precision {quality.get('precision', 0):.3f}, recall {quality.get('recall', 0):.3f})"
-        )
-    whole = summary.get("whole_run_quality") or {}
-    if whole:
-        print(
-            "  model F1 on the whole run (reviewed + audited auto-accepted, weighted): "
-            f"{whole.get('f1', 0):.3f} "
-            f"(precision {whole.get('precision', 0):.3f}, recall {whole.get('recall', 0):.3f})"
-        )
+    for name, key in (("reviewed images", "reviewed_quality"), ("the whole run", "whole_run_quality")):
+        figures = summary.get(key) or {}
+        if figures:
+            print(
+                f"  model on {name}, 95 % intervals: F1 {figures['f1']['text']}, "
+                f"precision {figures['precision']['text']}, recall {figures['recall']['text']}"
+            )
     audit = summary.get("audit") or {}
     if audit:
         low, high = audit["interval95"]
+        wrong = audit.get("wrongAutoAccepted95") or [0, audit["autoAcceptedImages"]]
         print(
-            f"  auto-accept audit: {audit['errors']} of {audit['reviewed']} audited images "
-            "changed by people, "
-            f"error rate 95 % interval {low:.3f}-{high:.3f} (target {audit['target']:g}); "
-            f"{audit['autoAcceptedImages']} images auto-accepted"
+            f"  auto-accept audit: {audit['errors']} of {audit['reviewed']} audited images wrong, "
+            f"error rate 95 % interval {low:.3f}-{high:.3f}; {wrong[0]}-{wrong[1]} wrong among the "
+            f"{audit['autoAcceptedImages']} not audited (95 %)"
         )
+        gate = summary.get("gate") or {}
+        print(f"  audit gate: {gate.get('decision')}: {gate.get('reason')}")
     thresholds = summary.get("thresholds") or {}
     if thresholds:
         print(f"  recommended for the next run: {json.dumps(thresholds)}")
-    print(f"  boxes people changed (adjusted + added + removed): {summary['boxes_changed_by_people']}")
     work = summary.get("work") or {}
     if work:
-        share = work.get("shareNeedingNoChange")
+        share = work.get("shareNeedingNoCorrection")
         print(
-            f"  objects needing no change: {share if share is None else f'{share:.1%}'}; "
-            "reviewer seconds per image: "
+            f"  objects needing no correction (box tolerance IoU {work.get('boxTolerance')}): "
+            f"{share if share is None else f'{share:.1%}'}; corrections per reviewed image: "
+            f"{work.get('correctionsPerReviewedImage')}; reviewer seconds per image: "
             f"{work.get('reviewerSecondsPerImage') or 'not reported by the backend'}"
         )
     if summary.get("cost_usd") is not None:
+        best, worst = summary.get("cost_per_correct_image_usd") or [None, None]
         print(
-            f"  estimated cost: ${summary['cost_usd']:.2f}, "
-            f"${summary.get('cost_per_labeled_image_usd') or 0:.4f} per labeled image "
-            "(list prices, some unconfirmed)"
+            f"  estimated cost: ${summary['cost_usd']:.2f}, ${best or 0:.4f}-${worst or 0:.4f} per correct "
+            "image (list prices, some unconfirmed)"
         )
     training = summary.get("training") or {}
     if training:

@@ -177,12 +177,15 @@ def collect(
         "boxes_changed_by_people": counts.get("boxesAdjusted", 0)
         + counts.get("boxesAdded", 0)
         + counts.get("boxesRemoved", 0),
+        "reviewed_quality": ((result.report.get("quality") or {}).get("reviewedImages") or {}).get("overall"),
         "whole_run_quality": ((result.report.get("quality") or {}).get("wholeRun") or {}).get("overall"),
         "audit": result.report.get("audit"),
+        "gate": result.report.get("gate"),
         "thresholds": (result.report.get("thresholds") or {}).get("nextRunInput"),
         "work": result.report.get("work"),
         "cost_usd": (result.report.get("cost") or {}).get("totalUsd"),
         "cost_per_labeled_image_usd": (result.report.get("cost") or {}).get("perLabeledImageUsd"),
+        "cost_per_correct_image_usd": (result.report.get("cost") or {}).get("perCorrectImageUsd95"),
         "training": result.report.get("training"),
     }
     return result

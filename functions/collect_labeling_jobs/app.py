@@ -19,7 +19,8 @@ sagemaker = client("sagemaker")
 @tracer.capture_lambda_handler
 @retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    layout = from_state(event["config"]).layout()
+    # The review wave (1, or 2 when the audit gate sent the auto-accepted images to people).
+    layout = from_state(event["config"]).layout().for_wave(int(event["plan"].get("wave", 1)))
     result = collect(s3, sagemaker, layout, read_json(s3, layout.review_jobs))
     summary = {
         "reviewed": int(result["reviewed"]),

@@ -30,7 +30,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if action not in ("preflight", "create", "check", "collect"):
         raise ReviewBackendError(f"unknown action {action!r}")
     plan = PlanSummary.from_state(event["plan"]) if action == "create" else None
-    state = project.stored_state(s3, config.layout()) if action in ("check", "collect") else {}
+    # The review wave (1, or 2 when the audit gate sent the auto-accepted images to people).
+    layout = config.layout().for_wave(int((event.get("plan") or {}).get("wave", 1)))
+    state = project.stored_state(s3, layout) if action in ("check", "collect") else {}
     try:
         url = SETTINGS.label_studio_endpoint()
     except ValueError as error:
@@ -46,7 +48,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             progress = project.check_review(ls, state, deadline_hours=config.reviewDeadlineHours, now=now)
             logger.info("review progress", extra=progress)
             return progress
-        return project.collect_review(s3, ls, config.layout(), state)
+        return project.collect_review(s3, ls, layout, state)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
         # Raised while reading Label Studio's answers: what it sent goes to the log, never into the
         # error's message, which the execution history shows to whoever may read that.

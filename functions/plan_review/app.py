@@ -1,11 +1,15 @@
 """Plans the review: checks inference worked, writes the review tasks and auto-accepted labels, and
-the Ground Truth job inputs when that backend runs."""
+the Ground Truth job inputs when that backend runs (`plan`); after the review, the audit gate
+(`check-audit`) and, when it sends the auto-accepted images to people, their second review wave
+(`second-wave`)."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.aws_clients import client, retryable_transient_errors
+from labeling_loop.review.gate import check_audit, plan_second_wave
+from labeling_loop.review.plan import PlanSummary
 from labeling_loop.review.plan_run import plan_run_review
 from labeling_loop.run_config import from_state
 from labeling_loop.settings import PlanReviewSettings, load
@@ -20,15 +24,29 @@ s3 = client("s3")
 @tracer.capture_lambda_handler
 @retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = plan_run_review(
-        s3,
-        from_state(event["config"]),
-        images_to_infer=int(event["listing"]["imagesToInfer"]),
-        region=SETTINGS.region,
-        verification_lambdas=(
-            SETTINGS.verification_pre_annotation_arn,
-            SETTINGS.verification_consolidation_arn,
-        ),
-    )
+    config, action = from_state(event["config"]), event.get("action", "plan")
+    verification_lambdas = (SETTINGS.verification_pre_annotation_arn, SETTINGS.verification_consolidation_arn)
+    if action == "check-audit":
+        gate = check_audit(s3, config, PlanSummary.from_state(event["plan"]))
+        logger.info("audit gate", extra=gate)
+        return gate
+    if action == "second-wave":
+        result = plan_second_wave(
+            s3,
+            config,
+            PlanSummary.from_state(event["plan"]),
+            region=SETTINGS.region,
+            verification_lambdas=verification_lambdas,
+        )
+    elif action == "plan":
+        result = plan_run_review(
+            s3,
+            config,
+            images_to_infer=int(event["listing"]["imagesToInfer"]),
+            region=SETTINGS.region,
+            verification_lambdas=verification_lambdas,
+        )
+    else:
+        raise ValueError(f"unknown action {action!r}")
     logger.info("review planned", extra={k: v for k, v in result.items() if k != "labels"})
     return result

@@ -1,9 +1,13 @@
 """Where a run's files live in S3 (see docs/data-contracts.md). One prefix per execution, so a user
-can open it in the S3 console and follow what happened."""
+can open it in the S3 console and follow what happened.
+
+A run reviews in one wave, or two when the audit gate sends the auto-accepted images to people
+(evaluation/audit.py): the second wave's review files live in `review/wave-2/`, the same names as
+the first's in `review/` (`for_wave`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from labeling_loop.s3_uri import S3Uri
 
@@ -11,13 +15,27 @@ from labeling_loop.s3_uri import S3Uri
 @dataclass(frozen=True)
 class RunLayout:
     root: S3Uri  # s3://<outputBucket>/<outputPrefix>/<runId>/
+    review_dir: str = "review/"  # the review wave's files (for_wave)
 
     @classmethod
     def for_run(cls, output: S3Uri, run_id: str) -> RunLayout:
         return cls(output.as_prefix().join(run_id).as_prefix())
 
+    def for_wave(self, wave: int) -> RunLayout:
+        """The layout whose review files are those of review wave `wave` (1 or 2)."""
+        if wave not in (1, 2):
+            raise ValueError(f"review wave {wave}: a run reviews in one or two waves")
+        return replace(self, review_dir="review/" if wave == 1 else "review/wave-2/")
+
+    @property
+    def wave(self) -> int:
+        return 1 if self.review_dir == "review/" else 2
+
     def _at(self, name: str) -> S3Uri:
         return self.root.join(name)
+
+    def _review(self, name: str) -> S3Uri:
+        return self.root.join(self.review_dir + name)
 
     @property
     def config(self) -> S3Uri:
@@ -41,6 +59,8 @@ class RunLayout:
 
     def skipped_part(self, stage: str, part: int | str) -> S3Uri:
         suffix = f"{part:05d}" if isinstance(part, int) else part
+        if stage == "review" and self.wave > 1:  # each review wave keeps its own skip records
+            suffix += f"-wave-{self.wave}"
         return self._at(f"skipped/{stage}-{suffix}.jsonl")
 
     @property
@@ -57,7 +77,7 @@ class RunLayout:
 
     @property
     def review_tasks(self) -> S3Uri:
-        return self._at("review/tasks.jsonl")
+        return self._review("tasks.jsonl")
 
     @property
     def auto_accepted(self) -> S3Uri:
@@ -68,31 +88,36 @@ class RunLayout:
         return self._at("review/audit.jsonl")
 
     @property
+    def gate(self) -> S3Uri:
+        """The audit gate's decision (after the first wave)."""
+        return self._at("review/gate.json")
+
+    @property
     def review_jobs(self) -> S3Uri:
-        return self._at("review/jobs.json")
+        return self._review("jobs.json")
 
     @property
     def review_plan(self) -> S3Uri:
-        return self._at("review/plan.json")
+        return self._review("plan.json")
 
     def groundtruth_job_prefix(self, job_name: str) -> S3Uri:
-        return self._at(f"review/groundtruth/{job_name}/")
+        return self._review(f"groundtruth/{job_name}/")
 
     @property
     def groundtruth_output(self) -> S3Uri:
-        return self._at("review/groundtruth-output/")
+        return self._review("groundtruth-output/")
 
     @property
     def labelstudio_state(self) -> S3Uri:
-        return self._at("review/labelstudio.json")
+        return self._review("labelstudio.json")
 
     @property
     def labelstudio_tasks(self) -> S3Uri:
-        return self._at("review/labelstudio-tasks.jsonl")
+        return self._review("labelstudio-tasks.jsonl")
 
     @property
     def reviewed(self) -> S3Uri:
-        return self._at("review/reviewed.jsonl")
+        return self._review("reviewed.jsonl")
 
     @property
     def manifest(self) -> S3Uri:

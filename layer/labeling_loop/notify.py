@@ -32,11 +32,17 @@ def _read(s3: Any, uri: S3Uri) -> Any:
 
 
 def review_waiting(s3: Any, config: RunConfig, plan: Mapping[str, Any], now: datetime) -> tuple[str, str]:
-    layout = config.layout()
+    wave = int(plan.get("wave", 1))
+    layout = config.layout().for_wave(wave)
     deadline = (now + timedelta(hours=config.reviewDeadlineHours)).astimezone(UTC)
     images = int(plan.get("imagesToReview", 0))
+    second = (
+        " A second wave: the audit could not vouch for the auto-accepted images, so people check them."
+        if wave == 2
+        else ""
+    )
     lines = [
-        f"Run {config.runId}: {images} images wait for review ({plan.get('taskType')}).",
+        f"Run {config.runId}: {images} images wait for review ({plan.get('taskType')}).{second}",
         f"Review deadline: {deadline:%Y-%m-%d %H:%M} UTC "
         f"(reviewDeadlineHours {config.reviewDeadlineHours:g}).",
     ]

@@ -53,8 +53,9 @@ EVENTS_PER_MODEL_POLL = 9  # Model Running? -> Wait For Model -> Check Model
 EVENTS_PER_REVIEW_POLL = 9  # Wait For Label Studio Reviewers -> Check Label Studio Review -> Done?
 EVENTS_PER_JOB_POLL = 11  # a labeling job's child execution: Wait -> Describe -> Ended? -> Deadline?
 EVENTS_PER_TRAINING_POLL = 9  # Wait For Training -> Advance Training -> Training Done?
-# Everything else one execution records, retries included (the straight path is ~110 events).
-OTHER_EVENTS = 1_000
+# Everything else one execution records, retries included (the straight path is ~110 events, the
+# second review wave's states counted twice; every retry at its maximum: ~1,400).
+OTHER_EVENTS = 1_600
 # A labeling job past the review deadline is stopped; give it this long to end (Stopping -> Stopped).
 JOB_STOP_GRACE_HOURS = 2
 # DetectCustomLabels is called with this MinConfidence (or minConfidence when lower), so that
@@ -147,8 +148,13 @@ RunId = Annotated[str, _pattern(RUN_ID, "must be 1-40 lower-case letters, digits
 ExecutionArn = Annotated[str, _pattern(EXECUTION_ARN, "must be a Step Functions execution ARN")]
 Fraction = Annotated[float, _NUMBER, Field(ge=0, le=1)]
 AuditMinImages = Annotated[int, _NUMBER, Field(ge=0, le=10_000)]
-# A precision target below 0.5 would auto-accept labels that are wrong more often than right.
-PrecisionTarget = Annotated[float, _NUMBER, Field(ge=0.5, le=0.999)]
+# The most auto-accepted images that may be wrong. Above one in two, auto-accept would be wrong more
+# often than right; below 0.1 %, no audit of a realistic size could ever vouch for it.
+ErrorTarget = Annotated[float, _NUMBER, Field(ge=0.001, le=0.5)]
+# IoU above which a predicted box needs no correction (evaluation/verdict.py): at least PASCAL VOC's
+# "same object" 0.5, at most 0.95 (COCO's strictest step; people rarely agree more closely).
+BoxTolerance = Annotated[float, _NUMBER, Field(ge=0.5, le=0.95)]
+AuditGateAction = Literal["review", "defer"]
 # At most one threshold per label a review may offer.
 ConfidenceByLabel = Annotated[dict[str, Confidence], Field(max_length=MAX_LABELS_PER_JOB)]
 TrainingPollSeconds = Annotated[int, _NUMBER, Field(ge=60, le=86_400)]
@@ -180,8 +186,11 @@ class RunConfig(BaseModel):
     # anyway, chosen by a hash of the image: the report's auto-accept error rate comes from them.
     auditFraction: Fraction
     auditMinImages: AuditMinImages
-    auditErrorTarget: Fraction  # warn when the error rate's 95 % upper bound is above it
-    autoAcceptPrecision: PrecisionTarget  # the precision lower bound a recommended threshold meets
+    # The most auto-accepted images that may be wrong: what recommended thresholds promise, and the
+    # gate's limit on the audit's 95 % upper bound before auto-accepted images ship.
+    auditErrorTarget: ErrorTarget
+    auditGateAction: AuditGateAction  # when the audit cannot vouch: a second review wave, or defer
+    boxTolerance: BoxTolerance  # IoU below which a predicted box counts as wrong
     train: bool  # add the manifest to the training dataset and train the next version
     promoteIfBetter: bool  # record whether the new version should replace the current one
     trainingPollSeconds: TrainingPollSeconds
@@ -225,7 +234,11 @@ class RunConfig(BaseModel):
         review_seconds = self.reviewDeadlineHours * 3600
         run = OTHER_EVENTS + model_polls * EVENTS_PER_MODEL_POLL
         if self.reviewBackend == "labelstudio":
-            run += (math.ceil(review_seconds / self.reviewPollSeconds) + 1) * EVENTS_PER_REVIEW_POLL
+            run += (
+                self.review_waves
+                * (math.ceil(review_seconds / self.reviewPollSeconds) + 1)
+                * EVENTS_PER_REVIEW_POLL
+            )
         if self.train:
             run += self.training_polls() * EVENTS_PER_TRAINING_POLL
         job_seconds = review_seconds + JOB_STOP_GRACE_HOURS * 3600
@@ -264,6 +277,11 @@ class RunConfig(BaseModel):
             )
         return None
 
+    @property
+    def review_waves(self) -> int:
+        """Two when the audit gate may send the auto-accepted images to people in a second wave."""
+        return 2 if self.auto_accept_on and self.auditGateAction == "review" else 1
+
     def fastest_review_poll(self) -> int:
         """The shortest reviewPollSeconds that keeps every execution of the run under the limit."""
         model_polls = math.ceil(self.modelStartTimeoutMinutes * 60 / self.modelPollSeconds) + 1
@@ -271,7 +289,8 @@ class RunConfig(BaseModel):
             room = HISTORY_LIMIT - OTHER_EVENTS - model_polls * EVENTS_PER_MODEL_POLL
             if self.train:
                 room -= self.training_polls() * EVENTS_PER_TRAINING_POLL
-            polls, seconds = room // EVENTS_PER_REVIEW_POLL - 1, self.reviewDeadlineHours * 3600
+            polls = room // (EVENTS_PER_REVIEW_POLL * self.review_waves) - 1
+            seconds = self.reviewDeadlineHours * 3600
         else:
             room = HISTORY_LIMIT - OTHER_EVENTS
             polls = room // EVENTS_PER_JOB_POLL - 1

@@ -21,9 +21,12 @@ from labeling_loop import run_records
 from labeling_loop.errors import InvalidInput
 from labeling_loop.jsonl import read_json, write_json
 from labeling_loop.run_config import (
+    AuditGateAction,
     AuditMinImages,
+    BoxTolerance,
     Confidence,
     ConfidenceByLabel,
+    ErrorTarget,
     Fraction,
     ImagesPerJob,
     InferenceUnits,
@@ -32,7 +35,6 @@ from labeling_loop.run_config import (
     LabelsPerJob,
     ModelPollSeconds,
     ModelStartTimeoutMinutes,
-    PrecisionTarget,
     ProjectVersionArn,
     RequestedTaskType,
     ReviewBackend,
@@ -100,8 +102,9 @@ class RunInput(BaseModel):
     modelStartTimeoutMinutes: ModelStartTimeoutMinutes | None = None
     auditFraction: Fraction | None = None
     auditMinImages: AuditMinImages | None = None
-    auditErrorTarget: Fraction | None = None
-    autoAcceptPrecision: PrecisionTarget | None = None
+    auditErrorTarget: ErrorTarget | None = None
+    auditGateAction: AuditGateAction | None = None
+    boxTolerance: BoxTolerance | None = None
     train: bool | None = None
     promoteIfBetter: bool | None = None
     trainingPollSeconds: TrainingPollSeconds | None = None
@@ -126,6 +129,8 @@ RETIRED_FIELDS = {
     "model's inference units",
     "batchesPerInferenceUnit": "is no longer a setting: each run plans its batches from its images and "
     "the model's inference units",
+    "autoAcceptPrecision": "is no longer a setting: recommended thresholds bound the share of wrong "
+    "images (missed objects included), at auditErrorTarget",
 }
 RUN_ID_NAME_CHARS = 31  # + "-" + 8 hex digits = 40, the run id's limit
 

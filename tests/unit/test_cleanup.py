@@ -32,6 +32,7 @@ from labeling_loop.deferral import defer_record
 from labeling_loop.errors import ModelTransitionError
 from labeling_loop.inference import claims, model_control, model_lease
 from labeling_loop.inference.listing import list_images
+from labeling_loop.jsonl import write_json
 from labeling_loop.layout import RunLayout
 from labeling_loop.manifest.build import build_run_manifest
 from labeling_loop.report.publish import run_result
@@ -298,6 +299,8 @@ def finished_run(aws: SimpleNamespace, *, incremental: bool) -> tuple[RunConfig,
             }
         ],
     )
+    # the audit gate let the auto-accepted images ship (what Check Audit records)
+    write_json(aws.s3, layout.gate, {"decision": "ship", "reason": "the audit vouched for them"})
     plan = PlanSummary("classification", ["indoor", "outdoor"], images_auto_accepted=2)
     result = finish_run(aws, config, plan, images_listed=4)
     return config, result

@@ -38,6 +38,7 @@ from fixtures_aws import (
 from labeling_loop import run_records
 from labeling_loop.errors import InvalidInput, ModelStartTimeoutError
 from labeling_loop.inference import claims, model_lease
+from labeling_loop.jsonl import write_json
 from labeling_loop.run_config import PREDICTION_FLOOR, from_state
 from labeling_loop.s3_uri import S3Uri
 from labeling_loop.settings import SettingsError
@@ -370,11 +371,13 @@ def test_plan_review_handler_plans_ground_truth_jobs(
         "imagesAutoAccepted": 1,
         "imagesAudited": 0,  # the event turns the audit off
         "jobs": 1,
+        "wave": 1,
+        "jobsKey": CONFIG["reviewJobsKey"],
         "backend": "groundtruth",
     }
     assert read_json(stack.s3, LAYOUT.review_plan) == result
-    # AND the labeling jobs' item list is where "Run Labeling Jobs" reads it
-    jobs = read_json(stack.s3, S3Uri(CONFIG["outputBucket"], CONFIG["reviewJobsKey"]))
+    # AND the labeling jobs' item list is where "Run Labeling Jobs" reads it (the plan's jobsKey)
+    jobs = read_json(stack.s3, S3Uri(CONFIG["outputBucket"], result["jobsKey"]))
     assert [job["objectCount"] for job in jobs] == [2]
     assert jobs[0]["workteamArn"] == WORKTEAM_ARN
     assert jobs[0]["jobName"] == f"lab-{RUN.runId}-det-000"
@@ -469,6 +472,9 @@ def test_build_manifest_handler(stack: SimpleNamespace, context: FakeLambdaConte
         [{"source-ref": ref("broken.jpg"), "stage": "inference", "reason": "corrupt-image", "detail": "x"}],
     )
 
+    # AND the audit gate let the auto-accepted image ship (what Check Audit records)
+    write_json(stack.s3, LAYOUT.gate, {"decision": "ship", "reason": "the audit vouched for it"})
+
     # WHEN the function runs with the listing counts and the review plan the state machine carried
     result = handler("build_manifest").lambda_handler(event("build_manifest"), context)
 
@@ -536,13 +542,18 @@ def test_a_whole_run_through_the_handlers(stack: SimpleNamespace, context: FakeL
         ],
     )
     state["plan"] = {key: plan[key] for key in selected_keys("Plan Review")}
+    state["gate"] = handler("plan_review").lambda_handler(
+        {"action": "check-audit", "config": state["config"], "plan": state["plan"]}, context
+    )
+    assert set(state["gate"]) == selected_keys("Check Audit")
     result = handler("build_manifest").lambda_handler(
         {"config": state["config"], "listing": state["listing"], "plan": state["plan"]}, context
     )
 
     # THEN the model was stopped after inference, and every listed image is accounted for
     assert released["stopped"] is True
-    # (the one confident image is the audit: the stack audits at least 20 candidates)
+    # (the one confident image is the audit: the stack audits at least 60 candidates, so all of them)
+    assert state["gate"]["decision"] == "nothing-to-ship"
     assert (plan["imagesAutoAccepted"], plan["imagesToReview"], plan["imagesAudited"]) == (0, 3, 1)
     counts = result["counts"]
     assert counts["imagesListed"] == 4

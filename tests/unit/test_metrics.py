@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from labeling_loop.geometry import PixelBox
-from labeling_loop.manifest.quality import (
+from labeling_loop.evaluation.quality import (
     LabeledBox,
     QualityAccumulator,
     match_boxes,
     match_labels,
     precision_recall_f1,
 )
+from labeling_loop.geometry import PixelBox
 
 
 def cat(left: int, top: int, width: int = 10, height: int = 10) -> LabeledBox:

@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 from fixtures_aws import OUTPUT_BUCKET, read_jsonl, write_jsonl
 from labeling_loop.layout import RunLayout
-from labeling_loop.review.plan import PlanSummary, plan, resolve_task_type
+from labeling_loop.review.plan import (
+    AuditSampler,
+    AutoAccept,
+    PlanSummary,
+    audit_key,
+    is_auto_accepted,
+    plan,
+    resolve_task_type,
+)
 from labeling_loop.s3_uri import S3Uri
 
 LAYOUT = RunLayout.for_run(S3Uri(OUTPUT_BUCKET, "labeling-runs/"), "run-1")
@@ -84,6 +92,8 @@ def test_detection_tasks_carry_pixel_boxes_of_the_displayed_image(aws: SimpleNam
         "imagesAutoAccepted": 0,
         "imagesAudited": 0,
         "jobs": 0,
+        "wave": 1,
+        "jobsKey": "",
     }
 
 
@@ -265,3 +275,32 @@ def test_a_run_with_no_predictions_writes_empty_files(aws: SimpleNamespace) -> N
     assert summary.to_dict()["imagesToReview"] == 0
     assert read_jsonl(aws.s3, LAYOUT.review_tasks) == []
     assert read_jsonl(aws.s3, LAYOUT.auto_accepted) == []
+
+
+def test_the_audit_sample_takes_the_lowest_keys_and_at_least_the_minimum() -> None:
+    refs = [f"s3://b/img-{i:03d}.jpg" for i in range(200)]
+    keys = sorted(audit_key(r, "run-1") for r in refs)
+    sampler = AuditSampler(fraction=0.05, minimum=20)
+    for ref in refs:
+        sampler.offer(audit_key(ref, "run-1"))
+    chosen = [r for r in refs if sampler.selects(audit_key(r, "run-1"))]
+    # 5 % of 200 is about 10, fewer than the minimum: exactly the 20 lowest keys
+    assert len(chosen) == 20 and sorted(audit_key(r, "run-1") for r in chosen) == keys[:20]
+    # reproducible: the same images every time, whatever the order they come in
+    again = AuditSampler(fraction=0.05, minimum=20)
+    for ref in reversed(refs):
+        again.offer(audit_key(ref, "run-1"))
+    assert [r for r in refs if again.selects(audit_key(r, "run-1"))] == chosen
+    # AND another run over the same images audits others (the run id salts the hash)
+    other = AuditSampler(fraction=0.05, minimum=20)
+    for ref in refs:
+        other.offer(audit_key(ref, "run-2"))
+    assert len(set(chosen) & {r for r in refs if other.selects(audit_key(r, "run-2"))}) < 10
+
+
+def test_per_label_thresholds_decide_auto_accept() -> None:
+    task = {"predictions": [{"label": "cat", "confidence": 85.0}, {"label": "dog", "confidence": 97.0}]}
+    assert is_auto_accepted(task, AutoAccept(90.0)) is False
+    assert is_auto_accepted(task, AutoAccept(None, {"cat": 80.0, "dog": 95.0})) is True
+    assert is_auto_accepted(task, AutoAccept(None, {"cat": 80.0})) is False  # dog: always reviewed
+    assert is_auto_accepted({"predictions": []}, AutoAccept(0.0)) is False

@@ -548,10 +548,10 @@ def test_empty_workteam_string_counts_as_missing() -> None:
 @pytest.mark.parametrize(
     ("backend", "fastest"),
     [
-        # a labeling job's execution: 11 events per poll for 720 h + 2 h to stop, 1,000 for the rest
-        ("groundtruth", 1193),
+        # a labeling job's execution: 11 events per poll for 720 h + 2 h to stop, 1,600 for the rest
+        ("groundtruth", 1223),
         # the run's own execution: 9 per review poll, plus 61 model polls at the defaults
-        ("labelstudio", 996),
+        ("labelstudio", 1022),
     ],
 )
 def test_review_polls_that_would_overflow_the_execution_history_are_rejected(
@@ -566,6 +566,20 @@ def test_review_polls_that_would_overflow_the_execution_history_are_rejected(
     assert "over the 25,000 an execution keeps" in message and f"at least every {fastest} s" in message
     # AND that interval is fine
     assert validate({**base, "reviewPollSeconds": fastest}, LS_STACK).reviewPollSeconds == fastest
+
+
+def test_a_possible_second_review_wave_doubles_the_review_polls_counted() -> None:
+    # GIVEN a Label Studio run with auto-accept on: the audit gate may send its auto-accepted images
+    # to people in a second wave, which polls as long again
+    base = {**VALID, "reviewBackend": "labelstudio", "reviewDeadlineHours": 720, "autoAcceptConfidence": 95}
+    # THEN the fastest poll allowed is about twice as long as with one wave
+    two = validate({**base, "reviewPollSeconds": 86_400}, LS_STACK)
+    one = validate({**base, "auditGateAction": "defer", "reviewPollSeconds": 86_400}, LS_STACK)
+    assert (two.review_waves, one.review_waves) == (2, 1)
+    assert two.fastest_review_poll() > 1.9 * one.fastest_review_poll()
+    assert rejection({**base, "reviewPollSeconds": two.fastest_review_poll() - 1}, LS_STACK).startswith(
+        "reviewPollSeconds"
+    )
 
 
 def test_model_polls_that_would_overflow_the_execution_history_are_rejected() -> None:

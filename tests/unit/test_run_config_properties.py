@@ -188,19 +188,21 @@ def valid_inputs(draw: st.DrawFn) -> dict[str, Any]:
             continue
         raw[field] = draw(st.integers(int(low), int(high)) if integer else st.floats(low, high))
     # The history guard ties the poll intervals to the deadlines: at most 500 model polls and
-    # 2,000 review polls keep every execution of the run far under 25,000 events.
+    # 1,000 review polls per review wave (two when the audit gate may send auto-accepted images to
+    # people) keep every execution of the run far under 25,000 events.
     timeout = raw.get("modelStartTimeoutMinutes", NUMERIC_DEFAULTS["modelStartTimeoutMinutes"])
     model_poll = raw.get("modelPollSeconds", NUMERIC_DEFAULTS["modelPollSeconds"])
     raw["modelPollSeconds"] = max(model_poll, math.ceil(timeout * 60 / 500))
     deadline = draw(st.integers(1, 720))
     raw["reviewDeadlineHours"] = deadline
-    fastest = max(math.ceil((deadline + 2) * 3600 / 2000), int(NUMBERS["reviewPollSeconds"][0]))
+    fastest = max(math.ceil((deadline + 2) * 3600 / 1000), int(NUMBERS["reviewPollSeconds"][0]))
     raw["reviewPollSeconds"] = draw(st.integers(fastest, 86_400))
     min_confidence = raw.get("minConfidence", 50.0)
     if draw(st.booleans()):
         raw["autoAcceptConfidence"] = draw(st.floats(min_confidence, 100))
     optional = {
         "taskType": st.sampled_from(["auto", "detection", "classification"]),
+        "auditGateAction": st.sampled_from(["review", "defer"]),
         "incremental": st.booleans(),
         "jobNamePrefix": job_prefixes,
         "labels": labels,
@@ -361,6 +363,8 @@ def malformed_values(field: str) -> st.SearchStrategy[Any]:
         return st.one_of(
             st.integers(), st.text(max_size=12).filter(lambda v: v not in ("groundtruth", "labelstudio"))
         )
+    if field == "auditGateAction":
+        return st.one_of(st.integers(), st.text(max_size=12).filter(lambda v: v not in ("review", "defer")))
     if field == "taskType":
         return st.one_of(
             st.integers(),

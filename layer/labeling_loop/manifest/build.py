@@ -13,8 +13,11 @@ import itertools
 import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
+from labeling_loop.deferral import defer_record
+from labeling_loop.evaluation.measures import AUDIT, REVIEW, RunMeasures, predictions_of, reference_boxes
+from labeling_loop.evaluation.quality import DEFAULT_IOU_THRESHOLD, LabeledBox, QualityAccumulator
 from labeling_loop.export.coco import CocoWriter
 from labeling_loop.jsonl import (
     JsonlWriter,
@@ -26,13 +29,10 @@ from labeling_loop.jsonl import (
 )
 from labeling_loop.layout import RunLayout
 from labeling_loop.manifest.lines import ClassMap, build_line, skip_record
-from labeling_loop.manifest.measures import RunMeasures, reference_boxes, scored_predictions
-from labeling_loop.manifest.quality import DEFAULT_IOU_THRESHOLD, LabeledBox, QualityAccumulator
 from labeling_loop.manifest.rules import REASON_INVALID, ManifestValidator, errors_only, inspect_line
 from labeling_loop.manifest.spill_index import DEFERRED, IN_MANIFEST, SKIPPED, SpillIndex
-from labeling_loop.manifest.thresholds import ScoredBox
 from labeling_loop.report.publish import publish
-from labeling_loop.report.sections import RunContext, report_sections
+from labeling_loop.report.sections import SHIPPING_DECISIONS, RunContext, report_sections
 from labeling_loop.review.plan import PlanSummary
 from labeling_loop.run_config import PREDICTION_FLOOR, RunConfig
 
@@ -75,12 +75,10 @@ def _predicted(record: Mapping[str, Any], task_type: str, min_confidence: float 
     """A prediction record as the model's answer at `min_confidence` (what reviewers were shown):
     pixel boxes for detection (converted exactly as PlanReview converts them for the review
     tasks), label names for classification."""
-    scored = scored_predictions(record, task_type)
+    shown = [p for p in predictions_of(record, task_type) if p.confidence >= min_confidence]
     if task_type != "detection":
-        labels = cast(list[tuple[str, float]], scored)
-        return sorted({name for name, confidence in labels if confidence >= min_confidence})
-    boxes = cast(list[ScoredBox], scored)
-    return [LabeledBox(b.label, b.box) for b in boxes if b.confidence >= min_confidence]
+        return sorted({p.label for p in shown})
+    return [LabeledBox(p.label, p.box) for p in shown]
 
 
 def _creation_date(now: datetime) -> str:
@@ -144,7 +142,13 @@ def build_manifest(
     if task_type not in ("detection", "classification"):
         raise ValueError(f"unknown task type {task_type!r}")
     context = context or RunContext()
-    measures = RunMeasures(task_type, context.min_confidence, PREDICTION_FLOOR, iou_threshold)
+    measures = RunMeasures(
+        task_type,
+        context.min_confidence,
+        PREDICTION_FLOOR,
+        iou_threshold,
+        box_tolerance=context.box_tolerance,
+    )
     class_map = ClassMap(labels)
     creation_date = _creation_date(now)
     validator = ManifestValidator(class_map.names)
@@ -172,9 +176,18 @@ def build_manifest(
             if task_type == "detection"
             else None
         )
+        decision = context.gate_decision
+        if decision == "defer":
+            # The audit could not vouch for the auto-accepted images: they wait for the next run.
+            _hold_auto_accepted(s3, layout, context.gate_reason)
+        second_wave = layout.for_wave(2).reviewed
+        # People's answers first (both review waves): if an image is both reviewed and auto-accepted,
+        # the review wins. Auto-accepted images ship only when the audit gate let them.
+        sources = [layout.reviewed, second_wave]
+        if decision in SHIPPING_DECISIONS:
+            sources.append(layout.auto_accepted)
         with JsonlWriter(s3, layout.manifest) as manifest, JsonlWriter(s3, layout.skipped) as skipped:
-            # People's answers first: if an image is both reviewed and auto-accepted, the review wins.
-            for source in (layout.reviewed, layout.auto_accepted):
+            for source in sources:
                 for record in read_jsonl(s3, source, missing_ok=True):
                     ref = record.get("source-ref")
                     if not isinstance(ref, str):
@@ -207,7 +220,13 @@ def build_manifest(
                     if human:
                         counts.add("imagesReviewed")
                         prediction = _add_quality(s3, layout, index, quality, record, ref, task_type, context)
-                        measures.add(ref, record, prediction, audited=index.is_audited(ref))
+                        audited = index.is_audited(ref)
+                        if source == second_wave:  # an auto-accept candidate the gate sent to people
+                            measures.add(ref, record, prediction, stratum=AUDIT, held=True)
+                        else:
+                            measures.add(
+                                ref, record, prediction, stratum=AUDIT if audited else REVIEW, audited=audited
+                            )
                     if line is not None:
                         validator.count(ref, line_labels, len(encoded) + 1)
                         manifest.write(line)
@@ -286,6 +305,15 @@ def build_manifest(
     }
     publish(s3, layout, report)
     return report
+
+
+def _hold_auto_accepted(s3: Any, layout: RunLayout, reason: str) -> None:
+    """The auto-accepted images as deferral records (`deferred/manifest-00000.jsonl`)."""
+    with JsonlWriter(s3, layout.deferred_part("manifest", 0)) as held:
+        held.write_all(
+            defer_record(str(r["source-ref"]), "manifest", "held-by-audit-gate", reason)
+            for r in read_jsonl(s3, layout.auto_accepted, missing_ok=True)
+        )
 
 
 def _add_quality(
@@ -369,13 +397,26 @@ def build_run_manifest(
     batches: int = 0,
     model_usage: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """`build_manifest` for one run: its task type and labels from the review plan, its labeling
-    jobs (if any) from `review/jobs.json`."""
+    """`build_manifest` for one run: its task type, labels and strata from the first review wave's
+    plan, the audit gate's decision from `review/gate.json`, its labeling jobs (if any) from both
+    waves' `jobs.json`."""
     layout = config.layout()
+    if plan.wave > 1:
+        plan = PlanSummary.from_state(read_json(s3, layout.review_plan))
+    jobs: list[str] = []
+    for wave in (1, 2):
+        try:
+            jobs += [job["jobName"] for job in read_json(s3, layout.for_wave(wave).review_jobs)]
+        except s3.exceptions.NoSuchKey:
+            continue
     try:
-        jobs = read_json(s3, layout.review_jobs)
+        gate = dict(read_json(s3, layout.gate))
     except s3.exceptions.NoSuchKey:
-        jobs = []
+        # Every path of the workflow records one; without it nothing auto-accepted ships unchecked.
+        gate = {
+            "decision": "defer" if plan.images_auto_accepted else "nothing-to-ship",
+            "reason": "no audit gate decision was recorded (review/gate.json)",
+        }
     return build_manifest(
         s3,
         layout,
@@ -384,7 +425,7 @@ def build_run_manifest(
         images_listed=images_listed,
         run_id=config.runId,
         backend=config.reviewBackend,
-        labeling_jobs=[job["jobName"] for job in jobs],
+        labeling_jobs=jobs,
         job_name=f"{config.jobNamePrefix}-{config.runId}",
         now=now,
         context=RunContext(
@@ -393,7 +434,8 @@ def build_run_manifest(
             images_audited=plan.images_audited,
             images_auto_accepted=plan.images_auto_accepted,
             audit_error_target=config.auditErrorTarget,
-            precision_target=config.autoAcceptPrecision,
+            box_tolerance=config.boxTolerance,
+            gate=gate,
             batches=batches,
             model_usage=dict(model_usage or {}),
         ),

@@ -11,6 +11,12 @@ docs/aws-facts.md confirms is said there, and repeated in the report).
   figures measured in bench/ (bench/README.md: ~12 transitions and ~11 invocations per 1,000
   images at 100 images per batch) plus a fixed part for the straight path.
 - Training, when the run trained: BillableTrainingTimeInSeconds (DescribeProjectVersions, §1.3).
+- People's time, where the backend reports it (Label Studio's lead time per annotation): hours,
+  and their cost at `reviewerHourlyUsd` when the run sets one.
+
+The figure to compare runs by is the cost per **correct** label: the manifest's images minus the
+auto-accepted ones the audit estimates wrong (its 95 % predictive interval gives the range), since
+an image shipped wrong costs a correction later instead of saving one.
 """
 
 from __future__ import annotations
@@ -51,6 +57,9 @@ def run_cost(
     batches: int,
     images_labeled: int,
     training_seconds: float | None = None,
+    wrong_auto_accepted: list[int] | None = None,
+    reviewer_seconds: float | None = None,
+    reviewer_hourly_usd: float = 0.0,
 ) -> dict[str, Any]:
     usage = model_usage or {}
     seconds = float(usage.get("modelSeconds") or 0)
@@ -74,10 +83,28 @@ def run_cost(
     lines["engine"] = engine
     if training_seconds is not None:
         lines["training"] = _line(training_seconds / 3600, CUSTOM_LABELS_TRAINING_HOUR)
+    if reviewer_seconds is not None:
+        hours = reviewer_seconds / 3600
+        lines["people"] = {
+            "quantity": round(hours, 4),
+            "unit": "reviewer hour (as the backend timed it)",
+            "usd": round(hours * reviewer_hourly_usd, 4),
+            "note": "reviewerHourlyUsd not set: people's time not priced"
+            if not reviewer_hourly_usd
+            else f"at {reviewer_hourly_usd:g} USD per hour",
+        }
     total = round(sum(float(line["usd"]) for line in lines.values()), 4)
+    low, high = (wrong_auto_accepted or [0, 0])[:2]
+    correct = [images_labeled - high, images_labeled - low]  # fewest, most correct images
     return {
         **lines,
         "totalUsd": total,
         "perLabeledImageUsd": round(total / images_labeled, 5) if images_labeled else None,
+        "correctImages95": correct,
+        # The most correct images give the lowest cost: (best, worst) per correct image.
+        "perCorrectImageUsd95": [
+            round(total / correct[1], 5) if correct[1] > 0 else None,
+            round(total / correct[0], 5) if correct[0] > 0 else None,
+        ],
         "note": "list prices, several unconfirmed (priceConfirmed false: docs/aws-facts.md §8)",
     }

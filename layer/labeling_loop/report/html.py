@@ -42,6 +42,12 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _figure(row: Mapping[str, Any] | None, name: str) -> str:
+    """`0.87 (0.84-0.90)`: a quality figure with its 95 % interval, at the precision it has."""
+    figure = (row or {}).get(name)
+    return str(figure.get("text")) if isinstance(figure, Mapping) else "–"
+
+
 def _quality(report: Mapping[str, Any]) -> str:
     quality = report.get("quality") or {}
     reviewed = quality.get("reviewedImages") or {}
@@ -52,23 +58,14 @@ def _quality(report: Mapping[str, Any]) -> str:
         (label, (reviewed.get("byLabel") or {}).get(label), (whole or {}).get("byLabel", {}).get(label))
         for label in labels
     ]:
-        r, w = r or {}, w or {}
-        rows.append(
-            [
-                name,
-                r.get("precision"),
-                r.get("recall"),
-                r.get("f1"),
-                w.get("precision"),
-                w.get("recall"),
-                w.get("f1"),
-            ]
-        )
+        rows.append([name, *(_figure(r, f) for f in ("precision", "recall", "f1")),
+                     *(_figure(w, f) for f in ("precision", "recall", "f1"))])  # fmt: skip
     note = escape(str(quality.get("wholeRunNote", "")))
     return (
         "<h2>Model quality</h2>"
-        f"<p>IoU {_fmt(quality.get('iouThreshold'))}, predictions at minConfidence {_fmt(quality.get('minConfidence'))}, "
-        f"{_fmt(reviewed.get('images'))} reviewed images. Whole run: {note}.</p>"
+        f"<p>Each figure with its 95 % interval, printed to the digits the interval supports. IoU "
+        f"{_fmt(quality.get('iouThreshold'))}, predictions at minConfidence {_fmt(quality.get('minConfidence'))}, "
+        f"{_fmt(reviewed.get('images'))} reviewed images (about the model on images like them). Whole run: {note}.</p>"
         + _table(
             ["label", "precision (reviewed)", "recall (reviewed)", "F1 (reviewed)", "precision (whole run)",
              "recall (whole run)", "F1 (whole run)"],
@@ -77,56 +74,69 @@ def _quality(report: Mapping[str, Any]) -> str:
     )  # fmt: skip
 
 
+_DECISIONS = {
+    "ship": ("ok", "shipped: the audit vouches for them"),
+    "nothing-to-ship": ("ok", "nothing shipped unchecked: people reviewed every candidate"),
+    "review": ("bad", "held: people reviewed them in a second wave"),
+    "defer": ("bad", "held: deferred to the next run"),
+}
+
+
 def _audit(report: Mapping[str, Any]) -> str:
     audit = report.get("audit")
     if not audit:
-        return "<h2>Auto-accept audit</h2><p>No image was auto-accepted (auto-accept off, or no image qualified): people reviewed every image.</p>"
+        return "<h2>Auto-accept audit</h2><p>No image was a candidate for auto-accept (auto-accept off, or no image qualified): people reviewed every image.</p>"
     low, high = audit.get("interval95") or [None, None]
-    verdict = (
-        f'<span class="ok">upper bound {_fmt(high)} within the target {_fmt(audit.get("target"))}</span>'
-        if audit.get("meetsTarget")
-        else f'<span class="bad">upper bound {_fmt(high)} above the target {_fmt(audit.get("target"))}</span>'
+    wrong = audit.get("wrongAutoAccepted95") or [None, None]
+    gate = report.get("gate") or {}
+    css, outcome = _DECISIONS.get(str(gate.get("decision")), ("", str(gate.get("decision"))))
+    kinds = audit.get("errorKinds") or {}
+    second = audit.get("secondWave")
+    check = (
+        f"<p>The second wave reviewed {_fmt(second.get('reviewed'))} of them and found {_fmt(second.get('wrong'))} "
+        f"wrong; the audit had predicted {_fmt(second['predicted95'][0])}-{_fmt(second['predicted95'][1])}.</p>"
+        if second
+        else ""
     )
     return (
-        "<h2>Auto-accept audit</h2>"
-        f"<p>{_fmt(audit.get('audited'))} of {_fmt(audit.get('candidates'))} images that would have been "
-        f"auto-accepted were reviewed anyway; people changed {_fmt(audit.get('errors'))} of the "
-        f"{_fmt(audit.get('reviewed'))} answered. Auto-accept error rate {_fmt(audit.get('errorRate'))}, "
-        f"95 % interval [{_fmt(low)}, {_fmt(high)}]: {verdict}.</p>"
-    )
+        "<h2>Auto-accept audit and gate</h2>"
+        f"<p>{_fmt(audit.get('audited'))} of {_fmt(audit.get('candidates'))} auto-accept candidates, drawn at random, "
+        f"were reviewed anyway; {_fmt(audit.get('errors'))} of the {_fmt(audit.get('reviewed'))} answered were wrong "
+        f"(box tolerance IoU {_fmt(report.get('work', {}).get('boxTolerance'))}: {_fmt(kinds.get('missed'))} missed objects, "
+        f"{_fmt(kinds.get('extra'))} extra boxes, {_fmt(kinds.get('wrongLabel'))} wrong labels, "
+        f"{_fmt(kinds.get('outOfTolerance'))} boxes out of tolerance). Candidates' error rate "
+        f"{_fmt(audit.get('errorRate'))}, exact 95 % interval [{_fmt(low)}, {_fmt(high)}]; wrong among the "
+        f"{_fmt(audit.get('autoAcceptedImages'))} not audited: {_fmt(wrong[0])}-{_fmt(wrong[1])} (95 %).</p>"
+        f'<p>Gate: their error rate is at most {_fmt(audit.get("shippedErrorUpperBound"))} (95 % upper bound) against '
+        f'auditErrorTarget {_fmt(audit.get("target"))}: <span class="{css}">{escape(outcome)}</span>. '
+        f"{escape(str(gate.get('reason', '')))}</p>" + check
+    )  # fmt: skip
 
 
 def _thresholds(report: Mapping[str, Any]) -> str:
     thresholds = report.get("thresholds") or {}
-    rows = []
-    for label, row in [
-        *sorted((thresholds.get("byLabel") or {}).items()),
-        ("all labels", thresholds.get("allLabels") or {}),
-    ]:
-        best = row if row.get("recommended") is not None else row.get("best") or {}
-        rows.append(
-            [
-                label,
-                row.get("recommended"),
-                best.get("precision"),
-                best.get("precisionLowerBound"),
-                best.get("predictions"),
-            ]
-        )
+    rows = [
+        [label, row.get("recommended"), row.get("images"), row.get("errorRate"), row.get("errorUpperBound"),
+         row.get("reason", "")]
+        for label, row in sorted((thresholds.get("byLabel") or {}).items())
+    ]  # fmt: skip
     suggestion = json.dumps(thresholds.get("nextRunInput") or {}, indent=1)
     return (
         "<h2>Recommended auto-accept thresholds</h2>"
-        f"<p>The lowest confidence whose precision's 95 % lower bound reaches {_fmt(thresholds.get('target'))}, "
-        "from every prediction people reviewed. For the next run's input:</p>"
+        f"<p>Per label, the lowest confidence at which the images it would accept are shown, at "
+        f"{_fmt(thresholds.get('confidence'))} confidence, to be wrong (missed objects included) no more often "
+        f"than {_fmt(thresholds.get('target'))}. A label that cannot show it gets none and is always reviewed. "
+        "For the next run's input:</p>"
         f"<pre>{escape(suggestion)}</pre>"
-        + _table(["label", "recommended", "precision", "lower bound", "predictions"], rows)
+        + _table(["label", "recommended", "images", "error rate", "upper bound", "why none"], rows)
     )  # fmt: skip
 
 
 def _work(report: Mapping[str, Any]) -> str:
     work = report.get("work") or {}
-    rows = [[k, work.get(k)] for k in ("kept", "adjusted", "added", "removed", "shareNeedingNoChange",
-            "imagesReviewed", "imagesUnchanged", "imagesAutoAccepted", "reviewerSecondsPerImage")]  # fmt: skip
+    rows = [[k, work.get(k)] for k in ("kept", "adjustedWithinTolerance", "corrected", "added", "removed",
+            "shareNeedingNoCorrection", "imagesReviewed", "imagesCorrected", "correctionsPerReviewedImage",
+            "imagesAutoAccepted", "reviewerSecondsPerImage")]  # fmt: skip
     return "<h2>Human work</h2>" + _table(["", "value"], rows)
 
 
@@ -137,12 +147,13 @@ def _cost(report: Mapping[str, Any]) -> str:
         for name, line in cost.items()
         if isinstance(line, Mapping)
     ]
+    best, worst = cost.get("perCorrectImageUsd95") or [None, None]
     return (
         "<h2>Cost (estimate)</h2>"
         + _table(["item", "quantity", "unit", "USD", "price confirmed"], rows)
-        + f"<p>Total {_fmt(cost.get('totalUsd'))} USD, {_fmt(cost.get('perLabeledImageUsd'))} USD per labeled "
-        f"image. {escape(str(cost.get('note', '')))}</p>"
-    )
+        + f"<p>Total {_fmt(cost.get('totalUsd'))} USD: {_fmt(best)}-{_fmt(worst)} USD per correct image (auto-accepted "
+        f"images the audit estimates wrong are not counted as correct). {escape(str(cost.get('note', '')))}</p>"
+    )  # fmt: skip
 
 
 def _training(report: Mapping[str, Any]) -> str:

@@ -39,5 +39,6 @@ def run_result(layout: RunLayout, report: Mapping[str, Any]) -> dict[str, Any]:
         # Small by construction: two numbers and an interval, whatever the run's size.
         "wholeRunF1": (whole.get("overall") or {}).get("f1"),
         "autoAcceptErrorInterval": audit.get("interval95"),
+        "gate": (report.get("gate") or {}).get("decision"),
         "warnings": report.get("warnings", [])[:20],
     }

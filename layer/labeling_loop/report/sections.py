@@ -1,6 +1,7 @@
-"""The report's sections beyond counts: quality per label (reviewed images and whole run), the
-auto-accept audit, recommended thresholds, human work, cost and the images to look at. Computed
-from RunMeasures (manifest/measures.py) and what the plan and the model control recorded."""
+"""The report's sections beyond counts: quality with intervals (reviewed images and whole run), the
+audit of auto-accept and the gate's decision, recommended thresholds, human work, cost and the
+images to look at. Computed from RunMeasures (evaluation/measures.py), the gate's record
+(review/gate.json) and what the plan and the model control recorded."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from labeling_loop.manifest.measures import AUDIT, REVIEW, RunMeasures
+from labeling_loop.evaluation.measures import AUDIT, REVIEW, RunMeasures
+from labeling_loop.evaluation.verdict import DEFAULT_BOX_TOLERANCE
 from labeling_loop.report.cost import run_cost
+
+# Gate decisions under which the auto-accepted images go into the manifest (evaluation/audit.py).
+SHIPPING_DECISIONS = frozenset({"ship", "nothing-to-ship"})
 
 
 @dataclass(frozen=True)
@@ -17,13 +22,53 @@ class RunContext:
     """What build_manifest needs to know about the run beyond its reviewed records."""
 
     min_confidence: float = 0.0
-    images_to_review: int = 0  # audit images included
+    images_to_review: int = 0  # audit images included (first wave)
     images_audited: int = 0
-    images_auto_accepted: int = 0
+    images_auto_accepted: int = 0  # the candidates the plan did not audit
     audit_error_target: float = 0.05
-    precision_target: float = 0.98
+    box_tolerance: float = DEFAULT_BOX_TOLERANCE
+    gate: Mapping[str, Any] = field(default_factory=lambda: {"decision": "nothing-to-ship", "reason": ""})
     batches: int = 0
     model_usage: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def gate_decision(self) -> str:
+        return str(self.gate.get("decision", "nothing-to-ship"))
+
+    @property
+    def gate_reason(self) -> str:
+        return str(self.gate.get("reason", ""))
+
+
+def _audit_section(measures: RunMeasures, context: RunContext) -> dict[str, Any] | None:
+    audit = dict(context.gate.get("audit") or {})
+    if not audit:
+        return None
+    held = measures.held_tally
+    if held.reviewed:
+        # The second wave reviewed what the audit could only estimate: how right was it?
+        low, high = audit.get("wrongAutoAccepted95") or [0, audit.get("autoAcceptedImages", 0)]
+        audit["secondWave"] = {
+            "reviewed": held.reviewed,
+            "wrong": held.wrong,
+            "predicted95": [low, high],
+            "withinPrediction": bool(
+                held.reviewed == audit.get("autoAcceptedImages") and low <= held.wrong <= high
+            ),
+        }
+    return audit
+
+
+def _warnings(audit: Mapping[str, Any] | None, context: RunContext) -> list[str]:
+    decision = context.gate_decision
+    if audit is None or decision in SHIPPING_DECISIONS:
+        return []
+    held = int(audit.get("autoAcceptedImages") or 0)
+    if decision == "review":
+        return [
+            f"audit gate: {held} auto-accepted images were reviewed by people instead ({context.gate_reason})"
+        ]
+    return [f"audit gate: {held} auto-accepted images deferred to the next run ({context.gate_reason})"]
 
 
 def report_sections(
@@ -33,38 +78,26 @@ def report_sections(
         REVIEW: context.images_to_review - context.images_audited,
         AUDIT: context.images_audited + context.images_auto_accepted,
     }
-    warnings: list[str] = []
-    audit = measures.audit(
-        population[AUDIT] if context.images_audited or context.images_auto_accepted else 0,
-        context.images_audited,
-        context.audit_error_target,
-    )
-    if audit is not None:
-        low, high = audit["interval95"]
-        if not audit["reviewed"]:
-            warnings.append(
-                f"auto-accept not audited: {audit['autoAcceptedImages']} images went into the manifest "
-                "unchecked (auditFraction 0, or no audited image was answered)"
-            )
-        elif not audit["meetsTarget"]:
-            warnings.append(
-                f"auto-accept error rate {audit['errorRate']:.3f} (95 % interval {low:.3f}-{high:.3f}) may "
-                f"exceed auditErrorTarget {context.audit_error_target:g}: raise autoAcceptConfidence or use "
-                "the recommended per-label thresholds"
-            )
-    quality = measures.quality(population)
+    audit = _audit_section(measures, context)
+    shipped = context.images_auto_accepted if context.gate_decision == "ship" else 0
+    wrong_shipped = (audit or {}).get("wrongAutoAccepted95") if shipped else None
     sections = {
-        "quality": quality,
+        "quality": measures.quality(population),
         "audit": audit,
-        "thresholds": measures.recommendations(population, context.precision_target),
-        "work": measures.work_saved(context.images_auto_accepted),
+        "gate": {"decision": context.gate_decision, "reason": context.gate_reason},
+        "thresholds": measures.recommendations(population, context.audit_error_target),
+        "work": measures.work_done(shipped),
         "cost": run_cost(
             model_usage=context.model_usage,
             backend=backend,
-            images_reviewed_by_people=context.images_to_review,
+            # Sent to people (Ground Truth charges per object sent), the second wave included.
+            images_reviewed_by_people=context.images_to_review
+            + (context.images_auto_accepted if context.gate_decision == "review" else 0),
             batches=context.batches,
             images_labeled=images_in_manifest,
+            wrong_auto_accepted=wrong_shipped,
+            reviewer_seconds=measures.review_seconds if measures.timed_images else None,
         ),
         "disagreements": measures.disagreements(),
     }
-    return sections, warnings
+    return sections, _warnings(audit, context)

@@ -9,10 +9,11 @@ applied here, so they can change without inferring again:
   (`autoAcceptConfidenceByLabel`, else `autoAcceptConfidence`), an auto-accepted record;
 - an audit sample of the images that would be auto-accepted goes to review anyway
   (`review/audit.jsonl` lists them with what would have been accepted): the images whose hash of
-  the source-ref falls below `auditFraction`, and at least the `auditMinImages` lowest hashes.
-  A hash, not a random draw: a retried step and anyone rerunning the plan choose the same images,
-  and the choice is independent of the predictions, so the sample is a simple random sample of the
-  auto-accept candidates (what makes the report's error rate unbiased).
+  the run id and the source-ref falls below `auditFraction`, and at least the `auditMinImages`
+  lowest hashes. A hash, not a random draw: a retried step and anyone rerunning the plan choose the
+  same images; salted with the run id, so every run over the same images audits others; and
+  independent of the predictions, so the sample is a simple random sample of the auto-accept
+  candidates (what makes the audit's bounds exact, evaluation/audit.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class PlanSummary:
     jobs: int = 0
     images_audited: int = 0  # among images_to_review: auto-accept candidates reviewed as the audit
     predicted_labels: set[str] = field(default_factory=set)
+    wave: int = 1  # 2: the auto-accepted images the audit gate sent to people
+    jobs_key: str = ""  # the Ground Truth job list of this wave (the Distributed Map's items)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +54,8 @@ class PlanSummary:
             "imagesAutoAccepted": self.images_auto_accepted,
             "imagesAudited": self.images_audited,
             "jobs": self.jobs,
+            "wave": self.wave,
+            "jobsKey": self.jobs_key,
         }
 
     @classmethod
@@ -65,6 +70,8 @@ class PlanSummary:
             images_auto_accepted=int(plan.get("imagesAutoAccepted", 0)),
             images_audited=int(plan.get("imagesAudited", 0)),
             jobs=int(plan.get("jobs", 0)),
+            wave=int(plan.get("wave", 1)),
+            jobs_key=str(plan.get("jobsKey", "")),
         )
 
 
@@ -83,9 +90,10 @@ class AutoAccept:
         return self.default is not None or bool(self.by_label)
 
 
-def audit_key(source_ref: str) -> float:
-    """The image's place in the audit order: a uniform number in [0, 1) from its source-ref."""
-    digest = hashlib.sha256(b"audit|" + source_ref.encode("utf-8")).digest()
+def audit_key(source_ref: str, salt: str) -> float:
+    """The image's place in the audit order: a uniform number in [0, 1) from the salt (the run
+    id) and its source-ref."""
+    digest = hashlib.sha256(f"audit|{salt}|".encode() + source_ref.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
@@ -133,6 +141,7 @@ def survey(
     auto_accept: AutoAccept | None = None,
     audit_fraction: float = 0.0,
     audit_min_images: int = 0,
+    audit_salt: str = "",
 ) -> Survey:
     found = Survey()
     types = [requested_task_type] if requested_task_type != "auto" else ["detection", "classification"]
@@ -146,7 +155,7 @@ def survey(
             continue
         for task_type, sampler in found.audit.items():
             if is_auto_accepted(to_task(record, task_type, min_confidence), auto_accept):
-                sampler.offer(audit_key(record["source-ref"]))
+                sampler.offer(audit_key(record["source-ref"], audit_salt))
     return found
 
 
@@ -226,6 +235,7 @@ def plan(
     min_confidence: float = 0.0,
     audit_fraction: float = 0.0,
     audit_min_images: int = 0,
+    audit_salt: str = "",
 ) -> PlanSummary:
     """Write review/tasks.jsonl, review/auto_accepted.jsonl and review/audit.jsonl; return counts
     and the label set."""
@@ -239,6 +249,7 @@ def plan(
         auto_accept=auto_accept,
         audit_fraction=audit_fraction,
         audit_min_images=audit_min_images,
+        audit_salt=audit_salt,
     )
     predicted = found.labels
     task_type = resolve_task_type(requested_task_type, found.has_boxes, any_label=bool(predicted))
@@ -254,7 +265,7 @@ def plan(
         for record in read_jsonl_prefix(s3, layout.predictions_prefix):
             task = to_task(record, task_type, min_confidence)
             if is_auto_accepted(task, auto_accept):
-                if not sampler.selects(audit_key(task["source-ref"])):
+                if not sampler.selects(audit_key(task["source-ref"], audit_salt)):
                     accepted.write(auto_accepted(task))
                     summary.images_auto_accepted += 1
                     continue

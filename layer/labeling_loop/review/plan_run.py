@@ -29,7 +29,9 @@ def plan_run_review(
         min_confidence=config.minConfidence,
         audit_fraction=config.auditFraction,
         audit_min_images=config.auditMinImages,
+        audit_salt=config.runId,
     )
+    summary.jobs_key = layout.review_jobs.key
     check_label_set(summary, config.maxLabelsPerJob)
     if config.reviewBackend == "groundtruth" and summary.images_to_review:
         jobs = plan_run_jobs(s3, config, summary, region=region, verification_lambdas=verification_lambdas)

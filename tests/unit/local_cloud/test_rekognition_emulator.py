@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from labeling_loop.geometry import iou_of_dicts
 from moto import mock_aws
 from PIL import Image
 
@@ -17,6 +19,7 @@ from localcloud.data.dataset import detection_record
 from localcloud.data.truth import Truth, TruthBox
 from localcloud.services.base import ServiceError, validate_request
 from localcloud.services.custom_labels import CustomLabelsConfig, CustomLabelsEmulator
+from localcloud.services.custom_labels.model import TrainedModel
 
 BUCKET = "images"
 
@@ -86,7 +89,11 @@ def truth_for(ref: str) -> Truth:
 def make(
     s3: Any, clock: FakeClock, task_type: str = "detection", status: str = "STOPPED", **config: Any
 ) -> tuple[CustomLabelsEmulator, str]:
-    cfg = CustomLabelsConfig(**{"miss_rate": 0.0, "false_positive_rate": 0.0, **config})
+    # Error rates the same on every image (no concentration): these tests are about the mechanics;
+    # where the model errs is tested on its own below.
+    cfg = CustomLabelsConfig(
+        **{"miss_rate": 0.0, "false_positive_rate": 0.0, "error_concentration": 0.0, **config}
+    )
     emulator = CustomLabelsEmulator(s3, cfg, clock=clock, sleep=lambda _s: None)
     s3.put_object(Bucket=BUCKET, Key="a.png", Body=png())
     ref = f"s3://{BUCKET}/a.png"
@@ -606,3 +613,99 @@ def test_exif_orientation_swaps_the_displayed_size(aws: Any) -> None:
     assert error_code(lambda: detect(emulator, arn, key="rot.jpg")) == "InvalidParameterException"
     aws.put_object(Bucket=BUCKET, Key="rot-ok.jpg", Body=png(300, 200, exif_orientation=6))
     assert "CustomLabels" in detect(emulator, arn, key="rot-ok.jpg")
+
+
+# ---------------------------------------------------------------- where and how sure the model errs
+
+
+def _many_truths(count: int) -> dict[str, Truth]:
+    rng = random.Random(5)
+    truths = {}
+    for i in range(count):
+        boxes = []
+        for _ in range(rng.randint(1, 4)):
+            w, h = rng.randint(40, 150), rng.randint(40, 150)
+            boxes.append(
+                TruthBox(
+                    rng.choice(["cat", "dog", "bird"]), rng.randint(0, 640 - w), rng.randint(0, 480 - h), w, h
+                )
+            )
+        ref = f"s3://{BUCKET}/many/{i}.jpg"
+        truths[ref] = Truth(ref, 640, 480, boxes, sorted({b.label for b in boxes}))
+    return truths
+
+
+def _outcomes(
+    config: CustomLabelsConfig, truths: dict[str, Truth]
+) -> tuple[list[tuple[float, bool]], list[tuple[float, bool]]]:
+    """(confidence, right) per prediction at IoU 0.75 with its label, and (least confidence, wrong)
+    per image (a missed object, an extra or a wrong box)."""
+    model = TrainedModel(
+        "arn:aws:rekognition:us-east-1:1:project/p/version/v/1", "detection", truths, ["cat", "dog", "bird"]
+    )
+    predictions, images = [], []
+    for ref, truth in truths.items():
+        answer = model.predict(config, ref, 640, 480)
+        true_boxes = [b.as_dict() for b in truth.boxes]
+        used: set[int] = set()
+        wrong = False
+        for p in sorted(answer, key=lambda p: -p["Confidence"]):
+            box = p["Geometry"]["BoundingBox"]
+            pixels = {
+                "left": box["Left"] * 640,
+                "top": box["Top"] * 480,
+                "width": box["Width"] * 640,
+                "height": box["Height"] * 480,
+            }
+            match = next(
+                (
+                    k
+                    for k, t in enumerate(true_boxes)
+                    if k not in used and t["label"] == p["Name"] and iou_of_dicts(pixels, t) >= 0.75
+                ),
+                None,
+            )
+            if match is not None:
+                used.add(match)
+            predictions.append((p["Confidence"], match is not None))
+            wrong = wrong or match is None
+        wrong = wrong or len(used) < len(true_boxes)
+        images.append((min((p["Confidence"] for p in answer), default=0.0), wrong))
+    return predictions, images
+
+
+def test_honest_confidences_are_calibrated_and_errors_sit_where_the_model_is_unsure() -> None:
+    truths = _many_truths(2000)
+    predictions, images = _outcomes(CustomLabelsConfig(seed=1), truths)
+    # Calibrated: of the predictions reported at 80-90 and 90-100, that share is right.
+    for low, high in ((80, 90), (90, 100)):
+        outcomes = [right for c, right in predictions if low <= c < high]
+        assert len(outcomes) > 300
+        assert low / 100 - 0.04 <= sum(outcomes) / len(outcomes) <= high / 100 + 0.02
+    # Concentrated: the surest quarter of the images is rarely wrong, the least sure often.
+    images.sort(key=lambda item: -item[0])
+    quarter = len(images) // 4
+    surest = sum(w for _, w in images[:quarter]) / quarter
+    least = sum(w for _, w in images[-quarter:]) / quarter
+    assert surest < 0.03 and least > 0.5
+
+
+def test_an_overconfident_model_claims_more_than_it_is_right() -> None:
+    truths = _many_truths(1000)
+    honest, _ = _outcomes(CustomLabelsConfig(seed=1), truths)
+    bold, _ = _outcomes(CustomLabelsConfig(seed=1, overconfidence=10.0), truths)
+    # The same predictions, each reported 10 points surer (up to 99.99): at 90-99 it claims more
+    # than it is right, where the honest model is right as often as it says.
+    claimed = [right for c, right in bold if 90 <= c < 99]
+    said = [right for c, right in honest if 90 <= c < 99]
+    assert sum(claimed) / len(claimed) < 0.88 <= 0.9 <= sum(said) / len(said)
+    assert len(bold) == len(honest)
+
+
+def test_without_concentration_errors_do_not_depend_on_the_image() -> None:
+    truths = _many_truths(1500)
+    _, images = _outcomes(CustomLabelsConfig(seed=1, error_concentration=0.0), truths)
+    images.sort(key=lambda item: -item[0])
+    quarter = len(images) // 4
+    surest = sum(w for _, w in images[:quarter]) / quarter
+    assert surest > 0.1  # the surest images are wrong about as often as the rest

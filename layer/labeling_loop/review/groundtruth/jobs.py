@@ -121,8 +121,9 @@ def builtin_lambda_arns(region: str, task_type: str = "AdjustmentBoundingBox") -
     return f"{base}:PRE-{task_type}", f"{base}:ACS-{task_type}"
 
 
-def job_name(prefix: str, run_id: str, kind: JobKind, index: int) -> str:
-    """`<prefix>-<runId>-<det|cls>-<NNN>`, lower case, valid for CreateLabelingJob.
+def job_name(prefix: str, run_id: str, kind: JobKind, index: int, wave: int = 1) -> str:
+    """`<prefix>-<runId>-<det|cls>-<NNN>` (`-<det|cls>-w2-<NNN>` in a second review wave), lower
+    case, valid for CreateLabelingJob.
 
     Names are unique per account and region, case-insensitively, so they are lower-cased. When the
     whole name is longer than 63 characters the `<prefix>-<runId>` part is cut and a short hash of
@@ -136,7 +137,7 @@ def job_name(prefix: str, run_id: str, kind: JobKind, index: int) -> str:
     base = _NOT_NAME_CHARS.sub("-", f"{prefix}-{run_id}".lower()).strip("-")
     if not base:
         raise InvalidInput("jobNamePrefix and runId leave no letter or digit for a job name")
-    suffix = f"-{kind}-{index:03d}"
+    suffix = f"-{kind}-{index:03d}" if wave == 1 else f"-{kind}-w{wave}-{index:03d}"
     if len(base) + len(suffix) > JOB_NAME_MAX:
         digest = hashlib.sha256(base.encode()).hexdigest()[:8]
         keep = JOB_NAME_MAX - len(suffix) - len(digest) - 1
@@ -328,7 +329,7 @@ def plan_jobs(
 
     jobs: list[JsonDict] = []
     for index, chunk in enumerate(_chunks(tasks, max_images_per_job)):
-        name = job_name(job_name_prefix, run_id, kind, index)
+        name = job_name(job_name_prefix, run_id, kind, index, layout.wave)
         prefix = layout.groundtruth_job_prefix(name)
         manifest_uri = prefix.join("input.manifest")
         with JsonlWriter(s3, manifest_uri) as writer:
@@ -384,7 +385,7 @@ def plan_run_jobs(
     verification_lambdas: tuple[str, str],
 ) -> list[JsonDict]:
     """plan_jobs with the run's own settings: its review tasks, task type and labels from the plan."""
-    layout = config.layout()
+    layout = config.layout().for_wave(plan.wave)
     return plan_jobs(
         s3,
         layout,

@@ -29,10 +29,14 @@ class StopResult:
 
 
 def _jobs(s3: Any, layout: RunLayout) -> list[dict[str, Any]]:
-    try:
-        return list(read_json(s3, layout.review_jobs))
-    except s3.exceptions.NoSuchKey:
-        return []
+    """The run's labeling jobs, of both review waves."""
+    jobs: list[dict[str, Any]] = []
+    for wave in (1, 2):
+        try:
+            jobs.extend(read_json(s3, layout.for_wave(wave).review_jobs))
+        except s3.exceptions.NoSuchKey:
+            continue
+    return jobs
 
 
 def stop_run_jobs(s3: Any, sagemaker: Any, layout: RunLayout) -> StopResult:

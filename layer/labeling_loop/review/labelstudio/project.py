@@ -39,14 +39,15 @@ PRESIGN_TTL_MINUTES = 60  # each page view presigns again, so links outlive this
 # --------------------------------------------------------------------------------------------
 
 
-def review_title(run_id: str) -> str:
-    """The run's project title, unique per run and within Label Studio's 50 characters (a
-    retried create finds the project by it)."""
-    title = f"Review {run_id}"
+def review_title(run_id: str, wave: int = 1) -> str:
+    """The run's project title, unique per run and review wave and within Label Studio's 50
+    characters (a retried create finds the project by it)."""
+    suffix = "" if wave == 1 else f" wave {wave}"
+    title = f"Review {run_id}{suffix}"
     if len(title) <= 50:
         return title
     digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
-    return f"Review {run_id[:34]}-{digest}"
+    return f"Review {run_id[:34]}-{digest}{suffix}"
 
 
 def _find_project(ls: LabelStudioClient, title: str) -> JsonDict | None:
@@ -390,7 +391,7 @@ def create_run_review(
     return create_review(
         s3,
         ls,
-        config.layout(),
+        config.layout().for_wave(plan.wave),
         run_id=config.runId,
         execution_arn=config.executionArn,
         task_type=plan.task_type,
@@ -398,5 +399,5 @@ def create_run_review(
         images_bucket=images.bucket,
         images_prefix=images.key,
         s3_storage={"region": region, "endpoint_url": None},
-        title=review_title(config.runId),
+        title=review_title(config.runId, plan.wave),
     )

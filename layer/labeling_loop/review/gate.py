@@ -1,0 +1,93 @@
+"""The audit gate, between the review and the manifest (evaluation/audit.py says what it decides).
+
+- `check_audit`, after the first review wave: compares what auto-accept would have written for each
+  audited image (`review/audit.jsonl`) with what people answered (`review/reviewed.jsonl`), writes
+  the audit figures and the decision to `review/gate.json` and returns the decision. After a second
+  wave it returns the stored decision: that wave reviewed every image the gate held.
+- `plan_second_wave`, when the decision is `review`: the auto-accepted images become the review
+  tasks of wave 2 (`review/wave-2/`), planned as the first wave's were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from labeling_loop.evaluation.audit import AuditTally, audit_figures
+from labeling_loop.evaluation.measures import reference_boxes, reference_labels
+from labeling_loop.evaluation.verdict import Verdict, classification_verdict, detection_verdict
+from labeling_loop.jsonl import JsonlWriter, read_json, read_jsonl, read_jsonl_prefix, write_json
+from labeling_loop.review.groundtruth.jobs import plan_run_jobs
+from labeling_loop.review.plan import PlanSummary, to_task
+from labeling_loop.run_config import RunConfig
+
+
+def verdict_of(would_ship: Mapping[str, Any], reviewed: Mapping[str, Any], box_tolerance: float) -> Verdict:
+    """What auto-accept would have written for an image (a reviewed record of `auto-accept`)
+    against what people answered."""
+    if would_ship.get("taskType") == "detection":
+        return detection_verdict(reference_boxes(would_ship), reference_boxes(reviewed), box_tolerance)
+    return classification_verdict(reference_labels(would_ship), reference_labels(reviewed))
+
+
+def summary(gate: Mapping[str, Any]) -> dict[str, Any]:
+    """What the state machine carries: the decision and two numbers, whatever the run's size."""
+    audit = gate.get("audit") or {}
+    return {
+        "decision": gate["decision"],
+        "autoAccepted": int(audit.get("autoAcceptedImages") or 0),
+        "shippedErrorUpperBound": audit.get("shippedErrorUpperBound"),
+    }
+
+
+def check_audit(s3: Any, config: RunConfig, plan: PlanSummary) -> dict[str, Any]:
+    layout = config.layout()
+    if plan.wave > 1:
+        return summary(read_json(s3, layout.gate))
+    candidates = plan.images_audited + plan.images_auto_accepted
+    audit = None
+    if candidates:
+        would_ship = {str(r["source-ref"]): r for r in read_jsonl(s3, layout.audit, missing_ok=True)}
+        tally = AuditTally()
+        for record in read_jsonl(s3, layout.reviewed, missing_ok=True):
+            ref = str(record.get("source-ref"))
+            if ref in would_ship and record.get("humanReviewed"):
+                tally.add(verdict_of(would_ship.pop(ref), record, config.boxTolerance))
+        audit = audit_figures(
+            tally,
+            candidates=candidates,
+            audited=plan.images_audited,
+            target=config.auditErrorTarget,
+            action=config.auditGateAction,
+        )
+    gate = {
+        "decision": audit["gate"]["decision"] if audit else "nothing-to-ship",
+        "reason": audit["gate"]["reason"] if audit else "no image was a candidate for auto-accept",
+        "boxTolerance": config.boxTolerance,
+        "audit": audit,
+    }
+    write_json(s3, layout.gate, gate)
+    return summary(gate)
+
+
+def plan_second_wave(
+    s3: Any, config: RunConfig, first: PlanSummary, *, region: str, verification_lambdas: tuple[str, str]
+) -> dict[str, Any]:
+    """Review tasks for the images auto-accept would have shipped, in wave 2's review files."""
+    first_layout = config.layout()
+    layout = first_layout.for_wave(2)
+    held = {str(r["source-ref"]) for r in read_jsonl(s3, first_layout.auto_accepted, missing_ok=True)}
+    plan = PlanSummary(
+        task_type=first.task_type, labels=first.labels, wave=2, jobs_key=layout.review_jobs.key
+    )
+    with JsonlWriter(s3, layout.review_tasks) as tasks:
+        for record in read_jsonl_prefix(s3, first_layout.predictions_prefix):
+            if record["source-ref"] in held:
+                tasks.write(to_task(record, first.task_type, config.minConfidence))
+                plan.images_to_review += 1
+    if config.reviewBackend == "groundtruth" and plan.images_to_review:
+        jobs = plan_run_jobs(s3, config, plan, region=region, verification_lambdas=verification_lambdas)
+        plan.jobs = len(jobs)
+    result = {**plan.to_dict(), "backend": config.reviewBackend}
+    write_json(s3, layout.review_plan, result)
+    return result

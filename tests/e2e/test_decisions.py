@@ -1,0 +1,171 @@
+"""Decisions you can trust, acted on: a run that follows the previous run's recommended thresholds
+auto-accepts no more wrong images than it promised, checked against the ground truth; an
+overconfident model's auto-accepted images are kept out of the manifest by the audit gate, reviewed
+in a second wave or deferred to the next run, and nothing is lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labeling_loop.evaluation.quality import LabeledBox
+from labeling_loop.evaluation.verdict import detection_verdict
+from labeling_loop.geometry import PixelBox, round_half_up
+from run_checks import assert_every_image_accounted_for, assert_model_not_left_running
+
+from localcloud.data.dataset import generate
+from localcloud.data.truth import Truth, load_truth, manifest_lines
+from localcloud.runner import IMAGES_PREFIX, LocalRunResult, default_config, execute, local_cloud, prepare
+
+pytestmark = pytest.mark.e2e
+
+TARGET = 0.05
+
+
+@pytest.fixture(scope="module")
+def many_shapes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    # Enough that the thresholds' candidates (about a quarter) outnumber the ~400 below which one
+    # possible wrong image among the few left to ship weighs too much for any audit to vouch.
+    images = tmp_path_factory.mktemp("many-shapes")
+    return images, generate(images, 1600, task="detection", seed=31)
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    images = tmp_path_factory.mktemp("shapes")
+    return images, generate(images, 300, task="detection", seed=32)
+
+
+def truth_of(manifest: Path, bucket: str) -> dict[str, Truth]:
+    return load_truth(manifest_lines(manifest), f"s3://{bucket}/{IMAGES_PREFIX}")
+
+
+def truth_boxes(truth: Truth) -> list[LabeledBox]:
+    return [
+        LabeledBox(b.label, PixelBox(round_half_up(b.left), round_half_up(b.top), round_half_up(b.width),
+                                     round_half_up(b.height)))
+        for b in truth.boxes
+    ]  # fmt: skip
+
+
+def wrong_against_truth(records: list[dict[str, Any]], truth: dict[str, Truth], tolerance: float) -> int:
+    """Auto-accepted records the ground truth says are wrong, by the product's own definition."""
+    return sum(
+        detection_verdict(
+            [LabeledBox.from_dict(b) for b in record["boxes"]],
+            truth_boxes(truth[record["source-ref"]]),
+            tolerance,
+        ).wrong
+        for record in records
+    )
+
+
+def shipped(result: LocalRunResult) -> list[dict[str, Any]]:
+    """The auto-accepted records that went into the manifest as the model labeled them (none when
+    the gate held them: people reviewed them, or they wait)."""
+    unreviewed = {
+        line["source-ref"]
+        for line in result.manifest
+        if line["bounding-box-metadata"]["human-annotated"] == "no"
+    }
+    return [r for r in result.extra["auto_accepted"] if r["source-ref"] in unreviewed]
+
+
+def test_following_the_recommended_thresholds_keeps_their_promise(many_shapes: tuple[Path, Path]) -> None:
+    images, truth_manifest = many_shapes
+    with local_cloud(default_config()) as cloud:
+        stack, arn, _ = prepare(cloud, images, truth_manifest)
+        where = {"projectVersionArn": arn, "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}"}
+        # GIVEN a first run where people reviewed every image
+        first = execute(cloud, stack, arn, where, "first-turn")
+        assert first.summary["status"] == "SUCCEEDED", first.summary
+        advice = first.report["thresholds"]["nextRunInput"]
+        print(f"\nrecommended: {advice}")
+        assert advice["autoAcceptConfidenceByLabel"], first.report[
+            "thresholds"
+        ]  # the test must act on something
+        # WHEN the next run over the same images pastes that advice, with an audit large enough to vouch
+        second = execute(cloud, stack, arn, {**where, **advice, "auditFraction": 0.2}, "second-turn")
+    assert second.summary["status"] == "SUCCEEDED", second.summary
+    assert_every_image_accounted_for(second, 1600)
+    assert_model_not_left_running(second)
+    # THEN the gate let the auto-accepted images ship (the audit vouched for them) ...
+    audit = second.report["audit"]
+    print(f"audit: {audit}")
+    assert second.report["gate"]["decision"] == "ship", second.report["gate"]
+    accepted = shipped(second)
+    assert (
+        accepted
+        and len(accepted) == audit["autoAcceptedImages"] == second.report["counts"]["imagesAutoAccepted"]
+    )
+    # ... AND against the ground truth, no more of them are wrong than the target
+    truth = truth_of(truth_manifest, second.stack.images_bucket)
+    wrong = wrong_against_truth(accepted, truth, second.report["work"]["boxTolerance"])
+    print(f"shipped {len(accepted)} auto-accepted images, {wrong} wrong against the truth")
+    assert wrong <= TARGET * len(accepted)
+    # AND the audit's predictive interval for them held the true count
+    low, high = audit["wrongAutoAccepted95"]
+    assert low <= wrong <= high
+
+
+def _overconfident_run(
+    images: Path, truth_manifest: Path, name: str, run_input: dict[str, Any]
+) -> LocalRunResult:
+    config = default_config()
+    config.rekognition.overconfidence = 15.0  # claims 15 points more than it knows
+    with local_cloud(config) as cloud:
+        stack, arn, _ = prepare(cloud, images, truth_manifest)
+        where = {"projectVersionArn": arn, "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}"}
+        result = execute(cloud, stack, arn, {**where, "autoAcceptConfidence": 95, **run_input}, name)
+        result.extra["claims"] = {
+            item["pk"]["S"]: item["state"]["S"]
+            for page in cloud.dynamodb.get_paginator("scan").paginate(TableName=stack.table)
+            for item in page["Items"]
+            if item["pk"]["S"].startswith("image#")
+        }
+    return result
+
+
+def test_an_overconfident_models_auto_accepted_images_go_to_people_instead(shapes: tuple[Path, Path]) -> None:
+    images, truth_manifest = shapes
+    # GIVEN a model that claims more than it knows, and a threshold an honest model would earn
+    result = _overconfident_run(images, truth_manifest, "overconfident-review", {})
+    assert result.summary["status"] == "SUCCEEDED", result.summary
+    # THEN the audit finds the auto-accept candidates too often wrong, and the gate holds them
+    gate, audit = result.report["gate"], result.report["audit"]
+    print(f"\ngate: {gate}\naudit: {audit}")
+    assert gate["decision"] == "review" and audit["shippedErrorUpperBound"] > TARGET
+    # AND people review them in a second wave: the manifest holds no unchecked image
+    counts = result.report["counts"]
+    assert counts["imagesAutoAccepted"] == 0 and not shipped(result)
+    assert any("-w2-" in job for job in result.summary["labeling_jobs"])
+    assert_every_image_accounted_for(result, 300)
+    assert_model_not_left_running(result)
+    # AND the report compares the audit's prediction with what the second wave found
+    second = audit["secondWave"]
+    assert second["reviewed"] == audit["autoAcceptedImages"] and second["withinPrediction"] is True
+    assert any(w.startswith("audit gate:") and "second review wave" in w for w in result.report["warnings"])
+
+
+def test_an_overconfident_models_auto_accepted_images_can_wait_for_the_next_run(
+    shapes: tuple[Path, Path],
+) -> None:
+    images, truth_manifest = shapes
+    # GIVEN the same model, and the `defer` action in an incremental run
+    result = _overconfident_run(
+        images, truth_manifest, "overconfident-defer", {"auditGateAction": "defer", "incremental": True}
+    )
+    assert result.summary["status"] == "SUCCEEDED", result.summary
+    assert result.report["gate"]["decision"] == "defer"
+    # THEN the held images are deferred, listed with the reason and counted: nothing lost
+    counts = result.report["counts"]
+    assert counts["imagesAutoAccepted"] == 0
+    assert counts["imagesDeferred"] == result.report["audit"]["autoAcceptedImages"] > 0
+    assert {r["reason"] for r in result.deferred} == {"held-by-audit-gate"}
+    assert_every_image_accounted_for(result, 300)
+    # AND their claims wait for the next run, while the reviewed images are labeled for good
+    deferred = {f"image#{r['source-ref']}" for r in result.deferred}
+    assert {result.extra["claims"][key] for key in deferred} == {"deferred"}
+    labeled = {f"image#{line['source-ref']}" for line in result.manifest}
+    assert {result.extra["claims"][key] for key in labeled} == {"labeled"}
