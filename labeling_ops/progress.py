@@ -66,6 +66,9 @@ class Progress:
     batches_total: int | None = None
     batches_done: int | None = None
     batches_failed: int = 0
+    # Images finished in the batches so far, from their progress objects (progress/batch-*.json,
+    # written while a batch runs): None when there are none to read.
+    images_done_in_batches: int | None = None
     model_arn: str | None = None
     model_status: str | None = None
     model_started_by_run: bool | None = None
@@ -83,13 +86,16 @@ class Progress:
 
     @property
     def images_inferred(self) -> int | None:
-        """Images in finished batches: exact when every batch is done, else the finished batches
-        counted at the average planned batch size (DescribeMapRun says how many ended, not which)."""
+        """Images inferred (or skipped) so far: exact when every batch is done; while batches run,
+        what their progress objects say; without those, the finished batches counted at the average
+        planned batch size (DescribeMapRun says how many ended, not which)."""
         if self.batches_done is None or not self.batch_sizes:
             return None
         sizes = self.batch_sizes
         if self.batches_done >= len(sizes):
             return sum(sizes)
+        if self.images_done_in_batches is not None:
+            return min(self.images_done_in_batches, sum(sizes))
         return round(self.batches_done * sum(sizes) / len(sizes))
 
     @property
@@ -168,9 +174,10 @@ def progress(
     map_runs: dict[str, dict[str, Any]] | None = None,
     model_status: str | None = None,
     review_jobs: list[ReviewJob] | None = None,
+    batch_progress: list[dict[str, Any]] | None = None,
 ) -> Progress:
     """The run's progress from DescribeExecution, its history, DescribeMapRun per Map state,
-    the model's status and the labeling jobs' counters."""
+    the batches' progress objects, the model's status and the labeling jobs' counters."""
     facts = read_history(events)
     data, map_runs = facts.data, map_runs or {}
     status = str(description["status"])
@@ -202,6 +209,11 @@ def progress(
         batches_total=total,
         batches_done=done,
         batches_failed=failed,
+        images_done_in_batches=(
+            sum(min(int(b.get("done", 0)), int(b.get("count", 0))) for b in batch_progress)
+            if batch_progress
+            else None
+        ),
         model_arn=config.get("projectVersionArn"),
         model_status=model_status or model.get("status"),
         model_started_by_run=model.get("startedByRun"),
