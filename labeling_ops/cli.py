@@ -53,12 +53,11 @@ def choice_suggestion(message: str) -> str:
 def flag_suggestion(unknown: list[str], options: list[str]) -> str:
     """' (did you mean --a, --b?)' for the mistyped flags among `unknown`, else ''."""
     hints = []
-    for word in unknown:
-        if word.startswith("--"):
-            flag = word.split("=", 1)[0]
-            close = difflib.get_close_matches(flag, options, n=1, cutoff=0.6)
-            if close:
-                hints.append(close[0] if len(unknown) == 1 else f"{close[0]} for {flag}")
+    flags = [word.split("=", 1)[0] for word in unknown if word.startswith("--")]
+    for flag in flags:
+        close = difflib.get_close_matches(flag, options, n=1, cutoff=0.6)
+        if close:
+            hints.append(close[0] if len(flags) == 1 else f"{close[0]} for {flag}")
     return f" (did you mean {', '.join(hints)}?)" if hints else ""
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-# The phase a user sees, by the state the run is in.
+# The phase a user sees, by the state the run is in (every state of the definition's top level:
+# tests/contract/test_follow_phases.py).
 PHASES = {
     "Validate Input": "validating input",
     "Label Studio Review?": "validating input",
@@ -27,16 +28,29 @@ PHASES = {
     "Plan Review": "planning the review",
     "Anything To Review?": "planning the review",
     "Which Review Backend?": "planning the review",
+    "Notify Labeling Jobs Waiting": "human review (Ground Truth)",
     "Run Labeling Jobs": "human review (Ground Truth)",
     "Collect Labeling Job Results": "collecting the review",
     "Create Label Studio Review": "human review (Label Studio)",
+    "Notify Label Studio Review Waiting": "human review (Label Studio)",
     "Wait For Label Studio Reviewers": "human review (Label Studio)",
     "Check Label Studio Review": "human review (Label Studio)",
     "Label Studio Review Done?": "human review (Label Studio)",
     "Collect Label Studio Review": "collecting the review",
     "Build Manifest": "building the manifest",
+    "Train Next Version?": "building the manifest",
+    "No Training": "finishing",
+    "Start Training": "training the next version",
+    "Training Done?": "training the next version",
+    "Wait For Training": "training the next version",
+    "Advance Training": "training the next version",
+    "Record Training Failure": "training the next version",
+    "Training Not Recorded": "training the next version",
+    "Notify Run Ended": "finishing",
+    "Run Result": "finishing",
     "Manifest Ready": "done",
     "Clean Up After Failure": "cleaning up after a failure",
+    "Notify Run Failed": "cleaning up after a failure",
     "Run Failed": "failed",
     "Cleanup Failed": "cleanup failed",
 }

@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         # moto's interpreter logs each failed state with its whole parse tree: the run's error, printed
         # in one line at the end, says what happened (-v shows everything).
         logging.getLogger("moto").setLevel(logging.CRITICAL)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's S3 server for Label Studio
     try:
         return _command(args)
     except KeyboardInterrupt:
