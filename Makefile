@@ -14,7 +14,7 @@ PIP_PROGRESS = $(if $(PIP_VERBOSE),cat,$(PYTHON) mk/pip_progress.py)
 # setuptools explains editable installs in ten lines each time; nothing to act on.
 EDITABLE_QUIET := PYTHONWARNINGS="ignore:Editable installation"
 
-.PHONY: venv sam test unit contract e2e lint validate build demo tour review notebook-fresh diagram bench clean
+.PHONY: venv sam test unit contract e2e lint validate build demo tour review notebook-fresh screenshots diagram bench clean
 
 $(VENV)/.installed: requirements-dev.txt layer/requirements.txt pyproject.toml
 	@test -n "$(PYTHON)" || (echo "Python 3.13 not found: install it (pyenv install 3.13.0) or pass PYTHON=..." && exit 1)
@@ -85,6 +85,9 @@ notebook-fresh:  ## the notebook extra alone, in a fresh venv, runs notebooks/la
 	$(NOTEBOOK_VENV)/bin/pip install -q --upgrade pip
 	set -o pipefail; $(EDITABLE_QUIET) $(NOTEBOOK_VENV)/bin/pip install -e '.[notebook]' 2>&1 | $(PIP_PROGRESS) "$(NOTEBOOK_VENV)"
 	$(NOTEBOOK_VENV)/bin/python mk/run_notebook.py notebooks/labeling_loop.ipynb .localcloud/notebook-fresh
+
+screenshots: venv chromium  ## retake the README's pictures of the command (docs/images/*.png)
+	SCREENSHOTS_DIR=docs/images $(VENV)/bin/pytest -q tests/e2e/test_screenshots.py
 
 diagram: venv  ## regenerate docs/workflow.md from the state machine definition
 	$(PY) -m labeling_ops.diagram

@@ -30,6 +30,8 @@ FIXES = {
     "StatesTimeoutError": "a Step Functions timeout; the cause starts with the original error",
     "ExecutionAborted": "someone stopped the run; `labeling-loop stop RUN` shows what the cleanup did",
     "CleanupFailedError": "the model may still be running: check it and stop it by hand",
+    "SageMaker.ResourceLimitExceeded": "a Ground Truth quota; the cause is SageMaker's message",
+    "SageMaker.AccessDeniedException": "the stack's GroundTruthRoleArn must be allowed to read the images",
 }
 
 

@@ -325,17 +325,22 @@ def local_stack(
     time_scale: float = TIME_SCALE,
     data_dir: Path = Path(".localcloud") / "cli-data",
     labelstudio_url: str | None = None,
+    model: Any = None,
 ) -> Iterator[LocalSession]:
     """A deployed local stack with `count` images and a stopped model, in this process. With
     `labelstudio_url`, the stack names that Label Studio (and a secret for its token) as a stack
-    would that uses one; the server itself is started by whoever serves that URL."""
+    would that uses one; the server itself is started by whoever serves that URL. `model` (a
+    CustomLabelsConfig) replaces the emulated model's speed and noise."""
     from localcloud.data.truth import load_truth, manifest_lines
     from localcloud.runner import default_config, local_cloud
     from localcloud.services.labelstudio.backend import stack_parameters
 
     images, manifest = demo_images(count, data_dir)
     os.environ.setdefault("LOCALCLOUD_LOG_LEVEL", "ERROR")  # the functions' logs stay quiet
-    with local_cloud(default_config(time_scale=time_scale)) as cloud:
+    config = default_config(time_scale=time_scale)
+    if model is not None:
+        config.rekognition = model
+    with local_cloud(config) as cloud:
         # The truth first: the model is trained on its labels, which its project's dataset lists and
         # the first state reads (runs started with no `labels` offer those).
         images_uri = f"s3://{cloud.config.images_bucket}/{IMAGES_PREFIX}"
