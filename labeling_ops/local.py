@@ -39,7 +39,7 @@ import boto3
 from botocore.config import Config
 from rich.console import Console
 
-from labeling_ops.aws import Clients, OpsError, StackInfo
+from labeling_ops.aws import CLIENT_CONFIG, Clients, OpsError, StackInfo
 
 IMAGES_PREFIX = "incoming/"
 DEFAULT_COUNT = 40
@@ -88,26 +88,10 @@ class LocalCloud:
         return int(self.state["pid"])
 
     def clients(self) -> Clients:
-        config = Config(
-            retries={"mode": "standard", "max_attempts": 5},
-            s3={"addressing_style": "path"},
-            user_agent_extra="labeling-loop-cli",
-        )
-        region = str(self.state["region"])
-
-        def client(name: str) -> Any:
-            return boto3.client(
-                name, region_name=region, endpoint_url=self.endpoint, config=config, **LOCAL_CREDENTIALS
-            )
-
-        return Clients(
-            sfn=client("stepfunctions"),
-            s3=client("s3"),
-            dynamodb=client("dynamodb"),
-            rekognition=client("rekognition"),
-            sagemaker=client("sagemaker"),
-            region=region,
-        )
+        """Clients of the local cloud's gateway: fake credentials, path-style S3 (an IP endpoint)."""
+        session = boto3.Session(region_name=str(self.state["region"]), **LOCAL_CREDENTIALS)
+        config = CLIENT_CONFIG.merge(Config(s3={"addressing_style": "path"}))
+        return Clients.from_session(session, endpoint_url=self.endpoint, config=config)
 
     def stack(self) -> StackInfo:
         stack = self.state["stack"]

@@ -185,6 +185,10 @@ def tour(ctx: verbs.Context, parse: Callable[[list[str]], argparse.Namespace]) -
         code = cli.dispatch(args, ctx, local=True)
         if code not in (0, 2) and args.verb != "follow":
             return code
+    ctx.note(
+        "\nThe local cloud keeps running with these runs (`labeling-loop list --local`); "
+        "`labeling-loop local down` stops it."
+    )
     return 0
 
 

@@ -336,7 +336,7 @@ def test_every_sample_input_is_valid_against_a_stack_as_deployed(sample: str) ->
             "OutputBucketName": "my-output",
             "WorkteamArn": f"arn:aws:sagemaker:{REGION}:123456789012:workteam/private-crowd/team",
             "LabelStudioUrl": "https://labelstudio.example.com",
-            "LabelStudioTokenSecretArn": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:ls-token-AbCdEf",
+            "LabelStudioTokenSecretArn": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:ls-AbCdEf",
         },
     )
     raw = json.loads((Path(__file__).parents[3] / "events" / sample).read_text())
