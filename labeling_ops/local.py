@@ -119,7 +119,11 @@ class LocalCloud:
                 return dict(json.loads(response.read()))
         except urllib.error.HTTPError as error:
             reason = json.loads(error.read() or b"{}").get("error", error.reason)
-            raise OpsError(f"the local cloud could not {action.replace('-', ' ')}: {reason}") from None
+            doing = {"labelstudio": "start Label Studio", "review-images": "prepare the review's images"}
+            raise OpsError(
+                f"the local cloud could not {doing.get(action, action)}: {reason} "
+                f"(its log: {self.folder / LOG_FILE})"
+            ) from None
         except (urllib.error.URLError, OSError) as error:
             raise OpsError(
                 f"the local cloud at {self.endpoint} does not answer ({error}): "

@@ -22,9 +22,11 @@ def main() -> int:
     notebook = nbformat.read(notebook_path, as_version=4)
     # The kernel on local sockets (ipc), as a Jupyter server on this machine would reach it.
     kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(workdir / "kernel"))
-    NotebookClient(
-        notebook, timeout=300, km=kernel, resources={"metadata": {"path": str(workdir)}}
-    ).execute()
+    try:
+        NotebookClient(notebook, timeout=300, km=kernel, resources={"metadata": {"path": str(workdir)}}).execute()
+    finally:
+        if kernel.has_kernel:
+            kernel.shutdown_kernel()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     text = "\n".join(str(o.get("data", {}).get("text/plain", "")) + str(o.get("text", "")) for o in outputs)
     problems = []

@@ -92,7 +92,8 @@ class Gateway:
                 status, answer = self._control(str(environ["REQUEST_METHOD"]), action, request)
             except Exception as error:  # the caller gets the reason, the cloud goes on
                 logging.getLogger(__name__).exception("control action %s failed", action)
-                status, answer = 500, {"error": f"{type(error).__name__}: {error}"}
+                first = (str(error).strip().splitlines() or [""])[0]  # e.g. a server's log tail follows
+                status, answer = 500, {"error": f"{type(error).__name__}: {first}"}
         body = json.dumps(answer).encode("utf-8")
         start_response(_status_line(status), [("Content-Type", "application/json")])
         return [body]
