@@ -1,31 +1,39 @@
 # The README's two commands: `make demo` and `make test`. Each installs what it needs from scratch.
+SHELL := /bin/bash
 PYTHON ?= $(shell PYENV_VERSION=3.13.0 pyenv which python 2>/dev/null || command -v python3.13)
 PYTHON_BIN := $(dir $(PYTHON))
 VENV := .venv
 SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
+NOTEBOOK_VENV := .venv-notebook-check
 BACKEND ?= groundtruth
 COUNT ?= 200
 REGION := us-east-1
+# pip's output, condensed to a moving count of packages (PIP_VERBOSE=1: pip's own lines).
+PIP_PROGRESS = $(if $(PIP_VERBOSE),cat,$(PYTHON) mk/pip_progress.py)
+# setuptools explains editable installs in ten lines each time; nothing to act on.
+EDITABLE_QUIET := PYTHONWARNINGS="ignore:Editable installation"
 
-.PHONY: venv sam test unit contract e2e lint validate build demo tour diagram bench clean
+.PHONY: venv sam test unit contract e2e lint validate build demo tour review notebook-fresh screenshots diagram bench clean
 
 $(VENV)/.installed: requirements-dev.txt layer/requirements.txt pyproject.toml
 	@test -n "$(PYTHON)" || (echo "Python 3.13 not found: install it (pyenv install 3.13.0) or pass PYTHON=..." && exit 1)
+	@echo "==> $(VENV): the project and its test tools (the first time: about 2 minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	set -o pipefail; $(VENV)/bin/pip install -r requirements-dev.txt 2>&1 | $(PIP_PROGRESS) "$(VENV)"
 	# The project itself, editable: labeling_loop (layer/), localcloud, labeling_ops and bench import by name.
-	$(VENV)/bin/pip install -q --no-deps -e .
+	$(EDITABLE_QUIET) $(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
 venv: $(VENV)/.installed
 
 # SAM CLI pins its own boto3/botocore/pydantic: it lives in its own environment.
 $(SAM_VENV)/.installed:
+	@echo "==> $(SAM_VENV): the AWS SAM CLI (the first time: about a minute)"
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install -q --upgrade pip
-	$(SAM_VENV)/bin/pip install -q aws-sam-cli==1.170.0
+	set -o pipefail; $(SAM_VENV)/bin/pip install aws-sam-cli==1.170.0 2>&1 | $(PIP_PROGRESS) "$(SAM_VENV)"
 	touch $@
 
 sam: $(SAM_VENV)/.installed
@@ -45,7 +53,7 @@ lint: venv  ## ruff (lint and format check) and mypy
 	$(VENV)/bin/ruff format --check layer functions localcloud labeling_ops tests bench
 	$(VENV)/bin/mypy
 
-test: venv labelstudio-venv chromium lint validate build checkov  ## everything CI runs
+test: venv labelstudio-venv chromium lint validate build checkov notebook-fresh  ## everything CI runs
 	$(VENV)/bin/pytest
 
 unit: venv  ## pure code, single functions and the local cloud's parts (seconds)
@@ -59,10 +67,27 @@ e2e: venv labelstudio-venv chromium  ## whole executions in the local cloud
 
 demo: venv  ## one whole turn of the loop in the local cloud over $(COUNT) synthetic images
 	$(if $(filter labelstudio,$(BACKEND)),$(MAKE) labelstudio-venv,)
-	$(PY) -m localcloud demo --count $(COUNT) --backend $(BACKEND) --out demo-out
+	$(PY) -m localcloud demo --count $(COUNT) --backend $(BACKEND) --out demo-out/$(BACKEND)
 
 tour: venv  ## every labeling-loop verb once, against the local cloud (no AWS)
-	$(VENV)/bin/labeling-loop local
+	$(VENV)/bin/labeling-loop local tour
+
+review: venv labelstudio-venv  ## a local run you review yourself in Label Studio, in your browser
+	$(VENV)/bin/labeling-loop local review
+
+# The README's notebook path, from scratch: a new virtual environment with nothing but
+# `pip install -e '.[notebook]'` executes the example notebook (mk/run_notebook.py checks its outputs).
+notebook-fresh:  ## the notebook extra alone, in a fresh venv, runs notebooks/labeling_loop.ipynb
+	@test -n "$(PYTHON)" || (echo "Python 3.13 not found: install it (pyenv install 3.13.0) or pass PYTHON=..." && exit 1)
+	@echo "==> $(NOTEBOOK_VENV): a fresh venv with only the notebook extra (about a minute)"
+	rm -rf $(NOTEBOOK_VENV) .localcloud/notebook-fresh
+	$(PYTHON) -m venv $(NOTEBOOK_VENV)
+	$(NOTEBOOK_VENV)/bin/pip install -q --upgrade pip
+	set -o pipefail; $(EDITABLE_QUIET) $(NOTEBOOK_VENV)/bin/pip install -e '.[notebook]' 2>&1 | $(PIP_PROGRESS) "$(NOTEBOOK_VENV)"
+	$(NOTEBOOK_VENV)/bin/python mk/run_notebook.py notebooks/labeling_loop.ipynb .localcloud/notebook-fresh
+
+screenshots: venv chromium  ## retake the README's pictures of the command (docs/images/*.png)
+	SCREENSHOTS_DIR=docs/images $(VENV)/bin/pytest -q tests/e2e/test_screenshots.py
 
 diagram: venv  ## regenerate docs/workflow.md from the state machine definition
 	$(PY) -m labeling_ops.diagram
@@ -71,4 +96,5 @@ bench: venv  ## benchmarks (not tests); results land in bench/results/
 	$(PY) -m bench
 
 clean:
-	rm -rf .aws-sam demo-data demo-out .localcloud local-report
+	-test -x $(VENV)/bin/labeling-loop && $(VENV)/bin/labeling-loop local down
+	rm -rf .aws-sam demo-data demo-out .localcloud local-report review-out $(NOTEBOOK_VENV)

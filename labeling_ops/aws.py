@@ -43,9 +43,14 @@ class Clients:
     region: str = ""
 
     @classmethod
-    def from_session(cls, session: Any) -> Clients:
+    def from_session(
+        cls, session: Any, *, endpoint_url: str | None = None, config: Config = CLIENT_CONFIG
+    ) -> Clients:
+        """Every client from one session; `endpoint_url` sends them all to one endpoint (the local
+        cloud's gateway)."""
+
         def client(name: str) -> Any:
-            return session.client(name, config=CLIENT_CONFIG)
+            return session.client(name, config=config, endpoint_url=endpoint_url)
 
         return cls(
             sfn=client("stepfunctions"),

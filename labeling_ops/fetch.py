@@ -10,11 +10,11 @@ from botocore.exceptions import ClientError
 from labeling_loop import run_records
 from labeling_loop.inference import model_lease
 from labeling_loop.inference.model_control import ModelRef, describe, find_project_arn
-from labeling_loop.jsonl import read_json
+from labeling_loop.jsonl import list_keys, read_json
 from labeling_loop.s3_uri import S3Uri
 
 from labeling_ops.aws import Clients
-from labeling_ops.progress import Progress, ReviewJob, progress, read_history
+from labeling_ops.progress import INFERENCE_MAP, Progress, ReviewJob, progress, read_history
 
 
 def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
@@ -66,6 +66,20 @@ def review_jobs(clients: Clients, config: dict[str, Any]) -> list[ReviewJob]:
     return jobs
 
 
+def batch_progress(s3: Any, run_prefix: str | None) -> list[dict[str, Any]]:
+    """The batches' progress objects (progress/batch-*.json, written while each batch runs)."""
+    if not run_prefix:
+        return []
+    prefix = S3Uri.parse(run_prefix).join("progress/")
+    documents = []
+    try:
+        for key in list_keys(s3, prefix):
+            documents.append(dict(read_json(s3, S3Uri(prefix.bucket, key))))
+    except (ClientError, ValueError):  # a display aid: the display goes on without it
+        return []
+    return documents
+
+
 def run_progress(clients: Clients, execution_arn: str, now: datetime | None = None) -> Progress:
     description = clients.sfn.describe_execution(executionArn=execution_arn)
     events = history(clients.sfn, execution_arn)
@@ -83,6 +97,8 @@ def run_progress(clients: Clients, execution_arn: str, now: datetime | None = No
     status = model_status(
         clients.rekognition, config.get("projectVersionArn"), facts.data.get("model", {}).get("projectArn")
     )
+    inferring = INFERENCE_MAP in facts.map_runs and facts.model_released_at is None
+    batches = batch_progress(clients.s3, config.get("runPrefix")) if inferring else None
     return progress(
         description,
         events,
@@ -90,6 +106,7 @@ def run_progress(clients: Clients, execution_arn: str, now: datetime | None = No
         map_runs=map_runs,
         model_status=status,
         review_jobs=jobs,
+        batch_progress=batches,
     )
 
 

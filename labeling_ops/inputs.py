@@ -10,12 +10,14 @@ import argparse
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from labeling_loop.errors import InvalidInput
+from labeling_loop.run_config import MAX_LABELS_PER_JOB, numeric_bounds
 from labeling_loop.run_input import RunInput, _describe_errors, validate_input
 from labeling_loop.settings import StackSettings
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
 from labeling_ops.aws import OpsError, StackInfo
 
@@ -28,20 +30,66 @@ def flag_name(field: str) -> str:
     return "--" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", field).lower()
 
 
+def _choices(annotation: Any) -> list[str]:
+    """The words a field accepts (its Literal values), inside unions and Annotated."""
+    if get_origin(annotation) is Literal:
+        return [str(value) for value in get_args(annotation)]
+    return [word for arg in get_args(annotation) for word in _choices(arg)]
+
+
+def _number_bounds(name: str) -> str:
+    bounds = numeric_bounds().get(name)
+    if bounds is None:
+        return ""
+    low, high, integer = bounds
+    show = (lambda v: f"{int(v):,}") if integer else (lambda v: f"{v:g}")
+    return f"{show(low)}-{show(high)}"
+
+
+def field_help(name: str, field: FieldInfo) -> tuple[str, str]:
+    """(metavar, help) for an input field: its description, what it accepts, and its default, all
+    read from RunInput and RunConfig's field types (the bounds live there, once)."""
+    choices, bounds = _choices(field.annotation), _number_bounds(name)
+    if name == "labels":
+        metavar, accepts = "LABEL,...", f"comma-separated, at most {MAX_LABELS_PER_JOB}"
+    elif name == "autoAcceptConfidenceByLabel":
+        metavar, accepts = "JSON", "a JSON object of label: confidence (0-100), e.g. '{\"cat\": 72.5}'"
+    elif bounds and choices:
+        metavar, accepts = "N|" + "|".join(choices), f"{bounds} or {', '.join(choices)}"
+    elif bounds:
+        metavar, accepts = "N", bounds
+    elif choices:
+        metavar, accepts = "{" + ",".join(choices) + "}", ""
+    elif name.endswith("Arn"):
+        metavar, accepts = "ARN", ""
+    elif name in ("images", "output"):
+        metavar, accepts = "S3URI", ""
+    else:
+        metavar, accepts = "TEXT", ""
+    if field.default_factory is not None or field.default is None:
+        default = "none" if field.default_factory is not None else "the stack's setting"
+    else:
+        default = str(field.default).lower() if isinstance(field.default, bool) else str(field.default)
+    details = "; ".join(part for part in (accepts, f"default: {default}") if part)
+    return metavar, f"{field.description or name} ({details})".replace("%", "%%")
+
+
 def add_input_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per input field, generated from RunInput (so a new field gets its flag)."""
+    """One flag per input field, generated from RunInput (so a new field gets its flag and its help):
+    booleans as --flag / --no-flag, the rest taking a value checked by the workflow's own model."""
     group = parser.add_argument_group("run input (each flag overrides the same field of --input)")
     for name, field in RunInput.model_fields.items():
-        if name == "incremental":
+        metavar, text = field_help(name, field)
+        if field.annotation in (bool, bool | None):
             group.add_argument(
-                flag_name(name), dest=f"in_{name}", action="store_true", default=None, help="incremental run"
-            )
-        elif name == "labels":
-            group.add_argument(
-                flag_name(name), dest=f"in_{name}", metavar="A,B,...", help="labels reviewers may add"
+                flag_name(name),
+                dest=f"in_{name}",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=text,
             )
         else:
-            group.add_argument(flag_name(name), dest=f"in_{name}", metavar="VALUE", help=field.description)
+            group.add_argument(flag_name(name), dest=f"in_{name}", metavar=metavar, help=text)
 
 
 def _value(text: str) -> Any:
@@ -73,8 +121,15 @@ def gather(input_file: str | None, args: argparse.Namespace) -> dict[str, Any]:
             continue
         if name == "labels":
             raw[name] = [label.strip() for label in str(value).split(",") if label.strip()]
-        elif name == "incremental":
-            raw[name] = bool(value)
+        elif isinstance(value, bool):
+            raw[name] = value
+        elif name == "autoAcceptConfidenceByLabel":
+            try:
+                raw[name] = json.loads(str(value))
+            except ValueError:
+                raise OpsError(
+                    f"{flag_name(name)}: not JSON; give an object such as '{{\"cat\": 72.5}}'"
+                ) from None
         else:
             raw[name] = _value(str(value))
     return raw

@@ -19,14 +19,23 @@ definition's JSON directly. The local cloud never imports this module.
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import time
+import warnings
 from typing import Any
 
+# The SDK's imports speak up: stepfunctions 2.3.0 imports pkg_resources (deprecated, pinned
+# setuptools<81 keeps it), and sagemaker logs where it looked for its config file at INFO. Neither is
+# news to someone following a run.
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
 
-from IPython.display import HTML
+from IPython import get_ipython
+from IPython.display import HTML, display
 from rich.console import Console
 from stepfunctions.workflow import Execution
 from stepfunctions.workflow.stepfunctions import EventsList
@@ -125,14 +134,21 @@ class LabelingLoop:
     def follow(
         self, run: str | Execution = "latest", interval: float = 30.0, max_updates: int | None = None
     ) -> Progress:
-        """Print the run's progress panel at every change until it ends (or max_updates)."""
+        """The run's progress panel until it ends (or max_updates): in a notebook one display,
+        updated in place at every change; elsewhere printed at every change."""
         shown: list[tuple[str, str]] = []
+        handle: Any = None
         updates = 0
         while True:
             current = self.progress(run)
             lines = [line for line in render.progress_lines(current) if line[0] != "elapsed"]
             if lines != shown:
-                self.console.print(render.progress_panel(current))
+                if get_ipython() is None:
+                    self.console.print(render.progress_panel(current))
+                elif handle is None:
+                    handle = display(_Panel(current), display_id=True)
+                else:
+                    handle.update(_Panel(current))
                 shown = lines
             updates += 1
             if current.status in TERMINAL or (max_updates and updates >= max_updates):
@@ -179,6 +195,20 @@ class LabelingLoop:
             raise ValueError(f"run {execution.name} has no output ({execution.describe()['status']})")
         report = json.loads(self.clients.s3.get_object(**_bucket_key(output["report"]))["Body"].read())
         return HTML(report_html.render(report, output))
+
+
+class _Panel:
+    """The progress panel as a notebook shows it: HTML (rich's export), text as a fallback."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.console = Console(record=True, width=100, file=io.StringIO(), force_jupyter=False)
+        self.console.print(render.progress_panel(progress))
+
+    def _repr_html_(self) -> str:
+        return self.console.export_html(inline_styles=True, clear=False, code_format="<pre>{code}</pre>")
+
+    def __repr__(self) -> str:
+        return self.console.export_text(clear=False)
 
 
 def _bucket_key(uri: str) -> dict[str, str]:

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-# The phase a user sees, by the state the run is in.
+# The phase a user sees, by the state the run is in (every state of the definition's top level:
+# tests/contract/test_follow_phases.py).
 PHASES = {
     "Validate Input": "validating input",
     "Label Studio Review?": "validating input",
@@ -27,16 +28,32 @@ PHASES = {
     "Plan Review": "planning the review",
     "Anything To Review?": "planning the review",
     "Which Review Backend?": "planning the review",
+    "Notify Labeling Jobs Waiting": "human review (Ground Truth)",
     "Run Labeling Jobs": "human review (Ground Truth)",
     "Collect Labeling Job Results": "collecting the review",
     "Create Label Studio Review": "human review (Label Studio)",
+    "Notify Label Studio Review Waiting": "human review (Label Studio)",
     "Wait For Label Studio Reviewers": "human review (Label Studio)",
     "Check Label Studio Review": "human review (Label Studio)",
     "Label Studio Review Done?": "human review (Label Studio)",
     "Collect Label Studio Review": "collecting the review",
+    "Check Audit": "checking the audit of auto-accept",
+    "Send Auto-Accepted To People?": "checking the audit of auto-accept",
+    "Plan Second Review": "planning a second review wave",
     "Build Manifest": "building the manifest",
+    "Train Next Version?": "building the manifest",
+    "No Training": "finishing",
+    "Start Training": "training the next version",
+    "Training Done?": "training the next version",
+    "Wait For Training": "training the next version",
+    "Advance Training": "training the next version",
+    "Record Training Failure": "training the next version",
+    "Training Not Recorded": "training the next version",
+    "Notify Run Ended": "finishing",
+    "Run Result": "finishing",
     "Manifest Ready": "done",
     "Clean Up After Failure": "cleaning up after a failure",
+    "Notify Run Failed": "cleaning up after a failure",
     "Run Failed": "failed",
     "Cleanup Failed": "cleanup failed",
 }
@@ -66,6 +83,9 @@ class Progress:
     batches_total: int | None = None
     batches_done: int | None = None
     batches_failed: int = 0
+    # Images finished in the batches so far, from their progress objects (progress/batch-*.json,
+    # written while a batch runs): None when there are none to read.
+    images_done_in_batches: int | None = None
     model_arn: str | None = None
     model_status: str | None = None
     model_started_by_run: bool | None = None
@@ -83,13 +103,16 @@ class Progress:
 
     @property
     def images_inferred(self) -> int | None:
-        """Images in finished batches: exact when every batch is done, else the finished batches
-        counted at the average planned batch size (DescribeMapRun says how many ended, not which)."""
+        """Images inferred (or skipped) so far: exact when every batch is done; while batches run,
+        what their progress objects say; without those, the finished batches counted at the average
+        planned batch size (DescribeMapRun says how many ended, not which)."""
         if self.batches_done is None or not self.batch_sizes:
             return None
         sizes = self.batch_sizes
         if self.batches_done >= len(sizes):
             return sum(sizes)
+        if self.images_done_in_batches is not None:
+            return min(self.images_done_in_batches, sum(sizes))
         return round(self.batches_done * sum(sizes) / len(sizes))
 
     @property
@@ -168,9 +191,10 @@ def progress(
     map_runs: dict[str, dict[str, Any]] | None = None,
     model_status: str | None = None,
     review_jobs: list[ReviewJob] | None = None,
+    batch_progress: list[dict[str, Any]] | None = None,
 ) -> Progress:
     """The run's progress from DescribeExecution, its history, DescribeMapRun per Map state,
-    the model's status and the labeling jobs' counters."""
+    the batches' progress objects, the model's status and the labeling jobs' counters."""
     facts = read_history(events)
     data, map_runs = facts.data, map_runs or {}
     status = str(description["status"])
@@ -202,6 +226,11 @@ def progress(
         batches_total=total,
         batches_done=done,
         batches_failed=failed,
+        images_done_in_batches=(
+            sum(min(int(b.get("done", 0)), int(b.get("count", 0))) for b in batch_progress)
+            if batch_progress
+            else None
+        ),
         model_arn=config.get("projectVersionArn"),
         model_status=model_status or model.get("status"),
         model_started_by_run=model.get("startedByRun"),

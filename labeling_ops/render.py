@@ -3,6 +3,7 @@ plain text when piped: rich decides). Pure: a Progress or a dict in, a renderabl
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from labeling_ops import failures
 from labeling_ops.progress import Progress
 
 STATUS_STYLE = {
@@ -48,11 +50,12 @@ def _count(done: int | None, total: int | None, unit: str) -> str:
     return f"{done if done is not None else 0:,} / {total:,} {unit}"
 
 
-def progress_lines(p: Progress) -> list[tuple[str, str]]:
-    """The display as (label, value) lines: the same words in the panel and in plain output."""
+def progress_lines(p: Progress, *, with_state: bool = True) -> list[tuple[str, str]]:
+    """The display as (label, value) lines: the same words in the panel and in plain output (which
+    leaves out the state inside a phase: a poll loop would print a line at every turn)."""
     lines = [
         ("status", p.status),
-        ("phase", p.phase + (f" ({p.state})" if p.state and p.status == "RUNNING" else "")),
+        ("phase", p.phase + (f" ({p.state})" if with_state and p.state and p.status == "RUNNING" else "")),
         ("elapsed", duration(p.elapsed_seconds)),
     ]
     if p.images_listed is not None:
@@ -92,7 +95,7 @@ def progress_lines(p: Progress) -> list[tuple[str, str]]:
                 )
             )
     if p.error:
-        lines.append(("error", f"{p.error}: {p.cause or ''}".strip()))
+        lines.append(("error", failures.one_line(p.error, p.cause)))
     if p.cleanup:
         stopped = p.cleanup.get("modelStopped")
         lines.append(("cleanup", "ran: model stopped" if stopped else "ran: no model left to stop"))
@@ -157,7 +160,7 @@ def result_view(description: dict[str, Any], output: dict[str, Any] | None) -> G
     status = str(description["status"])
     parts: list[Any] = [Text(f"{description['name']}: {status}", style=STATUS_STYLE.get(status, ""))]
     if description.get("error"):
-        parts.append(Text(f"error: {description['error']}: {description.get('cause', '')}"))
+        parts.append(Text("error: " + failures.one_line(description["error"], description.get("cause"))))
     if output:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
@@ -174,3 +177,40 @@ def result_view(description: dict[str, Any], output: dict[str, Any] | None) -> G
         parts.append(Text(f"warnings ({len(warnings)})" if warnings else "no warnings", style="bold"))
         parts.extend(Text(f"  - {warning}") for warning in warnings)
     return Group(*parts)
+
+
+# JSON for scripts (--json) -----------------------------------------------------------------------
+
+
+def progress_document(p: Progress) -> dict[str, Any]:
+    """`follow --json`: one document per update, the display's figures as numbers."""
+    document = {k: v for k, v in dataclasses.asdict(p).items() if k not in ("result", "cleanup")}
+    document["imagesInferred"] = p.images_inferred
+    document["modelBilledSeconds"] = p.model_billed_seconds
+    if p.error:
+        document["failure"] = failures.one_line(p.error, p.cause)
+    document["result"] = p.result
+    return document
+
+
+def run_document(row: dict[str, Any]) -> dict[str, Any]:
+    """`list --json`: one run."""
+    keys = ("name", "status", "executionArn", "startDate", "stopDate", "seconds")
+    counts = ("imagesListed", "imagesInManifest", "imagesSkipped", "imagesAutoAccepted")
+    return {
+        **{k: row.get(k) for k in keys},
+        **{k: row[k] for k in counts if k in row},
+        "f1": row.get("f1"),
+    }
+
+
+def result_document(description: dict[str, Any], output: dict[str, Any] | None) -> dict[str, Any]:
+    """`show --json`: how the run ended, and its output."""
+    document = {
+        k: description.get(k) for k in ("name", "status", "executionArn", "startDate", "stopDate", "error")
+    }
+    if description.get("error"):
+        document["cause"] = failures.cause_text(description.get("cause"), description.get("error"))
+        document["failure"] = failures.one_line(description["error"], description.get("cause"))
+    document["output"] = output
+    return document

@@ -27,8 +27,24 @@ class Context:
     clients: Clients
     stack: StackInfo
     console: Console
+    errors: Console | None = None  # notes beside the output (stderr), kept out of JSON
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def emit(self, document: Any) -> None:
+        """One JSON document on its own line, for scripts (no markup, no wrapping)."""
+        self.console.out(json.dumps(document, default=_json_default), highlight=False)
+
+    def note(self, text: str) -> None:
+        (self.errors or self.console).print(text, highlight=False)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def _describe(ctx: Context, execution_arn: str) -> dict[str, Any]:
@@ -42,11 +58,16 @@ def default_name(now: datetime) -> str:
     return now.strftime("run-%Y%m%d-%H%M%S")
 
 
-def start(ctx: Context, raw: dict[str, Any], name: str | None, *, dry_run: bool = False) -> str | None:
+def start(
+    ctx: Context, raw: dict[str, Any], name: str | None, *, dry_run: bool = False, as_json: bool = False
+) -> str | None:
     """Validate locally, then start. Returns the execution ARN (None for a dry run)."""
     name = name or default_name(ctx.now())
     checked = inputs.check(raw, ctx.stack, name)
-    ctx.console.print(f"input valid ({checked})")
+    if as_json and dry_run:
+        ctx.emit({"name": name, "input": raw, "checked": checked})
+        return None
+    (ctx.note if as_json else ctx.console.print)(f"input valid ({checked})")
     if dry_run:
         ctx.console.print_json(json.dumps(raw))
         return None
@@ -58,12 +79,23 @@ def start(ctx: Context, raw: dict[str, Any], name: str | None, *, dry_run: bool 
         if error.response["Error"]["Code"] == "ExecutionAlreadyExists":
             raise OpsError(f"a run named {name!r} exists already: pass another --name") from None
         raise OpsError(explain(error)) from None
-    ctx.console.print(f"started [bold]{name}[/]  {response['executionArn']}")
+    if as_json:
+        ctx.emit({"name": name, "executionArn": response["executionArn"], "input": raw})
+    else:
+        ctx.console.print(f"started [bold]{name}[/]  {response['executionArn']}")
     return str(response["executionArn"])
 
 
-def follow(ctx: Context, run: str, *, interval: float = 5.0, max_updates: int | None = None) -> int:
-    """Show the run's progress until it ends (live on a terminal, one line per change otherwise)."""
+def follow(
+    ctx: Context,
+    run: str,
+    *,
+    interval: float = 5.0,
+    max_updates: int | None = None,
+    as_json: bool = False,
+) -> int:
+    """Show the run's progress until it ends: live on a terminal, one line per change otherwise, or
+    one JSON document per update (`as_json`)."""
     execution_arn = execution_arn_for(ctx.clients, ctx.stack, run)
     _describe(ctx, execution_arn)  # a wrong name fails here, once, with a clear line
     updates = 0
@@ -71,7 +103,15 @@ def follow(ctx: Context, run: str, *, interval: float = 5.0, max_updates: int | 
     def current() -> Progress:
         return fetch.run_progress(ctx.clients, execution_arn, ctx.now())
 
-    if ctx.console.is_terminal:
+    if as_json:
+        while True:
+            progress = current()
+            ctx.emit(render.progress_document(progress))
+            updates += 1
+            if progress.status in TERMINAL or (max_updates and updates >= max_updates):
+                break
+            ctx.sleep(interval)
+    elif ctx.console.is_terminal:
         with Live(render.progress_panel(current()), console=ctx.console, auto_refresh=False) as live:
             while True:
                 progress = current()
@@ -84,12 +124,12 @@ def follow(ctx: Context, run: str, *, interval: float = 5.0, max_updates: int | 
         shown: list[tuple[str, str]] = []
         while True:
             progress = current()
-            lines = render.progress_lines(progress)
+            lines = render.progress_lines(progress, with_state=False)
             changed = [line for line in lines if line not in shown and line[0] != "elapsed"]
             if changed:
                 elapsed = render.duration(progress.elapsed_seconds)
                 ctx.console.print(
-                    f"[{elapsed}] " + "; ".join(f"{k}: {v}" for k, v in changed), soft_wrap=True
+                    f"[{elapsed}] " + "; ".join(f"{k}: {v}" for k, v in changed), soft_wrap=True, markup=False
                 )
                 shown = lines
             updates += 1
@@ -99,7 +139,7 @@ def follow(ctx: Context, run: str, *, interval: float = 5.0, max_updates: int | 
     return 0 if progress.status in ("SUCCEEDED", "RUNNING") else 1
 
 
-def list_runs(ctx: Context, limit: int = 10, status: str | None = None) -> int:
+def list_runs(ctx: Context, limit: int = 10, status: str | None = None, *, as_json: bool = False) -> int:
     kwargs: dict[str, Any] = {"stateMachineArn": ctx.stack.state_machine_arn, "maxResults": limit}
     if status:
         kwargs["statusFilter"] = status
@@ -114,6 +154,9 @@ def list_runs(ctx: Context, limit: int = 10, status: str | None = None) -> int:
             row.update(output.get("counts", {}))
             row["f1"] = (output.get("modelQuality") or {}).get("f1")
         rows.append(row)
+    if as_json:
+        ctx.emit([render.run_document(row) for row in rows])
+        return 0
     if not rows:
         ctx.console.print("no runs yet: start one with `labeling-loop start`")
         return 0
@@ -121,16 +164,19 @@ def list_runs(ctx: Context, limit: int = 10, status: str | None = None) -> int:
     return 0
 
 
-def show(ctx: Context, run: str) -> int:
+def show(ctx: Context, run: str, *, as_json: bool = False) -> int:
     description = _describe(ctx, execution_arn_for(ctx.clients, ctx.stack, run))
     output = json.loads(description["output"]) if description.get("output") else None
+    if as_json:
+        ctx.emit(render.result_document(description, output))
+        return 0 if description["status"] in ("SUCCEEDED", "RUNNING") else 1
     ctx.console.print(render.result_view(description, output))
     if description["status"] == "RUNNING":
         ctx.console.print("still running: `labeling-loop follow` shows its progress")
     return 0 if description["status"] in ("SUCCEEDED", "RUNNING") else 1
 
 
-def report(ctx: Context, run: str, out: Path, *, open_it: bool = False) -> int:
+def report(ctx: Context, run: str, out: Path, *, open_it: bool = False, as_json: bool = False) -> int:
     """Download the run's report.json (and report.html when the run wrote one; otherwise it is
     rendered here from report.json)."""
     description = _describe(ctx, execution_arn_for(ctx.clients, ctx.stack, run))
@@ -140,8 +186,10 @@ def report(ctx: Context, run: str, out: Path, *, open_it: bool = False) -> int:
             "(`labeling-loop show` says why it ended)"
         )
     paths = report_html.download(ctx.clients.s3, json.loads(description["output"]), out)
-    for path in paths:
-        ctx.console.print(f"wrote {path}")
+    if as_json:
+        ctx.emit({"run": description["name"], "files": [str(path) for path in paths]})
+    for path in [] if as_json else paths:
+        ctx.console.print(f"wrote {path}", markup=False, highlight=False)
     if open_it:
         import webbrowser
 
@@ -149,7 +197,9 @@ def report(ctx: Context, run: str, out: Path, *, open_it: bool = False) -> int:
     return 0
 
 
-def stop(ctx: Context, run: str, *, wait_seconds: float = 120.0, interval: float = 5.0) -> int:
+def stop(
+    ctx: Context, run: str, *, wait_seconds: float = 120.0, interval: float = 5.0, as_json: bool = False
+) -> int:
     """Stop the execution, then say what the cleanup did, read from durable state: the run's record
     (`cleaned-up`), the model's lease and the model's status."""
     execution_arn = execution_arn_for(ctx.clients, ctx.stack, run)
@@ -158,9 +208,12 @@ def stop(ctx: Context, run: str, *, wait_seconds: float = 120.0, interval: float
         ctx.clients.sfn.stop_execution(
             executionArn=execution_arn, error="StoppedByOperator", cause="labeling-loop stop"
         )
-        ctx.console.print(f"stopped {description['name']}: execution ABORTED; waiting for the cleanup ...")
+        say = ctx.note if as_json else ctx.console.print
+        say(f"stopped {description['name']}: execution ABORTED; waiting for the cleanup ...")
     else:  # stopping again shows what the cleanup did since
-        ctx.console.print(f"run {description['name']} is already {description['status']}")
+        (ctx.note if as_json else ctx.console.print)(
+            f"run {description['name']} is already {description['status']}"
+        )
     facts = fetch.read_history(fetch.history(ctx.clients.sfn, execution_arn))
     model_arn = facts.data.get("config", {}).get("projectVersionArn")
     waited = 0.0
@@ -170,8 +223,11 @@ def stop(ctx: Context, run: str, *, wait_seconds: float = 120.0, interval: float
             break
         ctx.sleep(interval)
         waited += interval
-    for line in cleanup_lines(outcome, model_arn, execution_arn):
-        ctx.console.print(line)
+    if as_json:
+        ctx.emit({"run": description["name"], "stopped": description["status"] == "RUNNING", **outcome})
+    else:
+        for line in cleanup_lines(outcome, model_arn, execution_arn):
+            ctx.console.print(line)
     return 0 if outcome["record"] != run_records.ACTIVE else 2
 
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labeling_ops import failures
 from localcloud.engine import faults as faults_module
 from localcloud.runner import default_config, held_out_datasets, run_local, write_outputs
 
@@ -27,16 +28,36 @@ DEMO_INPUT: dict[str, Any] = {
 }
 
 
-def _progress(stop: threading.Event, started: float) -> None:
-    """Print which state the run is in, every couple of seconds."""
-    from localcloud.engine import interpreter
+class PhaseTicker:
+    """Prints the run's phase each time it changes (what `labeling-loop follow` calls it), with the
+    seconds since the run started: a long step shows what it is doing, a quiet one prints nothing."""
 
-    while not stop.wait(2.0):
-        print(
-            f"  ... {time.monotonic() - started:5.1f} s, "
-            f"{interpreter.counters.state_transitions} state transitions",
-            flush=True,
-        )
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, cloud: Any, execution_arn: str) -> None:
+        self._thread = threading.Thread(target=self._run, args=(cloud, execution_arn), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self, cloud: Any, execution_arn: str) -> None:
+        from labeling_ops.progress import PHASES, read_history
+
+        started, shown = time.monotonic(), ""
+        while not self._stop.wait(0.5):
+            try:
+                state = read_history(cloud.history(execution_arn)).state or ""
+            except Exception:  # the display is best effort; the run's outcome is what counts
+                continue
+            phase = PHASES.get(state, state)
+            if phase and phase != shown:
+                print(f"  [{time.monotonic() - started:5.1f} s] {phase}", flush=True)
+                shown = phase
 
 
 def _run(args: argparse.Namespace, images: Path, truth: Path | None, setup: Any = None) -> int:
@@ -54,10 +75,7 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None, setup: Any 
         f"(backend {run_input.get('reviewBackend', 'groundtruth')})",
         flush=True,
     )
-    stop = threading.Event()
-    started = time.monotonic()
-    ticker = threading.Thread(target=_progress, args=(stop, started), daemon=True)
-    ticker.start()
+    ticker = PhaseTicker()
     try:
         with contextlib.ExitStack() as stack:
             server = None
@@ -82,15 +100,16 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None, setup: Any 
                 timeout=args.timeout,
                 labelstudio=server,
                 setup=setup,
+                on_started=ticker.watch,
             )
     finally:
-        stop.set()
+        ticker.stop()
     out = Path(args.out)
     write_outputs(result, out)
     summary = result.summary
     print(
         f"\nExecution {summary['status']}"
-        + (f": {summary['error']}: {summary['cause']}" if summary["error"] else "")
+        + (f": {failures.one_line(summary['error'], summary['cause'])}" if summary["error"] else "")
     )
     print(
         f"  images listed {summary['images_listed']}, in manifest {summary['images_in_manifest']} "
@@ -149,6 +168,9 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None, setup: Any 
     print(f"  labeling jobs: {', '.join(summary['labeling_jobs']) or 'none'}")
     if result.extra.get("reviewers_error"):
         print(f"  emulated Label Studio reviewers failed: {result.extra['reviewers_error']}")
+    if summary["status"] != "SUCCEEDED":
+        print(f"\nRun:      {out / 'run.json'} (and history.json: every state the execution went through)")
+        return 1
     print(
         f"\nManifest: {out / 'output.manifest'} (COCO: {out / 'coco.json'})"
         f"\nReport:   {out / 'report.html'} (and {out / 'report.json'})"
@@ -208,6 +230,27 @@ def main(argv: list[str] | None = None) -> int:
         import os
 
         os.environ["LOCALCLOUD_LOG_LEVEL"] = "ERROR"
+        # moto's interpreter logs each failed state with its whole parse tree: the run's error, printed
+        # in one line at the end, says what happened (-v shows everything).
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's S3 server for Label Studio
+    try:
+        return _command(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # one line for a person; -v shows the traceback
+        if args.verbose:
+            raise
+        text = str(error).strip().splitlines()
+        print(
+            f"error: {type(error).__name__}: {text[0] if text else ''} (run again with -v for the details)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _command(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from localcloud.data.dataset import generate
 

@@ -31,6 +31,7 @@ if [[ -x "${venv}/bin/label-studio" ]] \
   exit 0
 fi
 
+echo "install_labelstudio: installing label-studio ${LABEL_STUDIO_VERSION} into ${venv} (about a minute)"
 "${python}" -m venv "${venv}"
 "${venv}/bin/pip" install --quiet --upgrade pip
 "${venv}/bin/pip" install --quiet "label-studio==${LABEL_STUDIO_VERSION}"

@@ -22,6 +22,7 @@ from localcloud.engine.cloud import LocalCloud, LocalCloudConfig, RunOutcome
 from localcloud.engine.deployment import Stack
 from localcloud.services.custom_labels import CustomLabelsConfig, TaskType
 from localcloud.services.groundtruth import GroundTruthConfig
+from localcloud.services.reviewer_model import DEMO
 
 LOG = logging.getLogger(__name__)
 IMAGES_PREFIX = "incoming/"
@@ -37,7 +38,10 @@ def default_config(time_scale: float = 0.002) -> LocalCloudConfig:
             tps_per_inference_unit=60.0,
             detect_latency_s=0.02,
         ),
-        groundtruth=GroundTruthConfig(job_latency_s=1.0, annotator_accuracy=0.97, annotator_jitter_px=1.0),
+        # The emulated reviewers of both backends: one model (services/reviewer_model.py).
+        groundtruth=GroundTruthConfig(
+            job_latency_s=1.0, annotator_accuracy=DEMO.accuracy, annotator_jitter_px=DEMO.jitter_px
+        ),
     )
 
 
@@ -249,12 +253,17 @@ def execute(
     name: str,
     timeout: float = 600,
     before_wait: Callable[[str], None] | None = None,
+    on_started: Callable[[str], None] | None = None,
 ) -> LocalRunResult:
+    """Start one execution and wait for its end. `before_wait` gets the run's folder, `on_started`
+    its execution ARN (e.g. to show progress)."""
     transitions_before = interpreter.counters.state_transitions
     invocations_before = dict(cloud.runtime.invocations)
     started = time.monotonic()
     execution_arn = cloud.start(run_input, name)
     run_id = run_id_of(name, execution_arn)
+    if on_started:
+        on_started(execution_arn)
     if before_wait:
         before_wait(run_prefix_of(stack, run_id))
     outcome = cloud.wait(execution_arn, timeout)
@@ -289,17 +298,19 @@ def run_local(
     name: str = "local-run",
     timeout: float = 600,
     labelstudio: Any = None,
-    reviewer_accuracy: float = 0.97,
+    reviewer_accuracy: float = DEMO.accuracy,
     unannotated_fraction: float = 0.0,
     skipped_fraction: float = 0.0,
     setup: Callable[[LocalCloud, Stack], None] | None = None,
+    on_started: Callable[[LocalCloud, str], None] | None = None,
 ) -> LocalRunResult:
     """Deploy, upload, run one execution to its end, and read everything back.
 
     With `reviewBackend: labelstudio` in the input, `labelstudio` is a running LabelStudioServer
     (see localcloud.services.labelstudio.backend.labelstudio_with_local_s3); emulated reviewers
     answer the run's project while the execution polls it. `setup` runs after the stack is deployed
-    and the model registered (e.g. to give the project datasets)."""
+    and the model registered (e.g. to give the project datasets); `on_started` gets the cloud and the
+    execution's ARN once it started (the demo shows its phases)."""
     from localcloud.services.labelstudio.backend import EmulatedReviewers, deploy_parameters
 
     backend = (run_input or {}).get("reviewBackend", "groundtruth")
@@ -333,7 +344,14 @@ def run_local(
                 timeout=timeout,
             )
         result = execute(
-            cloud, stack, arn, full_input, name, timeout, before_wait=reviewers.start if reviewers else None
+            cloud,
+            stack,
+            arn,
+            full_input,
+            name,
+            timeout,
+            before_wait=reviewers.start if reviewers else None,
+            on_started=(lambda execution_arn: on_started(cloud, execution_arn)) if on_started else None,
         )
         result.summary["model_status_at_end"] = wait_for_model_stopped(cloud, arn)
         if huge_reads is not None:

@@ -54,6 +54,13 @@ class RunLayout:
         return self._at(f"predictions/batch-{suffix}.jsonl")
 
     @property
+    def batch_progress_prefix(self) -> S3Uri:
+        return self._at("progress/")
+
+    def batch_progress(self, batch_id: int) -> S3Uri:
+        return self._at(f"progress/batch-{batch_id:05d}.json")
+
+    @property
     def skipped_prefix(self) -> S3Uri:
         return self._at("skipped/")
 

@@ -81,40 +81,144 @@ class RunInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    projectVersionArn: ProjectVersionArn | None = None
-    images: S3Prefix | None = None
-    output: S3Prefix | None = None
-    reviewBackend: ReviewBackend | None = None
-    minInferenceUnits: InferenceUnits | None = None
-    minConfidence: Confidence | None = None
-    autoAcceptConfidence: Confidence | Literal["off"] | None = None
-    maxImagesPerJob: ImagesPerJob | None = None
-    maxLabelsPerJob: LabelsPerJob | None = None
-    taskTimeLimitSeconds: TaskTimeLimitSeconds | None = None
-    workersPerObject: WorkersPerObject | None = None
-    reviewDeadlineHours: ReviewDeadlineHours | None = None
-    workteamArn: WorkteamArn | None = None
+    projectVersionArn: ProjectVersionArn | None = Field(
+        None,
+        description=(
+            "the Custom Labels model version that labels the images (of a project the stack allows)"
+        ),
+    )
+    images: S3Prefix | None = Field(
+        None, description="s3://bucket/prefix/ of the images to label, in the stack's images bucket"
+    )
+    output: S3Prefix | None = Field(
+        None,
+        description=(
+            "s3://bucket/prefix/ under which the run writes its folder, under the stack's output prefix"
+        ),
+    )
+    reviewBackend: ReviewBackend | None = Field(
+        None,
+        description=(
+            "who reviews: groundtruth (a Ground Truth private workteam) or labelstudio (the "
+            "stack's Label Studio)"
+        ),
+    )
+    minInferenceUnits: InferenceUnits | None = Field(
+        None, description="inference units to start the model with (at most the stack's InferenceUnitsLimit)"
+    )
+    minConfidence: Confidence | None = Field(
+        None, description="predictions below this confidence are not shown to reviewers"
+    )
+    autoAcceptConfidence: Confidence | Literal["off"] | None = Field(
+        None,
+        description=(
+            "images whose every shown prediction is at or above this skip review (but for the "
+            "audit sample); off: every image is reviewed"
+        ),
+    )
+    maxImagesPerJob: ImagesPerJob | None = Field(None, description="images per Ground Truth labeling job")
+    maxLabelsPerJob: LabelsPerJob | None = Field(None, description="most labels a review may offer")
+    taskTimeLimitSeconds: TaskTimeLimitSeconds | None = Field(
+        None, description="time a reviewer has per image, in seconds"
+    )
+    workersPerObject: WorkersPerObject | None = Field(None, description="reviewers per image (Ground Truth)")
+    reviewDeadlineHours: ReviewDeadlineHours | None = Field(
+        None,
+        description=(
+            "how long the review stays open, in hours; Label Studio: what is done by then is "
+            "collected, the rest reported"
+        ),
+    )
+    workteamArn: WorkteamArn | None = Field(
+        None, description="the Ground Truth workteam (required for groundtruth), of a type the stack allows"
+    )
     # Accepted only as a repeat of the stack's value (FROM_THE_STACK_ONLY), never used from here.
-    labelStudioUrl: str | None = None
-    labelStudioTokenSecretArn: str | None = None
-    modelPollSeconds: ModelPollSeconds | None = None
-    reviewPollSeconds: ReviewPollSeconds | None = None
-    modelStartTimeoutMinutes: ModelStartTimeoutMinutes | None = None
-    auditFraction: Fraction | None = None
-    auditMinImages: AuditMinImages | None = None
-    auditErrorTarget: ErrorTarget | None = None
-    auditGateAction: AuditGateAction | None = None
-    boxTolerance: BoxTolerance | None = None
-    train: bool | None = None
-    promoteIfBetter: bool | None = None
-    trainingPollSeconds: TrainingPollSeconds | None = None
-    trainingTimeoutHours: TrainingTimeoutHours | None = None
+    labelStudioUrl: str | None = Field(
+        None, description="a stack setting (LabelStudioUrl): an input may only repeat it"
+    )
+    labelStudioTokenSecretArn: str | None = Field(
+        None, description="a stack setting (LabelStudioTokenSecretArn): an input may only repeat it"
+    )
+    modelPollSeconds: ModelPollSeconds | None = Field(
+        None, description="seconds between checks of the model's status while it starts"
+    )
+    reviewPollSeconds: ReviewPollSeconds | None = Field(
+        None,
+        description=(
+            "seconds between checks of the review; the first state refuses polls that would "
+            "cross an execution's 25,000-event history"
+        ),
+    )
+    modelStartTimeoutMinutes: ModelStartTimeoutMinutes | None = Field(
+        None, description="give up (and stop the model) if it is not RUNNING after this many minutes"
+    )
+    auditFraction: Fraction | None = Field(
+        None, description="share of the images that would be auto-accepted that people review anyway"
+    )
+    auditMinImages: AuditMinImages | None = Field(
+        None, description="audit at least this many images (all of them when fewer)"
+    )
+    auditErrorTarget: ErrorTarget | None = Field(
+        None,
+        description=(
+            "the most auto-accepted images that may be wrong: what recommended thresholds promise, and "
+            "the gate's limit on the audit's 95 % upper bound before auto-accepted images ship"
+        ),
+    )
+    auditGateAction: AuditGateAction | None = Field(
+        None,
+        description=(
+            "when the audit cannot vouch for the auto-accepted images: review (people check them in a "
+            "second wave of this run) or defer (they wait for the next run)"
+        ),
+    )
+    boxTolerance: BoxTolerance | None = Field(
+        None,
+        description=(
+            "IoU with the box people drew above which a predicted box needed no correction; below it "
+            "the image counts as wrong"
+        ),
+    )
+    train: bool | None = Field(
+        None, description="add the manifest to the training dataset and train the next model version"
+    )
+    promoteIfBetter: bool | None = Field(
+        None,
+        description=(
+            "compare the new version's F1 with the current one and record which the next run should use"
+        ),
+    )
+    trainingPollSeconds: TrainingPollSeconds | None = Field(
+        None, description="seconds between checks of the dataset update and the training"
+    )
+    trainingTimeoutHours: TrainingTimeoutHours | None = Field(
+        None,
+        description="stop waiting for the training after this many hours (it goes on; the report says so)",
+    )
     # No stack parameter for these:
-    taskType: RequestedTaskType = "auto"
-    incremental: bool = False
-    jobNamePrefix: JobNamePrefix = "lab"
-    labels: Labels = Field(default_factory=list)
-    autoAcceptConfidenceByLabel: ConfidenceByLabel = Field(default_factory=dict)
+    taskType: RequestedTaskType = Field(
+        "auto", description="detection, classification, or auto (detection when the model returns boxes)"
+    )
+    incremental: bool = Field(
+        False,
+        description=(
+            "skip images already labeled, and claim images so overlapping runs never review one twice"
+        ),
+    )
+    jobNamePrefix: JobNamePrefix = Field(
+        "lab",
+        description="prefix of Ground Truth job names (lab-<runId>-det-000) and of trained version names",
+    )
+    labels: Labels = Field(
+        default_factory=list, description="labels reviewers may use besides the model's project's"
+    )
+    autoAcceptConfidenceByLabel: ConfidenceByLabel = Field(
+        default_factory=dict,
+        description=(
+            'per-label auto-accept thresholds, e.g. {"cat": 72.5} (what report.json '
+            "recommends); a label not named uses autoAcceptConfidence"
+        ),
+    )
 
     @field_validator("workteamArn", "labelStudioUrl", "labelStudioTokenSecretArn", mode="before")
     @classmethod

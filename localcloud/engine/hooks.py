@@ -127,6 +127,13 @@ def install() -> None:
         _installed = True
 
 
+def respond(service: str, operation: str, params: dict[str, Any]) -> tuple[int, dict[str, str], bytes] | None:
+    """Answer a call that arrived another way (over HTTP: engine/gateway.py) as a client in this
+    process would be answered; None when no emulator serves the service."""
+    responder = _responders.get(service)
+    return responder(operation, params) if responder is not None else None
+
+
 def serve(service: str, responder: Responder) -> None:
     _responders[service] = responder
 

@@ -80,3 +80,19 @@ def test_the_input_table_lists_every_input_field_and_cites_real_parameters(
     assert sorted(set(fields) - set(RunInput.model_fields)) == [], "README lists fields RunInput lacks"
     assert sorted(set(RunInput.model_fields) - set(fields)) == [], "input fields missing from the README"
     assert problems == []
+
+
+def test_the_troubleshooting_table_and_the_cli_name_the_same_errors(repo_root: Path) -> None:
+    """What `labeling-loop show` appends as "what to do" (labeling_ops/failures.py) is there for
+    every error the README's troubleshooting table names, and for no other."""
+    from labeling_ops.failures import FIXES
+
+    rows = _table(_readme(repo_root), "| error | what happened | what to do |")
+    named = {
+        name
+        for row in rows
+        for name in re.findall(r"`([A-Za-z][A-Za-z.]*)`", row[0])
+        if "..." not in name and name != "States"
+    }
+    assert sorted(named - set(FIXES)) == [], "README errors without a fix in the CLI"
+    assert sorted(set(FIXES) - named) == [], "CLI fixes for errors the README does not list"

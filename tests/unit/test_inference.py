@@ -301,13 +301,15 @@ def test_a_retried_invocation_rewrites_the_same_two_objects(
     expect_detect(rekognition, "photos/b.jpg", [OUTDOOR])
     second = infer(aws, rekognition, [a, b], batch_id=7)
 
-    # THEN the same two objects are rewritten: no duplicate records, no stale skip
+    # THEN the same two objects are rewritten: no duplicate records, no stale skip (and the batch's
+    # progress object, for `labeling-loop follow`, is the same one too)
     assert (
         keys_after_first
         == run_keys(aws)
         == [
             LAYOUT.inventory.key,
             LAYOUT.predictions_part(part(7)).key,
+            LAYOUT.batch_progress(7).key,
             LAYOUT.skipped_part("inference", part(7)).key,
         ]
     )

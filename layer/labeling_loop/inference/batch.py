@@ -21,6 +21,7 @@ from itertools import islice
 from typing import Any
 
 from labeling_loop.inference import flow_hooks
+from labeling_loop.inference.batch_progress import BatchProgress
 from labeling_loop.inference.detect import predict_one
 from labeling_loop.inference.flow import MAX_IN_FLIGHT, Limiter, RateEstimate
 from labeling_loop.jsonl import JsonlWriter, read_lines
@@ -108,6 +109,14 @@ def run_batch(
     lock = threading.Lock()
     counts = {"inferred": 0, "skipped": 0}
     submitted = 0
+    shown = BatchProgress(s3, layout, batch.batch_id, batch.count)  # for `labeling-loop follow`
+
+    def show(final: bool = False) -> None:
+        with lock:
+            finished = counts["inferred"] + counts["skipped"]
+            inferred, skipped = progress.inferred + counts["inferred"], progress.skipped + counts["skipped"]
+        shown.update(progress.done + finished, inferred, skipped, final=final)
+
     with (
         JsonlWriter(s3, layout.predictions_part(part)) as predictions,
         JsonlWriter(s3, layout.skipped_part("inference", part)) as skips,
@@ -131,13 +140,18 @@ def run_batch(
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in finished:
                         future.result()  # an error that must fail the invocation (model stopped)
+                    show()
                 pending.add(pool.submit(infer, ref))
                 submitted += 1
-            for future in pending:
-                future.result()
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    future.result()
+                show()
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
+    show(final=True)
     return Progress(
         done=progress.done + submitted,
         inferred=progress.inferred + counts["inferred"],

@@ -3,8 +3,9 @@ of each data object when a labeling job's work is done.
 
 - Built-in bounding box (`BoundingBox`) and bounding-box adjustment (`AdjustmentBoundingBox`,
   docs/aws-facts.md §3.4): an emulated annotator compares the prior boxes of the input line with
-  the ground truth and fixes each error with probability `annotator_accuracy`; boxes people draw
-  land within +- `annotator_jitter_px` of the truth, in whole pixels, inside the image.
+  the ground truth as the shared reviewer model says (`localcloud/services/reviewer_model.py`, the
+  same as the Label Studio reviewers'), each decision right with probability `annotator_accuracy`;
+  boxes people draw land within +- `annotator_jitter_px` of the truth, in whole pixels.
 - Custom tasks (§3.5): the real pre-annotation Lambda per object, an emulated worker answering our
   label-verification template (docs/data-contracts.md), the real consolidation Lambda on a payload
   file in S3.
@@ -27,7 +28,6 @@ from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
-from labeling_loop.geometry import iou_of_dicts
 from PIL import Image
 
 from localcloud.data.imaging import displayed_size_of
@@ -35,6 +35,7 @@ from localcloud.data.truth import Truth
 from localcloud.services.base import ServiceError
 from localcloud.services.groundtruth.output import JobFailure, box_line, custom_line
 from localcloud.services.groundtruth.validation import split_s3
+from localcloud.services.reviewer_model import ReviewerModel, review_boxes, review_labels
 
 if TYPE_CHECKING:
     from localcloud.services.groundtruth.jobs import GroundTruthConfig, LabelingJob
@@ -126,8 +127,7 @@ class Workforce:
         width: int,
         height: int,
     ) -> list[dict[str, Any]]:
-        """One annotator's final boxes: fix each error of the priors with probability accuracy."""
-        accuracy = self.config.annotator_accuracy
+        """One annotator's final boxes (the shared reviewer model, `reviewer_model.py`)."""
         if truth is None:  # nothing to compare with: the annotator accepts what is shown
             return [dict(b) for b in priors if b["label"] in labels]
         scale_x = width / truth.width if truth.width else 1.0
@@ -143,55 +143,15 @@ class Workforce:
             for t in truth.boxes
             if t.label in labels
         ]
-        pairs = sorted(
-            (
-                (iou_of_dicts(p, t), pi, ti)
-                for pi, p in enumerate(priors)
-                for ti, t in enumerate(truth_boxes)
-                if p["label"] == t["label"]
-            ),
-            reverse=True,
-        )
-        matched_p: dict[int, tuple[int, float]] = {}
-        matched_t: set[int] = set()
-        for value, pi, ti in pairs:
-            if value < 0.5:
-                break
-            if pi in matched_p or ti in matched_t:
-                continue
-            matched_p[pi] = (ti, value)
-            matched_t.add(ti)
-        final: list[dict[str, Any]] = []
-        for pi, prior in enumerate(priors):
-            if pi in matched_p:
-                ti, value = matched_p[pi]
-                if value >= 0.9 or rng.random() >= accuracy:
-                    final.append(dict(prior))
-                else:
-                    final.append(self._drawn(truth_boxes[ti], rng, width, height))
-            elif rng.random() >= accuracy and prior["label"] in labels:
-                final.append(dict(prior))  # a wrong box the annotator did not delete
-        for ti, target in enumerate(truth_boxes):
-            if ti not in matched_t and rng.random() < accuracy:
-                final.append(self._drawn(target, rng, width, height))
-        return final
+        shown = [b for b in priors if b["label"] in labels]  # the task offers only the job's labels
+        review = review_boxes(shown, truth_boxes, self.reviewers, rng, width, height)
+        return [dict(reviewed.box) for reviewed in review.boxes]
 
-    def _drawn(self, box: dict[str, Any], rng: random.Random, width: int, height: int) -> dict[str, Any]:
-        """A box a person drew over `box`: integer pixels, within +- jitter, inside the image."""
-        jitter = self.config.annotator_jitter_px
-        left = box["left"] + rng.uniform(-jitter, jitter)
-        top = box["top"] + rng.uniform(-jitter, jitter)
-        right = box["left"] + box["width"] + rng.uniform(-jitter, jitter)
-        bottom = box["top"] + box["height"] + rng.uniform(-jitter, jitter)
-        left, top = max(0, min(width - 1, round(left))), max(0, min(height - 1, round(top)))
-        right, bottom = max(left + 1, min(width, round(right))), max(top + 1, min(height, round(bottom)))
-        return {
-            "label": box["label"],
-            "left": left,
-            "top": top,
-            "width": right - left,
-            "height": bottom - top,
-        }
+    @property
+    def reviewers(self) -> ReviewerModel:
+        return ReviewerModel(
+            accuracy=self.config.annotator_accuracy, jitter_px=self.config.annotator_jitter_px
+        )
 
     def _image_size(self, ref: str) -> tuple[int, int]:
         """What the labeling UI shows when the line says no size: the image's displayed size."""
@@ -304,17 +264,9 @@ class Workforce:
         label_set = [_label_name(entry) for entry in label_set]
         predicted = {_label_name(entry) for entry in task_input.get("predicted") or []}
         truth = self.truth.get(line.get("source-ref", ""))
-        answer = {}
-        for label in label_set:
-            shown = label in predicted
-            on = shown
-            if (
-                truth is not None
-                and shown != (label in truth.labels)
-                and rng.random() < self.config.annotator_accuracy
-            ):
-                on = not shown
-            answer[label] = {"on": on}
+        present = sorted(truth.labels) if truth is not None else sorted(predicted)
+        checked = set(review_labels(label_set, sorted(predicted), present, self.reviewers, rng))
+        answer = {label: {"on": label in checked} for label in label_set}
         return {"labels": answer}
 
 

@@ -23,6 +23,7 @@ from moto.server import ThreadedMotoServer
 from localcloud.data.truth import Truth
 from localcloud.services.labelstudio.reviewers import ReviewStats, annotate_project
 from localcloud.services.labelstudio.server import LabelStudioServer, running_labelstudio
+from localcloud.services.reviewer_model import DEMO
 
 LOG = logging.getLogger(__name__)
 SECRET_NAME = "labeling-loop/label-studio-token"
@@ -45,14 +46,24 @@ def labelstudio_with_local_s3(workdir: Path) -> Iterator[LabelStudioServer]:
 def deploy_parameters(cloud: Any, server: LabelStudioServer) -> dict[str, str]:
     """Store the token as a user would (Secrets Manager) and point the stack at the server, which
     listens on plain http on loopback: the stack names that host as the one http may reach."""
+    return {"ReviewBackend": "labelstudio", **stack_parameters(cloud, server.url, server.token)}
+
+
+def stack_parameters(cloud: Any, url: str, token: str) -> dict[str, str]:
+    """The token in a secret, and the stack parameters naming the server and the secret."""
     secrets = boto3.client("secretsmanager", region_name=cloud.config.region)
-    arn = secrets.create_secret(Name=SECRET_NAME, SecretString=server.token)["ARN"]
+    arn = secrets.create_secret(Name=SECRET_NAME, SecretString=token)["ARN"]
     return {
-        "ReviewBackend": "labelstudio",
-        "LabelStudioUrl": server.url,
-        "LabelStudioHttpHost": urlsplit(server.url).hostname or "",
+        "LabelStudioUrl": url,
+        "LabelStudioHttpHost": urlsplit(url).hostname or "",
         "LabelStudioTokenSecretArn": arn,
     }
+
+
+def store_token(cloud: Any, token: str) -> None:
+    """A new token for the stack's secret (the server was started after the stack was deployed)."""
+    secrets = boto3.client("secretsmanager", region_name=cloud.config.region)
+    secrets.put_secret_value(SecretId=SECRET_NAME, SecretString=token)
 
 
 def truth_for_reviewers(truth: dict[str, Truth]) -> dict[str, dict[str, Any]]:
@@ -74,7 +85,8 @@ class EmulatedReviewers:
 
     cloud: Any
     server: LabelStudioServer
-    accuracy: float = 0.97
+    accuracy: float = DEMO.accuracy
+    jitter_px: float = DEMO.jitter_px
     unannotated_fraction: float = 0.0
     skipped_fraction: float = 0.0
     seed: int = 0
@@ -116,6 +128,7 @@ class EmulatedReviewers:
                 int(state["projectId"]),
                 truth_for_reviewers(self.cloud.truth),
                 accuracy=self.accuracy,
+                jitter_px=self.jitter_px,
                 seed=self.seed,
                 unannotated_fraction=self.unannotated_fraction,
                 skipped_fraction=self.skipped_fraction,
@@ -123,3 +136,68 @@ class EmulatedReviewers:
         except BaseException as error:  # reported to the test/CLI, never lost in a thread
             LOG.exception("emulated reviewers failed")
             self.error = error
+
+
+class ReviewDesk:
+    """Emulated reviewers for a cloud that lives on (the background cloud of `--local`): every
+    `labelstudio` run of the stack gets its own `EmulatedReviewers` once it has started, except the
+    runs named in `people` (a person reviews those, in the browser)."""
+
+    def __init__(
+        self,
+        cloud: Any,
+        server: Any,  # () -> LabelStudioServer | None: Label Studio starts on first use
+        people: set[str],
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.cloud = cloud
+        self.server = server
+        self.people = people
+        self.poll_seconds = poll_seconds
+        self.reviewers: dict[str, EmulatedReviewers] = {}  # execution name -> its reviewers
+        self._seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="label-studio-desk", daemon=True)
+
+    def start(self) -> ReviewDesk:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _watch(self) -> None:
+        from labeling_loop.run_input import run_id_for
+
+        from localcloud.runner import run_prefix_of
+
+        while not self._stop.wait(self.poll_seconds):
+            server, stack = self.server(), self.cloud.stack
+            if server is None or stack is None:
+                continue
+            try:
+                running = self.cloud.sfn.list_executions(
+                    stateMachineArn=stack.state_machine_arn, statusFilter="RUNNING"
+                )["executions"]
+                for execution in running:
+                    name = execution["name"]
+                    if name in self._seen:
+                        continue
+                    prefix = run_prefix_of(stack, run_id_for(name, execution["executionArn"]))
+                    config = self._config(prefix)
+                    if config is None:
+                        continue  # not validated yet
+                    self._seen.add(name)
+                    if config.get("reviewBackend") == "labelstudio" and name not in self.people:
+                        reviewers = EmulatedReviewers(self.cloud, server, timeout=3600)
+                        reviewers.start(prefix)
+                        self.reviewers[name] = reviewers
+            except Exception:  # the desk goes on; the run's own deadline ends a review nobody answers
+                LOG.exception("the emulated reviewers' desk failed to look at the runs")
+
+    def _config(self, run_prefix: str) -> dict[str, Any] | None:
+        try:
+            return dict(read_json(self.cloud.s3, S3Uri.parse(run_prefix + "config.json")))
+        except self.cloud.s3.exceptions.NoSuchKey:
+            return None

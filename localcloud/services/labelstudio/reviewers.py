@@ -4,10 +4,11 @@ format, boxes in percent of the image: docs/aws-facts.md §6.4), comparing the m
 pre-annotations with a ground truth.
 
 Truth: {source-ref: {"boxes": [{"label", "left", "top", "width", "height"} px], "labels": [...],
-"width", "height"}}. A careful reviewer (probability `accuracy` per decision) keeps a prediction
-that matches a true box, fixes one that overlaps it, deletes a false one and draws what the model
-missed; a careless one accepts what is shown. `unannotated_fraction` of the tasks get no answer;
-`skipped_fraction` of them are skipped (the UI's Skip button: a cancelled annotation, no result).
+"width", "height"}}. What a reviewer does with each task is the shared reviewer model
+(`localcloud/services/reviewer_model.py`, the same as the emulated Ground Truth workforce's): each
+decision right with probability `accuracy`, drawn boxes within +- `jitter_px`.
+`unannotated_fraction` of the tasks get no answer; `skipped_fraction` of them are skipped (the UI's
+Skip button: a cancelled annotation, no result).
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from labeling_loop.geometry import iou_of_dicts
 from labeling_loop.review.labelstudio.client import LabelStudioClient
 from labeling_loop.review.labelstudio.convert import BOX_TAG, CHOICES_TAG, IMAGE_TAG
 
-MATCH_IOU = 0.5  # a prediction "is" a true box above this overlap
+from localcloud.services.reviewer_model import ReviewerModel, review_boxes, review_labels
 
 
 @dataclass
@@ -83,63 +83,40 @@ def _rectangle(region_id: str, box: Mapping[str, Any], width: int, height: int) 
 
 @dataclass
 class _Reviewer:
-    """One reviewer's decisions, drawn in task order from one seeded rng."""
+    """One reviewer's decisions, drawn in task order from one seeded rng (the shared model)."""
 
     rng: random.Random
-    accuracy: float
+    model: ReviewerModel
     stats: ReviewStats
 
     def detection(
         self, result: Sequence[Mapping[str, Any]], truth: Mapping[str, Any]
     ) -> list[dict[str, Any]]:
-        rng, stats = self.rng, self.stats
         width, height = int(truth["width"]), int(truth["height"])
-        true_boxes = list(truth.get("boxes", []))
-        free_truth = list(range(len(true_boxes)))
+        shown = _prediction_boxes(result)
+        review = review_boxes(
+            [box for _, box in shown], list(truth.get("boxes", [])), self.model, self.rng, width, height
+        )
         answer: list[dict[str, Any]] = []
-        for index, (item, box) in enumerate(_prediction_boxes(result)):
-            careful = rng.random() < self.accuracy
-            best = max(free_truth, key=lambda t: iou_of_dicts(box, true_boxes[t]), default=None)
-            if best is not None and iou_of_dicts(box, true_boxes[best]) >= MATCH_IOU:
-                free_truth.remove(best)
-                target = true_boxes[best]
-                exact = target["label"] == box["label"] and all(
-                    abs(target[k] - box[k]) <= 0.5 for k in ("left", "top", "width", "height")
-                )
-                if exact or not careful:
-                    answer.append({**item, "origin": "prediction"})  # accepted as shown
-                    stats.kept += 1
-                else:
-                    answer.append(_rectangle(f"a{index}", target, width, height))
-                    stats.adjusted += 1
-            elif careful:
-                stats.removed += 1  # a false positive, deleted
+        for index, reviewed in enumerate(review.boxes):
+            if reviewed.kind == "kept" and reviewed.shown is not None:
+                answer.append({**shown[reviewed.shown][0], "origin": "prediction"})  # accepted as shown
             else:
-                answer.append({**item, "origin": "prediction"})
-                stats.kept += 1
-        for t in free_truth:
-            if rng.random() < self.accuracy:  # careless reviewers miss what the model missed
-                answer.append(_rectangle(f"n{t}", true_boxes[t], width, height))
-                stats.added += 1
+                answer.append(_rectangle(f"r{index}", reviewed.box, width, height))
+        for kind, count in review.counts().items():
+            setattr(self.stats, kind, getattr(self.stats, kind) + count)
         return answer
 
     def classification(
         self, result: Sequence[Mapping[str, Any]], truth: Mapping[str, Any]
     ) -> list[dict[str, Any]]:
-        rng, stats = self.rng, self.stats
         predicted = [c for item in result if item.get("type") == "choices" for c in item["value"]["choices"]]
-        true_labels = set(truth.get("labels", []))
-        chosen: list[str] = []
-        for label in predicted:
-            if label in true_labels or rng.random() >= self.accuracy:
-                chosen.append(label)
-                stats.kept += 1
-            else:
-                stats.removed += 1
-        for label in sorted(true_labels - set(predicted)):
-            if rng.random() < self.accuracy:
-                chosen.append(label)
-                stats.added += 1
+        present = list(truth.get("labels", []))
+        offered = sorted(set(predicted) | set(present))
+        chosen = review_labels(offered, predicted, present, self.model, self.rng)
+        self.stats.kept += len(set(chosen) & set(predicted))
+        self.stats.removed += len(set(predicted) - set(chosen))
+        self.stats.added += len(set(chosen) - set(predicted))
         if not chosen:
             return []
         return [
@@ -168,6 +145,7 @@ def annotate_project(
     truth: Mapping[str, Mapping[str, Any]],
     *,
     accuracy: float = 1.0,
+    jitter_px: float = 0.0,
     seed: int = 0,
     unannotated_fraction: float = 0.0,
     skipped_fraction: float = 0.0,
@@ -178,7 +156,7 @@ def annotate_project(
     in `leave_alone` (ids) are not touched."""
     rng = random.Random(seed)
     stats = ReviewStats()
-    reviewer = _Reviewer(rng, accuracy, stats)
+    reviewer = _Reviewer(rng, ReviewerModel(accuracy=accuracy, jitter_px=jitter_px), stats)
     tasks = sorted((t for t in tasks_of(ls, project_id) if t["id"] not in leave_alone), key=lambda t: t["id"])
     skipping = {t["id"] for t in random.Random(seed + 1).sample(tasks, round(len(tasks) * skipped_fraction))}
     for task in tasks:

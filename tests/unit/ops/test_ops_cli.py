@@ -225,3 +225,121 @@ def test_the_cli_and_the_local_cloud_do_not_import_the_data_science_sdk() -> Non
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# Help, flags, typos, sample inputs ------------------------------------------------------------------
+
+
+def _start_parser() -> Any:
+    return cli.parser()._subparsers._group_actions[0].choices["start"]  # type: ignore[union-attr]
+
+
+def test_every_input_flag_says_what_it_is_its_bounds_and_its_default() -> None:
+    from labeling_loop.run_config import numeric_bounds
+    from labeling_loop.run_input import RunInput
+
+    actions = {a.dest: a for a in _start_parser()._actions}
+    bounds = numeric_bounds()
+    for name, field in RunInput.model_fields.items():
+        text = str(actions[f"in_{name}"].help).replace("%%", "%")  # argparse's escape
+        assert field.description and field.description in text, name
+        assert "default: " in text, name
+        if name in bounds:
+            low, high, integer = bounds[name]
+            shown = f"{int(low):,}-{int(high):,}" if integer else f"{low:g}-{high:g}"
+            assert shown in text, (name, text)
+    assert "(0-100; default: the stack's setting)" in str(actions["in_minConfidence"].help)
+    assert "(default: auto)" in str(actions["in_taskType"].help)
+
+
+def test_the_help_lists_every_flag_with_its_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["start", "--help"])
+    assert ended.value.code == 0
+    shown = capsys.readouterr().out
+    assert "--min-confidence N" in shown and "predictions below this confidence" in shown
+    assert "--train, --no-train" in shown and "--incremental, --no-incremental" in shown
+    assert "--json" in shown
+
+
+def test_booleans_are_flags_that_take_no_value(capsys: pytest.CaptureFixture[str]) -> None:
+    sfn = StubStepFunctions()
+    code, out, _ = run(
+        ["start", "--name", "b1", "--train", "--no-incremental", "--promote-if-better"], sfn, capsys
+    )
+    assert code == 0, out
+    assert json.loads(sfn.started[0]["input"]) == {
+        "train": True,
+        "promoteIfBetter": True,
+        "incremental": False,
+    }
+    with pytest.raises(SystemExit):  # `--train true` is not how a flag is given
+        cli.main(["start", "--name", "b2", "--train", "true"], clients=None, stack=stack())
+    assert "unrecognized arguments: true" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["start", "--min-confidance", "50"], "did you mean --min-confidence?"),
+        (["strat"], "did you mean 'start'?"),
+        (["list", "--limt", "3"], "did you mean --limit?"),
+        (["local", "dwn"], "did you mean 'down'?"),
+    ],
+)
+def test_a_typo_gets_the_nearest_name(argv: list[str], hint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as ended:
+        cli.main(argv, clients=None, stack=stack())
+    assert ended.value.code == 2
+    assert hint in capsys.readouterr().err
+
+
+def test_a_json_object_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    sfn = StubStepFunctions()
+    argv = ["start", "--name", "j1", "--auto-accept-confidence", "80", "--auto-accept-confidence-by-label"]
+    code, out, _ = run([*argv, '{"circle": 85}'], sfn, capsys)
+    assert code == 0, out
+    assert json.loads(sfn.started[0]["input"])["autoAcceptConfidenceByLabel"] == {"circle": 85}
+    code, _, err = run([*argv, "circle=85"], StubStepFunctions(), capsys)
+    assert code == 2 and "--auto-accept-confidence-by-label: not JSON" in err
+
+
+def test_start_json_is_one_document_for_scripts(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        ["start", "--name", "j2", "--min-confidence", "60", "--json"], StubStepFunctions(), capsys
+    )
+    assert code == 0
+    document = json.loads(out)
+    assert document["name"] == "j2" and document["input"] == {"minConfidence": 60}
+    assert document["executionArn"].endswith(":execution:labeling-loop-labeling-loop:j2")
+    assert "input valid" in err  # the human note stays out of the JSON
+
+
+def test_piped_output_is_not_cut_to_the_terminal_width(capsys: pytest.CaptureFixture[str]) -> None:
+    console = cli.stdout_console()  # stdout is captured: not a terminal
+    assert not console.is_terminal and console.width == cli.PIPED_WIDTH
+    long_arn = "arn:aws:states:us-east-1:123456789012:execution:" + "x" * 150
+    console.print(f"started run  {long_arn}")
+    assert f"started run  {long_arn}\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "sample", sorted(p.name for p in (Path(__file__).parents[3] / "events").glob("*.json"))
+)
+def test_every_sample_input_is_valid_against_a_stack_as_deployed(sample: str) -> None:
+    # GIVEN a stack deployed with the template's defaults, its Label Studio configured
+    environment = function_environment(
+        "ValidateInputFunction",
+        {
+            "ProjectVersionArn": MODEL,
+            "ImagesBucketName": "my-images",
+            "OutputBucketName": "my-output",
+            "WorkteamArn": f"arn:aws:sagemaker:{REGION}:123456789012:workteam/private-crowd/team",
+            "LabelStudioUrl": "https://labelstudio.example.com",
+            "LabelStudioTokenSecretArn": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:ls-AbCdEf",
+        },
+    )
+    raw = json.loads((Path(__file__).parents[3] / "events" / sample).read_text())
+    # WHEN the sample is checked as `labeling-loop start --input events/<sample>` checks it
+    # THEN it passes: a sample names no bucket or model of its own, the stack's are used
+    assert inputs.check(raw, stack(environment), "sample-run") == "fields and the stack's defaults"

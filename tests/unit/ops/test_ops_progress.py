@@ -67,6 +67,28 @@ def test_inference_half_done() -> None:
     assert "run recorded-run" in panel and "images inferred 8 / 24" in panel
 
 
+def test_images_inferred_move_while_the_batches_run() -> None:
+    # GIVEN inference with no batch finished yet, and the batches' progress objects
+    run = recorded("groundtruth_run.json")
+    description, events = cut(run, INFERENCE_MAP)
+    map_run = copy.deepcopy(run["mapRuns"][INFERENCE_MAP])
+    map_run["itemCounts"].update({"succeeded": 0, "running": 3, "pending": 0, "total": 3})
+    now = timestamp(description["startDate"]) + timedelta(seconds=60)
+    objects = [
+        {"batchId": 0, "count": 8, "done": 5, "finished": False},
+        {"batchId": 1, "count": 8, "done": 3, "finished": False},
+    ]  # the third batch has not written yet
+
+    # WHEN follow reads them
+    shown = progress(description, events, now=now, map_runs={INFERENCE_MAP: map_run}, batch_progress=objects)
+
+    # THEN the images count moves before any batch ends (the Map Run alone would say 0)
+    assert shown.images_inferred == 8
+    assert dict(progress_lines(shown))["inference"] == "0 / 3 batches, images inferred 8 / 24"
+    without = progress(description, events, now=now, map_runs={INFERENCE_MAP: map_run})
+    assert without.images_inferred == 0
+
+
 def test_review_waiting_on_people() -> None:
     run = recorded("groundtruth_run.json")
     description, events = cut(run, REVIEW_MAP)
