@@ -137,6 +137,8 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None, setup: Any 
     thresholds = summary.get("thresholds") or {}
     if thresholds:
         print(f"  recommended for the next run: {json.dumps(thresholds)}")
+    for label, reason in (summary.get("threshold_reasons") or {}).items():
+        print(f"    no threshold for {label}: {reason}")
     work = summary.get("work") or {}
     if work:
         share = work.get("shareNeedingNoCorrection")
@@ -148,9 +150,10 @@ def _run(args: argparse.Namespace, images: Path, truth: Path | None, setup: Any 
         )
     if summary.get("cost_usd") is not None:
         best, worst = summary.get("cost_per_correct_image_usd") or [None, None]
+        per = f"${best or 0:.4f}" if best == worst else f"${best or 0:.4f}-${worst or 0:.4f}"
         print(
-            f"  estimated cost: ${summary['cost_usd']:.2f}, ${best or 0:.4f}-${worst or 0:.4f} per correct "
-            "image (list prices, some unconfirmed)"
+            f"  estimated cost: ${summary['cost_usd']:.2f}, {per} per correct image "
+            "(list prices, some unconfirmed)"
         )
     training = summary.get("training") or {}
     if training:

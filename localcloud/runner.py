@@ -186,6 +186,11 @@ def collect(
         "audit": result.report.get("audit"),
         "gate": result.report.get("gate"),
         "thresholds": (result.report.get("thresholds") or {}).get("nextRunInput"),
+        "threshold_reasons": {
+            label: row.get("reason")
+            for label, row in ((result.report.get("thresholds") or {}).get("byLabel") or {}).items()
+            if row.get("recommended") is None
+        },
         "work": result.report.get("work"),
         "cost_usd": (result.report.get("cost") or {}).get("totalUsd"),
         "cost_per_labeled_image_usd": (result.report.get("cost") or {}).get("perLabeledImageUsd"),

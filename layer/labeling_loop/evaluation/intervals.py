@@ -246,6 +246,9 @@ def decimals_for(low: float, high: float) -> int:
 
 
 def format_estimate(value: float, low: float, high: float) -> str:
-    """`0.87 (0.84-0.90)`: the estimate and its interval, each to the interval's precision."""
+    """`0.87 (0.84-0.90)`: the estimate and its interval, each to the interval's precision; a figure
+    with no sampling error (every image of the population measured) is `0.855 (exact)`."""
+    if low == high:
+        return f"{value:.3f} (exact)"
     places = decimals_for(low, high)
     return f"{value:.{places}f} ({low:.{places}f}-{high:.{places}f})"

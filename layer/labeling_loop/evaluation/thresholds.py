@@ -179,8 +179,9 @@ def _why_not(rows: list[_Row], tested: list[_Row], target: float, level: float, 
     best = min(tested or rows[-1:], key=lambda r: r.p_value(target))
     if best.rate >= target:
         return (
-            f"its images are wrong too often at every confidence (at best {best.rate:.1%} at "
-            f">= {best.threshold:g}): the model must get better before any of them skips review"
+            f"every threshold that accepts at least {first} of its images accepts too many wrong ones "
+            f"(at best {best.rate:.1%} at >= {best.threshold:g}): the model must get better before any "
+            "of them skips review"
         )
     needed = _images_needed(best.rate, target, level)
     return (

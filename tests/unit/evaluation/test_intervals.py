@@ -134,4 +134,5 @@ def test_figures_are_printed_at_the_precision_their_interval_has() -> None:
     assert format_estimate(0.8712, 0.84, 0.90) == "0.87 (0.84-0.90)"
     assert format_estimate(0.8712, 0.868, 0.874) == "0.871 (0.868-0.874)"
     assert format_estimate(0.5, 0.2, 0.8) == "0.5 (0.2-0.8)"
+    assert format_estimate(0.8552, 0.8552, 0.8552) == "0.855 (exact)"
     assert decimals_for(0.5, 0.5) == 4
