@@ -159,21 +159,45 @@ def snapshot_uris(description: Mapping[str, Any], result: str) -> list[S3Uri]:
 
 
 def t_quantile(p: float, df: int) -> float:
-    """Student's t quantile: exact for 1 and 2 degrees of freedom, else the Cornish-Fisher expansion
-    about the normal quantile (Abramowitz and Stegun 26.7.5), within 0.002 of the tables for df >= 3
-    at p = 0.975 (tested)."""
+    """Student's t quantile (p > 0.5): for df <= 100 the root, by bisection, of the exact CDF for
+    integer degrees of freedom (Abramowitz and Stegun 26.7.3-26.7.4, finite sums); above, the
+    Cornish-Fisher expansion about the normal quantile (26.7.5), within 1e-5 there."""
     if df < 1:
         raise ValueError("t_quantile needs at least one degree of freedom")
-    if df == 1:
-        return math.tan(math.pi * (p - 0.5))
-    if df == 2:
-        return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
-    z = NormalDist().inv_cdf(p)
-    g1 = (z**3 + z) / 4
-    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
-    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
-    return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
+    if df > 100:
+        z = NormalDist().inv_cdf(p)
+        g1 = (z**3 + z) / 4
+        g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+        g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+        return z + g1 / df + g2 / df**2 + g3 / df**3
+    low, high = 0.0, 1.0
+    while _t_cdf(high, df) < p:
+        high *= 2
+    for _ in range(100):
+        middle = (low + high) / 2
+        low, high = (middle, high) if _t_cdf(middle, df) < p else (low, middle)
+    return (low + high) / 2
+
+
+def _t_cdf(t: float, df: int) -> float:
+    """P(T <= t) for t >= 0 and integer df: (1 + A(t|df)) / 2 with A&S 26.7.3 (odd) or 26.7.4 (even)."""
+    theta = math.atan(t / math.sqrt(df))
+    cos2 = math.cos(theta) ** 2
+    if df % 2:
+        term, total = math.cos(theta), 0.0
+        if df > 1:
+            total = term
+            for k in range(3, df - 1, 2):  # the cos^3 .. cos^(df-2) terms
+                term *= cos2 * (k - 1) / k
+                total += term
+        a = 2 / math.pi * (theta + math.sin(theta) * total)
+    else:
+        term = total = 1.0
+        for k in range(2, df - 1, 2):  # the cos^2 .. cos^(df-2) terms
+            term *= cos2 * (k - 1) / k
+            total += term
+        a = math.sin(theta) * total
+    return (1 + a) / 2
 
 
 def _linearized(counts: list[ImageCounts]) -> tuple[float, list[float]]:

@@ -90,11 +90,12 @@ def _score_boxes(
         ratio = p["Geometry"]["BoundingBox"]
         box = {"label": p["Name"], "left": ratio["Left"] * width, "top": ratio["Top"] * height,
                "width": ratio["Width"] * width, "height": ratio["Height"] * height}  # fmt: skip
-        best = max((t for t in free if t["label"] == box["label"]), key=lambda t: iou_of_dicts(box, t), default=None)
-        present = best is not None and iou_of_dicts(box, best) >= 0.5
+        overlap, best = max(((iou_of_dicts(box, t), i) for i, t in enumerate(free) if t["label"] == box["label"]),
+                            default=(0.0, -1))  # fmt: skip
+        present = overlap >= 0.5
         above = p["Confidence"] >= threshold
         if present and above:
-            free.remove(best)
+            del free[best]
         flags = _flags(above, present)
         if above:
             scored.tp += present
