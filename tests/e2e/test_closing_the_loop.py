@@ -196,7 +196,9 @@ def test_recommended_thresholds_meet_the_target_on_the_emulated_model(turn: Turn
     }
 
 
-def test_training_compares_both_versions_on_the_frozen_test_set_and_decides_on_the_interval(turn: Turn) -> None:
+def test_training_compares_both_versions_on_the_frozen_test_set_and_decides_on_the_interval(
+    turn: Turn,
+) -> None:
     result = turn.result
     training = result.output["training"]
     comparison = result.report["training"]["comparison"]
@@ -204,7 +206,10 @@ def test_training_compares_both_versions_on_the_frozen_test_set_and_decides_on_t
     assert training["status"] == "TRAINING_COMPLETED", training
     # GIVEN the two versions' testing snapshots, on the project's 20 TEST images
     assert comparison["possible"] and comparison["testImages"] == 20, comparison
-    assert all(uri.startswith("s3://") for uri in comparison["testResults"]["current"] + comparison["testResults"]["new"])
+    assert all(
+        uri.startswith("s3://")
+        for uri in comparison["testResults"]["current"] + comparison["testResults"]["new"]
+    )
     # the F1 each version was described with is the F1 of its snapshot
     assert comparison["f1Before"]["estimate"] == training["previousF1"]
     assert comparison["f1After"]["estimate"] == training["newF1"]

@@ -29,51 +29,81 @@ from localcloud.services.custom_labels.model import TrainedModel
 from localcloud.services.custom_labels.results import score_image
 
 # The documented testing-snapshot lines (docs/aws-facts.md §1.9), one prediction each.
-DETAILS = {"version": 1, "ground-truth-labelling-jobs": ["rekognition-custom-labels-training-job"],
-           "is-true-positive": True, "is-true-negative": False, "is-false-positive": False,
-           "is-false-negative": False, "is-present-in-ground-truth": True}  # fmt: skip
+DETAILS = {
+    "version": 1,
+    "ground-truth-labelling-jobs": ["rekognition-custom-labels-training-job"],
+    "is-true-positive": True,
+    "is-true-negative": False,
+    "is-false-positive": False,
+    "is-false-negative": False,
+    "is-present-in-ground-truth": True,
+}
 DETECTION_LINE = {
     "source-ref": "s3://test-bucket/dataset/beckham.jpeg",
     "rekognition-custom-labels-training-0": {
-        "annotations": [{"class_id": 0, "width": 39, "top": 409, "height": 63, "left": 712},
-                        {"class_id": 0, "width": 40, "top": 100, "height": 60, "left": 100}],
+        "annotations": [
+            {"class_id": 0, "width": 39, "top": 409, "height": 63, "left": 712},
+            {"class_id": 0, "width": 40, "top": 100, "height": 60, "left": 100},
+        ],
         "image_size": [{"width": 1024, "depth": 3, "height": 768}],
-    },  # fmt: skip
+    },
     "rekognition-custom-labels-training-0-metadata": {
-        "job-name": "rekognition-custom-labels-training-job", "class-map": {"0": "Cap"},
-        "human-annotated": "yes", "objects": [{"confidence": 1.0}, {"confidence": 1.0}],
-        "creation-date": "2019-10-21T22:02:18.432644", "type": "groundtruth/object-detection",
-    },  # fmt: skip
+        "job-name": "rekognition-custom-labels-training-job",
+        "class-map": {"0": "Cap"},
+        "human-annotated": "yes",
+        "objects": [{"confidence": 1.0}, {"confidence": 1.0}],
+        "creation-date": "2019-10-21T22:02:18.432644",
+        "type": "groundtruth/object-detection",
+    },
     "rekognition-custom-labels-evaluation": {
-        "annotations": [{"class_id": 0, "width": 39, "top": 409, "height": 63, "left": 712},
-                        {"class_id": 0, "width": 30, "top": 10, "height": 30, "left": 10}],
+        "annotations": [
+            {"class_id": 0, "width": 39, "top": 409, "height": 63, "left": 712},
+            {"class_id": 0, "width": 30, "top": 10, "height": 30, "left": 10},
+        ],
         "image_size": [{"width": 1024, "depth": 3, "height": 768}],
-    },  # fmt: skip
+    },
     "rekognition-custom-labels-evaluation-metadata": {
-        "confidence": 0.95, "job-name": "rekognition-custom-labels-evaluation-job", "class-map": {"0": "Cap"},
+        "confidence": 0.95,
+        "job-name": "rekognition-custom-labels-evaluation-job",
+        "class-map": {"0": "Cap"},
         "human-annotated": "no",
-        "objects": [{"confidence": 0.95, "rekognition-custom-labels-evaluation-details": DETAILS},
-                    {"confidence": 0.7, "rekognition-custom-labels-evaluation-details": {
-                        **DETAILS, "is-true-positive": False, "is-false-positive": True,
-                        "is-present-in-ground-truth": False}}],
-        "creation-date": "2019-10-21T22:02:18.432644", "type": "groundtruth/object-detection",
-    },  # fmt: skip
+        "objects": [
+            {"confidence": 0.95, "rekognition-custom-labels-evaluation-details": DETAILS},
+            {
+                "confidence": 0.7,
+                "rekognition-custom-labels-evaluation-details": {
+                    **DETAILS,
+                    "is-true-positive": False,
+                    "is-false-positive": True,
+                    "is-present-in-ground-truth": False,
+                },
+            },
+        ],
+        "creation-date": "2019-10-21T22:02:18.432644",
+        "type": "groundtruth/object-detection",
+    },
 }
 CLASSIFICATION_LINE = {
     "source-ref": "s3://test-bucket/dataset/beckham.jpeg",
     "rekognition-custom-labels-training-0": 1,
     "rekognition-custom-labels-training-0-metadata": {
-        "confidence": 1.0, "job-name": "rekognition-custom-labels-training-job", "class-name": "Football",
-        "human-annotated": "yes", "creation-date": "2019-09-06T00:07:25.488243",
+        "confidence": 1.0,
+        "job-name": "rekognition-custom-labels-training-job",
+        "class-name": "Football",
+        "human-annotated": "yes",
+        "creation-date": "2019-09-06T00:07:25.488243",
         "type": "groundtruth/image-classification",
-    },  # fmt: skip
+    },
     "rekognition-custom-labels-evaluation-0": 1,
     "rekognition-custom-labels-evaluation-0-metadata": {
-        "confidence": 0.95, "job-name": "rekognition-custom-labels-evaluation-job", "class-name": "Football",
-        "human-annotated": "no", "creation-date": "2019-09-06T00:07:25.488243",
+        "confidence": 0.95,
+        "job-name": "rekognition-custom-labels-evaluation-job",
+        "class-name": "Football",
+        "human-annotated": "no",
+        "creation-date": "2019-09-06T00:07:25.488243",
         "type": "groundtruth/image-classification",
         "rekognition-custom-labels-evaluation-details": DETAILS,
-    },  # fmt: skip
+    },
 }
 
 
@@ -155,7 +185,9 @@ def _test_set(rng: random.Random, images: int) -> list[Truth]:
         boxes = []
         for _ in range(rng.randint(1, 4)):
             w, h = rng.randint(40, 120), rng.randint(40, 120)
-            boxes.append(TruthBox(rng.choice(["circle", "square"]), rng.randint(0, 500), rng.randint(0, 350), w, h))
+            boxes.append(
+                TruthBox(rng.choice(["circle", "square"]), rng.randint(0, 500), rng.randint(0, 350), w, h)
+            )
         truths.append(Truth(f"s3://test/{i:04d}.png", 640, 480, boxes, sorted({b.label for b in boxes})))
     return truths
 
@@ -163,8 +195,9 @@ def _test_set(rng: random.Random, images: int) -> list[Truth]:
 def _snapshot(model: TrainedModel, config: CustomLabelsConfig, truths: list[Truth]) -> dict[str, ImageCounts]:
     """The testing snapshot the emulator writes for this model, read back by the layer."""
     lines = (
-        score_image(t, model.predict(config, t.source_ref, t.width, t.height), config.assumed_threshold, True, "")
-        .line
+        score_image(
+            t, model.predict(config, t.source_ref, t.width, t.height), config.assumed_threshold, True, ""
+        ).line
         for t in truths
     )
     return read_testing_snapshot(lines)
@@ -192,8 +225,10 @@ def _promotion_rate(draws: int, images: int, scale_after: float) -> tuple[float,
 @pytest.mark.parametrize("images", [20, 50])
 def test_two_equal_versions_are_promoted_at_most_5_percent_of_1000_draws(images: int) -> None:
     rate, gain, higher = _promotion_rate(1000, images, 1.0)
-    print(f"\nequal versions, {images} test images: promoted in {rate:.1%} of 1000 draws "
-          f"(mean F1 gain {gain:+.4f}; any higher F1: {higher:.1%})")  # fmt: skip
+    print(
+        f"\nequal versions, {images} test images: promoted in {rate:.1%} of 1000 draws "
+        f"(mean F1 gain {gain:+.4f}; any higher F1: {higher:.1%})"
+    )
     assert rate <= 0.05
 
 
@@ -201,8 +236,10 @@ def test_a_clearly_better_version_is_promoted_most_of_the_time() -> None:
     # half the misses, false positives and jitter: about +0.036 F1 (measured: promoted in 95 % of
     # 200 draws at 200 test images, 72 % at 100)
     rate, gain, higher = _promotion_rate(200, 200, 0.5)
-    print(f"\nnoise halved, 200 test images: promoted in {rate:.1%} of 200 draws "
-          f"(mean F1 gain {gain:+.4f}; any higher F1: {higher:.1%})")  # fmt: skip
+    print(
+        f"\nnoise halved, 200 test images: promoted in {rate:.1%} of 200 draws "
+        f"(mean F1 gain {gain:+.4f}; any higher F1: {higher:.1%})"
+    )
     assert gain > 0.03 and rate >= 0.85
 
 
@@ -217,7 +254,11 @@ def _put(s3: Any, key: str, lines: list[dict[str, Any]]) -> S3Uri:
 
 def _described(testing: S3Uri, training: S3Uri) -> dict[str, Any]:
     def result(uri: S3Uri) -> dict[str, Any]:
-        return {"Output": {"Assets": [{"GroundTruthManifest": {"S3Object": {"Bucket": uri.bucket, "Name": uri.key}}}]}}
+        return {
+            "Output": {
+                "Assets": [{"GroundTruthManifest": {"S3Object": {"Bucket": uri.bucket, "Name": uri.key}}}]
+            }
+        }
 
     return {"TestingDataResult": result(testing), "TrainingDataResult": result(training)}
 
@@ -225,7 +266,10 @@ def _described(testing: S3Uri, training: S3Uri) -> dict[str, Any]:
 def _line(ref: str, found: int) -> dict[str, Any]:
     """A documented detection line with two true objects, `found` of them predicted."""
     objects = DETECTION_LINE["rekognition-custom-labels-evaluation-metadata"]["objects"]
-    metadata = {**DETECTION_LINE["rekognition-custom-labels-evaluation-metadata"], "objects": [objects[0]] * found}
+    metadata = {
+        **DETECTION_LINE["rekognition-custom-labels-evaluation-metadata"],
+        "objects": [objects[0]] * found,
+    }
     return {**DETECTION_LINE, "source-ref": ref, "rekognition-custom-labels-evaluation-metadata": metadata}
 
 
@@ -246,14 +290,22 @@ def test_a_training_compares_on_the_snapshots_and_refuses_test_images_in_the_tra
 
     # the same, with two test images in the new version's training data: refused, and not promoted
     refused = compare_versions(aws.s3, [current], _described(new, leaky), has_test_dataset=True)
-    assert not refused["possible"] and "2 test images are in the new version's training data" in refused["reason"]
+    assert (
+        not refused["possible"]
+        and "2 test images are in the new version's training data" in refused["reason"]
+    )
     assert decide(refused, True, "arn:v1", "arn:v2") == {
-        "promote": False, "reason": f"not compared: {refused['reason']}", "nextProjectVersionArn": "arn:v1"}  # fmt: skip
+        "promote": False,
+        "reason": f"not compared: {refused['reason']}",
+        "nextProjectVersionArn": "arn:v1",
+    }
 
     # no TEST dataset: not possible, and how to get one
     none = compare_versions(aws.s3, [current], _described(new, clean), has_test_dataset=False)
     assert none["reason"] == NO_TEST_DATASET and "CreateDataset" in none["reason"]
 
     # a snapshot the role cannot read (here: missing) is a reason, not a failed run
-    gone = compare_versions(aws.s3, [S3Uri(OUTPUT_BUCKET, "v0/none")], _described(new, clean), has_test_dataset=True)
+    gone = compare_versions(
+        aws.s3, [S3Uri(OUTPUT_BUCKET, "v0/none")], _described(new, clean), has_test_dataset=True
+    )
     assert not gone["possible"] and "NoSuchKey" in gone["reason"]

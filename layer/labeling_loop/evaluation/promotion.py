@@ -123,8 +123,10 @@ def _truth_objects(truths: Iterable[tuple[Mapping[str, Any], Any]]) -> Iterable[
         if metadata.get("type") == DETECTION and isinstance(value, Mapping):
             names = {str(k): v for k, v in (metadata.get("class-map") or {}).items()}
             for box in value.get("annotations") or []:
-                yield (str(names.get(str(box.get("class_id")), box.get("class_id"))),
-                       *(round(float(box.get(k, 0)), 1) for k in ("left", "top", "width", "height")))  # fmt: skip
+                yield (
+                    str(names.get(str(box.get("class_id")), box.get("class_id"))),
+                    *(round(float(box.get(k, 0)), 1) for k in ("left", "top", "width", "height")),
+                )
         elif metadata.get("type") == CLASSIFICATION and isinstance(metadata.get("class-name"), str):
             yield (metadata["class-name"],)
 
@@ -299,9 +301,15 @@ def compare_versions(
     new_testing = snapshot_uris(new_version, "TestingDataResult")
     new_training = snapshot_uris(new_version, "TrainingDataResult")
     if not current_testing:
-        return {**base, "reason": "the current version has no testing results (TestingDataResult) to compare with"}
+        return {
+            **base,
+            "reason": "the current version has no testing results (TestingDataResult) to compare with",
+        }
     if not new_testing or not new_training:
-        return {**base, "reason": "the new version's description has no TestingDataResult or TrainingDataResult output"}
+        return {
+            **base,
+            "reason": "the new version's description has no TestingDataResult or TrainingDataResult output",
+        }
     try:
         before = _read_snapshots(s3, current_testing)
         after = _read_snapshots(s3, new_testing)
@@ -309,7 +317,8 @@ def compare_versions(
         if leaked:
             raise ComparisonRefused(
                 f"{len(leaked)} test images are in the new version's training data (e.g. {leaked[0]}): "
-                "its test would flatter it; take them out of the TRAIN dataset (or the TEST dataset) and train again"
+                "its test would flatter it; take them out of the TRAIN dataset (or the TEST dataset) "
+                "and train again"
             )
         paired = paired_f1(before, after)
     except ComparisonRefused as refused:
@@ -326,13 +335,14 @@ def compare_versions(
 
 def _verdict(paired: PairedF1) -> str:
     low, high = paired.difference_interval
+    figures = f"F1 difference {paired.difference:+.4f}, 95 % interval [{low:+.4f}, {high:+.4f}]"
     if paired.better:
-        return f"F1 difference {paired.difference:+.4f}, 95 % interval [{low:+.4f}, {high:+.4f}] above 0 on {paired.images} test images"
+        return f"{figures} above 0 on {paired.images} test images"
     if high < 0:
-        return f"the new version is worse: F1 difference {paired.difference:+.4f}, 95 % interval [{low:+.4f}, {high:+.4f}] below 0"
+        return f"the new version is worse: {figures} below 0"
     return (
-        f"no proven improvement: F1 difference {paired.difference:+.4f}, 95 % interval [{low:+.4f}, {high:+.4f}] "
-        f"includes 0 on {paired.images} test images (a larger TEST dataset narrows it)"
+        f"no proven improvement: {figures} includes 0 on {paired.images} test images "
+        "(a larger TEST dataset narrows it)"
     )
 
 
@@ -347,7 +357,9 @@ def _read_snapshots(s3: Any, uris: list[S3Uri]) -> dict[str, ImageCounts]:
 
 
 def _test_images_in(s3: Any, uris: list[S3Uri], test_refs: set[str]) -> list[str]:
-    return sorted({ref for uri in uris for line in _lines(s3, uri) if (ref := line.get("source-ref")) in test_refs})
+    return sorted(
+        {ref for uri in uris for line in _lines(s3, uri) if (ref := line.get("source-ref")) in test_refs}
+    )
 
 
 def _lines(s3: Any, uri: S3Uri) -> Iterable[dict[str, Any]]:
@@ -355,8 +367,9 @@ def _lines(s3: Any, uri: S3Uri) -> Iterable[dict[str, Any]]:
         yield from read_jsonl(s3, uri)
     except ClientError as error:
         raise ComparisonRefused(
-            f"cannot read {uri}: {error_code(error)} (the TrainModel function's role reads the versions' "
-            "training output; a version trained outside this stack may keep it in a bucket the role cannot read)"
+            f"cannot read {uri}: {error_code(error)} (the TrainModel function's role reads the "
+            "versions' training output; a version trained outside this stack may keep it in a bucket "
+            "the role cannot read)"
         ) from None
     except ValueError as error:
         raise ComparisonRefused(f"{uri} is not JSON Lines: {error}") from None
@@ -373,4 +386,8 @@ def decide(
         reason = str(comparison.get("reason"))
     else:
         reason = f"not compared: {comparison.get('reason')}"
-    return {"promote": promote, "reason": reason, "nextProjectVersionArn": new_arn if promote else current_arn}
+    return {
+        "promote": promote,
+        "reason": reason,
+        "nextProjectVersionArn": new_arn if promote else current_arn,
+    }

@@ -157,7 +157,9 @@ def _training(report: Mapping[str, Any]) -> str:
     if decision:
         rows += [["promote", decision.get("promote")], ["reason", decision.get("reason")],
                  ["next run uses", decision.get("nextProjectVersionArn")]]  # fmt: skip
-    return "<h2>Next model version</h2>" + _table(["", "value"], rows) + _comparison(training.get("comparison"))
+    return (
+        "<h2>Next model version</h2>" + _table(["", "value"], rows) + _comparison(training.get("comparison"))
+    )
 
 
 def _comparison(comparison: Mapping[str, Any] | None) -> str:

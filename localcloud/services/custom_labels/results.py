@@ -88,10 +88,17 @@ def _score_boxes(
         if "Geometry" not in p:
             continue
         ratio = p["Geometry"]["BoundingBox"]
-        box = {"label": p["Name"], "left": ratio["Left"] * width, "top": ratio["Top"] * height,
-               "width": ratio["Width"] * width, "height": ratio["Height"] * height}  # fmt: skip
-        overlap, best = max(((iou_of_dicts(box, t), i) for i, t in enumerate(free) if t["label"] == box["label"]),
-                            default=(0.0, -1))  # fmt: skip
+        box = {
+            "label": p["Name"],
+            "left": ratio["Left"] * width,
+            "top": ratio["Top"] * height,
+            "width": ratio["Width"] * width,
+            "height": ratio["Height"] * height,
+        }
+        overlap, best = max(
+            ((iou_of_dicts(box, t), i) for i, t in enumerate(free) if t["label"] == box["label"]),
+            default=(0.0, -1),
+        )
         present = overlap >= 0.5
         above = p["Confidence"] >= threshold
         if present and above:
@@ -101,8 +108,18 @@ def _score_boxes(
             scored.tp += present
             scored.fp += not present
             _count(scored, box["label"], 0 if present else 1)
-        boxes.append({"class_id": class_ids[box["label"]], **{k: round(box[k]) for k in ("left", "top", "width", "height")}})
-        objects.append({"confidence": round(p["Confidence"] / 100, 4), "rekognition-custom-labels-evaluation-details": flags})
+        boxes.append(
+            {
+                "class_id": class_ids[box["label"]],
+                **{k: round(box[k]) for k in ("left", "top", "width", "height")},
+            }
+        )
+        objects.append(
+            {
+                "confidence": round(p["Confidence"] / 100, 4),
+                "rekognition-custom-labels-evaluation-details": flags,
+            }
+        )
     for missed in free:
         scored.fn += 1
         _count(scored, missed["label"], 2)
@@ -110,20 +127,35 @@ def _score_boxes(
     size = [{"width": width, "height": height, "depth": 3}]
     scored.line["rekognition-custom-labels-training-0"] = {
         "annotations": [
-            {"class_id": class_ids[b.label], "left": b.left, "top": b.top, "width": b.width, "height": b.height}
+            {
+                "class_id": class_ids[b.label],
+                "left": b.left,
+                "top": b.top,
+                "width": b.width,
+                "height": b.height,
+            }
             for b in truth.boxes
         ],
         "image_size": size,
     }
     scored.line["rekognition-custom-labels-training-0-metadata"] = {
-        "job-name": TRAINING_JOB, "class-map": names, "human-annotated": "yes",
-        "objects": [{"confidence": 1.0} for _ in truth.boxes], "creation-date": created, "type": DETECTION,
-    }  # fmt: skip
+        "job-name": TRAINING_JOB,
+        "class-map": names,
+        "human-annotated": "yes",
+        "objects": [{"confidence": 1.0} for _ in truth.boxes],
+        "creation-date": created,
+        "type": DETECTION,
+    }
     scored.line["rekognition-custom-labels-evaluation"] = {"annotations": boxes, "image_size": size}
     scored.line["rekognition-custom-labels-evaluation-metadata"] = {
-        "confidence": max((o["confidence"] for o in objects), default=0.0), "job-name": EVALUATION_JOB,
-        "class-map": names, "human-annotated": "no", "objects": objects, "creation-date": created, "type": DETECTION,
-    }  # fmt: skip
+        "confidence": max((o["confidence"] for o in objects), default=0.0),
+        "job-name": EVALUATION_JOB,
+        "class-map": names,
+        "human-annotated": "no",
+        "objects": objects,
+        "creation-date": created,
+        "type": DETECTION,
+    }
 
 
 def _score_labels(
@@ -134,9 +166,13 @@ def _score_labels(
     for k, label in enumerate(truth.labels):
         scored.line[f"rekognition-custom-labels-training-{k}"] = 1
         scored.line[f"rekognition-custom-labels-training-{k}-metadata"] = {
-            "confidence": 1.0, "job-name": TRAINING_JOB, "class-name": label, "human-annotated": "yes",
-            "creation-date": created, "type": CLASSIFICATION,
-        }  # fmt: skip
+            "confidence": 1.0,
+            "job-name": TRAINING_JOB,
+            "class-name": label,
+            "human-annotated": "yes",
+            "creation-date": created,
+            "type": CLASSIFICATION,
+        }
     for k, p in enumerate(sorted(predictions, key=lambda p: -p["Confidence"])):
         present, above = p["Name"] in true_labels, p["Confidence"] >= threshold
         if above:
@@ -147,10 +183,14 @@ def _score_labels(
                 found.add(p["Name"])
         scored.line[f"rekognition-custom-labels-evaluation-{k}"] = 1
         scored.line[f"rekognition-custom-labels-evaluation-{k}-metadata"] = {
-            "confidence": round(p["Confidence"] / 100, 4), "job-name": EVALUATION_JOB, "class-name": p["Name"],
-            "human-annotated": "no", "creation-date": created, "type": CLASSIFICATION,
+            "confidence": round(p["Confidence"] / 100, 4),
+            "job-name": EVALUATION_JOB,
+            "class-name": p["Name"],
+            "human-annotated": "no",
+            "creation-date": created,
+            "type": CLASSIFICATION,
             "rekognition-custom-labels-evaluation-details": _flags(above, present),
-        }  # fmt: skip
+        }
     for label in true_labels - found:
         scored.fn += 1
         _count(scored, label, 2)
@@ -194,11 +234,15 @@ def evaluate(
     service knows). Entries without an image size cannot be scored as boxes and are left out, as
     images the service cannot verify are left out of its snapshots."""
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    lines, tp, fp, fn, by_label = [], 0, 0, 0, {}
+    lines: list[dict[str, Any]] = []
+    by_label: dict[str, list[int]] = {}
+    tp = fp = fn = 0
     for ref, truth in sorted(load_truth(entries.values(), "s3://unused/").items()):
         if detection and not (truth.width and truth.height):
             continue
-        scored = score_image(truth, predict(ref, truth.width or 1, truth.height or 1), threshold, detection, created)
+        scored = score_image(
+            truth, predict(ref, truth.width or 1, truth.height or 1), threshold, detection, created
+        )
         lines.append(scored.line)
         tp, fp, fn = tp + scored.tp, fp + scored.fp, fn + scored.fn
         for label, counts in scored.by_label.items():
@@ -238,7 +282,9 @@ def summary_file(arn: str, test: Evaluation, training_images: int, threshold: fl
     }
 
 
-def write(s3: Any, bucket: str, key: str, lines: Iterable[Mapping[str, Any]] | None = None, document: Any = None) -> dict[str, Any]:
+def write(
+    s3: Any, bucket: str, key: str, lines: Iterable[Mapping[str, Any]] | None = None, document: Any = None
+) -> dict[str, Any]:
     """Put one output object (JSON Lines or one JSON document) and return its `S3Object`."""
     try:
         s3.head_bucket(Bucket=bucket)

@@ -165,9 +165,18 @@ class LabelAgreement:
         sy = truth.height / labels.height if labels.height and truth.height else 1.0
         free = [b.as_dict() for b in truth.boxes]
         for box in labels.boxes:
-            drawn = {"label": box.label, "left": box.left * sx, "top": box.top * sy,
-                     "width": box.width * sx, "height": box.height * sy}  # fmt: skip
-            best = max((t for t in free if t["label"] == box.label), key=lambda t: iou_of_dicts(drawn, t), default=None)
+            drawn = {
+                "label": box.label,
+                "left": box.left * sx,
+                "top": box.top * sy,
+                "width": box.width * sx,
+                "height": box.height * sy,
+            }
+            best = max(
+                (t for t in free if t["label"] == box.label),
+                key=lambda t: iou_of_dicts(drawn, t),
+                default=None,
+            )
             if best is not None and iou_of_dicts(drawn, best) >= 0.5:
                 free.remove(best)
                 self.correct += 1
@@ -406,7 +415,10 @@ class TrainingMixin:
 
         test = results.evaluate(version.test_set, predict, config.assumed_threshold, detection)
         trained_on = results.evaluate(record.train, predict, config.assumed_threshold, detection)
-        output = version.output_config or {"S3Bucket": "custom-labels-output", "S3KeyPrefix": f"{version.project}/"}
+        output = version.output_config or {
+            "S3Bucket": "custom-labels-output",
+            "S3KeyPrefix": f"{version.project}/",
+        }
         bucket, prefix = output["S3Bucket"], output.get("S3KeyPrefix", "")
         folder = f"{prefix}{version.project}-{version.version}/"
         testing = results.write(self._s3, bucket, f"{folder}testing.manifest", test.lines)  # type: ignore[attr-defined]
@@ -419,12 +431,18 @@ class TrainingMixin:
         )
         version.f1 = test.f1
         return {
-            "EvaluationResult": {"F1Score": 0.0 if test.f1 is None else test.f1, "Summary": {"S3Object": summary}},
+            "EvaluationResult": {
+                "F1Score": 0.0 if test.f1 is None else test.f1,
+                "Summary": {"S3Object": summary},
+            },
             "TestingDataResult": {
                 "Input": {"Assets": [], "AutoCreate": record.auto_split},
                 "Output": {"Assets": [results.manifest_asset(testing)], "AutoCreate": record.auto_split},
             },
-            "TrainingDataResult": {"Input": {"Assets": []}, "Output": {"Assets": [results.manifest_asset(training)]}},
+            "TrainingDataResult": {
+                "Input": {"Assets": []},
+                "Output": {"Assets": [results.manifest_asset(training)]},
+            },
         }
 
 

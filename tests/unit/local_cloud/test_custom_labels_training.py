@@ -26,11 +26,17 @@ def _line(i: int, boxes: list[tuple[int, int]] | None = None) -> dict[str, Any]:
         "source-ref": f"s3://images/photos/img-{i:03d}.jpg",
         "bounding-box": {
             "image_size": [{"width": 640, "height": 480, "depth": 3}],
-            "annotations": [{"class_id": 0, "left": x, "top": y, "width": 100, "height": 80} for x, y in boxes],
+            "annotations": [
+                {"class_id": 0, "left": x, "top": y, "width": 100, "height": 80} for x, y in boxes
+            ],
         },
-        "bounding-box-metadata": {"objects": [{"confidence": 0}] * len(boxes), "class-map": {"0": "cat"},
-                                  "type": "groundtruth/object-detection", "human-annotated": "yes",
-                                  "creation-date": "2026-01-01T00:00:00.000000"},  # fmt: skip
+        "bounding-box-metadata": {
+            "objects": [{"confidence": 0}] * len(boxes),
+            "class-map": {"0": "cat"},
+            "type": "groundtruth/object-detection",
+            "human-annotated": "yes",
+            "creation-date": "2026-01-01T00:00:00.000000",
+        },
     }
 
 
@@ -38,17 +44,25 @@ def _emulator(s3: Any, images: int = 200) -> CustomLabelsEmulator:
     emulator = CustomLabelsEmulator(
         s3, CustomLabelsConfig(dataset_latency_s=0.0, training_latency_s=0.0), clock=lambda: 0.0
     )
-    emulator.add_model("pets", "v1", "detection", load_truth([_line(i) for i in range(images)], "s3://unused/"))
+    emulator.add_model(
+        "pets", "v1", "detection", load_truth([_line(i) for i in range(images)], "s3://unused/")
+    )
     return emulator
 
 
 def _train(emulator: CustomLabelsEmulator, name: str) -> dict[str, Any]:
     project_arn = emulator.project_arn("pets")
-    emulator.handle("CreateProjectVersion", {"ProjectArn": project_arn, "VersionName": name,
-                                             "OutputConfig": {"S3Bucket": OUT, "S3KeyPrefix": f"runs/{name}/"}})  # fmt: skip
-    (described,) = emulator.handle("DescribeProjectVersions", {"ProjectArn": project_arn, "VersionNames": [name]})[
-        "ProjectVersionDescriptions"
-    ]
+    emulator.handle(
+        "CreateProjectVersion",
+        {
+            "ProjectArn": project_arn,
+            "VersionName": name,
+            "OutputConfig": {"S3Bucket": OUT, "S3KeyPrefix": f"runs/{name}/"},
+        },
+    )
+    (described,) = emulator.handle(
+        "DescribeProjectVersions", {"ProjectArn": project_arn, "VersionNames": [name]}
+    )["ProjectVersionDescriptions"]
     assert described["Status"] == "TRAINING_COMPLETED"
     return dict(described)
 
@@ -77,7 +91,10 @@ def test_a_trained_version_points_at_its_snapshots_and_summary_under_its_output_
     # the members are botocore's ProjectVersionDescription members
     shape = operation_model("rekognition", "DescribeProjectVersions").output_shape
     _check_members(described, shape.members["ProjectVersionDescriptions"].member)
-    testing, training = snapshot_uris(described, "TestingDataResult"), snapshot_uris(described, "TrainingDataResult")
+    testing, training = (
+        snapshot_uris(described, "TestingDataResult"),
+        snapshot_uris(described, "TrainingDataResult"),
+    )
     assert all(u.bucket == OUT and u.key.startswith("runs/v2/") for u in testing + training)
     # the test is the TEST dataset, the training the TRAIN dataset, and the F1 is the snapshot's
     assert _refs(s3, testing) == {f"s3://images/photos/img-{i:03d}.jpg" for i in range(100, 130)}
@@ -91,7 +108,10 @@ def test_a_trained_version_points_at_its_snapshots_and_summary_under_its_output_
     summary = read_json(s3, S3Uri(summary_object["Bucket"], summary_object["Name"]))
     assert summary["EvaluationDetails"]["NumberOfTestingImages"] == 30
     assert summary["EvaluationDetails"]["NumberOfTrainingImages"] == 40
-    assert summary["AggregatedEvaluationResults"]["Metrics"]["F1Score"] == described["EvaluationResult"]["F1Score"]
+    assert (
+        summary["AggregatedEvaluationResults"]["Metrics"]["F1Score"]
+        == described["EvaluationResult"]["F1Score"]
+    )
 
 
 def test_without_a_test_dataset_each_training_tests_on_its_own_temporary_split(aws: Any) -> None:
@@ -124,8 +144,10 @@ def test_a_new_version_is_as_good_as_the_labels_it_was_given(aws: Any) -> None:
     few = [_line(i) for i in range(10)]
     missing = [_line(i, [(10 + i, 20)]) for i in range(100)]  # every second object left out
     wrong = [_line(i, [(10 + i, 20), (300, 200), (500, 380)]) for i in range(100)]  # one box on nothing
-    scales = {name: _noise_after_training(s3, lines, name)
-              for name, lines in [("correct", correct), ("few", few), ("missing", missing), ("wrong", wrong)]}  # fmt: skip
+    scales = {
+        name: _noise_after_training(s3, lines, name)
+        for name, lines in [("correct", correct), ("few", few), ("missing", missing), ("wrong", wrong)]
+    }
     print(f"\nnoise scales: {json.dumps(scales)}")
     # more correct labels, a better model (labels_halving_noise 100: 20 vs 200 correct objects)
     assert scales["few"] == 100 / 120 and scales["correct"] == 100 / 300
