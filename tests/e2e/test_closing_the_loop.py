@@ -1,7 +1,10 @@
 """Closing the loop (issue 12), whole executions in the local cloud: `train: true` trains the next
-version (the audit, its gate and the thresholds, acted on: test_decisions.py), a failed training
-keeps the manifest, report.html renders in Chromium with its thumbnails, the SNS topic receives the
-right messages, and coco.json loads in pycocotools.
+version and compares it with the current one on the project's frozen TEST set (promoted only on a
+proven improvement; a version trained on careless reviews comes out worse and stays out; without a
+TEST dataset the run says why it cannot compare and how to get one), a failed training keeps the
+manifest, report.html renders in Chromium with its thumbnails, the SNS topic receives the right
+messages, and coco.json loads in pycocotools. The audit, its gate and the thresholds, acted on:
+test_decisions.py.
 
 One successful run (module fixture) is shared by the tests that read it; the failure runs are
 their own."""
@@ -45,6 +48,7 @@ class Turn:
     result: LocalRunResult
     truth: dict[str, Truth]
     messages: list[dict[str, Any]]
+    dataset_types: list[str]  # the project's datasets after the run
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +69,16 @@ def _run(
     run_input: dict[str, Any],
     *,
     faults: dict[str, Any] | None = None,
-    project_datasets: bool = True,
+    project_datasets: str = "train+test",
+    annotator_accuracy: float | None = None,
 ) -> Turn:
+    """One execution; the project has a TRAIN and a TEST dataset of held-out images ("train+test"),
+    only the TRAIN one ("train") or none ("none")."""
     images, truth_manifest, held_out, held_out_manifest = datasets
     config = default_config()
     config.parameters = {"NotificationEmail": EMAIL}
+    if annotator_accuracy is not None:
+        config.groundtruth.annotator_accuracy = annotator_accuracy
     with local_cloud(config, faults_module.Faults.from_dict(faults) if faults else None) as cloud:
         stack, arn, _ = prepare(cloud, images, truth_manifest)
         # The project as an earlier turn left it: a training dataset and a test dataset of other images.
@@ -80,10 +89,11 @@ def _run(
         lines = [
             {**line, "source-ref": base + line["source-ref"]} for line in manifest_lines(held_out_manifest)
         ]
-        if project_datasets:
+        if project_datasets != "none":
             cloud.rekognition.add_dataset("shapes", "TRAIN", lines[:10])
+        if project_datasets == "train+test":
             cloud.rekognition.add_dataset("shapes", "TEST", lines[10:])
-        else:
+        if project_datasets == "none":
             # A project without datasets: the input names the labels the first state cannot read there.
             cloud.rekognition.remove_datasets("shapes")
             run_input = {"labels": list(DETECTION_CLASSES), **run_input}
@@ -95,8 +105,9 @@ def _run(
         result = execute(cloud, stack, arn, full_input, name, timeout=300)
         topic = stack.functions["NotifyFunction"].environment["NOTIFICATION_TOPIC_ARN"]
         messages = cloud.sns_messages(topic) if topic else []
+        dataset_types = sorted(d["DatasetType"] for d in cloud.rekognition.project_datasets("shapes"))
         truth = load_truth(manifest_lines(truth_manifest), f"s3://{stack.images_bucket}/{IMAGES_PREFIX}")
-    return Turn(result, truth, messages)
+    return Turn(result, truth, messages, dataset_types)
 
 
 @pytest.fixture(scope="module")
@@ -124,19 +135,77 @@ def test_the_run_succeeds_and_accounts_for_every_image(turn: Turn) -> None:
     assert result.summary["model_status_at_end"] == "STOPPED"
 
 
-def test_training_reports_two_f1_values_and_the_new_one_is_higher(turn: Turn) -> None:
+def test_training_compares_both_versions_on_the_frozen_test_set_and_decides_on_the_interval(
+    turn: Turn,
+) -> None:
     result = turn.result
     training = result.output["training"]
-    print(f"\ntraining: {training}")
+    comparison = result.report["training"]["comparison"]
+    print(f"\ntraining: {training}\ncomparison: {comparison}")
     assert training["status"] == "TRAINING_COMPLETED", training
-    assert training["previousF1"] is not None and training["newF1"] is not None
-    assert training["newF1"] > training["previousF1"]
-    assert training["decision"]["promote"] is True
-    assert training["decision"]["nextProjectVersionArn"] == training["newProjectVersionArn"]
+    # GIVEN the two versions' testing snapshots, on the project's 20 TEST images
+    assert comparison["possible"] and comparison["testImages"] == 20, comparison
+    assert all(
+        uri.startswith("s3://")
+        for uri in comparison["testResults"]["current"] + comparison["testResults"]["new"]
+    )
+    # the F1 each version was described with is the F1 of its snapshot
+    assert comparison["f1Before"]["estimate"] == training["previousF1"]
+    assert comparison["f1After"]["estimate"] == training["newF1"]
+    difference = comparison["difference"]
+    low, high = difference["interval95"]
+    assert low <= difference["estimate"] <= high
+    assert abs(difference["estimate"] - (training["newF1"] - training["previousF1"])) <= 0.0001  # rounding
+    # THEN the decision follows the interval, not the point estimate
+    assert training["decision"]["promote"] is (low > 0)
+    expected_next = training["newProjectVersionArn"] if low > 0 else result.model_arn
+    assert training["decision"]["nextProjectVersionArn"] == expected_next
+    assert f"{difference['estimate']:+.4f}" in training["decision"]["reason"]
+    # the state machine carries the figures, not the images
+    assert training["comparison"] == {k: comparison[k] for k in ("possible", "testImages", "difference")}
     # the report says the same, and the manifest went into the project's training dataset in chunks
     assert result.report["training"]["newF1"] == training["newF1"]
     assert result.extra["training_state"]["chunks"] >= 1
     assert "training" in result.report["cost"]
+    assert "Paired F1 difference" in result.extra["report_html"]
+
+
+def test_a_version_trained_on_careless_reviews_comes_out_worse_and_is_not_promoted(
+    datasets: tuple[Path, Path, Path, Path],
+) -> None:
+    # GIVEN reviewers who fix none of the model's mistakes: the labels carry its misses and its
+    # false positives, and the next version is trained on them
+    turn = _run(datasets, "careless-reviews", INPUT, annotator_accuracy=0.0)
+    training = turn.result.output["training"]
+    comparison = turn.result.report["training"]["comparison"]
+    print(f"\ntraining: {training}\ncomparison: {comparison}")
+    assert turn.result.summary["status"] == "SUCCEEDED"
+    # THEN on the frozen TEST set it is worse than the version it was meant to replace, and stays out
+    assert comparison["possible"] and comparison["testImages"] == 20, comparison
+    assert training["newF1"] < training["previousF1"]
+    assert comparison["difference"]["estimate"] < 0
+    assert training["decision"]["promote"] is False
+    assert training["decision"]["nextProjectVersionArn"] == turn.result.model_arn
+
+
+def test_without_a_test_dataset_the_run_says_it_cannot_compare_and_how_to_get_one(
+    datasets: tuple[Path, Path, Path, Path],
+) -> None:
+    # GIVEN a project with a TRAIN dataset only: Custom Labels tests each version on its own split
+    turn = _run(datasets, "no-test-dataset", INPUT, project_datasets="train")
+    training = turn.result.output["training"]
+    report = turn.result.report["training"]
+    assert training["status"] == "TRAINING_COMPLETED", training
+    # THEN no comparison, no promotion, and the reason says how to get a TEST dataset
+    assert report["comparison"]["possible"] is False
+    reason = report["comparison"]["reason"]
+    assert "no TEST dataset" in reason and "CreateDataset" in reason and "DistributeDatasetEntries" in reason
+    assert training["decision"]["promote"] is False
+    assert training["decision"]["reason"] == f"not compared: {reason}"
+    assert training["decision"]["nextProjectVersionArn"] == turn.result.model_arn
+    # AND the run created no TEST dataset on its own; report.html says why there is no comparison
+    assert turn.dataset_types == ["TRAIN"]
+    assert "no TEST dataset" in turn.result.extra["report_html"]
 
 
 def test_report_html_renders_in_chromium_with_its_thumbnails(
@@ -231,7 +300,7 @@ def test_a_failed_training_keeps_the_manifest_and_states_the_error(
         "training-fails",
         {"train": True, "trainingPollSeconds": 60},
         faults={"model": {"failTraining": message}},
-        project_datasets=False,
+        project_datasets="none",
     )
     result = turn.result
     # THEN the run succeeds with its manifest, and the result and the report state the error

@@ -94,8 +94,16 @@ def test_the_manifest_goes_in_by_whole_line_chunks_then_the_new_version_is_train
     # AND the new version trained, was compared with the current one and recorded
     assert summary["status"] == "TRAINING_COMPLETED", summary
     assert summary["previousF1"] is not None and summary["newF1"] is not None
-    assert summary["decision"]["promote"] == (summary["newF1"] > summary["previousF1"])
     report = read_json(moto_s3, layout.report)
+    # AND the two were compared on the project's 10 TEST images, from their testing snapshots: the
+    # snapshots' F1 is the F1 DescribeProjectVersions gives, and the decision follows the interval
+    comparison = report["training"]["comparison"]
+    assert comparison["possible"] and comparison["testImages"] == 10, comparison
+    assert comparison["f1Before"]["estimate"] == summary["previousF1"]
+    assert comparison["f1After"]["estimate"] == summary["newF1"]
+    low = comparison["difference"]["interval95"][0]
+    assert summary["decision"]["promote"] is (low > 0)
+    assert summary["comparison"] == {k: comparison[k] for k in ("possible", "testImages", "difference")}
     assert report["training"]["newProjectVersionArn"] == summary["newProjectVersionArn"]
     assert report["training"]["chunksSent"] == len(updates)
     created = [p for op, p in calls if op == "CreateProjectVersion"]

@@ -168,7 +168,27 @@ def _training(report: Mapping[str, Any]) -> str:
     if decision:
         rows += [["promote", decision.get("promote")], ["reason", decision.get("reason")],
                  ["next run uses", decision.get("nextProjectVersionArn")]]  # fmt: skip
-    return "<h2>Next model version</h2>" + _table(["", "value"], rows)
+    return (
+        "<h2>Next model version</h2>" + _table(["", "value"], rows) + _comparison(training.get("comparison"))
+    )
+
+
+def _comparison(comparison: Mapping[str, Any] | None) -> str:
+    """The paired comparison on the frozen test set (evaluation/promotion.py), or why there is none."""
+    if not comparison:
+        return ""
+    if not comparison.get("possible"):
+        return f"<p>Not compared: {escape(str(comparison.get('reason')))}</p>"
+    rows = [
+        [name, _fmt(comparison[key]["estimate"]), " to ".join(_fmt(v) for v in comparison[key]["interval95"])]
+        for name, key in (("F1, current version", "f1Before"), ("F1, new version", "f1After"),
+                          ("Paired F1 difference (new - current)", "difference"))
+    ]  # fmt: skip
+    return (
+        f"<p>Compared image by image on the same {comparison.get('testImages')} test images; promoted only "
+        "when the whole interval of the difference is above 0.</p>"
+        + _table(["", "estimate", "95 % interval"], rows)
+    )
 
 
 def _disagreements(report: Mapping[str, Any], thumbnails: Mapping[str, str | None]) -> str:

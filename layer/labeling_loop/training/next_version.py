@@ -1,20 +1,25 @@
 """Train the next model version from the run's manifest (`train: true`), one step per call, so the
 state machine can wait between steps (training takes 30 minutes to 24 hours, docs/aws-facts.md §1.6).
 
-Steps (docs/aws-facts.md §1.7, §1.8):
+Steps (docs/aws-facts.md §1.7, §1.8, §1.9):
 1. find the project and its TRAIN dataset (DescribeProjects). Without one, CreateDataset(TRAIN)
    from the manifest; with one, UpdateDatasetEntries in chunks under the 5 MB limit, one chunk per
    call, each after the dataset has left UPDATE_IN_PROGRESS (ResourceInUseException while busy).
    A line whose source-ref is already in the dataset replaces it, so a repeated chunk is harmless.
-   A project with only a training dataset is split 80/20 by Custom Labels at training.
+   Whether the project has a TEST dataset is noted, and where the current version's testing
+   snapshot is. The run never creates a TEST dataset: without one, the comparison says it is not
+   possible and how to get one.
 2. CreateProjectVersion once the dataset is CREATE_COMPLETE or UPDATE_COMPLETE.
-3. DescribeProjectVersions until TRAINING_COMPLETED or TRAINING_FAILED; then the evaluation's F1
-   beside the current version's, and the promotion decision. The new version is left as training
-   leaves it (not started): the next run uses it when its input or the stack names it.
+3. DescribeProjectVersions until TRAINING_COMPLETED or TRAINING_FAILED; then the two versions are
+   compared image by image on the same frozen test set (evaluation/promotion.py) and, with
+   promoteIfBetter, the new one is promoted only when the 95 % interval of the F1 difference lies
+   above 0. The new version is left as training leaves it (not started): the next run uses it when
+   its input or the stack names it.
 
 Progress lives in `training/state.json` of the run folder; the state machine carries only `done`,
-the status and the two F1 values. Nothing here fails the run: a training that cannot start or
-fails is reported with its error, and the manifest stays.
+the status, the two F1 values, the decision and the difference with its interval. Nothing here
+fails the run: a training that cannot start or fails is reported with its error, and the manifest
+stays.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from labeling_loop.aws_clients import error_code
+from labeling_loop.evaluation.promotion import compare_versions, decide, snapshot_uris
 from labeling_loop.inference.model_control import ModelRef, describe, find_project_arn
 from labeling_loop.jsonl import read_json, write_json
 from labeling_loop.layout import RunLayout
 from labeling_loop.report.cost import run_cost
 from labeling_loop.report.publish import publish
 from labeling_loop.run_config import RunConfig
+from labeling_loop.s3_uri import S3Uri
 
 # UpdateDatasetEntries takes < 5 MB of JSON Lines per call (docs/aws-facts.md §1.7).
 CHUNK_BYTES = 5_000_000
@@ -55,7 +62,8 @@ def _load(s3: Any, layout: RunLayout) -> dict[str, Any]:
 
 
 def summary(state: Mapping[str, Any]) -> dict[str, Any]:
-    """What the state machine carries: small and fixed in size."""
+    """What the state machine carries: small and fixed in size (the comparison's figures, not its images)."""
+    comparison = state.get("comparison") or {}
     return {
         "done": bool(state.get("done")),
         "status": str(state.get("status", "")),
@@ -63,6 +71,9 @@ def summary(state: Mapping[str, Any]) -> dict[str, Any]:
         "newF1": state.get("newF1"),
         "newProjectVersionArn": state.get("newProjectVersionArn"),
         "decision": state.get("decision"),
+        "comparison": {k: comparison.get(k) for k in ("possible", "testImages", "difference")}
+        if comparison
+        else None,
         "error": state.get("error"),
     }
 
@@ -85,8 +96,11 @@ def start(
     current = describe(rekognition, project_arn, model)
     state["projectArn"] = project_arn
     state["previousF1"] = _f1(current)
+    state["previousTesting"] = [str(uri) for uri in snapshot_uris(current, "TestingDataResult")]
     project = rekognition.describe_projects(ProjectNames=[model.project])["ProjectDescriptions"][0]
-    train = [d for d in project.get("Datasets") or [] if d.get("DatasetType") == "TRAIN"]
+    datasets = project.get("Datasets") or []
+    state["hasTestDataset"] = any(d.get("DatasetType") == "TEST" for d in datasets)
+    train = [d for d in datasets if d.get("DatasetType") == "TRAIN"]
     if train:
         state["datasetArn"] = train[0]["DatasetArn"]
     else:
@@ -113,7 +127,7 @@ def advance(s3: Any, rekognition: Any, config: RunConfig, now: float) -> dict[st
     if state["phase"] == "dataset":
         state = _dataset_step(s3, rekognition, config, state)
     if state["phase"] == "training" and not state.get("done"):
-        state = _training_step(rekognition, config, state, now)
+        state = _training_step(s3, rekognition, config, state, now)
     if state.get("done"):
         return _finish(s3, config, state)
     write_json(s3, layout.training_state, state)
@@ -193,7 +207,9 @@ def _find_version(rekognition: Any, state: Mapping[str, Any]) -> str:
     return str(versions[0]["ProjectVersionArn"])
 
 
-def _training_step(rekognition: Any, config: RunConfig, state: dict[str, Any], now: float) -> dict[str, Any]:
+def _training_step(
+    s3: Any, rekognition: Any, config: RunConfig, state: dict[str, Any], now: float
+) -> dict[str, Any]:
     response = rekognition.describe_project_versions(
         ProjectArn=state["projectArn"], VersionNames=[state["versionName"]]
     )
@@ -201,9 +217,17 @@ def _training_step(rekognition: Any, config: RunConfig, state: dict[str, Any], n
     status = str(version.get("Status", TRAINING))
     state = {**state, "status": status, "trainingSeconds": version.get("BillableTrainingTimeInSeconds")}
     if status == TRAINED:
-        new_f1 = _f1(version)
-        state["newF1"] = new_f1
-        state["decision"] = _decision(config, state.get("previousF1"), new_f1, state["newProjectVersionArn"])
+        state["newF1"] = _f1(version)
+        comparison = compare_versions(
+            s3,
+            [S3Uri.parse(uri) for uri in state.get("previousTesting") or []],
+            version,
+            has_test_dataset=bool(state.get("hasTestDataset")),
+        )
+        state["comparison"] = comparison
+        state["decision"] = decide(
+            comparison, config.promoteIfBetter, config.projectVersionArn, state["newProjectVersionArn"]
+        )
         return {**state, "done": True}
     if status == TRAINING_FAILED:
         return {**state, "done": True, "error": str(version.get("StatusMessage", "training failed"))}
@@ -223,22 +247,6 @@ def _f1(version: Mapping[str, Any]) -> float | None:
     return round(float(score), 4) if score is not None else None
 
 
-def _decision(config: RunConfig, previous: float | None, new: float | None, new_arn: str) -> dict[str, Any]:
-    if not config.promoteIfBetter:
-        return {
-            "promote": False,
-            "reason": "promoteIfBetter is off",
-            "nextProjectVersionArn": config.projectVersionArn,
-        }
-    better = new is not None and (previous is None or new > previous)
-    reason = f"new F1 {new} {'>' if better else '<='} current F1 {previous}"
-    return {
-        "promote": better,
-        "reason": reason,
-        "nextProjectVersionArn": new_arn if better else config.projectVersionArn,
-    }
-
-
 def _finish(s3: Any, config: RunConfig, state: dict[str, Any]) -> dict[str, Any]:
     """Record the outcome in training/state.json and in the report (json and html)."""
     layout = config.layout()
@@ -255,6 +263,7 @@ def _finish(s3: Any, config: RunConfig, state: dict[str, Any]) -> dict[str, Any]
         "datasetArn": state.get("datasetArn"),
         "chunksSent": state.get("chunks", 0),
         "trainingHours": round(float(seconds) / 3600, 3) if seconds else None,
+        "comparison": state.get("comparison"),
     }
     if seconds:
         cost = report.get("cost") or {}

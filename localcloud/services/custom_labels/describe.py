@@ -1,6 +1,7 @@
 """DescribeProjects and DescribeProjectVersions of the emulated Custom Labels service (docs/aws-facts.md
-§1.3: newest first, paginated; EvaluationResult only for a trained version), mixed into
-CustomLabelsEmulator."""
+§1.3: newest first, paginated; EvaluationResult only for a trained version; §1.9: a trained
+version's TestingDataResult, TrainingDataResult and EvaluationResult.Summary point at what its
+training wrote, see `results`), mixed into CustomLabelsEmulator."""
 
 from __future__ import annotations
 
@@ -22,15 +23,15 @@ _STATUS_MESSAGES = {
 
 
 class DescribeMixin:
-    """Needs the emulator's `_lock`, `_projects`, `_models`, `_advance`, `config`, `evaluate` and
-    `project_datasets` (annotated here, defined there)."""
+    """Needs the emulator's `_lock`, `_projects`, `_models`, `_advance`, `config`, `training_results`
+    and `project_datasets` (annotated here, defined there)."""
 
     _lock: Any
     _projects: dict[str, tuple[str, Any]]
     _models: dict[str, Any]
     config: Any
     _advance: Callable[[Any], None]
-    evaluate: Callable[[Any], float | None]
+    training_results: Callable[[Any], dict[str, Any]]
     project_datasets: Callable[[str], list[dict[str, Any]]]
 
     def _describe_projects(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -80,13 +81,10 @@ class DescribeMixin:
             "Feature": "CUSTOM_LABELS",
         }
         if model.status not in (TRAINING, TRAINING_FAILED):
-            # Only a trained version has an evaluation (docs/aws-facts.md §1.3); registered models
-            # without a test set keep the emulator's historical 0.8.
-            if model.f1 is None:
-                model.f1 = self.evaluate(model)
+            # Only a trained version has an evaluation (docs/aws-facts.md §1.3, §1.9).
             description["BillableTrainingTimeInSeconds"] = self.config.billable_training_seconds
             description["TrainingEndTimestamp"] = model.created
-            description["EvaluationResult"] = {"F1Score": 0.8 if model.f1 is None else model.f1}
+            description.update(self.training_results(model))
         if model.max_units is not None:
             description["MaxInferenceUnits"] = model.max_units
         return description

@@ -66,7 +66,8 @@ class CustomLabelsConfig:
     dataset_latency_s: float = 0.2  # CREATE/UPDATE_IN_PROGRESS -> *_COMPLETE
     training_latency_s: float = 1.0  # TRAINING_IN_PROGRESS -> TRAINING_COMPLETED (AWS: 30 min to 24 h)
     billable_training_seconds: int = 3600  # what DescribeProjectVersions reports for a trained version
-    # a new version's noise = its base's x LABELS_HALVING / (LABELS_HALVING + labeled objects given)
+    # a new version learns from its labels: noise = this / (this + correct objects) + a term for the
+    # wrong ones (training.py, TrainingRecord)
     labels_halving_noise: float = 100.0
     fail_training: str | None = None  # fault: the next trainings end TRAINING_FAILED with this message
 

@@ -46,6 +46,7 @@ from localcloud.services.custom_labels.training import (
     TRAINING_FAILED,
     Dataset,
     TrainingMixin,
+    TrainingRecord,
 )
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class _Version:
     failure: str | None = None
     test_set: dict[str, dict[str, Any]] = field(default_factory=dict)
     f1: float | None = None
+    training: TrainingRecord | None = None  # what it was trained on and the results it wrote
     tokens: float = 0.0
     tokens_at: float = 0.0
     counters: dict[str, int] = field(

@@ -10,12 +10,25 @@ CustomLabelsEmulator.
   and those its entries use, with the entries' counts, a page at a time.
 - A version goes TRAINING_IN_PROGRESS -> TRAINING_COMPLETED (or TRAINING_FAILED with a
   StatusMessage, fault `fail_training`) after `training_latency_s`.
-- What training learns: the new version predicts from the same ground truth as every emulated model,
-  with its noise (misses, false positives, box jitter) scaled by
-  `labels_halving_noise / (labels_halving_noise + labeled objects in the TRAIN dataset)` of the
-  version it started from: more labels, fewer errors.
-- Evaluation: F1 at IoU 0.5 and the assumed threshold over the TEST dataset, or, with only a TRAIN
-  dataset, over a fixed 20 % of it (Custom Labels splits 80/20 then: md-create-dataset.html).
+- What training learns (an emulator choice; AWS publishes no such model): a new version is as good
+  as the labels it was given, whatever version it started from. Its training labels are compared
+  with the ground truth (boxes matched by label at IoU 0.5, image-level labels by name): `correct`
+  labels, true objects the labels `missed`, label boxes that are `wrong`. Its noise scale (which
+  multiplies the configured misses, false positives and box jitter, `TrainedModel.noise_scale`) is
+
+      labels_halving_noise / (labels_halving_noise + correct)          what it learned
+      + (missed share + wrong share) / (miss_rate + false_positive_rate)  what it was taught wrong
+
+  where missed share = missed / (correct + missed) and wrong share = wrong / (correct + wrong): more
+  correct labels make it better, labels that disagree with the truth make it worse (a model taught
+  that missed objects are background misses them; one taught wrong boxes predicts them), so a
+  version trained on careless reviews comes out worse than the one it replaces. Capped so that no
+  rate passes 0.9. Images the emulator has no truth for are not judged.
+- Evaluation (`results`): the version's predictions on its test images, scored at IoU 0.5 and the
+  assumed threshold, written as the testing and training snapshots and the summary file under its
+  OutputConfig; the F1 described is the snapshot's. The test images are the TEST dataset's; with
+  only a TRAIN dataset, a temporary 20 % split of it made for this training (TestingData.AutoCreate,
+  §1.9), drawn anew by each training, and the training uses the other 80 %.
 
 Emulator choices where AWS documents nothing: a version name already used in the project answers
 ResourceInUseException; CreateProjectVersion on a project without datasets (and without
@@ -32,8 +45,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from labeling_loop.geometry import iou_of_dicts
+
 from localcloud.data.truth import Truth, load_truth
 from localcloud.services.base import ServiceError, page
+from localcloud.services.custom_labels import results
 
 DATASET_FIELDS = (
     "CreationTimestamp",
@@ -115,8 +131,76 @@ def parse_lines(blob: bytes) -> dict[str, dict[str, Any]]:
     return entries
 
 
-def in_test_split(ref: str) -> bool:
-    return hashlib.sha256(ref.encode()).digest()[0] < 256 * 0.2
+def in_temporary_split(ref: str, version_name: str) -> bool:
+    """The 20 % of a TRAIN dataset that one training tests on when the project has no TEST dataset."""
+    return hashlib.sha256(f"{version_name}|{ref}".encode()).digest()[0] < 256 * 0.2
+
+
+@dataclass
+class TrainingRecord:
+    """What CreateProjectVersion used, and, once the training ended, what it wrote (the members
+    DescribeProjectVersions adds: EvaluationResult, TestingDataResult, TrainingDataResult)."""
+
+    train: dict[str, dict[str, Any]]
+    auto_split: bool
+    described: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LabelAgreement:
+    """Training labels against the ground truth, in objects (boxes, or image-level labels)."""
+
+    correct: int = 0
+    missed: int = 0
+    wrong: int = 0
+
+    def add(self, labels: Truth, truth: Truth) -> None:
+        if not truth.boxes and not labels.boxes:
+            given, real = set(labels.labels), set(truth.labels)
+            self.correct += len(given & real)
+            self.missed += len(real - given)
+            self.wrong += len(given - real)
+            return
+        sx = truth.width / labels.width if labels.width and truth.width else 1.0
+        sy = truth.height / labels.height if labels.height and truth.height else 1.0
+        free = [b.as_dict() for b in truth.boxes]
+        for box in labels.boxes:
+            drawn = {
+                "label": box.label,
+                "left": box.left * sx,
+                "top": box.top * sy,
+                "width": box.width * sx,
+                "height": box.height * sy,
+            }
+            best = max(
+                (t for t in free if t["label"] == box.label),
+                key=lambda t: iou_of_dicts(drawn, t),
+                default=None,
+            )
+            if best is not None and iou_of_dicts(drawn, best) >= 0.5:
+                free.remove(best)
+                self.correct += 1
+            else:
+                self.wrong += 1
+        self.missed += len(free)
+
+    def noise_scale(self, config: Any) -> float:
+        """The trained version's noise scale (module docstring)."""
+        learned = config.labels_halving_noise / (config.labels_halving_noise + self.correct)
+        rates = config.miss_rate + config.false_positive_rate
+        missed = self.missed / (self.correct + self.missed) if self.missed else 0.0
+        wrong = self.wrong / (self.correct + self.wrong) if self.wrong else 0.0
+        taught = (missed + wrong) / rates if rates > 0 else 0.0
+        highest = max(config.miss_rate, config.false_positive_rate, config.box_jitter)
+        return min(learned + taught, 0.9 / highest) if highest > 0 else learned + taught
+
+
+def label_agreement(entries: dict[str, dict[str, Any]], truth: dict[str, Truth]) -> LabelAgreement:
+    agreement = LabelAgreement()
+    for ref, labels in load_truth(entries.values(), "s3://unused/").items():
+        if ref in truth:
+            agreement.add(labels, truth[ref])
+    return agreement
 
 
 class TrainingMixin:
@@ -285,73 +369,81 @@ class TrainingMixin:
                 (m for m in self._models.values() if m.project == name),  # type: ignore[attr-defined]
                 key=lambda m: m.created,
             )
-            scale = base.trained.noise_scale * (
-                self.config.labels_halving_noise / (self.config.labels_halving_noise + train.objects())  # type: ignore[attr-defined]
-            )
-            arn = self._add_version(name, params["VersionName"], base.trained.task_type, scale)  # type: ignore[attr-defined]
+            auto_split = "TEST" not in datasets
+            version_name = params["VersionName"]
+            if auto_split:
+                test = {r: line for r, line in train.entries.items() if in_temporary_split(r, version_name)}
+            else:
+                test = dict(datasets["TEST"].entries)
+            used = {r: line for r, line in train.entries.items() if not auto_split or r not in test}
+            scale = label_agreement(used, base.trained.truth).noise_scale(self.config)  # type: ignore[attr-defined]
+            arn = self._add_version(name, version_name, base.trained.task_type, scale)  # type: ignore[attr-defined]
             version = self._models[arn]  # type: ignore[attr-defined]
             version.status = TRAINING
             version.history = [(TRAINING, self._clock())]  # type: ignore[attr-defined]
             version.transition_at = self._clock() + self.config.training_latency_s  # type: ignore[attr-defined]
             version.output_config = dict(params["OutputConfig"])
             version.failure = self.config.fail_training  # type: ignore[attr-defined]
-            version.test_set = dict(datasets["TEST"].entries) if "TEST" in datasets else {
-                ref: line for ref, line in train.entries.items() if in_test_split(ref)
-            }  # fmt: skip
+            version.test_set = test
+            version.training = TrainingRecord(used, auto_split)
             return {"ProjectVersionArn": arn}
 
-    def evaluate(self, version: Any) -> float | None:
-        """F1 of a version over its test set (IoU 0.5, the assumed threshold): the one it was trained
-        with, or for a registered version its project's TEST dataset; None without one."""
-        entries = version.test_set or next(
-            (d.entries for d in self._datasets.values() if d.project == version.project and d.kind == "TEST"),
-            {},
-        )
-        test = load_truth(entries.values(), "s3://unused/") if entries else {}
-        tp = fp = fn = 0
-        for ref, truth in test.items():
-            if not truth.width or not truth.height:
-                continue
-            predicted = [
-                p
-                for p in version.trained.predict(self.config, ref, truth.width, truth.height)  # type: ignore[attr-defined]
-                if p["Confidence"] >= self.config.assumed_threshold  # type: ignore[attr-defined]
-            ]
-            t, f, n = _match(predicted, truth)
-            tp, fp, fn = tp + t, fp + f, fn + n
-        if not test or tp + fp + fn == 0:
-            return None
-        return round(2 * tp / (2 * tp + fp + fn), 4)
+    def training_results(self, version: Any) -> dict[str, Any]:
+        """DescribeProjectVersions' EvaluationResult, TestingDataResult and TrainingDataResult of a
+        trained version, its snapshots and summary written once under its OutputConfig (`results`).
+        A version registered with `add_model` is tested on its project's TEST dataset and trained
+        on its TRAIN dataset as they are when it is first described; without a TEST dataset it has
+        no results (F1Score 0.8, the emulator's historical figure)."""
+        record = version.training
+        if record is None:
+            datasets = {d.kind: d for d in self._datasets.values() if d.project == version.project}
+            if "TEST" not in datasets:
+                return {"EvaluationResult": {"F1Score": 0.8}}
+            version.test_set = dict(datasets["TEST"].entries)
+            train = datasets.get("TRAIN")
+            record = version.training = TrainingRecord(dict(train.entries) if train else {}, False)
+        if not record.described:
+            record.described = self._write_results(version, record)
+        return record.described
 
+    def _write_results(self, version: Any, record: TrainingRecord) -> dict[str, Any]:
+        config = self.config  # type: ignore[attr-defined]
+        detection = version.trained.task_type == "detection"
 
-def _match(predicted: list[dict[str, Any]], truth: Truth) -> tuple[int, int, int]:
-    from labeling_loop.geometry import iou_of_dicts
+        def predict(ref: str, width: int, height: int) -> list[dict[str, Any]]:
+            return list(version.trained.predict(config, ref, width, height))
 
-    if not truth.boxes:  # image labels
-        names = {p["Name"] for p in predicted}
-        tp = len(names & set(truth.labels))
-        return tp, len(names) - tp, len(set(truth.labels)) - tp
-    boxes = [
-        {
-            "label": p["Name"],
-            "left": p["Geometry"]["BoundingBox"]["Left"] * truth.width,
-            "top": p["Geometry"]["BoundingBox"]["Top"] * truth.height,
-            "width": p["Geometry"]["BoundingBox"]["Width"] * truth.width,
-            "height": p["Geometry"]["BoundingBox"]["Height"] * truth.height,
+        test = results.evaluate(version.test_set, predict, config.assumed_threshold, detection)
+        trained_on = results.evaluate(record.train, predict, config.assumed_threshold, detection)
+        output = version.output_config or {
+            "S3Bucket": "custom-labels-output",
+            "S3KeyPrefix": f"{version.project}/",
         }
-        for p in predicted
-        if "Geometry" in p
-    ]
-    free = [b.as_dict() for b in truth.boxes]
-    tp = 0
-    for box in sorted(boxes, key=lambda b: b["label"]):
-        best = max(
-            (t for t in free if t["label"] == box["label"]), key=lambda t: iou_of_dicts(box, t), default=None
+        bucket, prefix = output["S3Bucket"], output.get("S3KeyPrefix", "")
+        folder = f"{prefix}{version.project}-{version.version}/"
+        testing = results.write(self._s3, bucket, f"{folder}testing.manifest", test.lines)  # type: ignore[attr-defined]
+        training = results.write(self._s3, bucket, f"{folder}training.manifest", trained_on.lines)  # type: ignore[attr-defined]
+        summary = results.write(
+            self._s3,  # type: ignore[attr-defined]
+            bucket,
+            f"{prefix}EvaluationSummary-{version.project}-{version.version}.json",
+            document=results.summary_file(version.arn, test, len(trained_on.lines), config.assumed_threshold),
         )
-        if best is not None and iou_of_dicts(box, best) >= 0.5:
-            free.remove(best)
-            tp += 1
-    return tp, len(boxes) - tp, len(free)
+        version.f1 = test.f1
+        return {
+            "EvaluationResult": {
+                "F1Score": 0.0 if test.f1 is None else test.f1,
+                "Summary": {"S3Object": summary},
+            },
+            "TestingDataResult": {
+                "Input": {"Assets": [], "AutoCreate": record.auto_split},
+                "Output": {"Assets": [results.manifest_asset(testing)], "AutoCreate": record.auto_split},
+            },
+            "TrainingDataResult": {
+                "Input": {"Assets": []},
+                "Output": {"Assets": [results.manifest_asset(training)]},
+            },
+        }
 
 
 def _jsonl(lines: list[dict[str, Any]]) -> bytes:
