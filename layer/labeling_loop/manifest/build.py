@@ -28,7 +28,13 @@ from labeling_loop.layout import RunLayout
 from labeling_loop.manifest.lines import ClassMap, build_line, skip_record
 from labeling_loop.manifest.measures import RunMeasures, reference_boxes, scored_predictions
 from labeling_loop.manifest.quality import DEFAULT_IOU_THRESHOLD, LabeledBox, QualityAccumulator
-from labeling_loop.manifest.rules import REASON_INVALID, ManifestValidator, errors_only, inspect_line
+from labeling_loop.manifest.rules import (
+    REASON_INVALID,
+    REASON_NO_LABEL,
+    ManifestValidator,
+    errors_only,
+    inspect_line,
+)
 from labeling_loop.manifest.spill_index import DEFERRED, IN_MANIFEST, SKIPPED, SpillIndex
 from labeling_loop.manifest.thresholds import ScoredBox
 from labeling_loop.report.publish import publish
@@ -201,13 +207,20 @@ def build_manifest(
                         note("duplicate reviewed records ignored (first one kept)")
                         continue
                     human = bool(record.get("humanReviewed"))
-                    counts.add_review_statuses(record, task_type)
                     for kind, n in result.fixes.items():
                         fixes[kind] = fixes.get(kind, 0) + n
                     if human:
                         counts.add("imagesReviewed")
-                        prediction = _add_quality(s3, layout, index, quality, record, ref, task_type, context)
-                        measures.add(ref, record, prediction, audited=index.is_audited(ref))
+                    if line is not None or (skip is not None and skip.get("reason") == REASON_NO_LABEL):
+                        # The figures count the answers the run can use: a manifest line, or people's
+                        # "no label applies" (which no manifest line can hold). An answer it cannot
+                        # use (10,000 boxes, a box off the image) counts in no figure.
+                        counts.add_review_statuses(record, task_type)
+                        if human:
+                            prediction = _add_quality(
+                                s3, layout, index, quality, record, ref, task_type, context
+                            )
+                            measures.add(ref, record, prediction, audited=index.is_audited(ref))
                     if line is not None:
                         validator.count(ref, line_labels, len(encoded) + 1)
                         manifest.write(line)
@@ -284,8 +297,7 @@ def build_manifest(
         **sections,
         "warnings": _cap(warnings),
     }
-    publish(s3, layout, report)
-    return report
+    return publish(s3, layout, report)
 
 
 def _add_quality(
