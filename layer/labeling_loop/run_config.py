@@ -63,6 +63,17 @@ JOB_STOP_GRACE_HOURS = 2
 PREDICTION_FLOOR = 10.0
 MAX_LABEL_CHARS = 256  # label names: 1-256 characters (docs/aws-facts.md §2.3)
 MAX_LABELS_PER_JOB = 50  # the most labels a review offers (LabelsPerJob below, docs/aws-facts.md §3.1)
+# One manifest holds at most 250,000 lines (docs/aws-facts.md §2.3), and one dataset at most 250,000
+# images, 28,000 in Asia Pacific (Mumbai) and Europe (London): a run's manifest is one dataset's
+# worth (`train: true` adds it to the training dataset), so a run takes at most this many images
+# of its model's region and defers the rest to the next run.
+MAX_MANIFEST_LINES = 250_000
+DATASET_IMAGES_BY_REGION = {"ap-south-1": 28_000, "eu-west-2": 28_000}
+
+
+def images_per_run_limit(region: str) -> int:
+    """The most images one run of a model in `region` takes (docs/aws-facts.md §2.3)."""
+    return DATASET_IMAGES_BY_REGION.get(region, MAX_MANIFEST_LINES)
 
 
 # Field types --------------------------------------------------------------------------------------
@@ -117,6 +128,8 @@ RequestedTaskType = Literal["auto", "detection", "classification"]
 TaskType = Literal["detection", "classification"]
 InferenceUnits = Annotated[int, _NUMBER, Field(ge=1, le=100)]
 Confidence = Annotated[float, _NUMBER, Field(ge=0, le=100)]
+# At most one manifest's worth (MAX_MANIFEST_LINES; lower in some regions, checked in RunConfig).
+ImagesPerRun = Annotated[int, _NUMBER, Field(ge=1, le=MAX_MANIFEST_LINES)]
 # Ground Truth: at most 100,000 objects per labeling job (docs/aws-facts.md §3.7).
 ImagesPerJob = Annotated[int, _NUMBER, Field(ge=1, le=100_000)]
 # Bounding-box jobs: 50 labels through the API (docs/aws-facts.md §3.1; the crowd-bounding-box
@@ -186,6 +199,9 @@ class RunConfig(BaseModel):
     promoteIfBetter: bool  # record whether the new version should replace the current one
     trainingPollSeconds: TrainingPollSeconds
     trainingTimeoutHours: TrainingTimeoutHours
+    # The most images a run takes; the rest are deferred to the next run (inference/listing.py).
+    # Left out: what one manifest (one dataset) of the model's region holds.
+    maxImagesPerRun: ImagesPerRun
     maxImagesPerJob: ImagesPerJob
     maxLabelsPerJob: LabelsPerJob
     taskTimeLimitSeconds: TaskTimeLimitSeconds
@@ -204,12 +220,27 @@ class RunConfig(BaseModel):
     executionArn: ExecutionArn
     runId: RunId
 
+    @model_validator(mode="before")
+    @classmethod
+    def _images_per_run_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("maxImagesPerRun") is None:
+            arn = PROJECT_VERSION_ARN.fullmatch(str(data.get("projectVersionArn") or ""))
+            limit = images_per_run_limit(arn["region"]) if arn else MAX_MANIFEST_LINES
+            return {**data, "maxImagesPerRun": limit}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
         if self.reviewBackend == "groundtruth" and not self.workteamArn:
             raise ValueError("workteamArn is required when reviewBackend is groundtruth")
         if self.autoAcceptConfidence is not None and self.autoAcceptConfidence < self.minConfidence:
             raise ValueError("autoAcceptConfidence must be at least minConfidence")
+        limit = images_per_run_limit(self.model_region)
+        if self.maxImagesPerRun > limit:
+            raise ValueError(
+                f"maxImagesPerRun: {self.maxImagesPerRun:,} images, more than the {limit:,} one Custom Labels "
+                f"dataset holds in {self.model_region}"
+            )
         for label, threshold in self.autoAcceptConfidenceByLabel.items():
             if threshold < self.minConfidence:
                 raise ValueError(f"autoAcceptConfidenceByLabel: {label!r} is below minConfidence")

@@ -26,6 +26,7 @@ from labeling_loop.run_config import (
     ConfidenceByLabel,
     Fraction,
     ImagesPerJob,
+    ImagesPerRun,
     InferenceUnits,
     JobNamePrefix,
     Labels,
@@ -111,6 +112,7 @@ class RunInput(BaseModel):
     incremental: bool = False
     jobNamePrefix: JobNamePrefix = "lab"
     labels: Labels = Field(default_factory=list)
+    maxImagesPerRun: ImagesPerRun | None = None  # None: what one manifest of the model's region holds
     autoAcceptConfidenceByLabel: ConfidenceByLabel = Field(default_factory=dict)
 
     @field_validator("workteamArn", "labelStudioUrl", "labelStudioTokenSecretArn", mode="before")
