@@ -238,8 +238,8 @@ class RunConfig(BaseModel):
         limit = images_per_run_limit(self.model_region)
         if self.maxImagesPerRun > limit:
             raise ValueError(
-                f"maxImagesPerRun: {self.maxImagesPerRun:,} images, more than the {limit:,} one Custom Labels "
-                f"dataset holds in {self.model_region}"
+                f"maxImagesPerRun: {self.maxImagesPerRun:,} images, more than the {limit:,} one Custom "
+                f"Labels dataset holds in {self.model_region}"
             )
         for label, threshold in self.autoAcceptConfidenceByLabel.items():
             if threshold < self.minConfidence:
