@@ -99,17 +99,36 @@ def _s3_prefix(value: str) -> str:
     return str(S3Uri.parse(value).as_prefix())
 
 
+def label_problem(label: str) -> str | None:
+    """Why `label` (stripped) cannot be a label of a review, or None."""
+    if not 1 <= len(label.strip()) <= MAX_LABEL_CHARS:
+        return f"every label must be a name of 1 to {MAX_LABEL_CHARS} characters"
+    # Control, format and separator characters other than a space: invisible in the review UIs,
+    # and a line break changes the label config Label Studio parses.
+    bad = next((c for c in label.strip() if c != " " and unicodedata.category(c)[0] in "CZ"), None)
+    if bad is not None:
+        return f"label {label.strip()[:40]!r} has the character U+{ord(bad):04X}; use visible characters"
+    return None
+
+
 def _labels(value: list[str]) -> list[str]:
     for label in value:
-        if not isinstance(label, str) or not 1 <= len(label.strip()) <= MAX_LABEL_CHARS:
-            raise ValueError(f"every label must be a name of 1 to {MAX_LABEL_CHARS} characters")
-        # Control, format and separator characters other than a space: invisible in the review UIs,
-        # and a line break changes the label config Label Studio parses.
-        bad = next((c for c in label.strip() if c != " " and unicodedata.category(c)[0] in "CZ"), None)
-        if bad is not None:
-            name = label.strip()[:40]
-            raise ValueError(f"label {name!r} has the character U+{ord(bad):04X}; use visible characters")
+        problem = label_problem(label) if isinstance(label, str) else "every label must be a name"
+        if problem:
+            raise ValueError(problem)
     return sorted({label.strip() for label in value})
+
+
+def _label_keys(value: dict[str, float]) -> dict[str, float]:
+    """Keys of a per-label map: label names exactly as the review offers them (checked against the
+    run's label set once it is known, review/label_set.py)."""
+    for key in value:
+        problem = label_problem(key) or (
+            None if key == key.strip() else f"label {key!r} has spaces around it"
+        )
+        if problem:
+            raise ValueError(problem)
+    return value
 
 
 _NUMBER = BeforeValidator(_not_a_boolean)
@@ -163,7 +182,9 @@ AuditMinImages = Annotated[int, _NUMBER, Field(ge=0, le=10_000)]
 # A precision target below 0.5 would auto-accept labels that are wrong more often than right.
 PrecisionTarget = Annotated[float, _NUMBER, Field(ge=0.5, le=0.999)]
 # At most one threshold per label a review may offer.
-ConfidenceByLabel = Annotated[dict[str, Confidence], Field(max_length=MAX_LABELS_PER_JOB)]
+ConfidenceByLabel = Annotated[
+    dict[str, Confidence], Field(max_length=MAX_LABELS_PER_JOB), AfterValidator(_label_keys)
+]
 TrainingPollSeconds = Annotated[int, _NUMBER, Field(ge=60, le=86_400)]
 # Training takes 30 minutes to 24 hours (docs/aws-facts.md §1.6); the run waits at most this long
 # and reports the new version still training after it.
@@ -175,9 +196,11 @@ TrainingTimeoutHours = Annotated[float, _NUMBER, Field(ge=0.001, le=72)]
 
 class RunConfig(BaseModel):
     """One run's settings, resolved: every field is present (None where a feature is off or a
-    backend's setting does not apply). Field names are the execution input's keys (camelCase)."""
+    backend's setting does not apply). Field names are the execution input's keys (camelCase).
+    Strict: a value of the wrong JSON type is refused, never converted (" 2 " is not 2, "on" is
+    not true, 2.5 is not a count); a whole number is a valid float."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     projectVersionArn: ProjectVersionArn
     images: S3Prefix = Field(description="s3://bucket/prefix/ of the images to label")

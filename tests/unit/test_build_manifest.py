@@ -183,7 +183,8 @@ def test_detection_report(s3: Any, detection_run: Any) -> None:
     # a: cat (IoU 0.91) and dog match, the removed dog is a false positive; c: the added dog is a
     # miss; b is not in the manifest, so neither its boxes nor its predictions count in any figure
     assert report["modelQuality"] == {
-        "precision": 0.666667, "recall": 0.666667, "f1": 0.666667, "iouThreshold": 0.5, "tp": 2, "fp": 1, "fn": 1,
+        "precision": 0.666667, "recall": 0.666667, "f1": 0.666667, "iouThreshold": 0.5,
+        "tp": 2, "fp": 1, "fn": 1,
     }  # fmt: skip
     assert report["labelingJobs"] == ["lab-run1-det-000"]
     assert report["manifest"] == f"s3://{OUT_BUCKET}/runs/run1/output.manifest"

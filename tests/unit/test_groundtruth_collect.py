@@ -493,7 +493,11 @@ def test_boxes_drawn_on_a_differently_sized_image_are_scaled_to_the_runs_size(
     ids=["negative-width", "zero-height", "off-the-image", "10000-boxes", "unknown-class-id"],
 )
 def test_an_answer_custom_labels_cannot_take_skips_its_image_with_a_reason(
-    aws: tuple[Any, Any], layout: RunLayout, boxes: list[tuple[int, int, int, int, int]], reason: str, says: str
+    aws: tuple[Any, Any],
+    layout: RunLayout,
+    boxes: list[tuple[int, int, int, int, int]],
+    reason: str,
+    says: str,
 ) -> None:
     # GIVEN a completed job with one answer Custom Labels could not train on, and one good answer
     s3, sagemaker = aws

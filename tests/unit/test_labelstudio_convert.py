@@ -414,7 +414,9 @@ class TestAnswersAreNotTrusted:
         assert caught.value.reason == reason
 
     def test_a_box_partly_off_the_image_is_kept_for_the_manifest_to_clip(self) -> None:
-        record = review(DETECTION_TASK, _exported(DETECTION_TASK, [_answer_box("cat", W - 20, 96, 50, 50)]), 1)
+        record = review(
+            DETECTION_TASK, _exported(DETECTION_TASK, [_answer_box("cat", W - 20, 96, 50, 50)]), 1
+        )
         assert record is not None and record["boxes"][0]["width"] == 20
 
     def test_more_boxes_than_custom_labels_takes_skips_the_image(self) -> None:

@@ -67,7 +67,13 @@ def test_a_box_with_a_negative_width_is_drawn_as_the_box_it_spans(s3: Any) -> No
         {"source-ref": "not-an-s3-uri", "predicted": "boxes", "reviewed": None},
         {"source-ref": IMAGE, "reviewed": [{"label": "cat", "left": "nan", "top": None}]},
     ],
-    ids=["confidence-not-a-number", "box-without-label", "no-source-ref", "not-s3", "coordinates-not-numbers"],
+    ids=[
+        "confidence-not-a-number",
+        "box-without-label",
+        "no-source-ref",
+        "not-s3",
+        "coordinates-not-numbers",
+    ],
 )
 def test_an_item_that_cannot_be_shown_is_left_out_with_a_warning(s3: Any, item: dict[str, Any]) -> None:
     good = {"source-ref": IMAGE, "disagreements": 2, "predicted": [], "reviewed": []}
