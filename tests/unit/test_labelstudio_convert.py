@@ -437,3 +437,17 @@ class TestAnswersAreNotTrusted:
         with pytest.raises(InvalidAnswer, match="'moon'") as caught:
             review(task, _exported(task, answer), 1)
         assert caught.value.reason == "unknown-label"
+
+
+def test_a_label_holding_a_dollar_sign_is_shown_through_html_and_answered_as_written() -> None:
+    # Label Studio's editor reads `$name` in a value as a reference to the task's data, with no escape
+    config = ls.label_config("detection", ["${image}", "a <b> & $5", "cat"])
+    assert '<Label value="${image}" alias="${image}" html="${image}"/>' in config
+    assert (
+        '<Label value="a &lt;b&gt; &amp; $5" alias="a &lt;b&gt; &amp; $5" html="a &amp;lt;b&amp;gt; &amp;amp; $5"/>'
+        in config
+    )
+    assert '<Label value="cat"/>' in config
+    assert '<Choice value="${image}" alias="${image}" html="${image}"/>' in ls.label_config(
+        "classification", ["${image}", "x"]
+    )

@@ -34,15 +34,29 @@ ADJUSTED_MIN_IOU = 0.5  # overlapping at least this much: the reviewer moved/res
 # --------------------------------------------------------------------------------------------
 
 
+# Label Studio's editor reads `$name` in a tag's value as a reference to the task's data and shows
+# what it finds (`$[\w[\].{}]+`, so `${image}` shows as blank and `price $5` as "price undefined"),
+# and has no escape. A label holding `$` keeps its name as `value` (what a Label's answer holds) and
+# `alias` (what a Choice's answer holds: its value is read as a reference), and is shown through
+# `html`, which the editor displays as written (docs/aws-facts.md §6.6).
+
+
+def _label_attributes(label: str) -> str:
+    if "$" not in label:
+        return f"value={quoteattr(label)}"
+    return f"value={quoteattr(label)} alias={quoteattr(label)} html={quoteattr(escape(label))}"
+
+
 def label_config(task_type: TaskType, labels: Sequence[str]) -> str:
-    """The labeling interface: boxes for detection, a multiple-choice list for classification."""
+    """The labeling interface: boxes for detection, a multiple-choice list for classification. Every
+    label is shown and answered exactly as written (see _label_attributes)."""
     if not labels:
         raise ValueError("the label set is empty")
     if task_type == "detection":
-        items = "".join(f"\n    <Label value={quoteattr(label)}/>" for label in labels)
+        items = "".join(f"\n    <Label {_label_attributes(label)}/>" for label in labels)
         control = f'  <RectangleLabels name="{BOX_TAG}" toName="{IMAGE_TAG}">{items}\n  </RectangleLabels>'
     elif task_type == "classification":
-        items = "".join(f"\n    <Choice value={quoteattr(label)}/>" for label in labels)
+        items = "".join(f"\n    <Choice {_label_attributes(label)}/>" for label in labels)
         control = (
             f'  <Choices name="{CHOICES_TAG}" toName="{IMAGE_TAG}" choice="multiple" showInLine="true">'
             f"{items}\n  </Choices>"
@@ -99,14 +113,15 @@ def _same_geometry(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
 def to_labelstudio_task(task: Mapping[str, Any]) -> JsonDict:
     """One review task (docs/data-contracts.md) -> a Label Studio task with pre-annotations.
 
-    `data.image` is the `s3://` source-ref: Label Studio resolves it through the project's S3
-    storage into a presigned URL each time a reviewer opens the task.
+    `data.image` is the `s3://` source-ref (or its copy, `reviewImage`, when Label Studio cannot load
+    that key: images.py): Label Studio resolves it through the project's S3 storage into a presigned
+    URL each time a reviewer opens the task.
     """
     source = task["source-ref"]
     size = task["image_size"]
     width, height = int(size["width"]), int(size["height"])
     data = {
-        IMAGE_TAG: source,
+        IMAGE_TAG: task.get("reviewImage") or source,
         "source_ref": source,
         "image_size": dict(size),
         "taskType": task["taskType"],

@@ -196,11 +196,16 @@ def create_review(
     _ensure_storage(ls, project_id, images_bucket, images_prefix, s3_storage)
 
     task_count = 0
+    copies_storage: list[int] = []
 
     def fresh_tasks() -> Iterator[JsonDict]:
         nonlocal task_count
         for task in read_jsonl(s3, layout.review_tasks):
             task_count += 1
+            if task.get("reviewImage") and not copies_storage:
+                # Copies of images whose keys Label Studio cannot load live in the run's folder.
+                copies = layout.labelstudio_images
+                copies_storage.append(_ensure_storage(ls, project_id, copies.bucket, copies.key, s3_storage))
             if task["source-ref"] not in already:
                 yield to_labelstudio_task(task)
 
