@@ -205,3 +205,11 @@ def test_a_run_over_its_image_limit_defers_the_rest_and_the_next_run_takes_them_
         assert len(third.manifest) == 3 and third.deferred == []
         labeled = {line["source-ref"] for r in (first, second, third) for line in r.manifest}
         assert len(labeled) == 13
+        # AND a scheduled run with nothing new ends quietly: succeeded, no warning, no model started
+        starts = third.model_meter["start_calls"]
+        quiet = execute(cloud, stack, arn, run_input, "limit-4")
+        assert quiet.summary["status"] == "SUCCEEDED", quiet.summary
+        assert quiet.report["nothingToDo"] is True and quiet.report["warnings"] == [], quiet.report
+        assert quiet.report["counts"]["imagesListed"] == 0 and quiet.manifest == []
+        assert quiet.model_meter["start_calls"] == starts
+        assert "Nothing to do" in quiet.extra["report_html"]

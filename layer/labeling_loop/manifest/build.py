@@ -295,7 +295,10 @@ def build_manifest(
         "deferred": str(layout.deferred),
         "report": str(layout.report_html),
         **sections,
-        "warnings": _cap(warnings),
+        # An incremental run that found nothing new (every image labeled, or in another run's review)
+        # ends quietly: an empty manifest is then what was asked for, not something to warn about.
+        "nothingToDo": counts.values["imagesListed"] == 0,
+        "warnings": [] if counts.values["imagesListed"] == 0 else _cap(warnings),
     }
     return publish(s3, layout, report)
 

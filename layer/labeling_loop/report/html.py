@@ -232,6 +232,8 @@ def render(report: Mapping[str, Any], thumbnails: Mapping[str, str | None]) -> t
         f"<p>{escape(str(report.get('status')))} &middot; {escape(str(report.get('taskType')))} &middot; "
         f"review: {escape(str(report.get('backend')))} &middot; manifest <code>{escape(str(report.get('manifest')))}</code></p>"
         + warnings
+        + ("<p>Nothing to do: no image under the prefix was new to this run (every one is labeled, "
+           "or in another run's review).</p>" if report.get("nothingToDo") else "")
         + "".join(f'<div class="warn">{escape(p)}</div>' for p in problems)
         + body
         + "</body></html>"
