@@ -3,7 +3,7 @@
 Label Studio resolves a task's `s3://bucket/key` through the project's S3 storage: it parses the
 reference as a URL (urllib's `urlparse`: a `?` starts a query, tabs and line breaks are dropped,
 white space around the whole reference is stripped) and redirects the browser to a presigned URL,
-in whose path the browser resolves `.` and `..` segments away (docs/aws-facts.md §6.5). Every other
+in whose path the browser resolves `.` and `..` segments away (docs/aws-facts.md §6.6). Every other
 key (spaces, `#`, `%`, `+`, unicode) comes through. An image whose key would not is copied once into
 the run's folder (`review/labelstudio-images/`) under a name that does, and reviewers are shown the
 copy; the review task keeps its `source-ref`, so the answers still belong to the original image.
