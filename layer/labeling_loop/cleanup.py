@@ -111,8 +111,11 @@ def _own_message(cause: str) -> str:
     return cause
 
 
-def _subclasses(cls: type) -> set[type]:
-    return {cls, *(sub for child in cls.__subclasses__() for sub in _subclasses(child))}
+def _subclasses(cls: type[Exception]) -> set[type[Exception]]:
+    found: set[type[Exception]] = {cls}
+    for child in cls.__subclasses__():
+        found |= _subclasses(child)
+    return found
 
 
 _OWN_ERRORS = frozenset(cls.__name__ for cls in _subclasses(errors.LabelingLoopError))

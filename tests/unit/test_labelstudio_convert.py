@@ -444,8 +444,8 @@ def test_a_label_holding_a_dollar_sign_is_shown_through_html_and_answered_as_wri
     config = ls.label_config("detection", ["${image}", "a <b> & $5", "cat"])
     assert '<Label value="${image}" alias="${image}" html="${image}"/>' in config
     assert (
-        '<Label value="a &lt;b&gt; &amp; $5" alias="a &lt;b&gt; &amp; $5" html="a &amp;lt;b&amp;gt; &amp;amp; $5"/>'
-        in config
+        '<Label value="a &lt;b&gt; &amp; $5" alias="a &lt;b&gt; &amp; $5" '
+        'html="a &amp;lt;b&amp;gt; &amp;amp; $5"/>' in config
     )
     assert '<Label value="cat"/>' in config
     assert '<Choice value="${image}" alias="${image}" html="${image}"/>' in ls.label_config(
