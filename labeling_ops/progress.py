@@ -15,6 +15,8 @@ from typing import Any
 # tests/contract/test_follow_phases.py).
 PHASES = {
     "Validate Input": "validating input",
+    "Read Input Error": "refusing the input",
+    "Input Rejected": "refusing the input",
     "Label Studio Review?": "validating input",
     "Check Label Studio Access": "checking Label Studio",
     "List Images": "listing images",

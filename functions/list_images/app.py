@@ -33,6 +33,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         incremental=config.incremental,
         # A claim outlives the longest run this configuration allows, then lapses by itself.
         claim_seconds=config.longest_run_seconds,
+        max_images=config.maxImagesPerRun,
     )
     logger.info("images listed", extra=result.to_dict())
     return result.to_dict()

@@ -9,9 +9,10 @@ except those of images whose labeling job could not be stopped (people may still
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from labeling_loop import run_records
+from labeling_loop import errors, run_records
 from labeling_loop.inference import claims, model_control, model_lease
 from labeling_loop.jsonl import read_json
 from labeling_loop.review.groundtruth.stop import images_of, stop_run_jobs
@@ -50,10 +51,12 @@ def clean_up(
 def failure_name(error: dict[str, Any] | None) -> tuple[str, str]:
     """The (error, cause) the execution fails with. Step Functions reserves `States.` names, and a
     Fail state may not raise them, so `States.Timeout` becomes `StatesTimeoutError`; the cause
-    always starts with the original name, so nothing is lost."""
+    always starts with the original name, so nothing is lost. An error the workflow raises on
+    purpose (errors.py) says all in its message: the cause is that one line, not the Lambda
+    runtime's JSON with its stack trace (an unexpected error keeps it, for whoever debugs it)."""
     error = error or {}
     name = str(error.get("Error") or "RunFailedError")
-    cause = str(error.get("Cause") or "")
+    cause = _own_message(str(error.get("Cause") or ""))
     if name.startswith("States."):
         return f"States{name.removeprefix('States.')}Error", f"{name}: {cause}"
     return name, cause
@@ -91,3 +94,28 @@ def sweep(services: model_control.Services, s3: Any, sagemaker: Any) -> dict[str
         if model_control.stop_if_unused(services, model_control.ModelRef.of(arn), who="sweep")["stopped"]:
             stopped.add(arn)
     return {"runsCleanedUp": cleaned, "modelsStopped": sorted(stopped)}
+
+
+def _own_message(cause: str) -> str:
+    """The errorMessage of one of the workflow's own errors in a Lambda error cause, else `cause`."""
+    try:
+        document = json.loads(cause)
+    except ValueError:
+        return cause
+    if (
+        isinstance(document, dict)
+        and document.get("errorType") in _OWN_ERRORS
+        and isinstance(document.get("errorMessage"), str)
+    ):
+        return str(document["errorMessage"])
+    return cause
+
+
+def _subclasses(cls: type[Exception]) -> set[type[Exception]]:
+    found: set[type[Exception]] = {cls}
+    for child in cls.__subclasses__():
+        found |= _subclasses(child)
+    return found
+
+
+_OWN_ERRORS = frozenset(cls.__name__ for cls in _subclasses(errors.LabelingLoopError))

@@ -123,6 +123,11 @@ class RunLayout:
         return self._review("labelstudio-tasks.jsonl")
 
     @property
+    def labelstudio_images(self) -> S3Uri:
+        """Copies of images whose keys Label Studio cannot load (review/labelstudio/images.py)."""
+        return self._at("review/labelstudio-images/")
+
+    @property
     def reviewed(self) -> S3Uri:
         return self._review("reviewed.jsonl")
 

@@ -64,6 +64,17 @@ JOB_STOP_GRACE_HOURS = 2
 PREDICTION_FLOOR = 10.0
 MAX_LABEL_CHARS = 256  # label names: 1-256 characters (docs/aws-facts.md §2.3)
 MAX_LABELS_PER_JOB = 50  # the most labels a review offers (LabelsPerJob below, docs/aws-facts.md §3.1)
+# One manifest holds at most 250,000 lines (docs/aws-facts.md §2.3), and one dataset at most 250,000
+# images, 28,000 in Asia Pacific (Mumbai) and Europe (London): a run's manifest is one dataset's
+# worth (`train: true` adds it to the training dataset), so a run takes at most this many images
+# of its model's region and defers the rest to the next run.
+MAX_MANIFEST_LINES = 250_000
+DATASET_IMAGES_BY_REGION = {"ap-south-1": 28_000, "eu-west-2": 28_000}
+
+
+def images_per_run_limit(region: str) -> int:
+    """The most images one run of a model in `region` takes (docs/aws-facts.md §2.3)."""
+    return DATASET_IMAGES_BY_REGION.get(region, MAX_MANIFEST_LINES)
 
 
 # Field types --------------------------------------------------------------------------------------
@@ -89,17 +100,36 @@ def _s3_prefix(value: str) -> str:
     return str(S3Uri.parse(value).as_prefix())
 
 
+def label_problem(label: str) -> str | None:
+    """Why `label` (stripped) cannot be a label of a review, or None."""
+    if not 1 <= len(label.strip()) <= MAX_LABEL_CHARS:
+        return f"every label must be a name of 1 to {MAX_LABEL_CHARS} characters"
+    # Control, format and separator characters other than a space: invisible in the review UIs,
+    # and a line break changes the label config Label Studio parses.
+    bad = next((c for c in label.strip() if c != " " and unicodedata.category(c)[0] in "CZ"), None)
+    if bad is not None:
+        return f"label {label.strip()[:40]!r} has the character U+{ord(bad):04X}; use visible characters"
+    return None
+
+
 def _labels(value: list[str]) -> list[str]:
     for label in value:
-        if not isinstance(label, str) or not 1 <= len(label.strip()) <= MAX_LABEL_CHARS:
-            raise ValueError(f"every label must be a name of 1 to {MAX_LABEL_CHARS} characters")
-        # Control, format and separator characters other than a space: invisible in the review UIs,
-        # and a line break changes the label config Label Studio parses.
-        bad = next((c for c in label.strip() if c != " " and unicodedata.category(c)[0] in "CZ"), None)
-        if bad is not None:
-            name = label.strip()[:40]
-            raise ValueError(f"label {name!r} has the character U+{ord(bad):04X}; use visible characters")
+        problem = label_problem(label) if isinstance(label, str) else "every label must be a name"
+        if problem:
+            raise ValueError(problem)
     return sorted({label.strip() for label in value})
+
+
+def _label_keys(value: dict[str, float]) -> dict[str, float]:
+    """Keys of a per-label map: label names exactly as the review offers them (checked against the
+    run's label set once it is known, review/label_set.py)."""
+    for key in value:
+        problem = label_problem(key) or (
+            None if key == key.strip() else f"label {key!r} has spaces around it"
+        )
+        if problem:
+            raise ValueError(problem)
+    return value
 
 
 _NUMBER = BeforeValidator(_not_a_boolean)
@@ -118,6 +148,8 @@ RequestedTaskType = Literal["auto", "detection", "classification"]
 TaskType = Literal["detection", "classification"]
 InferenceUnits = Annotated[int, _NUMBER, Field(ge=1, le=100)]
 Confidence = Annotated[float, _NUMBER, Field(ge=0, le=100)]
+# At most one manifest's worth (MAX_MANIFEST_LINES; lower in some regions, checked in RunConfig).
+ImagesPerRun = Annotated[int, _NUMBER, Field(ge=1, le=MAX_MANIFEST_LINES)]
 # Ground Truth: at most 100,000 objects per labeling job (docs/aws-facts.md §3.7).
 ImagesPerJob = Annotated[int, _NUMBER, Field(ge=1, le=100_000)]
 # Bounding-box jobs: 50 labels through the API (docs/aws-facts.md §3.1; the crowd-bounding-box
@@ -156,7 +188,9 @@ ErrorTarget = Annotated[float, _NUMBER, Field(ge=0.001, le=0.5)]
 BoxTolerance = Annotated[float, _NUMBER, Field(ge=0.5, le=0.95)]
 AuditGateAction = Literal["review", "defer"]
 # At most one threshold per label a review may offer.
-ConfidenceByLabel = Annotated[dict[str, Confidence], Field(max_length=MAX_LABELS_PER_JOB)]
+ConfidenceByLabel = Annotated[
+    dict[str, Confidence], Field(max_length=MAX_LABELS_PER_JOB), AfterValidator(_label_keys)
+]
 TrainingPollSeconds = Annotated[int, _NUMBER, Field(ge=60, le=86_400)]
 # Training takes 30 minutes to 24 hours (docs/aws-facts.md §1.6); the run waits at most this long
 # and reports the new version still training after it.
@@ -168,9 +202,11 @@ TrainingTimeoutHours = Annotated[float, _NUMBER, Field(ge=0.001, le=72)]
 
 class RunConfig(BaseModel):
     """One run's settings, resolved: every field is present (None where a feature is off or a
-    backend's setting does not apply). Field names are the execution input's keys (camelCase)."""
+    backend's setting does not apply). Field names are the execution input's keys (camelCase).
+    Strict: a value of the wrong JSON type is refused, never converted (" 2 " is not 2, "on" is
+    not true, 2.5 is not a count); a whole number is a valid float."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     projectVersionArn: ProjectVersionArn
     images: S3Prefix = Field(description="s3://bucket/prefix/ of the images to label")
@@ -195,6 +231,9 @@ class RunConfig(BaseModel):
     promoteIfBetter: bool  # record whether the new version should replace the current one
     trainingPollSeconds: TrainingPollSeconds
     trainingTimeoutHours: TrainingTimeoutHours
+    # The most images a run takes; the rest are deferred to the next run (inference/listing.py).
+    # Left out: what one manifest (one dataset) of the model's region holds.
+    maxImagesPerRun: ImagesPerRun
     maxImagesPerJob: ImagesPerJob
     maxLabelsPerJob: LabelsPerJob
     taskTimeLimitSeconds: TaskTimeLimitSeconds
@@ -213,12 +252,27 @@ class RunConfig(BaseModel):
     executionArn: ExecutionArn
     runId: RunId
 
+    @model_validator(mode="before")
+    @classmethod
+    def _images_per_run_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("maxImagesPerRun") is None:
+            arn = PROJECT_VERSION_ARN.fullmatch(str(data.get("projectVersionArn") or ""))
+            limit = images_per_run_limit(arn["region"]) if arn else MAX_MANIFEST_LINES
+            return {**data, "maxImagesPerRun": limit}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
         if self.reviewBackend == "groundtruth" and not self.workteamArn:
             raise ValueError("workteamArn is required when reviewBackend is groundtruth")
         if self.autoAcceptConfidence is not None and self.autoAcceptConfidence < self.minConfidence:
             raise ValueError("autoAcceptConfidence must be at least minConfidence")
+        limit = images_per_run_limit(self.model_region)
+        if self.maxImagesPerRun > limit:
+            raise ValueError(
+                f"maxImagesPerRun: {self.maxImagesPerRun:,} images, more than the {limit:,} one Custom "
+                f"Labels dataset holds in {self.model_region}"
+            )
         for label, threshold in self.autoAcceptConfidenceByLabel.items():
             if threshold < self.minConfidence:
                 raise ValueError(f"autoAcceptConfidenceByLabel: {label!r} is below minConfidence")

@@ -29,6 +29,7 @@ from labeling_loop.run_config import (
     ErrorTarget,
     Fraction,
     ImagesPerJob,
+    ImagesPerRun,
     InferenceUnits,
     JobNamePrefix,
     Labels,
@@ -77,9 +78,10 @@ class RunInput(BaseModel):
     """The execution input as a person, a schedule or a script writes it: every field optional.
     A field left out (or null) takes the stack's default; the last five have no stack parameter
     and default here. Field types and bounds are RunConfig's. Who the run is (its execution and run
-    id) is not an input: it comes from the execution."""
+    id) is not an input: it comes from the execution. Strict, as RunConfig: a value of the wrong
+    JSON type is refused, naming the field, never converted."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     projectVersionArn: ProjectVersionArn | None = Field(
         None,
@@ -212,6 +214,13 @@ class RunInput(BaseModel):
     labels: Labels = Field(
         default_factory=list, description="labels reviewers may use besides the model's project's"
     )
+    maxImagesPerRun: ImagesPerRun | None = Field(
+        None,
+        description=(
+            "the most images one run takes; the rest are deferred to the next run "
+            "(default and most: what one manifest of the model's region holds)"
+        ),
+    )
     autoAcceptConfidenceByLabel: ConfidenceByLabel = Field(
         default_factory=dict,
         description=(
@@ -271,8 +280,16 @@ def _describe_errors(error: ValidationError) -> str:
 def stack_defaults(stack: StackSettings) -> dict[str, Any]:
     """The stack's defaults (RUN_DEFAULTS), validated as an input: a bad stack parameter is named.
     An empty parameter (a string template parameter left at "") gives no default."""
+    given = {k: v for k, v in stack.run_defaults.items() if v != ""}
+    # A String template parameter (a number or "off", AllowedPattern) arrives as text.
+    threshold = given.get("autoAcceptConfidence")
+    if isinstance(threshold, str) and threshold != OFF:
+        try:
+            given["autoAcceptConfidence"] = float(threshold)
+        except ValueError:
+            pass  # refused below, naming the parameter's field
     try:
-        defaults = RunInput.model_validate({k: v for k, v in stack.run_defaults.items() if v != ""})
+        defaults = RunInput.model_validate(given)
     except ValidationError as error:
         raise InvalidInput(f"RUN_DEFAULTS (stack parameters): {_describe_errors(error)}") from None
     return defaults.model_dump(exclude_unset=True)

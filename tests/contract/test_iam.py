@@ -221,7 +221,8 @@ EXPECTED_S3 = {
     "ListImagesFunction": READ_IMAGES | RUN_WRITE,  # inference.listing: inventory, batches
     # inference.detect: the batch's slice of inventory.jsonl, image headers, predictions and skips
     "DetectLabelsFunction": READ_IMAGES | RUN_READ | RUN_WRITE,
-    "PlanReviewFunction": RUN_READ | RUN_WRITE,
+    # review.labelstudio.images copies the images whose keys Label Studio cannot load (never lists)
+    "PlanReviewFunction": RUN_READ | RUN_WRITE | {("s3:GetObject", IMAGES)},
     # The network-facing function: the run's files only; Label Studio reads images itself.
     "LabelStudioReviewFunction": RUN_READ | RUN_WRITE,
     "CollectLabelingJobsFunction": RUN_READ | RUN_WRITE,
@@ -263,6 +264,7 @@ CODE_ACTIONS = {
         "get_object": {"s3:GetObject"},
         "head_object": {"s3:GetObject"},
         "put_object": {"s3:PutObject"},
+        "copy_object": {"s3:GetObject", "s3:PutObject"},
         "upload_fileobj": {"s3:PutObject", "s3:AbortMultipartUpload"},
         "list_objects_v2": {"s3:ListBucket"},
     },

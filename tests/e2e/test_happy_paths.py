@@ -169,9 +169,11 @@ def test_a_model_already_running_is_left_running(detection_data: tuple[Path, Pat
         assert result.model_meter["stop_calls"] == 0
 
 
-def test_an_empty_prefix_ends_successfully_without_starting_the_model(
+def test_an_empty_prefix_is_refused_without_starting_the_model(
     detection_data: tuple[Path, Path],
 ) -> None:
+    # An images prefix with nothing to label is a wrong input (issue 20: it used to succeed with 0
+    # images and F1 0.000): List Images refuses it in one line, before the model is started.
     images, truth_manifest = detection_data
     result = run_local(
         images,
@@ -179,8 +181,11 @@ def test_an_empty_prefix_ends_successfully_without_starting_the_model(
         run_input={"images": "s3://labeling-images/nothing-here/"},
         name="empty-prefix",
     )
-    assert result.summary["status"] == "SUCCEEDED", result.summary
-    assert result.report["counts"]["imagesListed"] == 0
+    assert result.summary["status"] == "FAILED", result.summary
+    assert result.summary["error"] == "InvalidInput"
+    assert result.summary["cause"] == (
+        "images: s3://labeling-images/nothing-here/: no JPEG or PNG image: no object under this prefix"
+    )
     assert result.manifest == []
     assert result.model_meter["start_calls"] == 0
     assert result.summary["labeling_jobs"] == []

@@ -6,14 +6,14 @@ public workforce, more labels than a review offers, an input too large to carry 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from run_checks import entered_states
 
 from localcloud.engine.cloud import LocalCloud
-from localcloud.runner import IMAGES_PREFIX, default_config, execute, local_cloud, prepare
+from localcloud.runner import IMAGES_PREFIX, default_config, execute, local_cloud, prepare, run_state_table
 
 pytestmark = pytest.mark.e2e
 
@@ -154,14 +154,14 @@ def test_a_bad_input_fails_in_the_first_state_naming_the_field(
     # THEN it fails with InvalidInput, and the message starts with the field's name
     assert result.summary["status"] == "FAILED", result.summary
     assert result.summary["error"] == "InvalidInput", result.summary
-    message = json.loads(result.summary["cause"])["errorMessage"]
+    # AND the cause is that message alone, one line (not the Lambda runtime's JSON and stack trace)
+    message = result.summary["cause"]
     assert message.startswith(f"{field}:") or f"; {field}:" in message, message
     assert mention in message, message
-    # AND only the first state ran: no cleanup was needed because nothing was started
-    entered = [
-        e["stateEnteredEventDetails"]["name"] for e in result.history if e["type"].endswith("StateEntered")
-    ]
-    assert entered == ["Validate Input"], entered
+    assert "\n" not in message and "stackTrace" not in message, message
+    # AND only the first state ran (then the two that fail with its message): no cleanup was needed
+    # because nothing was started
+    assert entered_states(result) == ["Validate Input", "Read Input Error", "Input Rejected"]
     assert result.lambda_invocations.get("ValidateInputFunction") == 1, "InvalidInput is not retried"
     # AND no model was started (neither the stack's nor another project's), nor any job created,
     # nor anything written for the run
@@ -174,11 +174,42 @@ def test_a_bad_input_fails_in_the_first_state_naming_the_field(
     assert listing.get("KeyCount", 0) == 0, [o["Key"] for o in listing.get("Contents", [])]
 
 
-def test_the_valid_input_the_cases_start_from_is_accepted(deployed: tuple[LocalCloud, Any, str, str]) -> None:
-    # The cases above each break one field of this input; it must itself pass (an empty prefix
-    # ends the run at once, without the model).
+def test_the_valid_input_the_cases_start_from_passes_the_first_state(
+    deployed: tuple[LocalCloud, Any, str, str],
+) -> None:
+    # The cases above each break one field of this input; it must itself pass Validate Input. Its
+    # images prefix is empty: List Images refuses it, before the model is started.
     cloud, stack, arn, _ = deployed
     run_input = {**_good_input(stack, arn), "images": f"s3://{stack.images_bucket}/nothing-here/"}
     result = execute(cloud, stack, arn, run_input, "good-input", timeout=60)
-    assert result.summary["status"] == "SUCCEEDED", result.summary
+    assert result.summary["error"] == "InvalidInput", result.summary
+    assert result.summary["cause"] == (
+        f"images: s3://{stack.images_bucket}/nothing-here/: no JPEG or PNG image: no object under this prefix"
+    )
+    assert entered_states(result)[:3] == ["Validate Input", "Label Studio Review?", "List Images"]
     assert cloud.rekognition.meter(arn)["start_calls"] == 0
+
+
+def test_a_prefix_without_images_is_refused_before_the_model_starts_in_one_line(
+    deployed: tuple[LocalCloud, Any, str, str],
+) -> None:
+    cloud, stack, arn, _ = deployed
+    # GIVEN a prefix holding two GIFs and a JSON file, and no JPEG or PNG
+    for key in ("gifs/a.gif", "gifs/b.gif", "gifs/notes.json"):
+        cloud.s3.put_object(Bucket=stack.images_bucket, Key=key, Body=b"GIF89a")
+    # WHEN an incremental run is started on it
+    images = f"s3://{stack.images_bucket}/gifs/"
+    run_input = {**_good_input(stack, arn), "images": images, "incremental": True}
+    result = execute(cloud, stack, arn, run_input, "gifs-only", timeout=60)
+    # THEN it fails in List Images with one line: the prefix, its objects and why each kind was not taken
+    assert result.summary["status"] == "FAILED" and result.summary["error"] == "InvalidInput", result.summary
+    assert result.summary["cause"] == (
+        f"images: s3://{stack.images_bucket}/gifs/: no JPEG or PNG image: 3 objects, "
+        "2 .gif (unsupported), 1 .json (not an image)"
+    )
+    states = entered_states(result)
+    assert "List Images" in states and "Acquire Model" not in states, states
+    # AND nothing was started, claimed or left registered
+    assert cloud.rekognition.meter(arn)["start_calls"] == 0
+    table = run_state_table(cloud, stack)
+    assert table["activeRuns"] == [] and not any(lease["users"] for lease in table["leases"].values())

@@ -128,7 +128,14 @@ def _detection_scenario(s3: Any, run_id: str, count: int = 8) -> Scenario:
         Key=layout.review_tasks.key,
         Body="".join(json.dumps(line) + "\n" for line in lines).encode(),
     )
+    _plan_written(s3, layout, "detection", ["cat", "dog"])
     return Scenario(layout, truth, images, run_id)
+
+
+def _plan_written(s3: Any, layout: RunLayout, task_type: str, labels: list[str]) -> None:
+    """review/plan.json as Plan Review writes it: collect checks answers against its labels."""
+    plan = {"taskType": task_type, "labels": labels, "backend": "labelstudio"}
+    s3.put_object(Bucket=OUTPUT_BUCKET, Key=layout.review_plan.key, Body=json.dumps(plan).encode())
 
 
 def _create(s3: Any, ls: LabelStudioClient, scenario: Scenario, **overrides: Any) -> dict[str, Any]:
@@ -266,6 +273,7 @@ def test_classification_review_round_trip(s3: Any, labelstudio: LabelStudioServe
             )
         )
     s3.put_object(Bucket=OUTPUT_BUCKET, Key=layout.review_tasks.key, Body="\n".join(lines).encode())
+    _plan_written(s3, layout, "classification", ["indoor", "outdoor", "cat", "sofa"])
     ls = LabelStudioClient(labelstudio.url, labelstudio.legacy_token)
     assert ls.token_kind == "legacy"
 

@@ -155,3 +155,75 @@ def test_reviewer_sees_the_image_and_the_models_boxes(
     assert sorted(regions) == ["cat", "dog"], f"regions shown: {regions} (screenshot {screenshot})"
     assert [640, 480] in image_sizes, f"images loaded: {image_sizes} (screenshot {screenshot})"
     assert chromium.evaluate("document.querySelectorAll('canvas').length") >= 1  # boxes drawn on Konva
+
+
+def test_label_names_are_shown_as_written(
+    s3: Any, labelstudio: LabelStudioServer, chromium: Chromium, tmp_path: Path
+) -> None:
+    # GIVEN a label set with names Label Studio's editor would read as references to task data
+    picture = Image.new("RGB", (320, 240), (235, 235, 225))
+    body = io.BytesIO()
+    picture.save(body, "JPEG")
+    s3.put_object(
+        Bucket="browser-images", Key="shots/odd.jpg", Body=body.getvalue(), ContentType="image/jpeg"
+    )
+    layout = RunLayout.for_run(S3Uri("browser-output", "runs/"), "run-browser-2")
+    task = {
+        "source-ref": "s3://browser-images/shots/odd.jpg",
+        "taskType": "detection",
+        "image_size": {"width": 320, "height": 240, "depth": 3},
+        "predictions": [
+            {
+                "label": "${image}",
+                "confidence": 91.0,
+                "box": {"left": 30, "top": 40, "width": 100, "height": 80},
+            },
+        ],
+    }
+    s3.put_object(Bucket="browser-output", Key=layout.review_tasks.key, Body=json.dumps(task).encode())
+    ls = LabelStudioClient(labelstudio.url, labelstudio.token)
+    labels = ["${image}", "cat", "price $5"]
+    state = ls_project.create_review(
+        s3,
+        ls,
+        layout,
+        run_id="run-browser-2",
+        execution_arn=execution_arn("run-browser-2"),
+        task_type="detection",
+        labels=labels,
+        images_bucket="browser-images",
+        images_prefix="shots/",
+        s3_storage={"region": REGION, "endpoint_url": None},
+        title=ls_project.review_title("run-browser-2"),
+    )
+    task_id = ls.get("/api/tasks/", {"project": state["projectId"]})["tasks"][0]["id"]
+    # WHEN a logged-in reviewer opens the task
+    for name, value in _session_cookies(labelstudio).items():
+        chromium.send("Network.setCookie", {"name": name, "value": value, "url": labelstudio.url}, page=True)
+    chromium.send("Page.enable", page=True)
+    chromium.send("Page.navigate", {"url": f"{state['url']}?task={task_id}"}, page=True)
+    regions: list[str] = []
+    text = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        regions = (
+            chromium.evaluate(
+                "[...document.querySelectorAll("
+                "'.lsf-tree__node_type_rectangleregion .lsf-outliner-item__title')]"
+                ".map(e => e.innerText.trim())"
+            )
+            or []
+        )
+        text = chromium.evaluate("document.body.innerText") or ""
+        if regions and all(label in text for label in labels):
+            break
+        time.sleep(0.5)
+    screenshot = tmp_path / "labelstudio-labels.png"
+    screenshot.write_bytes(
+        base64.b64decode(chromium.send("Page.captureScreenshot", {"format": "png"}, page=True)["data"])
+    )
+    # THEN every label is offered as written, and the model's box shows its label as written
+    missing = [label for label in labels if label not in text]
+    assert not missing, f"labels not shown as written: {missing} (screenshot {screenshot})"
+    assert "undefined" not in text, f"a label was read as a reference (screenshot {screenshot})"
+    assert regions == ["${image}"], f"regions shown: {regions} (screenshot {screenshot})"

@@ -439,11 +439,13 @@ def test_malformed_labelstudio_answers_and_deleted_tasks_are_each_accounted_for(
         prefix = run_prefix_of(stack, run_id_of("malformed-answers", execution))
         skipped = {r["source-ref"]: r for r in _jsonl(cloud, prefix + "skipped.jsonl")}
         manifest = {line["source-ref"] for line in _jsonl(cloud, prefix + "output.manifest")}
-    # THEN the run succeeds; each malformed answer is that image's invalid-annotation skip, the
-    # deleted task's image is not-reviewed, and every other image is in the manifest
+    # THEN the run succeeds; each malformed answer is that image's skip (invalid-annotation, or
+    # invalid-box for a box wholly off the image), the deleted task's image is not-reviewed, and
+    # every other image is in the manifest
     assert outcome.status == "SUCCEEDED", (outcome.error, outcome.cause)
     for ref, case in result_refs.items():
-        assert skipped[ref]["reason"] == "invalid-annotation", (case, skipped.get(ref))
+        expected = "invalid-box" if case == "x-out-of-range" else "invalid-annotation"
+        assert skipped[ref]["reason"] == expected, (case, skipped.get(ref))
     assert skipped[deleted["data"]["source_ref"]]["reason"] == "not-reviewed"
     assert len(manifest) + len(skipped) == IMAGES and not manifest & set(skipped)
 

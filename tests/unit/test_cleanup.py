@@ -116,6 +116,23 @@ def acquire(cloud: SimpleNamespace, config: RunConfig) -> None:
             {"Error": "InvalidInput", "Cause": '{"errorMessage": "minConfidence: ..."}'},
             ("InvalidInput", '{"errorMessage": "minConfidence: ..."}'),
         ),
+        (
+            # one of the workflow's own errors, as a Lambda task reports it: the message alone
+            {
+                "Error": "InvalidInput",
+                "Cause": '{"errorType": "InvalidInput", "errorMessage": "images: s3://b/p/: no JPEG or PNG '
+                'image: no object under this prefix", "stackTrace": ["  File \\"app.py\\", line 9"]}',
+            },
+            ("InvalidInput", "images: s3://b/p/: no JPEG or PNG image: no object under this prefix"),
+        ),
+        (
+            # an unexpected error keeps its stack trace, for whoever debugs it
+            {
+                "Error": "KeyError",
+                "Cause": '{"errorType": "KeyError", "errorMessage": "x", "stackTrace": []}',
+            },
+            ("KeyError", '{"errorType": "KeyError", "errorMessage": "x", "stackTrace": []}'),
+        ),
         ({}, ("RunFailedError", "")),
         (None, ("RunFailedError", "")),
     ],
@@ -356,6 +373,7 @@ def test_finish_records_labeled_images_and_frees_skipped_ones(aws: SimpleNamespa
         run_id="run-2",
         incremental=True,
         claim_seconds=3600,
+        max_images=100,
         now=NOW + 7200,
     )
     assert listing.images_to_infer == 2

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from labeling_loop.errors import ReviewBackendError
+from labeling_loop.jsonl import read_json, write_json
 from labeling_loop.layout import RunLayout
 from labeling_loop.review.groundtruth.collect import collect as collect_review
 from labeling_loop.review.groundtruth.collect import diff_boxes
@@ -65,6 +66,13 @@ def cls_task(name: str, labels: list[str]) -> dict[str, Any]:
 def plan(
     s3: Any, layout: RunLayout, tasks: list[dict[str, Any]], task_type: str, labels: list[str], per_job: int
 ) -> list[dict[str, Any]]:
+    # What Plan Review writes next to the jobs: the run's label set, which collect checks answers
+    # with (a test planning jobs of both task types offers both label sets).
+    try:
+        offered = read_json(s3, layout.review_plan)["labels"]
+    except s3.exceptions.NoSuchKey:
+        offered = []
+    write_json(s3, layout.review_plan, {"taskType": task_type, "labels": sorted({*offered, *labels})})
     return plan_jobs(
         s3,
         layout,
@@ -471,3 +479,47 @@ def test_boxes_drawn_on_a_differently_sized_image_are_scaled_to_the_runs_size(
     assert record["boxes"] == [
         {"label": "cat", "left": 10, "top": 20, "width": 100, "height": 50, "status": "added"}
     ]
+
+
+@pytest.mark.parametrize(
+    ("boxes", "reason", "says"),
+    [
+        ([(0, 10, 10, -100, 100)], "invalid-box", "positive width and height"),
+        ([(0, 10, 10, 100, 0)], "invalid-box", "positive width and height"),
+        ([(0, 700, 10, 50, 50)], "invalid-box", "outside the 640 x 480 image"),
+        ([(0, i % 600, 10, 5, 5) for i in range(10_000)], "too-many-boxes", "10,000 boxes"),
+        ([(7, 10, 10, 100, 100)], "unknown-label", "'7' is not one of the run's labels"),
+    ],
+    ids=["negative-width", "zero-height", "off-the-image", "10000-boxes", "unknown-class-id"],
+)
+def test_an_answer_custom_labels_cannot_take_skips_its_image_with_a_reason(
+    aws: tuple[Any, Any],
+    layout: RunLayout,
+    boxes: list[tuple[int, int, int, int, int]],
+    reason: str,
+    says: str,
+) -> None:
+    # GIVEN a completed job with one answer Custom Labels could not train on, and one good answer
+    s3, sagemaker = aws
+    (job,) = plan(s3, layout, [det_task("a", []), det_task("b", [])], "detection", ["cat"], 10)
+    inputs = input_lines(s3, job)
+    output = f"{job['outputUri']}{job['jobName']}/manifests/output/output.manifest"
+    write_output(
+        s3,
+        output,
+        [
+            {**inputs["s3://images/a.jpg"], **boxes_attr(boxes, "adjusted")},
+            {**inputs["s3://images/b.jpg"], **boxes_attr([(0, 10, 10, 100, 100)], "adjusted")},
+        ],
+    )
+    stub = Stubber(sagemaker)
+    stub.add_response("describe_labeling_job", describe_response(job, "Completed", output_uri=output))
+    # WHEN it is collected
+    with stub:
+        summary = collect_review(s3, sagemaker, layout, [job])
+    # THEN that image is skipped with its reason, saying why; only the good answer is a reviewed record
+    assert (summary["reviewed"], summary["skipped"]) == (1, 1)
+    (skip,) = read_records(s3, layout.skipped_part("review", 0))
+    assert skip["source-ref"] == "s3://images/a.jpg" and skip["reason"] == reason
+    assert says in skip["detail"]
+    assert [r["source-ref"] for r in read_records(s3, layout.reviewed)] == ["s3://images/b.jpg"]

@@ -88,3 +88,23 @@ def test_an_unknown_project_is_named(rekognition: tuple[object, FakeCustomLabels
     client, _ = rekognition
     with pytest.raises(InvalidInput, match=r"^projectVersionArn: no Custom Labels project named 'owls'"):
         project_labels(client, "owls")
+
+
+def test_a_threshold_for_a_label_the_review_does_not_offer_is_refused(
+    rekognition: tuple[object, FakeCustomLabels],
+) -> None:
+    client, _ = rekognition
+    # GIVEN per-label thresholds, one of them for a label of neither the input nor the project (a typo)
+    config = make_config(
+        labels=["finch"], autoAcceptConfidenceByLabel={"wren": 80.0, "finch": 90.0, "wern": 85.0}
+    )
+    # THEN the first state refuses it, naming the field and the label
+    with pytest.raises(
+        InvalidInput, match=r"^autoAcceptConfidenceByLabel: 'wern' is not a label this run's review"
+    ):
+        with_project_labels(client, config)
+    # AND thresholds of the project's and the input's labels are accepted
+    settled = with_project_labels(
+        client, make_config(labels=["finch"], autoAcceptConfidenceByLabel={"wren": 80.0})
+    )
+    assert settled.autoAcceptConfidenceByLabel == {"wren": 80.0}

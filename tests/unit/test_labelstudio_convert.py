@@ -49,11 +49,15 @@ def _exported(task: dict, answers: list[dict] | None) -> dict:
     return exported
 
 
-def review(task: dict, exported: dict, project_id: int) -> dict | None:
+# The run's label set (review/plan.json): what the labeling UI offered.
+RUN_LABELS = frozenset({"a", "beach", "bird", "cat", "dog", "fox", "indoor", "outdoor", "sofa"})
+
+
+def review(task: dict, exported: dict, project_id: int, labels: frozenset[str] = RUN_LABELS) -> dict | None:
     """What collect makes of an exported task: its latest submitted answer, read against the run's
     own review task (never the exported task's data)."""
     annotation = ls.submitted_annotation(exported)
-    return None if annotation is None else ls.reviewed_record(annotation, task, project_id)
+    return None if annotation is None else ls.reviewed_record(annotation, task, project_id, labels)
 
 
 DETECTION_TASK = {
@@ -389,3 +393,61 @@ class TestAnswersAreNotTrusted:
         assert record is not None
         assert record["source-ref"] == DETECTION_TASK["source-ref"]
         assert record["image_size"] == {"width": W, "height": H, "depth": 3}
+
+    @pytest.mark.parametrize(
+        ("box", "reason", "says"),
+        [
+            ((64, 96, -40, 120), "invalid-box", "positive width and height"),
+            ((64, 96, 192, 0), "invalid-box", "positive width and height"),
+            ((W + 10, 96, 50, 50), "invalid-box", "outside"),
+            ((-80, 96, 50, 50), "invalid-box", "outside"),
+        ],
+    )
+    def test_a_box_with_no_size_or_off_the_image_skips_the_image(
+        self, box: tuple[float, float, float, float], reason: str, says: str
+    ) -> None:
+        # GIVEN an answer with one box of no area, or wholly off the image, next to a good one
+        answers = [_answer_box("cat", 64, 96, 192, 120), _answer_box("dog", *box)]
+        # WHEN it is read THEN the image is refused with its reason (a skip record, not a failure)
+        with pytest.raises(InvalidAnswer, match=says) as caught:
+            review(DETECTION_TASK, _exported(DETECTION_TASK, answers), 1)
+        assert caught.value.reason == reason
+
+    def test_a_box_partly_off_the_image_is_kept_for_the_manifest_to_clip(self) -> None:
+        record = review(
+            DETECTION_TASK, _exported(DETECTION_TASK, [_answer_box("cat", W - 20, 96, 50, 50)]), 1
+        )
+        assert record is not None and record["boxes"][0]["width"] == 20
+
+    def test_more_boxes_than_custom_labels_takes_skips_the_image(self) -> None:
+        answers = [_answer_box("cat", i % 600, 10, 5, 5) for i in range(51)]
+        with pytest.raises(InvalidAnswer, match="51 boxes; Custom Labels takes at most 50") as caught:
+            review(DETECTION_TASK, _exported(DETECTION_TASK, answers), 1)
+        assert caught.value.reason == "too-many-boxes"
+        # 50 is allowed
+        assert review(DETECTION_TASK, _exported(DETECTION_TASK, answers[:50]), 1) is not None
+
+    def test_a_label_outside_the_runs_label_set_skips_the_image(self) -> None:
+        answers = [_answer_box("unicorn", 64, 96, 192, 120)]
+        with pytest.raises(InvalidAnswer, match="'unicorn' is not one of the run's labels") as caught:
+            review(DETECTION_TASK, _exported(DETECTION_TASK, answers), 1)
+        assert caught.value.reason == "unknown-label"
+        task = {**DETECTION_TASK, "taskType": "classification", "predictions": [{"label": "outdoor"}]}
+        answer = [{"type": "choices", "from_name": ls.CHOICES_TAG, "value": {"choices": ["outdoor", "moon"]}}]
+        with pytest.raises(InvalidAnswer, match="'moon'") as caught:
+            review(task, _exported(task, answer), 1)
+        assert caught.value.reason == "unknown-label"
+
+
+def test_a_label_holding_a_dollar_sign_is_shown_through_html_and_answered_as_written() -> None:
+    # Label Studio's editor reads `$name` in a value as a reference to the task's data, with no escape
+    config = ls.label_config("detection", ["${image}", "a <b> & $5", "cat"])
+    assert '<Label value="${image}" alias="${image}" html="${image}"/>' in config
+    assert (
+        '<Label value="a &lt;b&gt; &amp; $5" alias="a &lt;b&gt; &amp; $5" '
+        'html="a &amp;lt;b&amp;gt; &amp;amp; $5"/>' in config
+    )
+    assert '<Label value="cat"/>' in config
+    assert '<Choice value="${image}" alias="${image}" html="${image}"/>' in ls.label_config(
+        "classification", ["${image}", "x"]
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from fixtures_aws import IMAGES_BUCKET, OUTPUT_BUCKET, put_object, read_jsonl
+from labeling_loop.errors import InvalidInput
 from labeling_loop.inference import claims
 from labeling_loop.inference.images import MAX_BYTES
 from labeling_loop.inference.listing import ListingResult, list_images
@@ -30,6 +31,7 @@ def run_listing(
     incremental: bool = False,
     now: float = NOW,
     claim_seconds: int = DAY,
+    max_images: int = 250_000,
 ) -> tuple[ListingResult, RunLayout]:
     output_uri = S3Uri.parse(output)
     layout = layout_of(run_id, output_uri)
@@ -43,6 +45,7 @@ def run_listing(
         run_id=run_id,
         incremental=incremental,
         claim_seconds=claim_seconds,
+        max_images=max_images,
         now=now,
     )
     return result, layout
@@ -82,6 +85,7 @@ def test_jpeg_and_png_are_listed_whatever_the_extensions_case(aws: SimpleNamespa
         "alreadyClaimed": 0,
         "objectsIgnored": 0,
         "deferredBefore": 0,
+        "deferredAtListing": 0,
     }
 
 
@@ -270,14 +274,30 @@ def test_the_inventory_lists_every_image_in_listing_order(aws: SimpleNamespace) 
     }
 
 
-def test_a_prefix_without_images_gives_an_empty_inventory(aws: SimpleNamespace) -> None:
-    # GIVEN a prefix with nothing to label
-    put(aws, "photos/readme.txt")
-    # WHEN listed
-    result, layout = run_listing(aws)
-    # THEN the inventory exists and is empty, so the state machine can tell there is nothing to infer
-    assert read_jsonl(aws.s3, layout.inventory) == []
-    assert result.images_to_infer == 0
+def test_a_prefix_without_images_is_refused_in_one_line_saying_what_it_holds(aws: SimpleNamespace) -> None:
+    # GIVEN a prefix holding GIFs, a note, a folder marker and a JPEG over 15 MB, but no image to infer
+    for key in ["photos/a.gif", "photos/b.GIF", "photos/notes.json", "photos/sub/"]:
+        put(aws, key)
+    put_object(aws.s3, IMAGES_BUCKET, "photos/huge.jpg", b"x" * (MAX_BYTES + 1), None)
+    # WHEN it is listed
+    with pytest.raises(InvalidInput) as caught:
+        run_listing(aws, incremental=True)
+    # THEN the run is refused with one line naming the prefix, what it holds and why each kind was not taken
+    message = str(caught.value)
+    assert message == (
+        f"images: s3://{IMAGES_BUCKET}/photos/: no JPEG or PNG image: 5 objects, 2 .gif (unsupported), "
+        "1 .jpg (over 15 MB), 1 .json (not an image), 1 (no extension) (folder)"
+    ), message
+    assert "\n" not in message
+    # AND nothing was claimed
+    assert claim_state(aws, ref("photos/a.gif")) is None and claim_state(aws, ref("photos/huge.jpg")) is None
+
+
+def test_an_empty_prefix_is_refused_naming_it(aws: SimpleNamespace) -> None:
+    with pytest.raises(
+        InvalidInput, match=f"^images: s3://{IMAGES_BUCKET}/nothing-here/: no JPEG or PNG image: no object"
+    ):
+        run_listing(aws, images=f"s3://{IMAGES_BUCKET}/nothing-here/")
 
 
 def test_every_listing_page_is_read(aws: SimpleNamespace) -> None:
@@ -401,6 +421,82 @@ def test_unsupported_images_are_skipped_but_never_claimed(aws: SimpleNamespace) 
     # WHEN listed
     # THEN it is skipped and not claimed (it never reaches a manifest)
     put(aws, "photos/a.gif")
+    put(aws, "photos/b.jpg")
     result, _ = run_listing(aws, incremental=True)
     assert result.skipped_at_listing == 1
     assert claim_state(aws, ref("photos/a.gif")) is None
+
+
+# A run's limit ----------------------------------------------------------------------------------
+
+
+def deferred_refs(aws: SimpleNamespace, layout: RunLayout) -> list[str]:
+    return [line["source-ref"] for line in read_jsonl(aws.s3, layout.deferred_part("listing", 0))]
+
+
+def test_images_over_the_runs_limit_are_deferred_at_listing(aws: SimpleNamespace) -> None:
+    # GIVEN seven images and a run that takes at most five
+    keys = [f"photos/{i}.jpg" for i in range(7)]
+    for key in keys:
+        put(aws, key)
+    # WHEN an incremental run lists them
+    result, layout = run_listing(aws, incremental=True, max_images=5)
+    # THEN the first five (listing order) are inferred, the last two deferred with their reason
+    assert listed_refs(aws, layout) == [ref(k) for k in keys[:5]]
+    assert deferred_refs(aws, layout) == [ref(k) for k in keys[5:]]
+    (record, _) = read_jsonl(aws.s3, layout.deferred_part("listing", 0))
+    assert record["stage"] == "listing" and record["reason"] == "over-manifest-limit"
+    assert "at most 5 images (maxImagesPerRun)" in record["detail"]
+    # AND every image is counted: listed = inferred + deferred
+    assert (result.images_listed, result.images_to_infer, result.deferred_at_listing) == (7, 5, 2)
+    # AND the deferred ones are free for the next run at once (even if this run fails), since now
+    assert claim_state(aws, ref(keys[6])) == {
+        "pk": f"image#{ref(keys[6])}",
+        "state": "deferred",
+        "runId": "run-1",
+        "reason": "over-manifest-limit",
+        "deferredSince": str(NOW),
+    }
+
+
+def test_the_next_run_takes_the_deferred_images_first_oldest_first(aws: SimpleNamespace) -> None:
+    # GIVEN a run of limit 2 over a..e that labeled a and b and deferred c, d and e; then a new
+    # image arrives, which lists before all of them
+    for key in ["photos/a.jpg", "photos/b.jpg", "photos/c.jpg", "photos/d.jpg", "photos/e.jpg"]:
+        put(aws, key)
+    _, first = run_listing(aws, run_id="run-1", incremental=True, max_images=2)
+    for source_ref in listed_refs(aws, first):
+        claims.mark_labeled(aws.dynamodb, aws.table, source_ref, "run-1")
+    put(aws, "photos/0-new.jpg")
+    # WHEN the next run, limit 2, lists the prefix
+    result, layout = run_listing(aws, run_id="run-2", incremental=True, max_images=2, now=NOW + DAY)
+    # THEN it takes two of the deferred images (listing order among equal dates) before the new
+    # image; the new image and e wait for the run after, e keeping the date it was first deferred
+    assert listed_refs(aws, layout) == [ref("photos/c.jpg"), ref("photos/d.jpg")]
+    assert deferred_refs(aws, layout) == [ref("photos/0-new.jpg"), ref("photos/e.jpg")]
+    assert (result.deferred_before, result.deferred_at_listing) == (3, 2)
+    assert claim_state(aws, ref("photos/0-new.jpg"))["deferredSince"] == str(NOW + DAY)
+    assert claim_state(aws, ref("photos/e.jpg"))["deferredSince"] == str(NOW)
+
+
+def test_an_older_deferral_goes_before_a_younger_one(aws: SimpleNamespace) -> None:
+    # GIVEN z deferred long ago and a deferred yesterday (z lists last)
+    for key in ["photos/a.jpg", "photos/m.jpg", "photos/z.jpg"]:
+        put(aws, key)
+    for key, since in (("photos/z.jpg", NOW - 30 * DAY), ("photos/a.jpg", NOW - DAY)):
+        claims.claim(aws.dynamodb, aws.table, ref(key), "old", since, since + 60)
+        claims.defer(aws.dynamodb, aws.table, ref(key), "old", "over-manifest-limit", since)
+    # WHEN a run of limit 1 lists
+    _, layout = run_listing(aws, run_id="run-2", incremental=True, max_images=1)
+    # THEN it takes the oldest deferral
+    assert listed_refs(aws, layout) == [ref("photos/z.jpg")]
+    assert deferred_refs(aws, layout) == [ref("photos/a.jpg"), ref("photos/m.jpg")]
+
+
+def test_a_full_run_over_its_limit_defers_without_the_ledger(aws: SimpleNamespace) -> None:
+    for key in ["photos/a.jpg", "photos/b.jpg", "photos/c.jpg"]:
+        put(aws, key)
+    result, layout = run_listing(aws, max_images=2)
+    assert deferred_refs(aws, layout) == [ref("photos/c.jpg")]
+    assert claim_state(aws, ref("photos/c.jpg")) is None
+    assert (result.images_listed, result.images_to_infer, result.deferred_at_listing) == (3, 2, 1)

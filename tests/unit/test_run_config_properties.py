@@ -487,3 +487,132 @@ def test_any_execution_name_gives_a_valid_run_id(execution_name: str) -> None:
     # THEN it is a valid run id: 1-40 lower-case letters, digits and single hyphens
     assert RUN_ID.fullmatch(run_id)
     assert re.fullmatch(r"[a-z0-9](-?[a-z0-9]){0,39}", run_id) and len(run_id) <= 40
+
+
+# Wrongly typed values --------------------------------------------------------------------------
+#
+# Strict types: a value of the wrong JSON type is refused, naming its field, never converted. The
+# values a lax parser would have taken are the point: " 2 " or "2" for a count, "on" or "1" or 1
+# for a flag, "90" for a confidence, 7 for a name.
+
+BOOL_FIELDS = ("incremental", "train", "promoteIfBetter")
+TEXT_FIELDS = tuple(
+    sorted(
+        set(CHECKED_FIELDS)
+        - set(NUMBERS)
+        - set(BOOL_FIELDS)
+        - {"labels", "autoAcceptConfidence", "autoAcceptConfidenceByLabel"}
+    )
+)
+NUMBER_TEXT = st.one_of(
+    st.integers(-(10**6), 10**6).map(str),
+    st.integers(0, 1000).map(lambda n: f" {n} "),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(["1e3", "0x10", "2_000", "50.0", "", " "]),
+)
+BOOL_TEXT = st.sampled_from(sorted(BOOL_WORDS | {"True", "FALSE", "On", " true "}))
+CONTAINERS = st.one_of(
+    st.lists(st.integers(0, 5), max_size=2), st.dictionaries(WORD, st.integers(0, 5), max_size=2)
+)
+
+
+def wrongly_typed(field: str) -> st.SearchStrategy[Any]:
+    """Values of `field` of a JSON type it does not have (null is "absent", so never generated)."""
+    if field in NUMBERS or field == "autoAcceptConfidence":
+        return st.one_of(NUMBER_TEXT, BOOL_TEXT, st.booleans(), CONTAINERS)
+    if field in BOOL_FIELDS:
+        return st.one_of(BOOL_TEXT, NUMBER_TEXT, st.integers(), st.floats(allow_nan=False), CONTAINERS)
+    if field in TEXT_FIELDS:
+        return st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(), CONTAINERS)
+    if field == "labels":
+        return st.one_of(
+            WORD,
+            st.integers(),
+            st.booleans(),
+            st.dictionaries(WORD, WORD, max_size=2),
+            st.lists(
+                st.one_of(st.integers(), st.booleans(), st.floats(allow_nan=False)), min_size=1, max_size=3
+            ),
+        )
+    if field == "autoAcceptConfidenceByLabel":
+        return st.one_of(
+            WORD,
+            st.integers(),
+            st.booleans(),
+            st.lists(st.integers(0, 100), min_size=1, max_size=2),
+            st.dictionaries(WORD, st.one_of(NUMBER_TEXT, st.booleans()), min_size=1, max_size=2),
+        )
+    raise AssertionError(f"no wrongly typed values for {field}")
+
+
+@st.composite
+def one_wrongly_typed_field(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
+    raw = draw(valid_inputs())
+    field = draw(st.sampled_from(CHECKED_FIELDS))
+    raw[field] = draw(wrongly_typed(field))
+    return json.loads(json.dumps(raw)), field
+
+
+@PROFILE
+@given(case=one_wrongly_typed_field())
+def test_every_wrongly_typed_value_is_refused_naming_its_field(case: tuple[dict[str, Any], str]) -> None:
+    raw, field = case
+    # GIVEN a valid input whose only fault is the JSON type of one field
+    # WHEN it is validated
+    with pytest.raises(InvalidInput) as caught:
+        validate(raw)
+    # THEN it is refused, never converted, and the error names that field first
+    assert names_field(str(caught.value), field), str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("minInferenceUnits", " 2 "),
+        ("minInferenceUnits", "2"),
+        ("minInferenceUnits", 2.5),
+        ("minConfidence", "60"),
+        ("autoAcceptConfidence", "90"),
+        ("train", "on"),
+        ("train", 1),
+        ("incremental", "true"),
+        ("maxImagesPerRun", "100"),
+        ("autoAcceptConfidenceByLabel", {"cat": "80"}),
+        ("labels", [1, 2]),
+    ],
+)
+def test_values_a_lax_parser_converted_are_refused(field: str, value: Any) -> None:
+    # The inputs the issue's fuzzing found accepted and converted (" 2 " started 2 units).
+    raw = {
+        "projectVersionArn": "arn:aws:rekognition:us-east-1:123456789012:project/p/version/v/1",
+        "images": "s3://images-bucket/in/",
+        "output": "s3://output-bucket/out/",
+        "workteamArn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/team",
+        "minConfidence": 0,
+        field: value,
+    }
+    with pytest.raises(InvalidInput) as caught:
+        validate(raw)
+    assert str(caught.value).startswith(f"{field}"), str(caught.value)
+
+
+@PROFILE
+@given(
+    raw=valid_inputs(),
+    key=st.one_of(
+        st.just(""),
+        st.just(" cat"),
+        st.just("x" * 257),
+        st.text(st.characters(whitelist_categories=["Cc", "Cf", "Zl", "Zp"]), min_size=1, max_size=3).map(
+            lambda bad: f"ca{bad}t"
+        ),
+    ),
+)
+def test_every_key_of_the_per_label_thresholds_is_checked(raw: dict[str, Any], key: str) -> None:
+    # GIVEN per-label thresholds whose key cannot be a label name (empty, padded, too long, invisible
+    # characters), with a valid threshold
+    raw = {**raw, "minConfidence": 0, "autoAcceptConfidenceByLabel": {key: 90}}
+    # THEN the input is refused, naming the field
+    with pytest.raises(InvalidInput) as caught:
+        validate(raw)
+    assert names_field(str(caught.value), "autoAcceptConfidenceByLabel"), str(caught.value)

@@ -29,7 +29,13 @@ from labeling_loop.jsonl import (
 )
 from labeling_loop.layout import RunLayout
 from labeling_loop.manifest.lines import ClassMap, build_line, skip_record
-from labeling_loop.manifest.rules import REASON_INVALID, ManifestValidator, errors_only, inspect_line
+from labeling_loop.manifest.rules import (
+    REASON_INVALID,
+    REASON_NO_LABEL,
+    ManifestValidator,
+    errors_only,
+    inspect_line,
+)
 from labeling_loop.manifest.spill_index import DEFERRED, IN_MANIFEST, SKIPPED, SpillIndex
 from labeling_loop.report.publish import publish
 from labeling_loop.report.sections import SHIPPING_DECISIONS, RunContext, report_sections
@@ -214,19 +220,25 @@ def build_manifest(
                         note("duplicate reviewed records ignored (first one kept)")
                         continue
                     human = bool(record.get("humanReviewed"))
-                    counts.add_review_statuses(record, task_type)
                     for kind, n in result.fixes.items():
                         fixes[kind] = fixes.get(kind, 0) + n
                     if human:
                         counts.add("imagesReviewed")
-                        prediction = _add_quality(s3, layout, index, quality, record, ref, task_type, context)
-                        audited = index.is_audited(ref)
-                        if source == second_wave:  # an auto-accept candidate the gate sent to people
-                            measures.add(ref, record, prediction, stratum=AUDIT, held=True)
-                        else:
-                            measures.add(
-                                ref, record, prediction, stratum=AUDIT if audited else REVIEW, audited=audited
+                    if line is not None or (skip is not None and skip.get("reason") == REASON_NO_LABEL):
+                        # The figures count the answers the run can use: a manifest line, or people's
+                        # "no label applies" (which no manifest line can hold). An answer it cannot
+                        # use (10,000 boxes, a box off the image) counts in no figure.
+                        counts.add_review_statuses(record, task_type)
+                        if human:
+                            prediction = _add_quality(
+                                s3, layout, index, quality, record, ref, task_type, context
                             )
+                            audited = index.is_audited(ref)
+                            if source == second_wave:  # an auto-accept candidate the gate sent to people
+                                measures.add(ref, record, prediction, stratum=AUDIT, held=True)
+                            else:
+                                stratum = AUDIT if audited else REVIEW
+                                measures.add(ref, record, prediction, stratum=stratum, audited=audited)
                     if line is not None:
                         validator.count(ref, line_labels, len(encoded) + 1)
                         manifest.write(line)
@@ -301,10 +313,12 @@ def build_manifest(
         "deferred": str(layout.deferred),
         "report": str(layout.report_html),
         **sections,
-        "warnings": _cap(warnings),
+        # An incremental run that found nothing new (every image labeled, or in another run's review)
+        # ends quietly: an empty manifest is then what was asked for, not something to warn about.
+        "nothingToDo": counts.values["imagesListed"] == 0,
+        "warnings": [] if counts.values["imagesListed"] == 0 else _cap(warnings),
     }
-    publish(s3, layout, report)
-    return report
+    return publish(s3, layout, report)
 
 
 def _hold_auto_accepted(s3: Any, layout: RunLayout, reason: str) -> None:

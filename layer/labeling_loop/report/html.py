@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
@@ -85,6 +85,9 @@ _DECISIONS = {
 def _audit(report: Mapping[str, Any]) -> str:
     audit = report.get("audit")
     if not audit:
+        counts = report.get("counts") or {}
+        if not counts.get("imagesReviewed") and not counts.get("imagesAutoAccepted"):
+            return "<h2>Auto-accept audit</h2><p>No image was reviewed or auto-accepted in this run.</p>"
         return "<h2>Auto-accept audit</h2><p>No image was a candidate for auto-accept (auto-accept off, or no image qualified): people reviewed every image.</p>"
     low, high = audit.get("interval95") or [None, None]
     wrong = audit.get("wrongAutoAccepted95") or [None, None]
@@ -191,25 +194,33 @@ def _comparison(comparison: Mapping[str, Any] | None) -> str:
     )
 
 
-def _disagreements(report: Mapping[str, Any], thumbnails: Mapping[str, str | None]) -> str:
+def _thumbnail_figure(item: Mapping[str, Any], thumbnails: Mapping[str, str | None]) -> str:
+    ref = str(item["source-ref"])
+    uri = thumbnails.get(ref)
+    picture = f'<img src="{escape(uri)}" alt="{escape(ref)}">' if uri else "<p>(image could not be read)</p>"
+    predicted = ", ".join(
+        f"{p['label']} {float(p.get('confidence') or 0):.0f}" for p in item.get("predicted") or []
+    )
+    reviewed = ", ".join(str(r["label"]) for r in item.get("reviewed") or [])
+    return (
+        f"<figure>{picture}<figcaption>{escape(ref)}<br>{_fmt(item.get('disagreements'))} differences; "
+        f"model: {escape(predicted) or 'nothing'}; people: {escape(reviewed) or 'nothing'}</figcaption></figure>"
+    )
+
+
+def _disagreements(
+    report: Mapping[str, Any], thumbnails: Mapping[str, str | None], problems: list[str]
+) -> str:
     items = report.get("disagreements") or []
     if not items:
         return "<h2>Where model and people disagreed</h2><p>Nowhere: people changed nothing.</p>"
     figures = []
     for item in items:
-        ref = str(item["source-ref"])
-        uri = thumbnails.get(ref)
-        picture = (
-            f'<img src="{escape(uri)}" alt="{escape(ref)}">' if uri else "<p>(image could not be read)</p>"
-        )
-        predicted = ", ".join(
-            f"{p['label']} {p.get('confidence', 0):.0f}" for p in item.get("predicted") or []
-        )
-        reviewed = ", ".join(str(r["label"]) for r in item.get("reviewed") or [])
-        figures.append(
-            f"<figure>{picture}<figcaption>{escape(ref)}<br>{item.get('disagreements')} differences; "
-            f"model: {escape(predicted) or 'nothing'}; people: {escape(reviewed) or 'nothing'}</figcaption></figure>"
-        )
+        try:
+            figures.append(_thumbnail_figure(item, thumbnails))
+        except Exception as error:  # one odd item is left out, never the report
+            ref = item.get("source-ref") if isinstance(item, Mapping) else None
+            problems.append(f"report.html: disagreement {ref!r} not shown ({type(error).__name__}: {error})")
     legend = (
         f'<span class="key" style="background:{_rgb(PREDICTED_COLOUR)}"></span>model (thick) '
         f'<span class="key" style="background:{_rgb(REVIEWED_COLOUR)}"></span>people (thin)'
@@ -217,24 +228,45 @@ def _disagreements(report: Mapping[str, Any], thumbnails: Mapping[str, str | Non
     return f'<h2>Where model and people disagreed most</h2><p>{legend}</p><div class="grid">{"".join(figures)}</div>'
 
 
-def render(report: Mapping[str, Any], thumbnails: Mapping[str, str | None]) -> str:
+def _section(name: str, render_section: Callable[[], str], problems: list[str]) -> str:
+    """A section of the report, or a line saying it could not be shown: nothing in the report's
+    rendering may fail the run (report.json holds the same figures)."""
+    try:
+        return render_section()
+    except Exception as error:
+        problems.append(
+            f"report.html: the {name} section could not be shown ({type(error).__name__}: {error})"
+        )
+        return f"<h2>{escape(name.capitalize())}</h2><p>(could not be shown: see report.json)</p>"
+
+
+def render(report: Mapping[str, Any], thumbnails: Mapping[str, str | None]) -> tuple[str, list[str]]:
+    """The HTML, and what could not be shown in it (each a warning for report.json)."""
+    problems: list[str] = []
     counts = report.get("counts") or {}
     warnings = "".join(f'<div class="warn">{escape(str(w))}</div>' for w in report.get("warnings") or [])
-    return (
+    sections = [
+        ("counts", lambda: "<h2>Counts</h2>" + _table(["", "count"], [[k, v] for k, v in counts.items()])),
+        ("quality", lambda: _quality(report)),
+        ("audit", lambda: _audit(report)),
+        ("thresholds", lambda: _thresholds(report)),
+        ("work", lambda: _work(report)),
+        ("cost", lambda: _cost(report)),
+        ("training", lambda: _training(report)),
+        ("disagreements", lambda: _disagreements(report, thumbnails, problems)),
+    ]
+    body = "".join(_section(name, section, problems) for name, section in sections)
+    html = (
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>Labeling run {escape(str(report.get('runId')))}</title><style>{_CSS}</style></head><body>"
         f"<h1>Labeling run {escape(str(report.get('runId')))}</h1>"
         f"<p>{escape(str(report.get('status')))} &middot; {escape(str(report.get('taskType')))} &middot; "
         f"review: {escape(str(report.get('backend')))} &middot; manifest <code>{escape(str(report.get('manifest')))}</code></p>"
         + warnings
-        + "<h2>Counts</h2>"
-        + _table(["", "count"], [[k, v] for k, v in counts.items()])
-        + _quality(report)
-        + _audit(report)
-        + _thresholds(report)
-        + _work(report)
-        + _cost(report)
-        + _training(report)
-        + _disagreements(report, thumbnails)
+        + ("<p>Nothing to do: no image under the prefix was new to this run (every one is labeled, "
+           "or in another run's review).</p>" if report.get("nothingToDo") else "")
+        + "".join(f'<div class="warn">{escape(p)}</div>' for p in problems)
+        + body
         + "</body></html>"
     )  # fmt: skip
+    return html, problems

@@ -3,6 +3,7 @@ Build Manifest writes both; a run that trains writes them again with the trainin
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,16 +12,29 @@ from labeling_loop.layout import RunLayout
 from labeling_loop.report.html import render
 from labeling_loop.report.thumbnails import thumbnail
 
+logger = logging.getLogger(__name__)
 
-def publish(s3: Any, layout: RunLayout, report: Mapping[str, Any]) -> None:
-    write_json(s3, layout.report, report)
-    thumbnails = {str(item["source-ref"]): thumbnail(s3, item) for item in report.get("disagreements") or []}
+
+def publish(s3: Any, layout: RunLayout, report: Mapping[str, Any]) -> dict[str, Any]:
+    """Write report.json and report.html; return the report as written. Nothing in the HTML's
+    making can fail the run: an item that cannot be drawn is shown as text or left out, and a
+    warning in report.json says so."""
+    thumbnails: dict[str, str | None] = {}
+    for item in report.get("disagreements") or []:
+        try:
+            thumbnails[str(item["source-ref"])] = thumbnail(s3, item)
+        except Exception:  # no picture for it: the figure says "could not be read"
+            logger.warning("no thumbnail", exc_info=True)
+    html, problems = render(report, thumbnails)
+    final = {**report, "warnings": [*(report.get("warnings") or []), *problems]} if problems else dict(report)
+    write_json(s3, layout.report, final)
     s3.put_object(
         Bucket=layout.report_html.bucket,
         Key=layout.report_html.key,
-        Body=render(report, thumbnails).encode("utf-8"),
+        Body=html.encode("utf-8"),
         ContentType="text/html; charset=utf-8",
     )
+    return final
 
 
 def run_result(layout: RunLayout, report: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,8 @@ A review offers the labels the model predicted plus the run's own `labels`. The 
 labels it was trained on, which are its project's datasets' labels (DescribeProjects, then
 ListDatasetLabels per dataset, docs/aws-facts.md §1.7): so the label set is known before anything is
 billed, and a run whose model predicts nothing still offers reviewers the right labels. Too many
-labels, or none at all, fail here (InvalidInput) instead of at Plan Review after the model ran.
+labels, or none at all, or a per-label threshold of a label the review does not offer, fail here
+(InvalidInput) instead of at Plan Review after the model ran.
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ def with_project_labels(rekognition: Any, config: RunConfig) -> RunConfig:
             f"labels: the review would offer {len(labels)} labels (the input's {len(config.labels)} and "
             f"the {len(from_project)} of project {config.project_name!r}), more than maxLabelsPerJob "
             f"({config.maxLabelsPerJob}); raise maxLabelsPerJob (at most 50) or use a model with fewer labels"
+        )
+    unknown = sorted(set(config.autoAcceptConfidenceByLabel) - set(labels))
+    if unknown:
+        offered = ", ".join(repr(label) for label in labels[:10]) + (" ..." if len(labels) > 10 else "")
+        raise InvalidInput(
+            f"autoAcceptConfidenceByLabel: {', '.join(repr(label) for label in unknown[:5])} "
+            f"{'is not a label' if len(unknown) == 1 else 'are not labels'} this run's review offers "
+            f"({offered}); a threshold of a label no prediction carries would never apply"
         )
     try:
         return RunConfig.model_validate({**config.model_dump(), "labels": labels})

@@ -6,6 +6,7 @@ Failed (or missing) jobs: the same, except that images without an answer are `re
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, TypedDict
 
 from botocore.exceptions import ClientError
@@ -14,7 +15,7 @@ from labeling_loop.errors import ReviewBackendError
 from labeling_loop.geometry import iou_of_dicts
 from labeling_loop.jsonl import JsonDict, JsonlWriter, read_jsonl
 from labeling_loop.layout import RunLayout
-from labeling_loop.review.answers import InvalidAnswer, finite, names
+from labeling_loop.review.answers import InvalidAnswer, check_boxes, check_labels, finite, names, run_labels
 from labeling_loop.review.groundtruth.jobs import (
     CLASSIFICATION_ATTRIBUTE,
     DETECTION_ATTRIBUTE,
@@ -142,24 +143,35 @@ def _in_our_frame(boxes: list[JsonDict], ours: JsonDict | None, theirs: JsonDict
     ]
 
 
-def reviewed_detection(job: str, source: JsonDict, output: JsonDict) -> JsonDict:
+def reviewed_detection(job: str, source: JsonDict, output: JsonDict, labels: Collection[str]) -> JsonDict:
+    """Raises InvalidAnswer (with its skip reason) for an answer the run cannot use (answers.py)."""
     predicted = _boxes(source, PREDICTIONS_ATTRIBUTE)
     metadata = output.get(f"{DETECTION_ATTRIBUTE}-metadata") or {}
-    ours = _image_size(source, PREDICTIONS_ATTRIBUTE)
+    size = _image_size(source, PREDICTIONS_ATTRIBUTE) or _image_size(output, DETECTION_ATTRIBUTE)
+    if not size:
+        raise InvalidAnswer("neither the task nor the answer gives the image's size")
+    unadjusted = metadata.get("adjustment-status") == "unadjusted"
+    # Ground Truth says no worker changed anything: the predictions stand as they are.
+    answered = (
+        predicted
+        if unadjusted
+        else _in_our_frame(
+            _boxes(output, DETECTION_ATTRIBUTE), size, _image_size(output, DETECTION_ATTRIBUTE)
+        )
+    )
+    check_boxes(
+        answered, finite(size.get("width"), "image width"), finite(size.get("height"), "image height"), labels
+    )
     boxes: list[JsonDict]
     removed: list[JsonDict]
-    if metadata.get("adjustment-status") == "unadjusted":
-        # Ground Truth says no worker changed anything: the predictions stand as they are.
+    if unadjusted:
         boxes, removed = [{**box, "status": "kept"} for box in predicted], []
     else:
-        answered = _in_our_frame(
-            _boxes(output, DETECTION_ATTRIBUTE), ours, _image_size(output, DETECTION_ATTRIBUTE)
-        )
         boxes, removed = diff_boxes(predicted, answered)
     return {
         "source-ref": source["source-ref"],
         "taskType": "detection",
-        "image_size": ours or _image_size(output, DETECTION_ATTRIBUTE),
+        "image_size": size,
         "boxes": boxes,
         "labels": [],
         "removed": removed,
@@ -168,13 +180,17 @@ def reviewed_detection(job: str, source: JsonDict, output: JsonDict) -> JsonDict
     }
 
 
-def reviewed_classification(job: str, source: JsonDict, output: JsonDict) -> JsonDict:
+def reviewed_classification(
+    job: str, source: JsonDict, output: JsonDict, labels: Collection[str]
+) -> JsonDict:
+    """Raises InvalidAnswer (with its skip reason) for an answer the run cannot use (answers.py)."""
     body = source.get(PREDICTIONS_ATTRIBUTE) or {}
     predicted = [p["label"] for p in body.get("labels", []) if isinstance(p, dict) and "label" in p]
     answer = output.get(CLASSIFICATION_ATTRIBUTE)
     final = list(
         dict.fromkeys(names((answer if isinstance(answer, dict) else {}).get("labels") or [], "labels"))
     )
+    check_labels(final, labels)
     return {
         "source-ref": source["source-ref"],
         "taskType": "classification",
@@ -219,6 +235,7 @@ def collect(s3: Any, sagemaker: Any, layout: RunLayout, jobs: list[JsonDict]) ->
     Memory holds one job's output lines at a time (at most maxImagesPerJob).
     """
     summary: CollectResult = {"reviewed": 0, "skipped": 0, "jobs": {}, "failedJobs": []}
+    labels = run_labels(s3, layout) if jobs else frozenset()
     with (
         JsonlWriter(s3, layout.reviewed) as reviewed_out,
         JsonlWriter(s3, layout.skipped_part("review", 0)) as skipped_out,
@@ -256,11 +273,11 @@ def collect(s3: Any, sagemaker: Any, layout: RunLayout, jobs: list[JsonDict]) ->
                     continue
                 try:
                     if job["taskType"] == "detection":
-                        record = reviewed_detection(name, source, output)
+                        record = reviewed_detection(name, source, output, labels)
                     else:
-                        record = reviewed_classification(name, source, output)
+                        record = reviewed_classification(name, source, output, labels)
                 except InvalidAnswer as error:
-                    skipped_out.write(_skip(ref, "invalid-annotation", f"labeling job {name}: {error}"))
+                    skipped_out.write(_skip(ref, error.reason, f"labeling job {name}: {error}"))
                     continue
                 reviewed_out.write(record)
     summary["reviewed"] = reviewed_out.count

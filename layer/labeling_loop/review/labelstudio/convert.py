@@ -9,14 +9,14 @@ and rounded only at the very end.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from labeling_loop.geometry import iou_of_dicts
 from labeling_loop.jsonl import JsonDict
-from labeling_loop.review.answers import InvalidAnswer, finite, names
+from labeling_loop.review.answers import INVALID_BOX, InvalidAnswer, check_boxes, check_labels, finite, names
 from labeling_loop.run_config import TaskType
 
 # Names inside the labeling config; predictions and annotations refer to them.
@@ -34,15 +34,29 @@ ADJUSTED_MIN_IOU = 0.5  # overlapping at least this much: the reviewer moved/res
 # --------------------------------------------------------------------------------------------
 
 
+# Label Studio's editor reads `$name` in a tag's value as a reference to the task's data and shows
+# what it finds (`$[\w[\].{}]+`, so `${image}` shows as blank and `price $5` as "price undefined"),
+# and has no escape. A label holding `$` keeps its name as `value` (what a Label's answer holds) and
+# `alias` (what a Choice's answer holds: its value is read as a reference), and is shown through
+# `html`, which the editor displays as written (docs/aws-facts.md §6.7).
+
+
+def _label_attributes(label: str) -> str:
+    if "$" not in label:
+        return f"value={quoteattr(label)}"
+    return f"value={quoteattr(label)} alias={quoteattr(label)} html={quoteattr(escape(label))}"
+
+
 def label_config(task_type: TaskType, labels: Sequence[str]) -> str:
-    """The labeling interface: boxes for detection, a multiple-choice list for classification."""
+    """The labeling interface: boxes for detection, a multiple-choice list for classification. Every
+    label is shown and answered exactly as written (see _label_attributes)."""
     if not labels:
         raise ValueError("the label set is empty")
     if task_type == "detection":
-        items = "".join(f"\n    <Label value={quoteattr(label)}/>" for label in labels)
+        items = "".join(f"\n    <Label {_label_attributes(label)}/>" for label in labels)
         control = f'  <RectangleLabels name="{BOX_TAG}" toName="{IMAGE_TAG}">{items}\n  </RectangleLabels>'
     elif task_type == "classification":
-        items = "".join(f"\n    <Choice value={quoteattr(label)}/>" for label in labels)
+        items = "".join(f"\n    <Choice {_label_attributes(label)}/>" for label in labels)
         control = (
             f'  <Choices name="{CHOICES_TAG}" toName="{IMAGE_TAG}" choice="multiple" showInLine="true">'
             f"{items}\n  </Choices>"
@@ -99,14 +113,15 @@ def _same_geometry(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
 def to_labelstudio_task(task: Mapping[str, Any]) -> JsonDict:
     """One review task (docs/data-contracts.md) -> a Label Studio task with pre-annotations.
 
-    `data.image` is the `s3://` source-ref: Label Studio resolves it through the project's S3
-    storage into a presigned URL each time a reviewer opens the task.
+    `data.image` is the `s3://` source-ref (or its copy, `reviewImage`, when Label Studio cannot load
+    that key: images.py): Label Studio resolves it through the project's S3 storage into a presigned
+    URL each time a reviewer opens the task.
     """
     source = task["source-ref"]
     size = task["image_size"]
     width, height = int(size["width"]), int(size["height"])
     data = {
-        IMAGE_TAG: source,
+        IMAGE_TAG: task.get("reviewImage") or source,
         "source_ref": source,
         "image_size": dict(size),
         "taskType": task["taskType"],
@@ -242,6 +257,13 @@ def _boxes_from_result(result: Iterable[Any], width: int, height: int) -> list[J
             raise InvalidAnswer("a rectangle has no label")
         geometry = {key: finite(value.get(key), f"rectangle {key}") for key in ("x", "y", "width", "height")}
         geometry["rotation"] = finite(value.get("rotation") or 0.0, "rectangle rotation")
+        if geometry["width"] <= 0 or geometry["height"] <= 0:
+            # Checked before the rotation, which would turn a negative side into a positive one.
+            raise InvalidAnswer(
+                f"a {labels[0]!r} rectangle is {geometry['width']:g}% x {geometry['height']:g}% of the "
+                "image: a box needs a positive width and height",
+                INVALID_BOX,
+            )
         boxes.append({"label": labels[0], **_percent_to_box(geometry, float(width), float(height))})
     return boxes
 
@@ -274,11 +296,14 @@ def was_skipped(task: Mapping[str, Any]) -> bool:
     return any(isinstance(a, Mapping) and a.get("was_cancelled") for a in task.get("annotations") or [])
 
 
-def reviewed_record(annotation: Mapping[str, Any], ours: Mapping[str, Any], project_id: int) -> JsonDict:
+def reviewed_record(
+    annotation: Mapping[str, Any], ours: Mapping[str, Any], project_id: int, labels: Collection[str]
+) -> JsonDict:
     """A submitted annotation -> the reviewed record of the run's own review task `ours` (from
     review/tasks.jsonl: its image, size, task type and the model's predictions). Nothing is taken
     from the task's data in Label Studio, which anyone with access to the project can edit.
-    Raises InvalidAnswer for an annotation it cannot read."""
+    Raises InvalidAnswer (with its skip reason) for an annotation it cannot read or the run cannot
+    use (`labels`: the run's label set; review/answers.py)."""
     size = ours["image_size"]
     width, height = int(size["width"]), int(size["height"])
     record: JsonDict = {
@@ -296,17 +321,16 @@ def reviewed_record(annotation: Mapping[str, Any], ours: Mapping[str, Any], proj
         raise InvalidAnswer(f"the annotation's result is {type(answer).__name__}, not a list")
     predicted = ours.get("predictions", [])
     if ours["taskType"] == "detection":
+        answered = _boxes_from_result(answer, width, height)
+        check_boxes(answered, width, height, labels)
         outcome = derive_box_statuses(
-            [{"label": p["label"], **p["box"]} for p in predicted if "box" in p],
-            _boxes_from_result(answer, width, height),
-            width,
-            height,
+            [{"label": p["label"], **p["box"]} for p in predicted if "box" in p], answered, width, height
         )
         record["boxes"], record["removed"] = outcome.boxes, outcome.removed
     else:
-        record["labels"], record["removed"] = derive_label_statuses(
-            [p["label"] for p in predicted], _choices_from_result(answer)
-        )
+        chosen = _choices_from_result(answer)
+        check_labels(chosen, labels)
+        record["labels"], record["removed"] = derive_label_statuses([p["label"] for p in predicted], chosen)
     # Label Studio's `lead_time`: seconds the reviewer spent on the task (the report's work figures).
     lead_time = annotation.get("lead_time")
     if isinstance(lead_time, int | float) and not isinstance(lead_time, bool) and math.isfinite(lead_time):

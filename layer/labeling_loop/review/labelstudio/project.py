@@ -13,6 +13,7 @@ from typing import Any
 from labeling_loop.errors import LabelStudioUnavailableError, ReviewBackendError
 from labeling_loop.jsonl import JsonDict, JsonlWriter, read_json, read_jsonl, write_json
 from labeling_loop.layout import RunLayout
+from labeling_loop.review.answers import run_labels
 from labeling_loop.review.labelstudio.client import LabelStudioClient
 from labeling_loop.review.labelstudio.convert import (
     MODEL_VERSION,
@@ -196,11 +197,16 @@ def create_review(
     _ensure_storage(ls, project_id, images_bucket, images_prefix, s3_storage)
 
     task_count = 0
+    copies_storage: list[int] = []
 
     def fresh_tasks() -> Iterator[JsonDict]:
         nonlocal task_count
         for task in read_jsonl(s3, layout.review_tasks):
             task_count += 1
+            if task.get("reviewImage") and not copies_storage:
+                # Copies of images whose keys Label Studio cannot load live in the run's folder.
+                copies = layout.labelstudio_images
+                copies_storage.append(_ensure_storage(ls, project_id, copies.bucket, copies.key, s3_storage))
             if task["source-ref"] not in already:
                 yield to_labelstudio_task(task)
 
@@ -336,9 +342,11 @@ def collect_review(
 
     Each exported task is mapped back to the run's own review task by its id; its data in Label
     Studio is never read. Unanswered, skipped and deleted tasks are `not-reviewed`; an answer that
-    cannot be read (edited outside the labeling UI) is `invalid-annotation` for that image only.
+    cannot be read or used (edited outside the labeling UI) is skipped for that image only, with
+    its reason (`invalid-annotation`, `invalid-box`, `too-many-boxes`, `unknown-label`, ...).
     """
     project_id = int(state["projectId"])
+    labels = run_labels(s3, layout)
     task_refs = {int(row["id"]): str(row["source-ref"]) for row in read_jsonl(s3, layout.labelstudio_tasks)}
     counts = {"kept": 0, "adjusted": 0, "added": 0, "removed": 0}
     foreign = 0
@@ -361,9 +369,9 @@ def collect_review(
                 skipped.write(_skip(ref, "not-reviewed", f"{why} in {where} (task {task.get('id')})"))
                 continue
             try:
-                record = reviewed_record(annotation, ours_task, project_id)
+                record = reviewed_record(annotation, ours_task, project_id, labels)
             except InvalidAnswer as error:
-                skipped.write(_skip(ref, "invalid-annotation", f"{where}, task {task.get('id')}: {error}"))
+                skipped.write(_skip(ref, error.reason, f"{where}, task {task.get('id')}: {error}"))
                 continue
             reviewed.write(record)
             for item in record["boxes"] + record["labels"]:
