@@ -143,6 +143,7 @@ EXPECTED_SENSITIVE = {
         for owner in ("RunCleanupFunction", "CleanUpEndedRunFunction", "SweepModelsFunction")
     },
     "NotifyFunction": {"sns:Publish"},  # notify.publish, to the stack's topic (STACK_TOPICS)
+    "BuildManifestFunction": {"states:GetExecutionHistory"},  # report.engine_usage: the run's cost
     "LabelStudioReviewFunction": {
         "secretsmanager:GetSecretValue",
         # AWSLambdaVPCAccessExecutionRole (optional VPC placement)

@@ -30,6 +30,8 @@ class RunContext:
     gate: Mapping[str, Any] = field(default_factory=lambda: {"decision": "nothing-to-ship", "reason": ""})
     batches: int = 0
     model_usage: Mapping[str, Any] = field(default_factory=dict)
+    engine_usage: Mapping[str, Any] | None = None  # report/engine_usage.py, when measured
+    reviewer_hourly_usd: float = 0.0
 
     @property
     def gate_decision(self) -> str:
@@ -71,6 +73,15 @@ def _warnings(audit: Mapping[str, Any] | None, context: RunContext) -> list[str]
     return [f"audit gate: {held} auto-accepted images deferred to the next run ({context.gate_reason})"]
 
 
+def _reviewer_seconds(measures: RunMeasures) -> float | None:
+    """People's seconds on the run: the timed images' mean times every image people reviewed (Label
+    Studio times each answer; Ground Truth's worker responses are read for a sample)."""
+    if not measures.timed_images:
+        return None
+    reviewed = sum(measures.reviewed.values())
+    return measures.review_seconds / measures.timed_images * reviewed
+
+
 def report_sections(
     measures: RunMeasures, context: RunContext, *, backend: str, images_in_manifest: int
 ) -> tuple[dict[str, Any], list[str]]:
@@ -96,7 +107,9 @@ def report_sections(
             batches=context.batches,
             images_labeled=images_in_manifest,
             wrong_auto_accepted=wrong_shipped,
-            reviewer_seconds=measures.review_seconds if measures.timed_images else None,
+            reviewer_seconds=_reviewer_seconds(measures),
+            reviewer_hourly_usd=context.reviewer_hourly_usd,
+            engine_usage=context.engine_usage,
         ),
         "disagreements": measures.disagreements(),
     }
