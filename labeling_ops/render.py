@@ -170,8 +170,16 @@ def result_view(description: dict[str, Any], output: dict[str, Any] | None) -> G
                 table.add_row(key, str(output[key]))
         for key, value in (output.get("counts") or {}).items():
             table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
-        for key, value in (output.get("modelQuality") or {}).items():
-            table.add_row(f"model {key}", f"{value:.3f}" if isinstance(value, float) else str(value))
+        f1 = output.get("f1") or {}
+        if f1.get("reviewed"):
+            table.add_row("F1 (95 %), reviewed images", str(f1["reviewed"]))
+        if f1.get("wholeRun"):
+            table.add_row("F1 (95 %), whole run", str(f1["wholeRun"]))
+        if output.get("autoAcceptErrorInterval"):
+            low, high = output["autoAcceptErrorInterval"]
+            table.add_row("auto-accept error (95 %)", f"{low:.3f}-{high:.3f}")
+        if output.get("gate"):
+            table.add_row("audit gate", f"{output['gate']}: {output.get('gateReason') or ''}")
         parts.append(table)
         warnings = output.get("warnings") or []
         parts.append(Text(f"warnings ({len(warnings)})" if warnings else "no warnings", style="bold"))
