@@ -5,18 +5,29 @@ Idempotent: any number of calls, from any of these, do no harm.
 In order: stop the run's labeling jobs still in progress; release its model lease (stopping the
 model when no live execution needs it and the workflow started it); release its image claims,
 except those of images whose labeling job could not be stopped (people may still review them).
+A run with a job that could not be stopped stays registered, so the sweep tries again until the
+job has ended; a model that cannot be stopped yet (starting) keeps its stop duty, which the sweep
+carries out once it can.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from labeling_loop import run_records
+from labeling_loop.aws_clients import error_code
+from labeling_loop.errors import ModelTransitionError
 from labeling_loop.inference import claims, model_control, model_lease
 from labeling_loop.jsonl import read_json
 from labeling_loop.review.groundtruth.stop import images_of, stop_run_jobs
 from labeling_loop.run_config import RunConfig, from_state
 from labeling_loop.s3_uri import S3Uri
+
+# A model the sweep could not stop counts as running unheld in these statuses (UNKNOWN: the sweep's
+# calls failed, so it may well be running).
+UNHELD_STATUSES = frozenset({"STARTING", "RUNNING", "UNKNOWN"})
 
 
 def clean_up(
@@ -25,21 +36,26 @@ def clean_up(
     sagemaker: Any,
     config: RunConfig,
     error: dict[str, Any] | None,
+    wait_for_stop: bool = True,
 ) -> dict[str, Any]:
+    """`wait_for_stop`: raise ModelTransitionError while the model cannot be stopped yet (the Catch
+    path, whose Retry waits); otherwise say so and leave the stop to the sweep."""
     layout = config.layout()
     jobs = stop_run_jobs(s3, sagemaker, layout)
-    released = model_control.release(services, config)
+    released = model_control.release(services, config, wait=wait_for_stop)
     released_claims = 0
     if config.incremental:
         keep = images_of(s3, layout, set(jobs.unstoppable))
         released_claims = claims.release_all(
             services.dynamodb, services.table, s3, layout, config.runId, keep=keep
         )
-    run_records.finish(services.dynamodb, services.table, config.executionArn, run_records.CLEANED_UP)
+    if not jobs.unstoppable:
+        run_records.finish(services.dynamodb, services.table, config.executionArn, run_records.CLEANED_UP)
     name, cause = failure_name(error)
     return {
         "modelStopped": released["stopped"],
         "modelStatus": released["status"],
+        "modelStopPending": bool(released.get("stopPending")),
         "claimsReleased": released_claims,
         **jobs.to_dict(),
         "error": name,
@@ -68,26 +84,55 @@ def clean_up_ended_execution(
     record = run_records.get(services.dynamodb, services.table, execution_arn)
     if record is None or record.status != run_records.ACTIVE:
         return {"executionArn": execution_arn, "cleanedUp": False, "reason": "nothing held"}
+    if model_control.live(services.executions, execution_arn):
+        # Redriven since it ended (docs/aws-facts.md §4.13): the execution runs again and needs
+        # what it holds. (Its own cleanup path, or the next end, cleans up after it.)
+        return {"executionArn": execution_arn, "cleanedUp": False, "reason": "running again (redriven)"}
     config = from_state(read_json(s3, S3Uri.parse(record.config_uri)))
     result = clean_up(
-        services, s3, sagemaker, config, {"Error": f"Execution{status.title()}", "Cause": status}
+        services,
+        s3,
+        sagemaker,
+        config,
+        {"Error": f"Execution{status.title()}", "Cause": status},
+        wait_for_stop=False,
     )
     return {"executionArn": execution_arn, "cleanedUp": True, "model": config.projectVersionArn, **result}
 
 
 def sweep(services: model_control.Services, s3: Any, sagemaker: Any) -> dict[str, Any]:
     """What the schedule runs: clean up after every registered run whose execution is no longer
-    running (its ended-event may never have come: EventBridge delivers at least once, best effort),
-    then stop every workflow-started model no live execution holds (leases of dead executions are
-    pruned on the way)."""
-    cleaned, stopped = 0, set()
+    running (its ended-event may never have come: EventBridge delivers at least once, best effort;
+    or a labeling job of it could not be stopped last time), then stop every workflow-started model
+    no live execution holds, whatever happened before (leases of dead executions are pruned on the
+    way). One model that cannot be stopped does not keep the others running.
+
+    `modelsLeftRunning`: workflow-started models found running (or starting) with no live holder by
+    this sweep and the one before it, so for longer than one sweep period: the alarm's metric."""
+    cleaned, stopped, jobs_left = 0, set(), 0
     for execution_arn in run_records.active(services.dynamodb, services.table):
         if not model_control.live(services.executions, execution_arn):
             result = clean_up_ended_execution(services, s3, sagemaker, execution_arn, "ENDED")
             cleaned += bool(result["cleanedUp"])
+            jobs_left += int(result.get("labelingJobsNotStopped", 0))
             if result.get("modelStopped"):
                 stopped.add(str(result["model"]))
+    left_running, errors = [], {}
     for arn in model_lease.leased_models(services.dynamodb, services.table):
-        if model_control.stop_if_unused(services, model_control.ModelRef.of(arn), who="sweep")["stopped"]:
+        try:
+            result = model_control.stop_if_unused(services, model_control.ModelRef.of(arn), who=model_lease.SWEEP)
+        except (ClientError, ModelTransitionError) as error:
+            errors[arn] = f"{error_code(error)}: {error}"
+            result = {"stopped": False, "status": "UNKNOWN", "stopPending": True}
+        if result["stopped"]:
             stopped.add(arn)
-    return {"runsCleanedUp": cleaned, "modelsStopped": sorted(stopped)}
+        unheld = bool(result.get("stopPending")) and result["status"] in UNHELD_STATUSES
+        if model_lease.count_unheld(services.dynamodb, services.table, arn, unheld) >= 2:
+            left_running.append(arn)
+    return {
+        "runsCleanedUp": cleaned,
+        "modelsStopped": sorted(stopped),
+        "modelsLeftRunning": left_running,
+        "labelingJobsNotStopped": jobs_left,
+        "errors": errors,
+    }

@@ -97,7 +97,13 @@ EXPECTED_REKOGNITION = {
         "rekognition:StartProjectVersion",  # model_control._start
         "rekognition:StopProjectVersion",  # model_control.release
     },
-    "DetectLabelsFunction": {"rekognition:DetectCustomLabels"},  # inference.run_batch
+    "DetectLabelsFunction": {
+        "rekognition:DetectCustomLabels",  # inference.run_batch
+        # redrive.model_for_resumed_batch: a redriven run restarts the model its cleanup stopped
+        "rekognition:DescribeProjects",
+        "rekognition:DescribeProjectVersions",
+        "rekognition:StartProjectVersion",
+    },
     # review.label_set.project_labels: the review's labels, before the model starts
     "ValidateInputFunction": {"rekognition:DescribeProjects", "rekognition:ListDatasetLabels"},
     # training.next_version (train: true)
@@ -221,6 +227,7 @@ EXPECTED_S3 = {
     "ListImagesFunction": READ_IMAGES | RUN_WRITE,  # inference.listing: inventory, batches
     # inference.detect: the batch's slice of inventory.jsonl, image headers, predictions and skips
     "DetectLabelsFunction": READ_IMAGES | RUN_READ | RUN_WRITE,
+    "ModelControlFunction": RUN_READ,  # redrive.take_back: the inventory whose images it claims again
     "PlanReviewFunction": RUN_READ | RUN_WRITE,
     # The network-facing function: the run's files only; Label Studio reads images itself.
     "LabelStudioReviewFunction": RUN_READ | RUN_WRITE,
@@ -251,7 +258,9 @@ DYNAMODB_ACTIONS = frozenset(
 EXPECTED_DYNAMODB = {
     "ValidateInputFunction": {"dynamodb:PutItem", "dynamodb:UpdateItem"},  # run_records.register
     "ListImagesFunction": {"dynamodb:PutItem"},  # claims.claim
-    "ModelControlFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},  # model_lease
+    # model_lease; redrive.take_back: run_records.reactivate, claims.claim_many
+    "ModelControlFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"},
+    "DetectLabelsFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"},
     # claims.settle (mark_labeled, release), run_records.finish
     "BuildManifestFunction": {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"},
     # model_lease, claims.release_all, run_records.get/finish/active
