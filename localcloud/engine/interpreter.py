@@ -22,6 +22,9 @@ test_interpreter_item_reader.py that fails without it.
 7. A failing Map Run stops its running children: once more items failed than tolerated, AWS fails
    the Map Run, starts no further child and aborts the running ones (docs/aws-facts.md §4.3); moto
    runs every item to its end and only then looks at the count (compensation 5).
+8. Redrive (redrive.py): a Distributed Map a redriven execution continues at reruns only the
+   children that did not succeed (docs/aws-facts.md §4.13): each Map Run keeps its children's
+   outputs, and the Map Run a redrive resumes reuses those instead of running them again.
 
 How executions end (status events, StopExecution, TimeoutSeconds, the history limit) is adapted in
 `executions`.
@@ -161,18 +164,37 @@ _original_eval_job = distributed_item_processor_worker.DistributedItemProcessorW
 
 @dataclass
 class _MapRun:
-    """What a running Map Run's workers share: its tolerance and the children still running."""
+    """What a running Map Run's workers share: its tolerance, the children still running, and the
+    outputs of those that succeeded (a redrive reuses them, compensation 8)."""
 
     tolerated_count: int
     tolerated_percentage: float
     env: Any
     items: int  # in the whole Map Run, started or not
+    succeeded: dict[int, Any] = field(default_factory=dict)  # item index -> output, kept for a redrive
+    reused: dict[int, Any] = field(default_factory=dict)  # outputs of an earlier attempt, not rerun
     running: set[Any] = field(default_factory=set)
     failed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _map_runs: dict[int, _MapRun] = {}  # id(MapRunRecord) -> its run
+# (execution ARN, Map state name) -> the outputs of the children of its last Map Run that succeeded,
+# and the Map states a redrive resumes at (their next Map Run reuses those outputs).
+_map_outputs: dict[tuple[str, str], dict[int, Any]] = {}
+_resuming: set[tuple[str, str]] = set()
+_outputs_lock = threading.Lock()
+
+
+def resume_map_run(execution_arn: str, state_name: str) -> None:
+    """The next Map Run of this state in this execution is a redriven one (compensation 8)."""
+    with _outputs_lock:
+        _resuming.add((execution_arn, state_name))
+
+
+def _map_key(env: Any) -> tuple[str, str]:
+    context = env.states.context_object.context_object_data
+    return str(context["Execution"]["Id"]), str(context.get("State", {}).get("Name", ""))
 
 
 def _tolerance_exceeded(record: Any, run: _MapRun) -> FailureEventException | None:
@@ -201,6 +223,12 @@ def _map_run_with_tolerance(self: Any, env: Any, eval_input: Any) -> None:
     record = eval_input.map_run_record
     items = len(env.stack[-1])  # what moto's _map_run pops: the Map Run's item list
     run = _MapRun(eval_input.tolerated_failure_count, eval_input.tolerated_failure_percentage, env, items)
+    key = _map_key(env)
+    with _outputs_lock:
+        if key in _resuming:
+            _resuming.discard(key)
+            run.reused = dict(_map_outputs.get(key, {}))
+        _map_outputs[key] = run.succeeded  # this Map Run's, from now on
     _map_runs[id(record)] = run
     try:
         _original_map_run(self, env, eval_input)
@@ -219,6 +247,15 @@ def _eval_job_failing_the_map_run(self: Any, env: Any, job: Any) -> None:
     if run is None:
         _original_eval_job(self, env, job)
         return
+    if job.job_index in run.reused:  # succeeded before the redrive: not rerun (compensation 8)
+        counters = self._map_run_record
+        for counter in (counters.item_counter, counters.execution_counter):
+            counter.total.count()
+            counter.succeeded.count()
+            counter.results_written.count()
+        job.job_output = run.reused[job.job_index]
+        run.succeeded[job.job_index] = job.job_output
+        return
     with run.lock:
         run.running.add(env)
     try:
@@ -226,6 +263,9 @@ def _eval_job_failing_the_map_run(self: Any, env: Any, job: Any) -> None:
     finally:
         with run.lock:
             run.running.discard(env)
+    if job.job_output is not None:
+        with run.lock:
+            run.succeeded[job.job_index] = job.job_output
     # A child that failed because its execution was stopped does not fail the Map Run: the stop wins.
     failure = _tolerance_exceeded(self._map_run_record, run) if run.env.is_running() else None
     with run.lock:
