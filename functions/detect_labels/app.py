@@ -21,9 +21,11 @@ metrics = Metrics()
 s3 = client("s3", IMAGE_READS)
 rekognition = flow_hooks.install(client("rekognition", INFERENCE))
 SETTINGS = load(RunStateSettings)
-# The model's status, the run's record and lease: only when the model is found not running (no
-# lease holder is judged here, hence no Step Functions client).
-services = model_control.Services(rekognition, client("dynamodb"), SETTINGS.run_state_table, executions=None)
+# The model's status, the run's record and lease, whether the execution still runs: only when the
+# model is found not running.
+services = model_control.Services(
+    rekognition, client("dynamodb"), SETTINGS.run_state_table, client("stepfunctions")
+)
 
 
 @metrics.log_metrics

@@ -36,7 +36,13 @@ def take_back(services: model_control.Services, s3: Any, config: RunConfig, now:
     """If the run's cleanup gave it up while its execution was redriven: its record active again, its
     model lease, and (incremental runs) the claims of its inventory. `resumed` is True for the one
     caller that did it; `claimsLost` counts images another run claimed or labeled in between (both
-    runs then have them)."""
+    runs then have them). A Lambda still in flight for the execution that ended (its result will be
+    dropped) takes nothing back: only a running execution does."""
+    record = run_records.get(services.dynamodb, services.table, config.executionArn)
+    if record is None or record.status != run_records.CLEANED_UP:
+        return {"resumed": False}
+    if not model_control.live(services.executions, config.executionArn):
+        return {"resumed": False}
     if not run_records.reactivate(services.dynamodb, services.table, config.executionArn, int(now)):
         return {"resumed": False}
     model_lease.acquire(services.dynamodb, services.table, config.projectVersionArn, config.executionArn)
@@ -59,8 +65,10 @@ def model_for_resumed_batch(services: model_control.Services, s3: Any, config: R
     run."""
     take_back(services, s3, config, now)
     record = run_records.get(services.dynamodb, services.table, config.executionArn)
-    if record is None or not record.resumed_at:
+    if record is None or not record.resumed_at or record.status != run_records.ACTIVE:
         return
+    if not model_control.live(services.executions, config.executionArn):
+        return  # the invocation of an execution that ended again: its result is dropped
     model = model_control.ModelRef.of(config.projectVersionArn)
     status = model_control.status_of(services.rekognition, model)
     if status in model_control.BROKEN:

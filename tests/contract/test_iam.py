@@ -143,6 +143,7 @@ EXPECTED_SENSITIVE = {
     "GroundTruthRole": {"lambda:InvokeFunction"},
     "CollectLabelingJobsFunction": {"sagemaker:DescribeLabelingJob"},  # review.groundtruth.collect
     "ModelControlFunction": {"states:DescribeExecution"},  # model_control.live: prune dead lease holders
+    "DetectLabelsFunction": {"states:DescribeExecution"},  # redrive.take_back: only a running execution
     # cleanup: review.groundtruth.stop (the run's jobs) and model_control.live
     **{
         owner: {"sagemaker:DescribeLabelingJob", "sagemaker:StopLabelingJob", "states:DescribeExecution"}

@@ -135,3 +135,18 @@ def test_a_model_stopped_under_a_run_never_redriven_is_not_restarted(
     # WHEN a batch finds it not running: nothing is started, the batch fails as before
     assert redrive.model_for_resumed_batch(services, aws.s3, config, NOW + 60) is None
     assert len(model.operations("StartProjectVersion")) == 1
+
+
+def test_a_lambda_still_in_flight_for_the_ended_execution_takes_nothing_back(
+    aws: SimpleNamespace, services: model_control.Services, model: FakeCustomLabels, executions: FakeExecutions
+) -> None:
+    # GIVEN a cleaned-up run whose execution has ended (not redriven), and one of its batches that
+    # was still running when it was stopped and now finds the model stopped
+    config = aborted_and_cleaned_up(aws, services, model, executions)
+    # WHEN that batch asks for the model
+    assert redrive.model_for_resumed_batch(services, aws.s3, config, NOW + 30) is None
+    # THEN nothing is taken back and nothing started: the run stays cleaned up
+    assert redrive.take_back(services, aws.s3, config, NOW + 30) == {"resumed": False}
+    assert run_records.active(aws.dynamodb, aws.table) == []
+    assert model_lease.read(aws.dynamodb, aws.table, MODEL_ARN).users == frozenset()
+    assert len(model.operations("StartProjectVersion")) == 1
