@@ -210,7 +210,8 @@ class LocalCloud:
         if os.environ.get("LOCALCLOUD_LOG_LEVEL"):
             environment["POWERTOOLS_LOG_LEVEL"] = os.environ["LOCALCLOUD_LOG_LEVEL"]
         self._set_env(environment)
-        self.groundtruth.config.known_roles = deployed.roles
+        # Ground Truth assumes only the roles whose trust lets SageMaker in with the keys it sends.
+        self.groundtruth.config.known_roles = deployed.assumable["sagemaker.amazonaws.com"]
         workteam = deployed.stack.workteam_arn
         self.groundtruth.config.known_workteams = (workteam,) if workteam else None
         self.stack = deployed.stack

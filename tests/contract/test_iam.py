@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from localcloud.engine.trust import SENT_KEYS
+
 # AWS managed policies SAM attaches to the roles it generates, with their published content
 # (the translator only names them). A managed policy not listed here fails the test: no
 # *FullAccess policy can slip in.
@@ -286,11 +288,16 @@ CODE_ACTIONS = {
 
 # Trust: services that document aws:SourceAccount / aws:SourceArn for the roles they assume, or for
 # the topic policies that let them publish (CloudWatch alarms), must be held to this stack's account
-# and resources (docs/aws-facts.md §5.5). Lambda documents none for execution roles: a function's
+# and resources with exactly the keys they send (docs/aws-facts.md §5.5): a condition on a key the
+# service does not send would refuse it every time. The local cloud evaluates trust policies with the
+# same table (localcloud/engine/trust.py). Lambda documents none for execution roles: a function's
 # role is only ever used by the function it is configured on.
-SOURCE_CONDITION_SERVICES = frozenset(
-    {"sagemaker.amazonaws.com", "scheduler.amazonaws.com", "states.amazonaws.com", "cloudwatch.amazonaws.com"}
-)
+DOCUMENTED_SOURCE_KEYS: dict[str, frozenset[str]] = {
+    **{service: keys for service, keys in SENT_KEYS.items() if keys},
+    # The alarm topic's policy (not a role): assumed to be the keys other services document (§8).
+    "cloudwatch.amazonaws.com": frozenset({"aws:SourceAccount", "aws:SourceArn"}),
+}
+SOURCE_CONDITION_SERVICES = frozenset(DOCUMENTED_SOURCE_KEYS)
 NO_SOURCE_CONDITION_SERVICES = frozenset({"lambda.amazonaws.com"})
 
 LAMBDA_INVOKE_TASK = "arn:aws:states:::lambda:invoke"
@@ -927,7 +934,8 @@ def _service_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[st
 def trust_problems(template: dict[str, Any]) -> list[str]:
     """Roles a service may assume, and topics it may publish to, for anyone's resources: every such
     statement for a service that documents source conditions must hold it to this account
-    (aws:SourceAccount) and to this stack's resources (aws:SourceArn in this account)."""
+    (aws:SourceAccount) and, when the service sends it, to this stack's resources (aws:SourceArn in
+    this account), and use no source key the service does not send."""
     problems = []
     for logical_id, statement in _service_statements(template):
         for service in _trusted_services(statement):
@@ -936,6 +944,7 @@ def trust_problems(template: dict[str, Any]) -> list[str]:
             if service not in SOURCE_CONDITION_SERVICES:
                 problems.append(f"{logical_id}: trusts {service}, which this test has no rule for")
                 continue
+            documented = DOCUMENTED_SOURCE_KEYS[service]
             condition = statement.get("Condition", {})
             account = condition.get("StringEquals", {}).get("aws:SourceAccount")
             source_arn = {
@@ -943,10 +952,15 @@ def trust_problems(template: dict[str, Any]) -> list[str]:
                 for operator in ("ArnLike", "ArnEquals")
                 for text in render(condition.get(operator, {}).get("aws:SourceArn", []))
             }
+            used = {key for conditions in condition.values() for key in conditions if key.startswith("aws:Source")}
             if account != {"Ref": "AWS::AccountId"}:
                 problems.append(f"{logical_id}: {service} without aws:SourceAccount = this account")
-            if not source_arn or not all(":${AWS::AccountId}:" in arn for arn in source_arn):
+            if "aws:SourceArn" in documented and (
+                not source_arn or not all(":${AWS::AccountId}:" in arn for arn in source_arn)
+            ):
                 problems.append(f"{logical_id}: {service} without aws:SourceArn in this account")
+            for key in sorted(used - documented):
+                problems.append(f"{logical_id}: {service} is held to {key}, which it does not send")
     return problems
 
 
@@ -1043,6 +1057,10 @@ BREAKAGES: dict[str, Callable[[dict[str, Any]], None]] = {
         "Condition"
     ),
     "Ground Truth trusted without a source": lambda t: _trust(t, "GroundTruthRole").pop("Condition"),
+    # The issue-19 finding: a labeling job's aws:SourceArn is documented nowhere (docs/aws-facts.md §8).
+    "Ground Truth held to a key it does not send": lambda t: _trust(t, "GroundTruthRole")["Condition"].update(
+        ArnLike={"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:labeling-job/*"}}
+    ),
     "schedules trusted from any account": lambda t: _trust(t, "LabelingLoopScheduleRole")["Condition"].pop(
         "StringEquals"
     ),
