@@ -25,6 +25,10 @@ test_interpreter_item_reader.py that fails without it.
 8. Redrive (redrive.py): a Distributed Map a redriven execution continues at reruns only the
    children that did not succeed (docs/aws-facts.md §4.13): each Map Run keeps its children's
    outputs, and the Map Run a redrive resumes reuses those instead of running them again.
+9. Payload size: AWS measures a state's input or output as UTF-8 (262,144 bytes, docs/aws-facts.md
+   §4.2); moto measures its JSON with every non-ASCII character escaped (`\u00e9`: 6 bytes for
+   2) and spaces after separators, so a valid payload with non-ASCII labels failed locally with
+   States.DataLimitExceeded. The local cloud measures compact UTF-8 JSON.
 
 How executions end (status events, StopExecution, TimeoutSeconds, the history limit) is adapted in
 `executions`.
@@ -33,6 +37,7 @@ How executions end (status events, StopExecution, TimeoutSeconds, the history li
 from __future__ import annotations
 
 import datetime
+import json
 import sys
 import threading
 import time
@@ -67,6 +72,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_aws_sdk,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+from moto.stepfunctions.parser import quotas
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
 # Service names as AWS spells them in aws-sdk error names (docs/aws-facts.md §4.4, §7.2).
@@ -298,6 +306,16 @@ def _item_reader_eval_as_on_aws(self: Any, env: Any) -> None:
         ) from error
 
 
+def payload_bytes(value: Any) -> int:
+    """A state payload's size as AWS counts it: its JSON, UTF-8 encoded (compensation 9)."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return len(text.encode("utf-8"))
+
+
+def _within_size_quota_in_utf8(value: Any) -> bool:
+    return payload_bytes(value) <= quotas.MAX_STATE_SIZE_UTF8_BYTES
+
+
 # The `method-assign`/`assignment` ignores below mark the monkeypatches themselves: replacing a
 # method of moto's classes is what mypy rightly reports and what a compensation is.
 
@@ -329,6 +347,11 @@ def _apply_tolerated_failures() -> None:
     distributed_item_processor_worker.DistributedItemProcessorWorker._eval_job = _eval_job_failing_the_map_run  # type: ignore[method-assign]
 
 
+def _apply_payload_size() -> None:
+    for module in (quotas, state_module, state_task_lambda, state_task_service):
+        module.is_within_size_quota = _within_size_quota_in_utf8  # type: ignore[attr-defined]
+
+
 # In the order they are applied; each once per process.
 _COMPENSATIONS: dict[str, Callable[[], None]] = {
     "error_names": _apply_error_names,
@@ -337,6 +360,7 @@ _COMPENSATIONS: dict[str, Callable[[], None]] = {
     "transitions": _apply_transition_counter,
     "item_reader": _apply_item_reader_errors,
     "tolerance": _apply_tolerated_failures,
+    "payload_size": _apply_payload_size,
 }
 _applied: set[str] = set()
 
