@@ -50,7 +50,9 @@ def batch_rates(record: dict[str, Any]) -> list[float]:
     """Each batch's last learned rate (its refused rate, or its rate when never refused), AWS-like
     calls/s, in batch order."""
     last = {inv["batchId"]: inv for inv in record.get("invocations", [])}
-    return [round((last[b].get("limit") or last[b].get("rate", 0.0)) / record["scale"], 2) for b in sorted(last)]
+    return [
+        round((last[b].get("limit") or last[b].get("rate", 0.0)) / record["scale"], 2) for b in sorted(last)
+    ]
 
 
 def report(records: list[dict[str, Any]]) -> bool:
@@ -113,7 +115,10 @@ WORKDIR = runs.WORKDIR / "high-units"
 
 
 def measure() -> list[dict[str, Any]]:
-    print(f"{len(UNITS)} runs above 10 inference units, side by side within {runs.BUDGET:g} images/s ...", flush=True)
+    print(
+        f"{len(UNITS)} runs above 10 inference units, side by side within {runs.BUDGET:g} images/s ...",
+        flush=True,
+    )
     return run_scheduled(specs(), WORKDIR, runs.BUDGET)
 
 

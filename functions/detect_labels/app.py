@@ -12,6 +12,7 @@ from labeling_loop.aws_clients import IMAGE_READS, INFERENCE, client, retryable_
 from labeling_loop.errors import ModelNotRunningError
 from labeling_loop.inference import flow_hooks, model_control
 from labeling_loop.inference.batch import BatchItem, Progress, run_batch
+from labeling_loop.inference.shared_rate import SharedRate
 from labeling_loop.run_config import from_state
 from labeling_loop.settings import RunStateSettings, load
 
@@ -21,8 +22,8 @@ metrics = Metrics()
 s3 = client("s3", IMAGE_READS)
 rekognition = flow_hooks.install(client("rekognition", INFERENCE))
 SETTINGS = load(RunStateSettings)
-# The model's status, the run's record and lease, whether the execution still runs: only when the
-# model is found not running.
+# The run-state table: the estimate the run's batches share (several batches), and, when the model is
+# found not running, the run's record and lease and whether the execution still runs.
 services = model_control.Services(
     rekognition, client("dynamodb"), SETTINGS.run_state_table, client("stepfunctions")
 )
@@ -36,6 +37,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     config = from_state(event["config"])
     batch = BatchItem.of(event["batch"])
     before = Progress.of(event.get("progress"))
+    shared = (
+        SharedRate(services.dynamodb, SETTINGS.run_state_table, config.executionArn, batch.batch_id)
+        if batch.batches > 1
+        else None
+    )
     try:
         after = run_batch(
             s3,
@@ -46,6 +52,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             model_arn=config.projectVersionArn,
             min_confidence=config.inference_min_confidence,
             seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
+            shared=shared,
         )
     except ModelNotRunningError:
         redrive.model_for_resumed_batch(services, s3, config, model_control.now())

@@ -120,7 +120,9 @@ def sweep(services: model_control.Services, s3: Any, sagemaker: Any) -> dict[str
     left_running, errors = [], {}
     for arn in model_lease.leased_models(services.dynamodb, services.table):
         try:
-            result = model_control.stop_if_unused(services, model_control.ModelRef.of(arn), who=model_lease.SWEEP)
+            result = model_control.stop_if_unused(
+                services, model_control.ModelRef.of(arn), who=model_lease.SWEEP
+            )
         except (ClientError, ModelTransitionError) as error:
             errors[arn] = f"{error_code(error)}: {error}"
             result = {"stopped": False, "status": "UNKNOWN", "stopPending": True}

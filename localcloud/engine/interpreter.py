@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from botocore.exceptions import ClientError
+from moto.stepfunctions.parser import quotas
 from moto.stepfunctions.parser.api import (
     ExecutionFailedEventDetails,
     HistoryEventType,
@@ -68,13 +69,12 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration impo
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
     distributed_item_processor_worker,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service,
     state_task_service_aws_sdk,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
-from moto.stepfunctions.parser import quotas
-from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
 # Service names as AWS spells them in aws-sdk error names (docs/aws-facts.md §4.4, §7.2).
@@ -308,7 +308,11 @@ def _item_reader_eval_as_on_aws(self: Any, env: Any) -> None:
 
 def payload_bytes(value: Any) -> int:
     """A state payload's size as AWS counts it: its JSON, UTF-8 encoded (compensation 9)."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = (
+        value
+        if isinstance(value, str)
+        else json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    )
     return len(text.encode("utf-8"))
 
 

@@ -24,13 +24,13 @@ import datetime
 import json
 import threading
 import weakref
-from typing import Any
+from typing import Any, cast
 
 from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType
-from moto.stepfunctions.responses import StepFunctionResponse
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.responses import StepFunctionResponse
 
 from localcloud.engine import executions, hooks, interpreter
 
@@ -58,9 +58,7 @@ def unsuccessful_state(events: list[dict[str, Any]]) -> tuple[str, Any]:
         if entered is None:
             continue
         name = entered["name"]
-        exited = any(
-            e.get("stateExitedEventDetails", {}).get("name") == name for e in events[index + 1 :]
-        )
+        exited = any(e.get("stateExitedEventDetails", {}).get("name") == name for e in events[index + 1 :])
         if exited:
             break
         return name, json.loads(entered.get("input") or "{}")
@@ -104,7 +102,11 @@ class _ResumingWorker(ExecutionWorker):
         env.event_manager.add_event(
             context=env.event_history_context,
             event_type=HistoryEventType.ExecutionRedriven,
-            event_details=EventDetails(executionRedrivenEventDetails={"redriveCount": self._count}),
+            # moto's EventDetails (a total TypedDict) has no executionRedrivenEventDetails key; the
+            # event's details are AWS's (docs/aws-facts.md §4.13): hence the cast.
+            event_details=cast(
+                EventDetails, {"executionRedrivenEventDetails": {"redriveCount": self._count}}
+            ),
             update_source_event_id=False,
         )
         program.eval(env)

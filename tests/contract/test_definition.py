@@ -222,8 +222,12 @@ def test_transient_error_retries_and_the_functions_that_raise_them_agree(
             not_retried.append(f"{name} ({logical_id})")
         if "TransientServiceError" in retried and not raises:
             never_raised.append(f"{name} ({logical_id})")
-    assert not not_retried, f"Tasks whose function raises TransientServiceError but never retry it: {not_retried}"
-    assert not never_raised, f"Tasks retrying TransientServiceError of a function that never raises it: {never_raised}"
+    assert not not_retried, (
+        f"Tasks whose function raises TransientServiceError but never retry it: {not_retried}"
+    )
+    assert not never_raised, (
+        f"Tasks retrying TransientServiceError of a function that never raises it: {never_raised}"
+    )
 
 
 # Errors -------------------------------------------------------------------------------------------

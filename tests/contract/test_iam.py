@@ -952,7 +952,9 @@ def trust_problems(template: dict[str, Any]) -> list[str]:
                 for operator in ("ArnLike", "ArnEquals")
                 for text in render(condition.get(operator, {}).get("aws:SourceArn", []))
             }
-            used = {key for conditions in condition.values() for key in conditions if key.startswith("aws:Source")}
+            used = {
+                key for conditions in condition.values() for key in conditions if key.startswith("aws:Source")
+            }
             if account != {"Ref": "AWS::AccountId"}:
                 problems.append(f"{logical_id}: {service} without aws:SourceAccount = this account")
             if "aws:SourceArn" in documented and (
@@ -1059,7 +1061,11 @@ BREAKAGES: dict[str, Callable[[dict[str, Any]], None]] = {
     "Ground Truth trusted without a source": lambda t: _trust(t, "GroundTruthRole").pop("Condition"),
     # The issue-19 finding: a labeling job's aws:SourceArn is documented nowhere (docs/aws-facts.md §8).
     "Ground Truth held to a key it does not send": lambda t: _trust(t, "GroundTruthRole")["Condition"].update(
-        ArnLike={"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:labeling-job/*"}}
+        ArnLike={
+            "aws:SourceArn": {
+                "Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:labeling-job/*"
+            }
+        }
     ),
     "schedules trusted from any account": lambda t: _trust(t, "LabelingLoopScheduleRole")["Condition"].pop(
         "StringEquals"

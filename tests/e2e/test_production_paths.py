@@ -277,7 +277,9 @@ class CallGate:
         return None
 
 
-def test_an_execution_stopped_during_the_start_call_leaves_no_model_running(images: tuple[Path, Path]) -> None:
+def test_an_execution_stopped_during_the_start_call_leaves_no_model_running(
+    images: tuple[Path, Path],
+) -> None:
     folder, truth = images
     config = default_config()
     config.rekognition.start_latency_s = 3.0  # long enough for a sweep to find it STARTING

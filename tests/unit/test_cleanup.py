@@ -496,7 +496,11 @@ def test_the_sweep_cleans_up_after_a_run_whose_event_never_came(
     swept = cleanup.sweep(cloud.services, cloud.s3, cloud.sagemaker)
 
     # THEN the model the workflow started is stopped
-    assert (swept["runsCleanedUp"], swept["modelsStopped"], swept["modelsLeftRunning"]) == (1, [MODEL_ARN], [])
+    assert (swept["runsCleanedUp"], swept["modelsStopped"], swept["modelsLeftRunning"]) == (
+        1,
+        [MODEL_ARN],
+        [],
+    )
     assert model.status == "STOPPING"
 
 

@@ -112,8 +112,15 @@ def test_check_reports_running_with_the_units_the_model_runs_on(
     assert state["startedByRun"] is True
     assert (state["inferenceUnits"], state["mapConcurrency"]) == (12, 2)
     assert state["batches"] == [
-        {"batchId": 0, "first": 0, "count": 150, "callsPerSecond": 30.0, "callsInFlight": 15.0},
-        {"batchId": 1, "first": 150, "count": 150, "callsPerSecond": 30.0, "callsInFlight": 15.0},
+        {"batchId": 0, "first": 0, "count": 150, "callsPerSecond": 30.0, "callsInFlight": 15.0, "batches": 2},
+        {
+            "batchId": 1,
+            "first": 150,
+            "count": 150,
+            "callsPerSecond": 30.0,
+            "callsInFlight": 15.0,
+            "batches": 2,
+        },
     ]
 
 

@@ -38,12 +38,17 @@ def executions(aws: SimpleNamespace) -> FakeExecutions:
 
 
 @pytest.fixture
-def services(aws: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions) -> model_control.Services:
+def services(
+    aws: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions
+) -> model_control.Services:
     return model_control.Services(model.client, aws.dynamodb, aws.table, executions.client)
 
 
 def aborted_and_cleaned_up(
-    aws: SimpleNamespace, services: model_control.Services, model: FakeCustomLabels, executions: FakeExecutions
+    aws: SimpleNamespace,
+    services: model_control.Services,
+    model: FakeCustomLabels,
+    executions: FakeExecutions,
 ) -> RunConfig:
     """An incremental run that claimed its images, started the model and was stopped during
     inference; the execution-ended cleanup gave everything back (model stopped)."""
@@ -76,7 +81,10 @@ def test_a_run_never_cleaned_up_has_nothing_to_take_back(
 
 
 def test_a_redriven_run_takes_back_its_record_lease_and_claims(
-    aws: SimpleNamespace, services: model_control.Services, model: FakeCustomLabels, executions: FakeExecutions
+    aws: SimpleNamespace,
+    services: model_control.Services,
+    model: FakeCustomLabels,
+    executions: FakeExecutions,
 ) -> None:
     # GIVEN a run cleaned up after an abort, and another run that claimed one of its images since
     config = aborted_and_cleaned_up(aws, services, model, executions)
@@ -100,7 +108,10 @@ def test_a_redriven_run_takes_back_its_record_lease_and_claims(
 
 
 def test_a_batch_of_a_redriven_run_restarts_the_model_its_cleanup_stopped(
-    aws: SimpleNamespace, services: model_control.Services, model: FakeCustomLabels, executions: FakeExecutions
+    aws: SimpleNamespace,
+    services: model_control.Services,
+    model: FakeCustomLabels,
+    executions: FakeExecutions,
 ) -> None:
     config = aborted_and_cleaned_up(aws, services, model, executions)
     executions.ended.pop(config.executionArn)
@@ -108,7 +119,10 @@ def test_a_batch_of_a_redriven_run_restarts_the_model_its_cleanup_stopped(
     with pytest.raises(ModelStartingError, match="STARTING"):
         redrive.model_for_resumed_batch(services, aws.s3, config, NOW + 600)
     # THEN it started it with the run's units, the stop duty recorded for the run, which holds it
-    assert model.operations("StartProjectVersion")[-1] == {"ProjectVersionArn": MODEL_ARN, "MinInferenceUnits": 1}
+    assert model.operations("StartProjectVersion")[-1] == {
+        "ProjectVersionArn": MODEL_ARN,
+        "MinInferenceUnits": 1,
+    }
     lease = model_lease.read(aws.dynamodb, aws.table, MODEL_ARN)
     assert (lease.users, lease.started_by) == (frozenset({config.executionArn}), config.executionArn)
     # AND the other batches (and the retries) wait without starting it again
@@ -138,7 +152,10 @@ def test_a_model_stopped_under_a_run_never_redriven_is_not_restarted(
 
 
 def test_a_lambda_still_in_flight_for_the_ended_execution_takes_nothing_back(
-    aws: SimpleNamespace, services: model_control.Services, model: FakeCustomLabels, executions: FakeExecutions
+    aws: SimpleNamespace,
+    services: model_control.Services,
+    model: FakeCustomLabels,
+    executions: FakeExecutions,
 ) -> None:
     # GIVEN a cleaned-up run whose execution has ended (not redriven), and one of its batches that
     # was still running when it was stopped and now finds the model stopped

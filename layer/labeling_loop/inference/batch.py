@@ -23,6 +23,7 @@ from typing import Any
 from labeling_loop.inference import flow_hooks
 from labeling_loop.inference.detect import predict_one
 from labeling_loop.inference.flow import MAX_IN_FLIGHT, Limiter, RateEstimate
+from labeling_loop.inference.shared_rate import SharedRate, balancing
 from labeling_loop.jsonl import JsonlWriter, read_lines
 from labeling_loop.layout import RunLayout
 
@@ -40,6 +41,7 @@ class BatchItem:
     count: int
     calls_per_second: float
     calls_in_flight: float
+    batches: int = 1  # in the run
 
     @classmethod
     def of(cls, item: dict[str, Any]) -> BatchItem:
@@ -49,6 +51,7 @@ class BatchItem:
             int(item["count"]),
             float(item["callsPerSecond"]),
             float(item["callsInFlight"]),
+            int(item.get("batches", 1)),
         )
 
 
@@ -100,18 +103,26 @@ def run_batch(
     min_confidence: float,
     seconds_left: Callable[[], float],
     threads: int = MAX_IN_FLIGHT,
+    shared: SharedRate | None = None,
 ) -> Progress:
-    """Infer the batch's next images; return the progress after them."""
+    """Infer the batch's next images; return the progress after them. `shared`: the run's other
+    batches, whose estimates this one's is balanced with while it runs."""
     limiter = Limiter(RateEstimate.resume(batch.calls_per_second, batch.calls_in_flight, progress.flow))
     refs = inventory_slice(s3, layout, batch.first + progress.done, batch.count - progress.done)
     part = f"{batch.batch_id:05d}-{progress.done:07d}"
     lock = threading.Lock()
     counts = {"inferred": 0, "skipped": 0}
     submitted = 0
+
+    def images_left() -> int:
+        with lock:
+            return batch.count - progress.done - counts["inferred"] - counts["skipped"]
+
     with (
         JsonlWriter(s3, layout.predictions_part(part)) as predictions,
         JsonlWriter(s3, layout.skipped_part("inference", part)) as skips,
         ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
+        balancing(shared, limiter, images_left),
     ):
 
         def infer(ref: str) -> None:

@@ -133,7 +133,9 @@ def start(services: Services, config: RunConfig) -> bool:
         if error_code(error) == "ResourceInUseException":
             return False
         raise
-    model_lease.start_returned(services.dynamodb, services.table, config.projectVersionArn, config.executionArn)
+    model_lease.start_returned(
+        services.dynamodb, services.table, config.projectVersionArn, config.executionArn
+    )
     return True
 
 
@@ -292,9 +294,7 @@ def _gone(executions: Any, decider: str) -> bool:
     return decider == model_lease.SWEEP or not live(executions, decider)
 
 
-def stop_if_unused(
-    services: Services, model: ModelRef, who: str, now: float | None = None
-) -> dict[str, Any]:
+def stop_if_unused(services: Services, model: ModelRef, who: str, now: float | None = None) -> dict[str, Any]:
     """Stop the model when no live execution holds a lease and the workflow started it. Holders that
     ended without releasing (aborted, timed out) are pruned first. Safe to call from anywhere, any
     number of times: one caller decides the stop (taking over the decision of a caller that is

@@ -36,6 +36,8 @@ STALE_STOP_SECONDS = 30 * 60
 START_CALL_WINDOW_S = 15 * 60
 # The sweep is the one caller that is not an execution: its decisions can be taken over by anyone.
 SWEEP = "sweep"
+# Fulfilling or dropping the stop duty removes all of it.
+_NO_DUTY = "REMOVE startedByWorkflow, startedBy, stopping, stoppingAt, startPendingAt, unheldSweeps"
 
 
 def _key(version_arn: str) -> dict[str, Any]:
@@ -196,9 +198,7 @@ def stop_done(dynamodb: Any, table: str, version_arn: str, who: str) -> bool:
         lambda: dynamodb.update_item(
             TableName=table,
             Key=_key(version_arn),
-            UpdateExpression=(
-                "REMOVE startedByWorkflow, startedBy, stopping, stoppingAt, startPendingAt, unheldSweeps"
-            ),
+            UpdateExpression=_NO_DUTY,
             ConditionExpression="stopping = :who",
             ExpressionAttributeValues={":who": {"S": who}},
         )
@@ -210,7 +210,7 @@ def clear_stop_duty(dynamodb: Any, table: str, version_arn: str) -> None:
     dynamodb.update_item(
         TableName=table,
         Key=_key(version_arn),
-        UpdateExpression="REMOVE startedByWorkflow, startedBy, stopping, stoppingAt, startPendingAt, unheldSweeps",
+        UpdateExpression=_NO_DUTY,
     )
 
 

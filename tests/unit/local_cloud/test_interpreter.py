@@ -412,7 +412,9 @@ def test_a_payload_is_measured_in_utf8_as_aws_does(cloud: LocalCloud, characters
     # measure, docs/aws-facts.md §4.2), but 600,000 as moto measured them (each one escaped "\u00e9")
     definition = {
         "StartAt": "Labels",
-        "States": {"Labels": {"Type": "Pass", "Parameters": {"labels.$": "States.StringToJson($.text)"}, "End": True}},
+        "States": {
+            "Labels": {"Type": "Pass", "Parameters": {"labels.$": "States.StringToJson($.text)"}, "End": True}
+        },
     }
     text = json.dumps("é" * characters, ensure_ascii=False)
     result = _run(cloud, definition, {"text": text})

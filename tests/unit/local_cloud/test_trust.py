@@ -103,8 +103,13 @@ def test_ground_truth_gets_no_role_whose_trust_it_cannot_meet(env: None, tmp_pat
 def test_a_state_machine_role_step_functions_cannot_assume_stops_the_deployment(
     env: None, tmp_path: Path
 ) -> None:
-    machine = 'aws:SourceArn: !Sub "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-labeling-loop"'
+    machine = (
+        'aws:SourceArn: !Sub "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}'
+        ':stateMachine:${AWS::StackName}-labeling-loop"'
+    )
     template = _template_with(tmp_path, machine, machine.replace("-labeling-loop", "-another-machine"))
     with LocalCloud(LocalCloudConfig(template=template)) as cloud:
-        with pytest.raises(DeploymentError, match="states.amazonaws.com could not assume it: aws:SourceArn"):
+        with pytest.raises(
+            DeploymentError, match=r"states\.amazonaws\.com could not assume it: aws:SourceArn"
+        ):
             cloud.deploy()

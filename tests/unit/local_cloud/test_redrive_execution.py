@@ -82,7 +82,11 @@ def _start(cloud: LocalCloud, definition: dict[str, Any], run_input: Any) -> str
     arn = cloud.sfn.create_state_machine(
         name=f"sm-{time.monotonic_ns()}", definition=json.dumps(definition), roleArn=ROLE
     )["stateMachineArn"]
-    return str(cloud.sfn.start_execution(stateMachineArn=arn, name="run", input=json.dumps(run_input))["executionArn"])
+    return str(
+        cloud.sfn.start_execution(stateMachineArn=arn, name="run", input=json.dumps(run_input))[
+            "executionArn"
+        ]
+    )
 
 
 def _until(condition: Any, timeout: float = 30) -> None:
@@ -109,8 +113,14 @@ def test_a_stopped_execution_continues_at_the_state_that_did_not_finish(
     definition = {
         "StartAt": "First",
         "States": {
-            "First": {**_task(item_function, Parameters={"FunctionName": item_function.arn,
-                      "Payload": {"item": "first"}}), "ResultPath": "$.first", "Next": "Slow"},  # fmt: skip
+            "First": {
+                **_task(
+                    item_function,
+                    Parameters={"FunctionName": item_function.arn, "Payload": {"item": "first"}},
+                ),
+                "ResultPath": "$.first",
+                "Next": "Slow",
+            },
             "Slow": {**_task(item_function), "Next": "Done"},
             "Done": {"Type": "Succeed"},
         },
@@ -132,7 +142,9 @@ def test_a_stopped_execution_continues_at_the_state_that_did_not_finish(
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
     assert entered == ["First", "Slow", "Slow", "Done"]
     types = [e["type"] for e in history]
-    assert types.count("ExecutionRedriven") == 1 and types.index("ExecutionRedriven") > types.index("ExecutionAborted")
+    assert types.count("ExecutionRedriven") == 1 and types.index("ExecutionRedriven") > types.index(
+        "ExecutionAborted"
+    )
     assert [e["id"] for e in history] == list(range(1, len(history) + 1))
     assert described["redriveCount"] == 1
     # AND each end was announced (the execution-ended rule sees the second one too)
