@@ -38,7 +38,7 @@ def announced(cloud: LocalCloud) -> Iterator[list[dict[str, Any]]]:
 
 
 @pytest.fixture
-def item_function(cloud: LocalCloud, tmp_path: Path) -> FunctionSpec:
+def item_function(cloud: LocalCloud, tmp_path: Path) -> Iterator[FunctionSpec]:
     """A function that records each call's `item` and, while `hold` exists, holds the calls whose
     item is `slow` (the test can stop the execution while it is in flight)."""
     code = tmp_path / "code"
@@ -65,7 +65,8 @@ def item_function(cloud: LocalCloud, tmp_path: Path) -> FunctionSpec:
                         code, "app.lambda_handler", {}, 60, 128)  # fmt: skip
     cloud.runtime.register(spec)
     (tmp_path / "hold").touch()
-    return spec
+    yield spec
+    (tmp_path / "hold").unlink(missing_ok=True)  # no call is left held after the test
 
 
 def _task(spec: FunctionSpec, **extra: Any) -> dict[str, Any]:
@@ -151,7 +152,9 @@ def test_a_stopped_execution_continues_at_the_state_that_did_not_finish(
     assert [(d["executionArn"], d["status"]) for d in announced] == [(arn, "ABORTED"), (arn, "SUCCEEDED")]
 
 
-def test_only_unsuccessful_executions_can_be_redriven(cloud: LocalCloud, item_function: FunctionSpec) -> None:
+def test_only_unsuccessful_executions_can_be_redriven(
+    cloud: LocalCloud, item_function: FunctionSpec, tmp_path: Path
+) -> None:
     passing = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
     succeeded = _start(cloud, passing, {})
     _ended(cloud, succeeded)
@@ -164,6 +167,7 @@ def test_only_unsuccessful_executions_can_be_redriven(cloud: LocalCloud, item_fu
         cloud.redrive(running)
     assert refused.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
     cloud.stop(running)
+    (tmp_path / "hold").unlink()
     with pytest.raises(ClientError) as missing:
         cloud.redrive(running.replace(":run", ":nobody"))
     assert missing.value.response["Error"]["Code"] == "ExecutionDoesNotExist"
