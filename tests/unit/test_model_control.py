@@ -560,3 +560,33 @@ def test_releasing_a_lease_never_held_stops_nothing(aws: SimpleNamespace) -> Non
     model_lease.leave(aws.dynamodb, aws.table, MODEL_ARN, "exec-z")
     # THEN it has no stop to decide
     assert model_lease.decide_stop(aws.dynamodb, aws.table, MODEL_ARN, "exec-z") is False
+
+
+def test_a_run_arriving_while_a_decided_stop_waits_for_a_starting_model_uses_the_model(
+    aws: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions
+) -> None:
+    # GIVEN the sweep decided to stop a model nobody held, which is still STARTING (it cannot be
+    # stopped yet: AWS stops running models), so the decision waits
+    a, b = run("run-a"), run("run-b")
+    acquire(aws, model, a)
+    executions.end(a.executionArn, "ABORTED")
+    sweep = model_control.stop_if_unused(
+        services(aws, model), model_control.ModelRef.of(MODEL_ARN), who=model_lease.SWEEP
+    )
+    assert (sweep["stopped"], sweep["status"], sweep["stopPending"]) == (False, "STARTING", True)
+    # WHEN another run acquires it
+    state = acquire(aws, model, b)
+    # THEN it uses the starting model (no stop, no second start), and the decision is dropped, so
+    # nobody stops the model under it; the workflow's duty stays for the last user
+    assert (state["status"], state["startedByRun"]) == ("STARTING", False)
+    assert model.operations("StopProjectVersion") == [] and len(model.operations("StartProjectVersion")) == 1
+    held = lease(aws)
+    assert (held.users, held.stopping, held.started_by_workflow) == (frozenset({b.executionArn}), None, True)
+    model.status = "RUNNING"
+    assert (
+        model_control.stop_if_unused(
+            services(aws, model), model_control.ModelRef.of(MODEL_ARN), who=model_lease.SWEEP
+        )["stopped"]
+        is False
+    )
+    assert release(aws, model, b) == {"stopped": True, "status": "STOPPING"}
