@@ -94,8 +94,13 @@ def progress_lines(p: Progress) -> list[tuple[str, str]]:
     if p.error:
         lines.append(("error", f"{p.error}: {p.cause or ''}".strip()))
     if p.cleanup:
-        stopped = p.cleanup.get("modelStopped")
-        lines.append(("cleanup", "ran: model stopped" if stopped else "ran: no model left to stop"))
+        if p.cleanup.get("modelStopped"):
+            done = "ran: model stopped"
+        elif p.cleanup.get("modelStopPending"):
+            done = "ran: the model could not be stopped yet (starting); it is stopped once it runs"
+        else:
+            done = "ran: no model left to stop"
+        lines.append(("cleanup", done))
     if p.result:
         counts = p.result.get("counts", {})
         lines.append(
