@@ -21,12 +21,20 @@ def test_unequal_shares_become_proportional_to_the_images_left() -> None:
     ]
     # THEN each takes a third of the 49.8 calls/s they found together
     for mine in reports:
-        rate, limit = share(mine, reports, now=101.0) or (0.0, None)
+        rate, limit = share(mine, reports, now=100.0) or (0.0, None)
         assert rate == pytest.approx(49.8 / 3)
         assert limit == pytest.approx((19.5 + 17.0 + 14.9) / 3)
     # AND a batch that has fallen behind gets more, so they finish together
     behind = [Report(16.6, None, 1500, 100.0), Report(16.6, None, 500, 100.0)]
-    assert share(behind[0], behind, 101.0) == (pytest.approx(24.9), None)
+    assert share(behind[0], behind, 100.0) == (pytest.approx(24.9), None)
+
+
+def test_older_reports_count_the_images_done_since() -> None:
+    # GIVEN two batches at 10 calls/s with 300 images left each, one of which posted 4 s ago
+    mine = Report(10.0, None, 300, 104.0)
+    other = Report(10.0, None, 340, 100.0)  # 340 then, about 300 now
+    # THEN the older count is taken as it stands now: equal shares, not less for the fresh one
+    assert share(mine, [mine, other], now=104.0) == (pytest.approx(10.0), None)
 
 
 def test_stale_reports_and_lone_batches_share_nothing() -> None:
@@ -63,9 +71,8 @@ def test_two_limiters_are_balanced_through_the_table(aws: SimpleNamespace) -> No
         Limiter(RateEstimate(25.0, 12.5, rate=rate), clock=lambda: clock.now) for rate in (30.0, 18.0)
     ]
     shared = [SharedRate(aws.dynamodb, aws.table, EXECUTION, b, clock=lambda: clock.now) for b in (0, 1)]
-    # WHEN each balances every few seconds (each sees the other's last post)
+    # WHEN each balances, in turn (each sees the other's last post)
     for _ in range(6):
-        clock.now += 2
         for limiter, side in zip(limiters, shared, strict=True):
             side.balance(limiter, left=500)
     # THEN they send at the same rate, between what each had found
