@@ -6,12 +6,15 @@ In order: stop the run's labeling jobs still in progress; release its model leas
 model when no live execution needs it and the workflow started it); release its image claims,
 except those of images whose labeling job could not be stopped (people may still review them).
 A run with a job that could not be stopped stays registered, so the sweep tries again until the
-job has ended; a model that cannot be stopped yet (starting) keeps its stop duty, which the sweep
-carries out once it can.
+job has ended; a model that cannot be stopped yet (starting) keeps its stop duty: the Catch path's
+Retry waits for it, the execution-ended cleanup waits within its invocation, and the sweep carries
+out whatever is left once it can.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -30,6 +33,13 @@ from labeling_loop.s3_uri import S3Uri
 UNHELD_STATUSES = frozenset({"STARTING", "RUNNING", "UNKNOWN"})
 
 
+# A model found STARTING is stopped once it runs (AWS stops running models, docs/aws-facts.md §1.2):
+# the execution-ended cleanup looks again every START_POLL_S while its invocation has more than
+# RESERVE_S left, then leaves the rest to the sweep.
+START_POLL_S = 2.0
+RESERVE_S = 30.0
+
+
 def clean_up(
     services: model_control.Services,
     s3: Any,
@@ -37,12 +47,24 @@ def clean_up(
     config: RunConfig,
     error: dict[str, Any] | None,
     wait_for_stop: bool = True,
+    seconds_left: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """`wait_for_stop`: raise ModelTransitionError while the model cannot be stopped yet (the Catch
-    path, whose Retry waits); otherwise say so and leave the stop to the sweep."""
+    path, whose Retry waits). Otherwise a starting model is waited for while `seconds_left` allows,
+    and past that the answer says so and the sweep stops the model."""
     layout = config.layout()
     jobs = stop_run_jobs(s3, sagemaker, layout)
     released = model_control.release(services, config, wait=wait_for_stop)
+    model = model_control.ModelRef.of(config.projectVersionArn)
+    while (
+        released.get("stopPending")
+        and released["status"] == "STARTING"
+        and seconds_left is not None
+        and seconds_left() > RESERVE_S + START_POLL_S
+    ):
+        sleep(START_POLL_S)
+        released = model_control.stop_if_unused(services, model, who=config.executionArn)
     released_claims = 0
     if config.incremental:
         keep = images_of(s3, layout, set(jobs.unstoppable))
@@ -76,7 +98,12 @@ def failure_name(error: dict[str, Any] | None) -> tuple[str, str]:
 
 
 def clean_up_ended_execution(
-    services: model_control.Services, s3: Any, sagemaker: Any, execution_arn: str, status: str
+    services: model_control.Services,
+    s3: Any,
+    sagemaker: Any,
+    execution_arn: str,
+    status: str,
+    seconds_left: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """For an execution that ended FAILED, TIMED_OUT or ABORTED (its status-change event): clean up
     after its run unless that is done. Executions that never registered a run (they failed in the
@@ -96,6 +123,7 @@ def clean_up_ended_execution(
         config,
         {"Error": f"Execution{status.title()}", "Cause": status},
         wait_for_stop=False,
+        seconds_left=seconds_left,
     )
     return {"executionArn": execution_arn, "cleanedUp": True, "model": config.projectVersionArn, **result}
 

@@ -591,3 +591,40 @@ def test_a_model_held_by_a_live_run_is_never_reported(
         swept = cleanup.sweep(cloud.services, cloud.s3, cloud.sagemaker)
         assert (swept["modelsStopped"], swept["modelsLeftRunning"]) == ([], [])
     assert model.status == "RUNNING"
+
+
+def test_the_ended_event_cleanup_waits_for_a_starting_model_while_it_has_time(
+    aws: SimpleNamespace, cloud: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions
+) -> None:
+    # GIVEN a run stopped while its model was starting (AWS stops running models only)
+    config = make_config("run-1")
+    registered(aws, config)
+    acquire(cloud, config)
+    executions.end(config.executionArn, "ABORTED")
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the model comes up after the second look
+        polls.append(seconds)
+        if len(polls) == 2:
+            model.status = "RUNNING"
+
+    # WHEN its execution-ended cleanup runs with time to spare
+    result = cleanup.clean_up(
+        cloud.services, cloud.s3, cloud.sagemaker, config, None, wait_for_stop=False,
+        seconds_left=lambda: 300.0, sleep=sleep,
+    )  # fmt: skip
+    # THEN it looked again until the model ran, and stopped it
+    assert polls == [cleanup.START_POLL_S] * 2
+    assert (result["modelStopped"], result["modelStopPending"]) == (True, False)
+    assert model.operations("StopProjectVersion") == [{"ProjectVersionArn": MODEL_ARN}]
+
+    # AND without time left it does not wait: the duty stays for the sweep
+    other = make_config("run-2")
+    model.status = "STOPPED"
+    acquire(cloud, other)
+    late = cleanup.clean_up(
+        cloud.services, cloud.s3, cloud.sagemaker, other, None, wait_for_stop=False,
+        seconds_left=lambda: cleanup.RESERVE_S, sleep=sleep,
+    )  # fmt: skip
+    assert (late["modelStopped"], late["modelStatus"], late["modelStopPending"]) == (False, "STARTING", True)
+    assert model_lease.read(aws.dynamodb, aws.table, MODEL_ARN).started_by_workflow is True

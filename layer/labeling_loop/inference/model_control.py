@@ -204,7 +204,7 @@ def acquire(services: Services, config: RunConfig, now: float, images: int) -> M
         # Another execution decided to stop the model just before this run took its lease: finish
         # that stop (it may already be under way) and start the model again once it has stopped. A
         # model that cannot be stopped now (starting) is this run's to use: the decision is dropped.
-        if _stop(services, model, who=lease.stopping, now=now).get("stopPending"):
+        if _stop(services, model, who=lease.stopping).get("stopPending"):
             model_lease.withdraw_stop(services.dynamodb, services.table, model.arn, lease.stopping)
         version = describe(services.rekognition, project_arn, model)
     deadline = int(now + config.modelStartTimeoutMinutes * 60)
