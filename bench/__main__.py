@@ -1,6 +1,7 @@
 """`make bench`: every benchmark. The fan-out runs (every size x inference units x model speed, and
-the baseline) are made once, side by side, and read by benchmarks 1, 2, 3 and 5; benchmark 4 runs its
-own subprocesses; 6 starts a Label Studio server; 7 runs labeling jobs in the local cloud."""
+the baseline) are made once, side by side, and read by benchmarks 1, 2, 3 and 5; 1b runs the workflow
+above 10 inference units; benchmark 4 runs its own subprocesses; 6 starts a Label Studio server; 7
+runs labeling jobs in the local cloud. `BENCH_ONLY=high-units` runs benchmark 1b alone."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bench import (
     data_steps,
     engine_cost,
     groundtruth_scale,
+    high_units,
     labelstudio_scale,
     model_time,
     runs,
@@ -24,13 +26,18 @@ from bench import (
 def main() -> int:
     started = time.monotonic()
     print(f"machine: {common.machine()}\n{common.scale_note()}", flush=True)
+    if os.environ.get("BENCH_ONLY") == "high-units":
+        return high_units.main()
     records = runs.fanout_runs()
+    high = high_units.measure()
     results = {
         "1 throughput and flow control": throughput.report(records),
+        "1b throughput above 10 inference units": high_units.report(high),
         "2 model time": model_time.report(records),
         "3 engine cost": engine_cost.report(records),
         "5 baseline": baseline.report(records),
     }
+    records = records + high
     for key, name, module in (
         ("BENCH_SKIP_DATA_STEPS", "4 data steps", data_steps),
         ("BENCH_SKIP_LABELSTUDIO", "6 Label Studio at scale", labelstudio_scale),

@@ -97,8 +97,13 @@ def progress_lines(p: Progress, *, with_state: bool = True) -> list[tuple[str, s
     if p.error:
         lines.append(("error", failures.one_line(p.error, p.cause)))
     if p.cleanup:
-        stopped = p.cleanup.get("modelStopped")
-        lines.append(("cleanup", "ran: model stopped" if stopped else "ran: no model left to stop"))
+        if p.cleanup.get("modelStopped"):
+            done = "ran: model stopped"
+        elif p.cleanup.get("modelStopPending"):
+            done = "ran: the model could not be stopped yet (starting); it is stopped once it runs"
+        else:
+            done = "ran: no model left to stop"
+        lines.append(("cleanup", done))
     if p.result:
         counts = p.result.get("counts", {})
         lines.append(
