@@ -518,7 +518,9 @@ CONTAINERS = st.one_of(
 
 def wrongly_typed(field: str) -> st.SearchStrategy[Any]:
     """Values of `field` of a JSON type it does not have (null is "absent", so never generated)."""
-    if field in NUMBERS or field == "autoAcceptConfidence":
+    if field == "autoAcceptConfidence":  # a number, or exactly "off" (a valid value, never generated)
+        return st.one_of(NUMBER_TEXT, BOOL_TEXT.filter(lambda v: v != "off"), st.booleans(), CONTAINERS)
+    if field in NUMBERS:
         return st.one_of(NUMBER_TEXT, BOOL_TEXT, st.booleans(), CONTAINERS)
     if field in BOOL_FIELDS:
         return st.one_of(BOOL_TEXT, NUMBER_TEXT, st.integers(), st.floats(allow_nan=False), CONTAINERS)
