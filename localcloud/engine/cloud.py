@@ -52,6 +52,9 @@ class LocalCloudConfig:
     template: Path = REPO_ROOT / "template.yaml"
     # Events per execution history before it fails, as on AWS; a test may lower it.
     history_limit: int = executions.AWS_HISTORY_LIMIT
+    # Seeds moto's identifiers (stack resource suffixes, hence execution ARNs and run ids): the same
+    # run input names the same run folder, audit sample and review jobs every time. None: random.
+    identifier_seed: int | None = 7
 
 
 _dynamodb_write_lock = threading.RLock()
@@ -124,6 +127,10 @@ class LocalCloud:
         _atomic_dynamodb_writes()
         hooks.install()
         self._mock.start()
+        if self.config.identifier_seed is not None:
+            from moto.moto_api._internal import mock_random
+
+            mock_random.seed(self.config.identifier_seed)
         self.s3 = boto3.client("s3", region_name=region)
         self.sfn = boto3.client("stepfunctions", region_name=region)
         self.dynamodb = boto3.client("dynamodb", region_name=region)
