@@ -41,6 +41,7 @@ def run_result(layout: RunLayout, report: Mapping[str, Any]) -> dict[str, Any]:
     """The execution's output: where the files are, the counts, and the first warnings."""
     audit = report.get("audit") or {}
     whole = (report.get("quality") or {}).get("wholeRun") or {}
+    budget = report.get("budget") or {}
     return {
         "manifest": str(layout.manifest),
         "report": str(layout.report),
@@ -54,5 +55,10 @@ def run_result(layout: RunLayout, report: Mapping[str, Any]) -> dict[str, Any]:
         "wholeRunF1": (whole.get("overall") or {}).get("f1"),
         "autoAcceptErrorInterval": audit.get("interval95"),
         "gate": (report.get("gate") or {}).get("decision"),
+        # The review budget in five numbers (report.json's `budget` has the rest).
+        "budget": {
+            key: budget.get(key)
+            for key in ("reviewBudget", "sentToPeople", "correctionsFound", "backlog", "runsForBacklog")
+        },
         "warnings": report.get("warnings", [])[:20],
     }
