@@ -155,6 +155,23 @@ def _maybe(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else "-"
 
 
+def budget_lines(budget: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """`show`: the review budget, what it bought and the images that wait (report.json `budget`)."""
+    if not budget:
+        return []
+    limit, sent = budget.get("reviewBudget"), budget.get("sentToPeople") or 0
+    backlog, runs = budget.get("backlog") or 0, budget.get("runsForBacklog")
+    waiting = "none"
+    if backlog:
+        pace = f"about {runs} runs at this run's pace" if runs is not None else "the budget went to the audit"
+        waiting = f"{backlog:,} images wait for the next runs (taken first): {pace}"
+    return [
+        ("review budget", f"{limit:,} images: {sent:,} sent to people" if limit else f"none: {sent:,} sent to people"),
+        ("corrections found", f"{budget.get('correctionsFound') or 0:,}"),
+        ("backlog", waiting),
+    ]
+
+
 def result_view(description: dict[str, Any], output: dict[str, Any] | None) -> Group:
     """`show`: how the run ended, where its files are, its counts and warnings."""
     status = str(description["status"])
@@ -172,6 +189,8 @@ def result_view(description: dict[str, Any], output: dict[str, Any] | None) -> G
             table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
         for key, value in (output.get("modelQuality") or {}).items():
             table.add_row(f"model {key}", f"{value:.3f}" if isinstance(value, float) else str(value))
+        for label, value in budget_lines(output.get("budget")):
+            table.add_row(label, value)
         parts.append(table)
         warnings = output.get("warnings") or []
         parts.append(Text(f"warnings ({len(warnings)})" if warnings else "no warnings", style="bold"))
