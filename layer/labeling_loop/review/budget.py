@@ -10,14 +10,15 @@ images most likely wrong are the first people see.
 The order:
 
 1. **the audit sample** (review/plan.py: a random sample of the auto-accept candidates);
-2. **each label's share**: `LABEL_SHARE` of what the budget leaves after the audit, split evenly
+2. **the images an earlier run deferred**, the oldest deferral first, then the most likely wrong: the
+   backlog is served before anything new, so it clears at the pace the report gives
+   (`runsForBacklog`), whatever arrives meanwhile;
+3. **each label's share** of the new images: `LABEL_SHARE` of what the budget leaves, split evenly
    among the labels the images show and the images that show no prediction (a group of their own),
-   each group taking its images in the order of step 3, group by group in turn: the images with no
+   each group taking its most likely wrong images, group by group in turn: the images with no
    prediction first, then the labels with the fewest images. A rare label, and the images on which
    the model saw nothing, are reviewed even when other images look more likely to be wrong;
-3. **every other image**: first those an earlier run deferred, the oldest deferral first (so a
-   deferred image waits at most as many runs as the report says), then the others; within each,
-   the images most likely to need a correction first.
+4. **every other image**, the most likely to need a correction first.
 
 How likely an image needs a correction, from the model's own confidences c (0-1) on it: the
 chance that a prediction people see is wrong (1 - c), or that one below `minConfidence`, which
@@ -171,45 +172,54 @@ class ReviewQueue(ScratchIndex):
 
     def _ordered(self, where: str = "", args: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
         query = (
-            "SELECT q.ref, q.score, q.labels, q.task, w.since,"
-            " CASE WHEN w.since IS NULL THEN 1 ELSE 0 END AS waited, COALESCE(w.since, 0) AS since"
+            "SELECT q.ref, q.score, q.labels, q.task, w.since"
             " FROM queue q LEFT JOIN waited w ON w.ref = q.ref"
-            # Waited images first, the oldest deferral first; then the most likely wrong; then the hash.
-            f" {where} ORDER BY waited, since, q.score DESC, q.tiebreak"
+            # The oldest deferral first (new images have none); then the most likely wrong; then the hash.
+            f" {where} ORDER BY COALESCE(w.since, 0), q.score DESC, q.tiebreak"
         )
         yield from self._db.execute(query, args)
 
     def _group_order(self) -> list[str]:
-        """The groups of the shares, in turn order: no prediction first, then the rarest labels."""
-        rows = self._db.execute("SELECT label, COUNT(*) FROM member GROUP BY label").fetchall()
+        """The groups of the shares (new images only), in turn order: no prediction first, then the
+        rarest labels."""
+        rows = self._db.execute(
+            "SELECT m.label, COUNT(*) FROM member m LEFT JOIN waited w ON w.ref = m.ref"
+            " WHERE w.since IS NULL GROUP BY m.label"
+        ).fetchall()
         return [label for label, _ in sorted(rows, key=lambda r: (r[0] != NO_PREDICTION, r[1], r[0]))]
 
     def order(self, room: int | None, first_rank: int = 1) -> Iterator[Placed]:
         """Every queued image in its place, from `first_rank`; the first `room` (None: all) are
         reviewed, the rest not."""
         rank = first_rank
+
+        def within() -> bool:
+            return room is None or rank - first_rank < room
+
+        for row in self._ordered("WHERE w.since IS NOT NULL"):
+            yield self._placed(row, rank, within(), "waited")
+            rank += 1
         taken: set[str] = set()
-        if room is not None:
+        if room is not None and within():
             groups = self._group_order()
-            quota = share_per_group(min(room, self.images), len(groups))
+            left = min(room - (rank - first_rank), self.images - (rank - first_rank))
+            quota = share_per_group(left, len(groups))
             cursors = {
-                g: self._ordered("JOIN member m ON m.ref = q.ref WHERE m.label = ?", (g,)) for g in groups
+                g: self._ordered("JOIN member m ON m.ref = q.ref WHERE w.since IS NULL AND m.label = ?", (g,))
+                for g in groups
             }
             for _ in range(quota):
                 for group in groups:
-                    if rank - first_rank >= room:
-                        break
-                    row = next((r for r in cursors[group] if r[0] not in taken), None)
+                    row = next((r for r in cursors[group] if r[0] not in taken), None) if within() else None
                     if row is None:
                         continue
                     taken.add(row[0])
                     yield self._placed(row, rank, True, "label-share", group)
                     rank += 1
-        for row in self._ordered():
+        for row in self._ordered("WHERE w.since IS NULL"):
             if row[0] in taken:
                 continue
-            review = room is None or rank - first_rank < room
-            yield self._placed(row, rank, review, "waited" if row[4] is not None else "uncertainty")
+            yield self._placed(row, rank, within(), "uncertainty")
             rank += 1
 
     @staticmethod
