@@ -1,6 +1,7 @@
 """`make bench`: every benchmark. The fan-out runs (every size x inference units x model speed, and
 the baseline) are made once, side by side, and read by benchmarks 1, 2, 3 and 5; benchmark 4 runs its
-own subprocesses; 6 starts a Label Studio server; 7 runs labeling jobs in the local cloud."""
+own subprocesses; 6 starts a Label Studio server; 7 runs labeling jobs in the local cloud; 8 orders
+emulated predictions for a review budget."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from bench import (
     groundtruth_scale,
     labelstudio_scale,
     model_time,
+    review_budget,
     runs,
     throughput,
 )
@@ -35,6 +37,7 @@ def main() -> int:
         ("BENCH_SKIP_DATA_STEPS", "4 data steps", data_steps),
         ("BENCH_SKIP_LABELSTUDIO", "6 Label Studio at scale", labelstudio_scale),
         ("BENCH_SKIP_GROUNDTRUTH", "7 Ground Truth at scale", groundtruth_scale),
+        ("BENCH_SKIP_REVIEW_BUDGET", "8 review budget", review_budget),
     ):
         if os.environ.get(key):
             print(f"{name} skipped ({key}): its last recorded section stays")

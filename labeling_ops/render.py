@@ -166,7 +166,10 @@ def budget_lines(budget: dict[str, Any] | None) -> list[tuple[str, str]]:
         pace = f"about {runs} runs at this run's pace" if runs is not None else "the budget went to the audit"
         waiting = f"{backlog:,} images wait for the next runs (taken first): {pace}"
     return [
-        ("review budget", f"{limit:,} images: {sent:,} sent to people" if limit else f"none: {sent:,} sent to people"),
+        (
+            "review budget",
+            f"{limit:,} images: {sent:,} sent to people" if limit else f"none: {sent:,} sent to people",
+        ),
         ("corrections found", f"{budget.get('correctionsFound') or 0:,}"),
         ("backlog", waiting),
     ]

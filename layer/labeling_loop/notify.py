@@ -113,7 +113,9 @@ def budget_lines(budget: Mapping[str, Any] | None) -> list[str]:
         )
     backlog, runs = int(budget.get("backlog") or 0), budget.get("runsForBacklog")
     if backlog:
-        pace = f"about {runs} runs at this run's pace" if runs is not None else "no run at this pace takes them"
+        pace = (
+            f"about {runs} runs at this run's pace" if runs is not None else "no run at this pace takes them"
+        )
         lines.append(f"Waiting for the next runs (taken first): {backlog} images, {pace}.")
     return lines
 

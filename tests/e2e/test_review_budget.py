@@ -23,9 +23,9 @@ from labeling_loop.geometry import PixelBox, round_half_up
 from labeling_loop.jsonl import read_jsonl
 from labeling_loop.review.plan import to_task
 from labeling_loop.s3_uri import S3Uri
-from labeling_ops.render import budget_lines
 from run_checks import assert_every_image_accounted_for, assert_model_not_left_running
 
+from labeling_ops.render import budget_lines
 from localcloud.data.dataset import generate
 from localcloud.data.truth import Truth, load_truth, manifest_lines
 from localcloud.engine.cloud import LocalCloud
@@ -49,7 +49,9 @@ def _hide(cloud: LocalCloud, stack: Stack, names: list[str]) -> list[tuple[str, 
     moved = []
     for key in names:
         hidden = "later/" + key.removeprefix(IMAGES_PREFIX)
-        cloud.s3.copy_object(Bucket=stack.images_bucket, Key=hidden, CopySource={"Bucket": stack.images_bucket, "Key": key})
+        cloud.s3.copy_object(
+            Bucket=stack.images_bucket, Key=hidden, CopySource={"Bucket": stack.images_bucket, "Key": key}
+        )
         cloud.s3.delete_object(Bucket=stack.images_bucket, Key=key)
         moved.append((hidden, key))
     return moved
@@ -57,7 +59,9 @@ def _hide(cloud: LocalCloud, stack: Stack, names: list[str]) -> list[tuple[str, 
 
 def _arrive(cloud: LocalCloud, stack: Stack, moved: list[tuple[str, str]]) -> None:
     for hidden, key in moved:
-        cloud.s3.copy_object(Bucket=stack.images_bucket, Key=key, CopySource={"Bucket": stack.images_bucket, "Key": hidden})
+        cloud.s3.copy_object(
+            Bucket=stack.images_bucket, Key=key, CopySource={"Bucket": stack.images_bucket, "Key": hidden}
+        )
 
 
 def _order(cloud: LocalCloud, result: LocalRunResult) -> list[dict[str, Any]]:
@@ -147,7 +151,10 @@ def test_a_budget_of_30_reviews_the_likely_wrong_and_the_next_run_finishes_the_r
         assert budget["pace"] == 20 and budget["runsForBacklog"] == math.ceil(170 / 20)
         assert "<h2>Review budget</h2>" in first.extra["report_html"]
         ended = next(m["message"] for m in messages if m["subject"].startswith("Run ended"))
-        assert f"Review budget 30: 30 images sent to people, {budget['correctionsFound']} corrections found." in ended
+        assert (
+            f"Review budget 30: 30 images sent to people, {budget['correctionsFound']} corrections found."
+            in ended
+        )
         assert "170 images, about 9 runs at this run's pace" in ended
         waiting_note = next(m["message"] for m in messages if m["subject"].startswith("Review waiting"))
         assert "more wait for the next run" in waiting_note

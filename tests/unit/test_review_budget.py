@@ -22,6 +22,9 @@ from labeling_loop.run_config import RunConfig
 SIZE = {"width": 1000, "height": 1000, "depth": 3}
 NOW = datetime(2026, 12, 5, tzinfo=UTC)
 BOX = {"left": 0.1, "top": 0.1, "width": 0.2, "height": 0.2}
+# People's answers: the predicted cat (BOX in pixels) kept, and a dog the model missed
+KEPT_CAT = {"label": "cat", "left": 100, "top": 100, "width": 200, "height": 200, "status": "kept"}
+ADDED_DOG = {"label": "dog", "left": 600, "top": 600, "width": 100, "height": 100, "status": "added"}
 
 
 def ref(name: str) -> str:
@@ -100,7 +103,11 @@ def test_a_classification_score_counts_image_labels_only() -> None:
 
 
 def test_without_a_budget_every_image_is_reviewed_most_likely_wrong_first(aws: SimpleNamespace) -> None:
-    records = [record("sure", ("cat", 99.0)), record("unsure", ("cat", 55.0)), record("middle", ("cat", 80.0))]
+    records = [
+        record("sure", ("cat", 99.0)),
+        record("unsure", ("cat", 55.0)),
+        record("middle", ("cat", 80.0)),
+    ]
     summary, order, tasks, deferred, _ = planned(aws, records, None)
     assert tasks == [ref("unsure"), ref("middle"), ref("sure")]
     assert [line["rank"] for line in order] == [1, 2, 3] and all(line["review"] for line in order)
@@ -235,7 +242,9 @@ def test_a_budget_that_cannot_hold_the_audit_is_refused_in_the_first_state() -> 
     with pytest.raises(InvalidInput) as caught:
         make_config(reviewBudget=30, autoAcceptConfidence=95, auditMinImages=60)
     message = str(caught.value)
-    assert message.startswith("reviewBudget: 30 images cannot hold the audit") and "auditMinImages 60" in message
+    assert (
+        message.startswith("reviewBudget: 30 images cannot hold the audit") and "auditMinImages 60" in message
+    )
     # without auto-accept there is no audit to hold; "none" is no budget
     assert make_config(reviewBudget=30).reviewBudget == 30
     assert make_config(reviewBudget=30, autoAcceptConfidence=95, auditMinImages=20).reviewBudget == 30
@@ -273,8 +282,7 @@ def _gate_held_run(
     write_json(aws.s3, layout.review_plan, summary.to_dict())
     answers = []
     for line in read_jsonl(aws.s3, layout.review_tasks):
-        boxes = [{"label": "cat", "left": 100, "top": 100, "width": 200, "height": 200, "status": "kept"},
-                 {"label": "dog", "left": 600, "top": 600, "width": 100, "height": 100, "status": "added"}]  # fmt: skip
+        boxes = [KEPT_CAT, ADDED_DOG]
         answers.append({"source-ref": line["source-ref"], "taskType": "detection", "image_size": SIZE,
                         "boxes": boxes, "labels": [], "removed": [], "reviewer": "labelstudio:1",
                         "humanReviewed": True})  # fmt: skip
@@ -300,7 +308,7 @@ def test_the_second_wave_spends_only_what_the_budget_left(aws: SimpleNamespace) 
     assert len(deferred) == 25 and {d["reason"] for d in deferred} == {"over-review-budget"}
     assert "held by the audit gate" in deferred[0]["detail"]
     # AND the manifest holds what people reviewed; the held images over the budget wait, counted
-    kept = [{"label": "cat", "left": 100, "top": 100, "width": 200, "height": 200, "status": "kept"}]
+    kept = [KEPT_CAT]
     write_jsonl(aws.s3, wave2.reviewed, [
         {"source-ref": t["source-ref"], "taskType": "detection", "image_size": SIZE, "boxes": kept,
          "labels": [], "removed": [], "reviewer": "labelstudio:2", "humanReviewed": True}
@@ -308,7 +316,11 @@ def test_the_second_wave_spends_only_what_the_budget_left(aws: SimpleNamespace) 
     ])  # fmt: skip
     report = build_run_manifest(aws.s3, config, PlanSummary.from_state(second), images_listed=45, now=NOW)
     counts = report["counts"]
-    assert counts["imagesInManifest"] == 20 and counts["imagesDeferred"] == 25 and counts["imagesAutoAccepted"] == 0
+    assert (
+        counts["imagesInManifest"] == 20
+        and counts["imagesDeferred"] == 25
+        and counts["imagesAutoAccepted"] == 0
+    )
     assert report["deferredByReason"] == {"over-review-budget": 25}
     budget = report["budget"]
     assert budget["reviewBudget"] == 20 and budget["sentToPeople"] == 20
@@ -340,8 +352,7 @@ def test_the_report_says_what_the_budget_bought_and_how_long_the_backlog_waits(a
     write_json(aws.s3, layout.review_plan, summary.to_dict())
     answers = [
         {"source-ref": t, "taskType": "detection", "image_size": SIZE, "labels": [], "removed": [],
-         "boxes": [{"label": "cat", "left": 100, "top": 100, "width": 200, "height": 200, "status": "kept"},
-                   {"label": "dog", "left": 600, "top": 600, "width": 100, "height": 100, "status": "added"}],
+         "boxes": [KEPT_CAT, ADDED_DOG],
          "reviewer": "labelstudio:1", "humanReviewed": True}
         for t in tasks
     ]  # fmt: skip
@@ -358,7 +369,10 @@ def test_the_report_says_what_the_budget_bought_and_how_long_the_backlog_waits(a
     assert budget["order"].endswith("/review/order.jsonl")
     assert report["counts"]["imagesDeferred"] == 25
     # AND the whole-run figures say the deferred images are not in them
-    assert "the 25 images deferred over the review budget are not this run's" in report["quality"]["wholeRunNote"]
+    assert (
+        "the 25 images deferred over the review budget are not this run's"
+        in report["quality"]["wholeRunNote"]
+    )
     # AND the execution's output carries the five numbers `show` prints
     assert run_result(layout, report)["budget"] == {
         "reviewBudget": 15, "sentToPeople": 15, "correctionsFound": 15, "backlog": 25, "runsForBacklog": 2,
@@ -368,15 +382,16 @@ def test_the_report_says_what_the_budget_bought_and_how_long_the_backlog_waits(a
 
 
 def _budget(**overrides: Any) -> dict[str, Any]:
-    return {"reviewBudget": 30, "sentToPeople": 30, "audited": 10, "imagesReviewed": 30, "correctionsFound": 41,
-            "imagesCorrected": 24, "correctionsPerReviewedImage": 1.3667, "backlog": 170,
-            "backlogByReason": {"over-review-budget": 170}, "pace": 20, "runsForBacklog": 9,
+    return {"reviewBudget": 30, "sentToPeople": 30, "audited": 10, "imagesReviewed": 30,
+            "correctionsFound": 41, "imagesCorrected": 24, "correctionsPerReviewedImage": 1.3667,
+            "backlog": 170, "backlogByReason": {"over-review-budget": 170}, "pace": 20, "runsForBacklog": 9,
             "reviewedByPriority": {"audit": 10, "label-share": 4, "uncertainty": 16},
             "order": "s3://out/runs/r/review/order.jsonl", **overrides}  # fmt: skip
 
 
 def test_the_run_ended_message_and_show_say_the_budget_and_the_backlog() -> None:
     from labeling_loop.notify import run_ended
+
     from labeling_ops.render import budget_lines
 
     config = make_config(reviewBudget=30)
@@ -391,7 +406,10 @@ def test_the_run_ended_message_and_show_say_the_budget_and_the_backlog() -> None
         "backlog": "170 images wait for the next runs (taken first): about 9 runs at this run's pace",
     }
     # a run without a budget says so, and a run whose budget went to the audit says nothing waits on a pace
-    assert dict(budget_lines(_budget(reviewBudget=None, backlog=0)))["review budget"] == "none: 30 sent to people"
+    assert (
+        dict(budget_lines(_budget(reviewBudget=None, backlog=0)))["review budget"]
+        == "none: 30 sent to people"
+    )
     assert "the budget went to the audit" in dict(budget_lines(_budget(runsForBacklog=None)))["backlog"]
 
 

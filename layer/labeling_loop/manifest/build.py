@@ -463,7 +463,9 @@ def build_run_manifest(
                 second_wave.images_to_review
                 if second_wave is not None
                 # A gate that sent them to people records a second wave; without its plan, all went.
-                else plan.images_auto_accepted if gate["decision"] == "review" else 0
+                else plan.images_auto_accepted
+                if gate["decision"] == "review"
+                else 0
             ),
             review_budget=config.reviewBudget,
             max_images_per_run=config.maxImagesPerRun,

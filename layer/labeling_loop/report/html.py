@@ -165,7 +165,9 @@ def _budget(report: Mapping[str, Any]) -> str:
         "No image waits for a later run."
         if not backlog
         else f"{_fmt(backlog)} images wait for the next runs, which take them first ("
-        + ", ".join(f"{_fmt(n)} {escape(str(reason))}" for reason, n in (budget.get("backlogByReason") or {}).items())
+        + ", ".join(
+            f"{_fmt(n)} {escape(str(reason))}" for reason, n in (budget.get("backlogByReason") or {}).items()
+        )
         + "): "
         + (
             f"at this run's pace ({_fmt(budget.get('pace'))} a run) about {_fmt(runs)} runs."

@@ -45,7 +45,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from labeling_loop.scratch_index import ScratchIndex
@@ -100,8 +100,7 @@ def share_per_group(room: int, groups: int) -> int:
 
 @dataclass(frozen=True)
 class Placed:
-    """An image's place in the review order (one line of review/order.jsonl, less its rank's
-    predecessors)."""
+    """An image's place in the review order: one line of review/order.jsonl, and its task."""
 
     ref: str
     rank: int
@@ -111,7 +110,7 @@ class Placed:
     labels: tuple[str, ...]
     share_label: str | None = None  # the group whose share took it (NO_PREDICTION: none shown)
     waited_since: int | None = None  # when an earlier run deferred it (epoch seconds)
-    task: dict[str, Any] | None = None  # the review task (None for lines read back)
+    task: dict[str, Any] = field(default_factory=dict)  # the review task
 
     def line(self) -> dict[str, Any]:
         """The review/order.jsonl line (docs/data-contracts.md)."""
@@ -167,7 +166,8 @@ class ReviewQueue(ScratchIndex):
             return
         self.images += 1
         self._db.executemany(
-            "INSERT OR IGNORE INTO member VALUES (?, ?)", ((label, ref) for label in labels or (NO_PREDICTION,))
+            "INSERT OR IGNORE INTO member VALUES (?, ?)",
+            ((label, ref) for label in labels or (NO_PREDICTION,)),
         )
 
     def _ordered(self, where: str = "", args: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -210,11 +210,11 @@ class ReviewQueue(ScratchIndex):
             }
             for _ in range(quota):
                 for group in groups:
-                    row = next((r for r in cursors[group] if r[0] not in taken), None) if within() else None
-                    if row is None:
+                    pick = _next_untaken(cursors[group], taken) if within() else None
+                    if pick is None:
                         continue
-                    taken.add(row[0])
-                    yield self._placed(row, rank, True, "label-share", group)
+                    taken.add(pick[0])
+                    yield self._placed(pick, rank, True, "label-share", group)
                     rank += 1
         for row in self._ordered("WHERE w.since IS NULL"):
             if row[0] in taken:
@@ -223,7 +223,9 @@ class ReviewQueue(ScratchIndex):
             rank += 1
 
     @staticmethod
-    def _placed(row: tuple[Any, ...], rank: int, review: bool, priority: Priority, group: str | None = None) -> Placed:
+    def _placed(
+        row: tuple[Any, ...], rank: int, review: bool, priority: Priority, group: str | None = None
+    ) -> Placed:
         ref, score, labels, task, since = row[:5]
         return Placed(
             ref=ref,
@@ -238,7 +240,17 @@ class ReviewQueue(ScratchIndex):
         )
 
 
-def audit_line(task: Mapping[str, Any], record: Mapping[str, Any], rank: int, min_confidence: float) -> Placed:
+def _next_untaken(rows: Iterator[tuple[Any, ...]], taken: set[str]) -> tuple[Any, ...] | None:
+    """The next row of a group whose image no other group's share took."""
+    for row in rows:
+        if row[0] not in taken:
+            return row
+    return None
+
+
+def audit_line(
+    task: Mapping[str, Any], record: Mapping[str, Any], rank: int, min_confidence: float
+) -> Placed:
     """The order's line of an audited image: always reviewed, before everything else."""
     return Placed(
         ref=str(task["source-ref"]),

@@ -68,9 +68,8 @@ def check_audit(s3: Any, config: RunConfig, plan: PlanSummary) -> dict[str, Any]
     if audit and audit["gate"]["decision"] == "review" and config.reviewBudget is not None:
         left = max(0, config.reviewBudget - plan.images_to_review)
         held = plan.images_auto_accepted
-        reason += (
-            f", as far as reviewBudget {config.reviewBudget} goes: {min(left, held)} of the {held}"
-            + (f", the other {held - left} wait for the next run" if held > left else "")
+        reason += f", as far as reviewBudget {config.reviewBudget} goes: {min(left, held)} of the {held}" + (
+            f", the other {held - left} wait for the next run" if held > left else ""
         )
     gate = {
         "decision": audit["gate"]["decision"] if audit else "nothing-to-ship",

@@ -357,7 +357,9 @@ def plan(
             # The audit comes first in the order: always reviewed, counted in the budget.
             audit.write(auto_accepted(task))
             summary.images_audited += 1
-            summary.place(audit_line(task, record, summary.images_audited, min_confidence), tasks, order, deferred)
+            summary.place(
+                audit_line(task, record, summary.images_audited, min_confidence), tasks, order, deferred
+            )
         room = None if review_budget is None else max(0, review_budget - summary.images_audited)
         for placed in queue.order(room, first_rank=summary.images_audited + 1):
             summary.place(placed, tasks, order, deferred)
