@@ -160,11 +160,8 @@ def budget_lines(budget: dict[str, Any] | None) -> list[tuple[str, str]]:
     if not budget:
         return []
     limit, sent = budget.get("reviewBudget"), budget.get("sentToPeople") or 0
-    backlog, runs = budget.get("backlog") or 0, budget.get("runsForBacklog")
-    waiting = "none"
-    if backlog:
-        pace = f"about {runs} runs at this run's pace" if runs is not None else "the budget went to the audit"
-        waiting = f"{backlog:,} images wait for the next runs (taken first): {pace}"
+    backlog = budget.get("backlog") or 0
+    waiting = f"{backlog:,} images wait for the next runs: {budget.get('backlogNote')}" if backlog else "none"
     return [
         (
             "review budget",

@@ -111,12 +111,9 @@ def budget_lines(budget: Mapping[str, Any] | None) -> list[str]:
             f"Review budget {budget['reviewBudget']}: {budget.get('sentToPeople', 0)} images sent to people, "
             f"{budget.get('correctionsFound', 0)} corrections found."
         )
-    backlog, runs = int(budget.get("backlog") or 0), budget.get("runsForBacklog")
+    backlog = int(budget.get("backlog") or 0)
     if backlog:
-        pace = (
-            f"about {runs} runs at this run's pace" if runs is not None else "no run at this pace takes them"
-        )
-        lines.append(f"Waiting for the next runs (taken first): {backlog} images, {pace}.")
+        lines.append(f"Waiting for the next runs: {backlog} images: {budget.get('backlogNote')}.")
     return lines
 
 

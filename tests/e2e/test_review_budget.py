@@ -155,7 +155,7 @@ def test_a_budget_of_30_reviews_the_likely_wrong_and_the_next_run_finishes_the_r
             f"Review budget 30: 30 images sent to people, {budget['correctionsFound']} corrections found."
             in ended
         )
-        assert "170 images, about 9 runs at this run's pace" in ended
+        assert "170 images: about 9 runs at this run's pace (20 a run)" in ended
         waiting_note = next(m["message"] for m in messages if m["subject"].startswith("Review waiting"))
         assert "more wait for the next run" in waiting_note
         assert first.output is not None

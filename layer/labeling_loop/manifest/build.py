@@ -469,6 +469,7 @@ def build_run_manifest(
             ),
             review_budget=config.reviewBudget,
             max_images_per_run=config.maxImagesPerRun,
+            incremental=config.incremental,
             reviewed_by_priority=by_priority,
             order=str(layout.review_order),
             audit_error_target=config.auditErrorTarget,

@@ -160,20 +160,13 @@ def _budget(report: Mapping[str, Any]) -> str:
         "per reviewed image)."
     )
     backlog = budget.get("backlog") or 0
-    runs = budget.get("runsForBacklog")
+    reasons = ", ".join(
+        f"{_fmt(n)} {escape(str(reason))}" for reason, n in (budget.get("backlogByReason") or {}).items()
+    )
     waiting = (
-        "No image waits for a later run."
-        if not backlog
-        else f"{_fmt(backlog)} images wait for the next runs, which take them first ("
-        + ", ".join(
-            f"{_fmt(n)} {escape(str(reason))}" for reason, n in (budget.get("backlogByReason") or {}).items()
-        )
-        + "): "
-        + (
-            f"at this run's pace ({_fmt(budget.get('pace'))} a run) about {_fmt(runs)} runs."
-            if runs is not None
-            else "the budget went to the audit, so no run at this pace would take them."
-        )
+        f"{_fmt(backlog)} images wait for the next runs ({reasons}): {escape(str(budget.get('backlogNote')))}."
+        if backlog
+        else "No image waits for a later run."
     )
     rows = [[priority, n] for priority, n in (budget.get("reviewedByPriority") or {}).items()]
     return (

@@ -55,10 +55,17 @@ def run_result(layout: RunLayout, report: Mapping[str, Any]) -> dict[str, Any]:
         "wholeRunF1": (whole.get("overall") or {}).get("f1"),
         "autoAcceptErrorInterval": audit.get("interval95"),
         "gate": (report.get("gate") or {}).get("decision"),
-        # The review budget in five numbers (report.json's `budget` has the rest).
+        # The review budget in a few numbers and a line (report.json's `budget` has the rest).
         "budget": {
             key: budget.get(key)
-            for key in ("reviewBudget", "sentToPeople", "correctionsFound", "backlog", "runsForBacklog")
+            for key in (
+                "reviewBudget",
+                "sentToPeople",
+                "correctionsFound",
+                "backlog",
+                "runsForBacklog",
+                "backlogNote",
+            )
         },
         "warnings": report.get("warnings", [])[:20],
     }

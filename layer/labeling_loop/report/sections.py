@@ -30,6 +30,7 @@ class RunContext:
     images_second_wave: int = 0  # sent to people in the second wave (the gate's `review`)
     review_budget: int | None = None
     max_images_per_run: int = 250_000
+    incremental: bool = False  # deferred images wait in the claims for the next run
     reviewed_by_priority: Mapping[str, int] = field(default_factory=dict)  # both waves
     order: str = ""  # review/order.jsonl
     audit_error_target: float = 0.05
@@ -88,8 +89,8 @@ def budget_section(
     measures: RunMeasures, context: RunContext, deferred_by_reason: Mapping[str, int]
 ) -> dict[str, Any]:
     """The review budget, what it bought and the backlog (review/budget.py). The backlog is every
-    image this run deferred, whatever the reason; the next run takes them first. At this run's
-    pace (what the budget leaves after the audit, within maxImagesPerRun; without a budget,
+    image this run deferred, whatever the reason; an incremental next run takes them first. At this
+    run's pace (what the budget leaves after the audit, within maxImagesPerRun; without a budget,
     maxImagesPerRun) it needs `runsForBacklog` runs, if the settings stay as they are."""
     work = measures.work
     reviewed = sum(measures.reviewed.values())
@@ -99,9 +100,19 @@ def budget_section(
     pace = context.max_images_per_run
     if budget is not None:
         pace = min(pace, budget - context.images_audited)
-    runs: int | None = 0
-    if backlog:
-        runs = math.ceil(backlog / pace) if pace > 0 else None
+    runs: int | None = None
+    if not backlog:
+        runs, note = 0, "nothing waits"
+    elif not context.incremental:
+        note = (
+            "this run is not incremental, so nothing remembers its deferrals: the next run lists every "
+            "image again; with incremental: true it takes the deferred images first"
+        )
+    elif pace <= 0:
+        note = "the budget went to the audit: no run at this pace reviews them; raise reviewBudget"
+    else:
+        runs = math.ceil(backlog / pace)
+        note = f"about {runs} runs at this run's pace ({pace:,} a run), the deferred images first"
     return {
         "reviewBudget": budget,
         "sentToPeople": context.images_to_review + context.images_second_wave,
@@ -116,6 +127,7 @@ def budget_section(
         "backlogByReason": dict(sorted(deferred_by_reason.items())),
         "pace": max(pace, 0),
         "runsForBacklog": runs,
+        "backlogNote": note,
         "order": context.order,
     }
 

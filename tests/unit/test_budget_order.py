@@ -347,7 +347,7 @@ def test_the_report_says_what_the_budget_bought_and_how_long_the_backlog_waits(a
     # GIVEN 40 images of which a budget of 15 is reviewed (people add a missed dog to each)
     records = [record(f"{i:02d}", ("cat", 60.0 + i)) for i in range(40)]
     summary, _, tasks, _, _ = planned(aws, records, 15)
-    config = make_config(reviewBudget=15)
+    config = make_config(reviewBudget=15, incremental=True)
     layout = config.layout()
     write_json(aws.s3, layout.review_plan, summary.to_dict())
     answers = [
@@ -366,6 +366,7 @@ def test_the_report_says_what_the_budget_bought_and_how_long_the_backlog_waits(a
     assert budget["correctionsFound"] == 15 and budget["imagesCorrected"] == 15
     assert budget["correctionsPerReviewedImage"] == 1.0
     assert budget["backlog"] == 25 and budget["pace"] == 15 and budget["runsForBacklog"] == 2
+    assert budget["backlogNote"] == "about 2 runs at this run's pace (15 a run), the deferred images first"
     assert budget["order"].endswith("/review/order.jsonl")
     assert report["counts"]["imagesDeferred"] == 25
     # AND the whole-run figures say the deferred images are not in them
@@ -376,15 +377,21 @@ def test_the_report_says_what_the_budget_bought_and_how_long_the_backlog_waits(a
     # AND the execution's output carries the five numbers `show` prints
     assert run_result(layout, report)["budget"] == {
         "reviewBudget": 15, "sentToPeople": 15, "correctionsFound": 15, "backlog": 25, "runsForBacklog": 2,
+        "backlogNote": budget["backlogNote"],
     }  # fmt: skip
     stored = read_json(aws.s3, layout.report)
     assert stored["budget"] == budget
+    # AND a run that is not incremental promises no pace: nothing remembers its deferrals
+    once = build_run_manifest(aws.s3, make_config(reviewBudget=15), summary, images_listed=40, now=NOW)
+    assert once["budget"]["runsForBacklog"] is None
+    assert once["budget"]["backlogNote"].startswith("this run is not incremental")
 
 
 def _budget(**overrides: Any) -> dict[str, Any]:
     return {"reviewBudget": 30, "sentToPeople": 30, "audited": 10, "imagesReviewed": 30,
             "correctionsFound": 41, "imagesCorrected": 24, "correctionsPerReviewedImage": 1.3667,
             "backlog": 170, "backlogByReason": {"over-review-budget": 170}, "pace": 20, "runsForBacklog": 9,
+            "backlogNote": "about 9 runs at this run's pace (20 a run), the deferred images first",
             "reviewedByPriority": {"audit": 10, "label-share": 4, "uncertainty": 16},
             "order": "s3://out/runs/r/review/order.jsonl", **overrides}  # fmt: skip
 
@@ -399,18 +406,21 @@ def test_the_run_ended_message_and_show_say_the_budget_and_the_backlog() -> None
               "budget": _budget()}  # fmt: skip
     _, message = run_ended(config, result, None, "us-east-1")
     assert "Review budget 30: 30 images sent to people, 41 corrections found." in message
-    assert "Waiting for the next runs (taken first): 170 images, about 9 runs at this run's pace." in message
+    assert (
+        "Waiting for the next runs: 170 images: about 9 runs at this run's pace (20 a run), "
+        "the deferred images first." in message
+    )
     assert dict(budget_lines(_budget())) == {
         "review budget": "30 images: 30 sent to people",
         "corrections found": "41",
-        "backlog": "170 images wait for the next runs (taken first): about 9 runs at this run's pace",
+        "backlog": "170 images wait for the next runs: about 9 runs at this run's pace (20 a run), "
+        "the deferred images first",
     }
-    # a run without a budget says so, and a run whose budget went to the audit says nothing waits on a pace
+    # a run without a budget says so
     assert (
         dict(budget_lines(_budget(reviewBudget=None, backlog=0)))["review budget"]
         == "none: 30 sent to people"
     )
-    assert "the budget went to the audit" in dict(budget_lines(_budget(runsForBacklog=None)))["backlog"]
 
 
 def test_report_html_has_the_budget_section() -> None:
