@@ -139,7 +139,8 @@ def run_workflow(spec: dict[str, Any]) -> dict[str, Any]:
     data = tiny_jpeg()
     invocations = _Invocations()
     with LocalCloud(_config(spec)) as cloud:
-        stack = cloud.deploy()
+        # The stack lets runs ask for the units measured (its default limit is 5).
+        stack = cloud.deploy({"InferenceUnitsLimit": str(max(5, units))})
         keys, key_set = _upload(cloud, stack.images_bucket, images, data)
         arn = cloud.add_model("detection")
         cloud.rekognition._s3 = _ServiceSideS3(cloud.s3, stack.images_bucket, key_set, data)

@@ -97,8 +97,13 @@ def progress_lines(p: Progress, *, with_state: bool = True) -> list[tuple[str, s
     if p.error:
         lines.append(("error", failures.one_line(p.error, p.cause)))
     if p.cleanup:
-        stopped = p.cleanup.get("modelStopped")
-        lines.append(("cleanup", "ran: model stopped" if stopped else "ran: no model left to stop"))
+        if p.cleanup.get("modelStopped"):
+            done = "ran: model stopped"
+        elif p.cleanup.get("modelStopPending"):
+            done = "ran: the model could not be stopped yet (starting); it is stopped once it runs"
+        else:
+            done = "ran: no model left to stop"
+        lines.append(("cleanup", done))
     if p.result:
         counts = p.result.get("counts", {})
         lines.append(
@@ -187,8 +192,16 @@ def result_view(description: dict[str, Any], output: dict[str, Any] | None) -> G
                 table.add_row(key, str(output[key]))
         for key, value in (output.get("counts") or {}).items():
             table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
-        for key, value in (output.get("modelQuality") or {}).items():
-            table.add_row(f"model {key}", f"{value:.3f}" if isinstance(value, float) else str(value))
+        f1 = output.get("f1") or {}
+        if f1.get("reviewed"):
+            table.add_row("F1 (95 %), reviewed images", str(f1["reviewed"]))
+        if f1.get("wholeRun"):
+            table.add_row("F1 (95 %), whole run", str(f1["wholeRun"]))
+        if output.get("autoAcceptErrorInterval"):
+            low, high = output["autoAcceptErrorInterval"]
+            table.add_row("auto-accept error (95 %)", f"{low:.3f}-{high:.3f}")
+        if output.get("gate"):
+            table.add_row("audit gate", f"{output['gate']}: {output.get('gateReason') or ''}")
         for label, value in budget_lines(output.get("budget")):
             table.add_row(label, value)
         parts.append(table)

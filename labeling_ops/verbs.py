@@ -241,8 +241,9 @@ def cleanup_lines(outcome: dict[str, Any], model_arn: str | None, execution_arn:
         lines = ["cleanup: not needed (the run had finished)"]
     else:
         lines = [
-            "cleanup: not done yet (run record still active). The execution-ended rule runs it within "
-            "minutes and the sweep within its schedule; `labeling-loop stop` again shows the outcome"
+            "cleanup: not done yet (run record still active), or a labeling job could not be stopped "
+            "yet. The execution-ended rule runs it within minutes and the sweep on its schedule, until "
+            "every job has ended; `labeling-loop stop` again shows the outcome"
         ]
     if model_arn:
         others = [user for user in outcome.get("modelUsers", []) if user != execution_arn]

@@ -150,6 +150,7 @@ def collect(
                 for key in list_keys(cloud.s3, S3Uri.parse(prefix + "predictions/"))
                 for record in _read_jsonl(cloud, f"s3://{S3Uri.parse(prefix).bucket}/{key}")
             ],
+            "prediction_parts": sorted(list_keys(cloud.s3, S3Uri.parse(prefix + "predictions/"))),
             "report_html": _read_text(cloud, prefix + "report.html"),
             "coco": _read_json(cloud, prefix + "coco.json") or None,
             "training_state": _read_json(cloud, prefix + "training/state.json") or None,

@@ -12,6 +12,7 @@ from labeling_loop import run_records
 from labeling_loop.aws_clients import client, retryable_transient_errors
 from labeling_loop.inference import claims
 from labeling_loop.manifest.build import build_run_manifest
+from labeling_loop.report.engine_usage import measure_run
 from labeling_loop.report.publish import run_result
 from labeling_loop.review.plan import PlanSummary
 from labeling_loop.run_config import from_state
@@ -23,6 +24,7 @@ metrics = Metrics()
 SETTINGS = load(RunStateSettings)
 s3 = client("s3")
 dynamodb = client("dynamodb")
+sfn = client("stepfunctions")  # the run's own history: its engine usage (report/engine_usage.py)
 
 
 @metrics.log_metrics
@@ -34,14 +36,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     plan = PlanSummary.from_state(event["plan"])
     images_listed = int(event["listing"]["imagesListed"])
     now = datetime.now(UTC)
+    batches = int(event["listing"].get("batches") or 0)
+    review_hours = _review_hours(config, plan, now)
+    engine = measure_run(sfn, s3, config, review_seconds=(review_hours or 0) * 3600)
     report = build_run_manifest(
         s3,
         config,
         plan,
         images_listed=images_listed,
         now=now,
-        batches=int(event["listing"].get("batches") or 0),
+        batches=batches,
         model_usage=event.get("modelUsage"),
+        engine_usage=engine,
     )
     if config.incremental:
         claims.settle(
@@ -57,7 +63,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     f1 = (report.get("modelQuality") or {}).get("f1")
     if isinstance(f1, int | float):
         metrics.add_metric(name="ModelF1", unit=MetricUnit.NoUnit, value=f1)
-    review_hours = _review_hours(config, plan, datetime.now(UTC))
     if review_hours is not None:
         metrics.add_metric(name="ReviewHours", unit=MetricUnit.NoUnit, value=review_hours)
     logger.info("manifest built", extra={"counts": counts, "manifest": str(config.layout().manifest)})

@@ -24,6 +24,14 @@ sagemaker = client("sagemaker")
 @retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     detail = event["detail"]
-    result = clean_up_ended_execution(services, s3, sagemaker, detail["executionArn"], detail["status"])
+    result = clean_up_ended_execution(
+        services,
+        s3,
+        sagemaker,
+        detail["executionArn"],
+        detail["status"],
+        # a model still starting is waited for (and stopped) while this invocation has time
+        seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
+    )
     logger.info("execution ended", extra={**result, "status": detail["status"]})
     return result

@@ -1,21 +1,32 @@
 """One fan-out batch, one invocation at a time: the batch's next images through DetectCustomLabels,
-predictions and skips to S3, progress (and the learned rate) back to the child execution."""
+predictions and skips to S3, progress (and the learned rate) back to the child execution. A batch of
+a redriven run whose model its cleanup stopped starts it again and waits (labeling_loop.redrive)."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from labeling_loop import redrive
 from labeling_loop.aws_clients import IMAGE_READS, INFERENCE, client, retryable_transient_errors
-from labeling_loop.inference import flow_hooks
+from labeling_loop.errors import ModelNotRunningError
+from labeling_loop.inference import flow_hooks, model_control
 from labeling_loop.inference.batch import BatchItem, Progress, run_batch
+from labeling_loop.inference.shared_rate import SharedRate
 from labeling_loop.run_config import from_state
+from labeling_loop.settings import RunStateSettings, load
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 s3 = client("s3", IMAGE_READS)
 rekognition = flow_hooks.install(client("rekognition", INFERENCE))
+SETTINGS = load(RunStateSettings)
+# The run-state table: the estimate the run's batches share (several batches), and, when the model is
+# found not running, the run's record and lease and whether the execution still runs.
+services = model_control.Services(
+    rekognition, client("dynamodb"), SETTINGS.run_state_table, client("stepfunctions")
+)
 
 
 @metrics.log_metrics
@@ -26,16 +37,26 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     config = from_state(event["config"])
     batch = BatchItem.of(event["batch"])
     before = Progress.of(event.get("progress"))
-    after = run_batch(
-        s3,
-        rekognition,
-        config.layout(),
-        batch=batch,
-        progress=before,
-        model_arn=config.projectVersionArn,
-        min_confidence=config.inference_min_confidence,
-        seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
+    shared = (
+        SharedRate(services.dynamodb, SETTINGS.run_state_table, config.executionArn, batch.batch_id)
+        if batch.batches > 1
+        else None
     )
+    try:
+        after = run_batch(
+            s3,
+            rekognition,
+            config.layout(),
+            batch=batch,
+            progress=before,
+            model_arn=config.projectVersionArn,
+            min_confidence=config.inference_min_confidence,
+            seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
+            shared=shared,
+        )
+    except ModelNotRunningError:
+        redrive.model_for_resumed_batch(services, s3, config, model_control.now())
+        raise
     metrics.add_metric(name="ImagesInferred", unit=MetricUnit.Count, value=after.inferred - before.inferred)
     metrics.add_metric(name="ImagesSkipped", unit=MetricUnit.Count, value=after.skipped - before.skipped)
     logger.info("batch progress", extra={"batchId": batch.batch_id, "done": after.done, "flow": after.flow})

@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.aws_clients import client
+from labeling_loop.aws_clients import client, retryable_transient_errors
 from labeling_loop.errors import ReviewBackendError
 from labeling_loop.review.labelstudio import project
 from labeling_loop.review.labelstudio.client import LabelStudioClient
@@ -25,6 +25,7 @@ secretsmanager = client("secretsmanager")
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@retryable_transient_errors  # S3 and Secrets Manager throttles: the Tasks retry TransientServiceError
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config, action = from_state(event["config"]), event["action"]
     if action not in ("preflight", "create", "check", "collect"):

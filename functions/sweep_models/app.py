@@ -36,9 +36,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         int(time.time()),
     )
     result["reviewsPastDeadline"] = overdue
-    # The alarms' metrics (template.yaml OrphanedModelAlarm, ReviewOverdueAlarm): a model the
-    # workflow started that no live run held, and live runs past their review deadline.
+    # The alarms' metrics (template.yaml OrphanedModelAlarm, ModelLeftRunningAlarm,
+    # ReviewOverdueAlarm): a model the workflow started that no live run held (stopped now, or
+    # still running at two sweeps in a row), and live runs past their review deadline.
     metrics.add_metric(name="ModelsStoppedBySweep", unit=MetricUnit.Count, value=len(result["modelsStopped"]))
+    metrics.add_metric(
+        name="ModelsLeftRunningUnheld", unit=MetricUnit.Count, value=len(result["modelsLeftRunning"])
+    )
     metrics.add_metric(name="RunsCleanedUpBySweep", unit=MetricUnit.Count, value=result["runsCleanedUp"])
     metrics.add_metric(name="ReviewsPastDeadline", unit=MetricUnit.Count, value=len(overdue))
     logger.info("swept", extra=result)

@@ -26,6 +26,11 @@ class ModelNotRunningError(LabelingLoopError):
     """The model stopped under a running inference (retryable by the state machine)."""
 
 
+class ModelStartingError(LabelingLoopError):
+    """A redriven run's fan-out batch found the model stopped by the run's own cleanup and (re)started
+    it: the batch waits for RUNNING (retried by the state machine, within modelStartTimeoutMinutes)."""
+
+
 class TransientServiceError(LabelingLoopError):
     """A dependency answered with a transient error (throttling, 5xx, a dropped connection, a
     timeout) after the client's own retries. The state machine retries it with backoff."""

@@ -77,10 +77,14 @@ def run_ended(
         f"({counts.get('imagesAutoAccepted', 0)} auto-accepted, {counts.get('imagesReviewed', 0)} reviewed), "
         f"{counts.get('imagesSkipped', 0)} skipped, "
         f"{counts.get('imagesDeferred', 0)} deferred to the next run.",
-        f"Model F1 on reviewed images: {quality.get('f1', 0):.3f}; whole run: {result.get('wholeRunF1')}.",
+        "Model F1 with its 95 % interval, on reviewed images: "
+        f"{(result.get('f1') or {}).get('reviewed') or quality.get('f1', 0)}; "
+        f"whole run: {(result.get('f1') or {}).get('wholeRun') or 'not measured'}.",
     ]
     if interval:
         lines.append(f"Auto-accept error rate, 95 % interval: {interval[0]:.3f}-{interval[1]:.3f}.")
+    if result.get("gate") not in (None, "ship", "nothing-to-ship"):
+        lines.append(f"Audit gate: {result.get('gate')}: {result.get('gateReason')}")
     lines.extend(budget_lines(result.get("budget")))
     if training:
         lines.append(

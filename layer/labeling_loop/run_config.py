@@ -189,6 +189,7 @@ ErrorTarget = Annotated[float, _NUMBER, Field(ge=0.001, le=0.5)]
 # "same object" 0.5, at most 0.95 (COCO's strictest step; people rarely agree more closely).
 BoxTolerance = Annotated[float, _NUMBER, Field(ge=0.5, le=0.95)]
 AuditGateAction = Literal["review", "defer"]
+HourlyUsd = Annotated[float, _NUMBER, Field(ge=0, le=1000)]
 # At most one threshold per label a review may offer.
 ConfidenceByLabel = Annotated[
     dict[str, Confidence], Field(max_length=MAX_LABELS_PER_JOB), AfterValidator(_label_keys)
@@ -232,6 +233,7 @@ class RunConfig(BaseModel):
     # (review/budget.py) is deferred to the next run. None: every image that needs it is reviewed.
     reviewBudget: ReviewBudget | None
     boxTolerance: BoxTolerance  # IoU below which a predicted box counts as wrong
+    reviewerHourlyUsd: HourlyUsd  # prices people's time where the backend reports it (0: not priced)
     train: bool  # add the manifest to the training dataset and train the next version
     promoteIfBetter: bool  # record whether the new version should replace the current one
     trainingPollSeconds: TrainingPollSeconds

@@ -28,6 +28,7 @@ from labeling_loop.run_config import (
     ConfidenceByLabel,
     ErrorTarget,
     Fraction,
+    HourlyUsd,
     ImagesPerJob,
     ImagesPerRun,
     InferenceUnits,
@@ -189,6 +190,10 @@ class RunInput(BaseModel):
             "IoU with the box people drew above which a predicted box needed no correction; below it "
             "the image counts as wrong"
         ),
+    )
+    reviewerHourlyUsd: HourlyUsd | None = Field(
+        None,
+        description="what an hour of a reviewer costs (USD), to price people's time (0: not priced)",
     )
     train: bool | None = Field(
         None, description="add the manifest to the training dataset and train the next model version"

@@ -26,6 +26,7 @@ class RunRecord:
     config_uri: str  # s3://.../<runId>/config.json: the state payload the first state wrote
     status: str
     started_at: int = 0  # epoch seconds the run registered (0: not recorded)
+    resumed_at: int = 0  # when a redriven execution took the run back after its cleanup (0: never)
 
 
 def register(
@@ -55,7 +56,10 @@ def get(dynamodb: Any, table: str, execution_arn: str) -> RunRecord | None:
     if not item:
         return None
     started_at = int(item.get("startedAt", {}).get("N", "0"))
-    return RunRecord(execution_arn, item["runId"]["S"], item["config"]["S"], item["status"]["S"], started_at)
+    resumed_at = int(item.get("resumedAt", {}).get("N", "0"))
+    return RunRecord(
+        execution_arn, item["runId"]["S"], item["config"]["S"], item["status"]["S"], started_at, resumed_at
+    )
 
 
 def finish(dynamodb: Any, table: str, execution_arn: str, status: str) -> None:
@@ -78,6 +82,35 @@ def finish(dynamodb: Any, table: str, execution_arn: str, status: str) -> None:
         UpdateExpression="DELETE executions :arn",
         ExpressionAttributeValues={":arn": {"SS": [execution_arn]}},
     )
+
+
+def reactivate(dynamodb: Any, table: str, execution_arn: str, now: int) -> bool:
+    """A cleaned-up run whose execution runs again (redriven, docs/aws-facts.md §4.15) is active
+    again: True for the one caller that made it so (a conditional write), False otherwise."""
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key=_key(execution_arn),
+            UpdateExpression="SET #status = :active, resumedAt = :now",
+            ConditionExpression="#status = :cleaned",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":active": {"S": ACTIVE},
+                ":cleaned": {"S": CLEANED_UP},
+                ":now": {"N": str(now)},
+            },
+        )
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    dynamodb.update_item(
+        TableName=table,
+        Key=INDEX_KEY,
+        UpdateExpression="ADD executions :arn",
+        ExpressionAttributeValues={":arn": {"SS": [execution_arn]}},
+    )
+    return True
 
 
 def active(dynamodb: Any, table: str) -> list[str]:

@@ -26,7 +26,7 @@ import boto3
 from moto import mock_aws
 
 from localcloud.data.truth import Truth
-from localcloud.engine import deployment, executions, hooks, interpreter
+from localcloud.engine import deployment, executions, hooks, interpreter, redrive
 from localcloud.engine.deployment import ACCOUNT, Stack
 from localcloud.engine.events import EventBus
 from localcloud.engine.faults import CallFaults
@@ -120,6 +120,7 @@ class LocalCloud:
         os.environ.pop("AWS_PROFILE", None)
         interpreter.apply_all(self.config.time_scale)
         executions.apply_all(self.config.history_limit)
+        redrive.apply()
         _atomic_dynamodb_writes()
         hooks.install()
         self._mock.start()
@@ -136,6 +137,7 @@ class LocalCloud:
         hooks.serve("lambda", self.runtime.responder)
         hooks.serve("rekognition", self._emulated("rekognition", self.rekognition))
         hooks.serve("sagemaker", self._emulated("sagemaker", self.groundtruth))
+        hooks.intercept("sfn", redrive.answer)  # RedriveExecution, which moto lacks
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -143,7 +145,7 @@ class LocalCloud:
             self._wait_for_running_executions()
         finally:
             executions.ends.listeners.remove(self.events.execution_status_changed)
-            for service in ("lambda", "rekognition", "sagemaker", "s3"):
+            for service in ("lambda", "rekognition", "sagemaker", "s3", "sfn"):
                 hooks.stop_serving(service)
             self._mock.stop()
             for key, value in self._saved_env.items():
@@ -208,7 +210,8 @@ class LocalCloud:
         if os.environ.get("LOCALCLOUD_LOG_LEVEL"):
             environment["POWERTOOLS_LOG_LEVEL"] = os.environ["LOCALCLOUD_LOG_LEVEL"]
         self._set_env(environment)
-        self.groundtruth.config.known_roles = deployed.roles
+        # Ground Truth assumes only the roles whose trust lets SageMaker in with the keys it sends.
+        self.groundtruth.config.known_roles = deployed.assumable["sagemaker.amazonaws.com"]
         workteam = deployed.stack.workteam_arn
         self.groundtruth.config.known_workteams = (workteam,) if workteam else None
         self.stack = deployed.stack
@@ -295,6 +298,10 @@ class LocalCloud:
     def stop(self, execution_arn: str, **error_and_cause: str) -> None:
         """What a person pressing "Stop execution" does (optionally with `error=`, `cause=`)."""
         self.sfn.stop_execution(executionArn=execution_arn, **error_and_cause)
+
+    def redrive(self, execution_arn: str) -> None:
+        """What a person pressing "Redrive" does (RedriveExecution: redrive.py)."""
+        self.sfn.redrive_execution(executionArn=execution_arn)
 
     def run(self, run_input: dict[str, Any], name: str, timeout: float = 300) -> RunOutcome:
         return self.wait(self.start(run_input, name), timeout)

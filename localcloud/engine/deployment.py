@@ -13,6 +13,7 @@ import string
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from localcloud.engine import trust
 from localcloud.engine.events import Rule, Schedule
 from localcloud.engine.lambda_runtime import FunctionSpec
 from localcloud.engine.template import Template
@@ -50,7 +51,8 @@ class Deployment:
     stack: Stack
     # The union of the functions' environments: they share one process, hence one os.environ.
     environment: dict[str, str]
-    roles: tuple[str, ...]  # ARNs of the IAM roles the template creates
+    # ARNs of the template's roles each service may assume (trust.py): Ground Truth gets only these.
+    assumable: dict[str, tuple[str, ...]]
     rules: list[Rule]  # EventBridge rules whose target is one of the functions
     schedules: list[Schedule]  # EventBridge Scheduler schedules (functions and the state machine)
 
@@ -98,6 +100,7 @@ def deploy(cloud: LocalCloud, parameters: dict[str, str] | None = None) -> Deplo
     state_machine_arn = ""
     rules: list[Rule] = []
     schedules: list[Schedule] = []
+    trust_documents: dict[str, dict[str, Any]] = {}
     for logical_id, resource in resources.items():
         kind = resource["Type"]
         props = resource.get("Properties", {})
@@ -109,8 +112,9 @@ def deploy(cloud: LocalCloud, parameters: dict[str, str] | None = None) -> Deplo
         elif kind == "AWS::SNS::Topic":
             _create_topic(cloud, physical_id, template.resolve(props))
         elif kind == "AWS::IAM::Role":
-            trust = template.resolve(props)["AssumeRolePolicyDocument"]
-            cloud.iam.create_role(RoleName=physical_id, AssumeRolePolicyDocument=json.dumps(trust))
+            document = template.resolve(props)["AssumeRolePolicyDocument"]
+            cloud.iam.create_role(RoleName=physical_id, AssumeRolePolicyDocument=json.dumps(document))
+            trust_documents[logical_id] = document
         elif kind == "AWS::Serverless::Function":
             functions[logical_id] = _function(template, logical_id, props, arns[logical_id])
             _share_environment(shared_env, functions[logical_id].environment)
@@ -130,8 +134,44 @@ def deploy(cloud: LocalCloud, parameters: dict[str, str] | None = None) -> Deplo
         parameters=template.parameters,
         workteam_arn=workteam,
     )
-    roles = tuple(arns[lid] for lid, r in resources.items() if r["Type"] == "AWS::IAM::Role")
-    return Deployment(stack, shared_env, roles, rules, schedules)
+    assumable = _assumable_roles(trust_documents, arns, region, state_machine_arn)
+    return Deployment(stack, shared_env, assumable, rules, schedules)
+
+
+class DeploymentError(RuntimeError):
+    """What CloudFormation (or the service at its first use) would refuse."""
+
+
+def _assumable_roles(
+    documents: dict[str, dict[str, Any]], arns: dict[str, str], region: str, state_machine_arn: str
+) -> dict[str, tuple[str, ...]]:
+    """Each role's trust policy, evaluated with the keys its service sends (trust.py). A role Step
+    Functions or Scheduler could not assume stops the deployment: the state machine or schedule
+    using it could never run. A role SageMaker could not assume is left out of what Ground Truth may
+    use: every labeling job naming it fails."""
+    context = {
+        "states.amazonaws.com": {trust.ACCOUNT_KEY: ACCOUNT, trust.SOURCE_ARN_KEY: state_machine_arn},
+        # A schedule created without GroupName is in the default group (docs/aws-facts.md §5.5).
+        "scheduler.amazonaws.com": {
+            trust.ACCOUNT_KEY: ACCOUNT,
+            trust.SOURCE_ARN_KEY: f"arn:aws:scheduler:{region}:{ACCOUNT}:schedule-group/default",
+        },
+        "sagemaker.amazonaws.com": {trust.ACCOUNT_KEY: ACCOUNT},
+    }
+    assumable: dict[str, list[str]] = {service: [] for service in context}
+    for logical_id, document in documents.items():
+        services = {
+            service
+            for statement in trust.as_list(document.get("Statement", []))
+            for service in trust.principal_services(statement)
+        }
+        for service in sorted(services & set(context)):
+            reason = trust.refusal(document, service, context[service])
+            if reason is None:
+                assumable[service].append(arns[logical_id])
+            elif service != "sagemaker.amazonaws.com":
+                raise DeploymentError(f"{logical_id}: {service} could not assume it: {reason}")
+    return {service: tuple(roles) for service, roles in assumable.items()}
 
 
 def _name_resources(

@@ -12,6 +12,7 @@
    next one that is not ExecutionSucceeded fails the execution, and no Catch runs (docs/aws-facts.md
    §4.2). AWS does not document the error name; the cause is the message
    AWS users report. Distributed Map children keep their own histories, as on AWS.
+5. A redriven execution (redrive.py) is RUNNING again and announced again when it ends.
 """
 
 from __future__ import annotations
@@ -207,6 +208,28 @@ def _add_event_within_limit(self: Any, *args: Any, **kwargs: Any) -> int:
             cause = HISTORY_LIMIT_CAUSE.format(limit=ends.history_limit)
             env.set_error(ExecutionFailedEventDetails(error=HISTORY_LIMIT_ERROR, cause=cause))
     return int(_original_add_event(self, *args, **kwargs))
+
+
+def count_history_of(env: Any) -> None:
+    """The history limit counts `env`'s events from now on (a redriven execution's new environment
+    writes on in the history its first one started)."""
+    _execution_envs[env.event_manager] = env
+
+
+# 5. Redrive (redrive.py) ---------------------------------------------------------------------------
+
+
+def running_again(execution: Any) -> None:
+    """A redriven execution is RUNNING again, and its next end is announced like the first."""
+    with ends.lock:
+        ends.announced.discard(execution)
+        ends.aborted.pop(execution, None)
+        ends.running.add(execution)
+    execution.exec_status = ExecutionStatus.RUNNING
+    execution.stop_date = None
+    execution.error = None
+    execution.cause = None
+    execution.output = None
 
 
 # The `method-assign` ignores mark the monkeypatches themselves (see interpreter.py).

@@ -55,7 +55,7 @@ from localcloud.engine.lambda_runtime import (
     ProcessKilled,
     current_function,
 )
-from localcloud.services.base import ServiceError
+from localcloud.services.base import ServiceError, throttling_error
 
 HUGE_OBJECT_BYTES = 2 * 1024**3
 # Rekognition's answer when it cannot read the S3 object (docs/aws-facts.md §1.4).
@@ -239,7 +239,7 @@ class CallFaults:
             if unreadable:
                 self._count("unreadable")
         if throttled:
-            raise ServiceError("ThrottlingException", "Rate exceeded (emulated fault)")
+            raise throttling_error(service, "Rate exceeded (emulated fault)")
         if unreadable:
             raise ServiceError("InvalidS3ObjectException", UNREADABLE_MESSAGE)
         self._crash(self.crash_before, call, "crashBefore")

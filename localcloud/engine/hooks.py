@@ -33,9 +33,9 @@ from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 Responder = Callable[[str, dict[str, Any]], tuple[int, dict[str, str], bytes]]
 
 _responders: dict[str, Responder] = {}
-# Interceptors may answer some calls of a service moto serves (fault injection) or only watch them;
-# None lets the next interceptor, then moto, answer. They see the operation and the request's
-# `url`, `method` and `headers` (a moto-served request is not parsed here).
+# Interceptors may answer some calls of a service moto serves (fault injection, an operation moto
+# lacks) or only watch them; None lets the next interceptor, then moto, answer. They see the
+# operation and the request's `url`, `method`, `headers` and raw `body` (not parsed here).
 Interceptor = Callable[[str, dict[str, Any]], tuple[int, dict[str, str], bytes] | None]
 _interceptors: dict[str, list[Interceptor]] = {}
 _answered = threading.local()
@@ -71,7 +71,7 @@ def _params(service: str, operation: str, request: Any) -> dict[str, Any]:
         match = _INVOKE_PATH.search(request.url)
         return {"FunctionName": unquote(match.group(1)) if match else "", "Payload": body}
     if service not in _responders:
-        return {"url": request.url, "method": request.method, "headers": dict(request.headers)}
+        return {"url": request.url, "method": request.method, "headers": dict(request.headers), "body": body}
     return json.loads(body) if body else {}
 
 

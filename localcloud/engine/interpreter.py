@@ -22,6 +22,13 @@ test_interpreter_item_reader.py that fails without it.
 7. A failing Map Run stops its running children: once more items failed than tolerated, AWS fails
    the Map Run, starts no further child and aborts the running ones (docs/aws-facts.md §4.3); moto
    runs every item to its end and only then looks at the count (compensation 5).
+8. Redrive (redrive.py): a Distributed Map a redriven execution continues at reruns only the
+   children that did not succeed (docs/aws-facts.md §4.15): each Map Run keeps its children's
+   outputs, and the Map Run a redrive resumes reuses those instead of running them again.
+9. Payload size: AWS measures a state's input or output as UTF-8 (262,144 bytes, docs/aws-facts.md
+   §4.2); moto measures its JSON with every non-ASCII character escaped (`\u00e9`: 6 bytes for
+   2) and spaces after separators, so a valid payload with non-ASCII labels failed locally with
+   States.DataLimitExceeded. The local cloud measures compact UTF-8 JSON.
 
 How executions end (status events, StopExecution, TimeoutSeconds, the history limit) is adapted in
 `executions`.
@@ -30,6 +37,7 @@ How executions end (status events, StopExecution, TimeoutSeconds, the history li
 from __future__ import annotations
 
 import datetime
+import json
 import sys
 import threading
 import time
@@ -38,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from botocore.exceptions import ClientError
+from moto.stepfunctions.parser import quotas
 from moto.stepfunctions.parser.api import (
     ExecutionFailedEventDetails,
     HistoryEventType,
@@ -60,7 +69,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration impo
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
     distributed_item_processor_worker,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service,
     state_task_service_aws_sdk,
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
@@ -161,18 +172,37 @@ _original_eval_job = distributed_item_processor_worker.DistributedItemProcessorW
 
 @dataclass
 class _MapRun:
-    """What a running Map Run's workers share: its tolerance and the children still running."""
+    """What a running Map Run's workers share: its tolerance, the children still running, and the
+    outputs of those that succeeded (a redrive reuses them, compensation 8)."""
 
     tolerated_count: int
     tolerated_percentage: float
     env: Any
     items: int  # in the whole Map Run, started or not
+    succeeded: dict[int, Any] = field(default_factory=dict)  # item index -> output, kept for a redrive
+    reused: dict[int, Any] = field(default_factory=dict)  # outputs of an earlier attempt, not rerun
     running: set[Any] = field(default_factory=set)
     failed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _map_runs: dict[int, _MapRun] = {}  # id(MapRunRecord) -> its run
+# (execution ARN, Map state name) -> the outputs of the children of its last Map Run that succeeded,
+# and the Map states a redrive resumes at (their next Map Run reuses those outputs).
+_map_outputs: dict[tuple[str, str], dict[int, Any]] = {}
+_resuming: set[tuple[str, str]] = set()
+_outputs_lock = threading.Lock()
+
+
+def resume_map_run(execution_arn: str, state_name: str) -> None:
+    """The next Map Run of this state in this execution is a redriven one (compensation 8)."""
+    with _outputs_lock:
+        _resuming.add((execution_arn, state_name))
+
+
+def _map_key(env: Any) -> tuple[str, str]:
+    context = env.states.context_object.context_object_data
+    return str(context["Execution"]["Id"]), str(context.get("State", {}).get("Name", ""))
 
 
 def _tolerance_exceeded(record: Any, run: _MapRun) -> FailureEventException | None:
@@ -201,6 +231,12 @@ def _map_run_with_tolerance(self: Any, env: Any, eval_input: Any) -> None:
     record = eval_input.map_run_record
     items = len(env.stack[-1])  # what moto's _map_run pops: the Map Run's item list
     run = _MapRun(eval_input.tolerated_failure_count, eval_input.tolerated_failure_percentage, env, items)
+    key = _map_key(env)
+    with _outputs_lock:
+        if key in _resuming:
+            _resuming.discard(key)
+            run.reused = dict(_map_outputs.get(key, {}))
+        _map_outputs[key] = run.succeeded  # this Map Run's, from now on
     _map_runs[id(record)] = run
     try:
         _original_map_run(self, env, eval_input)
@@ -219,6 +255,15 @@ def _eval_job_failing_the_map_run(self: Any, env: Any, job: Any) -> None:
     if run is None:
         _original_eval_job(self, env, job)
         return
+    if job.job_index in run.reused:  # succeeded before the redrive: not rerun (compensation 8)
+        counters = self._map_run_record
+        for counter in (counters.item_counter, counters.execution_counter):
+            counter.total.count()
+            counter.succeeded.count()
+            counter.results_written.count()
+        job.job_output = run.reused[job.job_index]
+        run.succeeded[job.job_index] = job.job_output
+        return
     with run.lock:
         run.running.add(env)
     try:
@@ -226,6 +271,9 @@ def _eval_job_failing_the_map_run(self: Any, env: Any, job: Any) -> None:
     finally:
         with run.lock:
             run.running.discard(env)
+    if job.job_output is not None:
+        with run.lock:
+            run.succeeded[job.job_index] = job.job_output
     # A child that failed because its execution was stopped does not fail the Map Run: the stop wins.
     failure = _tolerance_exceeded(self._map_run_record, run) if run.env.is_running() else None
     with run.lock:
@@ -256,6 +304,20 @@ def _item_reader_eval_as_on_aws(self: Any, env: Any) -> None:
             HistoryEventType.TaskFailed,
             mapRunFailedEventDetails=MapRunFailedEventDetails(error=name.to_name(), cause=str(error)),
         ) from error
+
+
+def payload_bytes(value: Any) -> int:
+    """A state payload's size as AWS counts it: its JSON, UTF-8 encoded (compensation 9)."""
+    text = (
+        value
+        if isinstance(value, str)
+        else json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    )
+    return len(text.encode("utf-8"))
+
+
+def _within_size_quota_in_utf8(value: Any) -> bool:
+    return payload_bytes(value) <= quotas.MAX_STATE_SIZE_UTF8_BYTES
 
 
 # The `method-assign`/`assignment` ignores below mark the monkeypatches themselves: replacing a
@@ -289,6 +351,11 @@ def _apply_tolerated_failures() -> None:
     distributed_item_processor_worker.DistributedItemProcessorWorker._eval_job = _eval_job_failing_the_map_run  # type: ignore[method-assign]
 
 
+def _apply_payload_size() -> None:
+    for module in (quotas, state_module, state_task_lambda, state_task_service):
+        module.is_within_size_quota = _within_size_quota_in_utf8  # type: ignore[attr-defined]
+
+
 # In the order they are applied; each once per process.
 _COMPENSATIONS: dict[str, Callable[[], None]] = {
     "error_names": _apply_error_names,
@@ -297,6 +364,7 @@ _COMPENSATIONS: dict[str, Callable[[], None]] = {
     "transitions": _apply_transition_counter,
     "item_reader": _apply_item_reader_errors,
     "tolerance": _apply_tolerated_failures,
+    "payload_size": _apply_payload_size,
 }
 _applied: set[str] = set()
 

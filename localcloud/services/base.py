@@ -26,9 +26,12 @@ from botocore import xform_name
 from botocore.model import OperationModel, ServiceModel, Shape
 from botocore.validate import ParamValidator
 
-# Codes AWS answers with HTTP 5xx; everything else an emulator raises is a 400 (ThrottlingException
-# included: Rekognition documents it with HTTP 400, CommonErrors.html).
+# Codes AWS answers with HTTP 5xx; everything else an emulator raises is a 400 unless it says
+# otherwise (throttling_error).
 _SERVER_ERRORS = {"InternalServerError": 500, "InternalFailure": 500, "ServiceUnavailable": 503}
+# ThrottlingException's status differs by service: Rekognition's API reference documents it with
+# HTTP 500 (docs/aws-facts.md §1.5), SageMaker's common errors with 400 (§4.4).
+THROTTLING_STATUS = {"rekognition": 500, "sagemaker": 400}
 
 _session_lock = threading.Lock()
 
@@ -49,6 +52,11 @@ class ServiceError(Exception):
             "Error": {"Code": self.code, "Message": self.message},
             "ResponseMetadata": {"RequestId": request_id, "HTTPStatusCode": self.http_status},
         }
+
+
+def throttling_error(service: str, message: str) -> ServiceError:
+    """ThrottlingException as `service` answers it, with that service's HTTP status."""
+    return ServiceError("ThrottlingException", message, THROTTLING_STATUS[service])
 
 
 @functools.lru_cache(maxsize=8)

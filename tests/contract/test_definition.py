@@ -188,14 +188,11 @@ def test_lambda_tasks_retry_lambda_service_errors(definition: dict[str, Any]) ->
     assert not missing, f"Lambda tasks not retrying the Lambda service errors: {missing}"
 
 
-def test_tasks_retry_the_transient_errors_their_function_raises(
+def _lambda_tasks_and_handlers(
     definition: dict[str, Any], state_machine: dict[str, Any], serverless_functions: dict[str, dict[str, Any]]
-) -> None:
-    """A handler wrapped in `retryable_transient_errors` raises TransientServiceError when botocore
-    gave up on a transient AWS error; the Task calling it must retry that name, or one throttled call
-    fails the run (issue: five Retry blocks named it, four Tasks whose functions raise it did not)."""
+) -> Iterator[tuple[str, str, dict[str, Any], str]]:
+    """(state name, function logical id, state, handler source) of every Lambda Task."""
     substitutions = state_machine.get("DefinitionSubstitutions", {})
-    missing = []
     for name, state in tasks(definition):
         if state["Resource"] != LAMBDA_INVOKE:
             continue
@@ -203,12 +200,34 @@ def test_tasks_retry_the_transient_errors_their_function_raises(
         assert placeholder, f"{name}: FunctionName is not a definition substitution"
         logical_id = substitutions[placeholder.group(1)]["Fn::GetAtt"][0]
         handler = ROOT / serverless_functions[logical_id]["CodeUri"] / "app.py"
-        if "@retryable_transient_errors" not in handler.read_text():
-            continue
+        yield name, logical_id, state, handler.read_text()
+
+
+def test_transient_error_retries_and_the_functions_that_raise_them_agree(
+    definition: dict[str, Any], state_machine: dict[str, Any], serverless_functions: dict[str, dict[str, Any]]
+) -> None:
+    """Both directions. A handler wrapped in `retryable_transient_errors` raises TransientServiceError
+    when botocore gave up on a transient AWS error: the Task calling it must retry that name, or one
+    throttled call fails the run (issue: five Retry blocks named it, four Tasks whose functions raise
+    it did not). And a Task that retries TransientServiceError must call a function that raises it,
+    or its Retry is a promise nobody keeps (issue 19: Label Studio's Tasks retried it, its function
+    let an S3 or Secrets Manager throttle fail the run)."""
+    not_retried, never_raised = [], []
+    for name, logical_id, state, source in _lambda_tasks_and_handlers(
+        definition, state_machine, serverless_functions
+    ):
+        raises = "@retryable_transient_errors" in source
         retried = {error for retrier in state.get("Retry", []) for error in retrier["ErrorEquals"]}
-        if "TransientServiceError" not in retried:
-            missing.append(f"{name} ({logical_id})")
-    assert not missing, f"Tasks whose function raises TransientServiceError but never retry it: {missing}"
+        if raises and "TransientServiceError" not in retried:
+            not_retried.append(f"{name} ({logical_id})")
+        if "TransientServiceError" in retried and not raises:
+            never_raised.append(f"{name} ({logical_id})")
+    assert not not_retried, (
+        f"Tasks whose function raises TransientServiceError but never retry it: {not_retried}"
+    )
+    assert not never_raised, (
+        f"Tasks retrying TransientServiceError of a function that never raises it: {never_raised}"
+    )
 
 
 # Errors -------------------------------------------------------------------------------------------

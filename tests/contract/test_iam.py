@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from localcloud.engine.trust import SENT_KEYS
+
 # AWS managed policies SAM attaches to the roles it generates, with their published content
 # (the translator only names them). A managed policy not listed here fails the test: no
 # *FullAccess policy can slip in.
@@ -97,7 +99,13 @@ EXPECTED_REKOGNITION = {
         "rekognition:StartProjectVersion",  # model_control._start
         "rekognition:StopProjectVersion",  # model_control.release
     },
-    "DetectLabelsFunction": {"rekognition:DetectCustomLabels"},  # inference.run_batch
+    "DetectLabelsFunction": {
+        "rekognition:DetectCustomLabels",  # inference.run_batch
+        # redrive.model_for_resumed_batch: a redriven run restarts the model its cleanup stopped
+        "rekognition:DescribeProjects",
+        "rekognition:DescribeProjectVersions",
+        "rekognition:StartProjectVersion",
+    },
     # review.label_set.project_labels: the review's labels, before the model starts
     "ValidateInputFunction": {"rekognition:DescribeProjects", "rekognition:ListDatasetLabels"},
     # training.next_version (train: true)
@@ -137,12 +145,14 @@ EXPECTED_SENSITIVE = {
     "GroundTruthRole": {"lambda:InvokeFunction"},
     "CollectLabelingJobsFunction": {"sagemaker:DescribeLabelingJob"},  # review.groundtruth.collect
     "ModelControlFunction": {"states:DescribeExecution"},  # model_control.live: prune dead lease holders
+    "DetectLabelsFunction": {"states:DescribeExecution"},  # redrive.take_back: only a running execution
     # cleanup: review.groundtruth.stop (the run's jobs) and model_control.live
     **{
         owner: {"sagemaker:DescribeLabelingJob", "sagemaker:StopLabelingJob", "states:DescribeExecution"}
         for owner in ("RunCleanupFunction", "CleanUpEndedRunFunction", "SweepModelsFunction")
     },
     "NotifyFunction": {"sns:Publish"},  # notify.publish, to the stack's topic (STACK_TOPICS)
+    "BuildManifestFunction": {"states:GetExecutionHistory"},  # report.engine_usage: the run's cost
     "LabelStudioReviewFunction": {
         "secretsmanager:GetSecretValue",
         # AWSLambdaVPCAccessExecutionRole (optional VPC placement)
@@ -223,6 +233,7 @@ EXPECTED_S3 = {
     "DetectLabelsFunction": READ_IMAGES | RUN_READ | RUN_WRITE,
     # review.labelstudio.images copies the images whose keys Label Studio cannot load (never lists)
     "PlanReviewFunction": RUN_READ | RUN_WRITE | {("s3:GetObject", IMAGES)},
+    "ModelControlFunction": RUN_READ,  # redrive.take_back: the inventory whose images it claims again
     # The network-facing function: the run's files only; Label Studio reads images itself.
     "LabelStudioReviewFunction": RUN_READ | RUN_WRITE,
     "CollectLabelingJobsFunction": RUN_READ | RUN_WRITE,
@@ -252,7 +263,9 @@ DYNAMODB_ACTIONS = frozenset(
 EXPECTED_DYNAMODB = {
     "ValidateInputFunction": {"dynamodb:PutItem", "dynamodb:UpdateItem"},  # run_records.register
     "ListImagesFunction": {"dynamodb:UpdateItem"},  # claims.try_claim
-    "ModelControlFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},  # model_lease
+    # model_lease; redrive.take_back: run_records.reactivate, claims.claim_many
+    "ModelControlFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"},
+    "DetectLabelsFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"},
     # claims.settle (mark_labeled, release, defer), run_records.finish
     "BuildManifestFunction": {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"},
     # model_lease, claims.release_all, run_records.get/finish/active
@@ -278,11 +291,16 @@ CODE_ACTIONS = {
 
 # Trust: services that document aws:SourceAccount / aws:SourceArn for the roles they assume, or for
 # the topic policies that let them publish (CloudWatch alarms), must be held to this stack's account
-# and resources (docs/aws-facts.md §5.5). Lambda documents none for execution roles: a function's
+# and resources with exactly the keys they send (docs/aws-facts.md §5.5): a condition on a key the
+# service does not send would refuse it every time. The local cloud evaluates trust policies with the
+# same table (localcloud/engine/trust.py). Lambda documents none for execution roles: a function's
 # role is only ever used by the function it is configured on.
-SOURCE_CONDITION_SERVICES = frozenset(
-    {"sagemaker.amazonaws.com", "scheduler.amazonaws.com", "states.amazonaws.com", "cloudwatch.amazonaws.com"}
-)
+DOCUMENTED_SOURCE_KEYS: dict[str, frozenset[str]] = {
+    **{service: keys for service, keys in SENT_KEYS.items() if keys},
+    # The alarm topic's policy (not a role): assumed to be the keys other services document (§8).
+    "cloudwatch.amazonaws.com": frozenset({"aws:SourceAccount", "aws:SourceArn"}),
+}
+SOURCE_CONDITION_SERVICES = frozenset(DOCUMENTED_SOURCE_KEYS)
 NO_SOURCE_CONDITION_SERVICES = frozenset({"lambda.amazonaws.com"})
 
 LAMBDA_INVOKE_TASK = "arn:aws:states:::lambda:invoke"
@@ -919,7 +937,8 @@ def _service_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[st
 def trust_problems(template: dict[str, Any]) -> list[str]:
     """Roles a service may assume, and topics it may publish to, for anyone's resources: every such
     statement for a service that documents source conditions must hold it to this account
-    (aws:SourceAccount) and to this stack's resources (aws:SourceArn in this account)."""
+    (aws:SourceAccount) and, when the service sends it, to this stack's resources (aws:SourceArn in
+    this account), and use no source key the service does not send."""
     problems = []
     for logical_id, statement in _service_statements(template):
         for service in _trusted_services(statement):
@@ -928,6 +947,7 @@ def trust_problems(template: dict[str, Any]) -> list[str]:
             if service not in SOURCE_CONDITION_SERVICES:
                 problems.append(f"{logical_id}: trusts {service}, which this test has no rule for")
                 continue
+            documented = DOCUMENTED_SOURCE_KEYS[service]
             condition = statement.get("Condition", {})
             account = condition.get("StringEquals", {}).get("aws:SourceAccount")
             source_arn = {
@@ -935,10 +955,17 @@ def trust_problems(template: dict[str, Any]) -> list[str]:
                 for operator in ("ArnLike", "ArnEquals")
                 for text in render(condition.get(operator, {}).get("aws:SourceArn", []))
             }
+            used = {
+                key for conditions in condition.values() for key in conditions if key.startswith("aws:Source")
+            }
             if account != {"Ref": "AWS::AccountId"}:
                 problems.append(f"{logical_id}: {service} without aws:SourceAccount = this account")
-            if not source_arn or not all(":${AWS::AccountId}:" in arn for arn in source_arn):
+            if "aws:SourceArn" in documented and (
+                not source_arn or not all(":${AWS::AccountId}:" in arn for arn in source_arn)
+            ):
                 problems.append(f"{logical_id}: {service} without aws:SourceArn in this account")
+            for key in sorted(used - documented):
+                problems.append(f"{logical_id}: {service} is held to {key}, which it does not send")
     return problems
 
 
@@ -1035,6 +1062,14 @@ BREAKAGES: dict[str, Callable[[dict[str, Any]], None]] = {
         "Condition"
     ),
     "Ground Truth trusted without a source": lambda t: _trust(t, "GroundTruthRole").pop("Condition"),
+    # The issue-19 finding: a labeling job's aws:SourceArn is documented nowhere (docs/aws-facts.md §8).
+    "Ground Truth held to a key it does not send": lambda t: _trust(t, "GroundTruthRole")["Condition"].update(
+        ArnLike={
+            "aws:SourceArn": {
+                "Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:labeling-job/*"
+            }
+        }
+    ),
     "schedules trusted from any account": lambda t: _trust(t, "LabelingLoopScheduleRole")["Condition"].pop(
         "StringEquals"
     ),

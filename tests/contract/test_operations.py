@@ -76,11 +76,12 @@ def alarms(sam_template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return _resources(sam_template, "AWS::CloudWatch::Alarm")
 
 
-def test_the_four_alarms_exist(alarms: dict[str, dict[str, Any]]) -> None:
+def test_the_five_alarms_exist(alarms: dict[str, dict[str, Any]]) -> None:
     watched = {metric for alarm in alarms.values() for _, metric in _alarm_metrics(alarm)}
     assert {"ExecutionsFailed", "ExecutionsTimedOut"} <= watched, "runs failed or timed out"
     assert "Errors" in watched, "cleanup functions failing"
     assert "ModelsStoppedBySweep" in watched, "a workflow-started model with no live execution"
+    assert "ModelsLeftRunningUnheld" in watched, "one the sweep could not stop, two sweeps in a row"
     assert "ReviewsPastDeadline" in watched, "review backlog past its deadline"
 
 

@@ -41,7 +41,7 @@ def test_every_verb_against_the_local_cloud(tmp_path: Path) -> None:
         assert code == 0 and "first" in out and "SUCCEEDED" in out
 
         code, out = _run(["show", "latest"], session)
-        assert code == 0 and "imagesInManifest" in out and "model f1" in out
+        assert code == 0 and "imagesInManifest" in out and "F1 (95 %), reviewed images" in out
 
         code, out = _run(["report", "first", "--out", str(tmp_path / "report")], session)
         assert code == 0, out

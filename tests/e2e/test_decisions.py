@@ -169,3 +169,24 @@ def test_an_overconfident_models_auto_accepted_images_can_wait_for_the_next_run(
     assert {result.extra["claims"][key] for key in deferred} == {"deferred"}
     labeled = {f"image#{line['source-ref']}" for line in result.manifest}
     assert {result.extra["claims"][key] for key in labeled} == {"labeled"}
+
+
+def test_the_engine_cost_is_measured_from_the_runs_own_history(shapes: tuple[Path, Path]) -> None:
+    images, truth_manifest = shapes
+    with local_cloud(default_config()) as cloud:
+        stack, arn, _ = prepare(cloud, images, truth_manifest)
+        where = {"projectVersionArn": arn, "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}"}
+        result = execute(cloud, stack, arn, where, "engine-measured")
+    assert result.summary["status"] == "SUCCEEDED", result.summary
+    engine = result.report["cost"]["engine"]
+    assert engine["note"].startswith("measured:"), engine
+    # THEN the measured transitions are the states the execution entered (its final history, the
+    # states after Build Manifest included) plus its inference children's: two per invocation (one
+    # predictions part each) and one per batch
+    entered = sum(1 for event in result.history if str(event["type"]).endswith("StateEntered"))
+    parts = result.extra["prediction_parts"]
+    batches = len({key.rsplit("/", 1)[1].split("-")[1] for key in parts})
+    assert engine["measuredTransitions"] == entered + 2 * len(parts) + batches
+    # AND the labeling jobs' pollers, which the run cannot read, are estimated and said so
+    assert engine["estimatedTransitions"] > 0 and "estimated" in engine["note"]
+    assert engine["quantity"] == engine["measuredTransitions"] + engine["estimatedTransitions"]

@@ -388,7 +388,7 @@ def test_a_failure_after_the_model_started_cleans_up_and_releases_the_claims(
 # 8. The model does not start before the deadline ----------------------------------------------------
 
 
-def test_a_model_start_past_the_deadline_fails_and_the_starting_model_is_stopped(
+def test_a_model_start_past_the_deadline_fails_and_the_model_is_stopped_once_it_can_be(
     images: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder, truth = images
@@ -415,9 +415,15 @@ def test_a_model_start_past_the_deadline_fails_and_the_starting_model_is_stopped
         meter = cloud.rekognition.meter(arn)
     # THEN the run fails with ModelStartTimeoutError, naming the setting to change
     assert_failed_clearly(result, "ModelStartTimeoutError", arn, "modelStartTimeoutMinutes")
-    # AND the model, still STARTING, was stopped by the cleanup: it never ran, and it is not billed on
-    assert meter["running_seconds"] == 0
-    assert meter["stop_calls"] >= 1
+    # AND the cleanup, finding the model STARTING (AWS stops running models: docs/aws-facts.md §1.2),
+    # waited for it (its Retry on ModelTransitionError) and stopped it once it could, with one call
+    waits = [
+        e["taskFailedEventDetails"]["error"]
+        for e in result.history
+        if e.get("type") == "TaskFailed" and "ModelTransitionError" in json.dumps(e, default=str)
+    ]
+    assert waits, "the cleanup did not have to wait for the starting model"
+    assert meter["stop_calls"] == 1
     assert status_at_end == "STOPPED", meter
     assert all(end is not None for _, end in meter["intervals"])
     assert result.summary["labeling_jobs"] == []

@@ -133,3 +133,47 @@ def test_a_batch_longer_than_one_invocation_continues_where_it_stopped(tmp_path:
     assert sorted(line["source-ref"] for line in result.manifest) == refs
     # AND the learned rate went along: the later invocations did not start over from the priors
     assert meter["throttled_calls"] < 0.05 * meter["detect_calls"], meter
+
+
+def test_the_batches_of_a_run_above_10_units_share_the_capacity_they_learn(tmp_path: Path) -> None:
+    # GIVEN 20 inference units of a model slower than the flow control's prior (2 TPS per unit,
+    # time-scaled x1.25: 50 calls/s, 160 ms): the run has two batches, each starting from half the
+    # 5 TPS/unit prior, 2.5x what the model serves
+    config = LocalCloudConfig(
+        time_scale=0.002,
+        rekognition=CustomLabelsConfig(
+            start_latency_s=1.0, stop_latency_s=0.2, tps_per_inference_unit=2.5, detect_latency_s=0.16
+        ),
+        groundtruth=GroundTruthConfig(job_latency_s=1.0, annotator_accuracy=1.0),
+    )
+    images, units = 1_000, 20
+    with local_cloud(config) as cloud:
+        stack = cloud.deploy({"InferenceUnitsLimit": str(units)})
+        refs = _upload_images(cloud, stack, images)
+        arn = cloud.add_model("detection")
+        run_input = {
+            "projectVersionArn": arn,
+            "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}",
+            "minInferenceUnits": units,
+            "minConfidence": 1,
+            "autoAcceptConfidence": 1,
+        }
+        # WHEN the run infers its images
+        result = execute(cloud, stack, arn, run_input, "shared", timeout=600)
+        meter = cloud.rekognition.meter(arn)
+        item = cloud.dynamodb.get_item(
+            TableName=stack.table, Key={"pk": {"S": f"flow#{result.summary['execution_arn']}"}}
+        )["Item"]
+    # THEN both batches posted their estimates to the run's item, the last time with nothing left
+    reports = {
+        name: {k: float(v["N"]) for k, v in value["M"].items()}
+        for name, value in item.items()
+        if name != "pk"
+    }
+    assert sorted(reports) == ["b0", "b1"], reports
+    assert [report["left"] for report in reports.values()] == [0, 0]
+    # AND every image was inferred once, with few throttled calls
+    assert result.summary["status"] == "SUCCEEDED", result.summary
+    assert meter["detect_answered"] == images
+    assert sorted(line["source-ref"] for line in result.manifest) == refs
+    assert meter["throttled_calls"] < 0.05 * meter["detect_calls"], meter

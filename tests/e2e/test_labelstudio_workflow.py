@@ -67,11 +67,13 @@ def test_both_backends_agree_on_the_same_dataset(
     # AND the Label Studio run made no labeling job; its reviewed records say who reviewed
     assert by_ls.summary["labeling_jobs"] == []
     assert {r["reviewer"].split(":")[0] for r in by_ls.extra["reviewed"]} == {"labelstudio"}
-    # AND Label Studio's lead_time gives the reviewer seconds per image; Ground Truth reports none
+    # AND Label Studio's lead_time and Ground Truth's worker responses give the reviewer seconds
+    # per image (the emulated reviewers of both take 3-40 s an image)
     work = by_ls.report["work"]
     assert work["timedImages"] == by_ls.report["counts"]["imagesReviewed"]
-    assert 3 <= work["reviewerSecondsPerImage"] <= 40  # the emulated reviewers take 3-40 s
-    assert by_gt.report["work"]["reviewerSecondsPerImage"] is None
+    assert 3 <= work["reviewerSecondsPerImage"] <= 40
+    assert by_gt.report["work"]["timedImages"] == by_gt.report["counts"]["imagesReviewed"]  # < 300 a job
+    assert 3 <= by_gt.report["work"]["reviewerSecondsPerImage"] <= 40
 
 
 def test_a_review_past_its_deadline_is_collected_partially(

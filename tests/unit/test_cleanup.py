@@ -169,6 +169,7 @@ def test_cleanup_stops_the_model_this_run_started(
     assert result == {
         "modelStopped": True,
         "modelStatus": "STOPPING",
+        "modelStopPending": False,
         "claimsReleased": 0,
         "labelingJobsStopped": 0,
         "labelingJobsNotStopped": 0,
@@ -517,7 +518,13 @@ def test_the_sweep_cleans_up_after_a_run_whose_event_never_came(
     swept = cleanup.sweep(cloud.services, cloud.s3, cloud.sagemaker)
 
     # THEN the dead run is cleaned up, and the model keeps running for the live one
-    assert swept == {"runsCleanedUp": 1, "modelsStopped": []}
+    assert swept == {
+        "runsCleanedUp": 1,
+        "modelsStopped": [],
+        "modelsLeftRunning": [],
+        "labelingJobsNotStopped": 0,
+        "errors": {},
+    }
     assert run_records.active(aws.dynamodb, aws.table) == [alive.executionArn]
     assert model.status == "RUNNING"
 
@@ -526,5 +533,135 @@ def test_the_sweep_cleans_up_after_a_run_whose_event_never_came(
     swept = cleanup.sweep(cloud.services, cloud.s3, cloud.sagemaker)
 
     # THEN the model the workflow started is stopped
-    assert swept == {"runsCleanedUp": 1, "modelsStopped": [MODEL_ARN]}
+    assert (swept["runsCleanedUp"], swept["modelsStopped"], swept["modelsLeftRunning"]) == (
+        1,
+        [MODEL_ARN],
+        [],
+    )
     assert model.status == "STOPPING"
+
+
+def test_a_labeling_job_the_cleanup_could_not_stop_is_retried_by_the_sweep_until_it_ends(
+    aws: SimpleNamespace, cloud: SimpleNamespace, executions: FakeExecutions
+) -> None:
+    # GIVEN an aborted run whose labeling job refused the cleanup's stop (throttled)
+    config = make_config("run-1", incremental=True)
+    registered(aws, config)
+    inventory(aws, config, ["a.jpg"])
+    claims.claim(aws.dynamodb, aws.table, ref("a.jpg"), config.runId, NOW, NOW + 3600)
+    aws.s3.put_object(
+        Bucket=OUTPUT_BUCKET,
+        Key=config.layout().review_jobs.key,
+        Body=json.dumps([_job(aws, config, "lab-x-det-000", ["a.jpg"])]).encode(),
+    )
+    cloud.jobs.statuses["lab-x-det-000"] = "InProgress"
+    cloud.jobs.refuse_stop.add("lab-x-det-000")
+    executions.end(config.executionArn, "ABORTED")
+    first = cleanup.clean_up_ended_execution(
+        cloud.services, cloud.s3, cloud.sagemaker, config.executionArn, "ABORTED"
+    )
+    assert first["labelingJobsNotStopped"] == 1
+    # THEN the run stays registered, so the sweep tries again (and again, while the stop is refused)
+    assert run_records.active(aws.dynamodb, aws.table) == [config.executionArn]
+    swept = cleanup.sweep(cloud.services, cloud.s3, cloud.sagemaker)
+    assert swept["labelingJobsNotStopped"] == 1
+    assert cloud.jobs.statuses["lab-x-det-000"] == "InProgress"
+    # WHEN the stop goes through at a later sweep
+    cloud.jobs.refuse_stop.clear()
+    swept = cleanup.sweep(cloud.services, cloud.s3, cloud.sagemaker)
+    # THEN the job is stopped, the run is done with, and its image is free for the next run
+    assert (swept["runsCleanedUp"], swept["labelingJobsNotStopped"]) == (1, 0)
+    assert cloud.jobs.statuses["lab-x-det-000"] == "Stopping"
+    assert run_records.active(aws.dynamodb, aws.table) == []
+    assert claim_of(aws, ref("a.jpg")) is None
+
+
+def test_an_ended_event_for_a_redriven_execution_cleans_nothing(
+    aws: SimpleNamespace, cloud: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    # GIVEN a run whose ABORTED event arrives after a person redrove the execution (running again)
+    config = make_config("run-1")
+    registered(aws, config)
+    acquire(cloud, config)
+    model.status = "RUNNING"
+    # WHEN the late event is handled
+    result = cleanup.clean_up_ended_execution(
+        cloud.services, cloud.s3, cloud.sagemaker, config.executionArn, "ABORTED"
+    )
+    # THEN the run keeps its lease, its model and its record
+    assert result["cleanedUp"] is False and "redriven" in result["reason"]
+    assert model.status == "RUNNING"
+    assert model_lease.read(aws.dynamodb, aws.table, MODEL_ARN).users == frozenset({config.executionArn})
+    assert run_records.active(aws.dynamodb, aws.table) == [config.executionArn]
+
+
+def test_a_model_the_sweep_cannot_stop_is_reported_after_two_sweeps(
+    aws: SimpleNamespace, cloud: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions
+) -> None:
+    # GIVEN a model the workflow started, whose run is gone, and which refuses every stop call
+    config = make_config("run-1")
+    acquire(cloud, config)
+    model.status = "RUNNING"
+    executions.end(config.executionArn, "ABORTED")
+    model.stop_errors.extend(["AccessDeniedException"] * 2)
+    # WHEN one sweep fails to stop it
+    first = cleanup.sweep(cloud.services, cloud.s3, cloud.sagemaker)
+    # THEN the sweep goes on (the error is reported), but one sweep is not yet "left running"
+    assert MODEL_ARN in first["errors"] and "AccessDeniedException" in first["errors"][MODEL_ARN]
+    assert first["modelsLeftRunning"] == []
+    # WHEN the next sweep fails too: it has run unheld longer than one sweep period
+    second = cleanup.sweep(cloud.services, cloud.s3, cloud.sagemaker)
+    assert second["modelsLeftRunning"] == [MODEL_ARN]
+    # AND once a sweep stops it, it is no longer reported
+    third = cleanup.sweep(cloud.services, cloud.s3, cloud.sagemaker)
+    assert (third["modelsStopped"], third["modelsLeftRunning"]) == ([MODEL_ARN], [])
+    assert model_lease.read(aws.dynamodb, aws.table, MODEL_ARN).unheld_sweeps == 0
+
+
+def test_a_model_held_by_a_live_run_is_never_reported(
+    aws: SimpleNamespace, cloud: SimpleNamespace, model: FakeCustomLabels
+) -> None:
+    config = make_config("run-1")
+    acquire(cloud, config)
+    model.status = "RUNNING"
+    for _ in range(3):
+        swept = cleanup.sweep(cloud.services, cloud.s3, cloud.sagemaker)
+        assert (swept["modelsStopped"], swept["modelsLeftRunning"]) == ([], [])
+    assert model.status == "RUNNING"
+
+
+def test_the_ended_event_cleanup_waits_for_a_starting_model_while_it_has_time(
+    aws: SimpleNamespace, cloud: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions
+) -> None:
+    # GIVEN a run stopped while its model was starting (AWS stops running models only)
+    config = make_config("run-1")
+    registered(aws, config)
+    acquire(cloud, config)
+    executions.end(config.executionArn, "ABORTED")
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the model comes up after the second look
+        polls.append(seconds)
+        if len(polls) == 2:
+            model.status = "RUNNING"
+
+    # WHEN its execution-ended cleanup runs with time to spare
+    result = cleanup.clean_up(
+        cloud.services, cloud.s3, cloud.sagemaker, config, None, wait_for_stop=False,
+        seconds_left=lambda: 300.0, sleep=sleep,
+    )  # fmt: skip
+    # THEN it looked again until the model ran, and stopped it
+    assert polls == [cleanup.START_POLL_S] * 2
+    assert (result["modelStopped"], result["modelStopPending"]) == (True, False)
+    assert model.operations("StopProjectVersion") == [{"ProjectVersionArn": MODEL_ARN}]
+
+    # AND without time left it does not wait: the duty stays for the sweep
+    other = make_config("run-2")
+    model.status = "STOPPED"
+    acquire(cloud, other)
+    late = cleanup.clean_up(
+        cloud.services, cloud.s3, cloud.sagemaker, other, None, wait_for_stop=False,
+        seconds_left=lambda: cleanup.RESERVE_S, sleep=sleep,
+    )  # fmt: skip
+    assert (late["modelStopped"], late["modelStatus"], late["modelStopPending"]) == (False, "STARTING", True)
+    assert model_lease.read(aws.dynamodb, aws.table, MODEL_ARN).started_by_workflow is True

@@ -14,6 +14,7 @@ from botocore.stub import Stubber
 from labeling_loop.errors import ReviewBackendError
 from labeling_loop.jsonl import read_json, write_json
 from labeling_loop.layout import RunLayout
+from labeling_loop.review.groundtruth import collect as collect_module
 from labeling_loop.review.groundtruth.collect import collect as collect_review
 from labeling_loop.review.groundtruth.collect import diff_boxes
 from labeling_loop.review.groundtruth.jobs import plan_jobs
@@ -523,3 +524,33 @@ def test_an_answer_custom_labels_cannot_take_skips_its_image_with_a_reason(
     assert skip["source-ref"] == "s3://images/a.jpg" and skip["reason"] == reason
     assert says in skip["detail"]
     assert [r["source-ref"] for r in read_records(s3, layout.reviewed)] == ["s3://images/b.jpg"]
+
+
+def test_people_s_seconds_come_from_the_worker_responses_of_a_sample(aws: tuple[Any, Any]) -> None:
+    # GIVEN a job's worker-response files (annotations/worker-response/iteration-1/<index>/...):
+    # object 0 with two workers who say how long they spent, object 1 with only their timestamps,
+    # object 2 unreadable
+    s3, _ = aws
+    s3.create_bucket(Bucket="times")
+    job = {"jobName": "lab-run-det-000", "outputUri": "s3://times/out/"}
+    prefix = "out/lab-run-det-000/annotations/worker-response/iteration-1"
+    documents = {
+        0: {"answers": [{"timeSpentInSeconds": 12.5}, {"timeSpentInSeconds": 7.5}]},
+        1: {
+            "answers": [
+                {"acceptanceTime": "2026-12-05T10:00:00.000Z", "submissionTime": "2026-12-05T10:00:40.000Z"}
+            ]
+        },
+    }
+    for index, document in documents.items():
+        s3.put_object(
+            Bucket="times", Key=f"{prefix}/{index}/2026-12-05_10:00:41.json", Body=json.dumps(document)
+        )
+    s3.put_object(Bucket="times", Key=f"{prefix}/2/2026-12-05_10:00:41.json", Body=b"not json")
+    # WHEN the collect reads them
+    seconds = collect_module.worker_seconds(s3, job)
+    # THEN each answered object has the workers' time, the unreadable one none
+    assert seconds == {0: 20.0, 1: 40.0}
+    # AND a large job is read through a sample, never file by file
+    assert collect_module.worker_seconds(s3, job, sample=1).keys() <= {0, 1}
+    assert len(collect_module.worker_seconds(s3, job, sample=1)) <= 1

@@ -23,6 +23,7 @@ from fixtures_aws import (
     FakeExecutions,
     FakeLabelingJobs,
     FakeLambdaContext,
+    ServiceError,
     answer_with,
     execution_arn,
     jpeg,
@@ -36,7 +37,7 @@ from fixtures_aws import (
     write_jsonl,
 )
 from labeling_loop import run_records
-from labeling_loop.errors import InvalidInput, ModelStartTimeoutError
+from labeling_loop.errors import InvalidInput, ModelStartTimeoutError, TransientServiceError
 from labeling_loop.inference import claims, model_lease
 from labeling_loop.jsonl import write_json
 from labeling_loop.run_config import PREDICTION_FLOOR, from_state
@@ -256,6 +257,53 @@ def test_model_control_needs_the_run_state_table(stack: SimpleNamespace, context
     # THEN it fails at cold start, saying which variable is missing, before it can touch the model
     with pytest.raises(SettingsError, match="environment variable RUN_STATE_TABLE: is not set"):
         model_handler()
+
+
+def test_model_control_takes_back_a_run_redriven_after_its_cleanup(
+    stack: SimpleNamespace, context: FakeLambdaContext
+) -> None:
+    # GIVEN a run whose execution was stopped and cleaned up (record cleaned up, lease released),
+    # then redriven: it is running again, waiting for its model
+    app, model = model_handler()
+    config = from_state(event("model_control")["config"])
+    run_records.register(
+        stack.dynamodb, stack.table, execution_arn=config.executionArn, run_id=config.runId,
+        config_uri=str(config.layout().config), expires_at=2_000_000_000,
+    )  # fmt: skip
+    run_records.finish(stack.dynamodb, stack.table, config.executionArn, run_records.CLEANED_UP)
+    # WHEN its Check Model runs
+    check = event("model_control_check")
+    checked = app.lambda_handler(check, context)
+    # THEN the run is active again and holds its lease before the model is looked at (the model,
+    # found stopped, is started under that lease)
+    assert run_records.active(stack.dynamodb, stack.table) == [config.executionArn]
+    lease = model_lease.read(stack.dynamodb, stack.table, config.projectVersionArn)
+    assert lease.users == frozenset({config.executionArn}) and lease.started_by == config.executionArn
+    assert (checked["status"], checked["startedByRun"]) == ("STARTING", True)
+    assert len(model.operations("StartProjectVersion")) == 1
+
+
+# Label Studio ---------------------------------------------------------------------------------------
+
+
+def test_labelstudio_review_turns_a_throttle_into_the_error_its_tasks_retry(
+    stack: SimpleNamespace, context: FakeLambdaContext
+) -> None:
+    # GIVEN the stack's Label Studio, and Secrets Manager throttling the read of its token
+    secret = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:labelstudio-token-AbCdEf"
+    stack.env.setenv("LABEL_STUDIO_URL", "https://labelstudio.example.com")
+    stack.env.setenv("LABEL_STUDIO_TOKEN_SECRET_ARN", secret)
+    app = handler("labelstudio_review")
+
+    def throttled(operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        raise ServiceError("ThrottlingException", "Rate exceeded")
+
+    answer_with(app.secretsmanager, throttled)
+    config = event("model_control")["config"]
+    # WHEN a Label Studio step runs
+    # THEN it fails with TransientServiceError, which its Tasks retry (not a run-failing error)
+    with pytest.raises(TransientServiceError, match="ThrottlingException"):
+        app.lambda_handler({"config": config, "action": "preflight"}, context)
 
 
 # DetectLabels -------------------------------------------------------------------------------------

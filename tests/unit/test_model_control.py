@@ -112,8 +112,15 @@ def test_check_reports_running_with_the_units_the_model_runs_on(
     assert state["startedByRun"] is True
     assert (state["inferenceUnits"], state["mapConcurrency"]) == (12, 2)
     assert state["batches"] == [
-        {"batchId": 0, "first": 0, "count": 150, "callsPerSecond": 30.0, "callsInFlight": 15.0},
-        {"batchId": 1, "first": 150, "count": 150, "callsPerSecond": 30.0, "callsInFlight": 15.0},
+        {"batchId": 0, "first": 0, "count": 150, "callsPerSecond": 30.0, "callsInFlight": 15.0, "batches": 2},
+        {
+            "batchId": 1,
+            "first": 150,
+            "count": 150,
+            "callsPerSecond": 30.0,
+            "callsInFlight": 15.0,
+            "batches": 2,
+        },
     ]
 
 
@@ -339,8 +346,21 @@ def test_a_model_deleted_before_the_stop_is_not_an_error(
     # THEN the release succeeds, saying the model is gone
     config = run("run-a")
     acquire(aws, model, config)
-    model.stop_errors.append("ResourceNotFoundException")
+    model.status = "RUNNING"
+    model.stop_errors.append("ResourceNotFoundException")  # deleted between the describe and the stop
     assert release(aws, model, config) == {"stopped": False, "status": "NOT_FOUND"}
+    assert lease(aws).started_by_workflow is False
+
+
+def test_a_model_whose_project_is_gone_is_not_an_error(aws: SimpleNamespace, model: FakeCustomLabels) -> None:
+    # GIVEN the model's project was deleted while the run used it
+    config = run("run-a")
+    acquire(aws, model, config)
+    model.project_name = "deleted"
+    # WHEN the run releases it
+    # THEN the release succeeds, saying the model is gone, and no stop is attempted
+    assert release(aws, model, config) == {"stopped": False, "status": "NOT_FOUND"}
+    assert model.operations("StopProjectVersion") == []
 
 
 def test_an_unknown_project_fails_and_releases_the_lease(
@@ -404,18 +424,50 @@ def test_a_live_lease_holder_is_never_pruned(
     assert model.status == "RUNNING"
 
 
-def test_a_crash_between_recording_the_start_and_starting_leaves_a_harmless_duty(
+def test_a_crash_between_recording_the_start_and_starting_keeps_the_duty_until_no_start_can_come(
     aws: SimpleNamespace, model: FakeCustomLabels
 ) -> None:
     # GIVEN the duty was recorded and the function died before StartProjectVersion
     config = run("run-a")
     model_lease.acquire(aws.dynamodb, aws.table, MODEL_ARN, config.executionArn)
-    model_lease.record_start(aws.dynamodb, aws.table, MODEL_ARN, config.executionArn)
+    model_lease.record_start(aws.dynamodb, aws.table, MODEL_ARN, config.executionArn, now=int(NOW))
     assert model.status == "STOPPED"
-    # WHEN the run's cleanup releases the model
-    released = release(aws, model, config)
-    # THEN the stop is refused (nothing runs), and the duty is cleared: nothing left to stop
-    assert released == {"stopped": False, "status": "STOPPED"}
+    # WHEN the run's cleanup releases the model while a start call may still be on its way
+    # THEN it waits (the Task retries): a model found stopped is not proof that no start comes
+    with pytest.raises(ModelTransitionError, match="STOPPED and cannot be stopped yet"):
+        model_control.release(services(aws, model), config, now=NOW + 60)
+    assert lease(aws).started_by_workflow is True
+    assert model.operations("StopProjectVersion") == []
+    # AND once no invocation that could make the call is alive, the duty is cleared
+    later = NOW + model_lease.START_CALL_WINDOW_S + 1
+    released = model_control.release(services(aws, model), config, now=later)
+    assert released == {"stopped": False, "status": "STOPPED", "prunedUsers": 0}
+    assert lease(aws) == model_lease.Lease(frozenset(), False, None)
+
+
+def test_a_stop_during_the_start_call_leaves_the_duty_for_the_sweep(
+    aws: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions
+) -> None:
+    # GIVEN a run recorded its stop duty and its StartProjectVersion call is on its way ...
+    config = run("run-a")
+    model_lease.acquire(aws.dynamodb, aws.table, MODEL_ARN, config.executionArn)
+    model_lease.record_start(aws.dynamodb, aws.table, MODEL_ARN, config.executionArn, now=int(NOW))
+    # ... when a person stops the execution: the ended-event cleanup finds the model still STOPPED
+    executions.end(config.executionArn, "ABORTED")
+    cleanup = model_control.release(services(aws, model), config, now=NOW + 1, wait=False)
+    # THEN it does not clear the duty (the start may still come), and stops nothing
+    assert (cleanup["stopped"], cleanup["status"], cleanup["stopPending"]) == (False, "STOPPED", True)
+    assert lease(aws).started_by_workflow is True
+    # WHEN the call then reaches Rekognition (the model starts with no holder) and returns
+    model.respond("StartProjectVersion", {"ProjectVersionArn": MODEL_ARN, "MinInferenceUnits": 1})
+    model_lease.start_returned(aws.dynamodb, aws.table, MODEL_ARN, config.executionArn)
+    sweep = model_control.ModelRef.of(MODEL_ARN)
+    # THEN the sweep cannot stop it while it starts, keeps the duty, and stops it once it runs
+    first = model_control.stop_if_unused(services(aws, model), sweep, who=model_lease.SWEEP, now=NOW + 60)
+    assert (first["stopped"], first["status"], first["stopPending"]) == (False, "STARTING", True)
+    model.status = "RUNNING"
+    second = model_control.stop_if_unused(services(aws, model), sweep, who=model_lease.SWEEP, now=NOW + 960)
+    assert second == {"stopped": True, "status": "STOPPING", "prunedUsers": 0}
     assert lease(aws) == model_lease.Lease(frozenset(), False, None)
 
 
@@ -508,3 +560,33 @@ def test_releasing_a_lease_never_held_stops_nothing(aws: SimpleNamespace) -> Non
     model_lease.leave(aws.dynamodb, aws.table, MODEL_ARN, "exec-z")
     # THEN it has no stop to decide
     assert model_lease.decide_stop(aws.dynamodb, aws.table, MODEL_ARN, "exec-z") is False
+
+
+def test_a_run_arriving_while_a_decided_stop_waits_for_a_starting_model_uses_the_model(
+    aws: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions
+) -> None:
+    # GIVEN the sweep decided to stop a model nobody held, which is still STARTING (it cannot be
+    # stopped yet: AWS stops running models), so the decision waits
+    a, b = run("run-a"), run("run-b")
+    acquire(aws, model, a)
+    executions.end(a.executionArn, "ABORTED")
+    sweep = model_control.stop_if_unused(
+        services(aws, model), model_control.ModelRef.of(MODEL_ARN), who=model_lease.SWEEP
+    )
+    assert (sweep["stopped"], sweep["status"], sweep["stopPending"]) == (False, "STARTING", True)
+    # WHEN another run acquires it
+    state = acquire(aws, model, b)
+    # THEN it uses the starting model (no stop, no second start), and the decision is dropped, so
+    # nobody stops the model under it; the workflow's duty stays for the last user
+    assert (state["status"], state["startedByRun"]) == ("STARTING", False)
+    assert model.operations("StopProjectVersion") == [] and len(model.operations("StartProjectVersion")) == 1
+    held = lease(aws)
+    assert (held.users, held.stopping, held.started_by_workflow) == (frozenset({b.executionArn}), None, True)
+    model.status = "RUNNING"
+    assert (
+        model_control.stop_if_unused(
+            services(aws, model), model_control.ModelRef.of(MODEL_ARN), who=model_lease.SWEEP
+        )["stopped"]
+        is False
+    )
+    assert release(aws, model, b) == {"stopped": True, "status": "STOPPING"}

@@ -37,13 +37,15 @@ def test_one_batch_per_ten_units_in_one_wave_of_equal_slices(
 def test_each_batch_starts_from_its_share_of_the_priors() -> None:
     # GIVEN 12 units in service: two batches
     first, second = plan_batches(300, 12)
-    # THEN each gets half of 12 x 5 calls/s and of 12 x 2.5 calls in flight
+    # THEN each gets half of 12 x 5 calls/s and of 12 x 2.5 calls in flight, and knows it has a
+    # sibling to share its estimate with
     assert first.to_dict() == {
         "batchId": 0,
         "first": 0,
         "count": 150,
         "callsPerSecond": 30.0,
         "callsInFlight": 15.0,
+        "batches": 2,
     }
     assert second.to_dict()["first"] == 150
 

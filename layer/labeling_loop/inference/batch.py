@@ -24,6 +24,7 @@ from labeling_loop.inference import flow_hooks
 from labeling_loop.inference.batch_progress import BatchProgress
 from labeling_loop.inference.detect import predict_one
 from labeling_loop.inference.flow import MAX_IN_FLIGHT, Limiter, RateEstimate
+from labeling_loop.inference.shared_rate import SharedRate, balancing
 from labeling_loop.jsonl import JsonlWriter, read_lines
 from labeling_loop.layout import RunLayout
 
@@ -41,6 +42,7 @@ class BatchItem:
     count: int
     calls_per_second: float
     calls_in_flight: float
+    batches: int = 1  # in the run
 
     @classmethod
     def of(cls, item: dict[str, Any]) -> BatchItem:
@@ -50,6 +52,7 @@ class BatchItem:
             int(item["count"]),
             float(item["callsPerSecond"]),
             float(item["callsInFlight"]),
+            int(item.get("batches", 1)),
         )
 
 
@@ -101,8 +104,10 @@ def run_batch(
     min_confidence: float,
     seconds_left: Callable[[], float],
     threads: int = MAX_IN_FLIGHT,
+    shared: SharedRate | None = None,
 ) -> Progress:
-    """Infer the batch's next images; return the progress after them."""
+    """Infer the batch's next images; return the progress after them. `shared`: the run's other
+    batches, whose estimates this one's is balanced with while it runs."""
     limiter = Limiter(RateEstimate.resume(batch.calls_per_second, batch.calls_in_flight, progress.flow))
     refs = inventory_slice(s3, layout, batch.first + progress.done, batch.count - progress.done)
     part = f"{batch.batch_id:05d}-{progress.done:07d}"
@@ -117,10 +122,15 @@ def run_batch(
             inferred, skipped = progress.inferred + counts["inferred"], progress.skipped + counts["skipped"]
         shown.update(progress.done + finished, inferred, skipped, final=final)
 
+    def images_left() -> int:
+        with lock:
+            return batch.count - progress.done - counts["inferred"] - counts["skipped"]
+
     with (
         JsonlWriter(s3, layout.predictions_part(part)) as predictions,
         JsonlWriter(s3, layout.skipped_part("inference", part)) as skips,
         ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
+        balancing(shared, limiter, images_left),
     ):
 
         def infer(ref: str) -> None:

@@ -19,7 +19,9 @@ batches. So each batch paces its own attempts:
 - after a cut the rate returns to TARGET x that limit within seconds, then probes above it by a tiny
   step per answered call, so a model that got faster (or a prior that was low) is found, while
   throttles stay a small fraction of the calls at any rate;
-- calls in flight are capped at rate x latency x WINDOW_HEADROOM (+1), at most MAX_IN_FLIGHT.
+- calls in flight are capped at rate x latency x WINDOW_HEADROOM (+1), at most MAX_IN_FLIGHT;
+- the batches of a run share what they learn (shared_rate.py): every few seconds each takes the
+  batches' total in proportion to the images it has left, so they finish together.
 
 botocore keeps doing what it is good at: standard-mode retries of throttles and transient errors,
 with its backoff and retry quota. Every attempt, retries included, passes through the batch's
@@ -157,6 +159,18 @@ class RateEstimate:
         if self.latency:
             self.rate = min(self.rate, MAX_IN_FLIGHT / self.latency)
 
+    # -- shared with the run's other batches (shared_rate.py)
+
+    def adopt(self, rate: float, limit: float | None, now: float) -> None:
+        """Take this batch's share of what the run's batches learned together: the rate to send at
+        and the refused rate to return to after a throttle."""
+        self.rate = max(FLOOR_FRACTION * self.prior_rate, rate)
+        if limit is not None:
+            self.limit = limit
+        if self.latency:
+            self.rate = min(self.rate, MAX_IN_FLIGHT / self.latency)
+        self._updated = now
+
     # -- carried from one invocation of a batch to the next
 
     def to_dict(self) -> dict[str, Any]:
@@ -244,6 +258,17 @@ class Limiter:
                 self.estimate.answered(now, sent_at, busy=self._queued > 0)
             elif outcome == "throttled":
                 self.estimate.throttled(now, sent_at)
+            self._condition.notify()
+
+    def estimate_now(self) -> tuple[float, float | None]:
+        """(rate, refused rate) as they stand, for the run's other batches."""
+        with self._condition:
+            return self.estimate.rate, self.estimate.limit
+
+    def adopt(self, rate: float, limit: float | None) -> None:
+        """Take a share computed with the run's other batches (shared_rate.py)."""
+        with self._condition:
+            self.estimate.adopt(rate, limit, self._clock())
             self._condition.notify()
 
     def stats(self) -> dict[str, Any]:

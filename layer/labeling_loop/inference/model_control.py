@@ -31,8 +31,6 @@ from labeling_loop.run_config import PROJECT_VERSION_ARN, RunConfig
 STARTABLE = {"STOPPED", "TRAINING_COMPLETED", "COPYING_COMPLETED"}
 WAITING = {"STARTING", "STOPPING"}
 BROKEN = {"FAILED", "TRAINING_FAILED", "DELETING", "DEPRECATED", "EXPIRED", "COPYING_FAILED"}
-# A refused StopProjectVersion on these means the model is not running: nothing left to stop.
-NOTHING_TO_STOP = STARTABLE | BROKEN | {"STOPPING"}
 # CloudWatch: the units a model actually runs on (docs/aws-facts.md §1.6).
 IN_SERVICE_METRIC = "InServiceInferenceUnits"
 
@@ -119,18 +117,25 @@ def status_of(rekognition: Any, model: ModelRef) -> str:
     return str(describe(rekognition, find_project_arn(rekognition, model.project), model)["Status"])
 
 
-def _start(services: Services, config: RunConfig) -> bool:
+def start(services: Services, config: RunConfig) -> bool:
     """Start the model, the stop duty recorded first; False when another run started it a moment
-    earlier (its duty is the same record, so it stays)."""
+    earlier (its duty is the same record, so it stays). Once Rekognition has answered, the call is
+    no longer pending: a cleanup that finds the model stopped may then clear the duty."""
     model_lease.record_start(services.dynamodb, services.table, config.projectVersionArn, config.executionArn)
     try:
         services.rekognition.start_project_version(
             ProjectVersionArn=config.projectVersionArn, MinInferenceUnits=config.minInferenceUnits
         )
     except ClientError as error:
+        model_lease.start_returned(
+            services.dynamodb, services.table, config.projectVersionArn, config.executionArn
+        )
         if error_code(error) == "ResourceInUseException":
             return False
         raise
+    model_lease.start_returned(
+        services.dynamodb, services.table, config.projectVersionArn, config.executionArn
+    )
     return True
 
 
@@ -197,8 +202,10 @@ def acquire(services: Services, config: RunConfig, now: float, images: int) -> M
         raise
     if lease.stopping:
         # Another execution decided to stop the model just before this run took its lease: finish
-        # that stop (it may already be under way) and start the model again once it has stopped.
-        _stop(services, model, who=lease.stopping)
+        # that stop (it may already be under way) and start the model again once it has stopped. A
+        # model that cannot be stopped now (starting) is this run's to use: the decision is dropped.
+        if _stop(services, model, who=lease.stopping).get("stopPending"):
+            model_lease.withdraw_stop(services.dynamodb, services.table, model.arn, lease.stopping)
         version = describe(services.rekognition, project_arn, model)
     deadline = int(now + config.modelStartTimeoutMinutes * 60)
     status = version["Status"]
@@ -208,7 +215,7 @@ def acquire(services: Services, config: RunConfig, now: float, images: int) -> M
             f"model {model.arn} is {status}: {version.get('StatusMessage', '')}".strip()
         )
     if status in STARTABLE:
-        started = _start(services, config)
+        started = start(services, config)
         version = {**version, "Status": "STARTING"}
     return _state(services, version, config, project_arn, started, deadline, now, now, images)
 
@@ -232,7 +239,7 @@ def check(
         )
     if status in STARTABLE:
         # It was stopping when this run acquired it (another run had just released it).
-        started = _start(services, config) or started
+        started = start(services, config) or started
         version = {**version, "Status": "STARTING"}
     if version["Status"] != "RUNNING" and now > deadline:
         raise ModelStartTimeoutError(
@@ -243,12 +250,20 @@ def check(
     return _state(services, version, config, project_arn, started, deadline, now, acquired_at, images)
 
 
-def release(services: Services, config: RunConfig) -> dict[str, Any]:
+def release(
+    services: Services, config: RunConfig, now: float | None = None, wait: bool = True
+) -> dict[str, Any]:
     """Give up this run's lease; stop the model if no live execution needs it and the workflow
-    started it."""
+    started it. A stop that cannot be made yet (the model is starting) raises ModelTransitionError
+    when `wait`, which the state's Retry waits out: the run's own release and its Catch cleanup wait
+    until they can stop. Without `wait` (the execution-ended cleanup) the answer says `stopPending`
+    and the sweep stops the model once it can."""
     model = ModelRef.of(config.projectVersionArn)
     model_lease.leave(services.dynamodb, services.table, model.arn, config.executionArn)
-    return stop_if_unused(services, model, who=config.executionArn)
+    result = stop_if_unused(services, model, who=config.executionArn, now=now)
+    if wait and result.get("stopPending"):
+        raise ModelTransitionError(f"model {model.arn} is {result['status']} and cannot be stopped yet")
+    return result
 
 
 def usage(held: dict[str, Any] | None, now: float) -> dict[str, Any]:
@@ -273,43 +288,73 @@ def live(executions: Any, execution_arn: str) -> bool:
     return bool(status == "RUNNING")
 
 
-def stop_if_unused(services: Services, model: ModelRef, who: str) -> dict[str, Any]:
+def _gone(executions: Any, decider: str) -> bool:
+    """A stop decider that will not finish its stop: an execution that ended (the sweep, which is
+    no execution, counts as gone: any caller may finish its decision)."""
+    return decider == model_lease.SWEEP or not live(executions, decider)
+
+
+def stop_if_unused(services: Services, model: ModelRef, who: str, now: float | None = None) -> dict[str, Any]:
     """Stop the model when no live execution holds a lease and the workflow started it. Holders that
     ended without releasing (aborted, timed out) are pruned first. Safe to call from anywhere, any
-    number of times: one caller decides the stop; the decision is recorded before the call and
-    cleared only after it went through."""
+    number of times: one caller decides the stop (taking over the decision of a caller that is
+    gone); the decision is recorded before the call. `stopPending` in the answer: the model could
+    not be stopped yet (it is starting, or a start call may still come) and the duty stays."""
+    now = time.time() if now is None else now
     lease = model_lease.read(services.dynamodb, services.table, model.arn)
     dead = {user for user in lease.users if user != who and not live(services.executions, user)}
     if dead:
         lease = model_lease.leave(services.dynamodb, services.table, model.arn, *dead)
     if lease.users or not lease.started_by_workflow:
         return {"stopped": False, "status": "LEFT_RUNNING_OR_STOPPED", "prunedUsers": len(dead)}
-    if not model_lease.decide_stop(services.dynamodb, services.table, model.arn, who):
+    gone = lease.stopping if lease.stopping and lease.stopping != who else None
+    takeover = gone if gone and _gone(services.executions, gone) else None
+    if not model_lease.decide_stop(services.dynamodb, services.table, model.arn, who, int(now), takeover):
         return {"stopped": False, "status": "STOP_DECIDED_ELSEWHERE", "prunedUsers": len(dead)}
-    return {**_stop(services, model, who), "prunedUsers": len(dead)}
+    return {**_stop(services, model, who, now), "prunedUsers": len(dead)}
 
 
-def _stop(services: Services, model: ModelRef, who: str) -> dict[str, Any]:
-    """StopProjectVersion for a decided stop; the duty is cleared only once the stop went through or
-    the model is found not running. A refusal while it is starting keeps the decision (retry)."""
+def _stop(services: Services, model: ModelRef, who: str, now: float | None = None) -> dict[str, Any]:
+    """Carry out `who`'s decided stop, by the model's status (AWS documents stopping a running model,
+    docs/aws-facts.md §1.2; what it answers for a model in any other state is not documented, §8):
+
+    - RUNNING: StopProjectVersion; the duty is fulfilled once the call went through;
+    - STARTING: not yet: the decision and the duty stay (`stopPending`);
+    - stopped, stopping or never started: the duty is cleared, unless a StartProjectVersion call may
+      still reach Rekognition (recorded, not returned, and its invocation may be alive): then the
+      decision is dropped and the duty stays, for the next caller to stop what that start starts;
+    - failed or otherwise broken: nothing runs and nothing will: the duty is cleared.
+    """
+    now = time.time() if now is None else now
     try:
-        response = services.rekognition.stop_project_version(ProjectVersionArn=model.arn)
-    except ClientError as error:
-        code = error_code(error)
-        if code == "ResourceNotFoundException":
-            model_lease.stop_done(services.dynamodb, services.table, model.arn, who)
-            return {"stopped": False, "status": "NOT_FOUND"}
-        if code != "ResourceInUseException":
-            raise
-        # Refused: either it is between states (starting: stop it once it can be stopped) or
-        # there is nothing to stop (it stopped or failed under us). Only the status tells.
         status = status_of(services.rekognition, model)
-        if status in NOTHING_TO_STOP:
+    except ModelNotFoundError:
+        model_lease.stop_done(services.dynamodb, services.table, model.arn, who)
+        return {"stopped": False, "status": "NOT_FOUND"}
+    if status == "RUNNING":
+        try:
+            response = services.rekognition.stop_project_version(ProjectVersionArn=model.arn)
+        except ClientError as error:
+            if error_code(error) == "ResourceNotFoundException":
+                model_lease.stop_done(services.dynamodb, services.table, model.arn, who)
+                return {"stopped": False, "status": "NOT_FOUND"}
+            if error_code(error) != "ResourceInUseException":
+                raise
+            # It changed state between the describe and the stop: decide again on what it is now.
+            status = status_of(services.rekognition, model)
+            if status == "RUNNING":
+                raise ModelTransitionError(f"model {model.arn} refused the stop while RUNNING") from None
+        else:
             model_lease.stop_done(services.dynamodb, services.table, model.arn, who)
-            return {"stopped": False, "status": status}
-        raise ModelTransitionError(f"model {model.arn} is {status} and cannot be stopped yet") from None
+            return {"stopped": True, "status": str(response.get("Status", "STOPPING"))}
+    if status == "STARTING":
+        return {"stopped": False, "status": status, "stopPending": True}
+    lease = model_lease.read(services.dynamodb, services.table, model.arn)
+    if status not in BROKEN and lease.start_may_come(now):
+        model_lease.withdraw_stop(services.dynamodb, services.table, model.arn, who)
+        return {"stopped": False, "status": status, "stopPending": True}
     model_lease.stop_done(services.dynamodb, services.table, model.arn, who)
-    return {"stopped": True, "status": str(response.get("Status", "STOPPING"))}
+    return {"stopped": False, "status": status}
 
 
 def now() -> float:

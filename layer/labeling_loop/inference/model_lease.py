@@ -5,8 +5,12 @@ One DynamoDB item per model version (`model#<version ARN>`):
 - `users`: the executions that need the model for inference (execution ARNs, so a user that ended
   without releasing, aborted or timed out, can be recognised with DescribeExecution and pruned);
 - `startedByWorkflow` / `startedBy`: the stop duty. It is recorded *before* StartProjectVersion is
-  called, so a crash between the call and the record cannot lose it (a duty for a start that never
-  happened costs one refused stop);
+  called, so a crash between the call and the record cannot lose it, with `startPendingAt`: a start
+  call may still be on its way until the caller says it returned (`start_returned`) or until no
+  invocation that could make it is alive any more (START_CALL_WINDOW_S). The duty is cleared only
+  once the model is known stopped with no start on its way, or known never to start (FAILED);
+- `unheldSweeps`: how many sweeps in a row found the model running, started by the workflow, with
+  no live holder (the sweep's alarm metric);
 - `stopping` / `stoppingAt`: a stop decided and not yet confirmed. It is recorded before
   StopProjectVersion is called and cleared only after the call succeeded, so a crash (or a Lambda
   timeout) between the two leaves the decision for the next caller to finish.
@@ -27,6 +31,13 @@ INDEX_KEY = {"pk": {"S": "index#models"}}
 # A stop decided this long ago and still not confirmed belongs to a caller that died: anyone may
 # finish it. Longer than the Release Model step's retries (about 15 minutes of ModelTransitionError).
 STALE_STOP_SECONDS = 30 * 60
+# A StartProjectVersion call recorded this long ago has been made or never will be: no Lambda
+# invocation outlives 15 minutes (docs/aws-facts.md §4.12), and the call is made by one.
+START_CALL_WINDOW_S = 15 * 60
+# The sweep is the one caller that is not an execution: its decisions can be taken over by anyone.
+SWEEP = "sweep"
+# Fulfilling or dropping the stop duty removes all of it.
+_NO_DUTY = "REMOVE startedByWorkflow, startedBy, stopping, stoppingAt, startPendingAt, unheldSweeps"
 
 
 def _key(version_arn: str) -> dict[str, Any]:
@@ -40,6 +51,12 @@ class Lease:
     started_by: str | None
     stopping: str | None = None
     stopping_at: int = 0
+    start_pending_at: int = 0  # when a StartProjectVersion call was recorded and not yet returned
+    unheld_sweeps: int = 0
+
+    def start_may_come(self, now: float) -> bool:
+        """A recorded StartProjectVersion call may still reach Rekognition."""
+        return bool(self.start_pending_at) and now - self.start_pending_at < START_CALL_WINDOW_S
 
 
 def _lease(attributes: dict[str, Any]) -> Lease:
@@ -49,6 +66,8 @@ def _lease(attributes: dict[str, Any]) -> Lease:
         started_by=attributes.get("startedBy", {}).get("S"),
         stopping=attributes.get("stopping", {}).get("S"),
         stopping_at=int(attributes.get("stoppingAt", {}).get("N", "0")),
+        start_pending_at=int(attributes.get("startPendingAt", {}).get("N", "0")),
+        unheld_sweeps=int(attributes.get("unheldSweeps", {}).get("N", "0")),
     )
 
 
@@ -86,13 +105,29 @@ def acquire(dynamodb: Any, table: str, version_arn: str, user: str) -> Lease:
     return _lease(result["Attributes"])
 
 
-def record_start(dynamodb: Any, table: str, version_arn: str, user: str) -> None:
-    """The stop duty, recorded before StartProjectVersion (so the last user stops the model)."""
+def record_start(dynamodb: Any, table: str, version_arn: str, user: str, now: int | None = None) -> None:
+    """The stop duty, recorded before StartProjectVersion (so the last user stops the model), with
+    the call pending until `start_returned`."""
+    now = int(time.time()) if now is None else now
     dynamodb.update_item(
         TableName=table,
         Key=_key(version_arn),
-        UpdateExpression="SET startedByWorkflow = :yes, startedBy = :me",
-        ExpressionAttributeValues={":yes": {"BOOL": True}, ":me": {"S": user}},
+        UpdateExpression="SET startedByWorkflow = :yes, startedBy = :me, startPendingAt = :now",
+        ExpressionAttributeValues={":yes": {"BOOL": True}, ":me": {"S": user}, ":now": {"N": str(now)}},
+    )
+
+
+def start_returned(dynamodb: Any, table: str, version_arn: str, user: str) -> None:
+    """StartProjectVersion answered (started, or refused): no call of this user is on its way. A
+    later start recorded by another run keeps its own pending mark."""
+    _conditional(
+        lambda: dynamodb.update_item(
+            TableName=table,
+            Key=_key(version_arn),
+            UpdateExpression="REMOVE startPendingAt",
+            ConditionExpression="startedBy = :me",
+            ExpressionAttributeValues={":me": {"S": user}},
+        )
     )
 
 
@@ -109,9 +144,17 @@ def leave(dynamodb: Any, table: str, version_arn: str, *users: str) -> Lease:
     return _lease(result.get("Attributes", {}))
 
 
-def decide_stop(dynamodb: Any, table: str, version_arn: str, who: str, now: int | None = None) -> bool:
+def decide_stop(
+    dynamodb: Any,
+    table: str,
+    version_arn: str,
+    who: str,
+    now: int | None = None,
+    takeover: str | None = None,
+) -> bool:
     """Record the decision to stop the model: only when no execution uses it and the workflow
-    started it, and no one else's recent decision is pending. True for the one caller that stops."""
+    started it, and no one else's recent decision is pending (`takeover`: a decider the caller knows
+    is gone, whose decision it may take). True for the one caller that stops."""
     now = int(time.time()) if now is None else now
     return _conditional(
         lambda: dynamodb.update_item(
@@ -120,15 +163,31 @@ def decide_stop(dynamodb: Any, table: str, version_arn: str, who: str, now: int 
             UpdateExpression="SET stopping = :who, stoppingAt = :now",
             ConditionExpression=(
                 "attribute_not_exists(#users) AND startedByWorkflow = :yes AND "
-                "(attribute_not_exists(stopping) OR stopping = :who OR stoppingAt < :stale)"
+                "(attribute_not_exists(stopping) OR stopping = :who OR stopping = :gone "
+                "OR stoppingAt < :stale)"
             ),
             ExpressionAttributeNames={"#users": "users"},
             ExpressionAttributeValues={
                 ":who": {"S": who},
+                ":gone": {"S": takeover or who},
                 ":now": {"N": str(now)},
                 ":yes": {"BOOL": True},
                 ":stale": {"N": str(now - STALE_STOP_SECONDS)},
             },
+        )
+    )
+
+
+def withdraw_stop(dynamodb: Any, table: str, version_arn: str, who: str) -> bool:
+    """Drop `who`'s decision without fulfilling the duty: the model cannot be stopped now (a start
+    may still come, or a run took it again); the duty stays for the next caller."""
+    return _conditional(
+        lambda: dynamodb.update_item(
+            TableName=table,
+            Key=_key(version_arn),
+            UpdateExpression="REMOVE stopping, stoppingAt",
+            ConditionExpression="stopping = :who",
+            ExpressionAttributeValues={":who": {"S": who}},
         )
     )
 
@@ -139,7 +198,7 @@ def stop_done(dynamodb: Any, table: str, version_arn: str, who: str) -> bool:
         lambda: dynamodb.update_item(
             TableName=table,
             Key=_key(version_arn),
-            UpdateExpression="REMOVE startedByWorkflow, startedBy, stopping, stoppingAt",
+            UpdateExpression=_NO_DUTY,
             ConditionExpression="stopping = :who",
             ExpressionAttributeValues={":who": {"S": who}},
         )
@@ -151,8 +210,24 @@ def clear_stop_duty(dynamodb: Any, table: str, version_arn: str) -> None:
     dynamodb.update_item(
         TableName=table,
         Key=_key(version_arn),
-        UpdateExpression="REMOVE startedByWorkflow, startedBy, stopping, stoppingAt",
+        UpdateExpression=_NO_DUTY,
     )
+
+
+def count_unheld(dynamodb: Any, table: str, version_arn: str, unheld: bool) -> int:
+    """The sweep's record of a workflow-started model running with no live holder: one more sweep
+    in a row (`unheld`), or none (held again, stopped, or not running). Returns the count."""
+    if not unheld:
+        dynamodb.update_item(TableName=table, Key=_key(version_arn), UpdateExpression="REMOVE unheldSweeps")
+        return 0
+    result = dynamodb.update_item(
+        TableName=table,
+        Key=_key(version_arn),
+        UpdateExpression="ADD unheldSweeps :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+        ReturnValues="UPDATED_NEW",
+    )
+    return int(result["Attributes"]["unheldSweeps"]["N"])
 
 
 def read(dynamodb: Any, table: str, version_arn: str) -> Lease:

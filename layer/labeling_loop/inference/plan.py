@@ -1,12 +1,13 @@
 """The fan-out's plan: how many batches run at once and which images each infers, from the run itself
 (how many images, how many inference units are in service) rather than from fixed settings.
 
-Why few, large batches: each batch learns the model's capacity on its own (inference.flow), because
-concurrent Lambda invocations share nothing. Every independent learner costs throttled calls while
-it finds its share, and unequal shares leave a tail where slots sit idle. So a run uses as few
-batches as can carry the model's calls: one per UNITS_PER_BATCH inference units, all in one wave of
-equal size, so every slot is busy until the end and they finish together. Measured in bench/
-(bench/README.md, "flow control and planning").
+Why few, large batches: each batch paces its calls with its own estimate of the model's capacity
+(inference.flow), because concurrent Lambda invocations share no memory. Every learner costs
+throttled calls while it finds its share. So a run uses as few batches as can carry the model's
+calls: one per UNITS_PER_BATCH inference units, all in one wave of equal size. The batches of a run
+with several share what they learn through the run-state table (inference.shared_rate), so unequal
+shares leave no tail: they finish together. Measured in bench/ (bench/README.md, "flow control and
+planning", benchmark 1b).
 
 Limits kept by construction:
 - a Distributed Map item is `{"batchId", "first", "count", ...}`: it names a slice of the run's
@@ -45,6 +46,7 @@ class Batch:
     count: int
     calls_per_second: float  # the batch's share of the rate prior
     calls_in_flight: float  # the batch's share of the calls-in-flight prior
+    batches: int = 1  # in the run: more than one share what they learn (shared_rate.py)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +55,7 @@ class Batch:
             "count": self.count,
             "callsPerSecond": round(self.calls_per_second, 6),
             "callsInFlight": round(self.calls_in_flight, 6),
+            "batches": self.batches,
         }
 
 
@@ -74,6 +77,7 @@ def plan_batches(images: int, inference_units: int) -> list[Batch]:
                 n,
                 calls_per_second=units * PRIOR_TPS_PER_UNIT / count,
                 calls_in_flight=units * PRIOR_TPS_PER_UNIT * PRIOR_LATENCY_S / count,
+                batches=count,
             )
         )
         first += n

@@ -414,6 +414,7 @@ def build_run_manifest(
     now: datetime,
     batches: int = 0,
     model_usage: Mapping[str, Any] | None = None,
+    engine_usage: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`build_manifest` for one run: its task type, labels and strata from the first review wave's
     plan, the audit gate's decision from `review/gate.json`, its labeling jobs (if any) from both
@@ -477,5 +478,7 @@ def build_run_manifest(
             gate=gate,
             batches=batches,
             model_usage=dict(model_usage or {}),
+            engine_usage=engine_usage,
+            reviewer_hourly_usd=config.reviewerHourlyUsd,
         ),
     )

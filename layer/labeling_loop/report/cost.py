@@ -7,9 +7,9 @@ docs/aws-facts.md confirms is said there, and repeated in the report).
   started the model, its share of a model someone else kept running otherwise.
 - Review: Ground Truth charges per labeled object (§3.8), so per image sent to review; a
   self-hosted Label Studio costs its hosting, which the run cannot know (0 here, said so).
-- Engine: Step Functions transitions and Lambda requests, from the run's counts with the per-item
-  figures measured in bench/ (bench/README.md: ~12 transitions and ~11 invocations per 1,000
-  images at 100 images per batch) plus a fixed part for the straight path.
+- Engine: Step Functions transitions and Lambda requests, measured from the run's execution history
+  and its inference parts (report/engine_usage.py); where they could not be read, estimated from
+  the per-item figures measured in bench/ plus a fixed part for the straight path.
 - Training, when the run trained: BillableTrainingTimeInSeconds (DescribeProjectVersions, §1.3).
 - People's time, where the backend reports it (Label Studio's lead time per annotation): hours,
   and their cost at `reviewerHourlyUsd` when the run sets one.
@@ -60,6 +60,7 @@ def run_cost(
     wrong_auto_accepted: list[int] | None = None,
     reviewer_seconds: float | None = None,
     reviewer_hourly_usd: float = 0.0,
+    engine_usage: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     usage = model_usage or {}
     seconds = float(usage.get("modelSeconds") or 0)
@@ -75,11 +76,22 @@ def run_cost(
             "usd": 0.0,
             "note": "self-hosted Label Studio: its hosting is not counted",
         }
-    transitions = FIXED_TRANSITIONS + TRANSITIONS_PER_BATCH * batches
-    invocations = FIXED_INVOCATIONS + batches
+    if engine_usage:
+        transitions, invocations = int(engine_usage["transitions"]), int(engine_usage["invocations"])
+        estimated = int(engine_usage.get("estimatedTransitions") or 0)
+        note = f"measured: {transitions} transitions and {invocations} Lambda requests" + (
+            f" ({estimated} transitions of the labeling jobs' pollers estimated)" if estimated else ""
+        )
+    else:
+        transitions = FIXED_TRANSITIONS + TRANSITIONS_PER_BATCH * batches
+        invocations = FIXED_INVOCATIONS + batches
+        note = f"estimate: about {transitions} transitions and {invocations} Lambda requests"
     engine = _line(transitions, STEP_FUNCTIONS_TRANSITION)
     engine["usd"] = round(engine["usd"] + invocations * LAMBDA_REQUEST.usd, 6)
-    engine["note"] = f"estimate: about {transitions} transitions and {invocations} Lambda requests"
+    engine["note"] = note
+    if engine_usage:
+        engine["measuredTransitions"] = int(engine_usage.get("measuredTransitions") or 0)
+        engine["estimatedTransitions"] = int(engine_usage.get("estimatedTransitions") or 0)
     lines["engine"] = engine
     if training_seconds is not None:
         lines["training"] = _line(training_seconds / 3600, CUSTOM_LABELS_TRAINING_HOUR)

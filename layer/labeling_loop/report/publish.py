@@ -40,8 +40,14 @@ def publish(s3: Any, layout: RunLayout, report: Mapping[str, Any]) -> dict[str, 
 def run_result(layout: RunLayout, report: Mapping[str, Any]) -> dict[str, Any]:
     """The execution's output: where the files are, the counts, and the first warnings."""
     audit = report.get("audit") or {}
-    whole = (report.get("quality") or {}).get("wholeRun") or {}
+    quality = report.get("quality") or {}
+    whole = quality.get("wholeRun") or {}
     budget = report.get("budget") or {}
+
+    def f1_text(table: Mapping[str, Any] | None) -> str | None:
+        figure = ((table or {}).get("overall") or {}).get("f1")
+        return str(figure["text"]) if isinstance(figure, Mapping) else None
+
     return {
         "manifest": str(layout.manifest),
         "report": str(layout.report),
@@ -51,10 +57,13 @@ def run_result(layout: RunLayout, report: Mapping[str, Any]) -> dict[str, Any]:
         "deferred": str(layout.deferred),
         "counts": report.get("counts", {}),
         "modelQuality": report.get("modelQuality", {}),
-        # Small by construction: two numbers and an interval, whatever the run's size.
+        # Small by construction: a few numbers and intervals, whatever the run's size.
         "wholeRunF1": (whole.get("overall") or {}).get("f1"),
+        # F1 with its 95 % interval, as people read it: "0.87 (0.84-0.90)"
+        "f1": {"reviewed": f1_text(quality.get("reviewedImages")), "wholeRun": f1_text(whole)},
         "autoAcceptErrorInterval": audit.get("interval95"),
         "gate": (report.get("gate") or {}).get("decision"),
+        "gateReason": (report.get("gate") or {}).get("reason"),
         # The review budget in a few numbers and a line (report.json's `budget` has the rest).
         "budget": {
             key: budget.get(key)

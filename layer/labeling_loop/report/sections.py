@@ -38,6 +38,8 @@ class RunContext:
     gate: Mapping[str, Any] = field(default_factory=lambda: {"decision": "nothing-to-ship", "reason": ""})
     batches: int = 0
     model_usage: Mapping[str, Any] = field(default_factory=dict)
+    engine_usage: Mapping[str, Any] | None = None  # report/engine_usage.py, when measured
+    reviewer_hourly_usd: float = 0.0
 
     @property
     def gate_decision(self) -> str:
@@ -132,6 +134,15 @@ def budget_section(
     }
 
 
+def _reviewer_seconds(measures: RunMeasures) -> float | None:
+    """People's seconds on the run: the timed images' mean times every image people reviewed (Label
+    Studio times each answer; Ground Truth's worker responses are read for a sample)."""
+    if not measures.timed_images:
+        return None
+    reviewed = sum(measures.reviewed.values())
+    return measures.review_seconds / measures.timed_images * reviewed
+
+
 def report_sections(
     measures: RunMeasures,
     context: RunContext,
@@ -169,7 +180,9 @@ def report_sections(
             batches=context.batches,
             images_labeled=images_in_manifest,
             wrong_auto_accepted=wrong_shipped,
-            reviewer_seconds=measures.review_seconds if measures.timed_images else None,
+            reviewer_seconds=_reviewer_seconds(measures),
+            reviewer_hourly_usd=context.reviewer_hourly_usd,
+            engine_usage=context.engine_usage,
         ),
         "disagreements": measures.disagreements(),
     }

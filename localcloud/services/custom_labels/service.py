@@ -2,8 +2,8 @@
 training in `training`).
 
 Behaviour follows the API reference (docs/aws-facts.md §1.1 StartProjectVersion, §1.2
-StopProjectVersion, §1.3 DescribeProjectVersions, §1.4 DetectCustomLabels, §1.5 errors) and
-botocore's service model (request validation, response members):
+StopProjectVersion, §1.3 DescribeProjectVersions, §1.4 DetectCustomLabels, §1.5 errors and their
+HTTP status codes) and botocore's service model (request validation, response members):
 
 - model status moves on real time: STOPPED -> STARTING -> RUNNING (or FAILED) -> STOPPING -> STOPPED;
 - DetectCustomLabels answers only while RUNNING (ResourceNotReadyException otherwise), reads the
@@ -14,9 +14,10 @@ botocore's service model (request validation, response members):
   state reads the label set there, before the model starts).
 
 Choices where AWS documents nothing (each marked "emulator choice" below):
-- StopProjectVersion is accepted while STARTING or RUNNING; in any other state it answers
-  ResourceInUseException (the documented error for a resource mid-transition; not verified for a
-  STOPPED model);
+- StopProjectVersion stops a running model, as AWS documents it (§1.2); in any other state, STARTING
+  included, it answers ResourceInUseException, the error the reference documents for a resource in
+  use. What AWS answers for a model that is not running is not documented (§8): the product never
+  relies on the refusal, it reads the status (model_control);
 - without MinConfidence the service filters each label at its own assumed threshold from training;
   the emulator uses one threshold for every label (`assumed_threshold`, default 50);
 - a project registered with `add_model` has a TRAIN dataset that declares the labels its model
@@ -36,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from localcloud.data.truth import Truth
-from localcloud.services.base import EmulatedService, ServiceError
+from localcloud.services.base import EmulatedService, ServiceError, throttling_error
 from localcloud.services.custom_labels.describe import DescribeMixin
 from localcloud.services.custom_labels.images import check_image, read_image
 from localcloud.services.custom_labels.model import CustomLabelsConfig, TaskType, TrainedModel
@@ -320,7 +321,7 @@ class CustomLabelsEmulator(DescribeMixin, TrainingMixin, EmulatedService):
             model = self._model(params["ProjectVersionArn"])
             self._advance(model)
             model.counters["stop_calls"] += 1
-            if model.status not in (STARTING, RUNNING):
+            if model.status != RUNNING:
                 raise ServiceError(
                     "ResourceInUseException",
                     f"The model version is {model.status} and cannot be stopped.",
@@ -347,7 +348,7 @@ class CustomLabelsEmulator(DescribeMixin, TrainingMixin, EmulatedService):
                 )
             if self._in_storm(index):
                 model.counters["throttled_calls"] += 1
-                raise ServiceError("ThrottlingException", "Slow down.")
+                raise throttling_error("rekognition", "Slow down.")
             now = self._clock()
             size = self._bucket_size(model)
             model.tokens = min(size, model.tokens + (now - model.tokens_at) * self._rate(model))

@@ -401,3 +401,24 @@ def test_concurrent_updates_of_one_item_are_not_lost(cloud: LocalCloud) -> None:
         users = cloud.dynamodb.get_item(TableName="leases", Key=key)["Item"]["users"]["SS"]
         lost += len(users) != 8
     assert lost == 0, f"{lost} of 60 trials lost an update"
+
+
+# 9. Payload size in UTF-8 ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("characters", "status"), [(100_000, "SUCCEEDED"), (140_000, "FAILED")])
+def test_a_payload_is_measured_in_utf8_as_aws_does(cloud: LocalCloud, characters: int, status: str) -> None:
+    # GIVEN a state whose output holds non-ASCII text: 100,000 "é" are 200,000 bytes of UTF-8 (AWS's
+    # measure, docs/aws-facts.md §4.2), but 600,000 as moto measured them (each one escaped "\u00e9")
+    definition = {
+        "StartAt": "Labels",
+        "States": {
+            "Labels": {"Type": "Pass", "Parameters": {"labels.$": "States.StringToJson($.text)"}, "End": True}
+        },
+    }
+    text = json.dumps("é" * characters, ensure_ascii=False)
+    result = _run(cloud, definition, {"text": text})
+    # THEN it passes under 256 KiB and fails over it, as on AWS
+    assert result["status"] == status, result.get("cause")
+    if status == "FAILED":
+        assert result["error"] == "States.DataLimitExceeded"

@@ -17,7 +17,7 @@ from PIL import Image
 
 from localcloud.data.dataset import detection_record
 from localcloud.data.truth import Truth, TruthBox
-from localcloud.services.base import ServiceError, validate_request
+from localcloud.services.base import ServiceError, throttling_error, validate_request
 from localcloud.services.custom_labels import CustomLabelsConfig, CustomLabelsEmulator
 from localcloud.services.custom_labels.model import TrainedModel
 
@@ -279,6 +279,9 @@ def test_start_stop_lifecycle_and_in_use_errors(aws: Any) -> None:
     emulator.handle("StartProjectVersion", start)
     assert emulator.status(arn) == "STARTING"
     assert error_code(lambda: emulator.handle("StartProjectVersion", start)) == "ResourceInUseException"
+    # AWS documents stopping a running model (docs/aws-facts.md §1.2): a starting one is refused
+    assert error_code(lambda: emulator.handle("StopProjectVersion", stop)) == "ResourceInUseException"
+    assert emulator.status(arn) == "STARTING"
     assert error_code(lambda: detect(emulator, arn)) == "ResourceNotReadyException"
     clock.advance(5)
     assert emulator.status(arn) == "RUNNING"
@@ -294,7 +297,7 @@ def test_start_stop_lifecycle_and_in_use_errors(aws: Any) -> None:
     assert meter["billed_seconds"] == pytest.approx(5.0)
     assert meter["running_seconds"] == pytest.approx(0.0)
     assert meter["intervals"] == [(1000.0, 1005.0)]
-    assert meter["start_calls"] == 4 and meter["stop_calls"] == 3
+    assert meter["start_calls"] == 4 and meter["stop_calls"] == 4
     assert meter["not_ready_calls"] == 1
 
 
@@ -397,11 +400,14 @@ def test_validate_request_reports_botocore_errors() -> None:
 
 
 def test_service_error_statuses() -> None:
-    assert ServiceError("ThrottlingException", "x").http_status == 400
+    assert ServiceError("ResourceInUseException", "x").http_status == 400
     assert ServiceError("InternalServerError", "x").http_status == 500
-    body = ServiceError("ThrottlingException", "x").to_response("rid")
+    # ThrottlingException: Rekognition documents HTTP 500, SageMaker's common errors 400 (§1.5, §4.4)
+    assert throttling_error("rekognition", "x").http_status == 500
+    assert throttling_error("sagemaker", "x").http_status == 400
+    body = throttling_error("rekognition", "x").to_response("rid")
     assert body["Error"]["Code"] == "ThrottlingException"
-    assert body["ResponseMetadata"] == {"RequestId": "rid", "HTTPStatusCode": 400}
+    assert body["ResponseMetadata"] == {"RequestId": "rid", "HTTPStatusCode": 500}
 
 
 @pytest.mark.parametrize(
@@ -469,7 +475,9 @@ def test_throttling_storm_window(aws: Any) -> None:
 def test_throttling_storm_probability(aws: Any) -> None:
     clock = FakeClock()
     emulator, arn = make(aws, clock, status="RUNNING", throttling_storm=1.0)
-    assert error_code(lambda: detect(emulator, arn)) == "ThrottlingException"
+    with pytest.raises(ServiceError) as info:
+        detect(emulator, arn)
+    assert (info.value.code, info.value.http_status) == ("ThrottlingException", 500)
 
 
 def test_concurrent_calls_respect_the_limit_and_sleep_outside_the_lock(aws: Any) -> None:

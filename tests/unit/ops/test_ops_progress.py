@@ -147,6 +147,20 @@ def test_failed_with_cleanup() -> None:
     assert "FAILED" in text_of(progress_panel(shown))
 
 
+def test_a_cleanup_that_could_not_stop_a_starting_model_says_so() -> None:
+    run = recorded("failed_run.json")
+    description = run["description"]
+    shown = progress(
+        description, run["events"], now=timestamp(description["stopDate"]), map_runs=run["mapRuns"]
+    )
+    # GIVEN a cleanup that found the model STARTING (AWS stops running models only)
+    shown.cleanup = {**(shown.cleanup or {}), "modelStopped": False, "modelStopPending": True}
+    # THEN the user is not told there was nothing to stop
+    assert dict(progress_lines(shown))["cleanup"] == (
+        "ran: the model could not be stopped yet (starting); it is stopped once it runs"
+    )
+
+
 def test_succeeded_shows_the_result() -> None:
     run = recorded("groundtruth_run.json")
     description = run["description"]

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from botocore.exceptions import ClientError
+from fixtures_aws import make_config
 from labeling_loop.report.cost import run_cost
+from labeling_loop.report.engine_usage import measure_run
 
 
 def test_cost_counts_inference_unit_hours_review_and_engine() -> None:
@@ -39,3 +44,32 @@ def test_cost_per_correct_image_leaves_out_the_auto_accepted_images_estimated_wr
     assert best == pytest.approx(cost["totalUsd"] / 198, abs=1e-5)
     assert worst == pytest.approx(cost["totalUsd"] / 190, abs=1e-5)
     assert worst > cost["perLabeledImageUsd"]
+
+
+def test_the_engine_line_uses_what_was_measured_and_says_what_was_estimated() -> None:
+    usage = {"transitions": 140, "invocations": 21, "measuredTransitions": 129, "estimatedTransitions": 11}
+    cost = run_cost(
+        model_usage={}, backend="groundtruth", images_reviewed_by_people=0, batches=3, images_labeled=10,
+        engine_usage=usage,
+    )  # fmt: skip
+    engine = cost["engine"]
+    assert engine["quantity"] == 140 and engine["measuredTransitions"] == 129
+    assert (
+        engine["note"].startswith("measured: 140 transitions and 21 Lambda requests")
+        and "11" in engine["note"]
+    )
+    # without a measurement, the estimate, said so
+    assert run_cost(
+        model_usage={}, backend="groundtruth", images_reviewed_by_people=0, batches=3, images_labeled=10
+    )["engine"]["note"].startswith("estimate:")
+
+
+def test_a_history_the_run_cannot_read_falls_back_to_the_estimate() -> None:
+    class Refusing:
+        def get_paginator(self, name: str) -> Any:
+            raise ClientError(
+                {"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "GetExecutionHistory"
+            )
+
+    config = make_config()
+    assert measure_run(Refusing(), None, config, review_seconds=0) is None

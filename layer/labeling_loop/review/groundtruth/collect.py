@@ -6,14 +6,18 @@ Failed (or missing) jobs: the same, except that images without an answer are `re
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, TypedDict
 
 from botocore.exceptions import ClientError
 
 from labeling_loop.errors import ReviewBackendError
 from labeling_loop.geometry import iou_of_dicts
-from labeling_loop.jsonl import JsonDict, JsonlWriter, read_jsonl
+from labeling_loop.jsonl import JsonDict, JsonlWriter, list_keys, read_jsonl
 from labeling_loop.layout import RunLayout
 from labeling_loop.review.answers import InvalidAnswer, check_boxes, check_labels, finite, names, run_labels
 from labeling_loop.review.groundtruth.jobs import (
@@ -28,6 +32,8 @@ from labeling_loop.s3_uri import S3Uri
 # Same threshold as the run report's model quality, so "adjusted" always means "a true positive
 # that people moved", and precision/recall read the same matches.
 MATCH_IOU = 0.5
+# Worker-response files read per job for people's time (a sample: one read each).
+TIMED_SAMPLE = 300
 
 
 class CollectResult(TypedDict):
@@ -223,6 +229,51 @@ def _output_manifest_uri(job: JsonDict, described: JsonDict) -> S3Uri:
     return S3Uri.parse(job["outputUri"]).join(job["jobName"], "manifests/output/output.manifest")
 
 
+def _seconds_of(document: Any) -> float | None:
+    """The people's seconds on one data object: per worker, `timeSpentInSeconds`, else submission
+    minus acceptance (docs/aws-facts.md §3.6), summed over the workers who answered."""
+    total, found = 0.0, False
+    for answer in (document or {}).get("answers") or []:
+        if not isinstance(answer, dict):
+            continue
+        seconds = answer.get("timeSpentInSeconds")
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 <= seconds < 86_400:
+            try:
+                accepted = datetime.fromisoformat(str(answer["acceptanceTime"]).replace("Z", "+00:00"))
+                submitted = datetime.fromisoformat(str(answer["submissionTime"]).replace("Z", "+00:00"))
+            except (KeyError, ValueError):
+                continue
+            seconds = (submitted - accepted).total_seconds()
+            if not 0 <= seconds < 86_400:
+                continue
+        total, found = total + float(seconds), True
+    return total if found else None
+
+
+def worker_seconds(s3: Any, job: JsonDict, sample: int = TIMED_SAMPLE) -> dict[int, float]:
+    """{data object index: people's seconds on it} for a sample of a job's answered objects: the
+    worker-response files of `annotations/worker-response/iteration-1/<index>/` (§3.6). A sample,
+    chosen by a hash of the index, so a job of 100,000 objects costs `sample` reads, not 100,000;
+    the report scales the mean to every reviewed image."""
+    prefix = S3Uri.parse(job["outputUri"]).join(job["jobName"], "annotations/worker-response/iteration-1/")
+    files: dict[int, str] = {}
+    for key in list_keys(s3, prefix):
+        index = key[len(prefix.key) :].split("/", 1)[0]
+        if index.isdigit():
+            files.setdefault(int(index), key)
+    chosen = sorted(files, key=lambda i: hashlib.sha256(f"{job['jobName']}|{i}".encode()).digest())[:sample]
+
+    def read(index: int) -> tuple[int, float | None]:
+        try:
+            body = s3.get_object(Bucket=prefix.bucket, Key=files[index])["Body"].read()
+            return index, _seconds_of(json.loads(body))
+        except (ClientError, ValueError):
+            return index, None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return {i: s for i, s in pool.map(read, chosen) if s is not None}
+
+
 def _skip(source_ref: str, reason: str, detail: str) -> JsonDict:
     return {"source-ref": source_ref, "stage": "review", "reason": reason, "detail": detail}
 
@@ -258,7 +309,8 @@ def collect(s3: Any, sagemaker: Any, layout: RunLayout, jobs: list[JsonDict]) ->
                 for line in read_jsonl(s3, _output_manifest_uri(job, described), missing_ok=True)
                 if "source-ref" in line
             }
-            for source in read_jsonl(s3, S3Uri.parse(job["inputManifestUri"])):
+            seconds = worker_seconds(s3, job) if outputs else {}
+            for index, source in enumerate(read_jsonl(s3, S3Uri.parse(job["inputManifestUri"]))):
                 ref = source["source-ref"]
                 output = outputs.get(ref)
                 why = _failure(output, attribute)
@@ -279,6 +331,8 @@ def collect(s3: Any, sagemaker: Any, layout: RunLayout, jobs: list[JsonDict]) ->
                 except InvalidAnswer as error:
                     skipped_out.write(_skip(ref, error.reason, f"labeling job {name}: {error}"))
                     continue
+                if index in seconds:
+                    record["reviewSeconds"] = round(seconds[index], 1)
                 reviewed_out.write(record)
     summary["reviewed"] = reviewed_out.count
     summary["skipped"] = skipped_out.count
