@@ -160,6 +160,23 @@ def _maybe(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else "-"
 
 
+def budget_lines(budget: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """`show`: the review budget, what it bought and the images that wait (report.json `budget`)."""
+    if not budget:
+        return []
+    limit, sent = budget.get("reviewBudget"), budget.get("sentToPeople") or 0
+    backlog = budget.get("backlog") or 0
+    waiting = f"{backlog:,} images wait for the next runs: {budget.get('backlogNote')}" if backlog else "none"
+    return [
+        (
+            "review budget",
+            f"{limit:,} images: {sent:,} sent to people" if limit else f"none: {sent:,} sent to people",
+        ),
+        ("corrections found", f"{budget.get('correctionsFound') or 0:,}"),
+        ("backlog", waiting),
+    ]
+
+
 def result_view(description: dict[str, Any], output: dict[str, Any] | None) -> Group:
     """`show`: how the run ended, where its files are, its counts and warnings."""
     status = str(description["status"])
@@ -185,6 +202,8 @@ def result_view(description: dict[str, Any], output: dict[str, Any] | None) -> G
             table.add_row("auto-accept error (95 %)", f"{low:.3f}-{high:.3f}")
         if output.get("gate"):
             table.add_row("audit gate", f"{output['gate']}: {output.get('gateReason') or ''}")
+        for label, value in budget_lines(output.get("budget")):
+            table.add_row(label, value)
         parts.append(table)
         warnings = output.get("warnings") or []
         parts.append(Text(f"warnings ({len(warnings)})" if warnings else "no warnings", style="bold"))

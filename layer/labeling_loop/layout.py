@@ -76,6 +76,8 @@ class RunLayout:
 
     def deferred_part(self, stage: str, part: int | str) -> S3Uri:
         suffix = f"{part:05d}" if isinstance(part, int) else part
+        if stage == "review" and self.wave > 1:  # each review wave keeps its own deferral records
+            suffix += f"-wave-{self.wave}"
         return self._at(f"deferred/{stage}-{suffix}.jsonl")
 
     @property
@@ -85,6 +87,11 @@ class RunLayout:
     @property
     def review_tasks(self) -> S3Uri:
         return self._review("tasks.jsonl")
+
+    @property
+    def review_order(self) -> S3Uri:
+        """Every image the wave could send to people, in the review order (review/budget.py)."""
+        return self._review("order.jsonl")
 
     @property
     def auto_accepted(self) -> S3Uri:

@@ -46,6 +46,12 @@ def review_waiting(s3: Any, config: RunConfig, plan: Mapping[str, Any], now: dat
         f"Review deadline: {deadline:%Y-%m-%d %H:%M} UTC "
         f"(reviewDeadlineHours {config.reviewDeadlineHours:g}).",
     ]
+    recorded = _read(s3, layout.review_plan) or {}
+    if recorded.get("reviewBudget") is not None:
+        lines.append(
+            f"Review budget {recorded['reviewBudget']}: the images most likely to need a correction come "
+            f"first; {recorded.get('imagesDeferred', 0)} more wait for the next run."
+        )
     if config.reviewBackend == "labelstudio":
         state = _read(s3, layout.labelstudio_state) or {}
         lines.append(f"Label Studio project: {state.get('url', '(not found)')}")
@@ -79,6 +85,7 @@ def run_ended(
         lines.append(f"Auto-accept error rate, 95 % interval: {interval[0]:.3f}-{interval[1]:.3f}.")
     if result.get("gate") not in (None, "ship", "nothing-to-ship"):
         lines.append(f"Audit gate: {result.get('gate')}: {result.get('gateReason')}")
+    lines.extend(budget_lines(result.get("budget")))
     if training:
         lines.append(
             f"Next version: {training.get('status')}, "
@@ -97,6 +104,21 @@ def run_ended(
               f"Manifest: {result.get('manifest')}"]  # fmt: skip
     subject = f"Run ended: {counts.get('imagesInManifest', 0)} images labeled, run {config.runId}"
     return _subject(subject), "\n".join(lines)
+
+
+def budget_lines(budget: Mapping[str, Any] | None) -> list[str]:
+    """The review budget, what it bought, and how long the backlog waits (report.json `budget`)."""
+    budget = budget or {}
+    lines = []
+    if budget.get("reviewBudget") is not None:
+        lines.append(
+            f"Review budget {budget['reviewBudget']}: {budget.get('sentToPeople', 0)} images sent to people, "
+            f"{budget.get('correctionsFound', 0)} corrections found."
+        )
+    backlog = int(budget.get("backlog") or 0)
+    if backlog:
+        lines.append(f"Waiting for the next runs: {backlog} images: {budget.get('backlogNote')}.")
+    return lines
 
 
 def run_failed(config: RunConfig, cleanup: Mapping[str, Any]) -> tuple[str, str]:

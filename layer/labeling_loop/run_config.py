@@ -180,6 +180,8 @@ RunId = Annotated[str, _pattern(RUN_ID, "must be 1-40 lower-case letters, digits
 ExecutionArn = Annotated[str, _pattern(EXECUTION_ARN, "must be a Step Functions execution ARN")]
 Fraction = Annotated[float, _NUMBER, Field(ge=0, le=1)]
 AuditMinImages = Annotated[int, _NUMBER, Field(ge=0, le=10_000)]
+# The most images a run sends to people (review/budget.py): at most what a run takes.
+ReviewBudget = Annotated[int, _NUMBER, Field(ge=1, le=MAX_MANIFEST_LINES)]
 # The most auto-accepted images that may be wrong. Above one in two, auto-accept would be wrong more
 # often than right; below 0.1 %, no audit of a realistic size could ever vouch for it.
 ErrorTarget = Annotated[float, _NUMBER, Field(ge=0.001, le=0.5)]
@@ -227,6 +229,9 @@ class RunConfig(BaseModel):
     # gate's limit on the audit's 95 % upper bound before auto-accepted images ship.
     auditErrorTarget: ErrorTarget
     auditGateAction: AuditGateAction  # when the audit cannot vouch: a second review wave, or defer
+    # The most images people review in a run, the audit included; the rest of the order
+    # (review/budget.py) is deferred to the next run. None: every image that needs it is reviewed.
+    reviewBudget: ReviewBudget | None
     boxTolerance: BoxTolerance  # IoU below which a predicted box counts as wrong
     reviewerHourlyUsd: HourlyUsd  # prices people's time where the backend reports it (0: not priced)
     train: bool  # add the manifest to the training dataset and train the next version
@@ -278,6 +283,14 @@ class RunConfig(BaseModel):
         for label, threshold in self.autoAcceptConfidenceByLabel.items():
             if threshold < self.minConfidence:
                 raise ValueError(f"autoAcceptConfidenceByLabel: {label!r} is below minConfidence")
+        if self.reviewBudget is not None and self.auto_accept_on and self.reviewBudget < self.auditMinImages:
+            # The audit is always reviewed and counted in the budget; a smaller audit than asked
+            # could not vouch for the auto-accepted images (the gate would hold them all).
+            raise ValueError(
+                f"reviewBudget: {self.reviewBudget:,} images cannot hold the audit of auto-accept "
+                f"(at least auditMinImages {self.auditMinImages:,}), which is always reviewed and "
+                "counted in the budget; raise reviewBudget, lower auditMinImages, or turn auto-accept off"
+            )
         problem = self.history_problem()
         if problem:
             raise ValueError(problem)

@@ -40,6 +40,7 @@ from labeling_loop.run_config import (
     ProjectVersionArn,
     RequestedTaskType,
     ReviewBackend,
+    ReviewBudget,
     ReviewDeadlineHours,
     ReviewPollSeconds,
     RunConfig,
@@ -55,6 +56,7 @@ from labeling_loop.s3_uri import S3Uri
 from labeling_loop.settings import StackSettings
 
 OFF = "off"
+NONE = "none"
 # RunConfig fields that come from the execution, not from the input.
 FROM_THE_EXECUTION = frozenset({"executionArn", "runId"})
 # Input fields that may only repeat a stack parameter: where the stack's secret is sent, and which
@@ -175,6 +177,13 @@ class RunInput(BaseModel):
             "second wave of this run) or defer (they wait for the next run)"
         ),
     )
+    reviewBudget: ReviewBudget | Literal["none"] | None = Field(
+        None,
+        description=(
+            "the most images people review in this run, the audit sample included: the images most "
+            "likely to need a correction first, the rest deferred to the next run; none: no limit"
+        ),
+    )
     boxTolerance: BoxTolerance | None = Field(
         None,
         description=(
@@ -293,6 +302,9 @@ def stack_defaults(stack: StackSettings) -> dict[str, Any]:
             given["autoAcceptConfidence"] = float(threshold)
         except ValueError:
             pass  # refused below, naming the parameter's field
+    budget = given.get("reviewBudget")
+    if isinstance(budget, str) and budget != NONE and budget.isdigit():
+        given["reviewBudget"] = int(budget)
     try:
         defaults = RunInput.model_validate(given)
     except ValidationError as error:
@@ -314,6 +326,8 @@ def validate_input(raw: Any, *, execution_name: str, execution_arn: str, stack: 
     resolved = RunInput.model_validate(merged).model_dump(exclude=set(FROM_THE_STACK_ONLY))
     if resolved["autoAcceptConfidence"] == OFF:
         resolved["autoAcceptConfidence"] = None
+    if resolved["reviewBudget"] == NONE:
+        resolved["reviewBudget"] = None
     resolved["executionArn"] = execution_arn
     resolved["runId"] = run_id_for(execution_name, execution_arn)
     # What is still unset and may not be None is missing: RunConfig names it as required.

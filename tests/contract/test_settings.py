@@ -94,3 +94,16 @@ def test_input_and_resolved_config_have_the_same_fields(sam_template: dict[str, 
     )
     # AND each of those names the stack parameter that decides it
     assert set(FROM_THE_STACK_ONLY.values()) <= set(sam_template["Parameters"])
+
+
+def test_review_budget_parameter_accepts_none_and_the_fields_range(sam_template: dict[str, Any]) -> None:
+    # GIVEN the ReviewBudget parameter (a String: a count, or "none")
+    spec = sam_template["Parameters"][parameter_of_each_field(sam_template)["reviewBudget"]]
+    pattern = re.compile(spec["AllowedPattern"])
+    low, high, integer = numeric_bounds()["reviewBudget"]
+    # THEN it takes "none" (its default) and the field's counts, nothing else
+    assert spec["Default"] == "none" and integer
+    for value in ("none", str(int(low)), "30", "2000", str(int(high))):
+        assert pattern.fullmatch(value), value
+    for value in ("0", "-1", "2.5", "off", "", "1e3"):
+        assert not pattern.fullmatch(value), value

@@ -421,6 +421,10 @@ def test_plan_review_handler_plans_ground_truth_jobs(
         "jobs": 1,
         "wave": 1,
         "jobsKey": CONFIG["reviewJobsKey"],
+        "reviewBudget": None,
+        "imagesDeferred": 0,
+        "auditCappedByBudget": 0,
+        "reviewedByPriority": {"uncertainty": 2},
         "backend": "groundtruth",
     }
     assert read_json(stack.s3, LAYOUT.review_plan) == result

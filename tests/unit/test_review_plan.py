@@ -94,6 +94,10 @@ def test_detection_tasks_carry_pixel_boxes_of_the_displayed_image(aws: SimpleNam
         "jobs": 0,
         "wave": 1,
         "jobsKey": "",
+        "reviewBudget": None,
+        "imagesDeferred": 0,
+        "auditCappedByBudget": 0,
+        "reviewedByPriority": {"uncertainty": 1},
     }
 
 
@@ -178,7 +182,8 @@ def test_one_box_anywhere_makes_the_run_detection(aws: SimpleNamespace) -> None:
     # THEN the whole run is detection, and every image becomes a task (both batches read)
     assert summary.task_type == "detection"
     assert [t["taskType"] for t in tasks] == ["detection", "detection"]
-    assert [len(t["predictions"]) for t in tasks] == [0, 1]
+    # (in the review order: the image with a prediction to check before the one with nothing)
+    assert [(t["source-ref"], len(t["predictions"])) for t in tasks] == [(ref("b.jpg"), 1), (ref("a.jpg"), 0)]
 
 
 def test_a_requested_task_type_wins(aws: SimpleNamespace) -> None:

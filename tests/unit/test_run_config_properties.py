@@ -200,6 +200,10 @@ def valid_inputs(draw: st.DrawFn) -> dict[str, Any]:
     min_confidence = raw.get("minConfidence", 50.0)
     if draw(st.booleans()):
         raw["autoAcceptConfidence"] = draw(st.floats(min_confidence, 100))
+    # A review budget holds the audit of auto-accept, which it always includes.
+    if "reviewBudget" in raw and "autoAcceptConfidence" in raw:
+        audit = raw.get("auditMinImages", NUMERIC_DEFAULTS["auditMinImages"])
+        raw["reviewBudget"] = max(raw["reviewBudget"], audit)
     optional = {
         "taskType": st.sampled_from(["auto", "detection", "classification"]),
         "auditGateAction": st.sampled_from(["review", "defer"]),
@@ -312,6 +316,8 @@ def bad_bucket_uri() -> st.SearchStrategy[str]:
 
 def malformed_values(field: str) -> st.SearchStrategy[Any]:
     """Values of one field that must be rejected (given an otherwise valid input)."""
+    if field == "reviewBudget":  # a count, or the word "none"
+        return bad_number(*NUMBERS[field]).filter(lambda v: v != "none")
     if field in NUMBERS:
         low, high, integer = NUMBERS[field]
         return bad_number(low, high, integer)

@@ -294,7 +294,11 @@ def build_manifest(
         warnings.extend(_check_invariant(s3, layout, index, counts.values))
 
     sections, section_warnings = report_sections(
-        measures, context, backend=backend, images_in_manifest=counts.values["imagesInManifest"]
+        measures,
+        context,
+        backend=backend,
+        images_in_manifest=counts.values["imagesInManifest"],
+        deferred_by_reason=deferred_by_reason,
     )
     warnings.extend(section_warnings)
     report = {
@@ -418,6 +422,11 @@ def build_run_manifest(
     layout = config.layout()
     if plan.wave > 1:
         plan = PlanSummary.from_state(read_json(s3, layout.review_plan))
+    second_wave: PlanSummary | None = None
+    try:
+        second_wave = PlanSummary.from_state(read_json(s3, layout.for_wave(2).review_plan))
+    except s3.exceptions.NoSuchKey:
+        pass
     jobs: list[str] = []
     for wave in (1, 2):
         try:
@@ -432,6 +441,9 @@ def build_run_manifest(
             "decision": "defer" if plan.images_auto_accepted else "nothing-to-ship",
             "reason": "no audit gate decision was recorded (review/gate.json)",
         }
+    by_priority = dict(plan.by_priority)
+    if second_wave is not None and second_wave.images_to_review:
+        by_priority["second-wave"] = second_wave.images_to_review
     return build_manifest(
         s3,
         layout,
@@ -448,6 +460,19 @@ def build_run_manifest(
             images_to_review=plan.images_to_review,
             images_audited=plan.images_audited,
             images_auto_accepted=plan.images_auto_accepted,
+            images_second_wave=(
+                second_wave.images_to_review
+                if second_wave is not None
+                # A gate that sent them to people records a second wave; without its plan, all went.
+                else plan.images_auto_accepted
+                if gate["decision"] == "review"
+                else 0
+            ),
+            review_budget=config.reviewBudget,
+            max_images_per_run=config.maxImagesPerRun,
+            incremental=config.incremental,
+            reviewed_by_priority=by_priority,
+            order=str(layout.review_order),
             audit_error_target=config.auditErrorTarget,
             box_tolerance=config.boxTolerance,
             gate=gate,

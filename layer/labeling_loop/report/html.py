@@ -143,6 +143,40 @@ def _work(report: Mapping[str, Any]) -> str:
     return "<h2>Human work</h2>" + _table(["", "value"], rows)
 
 
+def _budget(report: Mapping[str, Any]) -> str:
+    """The review budget: what it bought, and the images that wait (review/budget.py)."""
+    budget = report.get("budget") or {}
+    limit = budget.get("reviewBudget")
+    spent = (
+        f"Review budget {_fmt(limit)} images, the audit included: {_fmt(budget.get('sentToPeople'))} sent to people "
+        f"({_fmt(budget.get('audited'))} of them the audit), the images most likely to need a correction first."
+        if limit is not None
+        else f"No review budget: all {_fmt(budget.get('sentToPeople'))} images that needed people went to them, "
+        "the most likely to need a correction first."
+    )
+    bought = (
+        f"People answered {_fmt(budget.get('imagesReviewed'))} and corrected {_fmt(budget.get('correctionsFound'))} "
+        f"objects on {_fmt(budget.get('imagesCorrected'))} images ({_fmt(budget.get('correctionsPerReviewedImage'))} "
+        "per reviewed image)."
+    )
+    backlog = budget.get("backlog") or 0
+    reasons = ", ".join(
+        f"{_fmt(n)} {escape(str(reason))}" for reason, n in (budget.get("backlogByReason") or {}).items()
+    )
+    waiting = (
+        f"{_fmt(backlog)} images wait for the next runs ({reasons}): {escape(str(budget.get('backlogNote')))}."
+        if backlog
+        else "No image waits for a later run."
+    )
+    rows = [[priority, n] for priority, n in (budget.get("reviewedByPriority") or {}).items()]
+    return (
+        "<h2>Review budget</h2>"
+        f"<p>{spent} {bought} {waiting} The order, image by image with its score: "
+        f"<code>{escape(str(budget.get('order', '')))}</code>.</p>"
+        + _table(["reviewed because", "images"], rows)
+    )  # fmt: skip
+
+
 def _cost(report: Mapping[str, Any]) -> str:
     cost = report.get("cost") or {}
     rows = [
@@ -251,6 +285,7 @@ def render(report: Mapping[str, Any], thumbnails: Mapping[str, str | None]) -> t
         ("audit", lambda: _audit(report)),
         ("thresholds", lambda: _thresholds(report)),
         ("work", lambda: _work(report)),
+        ("budget", lambda: _budget(report)),
         ("cost", lambda: _cost(report)),
         ("training", lambda: _training(report)),
         ("disagreements", lambda: _disagreements(report, thumbnails, problems)),

@@ -42,6 +42,7 @@ def run_result(layout: RunLayout, report: Mapping[str, Any]) -> dict[str, Any]:
     audit = report.get("audit") or {}
     quality = report.get("quality") or {}
     whole = quality.get("wholeRun") or {}
+    budget = report.get("budget") or {}
 
     def f1_text(table: Mapping[str, Any] | None) -> str | None:
         figure = ((table or {}).get("overall") or {}).get("f1")
@@ -63,5 +64,17 @@ def run_result(layout: RunLayout, report: Mapping[str, Any]) -> dict[str, Any]:
         "autoAcceptErrorInterval": audit.get("interval95"),
         "gate": (report.get("gate") or {}).get("decision"),
         "gateReason": (report.get("gate") or {}).get("reason"),
+        # The review budget in a few numbers and a line (report.json's `budget` has the rest).
+        "budget": {
+            key: budget.get(key)
+            for key in (
+                "reviewBudget",
+                "sentToPeople",
+                "correctionsFound",
+                "backlog",
+                "runsForBacklog",
+                "backlogNote",
+            )
+        },
         "warnings": report.get("warnings", [])[:20],
     }

@@ -5,7 +5,10 @@
   the audit figures and the decision to `review/gate.json` and returns the decision. After a second
   wave it returns the stored decision: that wave reviewed every image the gate held.
 - `plan_second_wave`, when the decision is `review`: the auto-accepted images become the review
-  tasks of wave 2 (`review/wave-2/`), planned as the first wave's were.
+  tasks of wave 2 (`review/wave-2/`), planned as the first wave's were. With a review budget the
+  second wave spends only what the first left: its images go in the review order (review/budget.py)
+  and those over the budget are deferred (`over-review-budget`); when nothing is left, the wave has
+  no image and the run goes on to its manifest, the held images waiting for the next run.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from labeling_loop.evaluation.audit import AuditTally, audit_figures
 from labeling_loop.evaluation.measures import reference_boxes, reference_labels
 from labeling_loop.evaluation.verdict import Verdict, classification_verdict, detection_verdict
 from labeling_loop.jsonl import JsonlWriter, read_json, read_jsonl, read_jsonl_prefix, write_json
+from labeling_loop.review.budget import ReviewQueue, correction_score
 from labeling_loop.review.groundtruth.jobs import plan_run_jobs
 from labeling_loop.review.plan import PlanSummary, to_task
 from labeling_loop.run_config import RunConfig
@@ -60,9 +64,16 @@ def check_audit(s3: Any, config: RunConfig, plan: PlanSummary) -> dict[str, Any]
             target=config.auditErrorTarget,
             action=config.auditGateAction,
         )
+    reason = audit["gate"]["reason"] if audit else "no image was a candidate for auto-accept"
+    if audit and audit["gate"]["decision"] == "review" and config.reviewBudget is not None:
+        left = max(0, config.reviewBudget - plan.images_to_review)
+        held = plan.images_auto_accepted
+        reason += f", as far as reviewBudget {config.reviewBudget} goes: {min(left, held)} of the {held}" + (
+            f", the other {held - left} wait for the next run" if held > left else ""
+        )
     gate = {
         "decision": audit["gate"]["decision"] if audit else "nothing-to-ship",
-        "reason": audit["gate"]["reason"] if audit else "no image was a candidate for auto-accept",
+        "reason": reason,
         "boxTolerance": config.boxTolerance,
         "audit": audit,
     }
@@ -73,18 +84,33 @@ def check_audit(s3: Any, config: RunConfig, plan: PlanSummary) -> dict[str, Any]
 def plan_second_wave(
     s3: Any, config: RunConfig, first: PlanSummary, *, region: str, verification_lambdas: tuple[str, str]
 ) -> dict[str, Any]:
-    """Review tasks for the images auto-accept would have shipped, in wave 2's review files."""
+    """Review tasks for the images auto-accept would have shipped, in wave 2's review files: in the
+    review order, as many as the review budget has left."""
     first_layout = config.layout()
     layout = first_layout.for_wave(2)
     held = {str(r["source-ref"]) for r in read_jsonl(s3, first_layout.auto_accepted, missing_ok=True)}
+    budget = config.reviewBudget
     plan = PlanSummary(
-        task_type=first.task_type, labels=first.labels, wave=2, jobs_key=layout.review_jobs.key
+        task_type=first.task_type,
+        labels=first.labels,
+        wave=2,
+        jobs_key=layout.review_jobs.key,
+        review_budget=budget,
     )
-    with JsonlWriter(s3, layout.review_tasks) as tasks:
+    with (
+        JsonlWriter(s3, layout.review_tasks) as tasks,
+        JsonlWriter(s3, layout.review_order) as order,
+        JsonlWriter(s3, layout.deferred_part("review", 0)) as deferred,
+        ReviewQueue(config.runId) as queue,
+    ):
+        queue.load_waited(read_jsonl(s3, first_layout.inventory, missing_ok=True))
         for record in read_jsonl_prefix(s3, first_layout.predictions_prefix):
             if record["source-ref"] in held:
-                tasks.write(to_task(record, first.task_type, config.minConfidence))
-                plan.images_to_review += 1
+                task = to_task(record, first.task_type, config.minConfidence)
+                queue.add(task, correction_score(task, record, config.minConfidence))
+        room = None if budget is None else max(0, budget - first.images_to_review)
+        for placed in queue.order(room):
+            plan.place(placed, tasks, order, deferred)
     if config.reviewBackend == "groundtruth" and plan.images_to_review:
         jobs = plan_run_jobs(s3, config, plan, region=region, verification_lambdas=verification_lambdas)
         plan.jobs = len(jobs)

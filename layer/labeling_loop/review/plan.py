@@ -13,7 +13,13 @@ applied here, so they can change without inferring again:
   lowest hashes. A hash, not a random draw: a retried step and anyone rerunning the plan choose the
   same images; salted with the run id, so every run over the same images audits others; and
   independent of the predictions, so the sample is a simple random sample of the auto-accept
-  candidates (what makes the audit's bounds exact, evaluation/audit.py).
+  candidates (what makes the audit's bounds exact, evaluation/audit.py);
+- the images to review go to people in one order (review/budget.py), recorded in
+  `review/order.jsonl`: the audit sample first, then each label's share, then the images earlier runs
+  deferred, then the images most likely to need a correction. With `reviewBudget`, the first
+  `reviewBudget` images of that order are reviewed (the audit included, and never more than the
+  budget: the audit then keeps the lowest hashes, still a random sample) and the rest deferred
+  (`over-review-budget`, `deferred/review-00000.jsonl`).
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from labeling_loop.deferral import defer_record
 from labeling_loop.errors import InvalidInput
 from labeling_loop.geometry import ratio_to_pixels
-from labeling_loop.jsonl import JsonlWriter, read_jsonl_prefix
+from labeling_loop.jsonl import JsonlWriter, read_jsonl, read_jsonl_prefix
 from labeling_loop.layout import RunLayout
+from labeling_loop.review.budget import Placed, ReviewQueue, audit_line, correction_score
 from labeling_loop.run_config import TaskType
 
 
@@ -45,6 +53,11 @@ class PlanSummary:
     predicted_labels: set[str] = field(default_factory=set)
     wave: int = 1  # 2: the auto-accepted images the audit gate sent to people
     jobs_key: str = ""  # the Ground Truth job list of this wave (the Distributed Map's items)
+    review_budget: int | None = None  # the run's reviewBudget
+    images_deferred: int = 0  # over the review budget in this wave: deferred to the next run
+    audit_capped: int = 0  # audit images the budget could not hold (left auto-accepted)
+    # the reviewed images by why they were chosen (review/budget.py Priority)
+    by_priority: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,7 +69,27 @@ class PlanSummary:
             "jobs": self.jobs,
             "wave": self.wave,
             "jobsKey": self.jobs_key,
+            "reviewBudget": self.review_budget,
+            "imagesDeferred": self.images_deferred,
+            "auditCappedByBudget": self.audit_capped,
+            "reviewedByPriority": dict(sorted(self.by_priority.items())),
         }
+
+    def place(self, placed: Placed, tasks: JsonlWriter, order: JsonlWriter, deferred: JsonlWriter) -> None:
+        """One image of the review order: its line in order.jsonl, and its task (within the budget)
+        or its deferral record (over it)."""
+        order.write(placed.line())
+        if placed.review:
+            tasks.write(placed.task)
+            self.images_to_review += 1
+            self.by_priority[placed.priority] = self.by_priority.get(placed.priority, 0) + 1
+            return
+        order_file = "review/order.jsonl" if self.wave == 1 else "review/wave-2/order.jsonl"
+        detail = f"over reviewBudget {self.review_budget:,} images: rank {placed.rank:,} in {order_file}"
+        if self.wave > 1:
+            detail += " (auto-accepted, held by the audit gate for people; the first wave spent the budget)"
+        deferred.write(defer_record(placed.ref, "review", "over-review-budget", detail))
+        self.images_deferred += 1
 
     @classmethod
     def from_state(cls, plan: Mapping[str, Any]) -> PlanSummary:
@@ -72,6 +105,10 @@ class PlanSummary:
             jobs=int(plan.get("jobs", 0)),
             wave=int(plan.get("wave", 1)),
             jobs_key=str(plan.get("jobsKey", "")),
+            review_budget=int(plan["reviewBudget"]) if plan.get("reviewBudget") is not None else None,
+            images_deferred=int(plan.get("imagesDeferred", 0)),
+            audit_capped=int(plan.get("auditCappedByBudget", 0)),
+            by_priority={str(k): int(v) for k, v in (plan.get("reviewedByPriority") or {}).items()},
         )
 
 
@@ -98,28 +135,63 @@ def audit_key(source_ref: str, salt: str) -> float:
 
 
 @dataclass
+class _Lowest:
+    """The `size` lowest keys offered (a max-heap of negated keys): at most `size` numbers held."""
+
+    size: int
+    _heap: list[float] = field(default_factory=list)
+
+    def offer(self, key: float) -> None:
+        if self.size <= 0:
+            return
+        if len(self._heap) < self.size:
+            heapq.heappush(self._heap, -key)
+        elif key < -self._heap[0]:
+            heapq.heapreplace(self._heap, -key)
+
+    def holds(self, key: float) -> bool:
+        return bool(self._heap) and key <= -self._heap[0]
+
+
+@dataclass
 class AuditSampler:
-    """Which auto-accept candidates are audited: key < fraction, or among the `minimum` lowest keys.
-    Holds at most `minimum` keys, whatever the number of images."""
+    """Which auto-accept candidates are audited: key < fraction, or among the `minimum` lowest keys;
+    with a review budget (`cap`), never more than the `cap` lowest keys (the audit is counted in the
+    budget; the lowest keys of a uniform hash are still a simple random sample). Holds at most
+    `minimum` (and `cap`) keys, whatever the number of images."""
 
     fraction: float
     minimum: int
-    _lowest: list[float] = field(default_factory=list)  # max-heap (negated) of the lowest keys
+    cap: int | None = None
     candidates: int = 0
+    wanted: int = 0  # candidates the fraction alone selects
+    _lowest: _Lowest = field(init=False)
+    _capped: _Lowest | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._lowest = _Lowest(self.minimum)
+        self._capped = _Lowest(self.cap) if self.cap is not None else None
 
     def offer(self, key: float) -> None:
         self.candidates += 1
-        if self.minimum <= 0:
-            return
-        if len(self._lowest) < self.minimum:
-            heapq.heappush(self._lowest, -key)
-        elif key < -self._lowest[0]:
-            heapq.heapreplace(self._lowest, -key)
+        self.wanted += key < self.fraction
+        self._lowest.offer(key)
+        if self._capped is not None:
+            self._capped.offer(key)
+
+    def _wants(self, key: float) -> bool:
+        return key < self.fraction or self._lowest.holds(key)
 
     def selects(self, key: float) -> bool:
-        if key < self.fraction:
-            return True
-        return bool(self._lowest) and key <= -self._lowest[0]
+        return self._wants(key) and (self._capped is None or self._capped.holds(key))
+
+    @property
+    def capped(self) -> int:
+        """Candidates the audit would have taken but the budget could not hold."""
+        if self.cap is None:
+            return 0
+        wanted = max(self.wanted, min(self.minimum, self.candidates))
+        return max(0, wanted - min(self.cap, self.candidates))
 
 
 @dataclass
@@ -142,10 +214,11 @@ def survey(
     audit_fraction: float = 0.0,
     audit_min_images: int = 0,
     audit_salt: str = "",
+    review_budget: int | None = None,
 ) -> Survey:
     found = Survey()
     types = [requested_task_type] if requested_task_type != "auto" else ["detection", "classification"]
-    found.audit = {t: AuditSampler(audit_fraction, audit_min_images) for t in types}
+    found.audit = {t: AuditSampler(audit_fraction, audit_min_images, review_budget) for t in types}
     for record in read_jsonl_prefix(s3, layout.predictions_prefix):
         for label in record["labels"]:
             if label["confidence"] >= min_confidence:
@@ -236,9 +309,10 @@ def plan(
     audit_fraction: float = 0.0,
     audit_min_images: int = 0,
     audit_salt: str = "",
+    review_budget: int | None = None,
 ) -> PlanSummary:
-    """Write review/tasks.jsonl, review/auto_accepted.jsonl and review/audit.jsonl; return counts
-    and the label set."""
+    """Write review/tasks.jsonl (in the review order), review/order.jsonl, review/auto_accepted.jsonl,
+    review/audit.jsonl and the deferrals over the budget; return counts and the label set."""
     if not isinstance(auto_accept, AutoAccept):
         auto_accept = AutoAccept(auto_accept)
     found = survey(
@@ -250,29 +324,45 @@ def plan(
         audit_fraction=audit_fraction,
         audit_min_images=audit_min_images,
         audit_salt=audit_salt,
+        review_budget=review_budget,
     )
     predicted = found.labels
     task_type = resolve_task_type(requested_task_type, found.has_boxes, any_label=bool(predicted))
     sampler = found.audit.get(task_type, AuditSampler(0.0, 0))
     summary = PlanSummary(
-        task_type=task_type, labels=sorted(predicted | set(extra_labels)), predicted_labels=predicted
+        task_type=task_type,
+        labels=sorted(predicted | set(extra_labels)),
+        predicted_labels=predicted,
+        review_budget=review_budget,
+        audit_capped=sampler.capped,
     )
     with (
         JsonlWriter(s3, layout.review_tasks) as tasks,
+        JsonlWriter(s3, layout.review_order) as order,
+        JsonlWriter(s3, layout.deferred_part("review", 0)) as deferred,
         JsonlWriter(s3, layout.auto_accepted) as accepted,
         JsonlWriter(s3, layout.audit) as audit,
+        ReviewQueue(audit_salt) as queue,
     ):
+        queue.load_waited(read_jsonl(s3, layout.inventory, missing_ok=True))
         for record in read_jsonl_prefix(s3, layout.predictions_prefix):
             task = to_task(record, task_type, min_confidence)
-            if is_auto_accepted(task, auto_accept):
-                if not sampler.selects(audit_key(task["source-ref"], audit_salt)):
-                    accepted.write(auto_accepted(task))
-                    summary.images_auto_accepted += 1
-                    continue
-                audit.write(auto_accepted(task))
-                summary.images_audited += 1
-            tasks.write(task)
-            summary.images_to_review += 1
+            if not is_auto_accepted(task, auto_accept):
+                queue.add(task, correction_score(task, record, min_confidence))
+                continue
+            if not sampler.selects(audit_key(task["source-ref"], audit_salt)):
+                accepted.write(auto_accepted(task))
+                summary.images_auto_accepted += 1
+                continue
+            # The audit comes first in the order: always reviewed, counted in the budget.
+            audit.write(auto_accepted(task))
+            summary.images_audited += 1
+            summary.place(
+                audit_line(task, record, summary.images_audited, min_confidence), tasks, order, deferred
+            )
+        room = None if review_budget is None else max(0, review_budget - summary.images_audited)
+        for placed in queue.order(room, first_rank=summary.images_audited + 1):
+            summary.place(placed, tasks, order, deferred)
     return summary
 
 

@@ -32,6 +32,7 @@ def plan_run_review(
         audit_fraction=config.auditFraction,
         audit_min_images=config.auditMinImages,
         audit_salt=config.runId,
+        review_budget=config.reviewBudget,
     )
     summary.jobs_key = layout.review_jobs.key
     check_label_set(summary, config.maxLabelsPerJob)
