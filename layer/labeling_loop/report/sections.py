@@ -86,6 +86,7 @@ def report_sections(
         "audit": audit,
         "gate": {"decision": context.gate_decision, "reason": context.gate_reason},
         "thresholds": measures.recommendations(population, context.audit_error_target),
+        "confidenceHistograms": measures.confidence_histograms(),
         "work": measures.work_done(shipped),
         "cost": run_cost(
             model_usage=context.model_usage,
