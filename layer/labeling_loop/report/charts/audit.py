@@ -9,9 +9,9 @@ from typing import Any
 
 from labeling_loop.report.charts.figure import figure
 from labeling_loop.report.charts.svg import (
+    BLACK,
     BLUE,
     GREEN,
-    ORANGE,
     VERMILLION,
     Chart,
     axis_percent,
@@ -99,14 +99,14 @@ def audit_chart(audit: Mapping[str, Any], gate: Mapping[str, Any]) -> str:
     positions = [chart.plot_top + 18 + 34 * i for i in range(len(rows))]
     chart.category_axis([name for _, name in rows], positions)
     at = dict(zip((key for key, _ in rows), positions, strict=True))
-    chart.add(error_bar(x(low), x(high), at["audited"], BLUE, horizontal=True))
+    chart.add(error_bar(x(low), x(high), at["audited"], BLACK, horizontal=True))
     if rate is not None:
         chart.add(
             marker(
                 x(rate),
                 at["audited"],
                 "circle",
-                BLUE,
+                BLACK,
                 f"error rate {percent(rate)} ({percent(low)}-{percent(high)})",
                 class_="point audited",
                 data_value=rate,
@@ -132,13 +132,13 @@ def audit_chart(audit: Mapping[str, Any], gate: Mapping[str, Any]) -> str:
         )
     if found is not None:
         if len(expected) == 2:  # what the audit predicted for them, as a share
-            chart.add(error_bar(x(expected[0]), x(expected[1]), at["second"], ORANGE, horizontal=True))
+            chart.add(error_bar(x(expected[0]), x(expected[1]), at["second"], BLUE, horizontal=True))
         chart.add(
             marker(
                 x(found),
                 at["second"],
                 "diamond",
-                ORANGE,
+                BLUE,
                 f"second wave: {percent(found)} wrong",
                 class_="point second-wave",
                 data_value=found,
@@ -157,9 +157,9 @@ def audit_chart(audit: Mapping[str, Any], gate: Mapping[str, Any]) -> str:
         ),
         text(x(target) + 4, chart.plot_top + 8, f"target {percent(target)}"),
     )
-    keys = [(key_line(BLUE, 1.5), "audit's 95 % interval"), (key_line(VERMILLION, 2, "8 4"), "target")]
+    keys = [(key_line(BLACK, 1.5), "audit's 95 % interval"), (key_line(VERMILLION, 2, "8 4"), "target")]
     if found is not None:
-        keys.append((key_line(ORANGE, 1.5), "what the audit predicted for the second wave"))
+        keys.append((key_line(BLUE, 1.5), "what the audit predicted for the second wave"))
     chart.add_legend(keys)
     return figure(
         chart,

@@ -11,11 +11,11 @@ from typing import Any
 
 from labeling_loop.report.charts.figure import figure
 from labeling_loop.report.charts.svg import (
+    BLACK,
     BLUE,
     GRID,
     INK,
     ORANGE,
-    VERMILLION,
     Chart,
     Scale,
     error_bar,
@@ -57,8 +57,8 @@ def quality_chart(quality: Mapping[str, Any]) -> str:
         for measure, _ in MEASURES
     }
     lows = [f[1] for f in found.values() if f is not None]
-    if not lows:
-        raise ValueError("no quality figure to draw")
+    if not lows:  # nothing was measured (no prediction, no object): the table says n/a
+        return ""
     low = min(0.9, math.floor(min(lows) * 10) / 10)
     titles = dict(MEASURES)
     described = "; ".join(
@@ -185,7 +185,7 @@ def comparison_chart(comparison: Mapping[str, Any], decision: Mapping[str, Any] 
             ),
         )
     middle = (positions[0] + positions[1]) / 2
-    colour = BLUE if d_low > 0 else VERMILLION
+    colour = BLACK  # its place against 0 says better or not; the title says it in words
     chart.add(
         line(diff(0), chart.plot_top, diff(0), chart.plot_bottom, INK, 2, class_="zero"),
         error_bar(diff(d_low), diff(d_high), middle, colour, horizontal=True, cap=6),
