@@ -55,6 +55,7 @@ class Chromium:
         os.close(from_chrome_write)
         self._buffer = b""
         self._last_id = 0
+        self.events: list[dict[str, Any]] = []  # what the browser told unasked (Network.*, ...)
         targets = self.send("Target.getTargets")["targetInfos"]
         page = next(t for t in targets if t["type"] == "page")
         self.session = self.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True})[
@@ -74,6 +75,9 @@ class Chromium:
             while b"\0" in self._buffer:
                 raw, self._buffer = self._buffer.split(b"\0", 1)
                 reply = json.loads(raw)
+                if "method" in reply and "id" not in reply:
+                    self.events.append(reply)
+                    continue
                 if reply.get("id") == self._last_id:
                     if "error" in reply:
                         raise RuntimeError(f"{method}: {reply['error']}")

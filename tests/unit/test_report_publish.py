@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 
 import pytest
@@ -189,12 +190,13 @@ def test_every_chart_is_drawn_from_the_reports_own_figures(s3: Any) -> None:
     publish(s3, LAYOUT, _full_report())
     report, html = _written(s3)
     assert report["warnings"] == ["an earlier warning"]
-    kinds = [
-        kind for kind in html.split('<svg xmlns="http://www.w3.org/2000/svg" class="chart" data-chart="')[1:]
-    ]
-    assert sorted(k.split('"')[0] for k in kinds) == sorted(
+    kinds = re.findall(r'<svg xmlns="http://www.w3.org/2000/svg" class="chart" data-chart="(\w+)"', html)
+    assert sorted(kinds) == sorted(
         ["quality", "audit", "threshold", "threshold", "histogram", "histogram", "cost", "comparison"]
     )
+    # served as a web page from S3 (the console's Open shows it)
+    head = s3.head_object(Bucket=BUCKET, Key=LAYOUT.report_html.key)
+    assert head["ContentType"] == "text/html; charset=utf-8"
     assert "<h2>What people kept and corrected, by confidence</h2>" in html
     # self-contained: no script, nothing fetched
     assert "<script" not in html and 'href="http' not in html and 'src="http' not in html

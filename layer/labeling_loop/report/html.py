@@ -138,6 +138,14 @@ def _audit(report: Mapping[str, Any], problems: list[str]) -> str:
     )  # fmt: skip
 
 
+_THRESHOLD_CHARTS = (
+    "<p>In the charts, each point is a tested threshold: the images people reviewed whose least confident "
+    "prediction of the label is at or above it, and the share of them that were wrong (missed objects "
+    "included), with its exact lower and upper bounds (the band). The threshold recommended is the lowest "
+    "whose upper bound the test showed under the target.</p>"
+)
+
+
 def _thresholds(report: Mapping[str, Any], problems: list[str]) -> str:
     thresholds = report.get("thresholds") or {}
     by_label = thresholds.get("byLabel") or {}
@@ -163,7 +171,7 @@ def _thresholds(report: Mapping[str, Any], problems: list[str]) -> str:
         "For the next run's input:</p>"
         f"<pre>{escape(suggestion)}</pre>"
         + _table(["label", "recommended", "images", "error rate", "upper bound", "why none"], rows)
-        + f'<div class="charts">{"".join(charts)}</div>'
+        + (_THRESHOLD_CHARTS + f'<div class="charts">{"".join(charts)}</div>' if any(charts) else "")
     )  # fmt: skip
 
 
@@ -188,7 +196,9 @@ def _confidence(report: Mapping[str, Any], problems: list[str]) -> str:
         f"<p>The predictions people were shown (at minConfidence {_fmt(histograms.get('minConfidence'))} or "
         f"above), in {_fmt(histograms.get('binWidth'))}-point bins of confidence: kept as they were or moved "
         f"within the box tolerance, or corrected (moved past it, relabelled, deleted). Counts on the images "
-        "people reviewed; with auto-accept on, the confident bins hold only the audited images.</p>"
+        "people reviewed; with auto-accept on, the confident bins hold only the audited images. Where the "
+        "hatching thins out, people rarely had to correct the model. Objects the model missed are no "
+        "prediction and are not counted here: the thresholds' error counts them.</p>"
         + (f'<div class="charts">{"".join(charts)}</div>' if charts else "<p>No prediction was shown to people.</p>")
     )  # fmt: skip
 

@@ -164,7 +164,7 @@ def audit_chart(audit: Mapping[str, Any], gate: Mapping[str, Any]) -> str:
     return figure(
         chart,
         "The gate ships the auto-accepted images only when their upper bound (triangle) is within the target "
-        f"(dashed line). {gate.get('reason', '')}",
+        "(dashed line).",
         ["figure", "value", "interval"],
         numbers,
     )

@@ -112,10 +112,8 @@ def histogram_chart(
     chart.add_legend(keys)
     return figure(
         chart,
-        "Each bar: the predictions of this label shown to people in a 5-point confidence bin; hatched, "
-        "the share people had to correct. Where the hatching thins out, people rarely had to correct the "
-        "model. Objects the model missed are no prediction and are not here: the threshold charts count "
-        "them.",
+        f"{shown} predictions shown to people, {sum(corrected)} of them corrected "
+        f"({percent(sum(corrected) / shown, 0)}).",
         ["confidence", "kept", "corrected", "share corrected"],
         [[f"{a:g}-{b:g}", k, c, percent(c / (k + c), 0) if k + c else "–"] for a, b, k, c in bins],
     )

@@ -114,8 +114,7 @@ def quality_chart(quality: Mapping[str, Any]) -> str:
     )
     return figure(
         chart,
-        "Each point with its 95 % interval; where the bars of two labels do not overlap, they truly differ. "
-        + note,
+        "Each point with its 95 % interval (a point without bars is exact). " + note,
         ["label", "measure", "reviewed images", "whole run"],
         [
             [name, title, *(_text(found[(name, series, measure)]) for series, *_ in SERIES)]

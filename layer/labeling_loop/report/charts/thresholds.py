@@ -136,8 +136,7 @@ def threshold_chart(chart_id: str, label: str, row: Mapping[str, Any]) -> str:
     chart.add_legend(keys)
     return figure(
         chart,
-        "Each point: the images people reviewed whose least confident prediction of this label is at or "
-        f"above the threshold, and how many of them were wrong. {verdict}",
+        verdict,
         ["threshold", "images", "error rate", "lower bound", "upper bound"],
         [[f"{t:g}", n, percent(e), percent(lo), percent(hi)] for t, n, e, lo, hi in reversed(points)],
     )
