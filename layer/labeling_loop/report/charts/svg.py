@@ -23,7 +23,6 @@ ORANGE = "#E69F00"
 VERMILLION = "#D55E00"
 GREEN = "#009E73"
 SKY = "#56B4E9"
-PURPLE = "#CC79A7"
 BLACK = "#000000"
 GRID = "#dddddd"
 INK = "#222222"
@@ -98,7 +97,7 @@ class Scale:
 @dataclass(frozen=True)
 class ConfidenceScale(Scale):
     """A confidence axis (0-100) stretched toward 100, where thresholds are chosen: positions follow
-    -log10(100.5 - confidence), so 99 to 100 is as wide as 90 to 96.5 or 50 to 90."""
+    -log10(100.5 - confidence), so 99 to 100 is as wide as 90 to 97, or 50 to 84."""
 
     OFFSET = 0.5
     TICKS = (0.0, 20.0, 40.0, 60.0, 70.0, 80.0, 90.0, 95.0, 98.0, 99.0, 100.0)
