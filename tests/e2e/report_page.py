@@ -4,10 +4,7 @@ report.json it was drawn from, and captured as a full-page screenshot."""
 
 from __future__ import annotations
 
-import base64
-import io
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +42,7 @@ def open_offline(page: browser.Chromium, html: str, path: Path) -> None:
     )
     page.events.clear()
     page.send("Page.navigate", {"url": path.as_uri()}, page=True)
-    deadline = time.monotonic() + 60
-    while not page.evaluate(
-        "document.readyState === 'complete' && document.fonts.status === 'loaded'"
-        " && [...document.images].every(i => i.complete)"
-    ):
-        assert time.monotonic() < deadline, "report.html never finished loading"
-        time.sleep(0.1)
-    page.send(
-        "Runtime.evaluate",
-        {
-            "expression": "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))",
-            "awaitPromise": True,
-        },
-        page=True,
-    )
+    page.wait_until_painted()
 
 
 def requests_made(page: browser.Chromium) -> list[str]:
@@ -67,32 +50,6 @@ def requests_made(page: browser.Chromium) -> list[str]:
     sent = [e for e in page.events if e.get("method") == "Network.requestWillBeSent"]
     urls = [e["params"]["request"]["url"] for e in sent]
     return [u for u in urls if not u.startswith(("data:", "file:"))]
-
-
-def full_page_screenshot(page: browser.Chromium, path: Path) -> Image.Image:
-    size = page.send("Page.getLayoutMetrics", page=True)["cssContentSize"]
-    clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
-    return _capture(page, clip, path)
-
-
-def element_screenshot(page: browser.Chromium, selector: str, path: Path) -> Image.Image:
-    box = page.evaluate(
-        f"(() => {{ const r = document.querySelector({selector!r}).getBoundingClientRect();"
-        " return [r.x + window.scrollX, r.y + window.scrollY, r.width, r.height]; })()"
-    )
-    x, y, width, height = (float(v) for v in box)
-    return _capture(page, {"x": x, "y": y, "width": width, "height": height, "scale": 1}, path)
-
-
-def _capture(page: browser.Chromium, clip: dict[str, float], path: Path) -> Image.Image:
-    shot = page.send(
-        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}, page=True
-    )
-    data = base64.b64decode(shot["data"])
-    path.write_bytes(data)
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
 
 
 def publish_screenshot(image: Image.Image, name: str) -> None:

@@ -220,7 +220,7 @@ def test_report_html_renders_in_chromium_with_its_thumbnails_and_charts(
     report_page.open_offline(chromium, html, tmp_path / "report.html")
     images = chromium.evaluate("[...document.images].map(i => [i.naturalWidth, i.naturalHeight])") or []
     screenshot = tmp_path / "report.png"
-    image = report_page.full_page_screenshot(chromium, screenshot)
+    image = chromium.screenshot(screenshot)
     headings = chromium.evaluate("[...document.querySelectorAll('h2')].map(h => h.innerText)")
     # THEN its thumbnails and sections are there ...
     assert len(images) == len(disagreements) and all(w > 0 and h > 0 for w, h in images), (images, screenshot)

@@ -131,7 +131,7 @@ def test_the_reports_chart_the_thresholds_they_recommend_and_the_audit_that_let_
     # GIVEN the first run's report, opened offline as a person would
     report_page.open_offline(chromium, first.extra["report_html"], tmp_path / "first.html")
     charts = report_page.check_charts(chromium, first.report)
-    report_page.full_page_screenshot(chromium, tmp_path / "first.png")
+    chromium.screenshot(tmp_path / "first.png")
     # THEN each label's threshold chart marks the threshold the next run pasted
     advice = first.report["thresholds"]["nextRunInput"]["autoAcceptConfidenceByLabel"]
     marked = {c["title"].split(":")[0] for c in charts if c["kind"] == "threshold" and c["recommended"]}
@@ -140,8 +140,8 @@ def test_the_reports_chart_the_thresholds_they_recommend_and_the_audit_that_let_
     # the README's picture of a report chart: the first label's thresholds
     label = sorted(advice)[0]
     index = sorted(first.report["thresholds"]["byLabel"]).index(label)
-    picture = report_page.element_screenshot(
-        chromium, f"figure:has(> svg#threshold-{index})", tmp_path / "report-threshold-chart.png"
+    picture = chromium.screenshot(
+        tmp_path / "report-threshold-chart.png", f"figure:has(> svg#threshold-{index})"
     )
     assert picture.width >= 400 and picture.height >= 300, picture.size
     report_page.publish_screenshot(picture, "report-threshold-chart.png")
@@ -152,7 +152,7 @@ def test_the_reports_chart_the_thresholds_they_recommend_and_the_audit_that_let_
     (audit,) = [c for c in charts if c["kind"] == "audit"]
     assert "gate ship" in audit["title"] and any("within the target" in p for p in audit["points"]), audit
     assert report_page.requests_made(chromium) == []
-    report_page.full_page_screenshot(chromium, tmp_path / "second.png")
+    chromium.screenshot(tmp_path / "second.png")
 
 
 def _overconfident_run(

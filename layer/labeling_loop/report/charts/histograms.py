@@ -10,16 +10,15 @@ from labeling_loop.report.charts.figure import figure
 from labeling_loop.report.charts.svg import (
     BLACK,
     BLUE,
+    RECOMMENDED_DASH,
     VERMILLION,
     Chart,
     hatch,
     key_box,
     key_line,
-    line,
     nice_ceiling,
     percent,
     tag,
-    text,
 )
 
 
@@ -94,21 +93,8 @@ def histogram_chart(
         (key_box(f"url(#{pattern})", VERMILLION), "corrected"),
     ]
     if recommended is not None:
-        at = x(float(recommended))
-        chart.add(
-            line(
-                at,
-                chart.plot_top,
-                at,
-                chart.plot_bottom,
-                BLACK,
-                2,
-                stroke_dasharray="2 3",
-                class_="recommended",
-            ),
-            text(at - 4, chart.plot_top + 12, f"recommended {float(recommended):g}", anchor="end"),
-        )
-        keys.append((key_line(BLACK, 2, "2 3"), "recommended threshold"))
+        chart.mark_threshold(x(float(recommended)), float(recommended))
+        keys.append((key_line(BLACK, 2, RECOMMENDED_DASH), "recommended threshold"))
     chart.add_legend(keys)
     return figure(
         chart,

@@ -27,6 +27,7 @@ BLACK = "#000000"
 GRID = "#dddddd"
 INK = "#222222"
 
+RECOMMENDED_DASH = "2 3"
 FONT = 12  # px, the axis labels; titles are drawn by the page, outside the SVG
 Format = Callable[[float], str]
 
@@ -290,6 +291,14 @@ class Chart:
             f'transform="rotate(-90 12 {num(middle)})">{escape(label)}</text>'
         )
         self.add(f'<g class="axis y-axis">{"".join(marks)}</g>')
+
+    def mark_threshold(self, at: float, value: float) -> None:
+        """The recommended threshold: a dotted vertical line at pixel `at`, named at its top."""
+        self.add(
+            line(at, self.plot_top, at, self.plot_bottom, BLACK, 2, stroke_dasharray=RECOMMENDED_DASH,
+                 class_="recommended", data_threshold=value),
+            text(at - 4, self.plot_top + 12, f"recommended {value:g}", anchor="end"),
+        )  # fmt: skip
 
     def category_axis(self, names: Sequence[str], positions: Sequence[float]) -> None:
         """Names at the left of rows (a dot plot's labels)."""

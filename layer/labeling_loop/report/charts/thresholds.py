@@ -13,6 +13,7 @@ from labeling_loop.report.charts.figure import figure
 from labeling_loop.report.charts.svg import (
     BLACK,
     BLUE,
+    RECOMMENDED_DASH,
     SKY,
     VERMILLION,
     Chart,
@@ -110,21 +111,7 @@ def threshold_chart(chart_id: str, label: str, row: Mapping[str, Any]) -> str:
             )
         )
     if recommended is not None:
-        at = x(float(recommended))
-        chart.add(
-            line(
-                at,
-                chart.plot_top,
-                at,
-                chart.plot_bottom,
-                BLACK,
-                2,
-                stroke_dasharray="2 3",
-                class_="recommended",
-                data_threshold=float(recommended),
-            ),
-            text(at - 4, chart.plot_top + 12, f"recommended {float(recommended):g}", anchor="end"),
-        )
+        chart.mark_threshold(x(float(recommended)), float(recommended))
     keys = [
         (key_line(BLUE), "error rate"),
         (key_box(SKY), "exact bounds"),
@@ -132,7 +119,7 @@ def threshold_chart(chart_id: str, label: str, row: Mapping[str, Any]) -> str:
         (key_line(VERMILLION, 2, "8 4"), "target"),
     ]
     if recommended is not None:
-        keys.append((key_line(BLACK, 2, "2 3"), "recommended"))
+        keys.append((key_line(BLACK, 2, RECOMMENDED_DASH), "recommended"))
     chart.add_legend(keys)
     return figure(
         chart,
