@@ -86,8 +86,9 @@ notebook-fresh:  ## the notebook extra alone, in a fresh venv, runs notebooks/la
 	set -o pipefail; $(EDITABLE_QUIET) $(NOTEBOOK_VENV)/bin/pip install -e '.[notebook]' 2>&1 | $(PIP_PROGRESS) "$(NOTEBOOK_VENV)"
 	$(NOTEBOOK_VENV)/bin/python mk/run_notebook.py notebooks/labeling_loop.ipynb .localcloud/notebook-fresh
 
-screenshots: venv chromium  ## retake the README's pictures of the command (docs/images/*.png)
-	SCREENSHOTS_DIR=docs/images $(VENV)/bin/pytest -q tests/e2e/test_screenshots.py
+screenshots: venv chromium  ## retake the README's pictures of the command and of a report chart (docs/images/*.png)
+	SCREENSHOTS_DIR=docs/images $(VENV)/bin/pytest -q tests/e2e/test_screenshots.py \
+		"tests/e2e/test_decisions.py::test_the_reports_chart_the_thresholds_they_recommend_and_the_audit_that_let_them_ship"
 
 diagram: venv  ## regenerate docs/workflow.md from the state machine definition
 	$(PY) -m labeling_ops.diagram

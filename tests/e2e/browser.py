@@ -1,7 +1,10 @@
 """Headless Chromium (Debian's /usr/bin/chromium, `make chromium`) driven over the DevTools protocol
 on a pipe (`--remote-debugging-pipe`, fds 3 and 4, NUL-separated JSON): no websocket client or
-browser-driver package needed. Used by the Label Studio browser test and the report.html test."""
+browser-driver package needed. Used by the Label Studio browser test, the report.html tests and the
+README's screenshots."""
 
+import base64
+import io
 import json
 import os
 import select
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -55,6 +59,7 @@ class Chromium:
         os.close(from_chrome_write)
         self._buffer = b""
         self._last_id = 0
+        self.events: list[dict[str, Any]] = []  # what the browser told unasked (Network.*, ...)
         targets = self.send("Target.getTargets")["targetInfos"]
         page = next(t for t in targets if t["type"] == "page")
         self.session = self.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True})[
@@ -74,6 +79,9 @@ class Chromium:
             while b"\0" in self._buffer:
                 raw, self._buffer = self._buffer.split(b"\0", 1)
                 reply = json.loads(raw)
+                if "method" in reply and "id" not in reply:
+                    self.events.append(reply)
+                    continue
                 if reply.get("id") == self._last_id:
                     if "error" in reply:
                         raise RuntimeError(f"{method}: {reply['error']}")
@@ -90,6 +98,47 @@ class Chromium:
     def evaluate(self, expression: str) -> Any:
         result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True}, page=True)
         return result["result"].get("value")
+
+    def wait_until_painted(self, timeout: float = 60) -> None:
+        """Loaded, fonts ready, every image decoded, and two animation frames drawn."""
+        deadline = time.monotonic() + timeout
+        while not self.evaluate(
+            "document.readyState === 'complete' && document.fonts.status === 'loaded'"
+            " && [...document.images].every(i => i.complete)"
+        ):
+            assert time.monotonic() < deadline, "the page never finished loading"
+            time.sleep(0.1)
+        self.send(
+            "Runtime.evaluate",
+            {
+                "expression": "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))",
+                "awaitPromise": True,
+            },
+            page=True,
+        )
+
+    def screenshot(self, path: Path, selector: str | None = None) -> Image.Image:
+        """A PNG of the element `selector` names, or of the whole page, written to `path`."""
+        if selector is None:
+            size = self.send("Page.getLayoutMetrics", page=True)["cssContentSize"]
+            box = [0, 0, size["width"], size["height"]]
+        else:
+            box = self.evaluate(
+                f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+                " return [r.x + window.scrollX, r.y + window.scrollY, r.width, r.height]; })()"
+            )
+        x, y, width, height = (float(v) for v in box)
+        clip = {"x": x, "y": y, "width": width, "height": height, "scale": 1}
+        shot = self.send(
+            "Page.captureScreenshot",
+            {"format": "png", "captureBeyondViewport": True, "clip": clip},
+            page=True,
+        )
+        data = base64.b64decode(shot["data"])
+        path.write_bytes(data)
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        return image
 
     def close(self) -> None:
         try:

@@ -11,7 +11,6 @@ their own."""
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import browser
 import pytest
+import report_page
 from labeling_loop.evaluation.quality import LabeledBox
 from labeling_loop.geometry import PixelBox
 
@@ -208,45 +208,39 @@ def test_without_a_test_dataset_the_run_says_it_cannot_compare_and_how_to_get_on
     assert "no TEST dataset" in turn.result.extra["report_html"]
 
 
-def test_report_html_renders_in_chromium_with_its_thumbnails(
+def test_report_html_renders_in_chromium_with_its_thumbnails_and_charts(
     turn: Turn, chromium: browser.Chromium, tmp_path: Path
 ) -> None:
+    # GIVEN the training run's report.html, as the run wrote it to S3
     html = turn.result.extra["report_html"]
-    disagreements = turn.result.report["disagreements"]
+    report = turn.result.report
+    disagreements = report["disagreements"]
     assert disagreements, "the run should have images where model and people disagreed"
-    page = tmp_path / "report.html"
-    page.write_text(html)
-    chromium.send("Page.enable", page=True)
-    chromium.send("Page.navigate", {"url": page.as_uri()}, page=True)
-    images: list[list[int]] = []
-    for _ in range(100):
-        images = (
-            chromium.evaluate(
-                "[...document.images].filter(i => i.complete).map(i => [i.naturalWidth, i.naturalHeight])"
-            )
-            or []
-        )
-        if len(images) == len(disagreements):
-            break
-        chromium.evaluate("new Promise(r => setTimeout(r, 100))")
+    # WHEN it is opened with the network off and painted
+    report_page.open_offline(chromium, html, tmp_path / "report.html")
+    images = chromium.evaluate("[...document.images].map(i => [i.naturalWidth, i.naturalHeight])") or []
     screenshot = tmp_path / "report.png"
-    screenshot.write_bytes(
-        base64.b64decode(chromium.send("Page.captureScreenshot", {"format": "png"}, page=True)["data"])
-    )
+    image = chromium.screenshot(screenshot)
     headings = chromium.evaluate("[...document.querySelectorAll('h2')].map(h => h.innerText)")
+    # THEN its thumbnails and sections are there ...
     assert len(images) == len(disagreements) and all(w > 0 and h > 0 for w, h in images), (images, screenshot)
     expected = [
         "Model quality",
         "Auto-accept audit and gate",
         "Recommended auto-accept thresholds",
+        "What people kept and corrected, by confidence",
         "Human work",
         "Cost (estimate)",
         "Next model version",
         "Where model and people disagreed most",
     ]
     assert [h for h in expected if h not in headings] == [], headings
-    # self-contained: no external resource
-    assert "http://" not in html.split("<body>")[0] and 'src="http' not in html
+    # ... every chart of its figures, the comparison of the two versions included ...
+    kinds = {c["kind"] for c in report_page.check_charts(chromium, report)}
+    assert kinds == {"quality", "audit", "threshold", "histogram", "cost", "comparison"}, kinds
+    assert image.height > 3000, image.size
+    # ... and it is self-contained: nothing fetched, no script
+    assert report_page.requests_made(chromium) == [] and "<script" not in html
 
 
 def test_sns_messages_say_what_waits_and_how_the_run_ended(turn: Turn) -> None:

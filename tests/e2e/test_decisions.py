@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import browser
 import pytest
+import report_page
 from labeling_loop.evaluation.intervals import defects_interval
 from labeling_loop.evaluation.quality import LabeledBox
 from labeling_loop.evaluation.verdict import detection_verdict
@@ -20,6 +22,7 @@ from localcloud.data.truth import Truth, load_truth, manifest_lines
 from localcloud.runner import IMAGES_PREFIX, LocalRunResult, default_config, execute, local_cloud, prepare
 
 pytestmark = pytest.mark.e2e
+chromium = browser.chromium
 
 TARGET = 0.05
 
@@ -82,12 +85,14 @@ def shipped(result: LocalRunResult) -> list[dict[str, Any]]:
     return [r for r in result.extra["auto_accepted"] if r["source-ref"] in unreviewed]
 
 
-def test_following_the_recommended_thresholds_keeps_their_promise(many_shapes: tuple[Path, Path]) -> None:
+@pytest.fixture(scope="module")
+def two_turns(many_shapes: tuple[Path, Path]) -> tuple[LocalRunResult, LocalRunResult]:
+    """A first run where people reviewed every image, and a second over the same images that pastes
+    the first one's advice, with an audit large enough to vouch."""
     images, truth_manifest = many_shapes
     with local_cloud(default_config()) as cloud:
         stack, arn, _ = prepare(cloud, images, truth_manifest)
         where = {"projectVersionArn": arn, "images": f"s3://{stack.images_bucket}/{IMAGES_PREFIX}"}
-        # GIVEN a first run where people reviewed every image
         first = execute(cloud, stack, arn, where, "first-turn")
         assert first.summary["status"] == "SUCCEEDED", first.summary
         advice = first.report["thresholds"]["nextRunInput"]
@@ -95,8 +100,17 @@ def test_following_the_recommended_thresholds_keeps_their_promise(many_shapes: t
         assert advice["autoAcceptConfidenceByLabel"], first.report[
             "thresholds"
         ]  # the test must act on something
-        # WHEN the next run over the same images pastes that advice, with an audit large enough to vouch
         second = execute(cloud, stack, arn, {**where, **advice, "auditFraction": 0.5}, "second-turn")
+    return first, second
+
+
+def test_following_the_recommended_thresholds_keeps_their_promise(
+    many_shapes: tuple[Path, Path], two_turns: tuple[LocalRunResult, LocalRunResult]
+) -> None:
+    # GIVEN a first run where people reviewed every image
+    # WHEN the next run over the same images pastes that advice, with an audit large enough to vouch
+    _, truth_manifest = many_shapes
+    _, second = two_turns
     assert second.summary["status"] == "SUCCEEDED", second.summary
     assert_every_image_accounted_for(second, 1600)
     assert_model_not_left_running(second)
@@ -118,6 +132,38 @@ def test_following_the_recommended_thresholds_keeps_their_promise(many_shapes: t
     # one run in twenty by design (its coverage is measured over thousands of draws in
     # tests/unit/evaluation/test_intervals.py); here, one run, the truth must lie within the 99.9 % one.
     assert_within_prediction(audit, wrong, len(accepted))
+
+
+@pytest.mark.browser
+def test_the_reports_chart_the_thresholds_they_recommend_and_the_audit_that_let_them_ship(
+    two_turns: tuple[LocalRunResult, LocalRunResult], chromium: browser.Chromium, tmp_path: Path
+) -> None:
+    first, second = two_turns
+    # GIVEN the first run's report, opened offline as a person would
+    report_page.open_offline(chromium, first.extra["report_html"], tmp_path / "first.html")
+    charts = report_page.check_charts(chromium, first.report)
+    chromium.screenshot(tmp_path / "first.png")
+    # THEN each label's threshold chart marks the threshold the next run pasted
+    advice = first.report["thresholds"]["nextRunInput"]["autoAcceptConfidenceByLabel"]
+    marked = {c["title"].split(":")[0] for c in charts if c["kind"] == "threshold" and c["recommended"]}
+    assert marked == set(advice), (marked, advice)
+    assert "audit" not in {c["kind"] for c in charts}  # nothing was auto-accepted in the first run
+    # the README's picture of a report chart: the first label's thresholds
+    label = sorted(advice)[0]
+    index = sorted(first.report["thresholds"]["byLabel"]).index(label)
+    picture = chromium.screenshot(
+        tmp_path / "report-threshold-chart.png", f"figure:has(> svg#threshold-{index})"
+    )
+    assert picture.width >= 400 and picture.height >= 300, picture.size
+    report_page.publish_screenshot(picture, "report-threshold-chart.png")
+
+    # AND the second run's report shows the audit that let its auto-accepted images ship
+    report_page.open_offline(chromium, second.extra["report_html"], tmp_path / "second.html")
+    charts = report_page.check_charts(chromium, second.report)
+    (audit,) = [c for c in charts if c["kind"] == "audit"]
+    assert "gate ship" in audit["title"] and any("within the target" in p for p in audit["points"]), audit
+    assert report_page.requests_made(chromium) == []
+    chromium.screenshot(tmp_path / "second.png")
 
 
 def _overconfident_run(

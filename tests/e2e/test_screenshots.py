@@ -7,7 +7,6 @@ them, palette-compressed, to docs/images/ for the README."""
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 import time
@@ -44,40 +43,8 @@ def _capture(page: browser.Chromium, html: str, path: Path) -> Image.Image:
     path.with_suffix(".html").write_text(html)
     page.send("Page.enable", page=True)
     page.send("Page.navigate", {"url": path.with_suffix(".html").as_uri()}, page=True)
-    deadline = time.monotonic() + 30
-    while (
-        page.evaluate("document.readyState") != "complete"
-        or page.evaluate("document.fonts.status") != "loaded"
-    ):
-        assert time.monotonic() < deadline, "the page never finished loading"
-        time.sleep(0.1)
-    page.send(
-        "Runtime.evaluate",
-        {
-            "expression": "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))",
-            "awaitPromise": True,
-        },
-        page=True,
-    )
-    box = page.evaluate(
-        "(() => { const r = document.querySelector('pre').getBoundingClientRect();"
-        " return [r.x, r.y, r.width, r.height]; })()"
-    )
-    x, y, width, height = [float(v) for v in box]
-    shot = page.send(
-        "Page.captureScreenshot",
-        {
-            "format": "png",
-            "captureBeyondViewport": True,
-            "clip": {"x": x, "y": y, "width": width, "height": height, "scale": 1},
-        },
-        page=True,
-    )
-    data = base64.b64decode(shot["data"])
-    path.write_bytes(data)
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
+    page.wait_until_painted()
+    return page.screenshot(path, "pre")
 
 
 def _assert_painted(image: Image.Image, text_rows: int) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labeling_loop.evaluation.audit import AuditTally, GateAction, audit_figures
+from labeling_loop.evaluation.histograms import ConfidenceHistograms
 from labeling_loop.evaluation.quality import (
     LabeledBox,
     Moments,
@@ -119,7 +120,11 @@ class RunMeasures:
     )
     review_seconds: float = 0.0
     timed_images: int = 0
+    histograms: ConfidenceHistograms = field(init=False)
     _worst: list[tuple[int, tuple[int, ...], dict[str, Any]]] = field(default_factory=list)  # min-heap
+
+    def __post_init__(self) -> None:
+        self.histograms = ConfidenceHistograms(self.min_confidence)
 
     def add(
         self,
@@ -183,6 +188,8 @@ class RunMeasures:
             scores[item.label] = min(scores.get(item.label, 100.0), item.confidence)
         for label, score in scores.items():
             self.thresholds.add(label, stratum, score, verdict.wrong)
+        for item, outcome in zip(shown, verdict.outcomes, strict=True):
+            self.histograms.add(item.label, item.confidence, outcome)
         if audited:
             self.audit_tally.add(verdict)
         if held:
@@ -297,6 +304,11 @@ class RunMeasures:
             "reviewerSeconds": round(self.review_seconds, 1),
             "timedImages": self.timed_images,
         }
+
+    def confidence_histograms(self) -> dict[str, Any]:
+        """Per label, the shown predictions people kept and corrected, in 5-point confidence bins
+        (evaluation/histograms.py): counts on the images people reviewed, unweighted."""
+        return self.histograms.to_dict()
 
     def disagreements(self) -> list[dict[str, Any]]:
         return [item for _, _, item in sorted(self._worst, key=lambda t: (-t[0], t[2]["source-ref"]))]

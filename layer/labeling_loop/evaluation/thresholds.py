@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from labeling_loop.evaluation.intervals import binomial_cdf, binomial_upper, effective_size
+from labeling_loop.evaluation.intervals import binomial_cdf, binomial_lower, binomial_upper, effective_size
 
 STEPS_PER_POINT = 10  # confidence resolution: 0.1
 DELTA = 0.05  # 95 %: the chance that a recommended threshold breaks its promise
@@ -111,6 +111,11 @@ class _Row:
         n = self.n_eff
         return binomial_upper(self.rate * n, n, alpha)
 
+    def lower(self, alpha: float) -> float:
+        """The other side of the band the report draws: the exact lower bound at the same level."""
+        n = self.n_eff
+        return binomial_lower(self.rate * n, n, alpha)
+
 
 def _candidates(rows: list[_Row], first_count: int) -> list[int]:
     """Indices of the rows tested, highest threshold first: the first row with `first_count`
@@ -149,6 +154,7 @@ def recommend(rows: list[_Row], target: float, delta: float = DELTA) -> dict[str
             "threshold": rows[i].threshold,
             "images": int(rows[i].images),
             "errorRate": round(rows[i].rate, 4),
+            "errorLowerBound": round(rows[i].lower(level), 4),
             "errorUpperBound": round(rows[i].upper(level), 4),
         }
         for i in candidates[:MAX_CURVE_POINTS]

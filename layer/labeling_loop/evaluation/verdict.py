@@ -19,12 +19,16 @@ Classification: a predicted label people kept is kept; a predicted label they re
 they added is a wrong label, other removed ones are extra, other added ones missed.
 
 The image is **wrong** when anything is out of tolerance, a wrong label, extra or missed.
+
+The verdict also says what became of each predicted object (`outcomes`, in the order predicted):
+the report's confidence histograms count, per confidence, the predictions people kept and the ones
+they corrected. It never changes the image-level counts above.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from labeling_loop.evaluation.quality import LabeledBox
 from labeling_loop.geometry import iou
@@ -33,6 +37,16 @@ SAME_OBJECT_IOU = 0.5  # PASCAL VOC's criterion for a detection of the object
 # A box people would not need to touch: COCO's strict criterion (AP at IoU 0.75,
 # https://cocodataset.org/#detection-eval); Custom Labels documents none (docs/aws-facts.md §9.1).
 DEFAULT_BOX_TOLERANCE = 0.75
+
+# What became of one predicted object. The first two need no correction.
+KEPT, ADJUSTED, OUT_OF_TOLERANCE, WRONG_LABEL, EXTRA = (
+    "kept",
+    "adjustedWithinTolerance",
+    "outOfTolerance",
+    "wrongLabel",
+    "extra",
+)
+NO_CORRECTION = frozenset({KEPT, ADJUSTED})
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,9 @@ class Verdict:
     wrong_label: int = 0
     extra: int = 0
     missed: int = 0
+    # Per predicted object, in the order given: KEPT, ADJUSTED, OUT_OF_TOLERANCE, WRONG_LABEL or
+    # EXTRA. Not part of the verdict's identity: two verdicts with the same counts are equal.
+    outcomes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def wrong(self) -> bool:
@@ -95,33 +112,50 @@ def detection_verdict(
     reviewed: Sequence[LabeledBox],
     box_tolerance: float = DEFAULT_BOX_TOLERANCE,
 ) -> Verdict:
-    kept = adjusted = out = 0
+    outcomes = [EXTRA] * len(predicted)
     same = _pairs(predicted, reviewed, same_label=True)
     for i, j, overlap in same:
         if predicted[i].box == reviewed[j].box:
-            kept += 1
+            outcomes[i] = KEPT
         elif overlap >= box_tolerance:
-            adjusted += 1
+            outcomes[i] = ADJUSTED
         else:
-            out += 1
+            outcomes[i] = OUT_OF_TOLERANCE
     paired_p = {i for i, _, _ in same}
     paired_r = {j for _, j, _ in same}
     free_p = [i for i in range(len(predicted)) if i not in paired_p]
     free_r = [j for j in range(len(reviewed)) if j not in paired_r]
     relabelled = _pairs([predicted[i] for i in free_p], [reviewed[j] for j in free_r], same_label=False)
+    for k, _, _ in relabelled:
+        outcomes[free_p[k]] = WRONG_LABEL
     wrong = len(relabelled)
     return Verdict(
-        kept=kept,
-        adjusted_within_tolerance=adjusted,
-        out_of_tolerance=out,
+        kept=outcomes.count(KEPT),
+        adjusted_within_tolerance=outcomes.count(ADJUSTED),
+        out_of_tolerance=outcomes.count(OUT_OF_TOLERANCE),
         wrong_label=wrong,
         extra=len(free_p) - wrong,
         missed=len(free_r) - wrong,
+        outcomes=tuple(outcomes),
     )
 
 
 def classification_verdict(predicted: Iterable[str], reviewed: Iterable[str]) -> Verdict:
-    p, r = set(predicted), set(reviewed)
+    """`outcomes` follow `predicted` one to one (a repeated label shares its first outcome); which
+    removed labels are the wrong-label ones is not knowable, so the first ones removed are."""
+    names = list(predicted)
+    p, r = set(names), set(reviewed)
     extra, missed = len(p - r), len(r - p)
     wrong = min(extra, missed)
-    return Verdict(kept=len(p & r), wrong_label=wrong, extra=extra - wrong, missed=missed - wrong)
+    first: dict[str, str] = {}
+    for name in names:
+        if name not in first:
+            relabelled = sum(1 for o in first.values() if o != KEPT)
+            first[name] = KEPT if name in r else (WRONG_LABEL if relabelled < wrong else EXTRA)
+    return Verdict(
+        kept=len(p & r),
+        wrong_label=wrong,
+        extra=extra - wrong,
+        missed=missed - wrong,
+        outcomes=tuple(first[name] for name in names),
+    )

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from html import escape
 from typing import Any
 
+from labeling_loop.report.charts.audit import audit_chart
+from labeling_loop.report.charts.cost import cost_chart
+from labeling_loop.report.charts.histograms import histogram_chart
+from labeling_loop.report.charts.quality import comparison_chart, quality_chart
+from labeling_loop.report.charts.thresholds import threshold_chart
 from labeling_loop.report.thumbnails import PREDICTED_COLOUR, REVIEWED_COLOUR
 
 _CSS = """
@@ -19,6 +25,10 @@ th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
 .ok{color:#06713a}.bad{color:#b00020}.grid{display:flex;flex-wrap:wrap;gap:12px}
 figure{margin:0;border:1px solid #ddd;padding:6px;width:372px}figcaption{font-size:.8em;word-break:break-all}
 code,pre{background:#f6f6f6;padding:.1em .3em}.key{display:inline-block;width:1em;height:.7em;margin:0 .3em}
+.charts{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}.charts>figure.chart{width:420px;margin:0}figure.chart{width:auto;max-width:100%;margin:.8em 0;border:none;padding:0}
+figure.chart figcaption{font-size:.9em;word-break:normal;max-width:900px;margin-bottom:4px}
+svg.chart{display:block;max-width:100%;height:auto;font-family:inherit}details{font-size:.85em}
+@media print{figure.chart{break-inside:avoid}details{display:none}}
 """
 
 
@@ -48,7 +58,17 @@ def _figure(row: Mapping[str, Any] | None, name: str) -> str:
     return str(figure.get("text")) if isinstance(figure, Mapping) else "–"
 
 
-def _quality(report: Mapping[str, Any]) -> str:
+def _chart(name: str, draw: Callable[[], str], problems: list[str]) -> str:
+    """A chart, or nothing and a warning: a chart that cannot be drawn never costs the report (the
+    tables beside it show the same figures)."""
+    try:
+        return draw()
+    except Exception as error:
+        problems.append(f"report.html: the {name} chart could not be drawn ({type(error).__name__}: {error})")
+        return ""
+
+
+def _quality(report: Mapping[str, Any], problems: list[str]) -> str:
     quality = report.get("quality") or {}
     reviewed = quality.get("reviewedImages") or {}
     whole = quality.get("wholeRun")
@@ -71,6 +91,7 @@ def _quality(report: Mapping[str, Any]) -> str:
              "recall (whole run)", "F1 (whole run)"],
             rows,
         )
+        + (_chart("quality", lambda: quality_chart(quality), problems) if reviewed.get("images") else "")
     )  # fmt: skip
 
 
@@ -82,7 +103,7 @@ _DECISIONS = {
 }
 
 
-def _audit(report: Mapping[str, Any]) -> str:
+def _audit(report: Mapping[str, Any], problems: list[str]) -> str:
     audit = report.get("audit")
     if not audit:
         counts = report.get("counts") or {}
@@ -113,11 +134,29 @@ def _audit(report: Mapping[str, Any]) -> str:
         f'<p>Gate: their error rate is at most {_fmt(audit.get("shippedErrorUpperBound"))} (95 % upper bound) against '
         f'auditErrorTarget {_fmt(audit.get("target"))}: <span class="{css}">{escape(outcome)}</span>. '
         f"{escape(str(gate.get('reason', '')))}</p>" + check
+        + _chart("audit", lambda: audit_chart(audit, gate), problems)
     )  # fmt: skip
 
 
-def _thresholds(report: Mapping[str, Any]) -> str:
+_THRESHOLD_CHARTS = (
+    "<p>In the charts, each point is a tested threshold: the images people reviewed whose least confident "
+    "prediction of the label is at or above it, and the share of them that were wrong (missed objects "
+    "included), with its exact lower and upper bounds (the band). The threshold recommended is the lowest "
+    "whose upper bound the test showed under the target.</p>"
+)
+
+
+def _thresholds(report: Mapping[str, Any], problems: list[str]) -> str:
     thresholds = report.get("thresholds") or {}
+    by_label = thresholds.get("byLabel") or {}
+    charts = [
+        _chart(
+            f"threshold ({label})",
+            partial(threshold_chart, f"threshold-{i}", label, by_label[label]),
+            problems,
+        )
+        for i, label in enumerate(sorted(by_label))
+    ]
     rows = [
         [label, row.get("recommended"), row.get("images"), row.get("errorRate"), row.get("errorUpperBound"),
          row.get("reason", "")]
@@ -132,6 +171,35 @@ def _thresholds(report: Mapping[str, Any]) -> str:
         "For the next run's input:</p>"
         f"<pre>{escape(suggestion)}</pre>"
         + _table(["label", "recommended", "images", "error rate", "upper bound", "why none"], rows)
+        + (_THRESHOLD_CHARTS + f'<div class="charts">{"".join(charts)}</div>' if any(charts) else "")
+    )  # fmt: skip
+
+
+def _confidence(report: Mapping[str, Any], problems: list[str]) -> str:
+    """Per label, what people did with the predictions they were shown, by confidence."""
+    histograms = report.get("confidenceHistograms")
+    if not histograms:
+        return ""
+    by_label = histograms.get("byLabel") or {}
+    recommended = {
+        label: row.get("recommended")
+        for label, row in ((report.get("thresholds") or {}).get("byLabel") or {}).items()
+    }
+    charts = [
+        _chart(f"histogram ({label})", partial(histogram_chart, f"histogram-{i}", label, by_label[label],
+                                               histograms.get("edges"), recommended.get(label)), problems)
+        for i, label in enumerate(sorted(by_label))
+    ]  # fmt: skip
+    charts = [c for c in charts if c]
+    return (
+        "<h2>What people kept and corrected, by confidence</h2>"
+        f"<p>The predictions people were shown (at minConfidence {_fmt(histograms.get('minConfidence'))} or "
+        f"above), in {_fmt(histograms.get('binWidth'))}-point bins of confidence: kept as they were or moved "
+        f"within the box tolerance, or corrected (moved past it, relabelled, deleted). Counts on the images "
+        "people reviewed; with auto-accept on, the confident bins hold only the audited images. Where the "
+        "hatching thins out, people rarely had to correct the model. Objects the model missed are no "
+        "prediction and are not counted here: the thresholds' error counts them.</p>"
+        + (f'<div class="charts">{"".join(charts)}</div>' if charts else "<p>No prediction was shown to people.</p>")
     )  # fmt: skip
 
 
@@ -177,7 +245,7 @@ def _budget(report: Mapping[str, Any]) -> str:
     )  # fmt: skip
 
 
-def _cost(report: Mapping[str, Any]) -> str:
+def _cost(report: Mapping[str, Any], problems: list[str]) -> str:
     cost = report.get("cost") or {}
     rows = [
         [name, line.get("quantity"), line.get("unit"), line.get("usd"), line.get("priceConfirmed", "–")]
@@ -190,10 +258,11 @@ def _cost(report: Mapping[str, Any]) -> str:
         + _table(["item", "quantity", "unit", "USD", "price confirmed"], rows)
         + f"<p>Total {_fmt(cost.get('totalUsd'))} USD: {_fmt(best)}-{_fmt(worst)} USD per correct image (auto-accepted "
         f"images the audit estimates wrong are not counted as correct). {escape(str(cost.get('note', '')))}</p>"
+        + _chart("cost", lambda: cost_chart(cost), problems)
     )  # fmt: skip
 
 
-def _training(report: Mapping[str, Any]) -> str:
+def _training(report: Mapping[str, Any], problems: list[str]) -> str:
     training = report.get("training")
     if not training:
         return ""
@@ -206,11 +275,15 @@ def _training(report: Mapping[str, Any]) -> str:
         rows += [["promote", decision.get("promote")], ["reason", decision.get("reason")],
                  ["next run uses", decision.get("nextProjectVersionArn")]]  # fmt: skip
     return (
-        "<h2>Next model version</h2>" + _table(["", "value"], rows) + _comparison(training.get("comparison"))
+        "<h2>Next model version</h2>"
+        + _table(["", "value"], rows)
+        + _comparison(training.get("comparison"), decision, problems)
     )
 
 
-def _comparison(comparison: Mapping[str, Any] | None) -> str:
+def _comparison(
+    comparison: Mapping[str, Any] | None, decision: Mapping[str, Any], problems: list[str]
+) -> str:
     """The paired comparison on the frozen test set (evaluation/promotion.py), or why there is none."""
     if not comparison:
         return ""
@@ -225,6 +298,7 @@ def _comparison(comparison: Mapping[str, Any] | None) -> str:
         f"<p>Compared image by image on the same {comparison.get('testImages')} test images; promoted only "
         "when the whole interval of the difference is above 0.</p>"
         + _table(["", "estimate", "95 % interval"], rows)
+        + _chart("comparison", lambda: comparison_chart(comparison, decision), problems)
     )
 
 
@@ -281,13 +355,14 @@ def render(report: Mapping[str, Any], thumbnails: Mapping[str, str | None]) -> t
     warnings = "".join(f'<div class="warn">{escape(str(w))}</div>' for w in report.get("warnings") or [])
     sections = [
         ("counts", lambda: "<h2>Counts</h2>" + _table(["", "count"], [[k, v] for k, v in counts.items()])),
-        ("quality", lambda: _quality(report)),
-        ("audit", lambda: _audit(report)),
-        ("thresholds", lambda: _thresholds(report)),
+        ("quality", lambda: _quality(report, problems)),
+        ("audit", lambda: _audit(report, problems)),
+        ("thresholds", lambda: _thresholds(report, problems)),
+        ("confidence", lambda: _confidence(report, problems)),
         ("work", lambda: _work(report)),
         ("budget", lambda: _budget(report)),
-        ("cost", lambda: _cost(report)),
-        ("training", lambda: _training(report)),
+        ("cost", lambda: _cost(report, problems)),
+        ("training", lambda: _training(report, problems)),
         ("disagreements", lambda: _disagreements(report, thumbnails, problems)),
     ]
     body = "".join(_section(name, section, problems) for name, section in sections)

@@ -170,6 +170,7 @@ def report_sections(
         "audit": audit,
         "gate": {"decision": context.gate_decision, "reason": context.gate_reason},
         "thresholds": measures.recommendations(population, context.audit_error_target),
+        "confidenceHistograms": measures.confidence_histograms(),
         "work": measures.work_done(shipped),
         "budget": budget_section(measures, context, deferred_by_reason or {}),
         "cost": run_cost(

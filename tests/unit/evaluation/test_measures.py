@@ -140,3 +140,57 @@ def test_whole_run_is_not_claimed_when_auto_accepted_images_were_not_audited() -
     m.add("r1", reviewed("r1", [("cat", 0)]), prediction("r1", [("cat", 60, 0)]))
     quality = m.quality({REVIEW: 1, AUDIT: 5})
     assert quality["wholeRun"] is None and "not audited" in quality["wholeRunNote"]
+
+
+def test_confidence_histograms_count_the_shown_predictions_people_kept_and_corrected() -> None:
+    m = measures()
+    # r1: a cat kept at 97, a cat moved a little at 91 (kept), a dog people deleted at 62
+    m.add(
+        "r1",
+        reviewed("r1", [("cat", 0), ("cat", 305)]),
+        prediction("r1", [("cat", 97, 0), ("cat", 91, 300), ("dog", 62, 600)]),
+    )
+    # r2: a cat moved past the tolerance at 71, a bird people drew (a miss: no prediction to count),
+    # and a dog at 40, below minConfidence 50: nobody saw it
+    m.add(
+        "r2",
+        reviewed("r2", [("cat", 30), ("bird", 600)]),
+        prediction("r2", [("cat", 71, 0), ("dog", 40, 900)]),
+    )
+    histograms = m.confidence_histograms()
+    assert histograms["edges"] == [50, 55, 60, 65, 70, 75, 80, 85, 90, 95, 100]
+    by_label = histograms["byLabel"]
+    assert set(by_label) == {"cat", "dog"}
+    #                          50 55 60 65 70 75 80 85 90 95
+    assert by_label["cat"] == {
+        "kept": [0, 0, 0, 0, 0, 0, 0, 0, 1, 1],
+        "corrected": [0, 0, 0, 0, 1, 0, 0, 0, 0, 0],
+    }
+    assert by_label["dog"] == {"kept": [0] * 10, "corrected": [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]}
+    # one count per shown prediction, and what people corrected is what the work figures count
+    work = m.work_done(images_auto_accepted=0)
+    assert sum(sum(c["kept"]) for c in by_label.values()) == work["kept"] + work["adjustedWithinTolerance"]
+    assert sum(sum(c["corrected"]) for c in by_label.values()) == work["corrected"] + work["removed"]
+
+
+def test_confidence_histograms_stay_the_same_size_whatever_the_number_of_images() -> None:
+    m = RunMeasures("classification", min_confidence=0.0, floor=0.0)
+    rng = random.Random(7)
+    for i in range(3000):
+        truth = [{"label": "cat", "status": "kept"}] if rng.random() < 0.8 else []
+        m.add(
+            f"i{i}",
+            {
+                "source-ref": f"i{i}",
+                "taskType": "classification",
+                "boxes": [],
+                "labels": truth,
+                "removed": [],
+            },
+            {"source-ref": f"i{i}", "labels": [{"name": "cat", "confidence": rng.uniform(0, 100)}]},
+        )
+    histograms = m.confidence_histograms()
+    counts = histograms["byLabel"]["cat"]
+    assert len(counts["kept"]) == len(counts["corrected"]) == 20 == len(histograms["edges"]) - 1
+    assert sum(counts["kept"]) + sum(counts["corrected"]) == 3000
+    assert 0.75 < sum(counts["kept"]) / 3000 < 0.85

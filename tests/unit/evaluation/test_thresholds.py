@@ -7,6 +7,7 @@ import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from labeling_loop.evaluation.intervals import binomial_lower, binomial_upper
 from labeling_loop.evaluation.measures import REVIEW
 from labeling_loop.evaluation.thresholds import ThresholdCounts, recommend, recommendations
 
@@ -98,3 +99,34 @@ def test_following_the_advice_breaks_the_promise_no_more_often_than_stated() -> 
     assert failures / draws <= 0.05
     # AND the rule is not silent: it finds a threshold in a fair share of these runs
     assert found / draws >= 0.25
+
+
+def test_each_tested_step_carries_its_exact_band_for_the_report() -> None:
+    # 150 images at 99 of which 3 wrong, then 100 at 70 of which 40 wrong
+    rows = [(99.0, i < 3) for i in range(150)] + [(70.0, i < 40) for i in range(100)]
+    curve = advice(rows)["curve"]
+    assert curve and all(p["errorLowerBound"] <= p["errorRate"] <= p["errorUpperBound"] for p in curve)
+    top = curve[0]
+    assert (top["threshold"], top["images"], top["errorRate"]) == (99.0, 150, 0.02)
+    # both sides exact (Clopper-Pearson) at the level the steps were tested at: 250 images allow two
+    # starts (at 72 and 144 images), so 0.05 / 2
+    alpha = 0.05 / 2
+    assert top["errorUpperBound"] == round(binomial_upper(3, 150, alpha), 4)
+    assert top["errorLowerBound"] == round(binomial_lower(3, 150, alpha), 4)
+
+
+def test_the_band_holds_the_true_error_rate_as_often_as_it_says() -> None:
+    # GIVEN 1,000 runs of 120 reviewed images, each wrong with probability 0.1, all at confidence 99
+    low_misses = high_misses = 0
+    draws = 1000
+    for draw in range(draws):
+        rng = random.Random(10_000 + draw)
+        (point,) = advice([(99.0, rng.random() < 0.1) for _ in range(120)])["curve"]
+        low_misses += point["errorLowerBound"] > 0.1
+        high_misses += point["errorUpperBound"] < 0.1
+    # THEN each side of the band misses the true rate in at most 5 % of runs (one-sided 95 % each;
+    # exact bounds are conservative, so the margin is for the simulation's own noise only)
+    assert low_misses / draws <= 0.05 + 0.015 and high_misses / draws <= 0.05 + 0.015
+    print(
+        f"lower bound above the truth in {low_misses / draws:.1%}, upper below in {high_misses / draws:.1%}"
+    )

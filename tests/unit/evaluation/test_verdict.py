@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from labeling_loop.evaluation.quality import LabeledBox
-from labeling_loop.evaluation.verdict import Verdict, classification_verdict, detection_verdict
+from labeling_loop.evaluation.verdict import (
+    ADJUSTED,
+    EXTRA,
+    KEPT,
+    OUT_OF_TOLERANCE,
+    WRONG_LABEL,
+    Verdict,
+    classification_verdict,
+    detection_verdict,
+)
 from labeling_loop.geometry import PixelBox, iou
 
 
@@ -48,3 +59,42 @@ def test_classification_labels() -> None:
     assert classification_verdict(["cat"], ["dog"]) == Verdict(wrong_label=1)
     assert classification_verdict(["cat", "dog"], ["cat"]) == Verdict(kept=1, extra=1)
     assert classification_verdict(["cat"], ["cat", "indoor"]) == Verdict(kept=1, missed=1)
+
+
+def test_each_prediction_says_what_became_of_it() -> None:
+    predicted = [box("cat", 0), box("dog", 300), box("cat", 600), box("cow", 1000), box("hen", 1400)]
+    # kept, moved 5 px (within tolerance), really a fox, moved 26 px (out of tolerance), nothing there
+    reviewed = [box("cat", 0), box("dog", 305), box("fox", 600), box("cow", 1026)]
+    verdict = detection_verdict(predicted, reviewed, box_tolerance=0.75)
+    assert verdict.outcomes == (KEPT, ADJUSTED, WRONG_LABEL, OUT_OF_TOLERANCE, EXTRA)
+    # the image-level verdict is the one it always was
+    assert verdict == Verdict(kept=1, adjusted_within_tolerance=1, out_of_tolerance=1, wrong_label=1, extra=1)
+    assert classification_verdict(["cat", "dog", "sky"], ["cat", "fox"]).outcomes == (
+        KEPT,
+        WRONG_LABEL,
+        EXTRA,
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    predicted=st.lists(st.tuples(st.sampled_from("ab"), st.integers(0, 6), st.integers(0, 6)), max_size=6),
+    reviewed=st.lists(st.tuples(st.sampled_from("ab"), st.integers(0, 6), st.integers(0, 6)), max_size=6),
+    tolerance=st.sampled_from([0.5, 0.75, 0.9]),
+)
+def test_the_outcomes_add_up_to_the_verdicts_counts(
+    predicted: list[tuple[str, int, int]], reviewed: list[tuple[str, int, int]], tolerance: float
+) -> None:
+    # boxes on a 10 px grid that overlap in every way: same, shifted, relabelled
+    p = [box(label, x * 10, y * 10, 40, 40) for label, x, y in predicted]
+    r = [box(label, x * 10, y * 10, 40, 40) for label, x, y in reviewed]
+    verdict = detection_verdict(p, r, tolerance)
+    assert len(verdict.outcomes) == len(p)
+    counts = {o: verdict.outcomes.count(o) for o in (KEPT, ADJUSTED, OUT_OF_TOLERANCE, WRONG_LABEL, EXTRA)}
+    assert counts == {
+        KEPT: verdict.kept,
+        ADJUSTED: verdict.adjusted_within_tolerance,
+        OUT_OF_TOLERANCE: verdict.out_of_tolerance,
+        WRONG_LABEL: verdict.wrong_label,
+        EXTRA: verdict.extra,
+    }
