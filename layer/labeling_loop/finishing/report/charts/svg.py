@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from html import escape
+from typing import Literal
 
 BLUE = "#0072B2"
 ORANGE = "#E69F00"
@@ -27,9 +28,33 @@ BLACK = "#000000"
 GRID = "#dddddd"
 INK = "#222222"
 
-RECOMMENDED_DASH = "2 3"
 FONT = 12  # px, the axis labels; titles are drawn by the page, outside the SVG
 Format = Callable[[float], str]
+Shape = Literal["circle", "square", "diamond", "triangle"]
+
+
+@dataclass(frozen=True)
+class Stroke:
+    """How a line is drawn: its colour, its width in px and its dash pattern (None: solid)."""
+
+    colour: str = INK
+    width: float = 1
+    dash: str | None = None
+
+
+@dataclass(frozen=True)
+class MarkerStyle:
+    """How a data point is drawn: its shape (shapes tell series apart in grey too), colour and size."""
+
+    shape: Shape
+    colour: str
+    size: float = 4
+
+
+AXIS = Stroke()
+GRID_LINE = Stroke(GRID)
+TARGET = Stroke(VERMILLION, 2, "8 4")  # the error rate a run must stay under
+RECOMMENDED = Stroke(BLACK, 2, "2 3")  # the recommended auto-accept threshold
 
 
 def plain(value: float) -> str:
@@ -152,24 +177,31 @@ def text(
     )
 
 
-def line(
-    x1: float, y1: float, x2: float, y2: float, colour: str = INK, width: float = 1, **attrs: object
-) -> str:
+def line(x1: float, y1: float, x2: float, y2: float, stroke: Stroke = AXIS, **attrs: object) -> str:
     return tag(
         "line",
         x1=float(x1),
         y1=float(y1),
         x2=float(x2),
         y2=float(y2),
-        stroke=colour,
-        stroke_width=float(width),
+        stroke=stroke.colour,
+        stroke_width=float(stroke.width),
+        stroke_dasharray=stroke.dash,
         **attrs,
     )
 
 
-def polyline(points: Iterable[tuple[float, float]], colour: str, width: float = 2, **attrs: object) -> str:
+def polyline(points: Iterable[tuple[float, float]], stroke: Stroke, **attrs: object) -> str:
     coords = " ".join(f"{num(x)},{num(y)}" for x, y in points)
-    return tag("polyline", points=coords, fill="none", stroke=colour, stroke_width=float(width), **attrs)
+    return tag(
+        "polyline",
+        points=coords,
+        fill="none",
+        stroke=stroke.colour,
+        stroke_width=float(stroke.width),
+        stroke_dasharray=stroke.dash,
+        **attrs,
+    )
 
 
 def polygon(points: Iterable[tuple[float, float]], fill: str, **attrs: object) -> str:
@@ -177,36 +209,43 @@ def polygon(points: Iterable[tuple[float, float]], fill: str, **attrs: object) -
     return tag("polygon", points=coords, fill=fill, **attrs)
 
 
-def marker(
-    x: float, y: float, shape: str, colour: str, title: str | None, size: float = 4, **attrs: object
-) -> str:
-    """A data point: circle, square, diamond or triangle (shapes tell series apart in grey too)."""
-    if shape == "circle":
+def marker(x: float, y: float, style: MarkerStyle, title: str | None, **attrs: object) -> str:
+    """A data point drawn in `style`, with `title` as its text alternative."""
+    colour = style.colour
+    if style.shape == "circle":
         return tag(
-            "circle", title, cx=float(x), cy=float(y), r=float(size), fill=colour, stroke="#fff", **attrs
+            "circle",
+            title,
+            cx=float(x),
+            cy=float(y),
+            r=float(style.size),
+            fill=colour,
+            stroke="#fff",
+            **attrs,
         )
-    s = size * 1.15
+    s = style.size * 1.15
     corners = {
         "square": [(x - s, y - s), (x + s, y - s), (x + s, y + s), (x - s, y + s)],
         "diamond": [(x, y - s * 1.3), (x + s * 1.3, y), (x, y + s * 1.3), (x - s * 1.3, y)],
         "triangle": [(x, y - s * 1.3), (x + s * 1.2, y + s), (x - s * 1.2, y + s)],
-    }[shape]
+    }[style.shape]
     coords = " ".join(f"{num(a)},{num(b)}" for a, b in corners)
     return tag("polygon", title, points=coords, fill=colour, stroke="#fff", **attrs)
 
 
 def error_bar(low: float, high: float, at: float, colour: str, *, horizontal: bool, cap: float = 4) -> str:
     """An interval drawn from `low` to `high` (pixels) at `at`, with caps at both ends."""
+    stroke = Stroke(colour, 1.5)
     if horizontal:
         return (
-            line(low, at, high, at, colour, 1.5)
-            + line(low, at - cap, low, at + cap, colour, 1.5)
-            + line(high, at - cap, high, at + cap, colour, 1.5)
+            line(low, at, high, at, stroke)
+            + line(low, at - cap, low, at + cap, stroke)
+            + line(high, at - cap, high, at + cap, stroke)
         )
     return (
-        line(at, low, at, high, colour, 1.5)
-        + line(at - cap, low, at + cap, low, colour, 1.5)
-        + line(at - cap, high, at + cap, high, colour, 1.5)
+        line(at, low, at, high, stroke)
+        + line(at - cap, low, at + cap, low, stroke)
+        + line(at - cap, high, at + cap, high, stroke)
     )
 
 
@@ -266,23 +305,23 @@ class Chart:
     ) -> None:
         """Along the bottom of the plot, from the scale's start to its end (a panel's, when several)."""
         bottom = self.plot_bottom
-        marks = [line(scale.start, bottom, scale.end, bottom, INK)]
+        marks = [line(scale.start, bottom, scale.end, bottom)]
         for value in scale.ticks(ticks):
             x = scale(value)
             if grid:
-                marks.append(line(x, self.plot_top, x, bottom, GRID))
-            marks += [line(x, bottom, x, bottom + 4, INK), text(x, bottom + 16, fmt(value), anchor="middle")]
+                marks.append(self.vertical(x, GRID_LINE))
+            marks += [line(x, bottom, x, bottom + 4), text(x, bottom + 16, fmt(value), anchor="middle")]
         marks.append(text((scale.start + scale.end) / 2, bottom + 32, label, anchor="middle"))
         self.add(f'<g class="axis x-axis">{"".join(marks)}</g>')
 
     def y_axis(self, scale: Scale, label: str, fmt: Format = plain, ticks: int = 5) -> None:
         left = self.plot_left
-        marks = [line(left, self.plot_top, left, self.plot_bottom, INK)]
+        marks = [self.vertical(left)]
         for value in scale.ticks(ticks):
             y = scale(value)
             marks += [
-                line(left, y, self.plot_right, y, GRID),
-                line(left - 4, y, left, y, INK),
+                self.horizontal(y, GRID_LINE),
+                line(left - 4, y, left, y),
                 text(left - 6, y + 4, fmt(value), anchor="end"),
             ]
         middle = (self.plot_top + self.plot_bottom) / 2
@@ -292,13 +331,24 @@ class Chart:
         )
         self.add(f'<g class="axis y-axis">{"".join(marks)}</g>')
 
+    def vertical(self, x: float, stroke: Stroke = AXIS, **attrs: object) -> str:
+        """A line from the top of the plot to its bottom at pixel `x`."""
+        return line(x, self.plot_top, x, self.plot_bottom, stroke, **attrs)
+
+    def horizontal(self, y: float, stroke: Stroke = AXIS, **attrs: object) -> str:
+        """A line from the left of the plot to its right at pixel `y`."""
+        return line(self.plot_left, y, self.plot_right, y, stroke, **attrs)
+
+    def vertical_grid(self, scale: Scale, ticks: int) -> None:
+        """Grid lines at a panel's ticks, drawn under its points (outside its axis's group)."""
+        self.add(*(self.vertical(scale(value), GRID_LINE) for value in scale.ticks(ticks)))
+
     def mark_threshold(self, at: float, value: float) -> None:
         """The recommended threshold: a dotted vertical line at pixel `at`, named at its top."""
         self.add(
-            line(at, self.plot_top, at, self.plot_bottom, BLACK, 2, stroke_dasharray=RECOMMENDED_DASH,
-                 class_="recommended", data_threshold=value),
+            self.vertical(at, RECOMMENDED, class_="recommended", data_threshold=value),
             text(at - 4, self.plot_top + 12, f"recommended {value:g}", anchor="end"),
-        )  # fmt: skip
+        )
 
     def category_axis(self, names: Sequence[str], positions: Sequence[float]) -> None:
         """Names at the left of rows (a dot plot's labels)."""
@@ -307,6 +357,13 @@ class Chart:
             for name, y in zip(names, positions, strict=True)
         ]
         self.add(f'<g class="axis category-axis">{"".join(marks)}</g>')
+
+    def category_rows(self, names: Sequence[str], first: float, step: float) -> list[float]:
+        """A dot plot's rows, `step` px apart from `first` px under the plot's top, named at the left;
+        their y positions."""
+        positions = [self.plot_top + first + step * i for i in range(len(names))]
+        self.category_axis(names, positions)
+        return positions
 
     def add_legend(self, items: Sequence[tuple[str, str]]) -> None:
         """The keys under the x axis's label; the chart grows to fit their rows."""
@@ -343,8 +400,8 @@ def legend(items: Sequence[tuple[str, str]], x: float, y: float, width: float) -
     return f'<g class="legend">{"".join(rows)}</g>', int(cy // 16) + 1
 
 
-def key_line(colour: str, width: float = 2, dash: str | None = None) -> str:
-    return line(0, 5, 18, 5, colour, width, stroke_dasharray=dash)
+def key_line(stroke: Stroke) -> str:
+    return line(0, 5, 18, 5, stroke)
 
 
 def key_box(fill: str, stroke: str | None = None) -> str:

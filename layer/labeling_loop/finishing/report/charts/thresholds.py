@@ -6,22 +6,24 @@ lowest whose upper bound the fixed-sequence test showed under the target."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from labeling_loop.finishing.report.charts.figure import figure
 from labeling_loop.finishing.report.charts.svg import (
-    BLACK,
     BLUE,
-    RECOMMENDED_DASH,
+    RECOMMENDED,
     SKY,
-    VERMILLION,
+    TARGET,
     Chart,
     ConfidenceScale,
+    MarkerStyle,
+    Scale,
+    Stroke,
     axis_percent,
     key_box,
     key_line,
-    line,
     marker,
     nice_ceiling,
     percent,
@@ -30,100 +32,138 @@ from labeling_loop.finishing.report.charts.svg import (
     text,
 )
 
+ERROR_RATE = Stroke(BLUE, 2)
+UPPER_BOUND = Stroke(BLUE, 1.5, "5 3")
+STEP = MarkerStyle("circle", BLUE)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One tested threshold: the reviewed images at or above it, and their error rate with its exact
+    lower and upper bounds."""
+
+    threshold: float
+    images: int
+    error: float
+    lower: float
+    upper: float
+
+    @classmethod
+    def of(cls, point: Mapping[str, Any]) -> Step:
+        return cls(
+            float(point["threshold"]),
+            int(point["images"]),
+            float(point["errorRate"]),
+            float(point["errorLowerBound"]),
+            float(point["errorUpperBound"]),
+        )
+
 
 def threshold_chart(chart_id: str, label: str, row: Mapping[str, Any]) -> str:
     """The chart of one label, or "" when no threshold was tested (too few images: the table says why)."""
-    curve = sorted(row.get("curve") or [], key=lambda p: float(p["threshold"]))
-    if not curve:
+    steps = [Step.of(p) for p in sorted(row.get("curve") or [], key=lambda p: float(p["threshold"]))]
+    if not steps:
         return ""
     target = float(row["target"])
-    recommended = row.get("recommended")
-    points = [
-        (
-            float(p["threshold"]),
-            int(p["images"]),
-            float(p["errorRate"]),
-            float(p["errorLowerBound"]),
-            float(p["errorUpperBound"]),
-        )
-        for p in curve
-    ]
-    if recommended is None:
-        verdict = f"No threshold: {row.get('reason', 'none passed')}."
-    else:
-        verdict = (
-            f"Recommended: {float(recommended):g} ({row.get('images')} reviewed images at or above it, "
-            f"{percent(float(row['errorRate']))} wrong, at most {percent(float(row['errorUpperBound']))}); "
-            f"target {percent(target)}."
-        )
+    recommended = None if row.get("recommended") is None else float(row["recommended"])
+    verdict = _verdict(row, target)
     chart = Chart(
         kind="threshold",
         chart_id=chart_id,
         title=f"{label}: error of the images a threshold would auto-accept",
-        description=(
-            f"{len(points)} thresholds tested from {points[-1][0]:g} down to {points[0][0]:g}: "
-            + "; ".join(
-                f">= {t:g}: {n} images, {percent(e)} wrong ({percent(lo)}-{percent(hi)})"
-                for t, n, e, lo, hi in reversed(points)
-            )
-            + f". {verdict}"
-        ),
+        description=_description(steps, verdict),
         height=300,
         bottom=80,
     )
-    low = max(0.0, math.floor((points[0][0] - 1) / 10) * 10)
-    x = ConfidenceScale(low, 100.0, chart.plot_left, chart.plot_right)
-    y = chart.y_scale(0.0, min(1.0, nice_ceiling(max(max(p[4] for p in points), target) * 1.05)))
-    chart.y_axis(y, "wrong images among those accepted", axis_percent)
-    chart.x_axis(x, "auto-accept threshold (confidence, stretched toward 100)", grid=True)
-    band = [(x(t), y(lo)) for t, _, _, lo, _ in points] + [
-        (x(t), y(hi)) for t, _, _, _, hi in reversed(points)
-    ]
+    x, y = _axes(chart, steps, target)
+    _draw_band(chart, x, y, steps)
     chart.add(
-        polygon(band, SKY, fill_opacity="0.35", class_="band"),
-        polyline(
-            [(x(p[0]), y(p[4])) for p in points], BLUE, 1.5, stroke_dasharray="5 3", class_="upper-bound"
-        ),
-        polyline([(x(p[0]), y(p[2])) for p in points], BLUE, 2, class_="error-rate"),
-        line(
-            chart.plot_left,
-            y(target),
-            chart.plot_right,
-            y(target),
-            VERMILLION,
-            2,
-            stroke_dasharray="8 4",
-            class_="target",
-        ),
+        chart.horizontal(y(target), TARGET, class_="target"),
         text(chart.plot_left + 4, y(target) - 4, f"target {percent(target)}"),
     )
-    for t, n, e, lo, hi in points:
-        chart.add(
-            marker(
-                x(t),
-                y(e),
-                "circle",
-                BLUE,
-                f">= {t:g}: {n} images, {percent(e)} wrong (bounds {percent(lo)}-{percent(hi)})",
-                class_="point",
-                data_threshold=t,
-                data_error_rate=e,
-            )
-        )
+    _draw_steps(chart, x, y, steps)
     if recommended is not None:
-        chart.mark_threshold(x(float(recommended)), float(recommended))
-    keys = [
-        (key_line(BLUE), "error rate"),
-        (key_box(SKY), "exact bounds"),
-        (key_line(BLUE, 1.5, "5 3"), "upper bound"),
-        (key_line(VERMILLION, 2, "8 4"), "target"),
-    ]
-    if recommended is not None:
-        keys.append((key_line(BLACK, 2, RECOMMENDED_DASH), "recommended"))
-    chart.add_legend(keys)
+        chart.mark_threshold(x(recommended), recommended)
+    chart.add_legend(_keys(recommended is not None))
     return figure(
         chart,
         verdict,
         ["threshold", "images", "error rate", "lower bound", "upper bound"],
-        [[f"{t:g}", n, percent(e), percent(lo), percent(hi)] for t, n, e, lo, hi in reversed(points)],
+        [
+            [f"{s.threshold:g}", s.images, percent(s.error), percent(s.lower), percent(s.upper)]
+            for s in reversed(steps)
+        ],
     )
+
+
+def _verdict(row: Mapping[str, Any], target: float) -> str:
+    if row.get("recommended") is None:
+        return f"No threshold: {row.get('reason', 'none passed')}."
+    return (
+        f"Recommended: {float(row['recommended']):g} ({row.get('images')} reviewed images at or above it, "
+        f"{percent(float(row['errorRate']))} wrong, at most {percent(float(row['errorUpperBound']))}); "
+        f"target {percent(target)}."
+    )
+
+
+def _description(steps: Sequence[Step], verdict: str) -> str:
+    return (
+        f"{len(steps)} thresholds tested from {steps[-1].threshold:g} down to {steps[0].threshold:g}: "
+        + "; ".join(
+            f">= {s.threshold:g}: {s.images} images, {percent(s.error)} wrong "
+            f"({percent(s.lower)}-{percent(s.upper)})"
+            for s in reversed(steps)
+        )
+        + f". {verdict}"
+    )
+
+
+def _axes(chart: Chart, steps: Sequence[Step], target: float) -> tuple[Scale, Scale]:
+    """The threshold axis from the ten below the lowest step tested; the error axis to the highest
+    upper bound or the target, whichever is higher."""
+    low = max(0.0, math.floor((steps[0].threshold - 1) / 10) * 10)
+    x = ConfidenceScale(low, 100.0, chart.plot_left, chart.plot_right)
+    y = chart.y_scale(0.0, min(1.0, nice_ceiling(max(max(s.upper for s in steps), target) * 1.05)))
+    chart.y_axis(y, "wrong images among those accepted", axis_percent)
+    chart.x_axis(x, "auto-accept threshold (confidence, stretched toward 100)", grid=True)
+    return x, y
+
+
+def _draw_band(chart: Chart, x: Scale, y: Scale, steps: Sequence[Step]) -> None:
+    """The exact bounds as a band, the upper bound dashed over it and the error rate solid."""
+    band = [(x(s.threshold), y(s.lower)) for s in steps] + [
+        (x(s.threshold), y(s.upper)) for s in reversed(steps)
+    ]
+    chart.add(
+        polygon(band, SKY, fill_opacity="0.35", class_="band"),
+        polyline([(x(s.threshold), y(s.upper)) for s in steps], UPPER_BOUND, class_="upper-bound"),
+        polyline([(x(s.threshold), y(s.error)) for s in steps], ERROR_RATE, class_="error-rate"),
+    )
+
+
+def _draw_steps(chart: Chart, x: Scale, y: Scale, steps: Sequence[Step]) -> None:
+    for s in steps:
+        chart.add(
+            marker(
+                x(s.threshold),
+                y(s.error),
+                STEP,
+                f">= {s.threshold:g}: {s.images} images, {percent(s.error)} wrong "
+                f"(bounds {percent(s.lower)}-{percent(s.upper)})",
+                class_="point",
+                data_threshold=s.threshold,
+                data_error_rate=s.error,
+            )
+        )
+
+
+def _keys(recommended: bool) -> list[tuple[str, str]]:
+    keys = [
+        (key_line(ERROR_RATE), "error rate"),
+        (key_box(SKY), "exact bounds"),
+        (key_line(UPPER_BOUND), "upper bound"),
+        (key_line(TARGET), "target"),
+    ]
+    if recommended:
+        keys.append((key_line(RECOMMENDED), "recommended"))
+    return keys
