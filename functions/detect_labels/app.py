@@ -15,6 +15,7 @@ from labeling_loop.kernel.errors import ModelNotRunningError
 from labeling_loop.kernel.run_config import from_state
 from labeling_loop.kernel.settings import RunStateSettings, load
 from labeling_loop.lifecycle import redrive
+from labeling_loop.lifecycle.services import Services
 
 logger = Logger()
 tracer = Tracer()
@@ -24,9 +25,7 @@ rekognition = flow_hooks.install(client("rekognition", INFERENCE))
 SETTINGS = load(RunStateSettings)
 # The run-state table: the estimate the run's batches share (several batches), and, when the model is
 # found not running, the run's record and lease and whether the execution still runs.
-services = model_control.Services(
-    rekognition, client("dynamodb"), SETTINGS.run_state_table, client("stepfunctions")
-)
+services = Services(rekognition, client("dynamodb"), SETTINGS.run_state_table, client("stepfunctions"))
 
 
 @metrics.log_metrics

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from labeling_loop.inference import model_lease
 from labeling_loop.inference.fan_out import plan_batches
-from labeling_loop.kernel.aws_clients import client, error_code
+from labeling_loop.kernel.aws_clients import error_code
 from labeling_loop.kernel.errors import (
     ModelNotFoundError,
     ModelStartFailedError,
@@ -27,31 +27,13 @@ from labeling_loop.kernel.errors import (
     ModelTransitionError,
 )
 from labeling_loop.kernel.run_config import PROJECT_VERSION_ARN, RunConfig
+from labeling_loop.lifecycle.services import Services
 
 STARTABLE = {"STOPPED", "TRAINING_COMPLETED", "COPYING_COMPLETED"}
 WAITING = {"STARTING", "STOPPING"}
 BROKEN = {"FAILED", "TRAINING_FAILED", "DELETING", "DEPRECATED", "EXPIRED", "COPYING_FAILED"}
 # CloudWatch: the units a model actually runs on (docs/aws-facts.md §1.6).
 IN_SERVICE_METRIC = "InServiceInferenceUnits"
-
-
-@dataclass(frozen=True)
-class Services:
-    """The clients model control uses. `executions` (Step Functions) tells a live lease holder from
-    a dead one; `metrics` (CloudWatch) tells how many units a model someone else started runs on."""
-
-    rekognition: Any
-    dynamodb: Any
-    table: str
-    executions: Any
-    metrics: Any = None
-
-    @classmethod
-    def create(cls, table: str) -> Services:
-        """The clients of a Lambda container (made once, at cold start)."""
-        return cls(
-            client("rekognition"), client("dynamodb"), table, client("stepfunctions"), client("cloudwatch")
-        )
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.lifecycle import cleanup, run_records
 from labeling_loop.lifecycle.cleanup import failure_name
+from labeling_loop.lifecycle.services import Services
 from labeling_loop.review.selection import PlanSummary
 
 NOW = 1_760_000_000
@@ -81,7 +82,7 @@ def cloud(
     aws: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions, jobs: FakeLabelingJobs
 ) -> SimpleNamespace:
     """The services the cleanup talks to."""
-    services = model_control.Services(model.client, aws.dynamodb, aws.table, executions.client)
+    services = Services(model.client, aws.dynamodb, aws.table, executions.client)
     return SimpleNamespace(services=services, s3=aws.s3, sagemaker=jobs.client, model=model, jobs=jobs)
 
 
@@ -647,8 +648,8 @@ def test_the_ended_event_cleanup_waits_for_a_starting_model_while_it_has_time(
 
     # WHEN its execution-ended cleanup runs with time to spare
     result = cleanup.clean_up(
-        cloud.services, cloud.s3, cloud.sagemaker, config, None, wait_for_stop=False,
-        seconds_left=lambda: 300.0, sleep=sleep,
+        cloud.services, cloud.s3, cloud.sagemaker, config, None,
+        cleanup.StopWaiting(raise_while_pending=False, seconds_left=lambda: 300.0, sleep=sleep),
     )  # fmt: skip
     # THEN it looked again until the model ran, and stopped it
     assert polls == [cleanup.START_POLL_S] * 2
@@ -660,8 +661,8 @@ def test_the_ended_event_cleanup_waits_for_a_starting_model_while_it_has_time(
     model.status = "STOPPED"
     acquire(cloud, other)
     late = cleanup.clean_up(
-        cloud.services, cloud.s3, cloud.sagemaker, other, None, wait_for_stop=False,
-        seconds_left=lambda: cleanup.RESERVE_S, sleep=sleep,
+        cloud.services, cloud.s3, cloud.sagemaker, other, None,
+        cleanup.StopWaiting(raise_while_pending=False, seconds_left=lambda: cleanup.RESERVE_S, sleep=sleep),
     )  # fmt: skip
     assert (late["modelStopped"], late["modelStatus"], late["modelStopPending"]) == (False, "STARTING", True)
     assert model_lease.read(aws.dynamodb, aws.table, MODEL_ARN).started_by_workflow is True
