@@ -143,17 +143,20 @@ def in_service_units(metrics: Any, model: ModelRef, now: float) -> int | None:
     return int(points[-1]["Minimum"]) if points else None
 
 
+@dataclass(frozen=True)
+class _Hold:
+    """What a run knows of its hold on the model between polls (kept in `$.model`)."""
+
+    project_arn: str
+    started: bool  # this run started the model
+    deadline: int  # epoch seconds by which it must be RUNNING
+    acquired_at: float
+
+
 def _state(
-    services: Services,
-    version: dict[str, Any],
-    config: RunConfig,
-    project_arn: str,
-    started: bool,
-    deadline: int,
-    now: float,
-    acquired_at: float,
-    images: int,
+    services: Services, config: RunConfig, version: dict[str, Any], hold: _Hold, now: float, images: int
 ) -> ModelState:
+    started = hold.started
     units = config.minInferenceUnits if started else int(version.get("MinInferenceUnits") or 1)
     if version["Status"] == "RUNNING" and not started:
         # A model someone else started runs on what is in service now (auto-scaling between its
@@ -163,11 +166,11 @@ def _state(
     return ModelState(
         status=str(version["Status"]),
         started_by_run=started,
-        deadline=deadline,
-        project_arn=project_arn,
+        deadline=hold.deadline,
+        project_arn=hold.project_arn,
         inference_units=units,
         batches=[batch.to_dict() for batch in plan_batches(images, units)],
-        acquired_at=acquired_at,
+        acquired_at=hold.acquired_at,
     )
 
 
@@ -199,7 +202,7 @@ def acquire(services: Services, config: RunConfig, now: float, images: int) -> M
     if status in STARTABLE:
         started = start(services, config)
         version = {**version, "Status": "STARTING"}
-    return _state(services, version, config, project_arn, started, deadline, now, now, images)
+    return _state(services, config, version, _Hold(project_arn, started, deadline, now), now, images)
 
 
 def check(
@@ -229,7 +232,8 @@ def check(
             f"(status {version['Status']}); see modelStartTimeoutMinutes"
         )
     acquired_at = float(previous.get("acquiredAt") or now)
-    return _state(services, version, config, project_arn, started, deadline, now, acquired_at, images)
+    hold = _Hold(project_arn, started, deadline, acquired_at)
+    return _state(services, config, version, hold, now, images)
 
 
 def release(

@@ -29,7 +29,7 @@ from fixtures_aws import (
 from labeling_loop.finishing.finish import build_run_manifest
 from labeling_loop.finishing.report.publish import run_result
 from labeling_loop.inference import claims, model_control, model_lease
-from labeling_loop.inference.listing import list_images
+from labeling_loop.inference.listing import ListingSettings, list_images
 from labeling_loop.kernel.deferral import defer_record
 from labeling_loop.kernel.errors import ModelTransitionError
 from labeling_loop.kernel.jsonl import write_json
@@ -365,10 +365,7 @@ def test_finish_records_labeled_images_and_frees_skipped_ones(aws: SimpleNamespa
     for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
         put_object(aws.s3, IMAGES_BUCKET, f"photos/{name}", b"x")
     next_layout = RunLayout.for_run(S3Uri.parse(make_config().output), "run-2")
-    listing = list_images(
-        aws.s3,
-        aws.dynamodb,
-        aws.table,
+    settings = ListingSettings(
         images=S3Uri(IMAGES_BUCKET, "photos/"),
         layout=next_layout,
         output_prefix=S3Uri.parse(make_config().output),
@@ -376,8 +373,8 @@ def test_finish_records_labeled_images_and_frees_skipped_ones(aws: SimpleNamespa
         incremental=True,
         claim_seconds=3600,
         max_images=100,
-        now=NOW + 7200,
     )
+    listing = list_images(aws.s3, aws.dynamodb, aws.table, settings, now=NOW + 7200)
     assert listing.images_to_infer == 2
     assert listing.deferred_before == 1
     inventoried = {line["source-ref"]: line for line in read_jsonl(aws.s3, next_layout.inventory)}
