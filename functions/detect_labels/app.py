@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.inference import flow_hooks, model_control
-from labeling_loop.inference.batch import BatchItem, Progress, run_batch
+from labeling_loop.inference.batch import BatchItem, BatchTurn, InferenceSettings, Progress, run_batch
 from labeling_loop.inference.shared_rate import SharedRate
 from labeling_loop.kernel.aws_clients import IMAGE_READS, INFERENCE, client, retryable_transient_errors
 from labeling_loop.kernel.errors import ModelNotRunningError
@@ -45,13 +45,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         after = run_batch(
             s3,
             rekognition,
-            config.layout(),
-            batch=batch,
-            progress=before,
-            model_arn=config.projectVersionArn,
-            min_confidence=config.inference_min_confidence,
+            InferenceSettings.from_config(config),
+            BatchTurn(batch, before, shared),
             seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
-            shared=shared,
         )
     except ModelNotRunningError:
         redrive.model_for_resumed_batch(services, s3, config, model_control.now())
