@@ -8,13 +8,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.inference import flow_hooks, model_control
-from labeling_loop.inference.batch import BatchItem, Progress, run_batch
+from labeling_loop.inference.batch import BatchItem, BatchTurn, InferenceSettings, Progress, run_batch
 from labeling_loop.inference.shared_rate import SharedRate
 from labeling_loop.kernel.aws_clients import IMAGE_READS, INFERENCE, client, retryable_transient_errors
 from labeling_loop.kernel.errors import ModelNotRunningError
 from labeling_loop.kernel.run_config import from_state
 from labeling_loop.kernel.settings import RunStateSettings, load
 from labeling_loop.lifecycle import redrive
+from labeling_loop.lifecycle.services import Services
 
 logger = Logger()
 tracer = Tracer()
@@ -24,9 +25,7 @@ rekognition = flow_hooks.install(client("rekognition", INFERENCE))
 SETTINGS = load(RunStateSettings)
 # The run-state table: the estimate the run's batches share (several batches), and, when the model is
 # found not running, the run's record and lease and whether the execution still runs.
-services = model_control.Services(
-    rekognition, client("dynamodb"), SETTINGS.run_state_table, client("stepfunctions")
-)
+services = Services(rekognition, client("dynamodb"), SETTINGS.run_state_table, client("stepfunctions"))
 
 
 @metrics.log_metrics
@@ -46,13 +45,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         after = run_batch(
             s3,
             rekognition,
-            config.layout(),
-            batch=batch,
-            progress=before,
-            model_arn=config.projectVersionArn,
-            min_confidence=config.inference_min_confidence,
+            InferenceSettings.from_config(config),
+            BatchTurn(batch, before, shared),
             seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
-            shared=shared,
         )
     except ModelNotRunningError:
         redrive.model_for_resumed_batch(services, s3, config, model_control.now())

@@ -10,11 +10,12 @@ from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
 from labeling_loop.kernel.run_config import from_state
 from labeling_loop.kernel.settings import RunStateSettings, load
 from labeling_loop.lifecycle import redrive
+from labeling_loop.lifecycle.services import Services
 
 logger = Logger()
 tracer = Tracer()
 SETTINGS = load(RunStateSettings)
-services = model_control.Services.create(SETTINGS.run_state_table)
+services = Services.create(SETTINGS.run_state_table)
 s3 = client("s3")  # the run's inventory, to claim its images again after a redrive
 
 

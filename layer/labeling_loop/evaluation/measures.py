@@ -100,6 +100,30 @@ def reference_labels(record: Mapping[str, Any]) -> set[str]:
     return {str(i.get("label")) for i in record.get("labels") or [] if isinstance(i, Mapping)}
 
 
+def _count(per_label: dict[str, list[int]], label: str, tp: int, fp: int, fn: int) -> None:
+    cell = per_label.setdefault(label, [0, 0, 0])
+    cell[0], cell[1], cell[2] = cell[0] + tp, cell[1] + fp, cell[2] + fn
+
+
+def _compare_classification(
+    record: Mapping[str, Any], shown: list[Prediction]
+) -> tuple[dict[str, list[int]], Verdict, dict[str, Any]]:
+    """Per-label [tp, fp, fn], the verdict, and the view kept for the disagreements list."""
+    per_label: dict[str, list[int]] = {}
+    truth = reference_labels(record)
+    names = [p.label for p in shown]
+    for name in names:
+        _count(per_label, name, int(name in truth), int(name not in truth), 0)
+    for name in truth - set(names):
+        _count(per_label, name, 0, 0, 1)
+    verdict = classification_verdict(names, truth)
+    view = {
+        "predicted": [{"label": p.label, "confidence": p.confidence} for p in shown],
+        "reviewed": [{"label": name} for name in sorted(truth)],
+    }
+    return per_label, verdict, view
+
+
 @dataclass
 class RunMeasures:
     task_type: str
@@ -141,47 +165,51 @@ class RunMeasures:
         sent to people (the second wave), which tells how right the audit's prediction was."""
         self.reviewed[stratum] += 1
         shown = [p for p in predictions_of(prediction, self.task_type) if p.confidence >= self.min_confidence]
-        per_label: dict[str, list[int]] = {}  # label -> [tp, fp, fn] at the IoU of the quality figures
-
-        def count(label: str, tp: int, fp: int, fn: int) -> None:
-            cell = per_label.setdefault(label, [0, 0, 0])
-            cell[0], cell[1], cell[2] = cell[0] + tp, cell[1] + fp, cell[2] + fn
-
         if self.task_type == "detection":
-            reference = reference_boxes(record)
-            predicted = [LabeledBox(p.label, p.box) for p in shown]
-            match = match_boxes(predicted, reference, self.iou_threshold)
-            matched_p = {i for i, _ in match.pairs}
-            matched_r = {j for _, j in match.pairs}
-            for i, p in enumerate(predicted):
-                count(p.label, int(i in matched_p), int(i not in matched_p), 0)
-            for j, r in enumerate(reference):
-                if j not in matched_r:
-                    count(r.label, 0, 0, 1)
-            verdict = detection_verdict(predicted, reference, self.box_tolerance)
-            view = {
-                "predicted": [
-                    {"label": p.label, "confidence": p.confidence, **p.box.to_dict()} for p in shown
-                ],
-                "reviewed": [{"label": r.label, **r.box.to_dict()} for r in reference],
-            }
+            per_label, verdict, view = self._compare_detection(record, shown)
         else:
-            truth = reference_labels(record)
-            names = [p.label for p in shown]
-            for name in names:
-                count(name, int(name in truth), int(name not in truth), 0)
-            for name in truth - set(names):
-                count(name, 0, 0, 1)
-            verdict = classification_verdict(names, truth)
-            view = {
-                "predicted": [{"label": p.label, "confidence": p.confidence} for p in shown],
-                "reviewed": [{"label": name} for name in sorted(truth)],
-            }
+            per_label, verdict, view = _compare_classification(record, shown)
+        self._add_counts(stratum, per_label)
+        self._add_confidences(stratum, shown, verdict)
+        if audited:
+            self.audit_tally.add(verdict)
+        if held:
+            self.held_tally.add(verdict)
+        self._add_work(verdict, record)
+        self._keep_disagreement(verdict.corrections, ref, {**view, "image_size": record.get("image_size")})
+        return verdict
+
+    def _compare_detection(
+        self, record: Mapping[str, Any], shown: list[Prediction]
+    ) -> tuple[dict[str, list[int]], Verdict, dict[str, Any]]:
+        """Per-label [tp, fp, fn] at the IoU of the quality figures, the verdict, and the view kept
+        for the disagreements list."""
+        per_label: dict[str, list[int]] = {}
+        reference = reference_boxes(record)
+        predicted = [LabeledBox(p.label, p.box) for p in shown]
+        match = match_boxes(predicted, reference, self.iou_threshold)
+        matched_p = {i for i, _ in match.pairs}
+        matched_r = {j for _, j in match.pairs}
+        for i, p in enumerate(predicted):
+            _count(per_label, p.label, int(i in matched_p), int(i not in matched_p), 0)
+        for j, r in enumerate(reference):
+            if j not in matched_r:
+                _count(per_label, r.label, 0, 0, 1)
+        verdict = detection_verdict(predicted, reference, self.box_tolerance)
+        view = {
+            "predicted": [{"label": p.label, "confidence": p.confidence, **p.box.to_dict()} for p in shown],
+            "reviewed": [{"label": r.label, **r.box.to_dict()} for r in reference],
+        }
+        return per_label, verdict, view
+
+    def _add_counts(self, stratum: str, per_label: dict[str, list[int]]) -> None:
         layer = self.moments[stratum]
         for label, (tp, fp, fn) in per_label.items():
             layer.setdefault(label, Moments()).add(tp, fp, fn)
         totals = [sum(c[k] for c in per_label.values()) for k in range(3)]
         layer.setdefault(OVERALL, Moments()).add(*totals)
+
+    def _add_confidences(self, stratum: str, shown: list[Prediction], verdict: Verdict) -> None:
         # The image's score for each label: its least confident shown prediction of that label.
         scores: dict[str, float] = {}
         for item in shown:
@@ -190,13 +218,6 @@ class RunMeasures:
             self.thresholds.add(label, stratum, score, verdict.wrong)
         for item, outcome in zip(shown, verdict.outcomes, strict=True):
             self.histograms.add(item.label, item.confidence, outcome)
-        if audited:
-            self.audit_tally.add(verdict)
-        if held:
-            self.held_tally.add(verdict)
-        self._add_work(verdict, record)
-        self._keep_disagreement(verdict.corrections, ref, {**view, "image_size": record.get("image_size")})
-        return verdict
 
     def _add_work(self, verdict: Verdict, record: Mapping[str, Any]) -> None:
         w = self.work

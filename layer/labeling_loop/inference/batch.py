@@ -27,6 +27,7 @@ from labeling_loop.inference.flow import MAX_IN_FLIGHT, Limiter, RateEstimate
 from labeling_loop.inference.shared_rate import SharedRate, balancing
 from labeling_loop.kernel.jsonl import JsonlWriter, read_lines
 from labeling_loop.kernel.layout import RunLayout
+from labeling_loop.kernel.run_config import RunConfig
 
 # Stop taking images this long before the invocation's end: enough for the calls under way (with
 # botocore's retries) and for writing the two parts.
@@ -93,27 +94,40 @@ def inventory_slice(s3: Any, layout: RunLayout, first: int, count: int) -> Itera
         yield str(json.loads(line)["source-ref"])
 
 
+@dataclass(frozen=True)
+class InferenceSettings:
+    """What a batch reads of the run's configuration, built once per invocation."""
+
+    layout: RunLayout
+    model_arn: str
+    min_confidence: float
+    threads: int = MAX_IN_FLIGHT
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> InferenceSettings:
+        return cls(config.layout(), config.projectVersionArn, config.inference_min_confidence)
+
+
+@dataclass(frozen=True)
+class BatchTurn:
+    """One invocation's share of a batch: the batch, how far it got, and (several batches) the
+    run's other batches, whose estimates this one's is balanced with while it runs."""
+
+    batch: BatchItem
+    progress: Progress
+    shared: SharedRate | None = None
+
+
 def run_batch(
-    s3: Any,
-    rekognition: Any,
-    layout: RunLayout,
-    *,
-    batch: BatchItem,
-    progress: Progress,
-    model_arn: str,
-    min_confidence: float,
-    seconds_left: Callable[[], float],
-    threads: int = MAX_IN_FLIGHT,
-    shared: SharedRate | None = None,
+    s3: Any, rekognition: Any, settings: InferenceSettings, turn: BatchTurn, seconds_left: Callable[[], float]
 ) -> Progress:
-    """Infer the batch's next images; return the progress after them. `shared`: the run's other
-    batches, whose estimates this one's is balanced with while it runs."""
+    """Infer the batch's next images; return the progress after them."""
+    layout, threads, batch, progress = settings.layout, settings.threads, turn.batch, turn.progress
     limiter = Limiter(RateEstimate.resume(batch.calls_per_second, batch.calls_in_flight, progress.flow))
     refs = inventory_slice(s3, layout, batch.first + progress.done, batch.count - progress.done)
     part = f"{batch.batch_id:05d}-{progress.done:07d}"
     lock = threading.Lock()
     counts = {"inferred": 0, "skipped": 0}
-    submitted = 0
     shown = BatchProgress(s3, layout, batch.batch_id, batch.count)  # for `labeling-loop follow`
 
     def show(final: bool = False) -> None:
@@ -130,37 +144,18 @@ def run_batch(
         JsonlWriter(s3, layout.predictions_part(part)) as predictions,
         JsonlWriter(s3, layout.skipped_part("inference", part)) as skips,
         ThreadPoolExecutor(max_workers=max(1, threads)) as pool,
-        balancing(shared, limiter, images_left),
+        balancing(turn.shared, limiter, images_left),
     ):
 
         def infer(ref: str) -> None:
             with flow_hooks.pacing(limiter):
-                record = predict_one(s3, rekognition, ref, model_arn, min_confidence)
+                record = predict_one(s3, rekognition, ref, settings.model_arn, settings.min_confidence)
             skipped = "reason" in record
             with lock:
                 (skips if skipped else predictions).write(record)
                 counts["skipped" if skipped else "inferred"] += 1
 
-        pending: set[Future[None]] = set()
-        try:
-            for ref in refs:
-                if submitted and seconds_left() < RESERVE_S:
-                    break  # (at least one image per invocation, so a batch always moves on)
-                if len(pending) >= threads:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        future.result()  # an error that must fail the invocation (model stopped)
-                    show()
-                pending.add(pool.submit(infer, ref))
-                submitted += 1
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    future.result()
-                show()
-        except BaseException:
-            pool.shutdown(cancel_futures=True)
-            raise
+        submitted = _submit_all(pool, infer, refs, threads, seconds_left, show)
     show(final=True)
     return Progress(
         done=progress.done + submitted,
@@ -168,6 +163,40 @@ def run_batch(
         skipped=progress.skipped + counts["skipped"],
         flow=_flow_totals(limiter.stats(), progress.flow or {}),
     )
+
+
+def _submit_all(
+    pool: ThreadPoolExecutor,
+    infer: Callable[[str], None],
+    refs: Iterator[str],
+    threads: int,
+    seconds_left: Callable[[], float],
+    show: Callable[[], None],
+) -> int:
+    """Infer `refs` on `pool`, at most `threads` at a time, until done or the invocation's time runs
+    short; return how many were submitted (all of them finished)."""
+    submitted = 0
+    pending: set[Future[None]] = set()
+    try:
+        for ref in refs:
+            if submitted and seconds_left() < RESERVE_S:
+                break  # (at least one image per invocation, so a batch always moves on)
+            if len(pending) >= threads:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    future.result()  # an error that must fail the invocation (model stopped)
+                show()
+            pending.add(pool.submit(infer, ref))
+            submitted += 1
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                future.result()
+            show()
+    except BaseException:
+        pool.shutdown(cancel_futures=True)
+        raise
+    return submitted
 
 
 def _flow_totals(now: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:

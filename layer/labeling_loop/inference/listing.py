@@ -26,6 +26,7 @@ from labeling_loop.kernel.deferral import defer_record
 from labeling_loop.kernel.errors import InvalidInput
 from labeling_loop.kernel.jsonl import JsonlWriter
 from labeling_loop.kernel.layout import RunLayout
+from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.kernel.s3_uri import S3Uri, source_ref
 
 SUPPORTED_EXTENSIONS = {".jpg", ".jpeg", ".png"}
@@ -107,34 +108,74 @@ def _objects(s3: Any, images: S3Uri, exclude_prefix: str | None) -> Iterator[dic
             yield obj
 
 
+@dataclass(frozen=True)
+class ListingSettings:
+    """What the listing reads of a run's configuration, built once."""
+
+    images: S3Uri
+    layout: RunLayout
+    output_prefix: S3Uri
+    run_id: str
+    incremental: bool
+    claim_seconds: int
+    max_images: int
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> ListingSettings:
+        return cls(
+            images=S3Uri.parse(config.images),
+            layout=config.layout(),
+            output_prefix=S3Uri.parse(config.output),
+            run_id=config.runId,
+            incremental=config.incremental,
+            # A claim outlives the longest run this configuration allows, then lapses by itself.
+            claim_seconds=config.longest_run_seconds,
+            max_images=config.maxImagesPerRun,
+        )
+
+
 def list_images(
-    s3: Any,
-    dynamodb: Any | None,
-    table: str | None,
-    *,
-    images: S3Uri,
-    layout: RunLayout,
-    output_prefix: S3Uri,
-    run_id: str,
-    incremental: bool,
-    claim_seconds: int,
-    max_images: int,
-    now: float | None = None,
+    s3: Any, dynamodb: Any | None, table: str | None, settings: ListingSettings, now: float | None = None
 ) -> ListingResult:
     """Write inventory.jsonl, listing skips and listing deferrals; return counts only. Raises
     InvalidInput when the prefix holds no JPEG or PNG image this run could infer."""
     now = time.time() if now is None else now
     result = ListingResult()
+    candidates, objects = _candidates(s3, settings, result)
+    if not candidates:
+        # Before any claim: an incremental run over labeled images has candidates, and nothing to do.
+        raise InvalidInput(no_images_message(settings.images, objects, result.kinds))
+    if settings.incremental and dynamodb is not None and table:
+        candidates = _claim(dynamodb, table, settings, candidates, result, now)
+    candidates, over = _within_limit(candidates, settings.max_images)
+    _defer_over_limit(s3, settings, over, dynamodb if settings.incremental else None, table, int(now))
+    result.deferred_at_listing = len(over)
+    with JsonlWriter(s3, settings.layout.inventory) as inventory:
+        inventory.write_all(candidates)
+    result.images_to_infer = len(candidates)
+    return result
+
+
+def _excluded_prefix(images: S3Uri, output_prefix: S3Uri) -> str | None:
     # Never label the workflow's own outputs when they live under the images prefix.
     # Only a run folder strictly inside the images prefix is excluded: an output prefix at or above
     # the images prefix would otherwise hide every image.
     inside = output_prefix.key.startswith(images.key) and output_prefix.key != images.key
-    exclude = (
+    return (
         output_prefix.key if output_prefix.bucket == images.bucket and output_prefix.key and inside else None
     )
+
+
+def _candidates(
+    s3: Any, settings: ListingSettings, result: ListingResult
+) -> tuple[list[dict[str, Any]], int]:
+    """(the images this run could infer, how many objects were listed); the others are counted on
+    `result` and the unsupported or too large ones written as listing skips."""
+    images = settings.images
+    exclude = _excluded_prefix(images, settings.output_prefix)
     candidates: list[dict[str, Any]] = []
     objects = 0
-    with JsonlWriter(s3, layout.skipped_part("listing", 0)) as skipped:
+    with JsonlWriter(s3, settings.layout.skipped_part("listing", 0)) as skipped:
         for obj in _objects(s3, images, exclude):
             objects += 1
             kind = classify(s3, images.bucket, obj["Key"])
@@ -144,68 +185,64 @@ def list_images(
                 continue
             ref = source_ref(images.bucket, obj["Key"])
             result.images_listed += 1
-            if kind == "unsupported":
-                skipped.write(
-                    {
-                        "source-ref": ref,
-                        "stage": "listing",
-                        "reason": "unsupported-format",
-                        "detail": "Custom Labels accepts PNG and JPEG images only",
-                    }
-                )
+            skip = _listing_skip(kind, obj)
+            if skip is not None:
+                reason, detail, kind_label = skip
+                skipped.write({"source-ref": ref, "stage": "listing", "reason": reason, "detail": detail})
                 result.skipped_at_listing += 1
-                result.kinds[_kind(obj["Key"], "unsupported")] += 1
-                continue
-            if obj["Size"] > MAX_BYTES:
-                # Judged on the listed size: not a byte of a multi-GB upload is read.
-                skipped.write(
-                    {
-                        "source-ref": ref,
-                        "stage": "listing",
-                        "reason": "image-too-large",
-                        "detail": f"{obj['Size']} bytes; the limit is {MAX_BYTES} bytes (15 MB)",
-                    }
-                )
-                result.skipped_at_listing += 1
-                result.kinds[_kind(obj["Key"], "over 15 MB")] += 1
+                result.kinds[_kind(obj["Key"], kind_label)] += 1
                 continue
             candidates.append(
                 {"source-ref": ref, "key": obj["Key"], "size": obj["Size"], "etag": obj.get("ETag", "")}
             )
-    if not candidates:
-        # Before any claim: an incremental run over labeled images has candidates, and nothing to do.
-        raise InvalidInput(no_images_message(images, objects, result.kinds))
-    if incremental and dynamodb is not None and table:
-        outcomes = dict(
-            claims.claim_many(
-                dynamodb,
-                table,
-                (c["source-ref"] for c in candidates),
-                run_id,
-                int(now),
-                int(now + claim_seconds),
-            )
+    return candidates, objects
+
+
+def _listing_skip(kind: str, obj: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(reason, detail, kind counted) of an image skipped at listing, or None."""
+    if kind == "unsupported":
+        return "unsupported-format", "Custom Labels accepts PNG and JPEG images only", "unsupported"
+    if obj["Size"] > MAX_BYTES:
+        # Judged on the listed size: not a byte of a multi-GB upload is read.
+        return (
+            "image-too-large",
+            f"{obj['Size']} bytes; the limit is {MAX_BYTES} bytes (15 MB)",
+            "over 15 MB",
         )
-        taken = [c for c in candidates if not outcomes[c["source-ref"]].claimed]
-        result.already_claimed = len(taken)
-        # Images labeled or in flight elsewhere are not this run's: they are not listed at all.
-        result.images_listed -= len(taken)
-        candidates = [c for c in candidates if outcomes[c["source-ref"]].claimed]
-        for candidate in candidates:
-            # An image an earlier run deferred says so: the review plan takes it first.
-            since = outcomes[candidate["source-ref"]].deferred_since
-            if since is not None:
-                candidate["deferredSince"] = since
-                result.deferred_before += 1
-    candidates, over = _within_limit(candidates, max_images)
-    _defer_over_limit(
-        s3, layout, over, max_images, dynamodb if incremental else None, table, run_id, int(now)
+    return None
+
+
+def _claim(
+    dynamodb: Any,
+    table: str,
+    settings: ListingSettings,
+    candidates: list[dict[str, Any]],
+    result: ListingResult,
+    now: float,
+) -> list[dict[str, Any]]:
+    """The candidates this run could claim (incremental runs), those an earlier run deferred marked."""
+    outcomes = dict(
+        claims.claim_many(
+            dynamodb,
+            table,
+            (c["source-ref"] for c in candidates),
+            settings.run_id,
+            int(now),
+            int(now + settings.claim_seconds),
+        )
     )
-    result.deferred_at_listing = len(over)
-    with JsonlWriter(s3, layout.inventory) as inventory:
-        inventory.write_all(candidates)
-    result.images_to_infer = len(candidates)
-    return result
+    taken = [c for c in candidates if not outcomes[c["source-ref"]].claimed]
+    result.already_claimed = len(taken)
+    # Images labeled or in flight elsewhere are not this run's: they are not listed at all.
+    result.images_listed -= len(taken)
+    candidates = [c for c in candidates if outcomes[c["source-ref"]].claimed]
+    for candidate in candidates:
+        # An image an earlier run deferred says so: the review plan takes it first.
+        since = outcomes[candidate["source-ref"]].deferred_since
+        if since is not None:
+            candidate["deferredSince"] = since
+            result.deferred_before += 1
+    return candidates
 
 
 def _within_limit(
@@ -230,16 +267,15 @@ def _within_limit(
 
 def _defer_over_limit(
     s3: Any,
-    layout: RunLayout,
+    settings: ListingSettings,
     over: list[dict[str, Any]],
-    max_images: int,
     dynamodb: Any | None,
     table: str | None,
-    run_id: str,
     now: int,
 ) -> None:
     """Listing deferrals, and (incremental runs) their claims deferred at once: the next run may
     take them even if this one fails."""
+    max_images, layout, run_id = settings.max_images, settings.layout, settings.run_id
     detail = f"a run takes at most {max_images:,} images (maxImagesPerRun); the next run takes them first"
     with JsonlWriter(s3, layout.deferred_part("listing", 0)) as deferred:
         deferred.write_all(

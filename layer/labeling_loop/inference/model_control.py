@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from labeling_loop.inference import model_lease
 from labeling_loop.inference.fan_out import plan_batches
-from labeling_loop.kernel.aws_clients import client, error_code
+from labeling_loop.kernel.aws_clients import error_code
 from labeling_loop.kernel.errors import (
     ModelNotFoundError,
     ModelStartFailedError,
@@ -27,31 +27,13 @@ from labeling_loop.kernel.errors import (
     ModelTransitionError,
 )
 from labeling_loop.kernel.run_config import PROJECT_VERSION_ARN, RunConfig
+from labeling_loop.lifecycle.services import Services
 
 STARTABLE = {"STOPPED", "TRAINING_COMPLETED", "COPYING_COMPLETED"}
 WAITING = {"STARTING", "STOPPING"}
 BROKEN = {"FAILED", "TRAINING_FAILED", "DELETING", "DEPRECATED", "EXPIRED", "COPYING_FAILED"}
 # CloudWatch: the units a model actually runs on (docs/aws-facts.md §1.6).
 IN_SERVICE_METRIC = "InServiceInferenceUnits"
-
-
-@dataclass(frozen=True)
-class Services:
-    """The clients model control uses. `executions` (Step Functions) tells a live lease holder from
-    a dead one; `metrics` (CloudWatch) tells how many units a model someone else started runs on."""
-
-    rekognition: Any
-    dynamodb: Any
-    table: str
-    executions: Any
-    metrics: Any = None
-
-    @classmethod
-    def create(cls, table: str) -> Services:
-        """The clients of a Lambda container (made once, at cold start)."""
-        return cls(
-            client("rekognition"), client("dynamodb"), table, client("stepfunctions"), client("cloudwatch")
-        )
 
 
 @dataclass(frozen=True)
@@ -161,17 +143,20 @@ def in_service_units(metrics: Any, model: ModelRef, now: float) -> int | None:
     return int(points[-1]["Minimum"]) if points else None
 
 
+@dataclass(frozen=True)
+class _Hold:
+    """What a run knows of its hold on the model between polls (kept in `$.model`)."""
+
+    project_arn: str
+    started: bool  # this run started the model
+    deadline: int  # epoch seconds by which it must be RUNNING
+    acquired_at: float
+
+
 def _state(
-    services: Services,
-    version: dict[str, Any],
-    config: RunConfig,
-    project_arn: str,
-    started: bool,
-    deadline: int,
-    now: float,
-    acquired_at: float,
-    images: int,
+    services: Services, config: RunConfig, version: dict[str, Any], hold: _Hold, now: float, images: int
 ) -> ModelState:
+    started = hold.started
     units = config.minInferenceUnits if started else int(version.get("MinInferenceUnits") or 1)
     if version["Status"] == "RUNNING" and not started:
         # A model someone else started runs on what is in service now (auto-scaling between its
@@ -181,11 +166,11 @@ def _state(
     return ModelState(
         status=str(version["Status"]),
         started_by_run=started,
-        deadline=deadline,
-        project_arn=project_arn,
+        deadline=hold.deadline,
+        project_arn=hold.project_arn,
         inference_units=units,
         batches=[batch.to_dict() for batch in plan_batches(images, units)],
-        acquired_at=acquired_at,
+        acquired_at=hold.acquired_at,
     )
 
 
@@ -217,7 +202,7 @@ def acquire(services: Services, config: RunConfig, now: float, images: int) -> M
     if status in STARTABLE:
         started = start(services, config)
         version = {**version, "Status": "STARTING"}
-    return _state(services, version, config, project_arn, started, deadline, now, now, images)
+    return _state(services, config, version, _Hold(project_arn, started, deadline, now), now, images)
 
 
 def check(
@@ -247,7 +232,8 @@ def check(
             f"(status {version['Status']}); see modelStartTimeoutMinutes"
         )
     acquired_at = float(previous.get("acquiredAt") or now)
-    return _state(services, version, config, project_arn, started, deadline, now, acquired_at, images)
+    hold = _Hold(project_arn, started, deadline, acquired_at)
+    return _state(services, config, version, hold, now, images)
 
 
 def release(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -28,6 +29,7 @@ from labeling_loop.kernel.jsonl import read_json
 from labeling_loop.kernel.run_config import RunConfig, from_state
 from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.lifecycle import run_records
+from labeling_loop.lifecycle.services import Services
 from labeling_loop.review.groundtruth.stop import images_of, stop_run_jobs
 
 # A model the sweep could not stop counts as running unheld in these statuses (UNKNOWN: the sweep's
@@ -42,30 +44,40 @@ START_POLL_S = 2.0
 RESERVE_S = 30.0
 
 
+@dataclass(frozen=True)
+class StopWaiting:
+    """How a cleanup waits for a model it cannot stop yet. `raise_while_pending`: raise
+    ModelTransitionError (the Catch path, whose Retry waits). Otherwise a starting model is waited
+    for while `seconds_left` allows, and past that the answer says so and the sweep stops the model."""
+
+    raise_while_pending: bool = True
+    seconds_left: Callable[[], float] | None = None
+    sleep: Callable[[float], None] = time.sleep
+
+
+CATCH_PATH = StopWaiting()
+
+
 def clean_up(
-    services: model_control.Services,
+    services: Services,
     s3: Any,
     sagemaker: Any,
     config: RunConfig,
     error: dict[str, Any] | None,
-    wait_for_stop: bool = True,
-    seconds_left: Callable[[], float] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
+    waiting: StopWaiting = CATCH_PATH,
 ) -> dict[str, Any]:
-    """`wait_for_stop`: raise ModelTransitionError while the model cannot be stopped yet (the Catch
-    path, whose Retry waits). Otherwise a starting model is waited for while `seconds_left` allows,
-    and past that the answer says so and the sweep stops the model."""
     layout = config.layout()
     jobs = stop_run_jobs(s3, sagemaker, layout)
-    released = model_control.release(services, config, wait=wait_for_stop)
+    released = model_control.release(services, config, wait=waiting.raise_while_pending)
     model = model_control.ModelRef.of(config.projectVersionArn)
+    seconds_left = waiting.seconds_left
     while (
         released.get("stopPending")
         and released["status"] == "STARTING"
         and seconds_left is not None
         and seconds_left() > RESERVE_S + START_POLL_S
     ):
-        sleep(START_POLL_S)
+        waiting.sleep(START_POLL_S)
         released = model_control.stop_if_unused(services, model, who=config.executionArn)
     released_claims = 0
     if config.incremental:
@@ -102,7 +114,7 @@ def failure_name(error: dict[str, Any] | None) -> tuple[str, str]:
 
 
 def clean_up_ended_execution(
-    services: model_control.Services,
+    services: Services,
     s3: Any,
     sagemaker: Any,
     execution_arn: str,
@@ -126,13 +138,12 @@ def clean_up_ended_execution(
         sagemaker,
         config,
         {"Error": f"Execution{status.title()}", "Cause": status},
-        wait_for_stop=False,
-        seconds_left=seconds_left,
+        StopWaiting(raise_while_pending=False, seconds_left=seconds_left),
     )
     return {"executionArn": execution_arn, "cleanedUp": True, "model": config.projectVersionArn, **result}
 
 
-def sweep(services: model_control.Services, s3: Any, sagemaker: Any) -> dict[str, Any]:
+def sweep(services: Services, s3: Any, sagemaker: Any) -> dict[str, Any]:
     """What the schedule runs: clean up after every registered run whose execution is no longer
     running (its ended-event may never have come: EventBridge delivers at least once, best effort;
     or a labeling job of it could not be stopped last time), then stop every workflow-started model

@@ -31,7 +31,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from labeling_loop.evaluation.promotion import compare_versions, decide, snapshot_uris
-from labeling_loop.finishing.report.cost import run_cost
+from labeling_loop.finishing.report.cost import RunUsage, run_cost
 from labeling_loop.finishing.report.publish import publish
 from labeling_loop.inference.model_control import ModelRef, describe, find_project_arn
 from labeling_loop.kernel.aws_clients import error_code
@@ -267,8 +267,10 @@ def _finish(s3: Any, config: RunConfig, state: dict[str, Any]) -> dict[str, Any]
     }
     if seconds:
         cost = report.get("cost") or {}
-        extra = run_cost(model_usage={}, backend="labelstudio", images_reviewed_by_people=0, batches=0,
-                         images_labeled=0, training_seconds=float(seconds))["training"]  # fmt: skip
+        usage = RunUsage(
+            images_reviewed_by_people=0, batches=0, images_labeled=0, training_seconds=float(seconds)
+        )
+        extra = run_cost(usage, "labelstudio")["training"]
         total = round(float(cost.get("totalUsd") or 0) + extra["usd"], 4)
         labeled = (report.get("counts") or {}).get("imagesInManifest") or 0
         report["cost"] = {**cost, "training": extra, "totalUsd": total,

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from fixtures_aws import IMAGES_BUCKET, MODEL_ARN, OUTPUT_BUCKET, jpeg, put_object, write_jsonl
 from labeling_loop.inference import batch_progress
-from labeling_loop.inference.batch import BatchItem, Progress, run_batch
+from labeling_loop.inference.batch import BatchItem, BatchTurn, InferenceSettings, Progress, run_batch
 from labeling_loop.inference.batch_progress import EVERY_IMAGES, EVERY_SECONDS, BatchProgress
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.s3_uri import S3Uri
@@ -99,13 +99,9 @@ def test_the_batch_shows_its_progress_while_it_runs(
     done = run_batch(
         aws.s3,
         rekognition,
-        LAYOUT,
-        batch=BatchItem(0, 0, 6, calls_per_second=1000.0, calls_in_flight=10.0),
-        progress=Progress(),
-        model_arn=MODEL_ARN,
-        min_confidence=50.0,
+        InferenceSettings(LAYOUT, MODEL_ARN, min_confidence=50.0, threads=1),
+        BatchTurn(BatchItem(0, 0, 6, calls_per_second=1000.0, calls_in_flight=10.0), Progress()),
         seconds_left=lambda: 900.0,
-        threads=1,
     )
 
     # THEN each call saw the images finished before it, and the end says the batch finished

@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from fixtures_aws import IMAGES_BUCKET, MODEL_ARN, OUTPUT_BUCKET, REGION, jpeg, png, put_object, read_jsonl
-from labeling_loop.inference.batch import BatchItem, Progress, run_batch
+from labeling_loop.inference.batch import BatchItem, BatchTurn, InferenceSettings, Progress, run_batch
 from labeling_loop.inference.images import MAX_BYTES
 from labeling_loop.kernel.aws_clients import INFERENCE
 from labeling_loop.kernel.errors import ModelNotRunningError
@@ -75,17 +75,16 @@ def infer(
     aws: SimpleNamespace, stubber: Stubber, refs: list[str], batch_id: int = 0, **kwargs: Any
 ) -> Progress:
     write_inventory(aws.s3, refs)
-    return run_batch(
-        kwargs.pop("s3", aws.s3),
-        stubber.client,
+    settings = InferenceSettings(
         LAYOUT,
-        batch=batch_of(refs, batch_id),
-        progress=Progress(),
-        model_arn=MODEL_ARN,
+        MODEL_ARN,
         min_confidence=kwargs.pop("min_confidence", 50.0),
-        seconds_left=kwargs.pop("seconds_left", lambda: 900.0),
         threads=1,  # the Stubber answers in order
-        **kwargs,
+    )
+    s3 = kwargs.pop("s3", aws.s3)
+    seconds_left = kwargs.pop("seconds_left", lambda: 900.0)
+    return run_batch(
+        s3, stubber.client, settings, BatchTurn(batch_of(refs, batch_id), Progress(), **kwargs), seconds_left
     )
 
 
@@ -411,13 +410,9 @@ def test_an_image_s3_refuses_to_read_is_unreadable_not_corrupt(
     run_batch(
         s3,
         rekognition.client,
-        LAYOUT,
-        batch=batch_of(refs),
-        progress=Progress(),
-        model_arn=MODEL_ARN,
-        min_confidence=50.0,
+        InferenceSettings(LAYOUT, MODEL_ARN, min_confidence=50.0, threads=1),
+        BatchTurn(batch_of(refs), Progress()),
         seconds_left=lambda: 900.0,
-        threads=1,
     )
     # THEN it is skipped as unreadable (an access problem, reported as such), and the model is not called
     (skip,) = read_jsonl(aws.s3, LAYOUT.skipped_part("inference", part(0)))
@@ -493,13 +488,9 @@ def test_an_invocation_stops_before_its_time_runs_out_and_the_next_one_continues
         return run_batch(
             aws.s3,
             rekognition.client,
-            LAYOUT,
-            batch=batch,
-            progress=progress,
-            model_arn=MODEL_ARN,
-            min_confidence=50.0,
+            InferenceSettings(LAYOUT, MODEL_ARN, min_confidence=50.0, threads=1),
+            BatchTurn(batch, progress),
             seconds_left=seconds_left,
-            threads=1,
         )
 
     # WHEN the first invocation runs

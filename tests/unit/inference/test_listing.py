@@ -9,7 +9,7 @@ import pytest
 from fixtures_aws import IMAGES_BUCKET, OUTPUT_BUCKET, put_object, read_jsonl
 from labeling_loop.inference import claims
 from labeling_loop.inference.images import MAX_BYTES
-from labeling_loop.inference.listing import ListingResult, list_images
+from labeling_loop.inference.listing import ListingResult, ListingSettings, list_images
 from labeling_loop.kernel.errors import InvalidInput
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.s3_uri import S3Uri
@@ -35,10 +35,7 @@ def run_listing(
 ) -> tuple[ListingResult, RunLayout]:
     output_uri = S3Uri.parse(output)
     layout = layout_of(run_id, output_uri)
-    result = list_images(
-        aws.s3,
-        aws.dynamodb,
-        aws.table,
+    settings = ListingSettings(
         images=S3Uri.parse(images),
         layout=layout,
         output_prefix=output_uri,
@@ -46,8 +43,8 @@ def run_listing(
         incremental=incremental,
         claim_seconds=claim_seconds,
         max_images=max_images,
-        now=now,
     )
+    result = list_images(aws.s3, aws.dynamodb, aws.table, settings, now=now)
     return result, layout
 
 

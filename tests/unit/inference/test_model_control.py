@@ -18,6 +18,7 @@ from labeling_loop.kernel.errors import (
     ModelTransitionError,
 )
 from labeling_loop.kernel.run_config import RunConfig
+from labeling_loop.lifecycle.services import Services
 
 NOW = 1_760_000_000.0
 
@@ -41,8 +42,8 @@ def _steps(aws: SimpleNamespace, executions: FakeExecutions) -> None:
     aws.executions = executions  # which lease holders are still running
 
 
-def services(aws: SimpleNamespace, model: FakeCustomLabels) -> model_control.Services:
-    return model_control.Services(model.client, aws.dynamodb, aws.table, aws.executions.client)
+def services(aws: SimpleNamespace, model: FakeCustomLabels) -> Services:
+    return Services(model.client, aws.dynamodb, aws.table, aws.executions.client)
 
 
 IMAGES = 300  # images the run infers

@@ -29,7 +29,7 @@ from fixtures_aws import (
 from labeling_loop.finishing.finish import build_run_manifest
 from labeling_loop.finishing.report.publish import run_result
 from labeling_loop.inference import claims, model_control, model_lease
-from labeling_loop.inference.listing import list_images
+from labeling_loop.inference.listing import ListingSettings, list_images
 from labeling_loop.kernel.deferral import defer_record
 from labeling_loop.kernel.errors import ModelTransitionError
 from labeling_loop.kernel.jsonl import write_json
@@ -38,6 +38,7 @@ from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.lifecycle import cleanup, run_records
 from labeling_loop.lifecycle.cleanup import failure_name
+from labeling_loop.lifecycle.services import Services
 from labeling_loop.review.selection import PlanSummary
 
 NOW = 1_760_000_000
@@ -81,7 +82,7 @@ def cloud(
     aws: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions, jobs: FakeLabelingJobs
 ) -> SimpleNamespace:
     """The services the cleanup talks to."""
-    services = model_control.Services(model.client, aws.dynamodb, aws.table, executions.client)
+    services = Services(model.client, aws.dynamodb, aws.table, executions.client)
     return SimpleNamespace(services=services, s3=aws.s3, sagemaker=jobs.client, model=model, jobs=jobs)
 
 
@@ -364,10 +365,7 @@ def test_finish_records_labeled_images_and_frees_skipped_ones(aws: SimpleNamespa
     for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
         put_object(aws.s3, IMAGES_BUCKET, f"photos/{name}", b"x")
     next_layout = RunLayout.for_run(S3Uri.parse(make_config().output), "run-2")
-    listing = list_images(
-        aws.s3,
-        aws.dynamodb,
-        aws.table,
+    settings = ListingSettings(
         images=S3Uri(IMAGES_BUCKET, "photos/"),
         layout=next_layout,
         output_prefix=S3Uri.parse(make_config().output),
@@ -375,8 +373,8 @@ def test_finish_records_labeled_images_and_frees_skipped_ones(aws: SimpleNamespa
         incremental=True,
         claim_seconds=3600,
         max_images=100,
-        now=NOW + 7200,
     )
+    listing = list_images(aws.s3, aws.dynamodb, aws.table, settings, now=NOW + 7200)
     assert listing.images_to_infer == 2
     assert listing.deferred_before == 1
     inventoried = {line["source-ref"]: line for line in read_jsonl(aws.s3, next_layout.inventory)}
@@ -647,8 +645,8 @@ def test_the_ended_event_cleanup_waits_for_a_starting_model_while_it_has_time(
 
     # WHEN its execution-ended cleanup runs with time to spare
     result = cleanup.clean_up(
-        cloud.services, cloud.s3, cloud.sagemaker, config, None, wait_for_stop=False,
-        seconds_left=lambda: 300.0, sleep=sleep,
+        cloud.services, cloud.s3, cloud.sagemaker, config, None,
+        cleanup.StopWaiting(raise_while_pending=False, seconds_left=lambda: 300.0, sleep=sleep),
     )  # fmt: skip
     # THEN it looked again until the model ran, and stopped it
     assert polls == [cleanup.START_POLL_S] * 2
@@ -660,8 +658,8 @@ def test_the_ended_event_cleanup_waits_for_a_starting_model_while_it_has_time(
     model.status = "STOPPED"
     acquire(cloud, other)
     late = cleanup.clean_up(
-        cloud.services, cloud.s3, cloud.sagemaker, other, None, wait_for_stop=False,
-        seconds_left=lambda: cleanup.RESERVE_S, sleep=sleep,
+        cloud.services, cloud.s3, cloud.sagemaker, other, None,
+        cleanup.StopWaiting(raise_while_pending=False, seconds_left=lambda: cleanup.RESERVE_S, sleep=sleep),
     )  # fmt: skip
     assert (late["modelStopped"], late["modelStatus"], late["modelStopPending"]) == (False, "STARTING", True)
     assert model_lease.read(aws.dynamodb, aws.table, MODEL_ARN).started_by_workflow is True

@@ -22,6 +22,7 @@ from labeling_loop.kernel.errors import ModelStartFailedError, ModelStartingErro
 from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.kernel.run_input import start_run
 from labeling_loop.lifecycle import cleanup, redrive, run_records
+from labeling_loop.lifecycle.services import Services
 
 NOW = 1_760_000_000.0
 IMAGES = [f"s3://{IMAGES_BUCKET}/photos/{n}.jpg" for n in ("a", "b", "c")]
@@ -38,15 +39,13 @@ def executions(aws: SimpleNamespace) -> FakeExecutions:
 
 
 @pytest.fixture
-def services(
-    aws: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions
-) -> model_control.Services:
-    return model_control.Services(model.client, aws.dynamodb, aws.table, executions.client)
+def services(aws: SimpleNamespace, model: FakeCustomLabels, executions: FakeExecutions) -> Services:
+    return Services(model.client, aws.dynamodb, aws.table, executions.client)
 
 
 def aborted_and_cleaned_up(
     aws: SimpleNamespace,
-    services: model_control.Services,
+    services: Services,
     model: FakeCustomLabels,
     executions: FakeExecutions,
 ) -> RunConfig:
@@ -71,9 +70,7 @@ def claim_owner(aws: SimpleNamespace, ref: str) -> Any:
     return item and item["runId"]["S"]
 
 
-def test_a_run_never_cleaned_up_has_nothing_to_take_back(
-    aws: SimpleNamespace, services: model_control.Services
-) -> None:
+def test_a_run_never_cleaned_up_has_nothing_to_take_back(aws: SimpleNamespace, services: Services) -> None:
     config = make_config("run-1")
     start_run(aws.s3, aws.dynamodb, aws.table, config)
     assert redrive.take_back(services, aws.s3, config, NOW) == {"resumed": False}
@@ -82,7 +79,7 @@ def test_a_run_never_cleaned_up_has_nothing_to_take_back(
 
 def test_a_redriven_run_takes_back_its_record_lease_and_claims(
     aws: SimpleNamespace,
-    services: model_control.Services,
+    services: Services,
     model: FakeCustomLabels,
     executions: FakeExecutions,
 ) -> None:
@@ -109,7 +106,7 @@ def test_a_redriven_run_takes_back_its_record_lease_and_claims(
 
 def test_a_batch_of_a_redriven_run_restarts_the_model_its_cleanup_stopped(
     aws: SimpleNamespace,
-    services: model_control.Services,
+    services: Services,
     model: FakeCustomLabels,
     executions: FakeExecutions,
 ) -> None:
@@ -139,7 +136,7 @@ def test_a_batch_of_a_redriven_run_restarts_the_model_its_cleanup_stopped(
 
 
 def test_a_model_stopped_under_a_run_never_redriven_is_not_restarted(
-    aws: SimpleNamespace, services: model_control.Services, model: FakeCustomLabels
+    aws: SimpleNamespace, services: Services, model: FakeCustomLabels
 ) -> None:
     # GIVEN a live run whose model someone stopped by hand during inference
     config = make_config("run-1")
@@ -153,7 +150,7 @@ def test_a_model_stopped_under_a_run_never_redriven_is_not_restarted(
 
 def test_a_lambda_still_in_flight_for_the_ended_execution_takes_nothing_back(
     aws: SimpleNamespace,
-    services: model_control.Services,
+    services: Services,
     model: FakeCustomLabels,
     executions: FakeExecutions,
 ) -> None:

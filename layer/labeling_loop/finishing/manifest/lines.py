@@ -111,6 +111,45 @@ def _image_size(record: Mapping[str, Any]) -> tuple[int, int] | None:
     return width, height
 
 
+def _detection_annotations(
+    raw_boxes: list[Any], class_map: ClassMap, size: tuple[int, int], result: LineResult
+) -> list[dict[str, int]]:
+    """The record's boxes that survive as annotations, each fix or drop recorded on `result`."""
+    width, height = size
+    annotations: list[dict[str, int]] = []
+    for raw in raw_boxes:
+        label = raw.get("label")
+        if label not in class_map:
+            result.fix("box-dropped-unknown-label")
+            continue
+        try:
+            original = PixelBox.from_dict(raw)
+        except (KeyError, TypeError, ValueError):
+            result.fix("box-dropped-malformed")
+            continue
+        box = clip_box(original, width, height)
+        if box is None:
+            result.fix("box-dropped-outside-or-too-small")
+            continue
+        if box != original:
+            result.fix("box-clipped")
+        if not box_large_enough(box.width, box.height, width, height):
+            result.fix("box-dropped-too-small-after-resize")
+            continue
+        annotations.append({"class_id": class_map.id_of(label), **box.to_dict()})
+    return annotations
+
+
+def _box_count_problem(raw_count: int, kept_count: int, width: int, height: int) -> str | None:
+    """Why an image's kept boxes cannot make a line (all dropped, or too many), or None."""
+    if raw_count and not kept_count:
+        return f"all {raw_count} boxes invalid after clipping to {width}x{height}"
+    if kept_count > MAX_BOXES_PER_IMAGE:
+        # Dropping boxes would leave objects unlabeled, which teaches the model they are background.
+        return f"{kept_count} boxes, Custom Labels allows at most {MAX_BOXES_PER_IMAGE} per image"
+    return None
+
+
 def build_detection_line(
     record: Mapping[str, Any], class_map: ClassMap, *, job_name: str, creation_date: str
 ) -> LineResult:
@@ -133,39 +172,10 @@ def build_detection_line(
         result.skip = skip_record(ref, REASON_DIMENSIONS, problem)
         return result
     raw_boxes = record.get("boxes") or []
-    annotations: list[dict[str, int]] = []
-    for raw in raw_boxes:
-        label = raw.get("label")
-        if label not in class_map:
-            result.fix("box-dropped-unknown-label")
-            continue
-        try:
-            original = PixelBox.from_dict(raw)
-        except (KeyError, TypeError, ValueError):
-            result.fix("box-dropped-malformed")
-            continue
-        box = clip_box(original, width, height)
-        if box is None:
-            result.fix("box-dropped-outside-or-too-small")
-            continue
-        if box != original:
-            result.fix("box-clipped")
-        if not box_large_enough(box.width, box.height, width, height):
-            result.fix("box-dropped-too-small-after-resize")
-            continue
-        annotations.append({"class_id": class_map.id_of(label), **box.to_dict()})
-    if raw_boxes and not annotations:
-        result.skip = skip_record(
-            ref, REASON_INVALID, f"all {len(raw_boxes)} boxes invalid after clipping to {width}x{height}"
-        )
-        return result
-    if len(annotations) > MAX_BOXES_PER_IMAGE:
-        # Dropping boxes would leave objects unlabeled, which teaches the model they are background.
-        result.skip = skip_record(
-            ref,
-            REASON_INVALID,
-            f"{len(annotations)} boxes, Custom Labels allows at most {MAX_BOXES_PER_IMAGE} per image",
-        )
+    annotations = _detection_annotations(raw_boxes, class_map, (width, height), result)
+    count_problem = _box_count_problem(len(raw_boxes), len(annotations), width, height)
+    if count_problem:
+        result.skip = skip_record(ref, REASON_INVALID, count_problem)
         return result
     metadata = {
         "objects": [{"confidence": ANNOTATION_CONFIDENCE} for _ in annotations],

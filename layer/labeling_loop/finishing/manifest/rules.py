@@ -142,6 +142,16 @@ def _common_metadata_issues(attr: str, metadata: Mapping[str, Any]) -> list[Issu
     return issues
 
 
+def _detection_size(value: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The line's one image_size as (width, height) of positive integers, or None."""
+    sizes = value.get("image_size")
+    size = sizes[0] if isinstance(sizes, list) and len(sizes) == 1 and isinstance(sizes[0], dict) else {}
+    width, height = size.get("width"), size.get("height")
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        return None
+    return width, height
+
+
 def _detection_issues(attr: str, value: Any, metadata: Mapping[str, Any]) -> tuple[list[Issue], set[str]]:
     issues: list[Issue] = []
     names: set[str] = set()
@@ -149,10 +159,8 @@ def _detection_issues(attr: str, value: Any, metadata: Mapping[str, Any]) -> tup
         return [
             Issue("INVALID_ANNOTATION_ATTRIBUTE", f"{attr} is not an object", source=SRC_DETECTION)
         ], names
-    sizes = value.get("image_size")
-    size = sizes[0] if isinstance(sizes, list) and len(sizes) == 1 and isinstance(sizes[0], dict) else {}
-    width, height = size.get("width"), size.get("height")
-    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+    size = _detection_size(value)
+    if size is None:
         return [
             Issue(
                 "INVALID_IMAGE_SIZE",
@@ -160,7 +168,7 @@ def _detection_issues(attr: str, value: Any, metadata: Mapping[str, Any]) -> tup
                 source=SRC_DETECTION,
             )
         ], names
-    problem = dimensions_problem(width, height)
+    problem = dimensions_problem(*size)
     if problem:
         issues.append(Issue("ERROR_INVALID_IMAGE_DIMENSION", problem))
     annotations = value.get("annotations")
@@ -169,6 +177,25 @@ def _detection_issues(attr: str, value: Any, metadata: Mapping[str, Any]) -> tup
             *issues,
             Issue("INVALID_ANNOTATIONS", f"{attr}: annotations must be a list", source=SRC_DETECTION),
         ], names
+    issues.extend(_detection_metadata_issues(annotations, metadata))
+    class_map = metadata.get("class-map")
+    if not isinstance(class_map, dict):
+        class_map = {}
+    for name in class_map.values():
+        problem = label_name_problem(name)
+        if problem:
+            issues.append(Issue("INVALID_LABEL_NAME", f"{problem}: {name!r}", source=SRC_LIMITS))
+    for index, ann in enumerate(annotations):
+        box_issues, name = _box_issues(f"{attr} box {index}", ann, class_map, size)
+        issues.extend(box_issues)
+        if name is not None:
+            names.add(name)
+    return issues, names
+
+
+def _detection_metadata_issues(annotations: list[Any], metadata: Mapping[str, Any]) -> list[Issue]:
+    """The box count and the per-box confidences in the metadata's `objects`."""
+    issues: list[Issue] = []
     if len(annotations) > MAX_BOXES_PER_IMAGE:
         issues.append(
             Issue(
@@ -190,45 +217,41 @@ def _detection_issues(attr: str, value: Any, metadata: Mapping[str, Any]) -> tup
                 "ERROR_MISSING_BOUNDING_BOX_CONFIDENCE", "objects must hold one {confidence} per annotation"
             )
         )
-    class_map = metadata.get("class-map")
-    if not isinstance(class_map, dict):
-        class_map = {}
-    for name in class_map.values():
-        problem = label_name_problem(name)
-        if problem:
-            issues.append(Issue("INVALID_LABEL_NAME", f"{problem}: {name!r}", source=SRC_LIMITS))
-    for index, ann in enumerate(annotations):
-        where = f"{attr} box {index}"
-        if (
-            type(ann) is not dict
-            or type(ann.get("left")) not in _NUMBER_TYPES
-            or type(ann.get("top")) not in _NUMBER_TYPES
-            or type(ann.get("width")) not in _NUMBER_TYPES
-            or type(ann.get("height")) not in _NUMBER_TYPES
-        ):
-            issues.append(Issue("ERROR_INVALID_BOUNDING_BOX", f"{where}: left/top/width/height missing"))
-            continue
-        class_id = ann.get("class_id")
-        if str(class_id) not in class_map or isinstance(class_id, bool):
-            issues.append(
-                Issue("ERROR_MISSING_CLASS_MAP_ID", f"{where}: class_id {class_id!r} not in class-map")
+    return issues
+
+
+def _box_issues(
+    where: str, ann: Any, class_map: Mapping[str, Any], size: tuple[int, int]
+) -> tuple[list[Issue], str | None]:
+    """One annotation's issues, and its label name when its class_id is in the class-map."""
+    if (
+        type(ann) is not dict
+        or type(ann.get("left")) not in _NUMBER_TYPES
+        or type(ann.get("top")) not in _NUMBER_TYPES
+        or type(ann.get("width")) not in _NUMBER_TYPES
+        or type(ann.get("height")) not in _NUMBER_TYPES
+    ):
+        return [Issue("ERROR_INVALID_BOUNDING_BOX", f"{where}: left/top/width/height missing")], None
+    issues: list[Issue] = []
+    name = None
+    class_id = ann.get("class_id")
+    if str(class_id) not in class_map or isinstance(class_id, bool):
+        issues.append(Issue("ERROR_MISSING_CLASS_MAP_ID", f"{where}: class_id {class_id!r} not in class-map"))
+    else:
+        name = class_map[str(class_id)]
+    width, height = size
+    left, top, box_w, box_h = ann["left"], ann["top"], ann["width"], ann["height"]
+    if min(left, top, box_w, box_h) < 0 or left + box_w > width or top + box_h > height:
+        issues.append(Issue("ERROR_INVALID_BOUNDING_BOX", f"{where}: negative or outside {width}x{height}"))
+    elif not box_large_enough(box_w, box_h, width, height):
+        issues.append(
+            Issue(
+                "ERROR_BOUNDING_BOX_TOO_SMALL",
+                f"{where}: {box_w}x{box_h} not > 1 px after resizing {width}x{height} "
+                f"to {TRAINING_RESIZE_PX} px",
             )
-        else:
-            names.add(class_map[str(class_id)])
-        left, top, box_w, box_h = ann["left"], ann["top"], ann["width"], ann["height"]
-        if min(left, top, box_w, box_h) < 0 or left + box_w > width or top + box_h > height:
-            issues.append(
-                Issue("ERROR_INVALID_BOUNDING_BOX", f"{where}: negative or outside {width}x{height}")
-            )
-        elif not box_large_enough(box_w, box_h, width, height):
-            issues.append(
-                Issue(
-                    "ERROR_BOUNDING_BOX_TOO_SMALL",
-                    f"{where}: {box_w}x{box_h} not > 1 px after resizing {width}x{height} "
-                    f"to {TRAINING_RESIZE_PX} px",
-                )
-            )
-    return issues, names
+        )
+    return issues, name
 
 
 def _classification_issues(

@@ -21,7 +21,8 @@ an image shipped wrong costs a correction later instead of saving one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from labeling_loop.finishing.report.prices import (
@@ -49,33 +50,64 @@ def _line(quantity: float, price: Price) -> dict[str, Any]:
     }
 
 
-def run_cost(
-    *,
-    model_usage: Mapping[str, Any] | None,
-    backend: str,
-    images_reviewed_by_people: int,
-    batches: int,
-    images_labeled: int,
-    training_seconds: float | None = None,
-    wrong_auto_accepted: list[int] | None = None,
-    reviewer_seconds: float | None = None,
-    reviewer_hourly_usd: float = 0.0,
-    engine_usage: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    usage = model_usage or {}
-    seconds = float(usage.get("modelSeconds") or 0)
-    units = int(usage.get("inferenceUnits") or 0)
+@dataclass(frozen=True)
+class RunUsage:
+    """What a run used, as the report reads it: the model's lease, the images and batches, the
+    engine's measured usage, training and people's time."""
+
+    images_reviewed_by_people: int
+    batches: int
+    images_labeled: int
+    model_usage: Mapping[str, Any] | None = None
+    training_seconds: float | None = None
+    wrong_auto_accepted: Sequence[int] | None = None  # the audit's 95 % range of wrong auto-accepted
+    reviewer_seconds: float | None = None
+    reviewer_hourly_usd: float = 0.0
+    engine_usage: Mapping[str, Any] | None = None
+
+
+def run_cost(usage: RunUsage, backend: str) -> dict[str, Any]:
+    model = usage.model_usage or {}
+    seconds = float(model.get("modelSeconds") or 0)
+    units = int(model.get("inferenceUnits") or 0)
     lines: dict[str, Any] = {"inference": _line(seconds / 3600 * units, CUSTOM_LABELS_IU_HOUR)}
-    lines["inference"]["startedByRun"] = bool(usage.get("startedByRun"))
+    lines["inference"]["startedByRun"] = bool(model.get("startedByRun"))
+    lines["review"] = _review_line(usage.images_reviewed_by_people, backend)
+    lines["engine"] = _engine_line(usage.engine_usage, usage.batches)
+    if usage.training_seconds is not None:
+        lines["training"] = _line(usage.training_seconds / 3600, CUSTOM_LABELS_TRAINING_HOUR)
+    if usage.reviewer_seconds is not None:
+        lines["people"] = _people_line(usage.reviewer_seconds, usage.reviewer_hourly_usd)
+    total = round(sum(float(line["usd"]) for line in lines.values()), 4)
+    images_labeled = usage.images_labeled
+    low, high = (usage.wrong_auto_accepted or [0, 0])[:2]
+    correct = [images_labeled - high, images_labeled - low]  # fewest, most correct images
+    return {
+        **lines,
+        "totalUsd": total,
+        "perLabeledImageUsd": round(total / images_labeled, 5) if images_labeled else None,
+        "correctImages95": correct,
+        # The most correct images give the lowest cost: (best, worst) per correct image.
+        "perCorrectImageUsd95": [
+            round(total / correct[1], 5) if correct[1] > 0 else None,
+            round(total / correct[0], 5) if correct[0] > 0 else None,
+        ],
+        "note": "list prices, several unconfirmed (priceConfirmed false: docs/aws-facts.md §8)",
+    }
+
+
+def _review_line(images_reviewed_by_people: int, backend: str) -> dict[str, Any]:
     if backend == "groundtruth":
-        lines["review"] = _line(images_reviewed_by_people, GROUND_TRUTH_OBJECT)
-    else:
-        lines["review"] = {
-            "quantity": images_reviewed_by_people,
-            "unit": "reviewed image",
-            "usd": 0.0,
-            "note": "self-hosted Label Studio: its hosting is not counted",
-        }
+        return _line(images_reviewed_by_people, GROUND_TRUTH_OBJECT)
+    return {
+        "quantity": images_reviewed_by_people,
+        "unit": "reviewed image",
+        "usd": 0.0,
+        "note": "self-hosted Label Studio: its hosting is not counted",
+    }
+
+
+def _engine_line(engine_usage: Mapping[str, Any] | None, batches: int) -> dict[str, Any]:
     if engine_usage:
         transitions, invocations = int(engine_usage["transitions"]), int(engine_usage["invocations"])
         estimated = int(engine_usage.get("estimatedTransitions") or 0)
@@ -92,31 +124,16 @@ def run_cost(
     if engine_usage:
         engine["measuredTransitions"] = int(engine_usage.get("measuredTransitions") or 0)
         engine["estimatedTransitions"] = int(engine_usage.get("estimatedTransitions") or 0)
-    lines["engine"] = engine
-    if training_seconds is not None:
-        lines["training"] = _line(training_seconds / 3600, CUSTOM_LABELS_TRAINING_HOUR)
-    if reviewer_seconds is not None:
-        hours = reviewer_seconds / 3600
-        lines["people"] = {
-            "quantity": round(hours, 4),
-            "unit": "reviewer hour (as the backend timed it)",
-            "usd": round(hours * reviewer_hourly_usd, 4),
-            "note": "reviewerHourlyUsd not set: people's time not priced"
-            if not reviewer_hourly_usd
-            else f"at {reviewer_hourly_usd:g} USD per hour",
-        }
-    total = round(sum(float(line["usd"]) for line in lines.values()), 4)
-    low, high = (wrong_auto_accepted or [0, 0])[:2]
-    correct = [images_labeled - high, images_labeled - low]  # fewest, most correct images
+    return engine
+
+
+def _people_line(reviewer_seconds: float, reviewer_hourly_usd: float) -> dict[str, Any]:
+    hours = reviewer_seconds / 3600
     return {
-        **lines,
-        "totalUsd": total,
-        "perLabeledImageUsd": round(total / images_labeled, 5) if images_labeled else None,
-        "correctImages95": correct,
-        # The most correct images give the lowest cost: (best, worst) per correct image.
-        "perCorrectImageUsd95": [
-            round(total / correct[1], 5) if correct[1] > 0 else None,
-            round(total / correct[0], 5) if correct[0] > 0 else None,
-        ],
-        "note": "list prices, several unconfirmed (priceConfirmed false: docs/aws-facts.md §8)",
+        "quantity": round(hours, 4),
+        "unit": "reviewer hour (as the backend timed it)",
+        "usd": round(hours * reviewer_hourly_usd, 4),
+        "note": "reviewerHourlyUsd not set: people's time not priced"
+        if not reviewer_hourly_usd
+        else f"at {reviewer_hourly_usd:g} USD per hour",
     }

@@ -13,7 +13,7 @@ from typing import Any
 
 from labeling_loop.evaluation.measures import AUDIT, REVIEW, RunMeasures
 from labeling_loop.evaluation.verdict import DEFAULT_BOX_TOLERANCE
-from labeling_loop.finishing.report.cost import run_cost
+from labeling_loop.finishing.report.cost import RunUsage, run_cost
 
 # Gate decisions under which the auto-accepted images go into the manifest (evaluation/audit.py).
 SHIPPING_DECISIONS = frozenset({"ship", "nothing-to-ship"})
@@ -174,16 +174,18 @@ def report_sections(
         "work": measures.work_done(shipped),
         "budget": budget_section(measures, context, deferred_by_reason or {}),
         "cost": run_cost(
-            model_usage=context.model_usage,
-            backend=backend,
-            # Sent to people (Ground Truth charges per object sent), the second wave included.
-            images_reviewed_by_people=context.images_to_review + context.images_second_wave,
-            batches=context.batches,
-            images_labeled=images_in_manifest,
-            wrong_auto_accepted=wrong_shipped,
-            reviewer_seconds=_reviewer_seconds(measures),
-            reviewer_hourly_usd=context.reviewer_hourly_usd,
-            engine_usage=context.engine_usage,
+            RunUsage(
+                model_usage=context.model_usage,
+                # Sent to people (Ground Truth charges per object sent), the second wave included.
+                images_reviewed_by_people=context.images_to_review + context.images_second_wave,
+                batches=context.batches,
+                images_labeled=images_in_manifest,
+                wrong_auto_accepted=wrong_shipped,
+                reviewer_seconds=_reviewer_seconds(measures),
+                reviewer_hourly_usd=context.reviewer_hourly_usd,
+                engine_usage=context.engine_usage,
+            ),
+            backend,
         ),
         "disagreements": measures.disagreements(),
     }

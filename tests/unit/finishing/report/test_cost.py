@@ -7,17 +7,19 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from fixtures_aws import make_config
-from labeling_loop.finishing.report.cost import run_cost
+from labeling_loop.finishing.report.cost import RunUsage, run_cost
 from labeling_loop.finishing.report.engine_usage import measure_run
 
 
 def test_cost_counts_inference_unit_hours_review_and_engine() -> None:
     cost = run_cost(
-        model_usage={"modelSeconds": 1800, "inferenceUnits": 2, "startedByRun": True},
-        backend="groundtruth",
-        images_reviewed_by_people=100,
-        batches=10,
-        images_labeled=200,
+        RunUsage(
+            model_usage={"modelSeconds": 1800, "inferenceUnits": 2, "startedByRun": True},
+            images_reviewed_by_people=100,
+            batches=10,
+            images_labeled=200,
+        ),
+        "groundtruth",
     )
     assert cost["inference"]["quantity"] == 1.0 and cost["inference"]["usd"] == 4.0
     assert cost["review"]["usd"] == pytest.approx(8.0)
@@ -28,14 +30,16 @@ def test_cost_counts_inference_unit_hours_review_and_engine() -> None:
 def test_cost_per_correct_image_leaves_out_the_auto_accepted_images_estimated_wrong() -> None:
     # GIVEN 200 images in the manifest, of which the audit says 2 to 10 auto-accepted ones are wrong
     cost = run_cost(
-        model_usage={"modelSeconds": 3600, "inferenceUnits": 1},
-        backend="labelstudio",
-        images_reviewed_by_people=50,
-        batches=1,
-        images_labeled=200,
-        wrong_auto_accepted=[2, 10],
-        reviewer_seconds=50 * 36.0,
-        reviewer_hourly_usd=30.0,
+        RunUsage(
+            model_usage={"modelSeconds": 3600, "inferenceUnits": 1},
+            images_reviewed_by_people=50,
+            batches=1,
+            images_labeled=200,
+            wrong_auto_accepted=[2, 10],
+            reviewer_seconds=50 * 36.0,
+            reviewer_hourly_usd=30.0,
+        ),
+        "labelstudio",
     )
     # THEN the correct images are 190-198 and the cost per correct image is over those, people included
     assert cost["correctImages95"] == [190, 198]
@@ -49,9 +53,8 @@ def test_cost_per_correct_image_leaves_out_the_auto_accepted_images_estimated_wr
 def test_the_engine_line_uses_what_was_measured_and_says_what_was_estimated() -> None:
     usage = {"transitions": 140, "invocations": 21, "measuredTransitions": 129, "estimatedTransitions": 11}
     cost = run_cost(
-        model_usage={}, backend="groundtruth", images_reviewed_by_people=0, batches=3, images_labeled=10,
-        engine_usage=usage,
-    )  # fmt: skip
+        RunUsage(images_reviewed_by_people=0, batches=3, images_labeled=10, engine_usage=usage), "groundtruth"
+    )
     engine = cost["engine"]
     assert engine["quantity"] == 140 and engine["measuredTransitions"] == 129
     assert (
@@ -59,9 +62,9 @@ def test_the_engine_line_uses_what_was_measured_and_says_what_was_estimated() ->
         and "11" in engine["note"]
     )
     # without a measurement, the estimate, said so
-    assert run_cost(
-        model_usage={}, backend="groundtruth", images_reviewed_by_people=0, batches=3, images_labeled=10
-    )["engine"]["note"].startswith("estimate:")
+    assert run_cost(RunUsage(images_reviewed_by_people=0, batches=3, images_labeled=10), "groundtruth")[
+        "engine"
+    ]["note"].startswith("estimate:")
 
 
 def test_a_history_the_run_cannot_read_falls_back_to_the_estimate() -> None:

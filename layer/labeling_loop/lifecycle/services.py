@@ -1,0 +1,28 @@
+"""The clients bundle of model control and of cleanup after a run: the model (Rekognition), the
+run-state table (DynamoDB), executions (Step Functions) and metrics (CloudWatch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from labeling_loop.kernel.aws_clients import client
+
+
+@dataclass(frozen=True)
+class Services:
+    """The clients model control uses. `executions` (Step Functions) tells a live lease holder from
+    a dead one; `metrics` (CloudWatch) tells how many units a model someone else started runs on."""
+
+    rekognition: Any
+    dynamodb: Any
+    table: str
+    executions: Any
+    metrics: Any = None
+
+    @classmethod
+    def create(cls, table: str) -> Services:
+        """The clients of a Lambda container (made once, at cold start)."""
+        return cls(
+            client("rekognition"), client("dynamodb"), table, client("stepfunctions"), client("cloudwatch")
+        )
