@@ -146,7 +146,13 @@ S3Prefix = Annotated[str, AfterValidator(_s3_prefix)]
 ReviewBackend = Literal["groundtruth", "labelstudio"]
 RequestedTaskType = Literal["auto", "detection", "classification"]
 TaskType = Literal["detection", "classification"]
-InferenceUnits = Annotated[int, _NUMBER, Field(ge=1, le=100)]
+# AWS documents only the floor (StartProjectVersion's MinInferenceUnits is an int >= 1: docs/aws-facts.md,
+# https://docs.aws.amazon.com/rekognition/latest/APIReference/API_StartProjectVersion.html); the 100 is
+# this stack's own ceiling against a typo that would bill a hundred-plus units an hour, not an AWS quota.
+# template.yaml's MinInferenceUnits and InferenceUnitsLimit repeat both (tests/contract/test_settings.py).
+MIN_INFERENCE_UNITS = 1
+MAX_INFERENCE_UNITS = 100
+InferenceUnits = Annotated[int, _NUMBER, Field(ge=MIN_INFERENCE_UNITS, le=MAX_INFERENCE_UNITS)]
 Confidence = Annotated[float, _NUMBER, Field(ge=0, le=100)]
 # At most one manifest's worth (MAX_MANIFEST_LINES; lower in some regions, checked in RunConfig).
 ImagesPerRun = Annotated[int, _NUMBER, Field(ge=1, le=MAX_MANIFEST_LINES)]
