@@ -6,8 +6,8 @@ the caller's. AWS S3 streams a GET: the caller holds one read buffer at a time. 
 a file under a temporary directory, so a GET opens the file and the caller's reads come straight
 from disk, as they come from the socket on AWS.
 
-Only what the data steps call is implemented (layer/labeling_loop/kernel/jsonl.py, review_plan.py,
-groundtruth.py, build_manifest.py, finish.py, listing.py):
+Only what the data steps call is implemented (layer/labeling_loop/: kernel/jsonl.py,
+review/selection.py, review/groundtruth/, finishing/finish.py, inference/listing.py):
 
 - get_object(Bucket, Key) -> {"Body": botocore StreamingBody over the open file, "ContentLength", ...}
   (the same StreamingBody class boto3 returns, so read(), iter_lines(), iter_chunks() and close()

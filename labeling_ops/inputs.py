@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from labeling_loop.kernel.errors import InvalidInput
 from labeling_loop.kernel.run_config import MAX_LABELS_PER_JOB, numeric_bounds
-from labeling_loop.kernel.run_input import RunInput, _describe_errors, validate_input
+from labeling_loop.kernel.run_input import RunInput, describe_errors, validate_input
 from labeling_loop.kernel.settings import StackSettings
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
@@ -151,7 +151,7 @@ def check(raw: dict[str, Any], stack: StackInfo, name: str) -> str:
     try:
         RunInput.model_validate({k: v for k, v in raw.items() if v is not None})
     except ValidationError as error:
-        raise OpsError(f"input: {_describe_errors(error)}") from None
+        raise OpsError(f"input: {describe_errors(error)}") from None
     if stack.run_defaults is None:
         return "fields (the stack's defaults were not readable: the first state checks the rest)"
     execution_arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"

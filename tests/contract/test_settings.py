@@ -10,8 +10,14 @@ import re
 from typing import Any, get_args
 
 import pytest
-from labeling_loop.kernel.run_config import RunConfig, numeric_bounds
+from labeling_loop.kernel.run_config import (
+    MAX_INFERENCE_UNITS,
+    MIN_INFERENCE_UNITS,
+    RunConfig,
+    numeric_bounds,
+)
 from labeling_loop.kernel.run_input import FROM_THE_EXECUTION, FROM_THE_STACK_ONLY, RunInput
+from labeling_loop.kernel.settings import StackSettings
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 
@@ -66,6 +72,16 @@ def test_numeric_parameters_have_the_bounds_of_their_fields(sam_template: dict[s
         assert low <= default <= high and (not integer or default.is_integer()), (field, default)
         checked.append(field)
     assert len(checked) >= 10, checked
+
+
+def test_inference_units_limit_parameter_has_the_settings_bounds(sam_template: dict[str, Any]) -> None:
+    # GIVEN the stack's ceiling on a run's inference units, read from INFERENCE_UNITS_LIMIT
+    spec = sam_template["Parameters"]["InferenceUnitsLimit"]
+    field = StackSettings.model_fields["inference_units_limit"]
+    bounds = {type(m).__name__: m for m in field.metadata}
+    # THEN the template allows exactly what the setting allows: the same named bounds as a run's units
+    assert (bounds["Ge"].ge, bounds["Le"].le) == (MIN_INFERENCE_UNITS, MAX_INFERENCE_UNITS)
+    assert (int(spec["MinValue"]), int(spec["MaxValue"])) == (MIN_INFERENCE_UNITS, MAX_INFERENCE_UNITS)
 
 
 def test_auto_accept_parameter_accepts_off_and_the_fields_range(sam_template: dict[str, Any]) -> None:

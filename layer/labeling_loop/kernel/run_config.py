@@ -14,6 +14,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import annotated_types
@@ -146,7 +147,13 @@ S3Prefix = Annotated[str, AfterValidator(_s3_prefix)]
 ReviewBackend = Literal["groundtruth", "labelstudio"]
 RequestedTaskType = Literal["auto", "detection", "classification"]
 TaskType = Literal["detection", "classification"]
-InferenceUnits = Annotated[int, _NUMBER, Field(ge=1, le=100)]
+# AWS documents only the floor (StartProjectVersion's MinInferenceUnits is an int >= 1: docs/aws-facts.md,
+# https://docs.aws.amazon.com/rekognition/latest/APIReference/API_StartProjectVersion.html); the 100 is
+# this stack's own ceiling against a typo that would bill a hundred-plus units an hour, not an AWS quota.
+# template.yaml's MinInferenceUnits and InferenceUnitsLimit repeat both (tests/contract/test_settings.py).
+MIN_INFERENCE_UNITS = 1
+MAX_INFERENCE_UNITS = 100
+InferenceUnits = Annotated[int, _NUMBER, Field(ge=MIN_INFERENCE_UNITS, le=MAX_INFERENCE_UNITS)]
 Confidence = Annotated[float, _NUMBER, Field(ge=0, le=100)]
 # At most one manifest's worth (MAX_MANIFEST_LINES; lower in some regions, checked in RunConfig).
 ImagesPerRun = Annotated[int, _NUMBER, Field(ge=1, le=MAX_MANIFEST_LINES)]
@@ -201,6 +208,22 @@ TrainingTimeoutHours = Annotated[float, _NUMBER, Field(ge=0.001, le=72)]
 
 
 # The resolved configuration --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AutoAccept:
+    """Auto-accept thresholds: per label, else the default; None = that label is always reviewed."""
+
+    default: float | None = None
+    by_label: Mapping[str, float] = field(default_factory=dict)
+
+    def threshold(self, label: str) -> float | None:
+        """The confidence at or above which a prediction of `label` needs no review (None: never)."""
+        return self.by_label.get(label, self.default)
+
+    @property
+    def on(self) -> bool:
+        return self.default is not None or bool(self.by_label)
 
 
 class RunConfig(BaseModel):
@@ -283,7 +306,7 @@ class RunConfig(BaseModel):
         for label, threshold in self.autoAcceptConfidenceByLabel.items():
             if threshold < self.minConfidence:
                 raise ValueError(f"autoAcceptConfidenceByLabel: {label!r} is below minConfidence")
-        if self.reviewBudget is not None and self.auto_accept_on and self.reviewBudget < self.auditMinImages:
+        if self.reviewBudget is not None and self.auto_accept.on and self.reviewBudget < self.auditMinImages:
             # The audit is always reviewed and counted in the budget; a smaller audit than asked
             # could not vouch for the auto-accepted images (the gate would hold them all).
             raise ValueError(
@@ -349,7 +372,7 @@ class RunConfig(BaseModel):
     @property
     def review_waves(self) -> int:
         """Two when the audit gate may send the auto-accepted images to people in a second wave."""
-        return 2 if self.auto_accept_on and self.auditGateAction == "review" else 1
+        return 2 if self.auto_accept.on and self.auditGateAction == "review" else 1
 
     def fastest_review_poll(self) -> int:
         """The shortest reviewPollSeconds that keeps every execution of the run under the limit."""
@@ -376,13 +399,10 @@ class RunConfig(BaseModel):
         """MinConfidence for DetectCustomLabels: the floor, or minConfidence when it is lower."""
         return min(PREDICTION_FLOOR, self.minConfidence)
 
-    def auto_accept_threshold(self, label: str) -> float | None:
-        """The confidence at or above which a prediction of `label` needs no review (None: never)."""
-        return self.autoAcceptConfidenceByLabel.get(label, self.autoAcceptConfidence)
-
     @property
-    def auto_accept_on(self) -> bool:
-        return self.autoAcceptConfidence is not None or bool(self.autoAcceptConfidenceByLabel)
+    def auto_accept(self) -> AutoAccept:
+        """The run's auto-accept thresholds (autoAcceptConfidence, autoAcceptConfidenceByLabel)."""
+        return AutoAccept(self.autoAcceptConfidence, self.autoAcceptConfidenceByLabel)
 
     def _arn_part(self, name: str) -> str:
         match = PROJECT_VERSION_ARN.fullmatch(self.projectVersionArn)
@@ -421,8 +441,8 @@ def numeric_bounds() -> dict[str, tuple[float, float, bool]]:
     """(lowest, highest, integer?) of every numeric field, read from the field types above: what
     the template's MinValue/MaxValue and the tests compare with, so the bounds live only here."""
     bounds: dict[str, tuple[float, float, bool]] = {}
-    for name, field in RunConfig.model_fields.items():
-        kind, metadata = field.annotation, list(field.metadata)
+    for name, model_field in RunConfig.model_fields.items():
+        kind, metadata = model_field.annotation, list(model_field.metadata)
         if get_origin(kind) in (dict, list):  # a map or list of numbers is not a number
             continue
         for arg in get_args(kind):  # `Confidence | None`: the bounds sit inside the Annotated

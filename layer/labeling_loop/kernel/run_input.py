@@ -272,7 +272,7 @@ def run_id_for(execution_name: str, execution_arn: str) -> str:
     return f"{cleaned}-{digest}"
 
 
-def _describe_errors(error: ValidationError) -> str:
+def describe_errors(error: ValidationError) -> str:
     """One message per field, named as the input names it (`labels.2`), not by pydantic's types."""
     parts: dict[str, str] = {}
     for item in error.errors():
@@ -308,7 +308,7 @@ def stack_defaults(stack: StackSettings) -> dict[str, Any]:
     try:
         defaults = RunInput.model_validate(given)
     except ValidationError as error:
-        raise InvalidInput(f"RUN_DEFAULTS (stack parameters): {_describe_errors(error)}") from None
+        raise InvalidInput(f"RUN_DEFAULTS (stack parameters): {describe_errors(error)}") from None
     return defaults.model_dump(exclude_unset=True)
 
 
@@ -320,7 +320,7 @@ def validate_input(raw: Any, *, execution_name: str, execution_arn: str, stack: 
     try:
         given = RunInput.model_validate({k: v for k, v in raw.items() if v is not None})
     except ValidationError as error:
-        raise InvalidInput(_describe_errors(error)) from None
+        raise InvalidInput(describe_errors(error)) from None
     _check_stack_only_fields(given, stack)
     merged = {**stack_defaults(stack), **given.model_dump(exclude_unset=True)}
     resolved = RunInput.model_validate(merged).model_dump(exclude=set(FROM_THE_STACK_ONLY))
@@ -335,7 +335,7 @@ def validate_input(raw: Any, *, execution_name: str, execution_arn: str, stack: 
     try:
         config = RunConfig.model_validate(resolved)
     except ValidationError as error:
-        raise InvalidInput(_describe_errors(error)) from None
+        raise InvalidInput(describe_errors(error)) from None
     _check_within_stack(config, stack)
     return config
 

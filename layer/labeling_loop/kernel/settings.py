@@ -24,7 +24,12 @@ from pydantic import (
     ValidationError,
 )
 
-from labeling_loop.kernel.run_config import ALLOWED_PROJECT_ARN, SECRET_ARN
+from labeling_loop.kernel.run_config import (
+    ALLOWED_PROJECT_ARN,
+    MAX_INFERENCE_UNITS,
+    MIN_INFERENCE_UNITS,
+    SECRET_ARN,
+)
 from labeling_loop.review.labelstudio.endpoint import endpoint
 
 
@@ -115,7 +120,9 @@ class StackSettings(RegionSettings, LabelStudioSettings):
             "a project ARN pattern (arn:aws:rekognition:<region>:<account>:project/<name>/*)",
         ),
     ] = Field(alias="ALLOWED_PROJECT_ARNS")
-    inference_units_limit: int = Field(alias="INFERENCE_UNITS_LIMIT", ge=1, le=100)
+    inference_units_limit: int = Field(
+        alias="INFERENCE_UNITS_LIMIT", ge=MIN_INFERENCE_UNITS, le=MAX_INFERENCE_UNITS
+    )
     workteam_types: Annotated[list[WorkteamType], BeforeValidator(_comma_list)] = Field(
         alias="WORKTEAM_TYPES", min_length=1
     )

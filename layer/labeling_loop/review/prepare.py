@@ -12,7 +12,7 @@ from labeling_loop.kernel.jsonl import write_json
 from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.review.groundtruth.jobs import plan_run_jobs
 from labeling_loop.review.labelstudio.images import add_review_images
-from labeling_loop.review.selection import AutoAccept, check_label_set, plan
+from labeling_loop.review.selection import check_label_set, plan
 
 
 def plan_run_review(
@@ -27,7 +27,7 @@ def plan_run_review(
         layout,
         requested_task_type=config.taskType,
         extra_labels=config.labels,
-        auto_accept=AutoAccept(config.autoAcceptConfidence, config.autoAcceptConfidenceByLabel),
+        auto_accept=config.auto_accept,
         min_confidence=config.minConfidence,
         audit_fraction=config.auditFraction,
         audit_min_images=config.auditMinImages,

@@ -35,7 +35,7 @@ from labeling_loop.kernel.errors import InvalidInput
 from labeling_loop.kernel.geometry import ratio_to_pixels
 from labeling_loop.kernel.jsonl import JsonlWriter, read_jsonl, read_jsonl_prefix
 from labeling_loop.kernel.layout import RunLayout
-from labeling_loop.kernel.run_config import TaskType
+from labeling_loop.kernel.run_config import AutoAccept, TaskType
 from labeling_loop.review.budget import Placed, ReviewQueue, audit_line, correction_score
 
 
@@ -110,21 +110,6 @@ class PlanSummary:
             audit_capped=int(plan.get("auditCappedByBudget", 0)),
             by_priority={str(k): int(v) for k, v in (plan.get("reviewedByPriority") or {}).items()},
         )
-
-
-@dataclass(frozen=True)
-class AutoAccept:
-    """Auto-accept thresholds: per label, else the default; None = that label is always reviewed."""
-
-    default: float | None = None
-    by_label: Mapping[str, float] = field(default_factory=dict)
-
-    def threshold(self, label: str) -> float | None:
-        return self.by_label.get(label, self.default)
-
-    @property
-    def on(self) -> bool:
-        return self.default is not None or bool(self.by_label)
 
 
 def audit_key(source_ref: str, salt: str) -> float:

@@ -145,6 +145,17 @@ def test_auto_accept_default_is_a_number_unless_off() -> None:
     )
 
 
+def test_auto_accept_gives_the_per_label_threshold_else_the_default() -> None:
+    # GIVEN a run auto-accepting at 95 with a lower threshold for one label
+    config = validate({**VALID, "autoAcceptConfidence": 95, "autoAcceptConfidenceByLabel": {"cat": 80}})
+    # THEN that label's threshold is its own and every other label's the default
+    assert (config.auto_accept.threshold("cat"), config.auto_accept.threshold("dog")) == (80.0, 95.0)
+    assert config.auto_accept.on
+    # AND with auto-accept off every label is reviewed
+    off = validate({**VALID, "autoAcceptConfidence": "off"})
+    assert off.auto_accept.threshold("cat") is None and not off.auto_accept.on
+
+
 def test_missing_required_fields_are_named_with_a_hint() -> None:
     # GIVEN a stack with no model, images or output defaults
     # WHEN a run starts with `{}`
