@@ -75,7 +75,7 @@ def _review_hours(config: Any, plan: PlanSummary, now: datetime) -> float | None
         return None
     uri = config.layout().review_plan
     try:
-        written = s3.head_object(Bucket=uri.bucket, Key=uri.key)["LastModified"]
+        written: datetime = s3.head_object(Bucket=uri.bucket, Key=uri.key)["LastModified"]
     except ClientError:
         return None
     return round(max(0.0, (now - written).total_seconds()) / 3600, 4)

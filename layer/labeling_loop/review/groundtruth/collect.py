@@ -213,7 +213,8 @@ def reviewed_classification(
 
 def _describe(sagemaker: Any, name: str) -> JsonDict:
     try:
-        return sagemaker.describe_labeling_job(LabelingJobName=name)
+        description: JsonDict = sagemaker.describe_labeling_job(LabelingJobName=name)
+        return description
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in ("ResourceNotFound", "ResourceNotFoundException"):
             # Never created (or deleted): its images cannot have been reviewed.

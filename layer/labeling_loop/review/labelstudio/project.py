@@ -15,11 +15,10 @@ from labeling_loop.kernel.jsonl import JsonDict, JsonlWriter, read_json, read_js
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.run_config import RunConfig, TaskType
 from labeling_loop.kernel.s3_uri import S3Uri
-from labeling_loop.review.answers import run_labels
+from labeling_loop.review.answers import InvalidAnswer, run_labels
 from labeling_loop.review.labelstudio.client import LabelStudioClient
 from labeling_loop.review.labelstudio.convert import (
     MODEL_VERSION,
-    InvalidAnswer,
     label_config,
     reviewed_record,
     submitted_annotation,
@@ -52,6 +51,7 @@ def review_title(run_id: str, wave: int = 1) -> str:
 
 
 def _find_project(ls: LabelStudioClient, title: str) -> JsonDict | None:
+    project: JsonDict
     for project in ls.paginate("/api/projects/", {"title": title, "page_size": 100}):
         if project.get("title") == title:
             return project
