@@ -212,10 +212,7 @@ def run_stages(size: int, stages: list[str], measure: str | None, root: Path, ki
     def planning() -> None:
         summary = plan(s3, layout, requested_task_type="auto", extra_labels=[], auto_accept=None)
         state["plan"] = summary.to_dict()
-        state["jobs"] = groundtruth_jobs.plan_jobs(
-            s3,
-            layout,
-            read_jsonl(s3, layout.review_tasks),
+        settings = groundtruth_jobs.JobSettings(
             task_type=summary.task_type,
             labels=summary.labels,
             run_id="bench",
@@ -230,6 +227,7 @@ def run_stages(size: int, stages: list[str], measure: str | None, root: Path, ki
             task_availability_s=86_400,
             max_concurrent_tasks=1000,
         )
+        state["jobs"] = groundtruth_jobs.plan_jobs(s3, layout, read_jsonl(s3, layout.review_tasks), settings)
 
     def manifest() -> None:
         jobs = state["jobs"]

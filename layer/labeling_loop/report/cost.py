@@ -32,6 +32,7 @@ from labeling_loop.report.prices import (
     STEP_FUNCTIONS_TRANSITION,
     Price,
 )
+from labeling_loop.review.backends import backend_for
 
 FIXED_TRANSITIONS = 60  # the straight path of one run and its review polls, roughly
 TRANSITIONS_PER_BATCH = 3  # a Distributed Map child: start, task, end
@@ -67,7 +68,7 @@ def run_cost(
     units = int(usage.get("inferenceUnits") or 0)
     lines: dict[str, Any] = {"inference": _line(seconds / 3600 * units, CUSTOM_LABELS_IU_HOUR)}
     lines["inference"]["startedByRun"] = bool(usage.get("startedByRun"))
-    if backend == "groundtruth":
+    if backend_for(backend).billed_per_object:
         lines["review"] = _line(images_reviewed_by_people, GROUND_TRUTH_OBJECT)
     else:
         lines["review"] = {

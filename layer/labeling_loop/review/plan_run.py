@@ -1,6 +1,5 @@
 """The Plan Review step for one run: check that inference worked, plan the review (task type and
-label set decided here, once), and for the Ground Truth backend write its labeling jobs' inputs; for
-Label Studio, copy the images whose keys it cannot load (review/labelstudio/images.py).
+label set decided here, once), and let the run's backend prepare it (review/backend.py).
 Writes review/plan.json and returns the plan the state machine carries (`$.plan`)."""
 
 from __future__ import annotations
@@ -9,8 +8,6 @@ from typing import Any
 
 from labeling_loop.inference.outcome import check_outcome
 from labeling_loop.jsonl import write_json
-from labeling_loop.review.groundtruth.jobs import plan_run_jobs
-from labeling_loop.review.labelstudio.images import add_review_images
 from labeling_loop.review.plan import AutoAccept, check_label_set, plan
 from labeling_loop.run_config import RunConfig
 
@@ -36,14 +33,11 @@ def plan_run_review(
     )
     summary.jobs_key = layout.review_jobs.key
     check_label_set(summary, config.maxLabelsPerJob)
-    copies = 0
-    if config.reviewBackend == "groundtruth" and summary.images_to_review:
-        jobs = plan_run_jobs(s3, config, summary, region=region, verification_lambdas=verification_lambdas)
-        summary.jobs = len(jobs)
-    elif config.reviewBackend == "labelstudio" and summary.images_to_review:
-        copies = add_review_images(s3, layout)
-    result = {**summary.to_dict(), "backend": config.reviewBackend}
-    if copies:
-        result["imagesCopiedForReview"] = copies
+    extra: dict[str, Any] = {}
+    if summary.images_to_review:
+        extra = config.backend.prepare_review(
+            s3, config, summary, region=region, verification_lambdas=verification_lambdas
+        )
+    result = {**summary.to_dict(), "backend": config.reviewBackend, **extra}
     write_json(s3, layout.review_plan, result)
     return result
