@@ -198,7 +198,7 @@ def run_stages(size: int, stages: list[str], measure: str | None, root: Path, ki
     from labeling_loop.manifest.build import build_manifest
     from labeling_loop.review.groundtruth import collect as groundtruth_collect
     from labeling_loop.review.groundtruth import jobs as groundtruth_jobs
-    from labeling_loop.review.plan import plan
+    from labeling_loop.review.plan import PlanSettings, plan
     from labeling_loop.s3_uri import S3Uri
 
     from bench.fake_s3 import CompletedLabelingJobs
@@ -210,7 +210,7 @@ def run_stages(size: int, stages: list[str], measure: str | None, root: Path, ki
     result: dict[str, Any] = {}
 
     def planning() -> None:
-        summary = plan(s3, layout, requested_task_type="auto", extra_labels=[], auto_accept=None)
+        summary = plan(s3, layout, PlanSettings())
         state["plan"] = summary.to_dict()
         settings = groundtruth_jobs.JobSettings(
             task_type=summary.task_type,

@@ -8,7 +8,7 @@ from typing import Any
 
 from labeling_loop.inference.outcome import check_outcome
 from labeling_loop.jsonl import write_json
-from labeling_loop.review.plan import AutoAccept, check_label_set, plan
+from labeling_loop.review.plan import PlanSettings, check_label_set, plan
 from labeling_loop.run_config import RunConfig
 
 
@@ -19,18 +19,7 @@ def plan_run_review(
     check_outcome(
         s3, layout, images_to_infer=images_to_infer, images=config.images, region=config.model_region
     )
-    summary = plan(
-        s3,
-        layout,
-        requested_task_type=config.taskType,
-        extra_labels=config.labels,
-        auto_accept=AutoAccept(config.autoAcceptConfidence, config.autoAcceptConfidenceByLabel),
-        min_confidence=config.minConfidence,
-        audit_fraction=config.auditFraction,
-        audit_min_images=config.auditMinImages,
-        audit_salt=config.runId,
-        review_budget=config.reviewBudget,
-    )
+    summary = plan(s3, layout, PlanSettings.from_config(config))
     summary.jobs_key = layout.review_jobs.key
     check_label_set(summary, config.maxLabelsPerJob)
     extra: dict[str, Any] = {}
