@@ -111,7 +111,7 @@ def _prediction(rng: random.Random, ref: str) -> dict[str, Any]:
 
 def _seed(s3: Any, layout: Any, size: int) -> None:
     """Predictions in parts of 100 (as the inference batches write them) and the inventory."""
-    from labeling_loop.jsonl import JsonlWriter
+    from labeling_loop.kernel.jsonl import JsonlWriter
 
     rng = random.Random(size)
     part, batch = 0, []
@@ -128,9 +128,9 @@ def _seed(s3: Any, layout: Any, size: int) -> None:
 
 def _answer(s3: Any, jobs: list[dict[str, Any]]) -> None:
     """Ground Truth's output manifest for each job: the input line plus the reviewed boxes."""
-    from labeling_loop.jsonl import read_jsonl
+    from labeling_loop.kernel.jsonl import read_jsonl
+    from labeling_loop.kernel.s3_uri import S3Uri
     from labeling_loop.review.groundtruth.jobs import DETECTION_ATTRIBUTE, PREDICTIONS_ATTRIBUTE
-    from labeling_loop.s3_uri import S3Uri
 
     rng = random.Random(7)
     for job in jobs:
@@ -193,13 +193,13 @@ def _s3_client(kind: str, root: Path) -> Any:
 def run_stages(size: int, stages: list[str], measure: str | None, root: Path, kind: str) -> dict[str, Any]:
     """Run the named stages in this process, measuring `measure`; state passes between processes
     in root/state.json (the plan summary and the job list are small)."""
-    from labeling_loop.jsonl import read_jsonl
-    from labeling_loop.layout import RunLayout
-    from labeling_loop.manifest.build import build_manifest
+    from labeling_loop.finishing.finish import build_manifest
+    from labeling_loop.kernel.jsonl import read_jsonl
+    from labeling_loop.kernel.layout import RunLayout
+    from labeling_loop.kernel.s3_uri import S3Uri
     from labeling_loop.review.groundtruth import collect as groundtruth_collect
     from labeling_loop.review.groundtruth import jobs as groundtruth_jobs
-    from labeling_loop.review.plan import PlanSettings, plan
-    from labeling_loop.s3_uri import S3Uri
+    from labeling_loop.review.selection import PlanSettings, plan
 
     from bench.fake_s3 import CompletedLabelingJobs
 

@@ -6,7 +6,7 @@ the caller's. AWS S3 streams a GET: the caller holds one read buffer at a time. 
 a file under a temporary directory, so a GET opens the file and the caller's reads come straight
 from disk, as they come from the socket on AWS.
 
-Only what the data steps call is implemented (layer/labeling_loop/jsonl.py, review_plan.py,
+Only what the data steps call is implemented (layer/labeling_loop/kernel/jsonl.py, review_plan.py,
 groundtruth.py, build_manifest.py, finish.py, listing.py):
 
 - get_object(Bucket, Key) -> {"Body": botocore StreamingBody over the open file, "ContentLength", ...}

@@ -149,7 +149,7 @@ def measure() -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    from labeling_loop.run_config import JOB_STOP_GRACE_HOURS
+    from labeling_loop.kernel.run_config import JOB_STOP_GRACE_HOURS
 
     m = measure()
     rows = []
@@ -214,8 +214,8 @@ def run() -> dict[str, Any]:
 
 def _fastest_poll(stack: Any, run_input: dict[str, Any], name: str) -> int:
     """The shortest reviewPollSeconds Validate Input allows this run, on the deployed stack's defaults."""
-    from labeling_loop.run_input import validate_input
-    from labeling_loop.settings import StackSettings, load
+    from labeling_loop.kernel.run_input import validate_input
+    from labeling_loop.kernel.settings import StackSettings, load
 
     environment = stack.functions["ValidateInputFunction"].environment
     region = stack.state_machine_arn.split(":")[3]

@@ -1,5 +1,5 @@
 """Benchmark 1b: throughput above 10 inference units, where a run has several batches (one per 10
-units, inference/plan.py) that must share the model's capacity. The workflow over N tiny JPEGs at 10,
+units, inference/fan_out.py) that must share the model's capacity. The workflow over N tiny JPEGs at 10,
 25 and 50 units of a model slower than the flow control's prior (2 TPS per unit, 500 ms per call:
 the case issue 19 measured at 0.896 of capacity with 25 units). Same figures and goal as benchmark
 1: utilisation >= 0.95, throttled calls < 5 % of calls, no image skipped for a service error.

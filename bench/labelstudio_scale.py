@@ -122,11 +122,11 @@ class _CountingClient:
 def measure_run(url: str, token: str, size: int, root: Path, run_id: str, traced: bool) -> dict[str, Any]:
     from datetime import UTC, datetime
 
-    from labeling_loop.jsonl import JsonlWriter
-    from labeling_loop.layout import RunLayout
+    from labeling_loop.kernel.jsonl import JsonlWriter
+    from labeling_loop.kernel.layout import RunLayout
+    from labeling_loop.kernel.s3_uri import S3Uri
     from labeling_loop.review.labelstudio import project
     from labeling_loop.review.labelstudio.client import LabelStudioClient
-    from labeling_loop.s3_uri import S3Uri
 
     from bench.fake_s3 import FileS3
 

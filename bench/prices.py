@@ -1,7 +1,7 @@
-"""Prices used to estimate AWS cost: one list, in the layer (labeling_loop/report/prices.py), shared
+"""Prices used to estimate AWS cost: one list, in the layer (labeling_loop/finishing/report/prices.py), shared
 by the run report's cost section and the benchmarks."""
 
-from labeling_loop.report.prices import (
+from labeling_loop.finishing.report.prices import (
     ALL,
     CUSTOM_LABELS_IU_HOUR,
     CUSTOM_LABELS_TRAINING_HOUR,

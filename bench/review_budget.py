@@ -35,10 +35,10 @@ from typing import Any
 
 from labeling_loop.evaluation.quality import LabeledBox
 from labeling_loop.evaluation.verdict import DEFAULT_BOX_TOLERANCE, classification_verdict, detection_verdict
-from labeling_loop.geometry import PixelBox, round_half_up
+from labeling_loop.kernel.geometry import PixelBox, round_half_up
+from labeling_loop.kernel.run_config import PREDICTION_FLOOR
 from labeling_loop.review.budget import ReviewQueue, correction_score
-from labeling_loop.review.plan import to_task
-from labeling_loop.run_config import PREDICTION_FLOOR
+from labeling_loop.review.selection import to_task
 
 from bench import common
 from localcloud.data.dataset import CLASSIFICATION_LABELS, DETECTION_CLASSES, generate

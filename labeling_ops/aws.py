@@ -19,7 +19,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ProfileNotFound,
 )
-from labeling_loop.s3_uri import S3Uri
+from labeling_loop.kernel.s3_uri import S3Uri
 
 # The CLI waits on people, not on throughput: standard retries are plenty.
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, user_agent_extra="labeling-loop-cli")

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
-from labeling_loop import run_records
 from labeling_loop.inference import model_lease
 from labeling_loop.inference.model_control import ModelRef, describe, find_project_arn
-from labeling_loop.jsonl import list_keys, read_json
+from labeling_loop.kernel.jsonl import list_keys, read_json
+from labeling_loop.kernel.s3_uri import S3Uri
+from labeling_loop.lifecycle import run_records
 from labeling_loop.review.backends import find_backend
-from labeling_loop.s3_uri import S3Uri
 
 from labeling_ops.aws import Clients
 from labeling_ops.progress import INFERENCE_MAP, Progress, ReviewJob, progress, read_history

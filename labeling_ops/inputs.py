@@ -12,10 +12,10 @@ import re
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from labeling_loop.errors import InvalidInput
-from labeling_loop.run_config import MAX_LABELS_PER_JOB, numeric_bounds
-from labeling_loop.run_input import RunInput, _describe_errors, validate_input
-from labeling_loop.settings import StackSettings
+from labeling_loop.kernel.errors import InvalidInput
+from labeling_loop.kernel.run_config import MAX_LABELS_PER_JOB, numeric_bounds
+from labeling_loop.kernel.run_input import RunInput, _describe_errors, validate_input
+from labeling_loop.kernel.settings import StackSettings
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
+from labeling_loop.kernel.run_input import run_id_for
+from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.review.labelstudio.project import review_title
-from labeling_loop.run_input import run_id_for
-from labeling_loop.s3_uri import S3Uri
 from rich.console import Console
 
 from labeling_ops import inputs, local, report_html, verbs

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
-from labeling_loop.s3_uri import S3Uri
+from labeling_loop.kernel.s3_uri import S3Uri
 
 from labeling_ops.aws import OpsError, explain
 

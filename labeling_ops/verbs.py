@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
-from labeling_loop import run_records
+from labeling_loop.lifecycle import run_records
 from rich.console import Console
 from rich.live import Live
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labeling_loop.jsonl import list_keys, read_json, read_jsonl
-from labeling_loop.s3_uri import S3Uri
+from labeling_loop.kernel.jsonl import list_keys, read_json, read_jsonl
+from labeling_loop.kernel.s3_uri import S3Uri
 
 from localcloud.data.truth import load_truth, manifest_lines
 from localcloud.engine import executions, interpreter
@@ -288,7 +288,7 @@ def execute(
 
 def run_id_of(name: str, execution_arn: str) -> str:
     """The run id the workflow derives from its execution (the product's own rule)."""
-    from labeling_loop.run_input import run_id_for
+    from labeling_loop.kernel.run_input import run_id_for
 
     return run_id_for(name, execution_arn)
 

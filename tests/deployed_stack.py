@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labeling_loop.run_config import state_payload
-from labeling_loop.run_input import validate_input
-from labeling_loop.settings import StackSettings, load
+from labeling_loop.kernel.run_config import state_payload
+from labeling_loop.kernel.run_input import validate_input
+from labeling_loop.kernel.settings import StackSettings, load
 
 from localcloud.engine.template import Template
 

@@ -8,15 +8,15 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
-from labeling_loop import run_records
-from labeling_loop.aws_clients import client, retryable_transient_errors
+from labeling_loop.finishing.finish import build_run_manifest
+from labeling_loop.finishing.report.engine_usage import measure_run
+from labeling_loop.finishing.report.publish import run_result
 from labeling_loop.inference import claims
-from labeling_loop.manifest.build import build_run_manifest
-from labeling_loop.report.engine_usage import measure_run
-from labeling_loop.report.publish import run_result
-from labeling_loop.review.plan import PlanSummary
-from labeling_loop.run_config import from_state
-from labeling_loop.settings import RunStateSettings, load
+from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
+from labeling_loop.kernel.run_config import from_state
+from labeling_loop.kernel.settings import RunStateSettings, load
+from labeling_loop.lifecycle import run_records
+from labeling_loop.review.selection import PlanSummary
 
 logger = Logger()
 tracer = Tracer()
@@ -24,7 +24,7 @@ metrics = Metrics()
 SETTINGS = load(RunStateSettings)
 s3 = client("s3")
 dynamodb = client("dynamodb")
-sfn = client("stepfunctions")  # the run's own history: its engine usage (report/engine_usage.py)
+sfn = client("stepfunctions")  # the run's own history: its engine usage (finishing/report/engine_usage.py)
 
 
 @metrics.log_metrics

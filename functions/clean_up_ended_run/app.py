@@ -6,10 +6,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.aws_clients import client, retryable_transient_errors
-from labeling_loop.cleanup import clean_up_ended_execution
 from labeling_loop.inference.model_control import Services
-from labeling_loop.settings import RunStateSettings, load
+from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
+from labeling_loop.kernel.settings import RunStateSettings, load
+from labeling_loop.lifecycle.cleanup import clean_up_ended_execution
 
 logger = Logger()
 tracer = Tracer()

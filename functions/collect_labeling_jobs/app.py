@@ -4,10 +4,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.aws_clients import client, retryable_transient_errors
-from labeling_loop.jsonl import read_json
+from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
+from labeling_loop.kernel.jsonl import read_json
+from labeling_loop.kernel.run_config import from_state
 from labeling_loop.review.groundtruth.collect import collect
-from labeling_loop.run_config import from_state
 
 logger = Logger()
 tracer = Tracer()

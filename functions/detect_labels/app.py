@@ -1,20 +1,20 @@
 """One fan-out batch, one invocation at a time: the batch's next images through DetectCustomLabels,
 predictions and skips to S3, progress (and the learned rate) back to the child execution. A batch of
-a redriven run whose model its cleanup stopped starts it again and waits (labeling_loop.redrive)."""
+a redriven run whose model its cleanup stopped starts it again and waits (labeling_loop.lifecycle.redrive)."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop import redrive
-from labeling_loop.aws_clients import IMAGE_READS, INFERENCE, client, retryable_transient_errors
-from labeling_loop.errors import ModelNotRunningError
 from labeling_loop.inference import flow_hooks, model_control
 from labeling_loop.inference.batch import BatchItem, Progress, run_batch
 from labeling_loop.inference.shared_rate import SharedRate
-from labeling_loop.run_config import from_state
-from labeling_loop.settings import RunStateSettings, load
+from labeling_loop.kernel.aws_clients import IMAGE_READS, INFERENCE, client, retryable_transient_errors
+from labeling_loop.kernel.errors import ModelNotRunningError
+from labeling_loop.kernel.run_config import from_state
+from labeling_loop.kernel.settings import RunStateSettings, load
+from labeling_loop.lifecycle import redrive
 
 logger = Logger()
 tracer = Tracer()

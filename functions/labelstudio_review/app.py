@@ -8,13 +8,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.aws_clients import client, retryable_transient_errors
-from labeling_loop.errors import ReviewBackendError
+from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
+from labeling_loop.kernel.errors import ReviewBackendError
+from labeling_loop.kernel.run_config import from_state
+from labeling_loop.kernel.settings import LabelStudioReviewSettings, load
 from labeling_loop.review.labelstudio import project
 from labeling_loop.review.labelstudio.client import LabelStudioClient
-from labeling_loop.review.plan import PlanSummary
-from labeling_loop.run_config import from_state
-from labeling_loop.settings import LabelStudioReviewSettings, load
+from labeling_loop.review.selection import PlanSummary
 
 logger = Logger()
 tracer = Tracer()

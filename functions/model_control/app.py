@@ -1,15 +1,15 @@
 """Acquire (start if stopped), check (while starting) and release (stop if last) the model. A
-redriven execution first takes back what its cleanup gave back (labeling_loop.redrive)."""
+redriven execution first takes back what its cleanup gave back (labeling_loop.lifecycle.redrive)."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop import redrive
-from labeling_loop.aws_clients import client, retryable_transient_errors
 from labeling_loop.inference import model_control
-from labeling_loop.run_config import from_state
-from labeling_loop.settings import RunStateSettings, load
+from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
+from labeling_loop.kernel.run_config import from_state
+from labeling_loop.kernel.settings import RunStateSettings, load
+from labeling_loop.lifecycle import redrive
 
 logger = Logger()
 tracer = Tracer()

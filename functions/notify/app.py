@@ -7,10 +7,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop import notify
-from labeling_loop.aws_clients import client, retryable_transient_errors
-from labeling_loop.run_config import from_state
-from labeling_loop.settings import NotifySettings, load
+from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
+from labeling_loop.kernel.run_config import from_state
+from labeling_loop.kernel.settings import NotifySettings, load
+from labeling_loop.lifecycle import notify
 
 logger = Logger()
 tracer = Tracer()

@@ -7,12 +7,12 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.aws_clients import client, retryable_transient_errors
+from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
+from labeling_loop.kernel.run_config import from_state
+from labeling_loop.kernel.settings import PlanReviewSettings, load
 from labeling_loop.review.gate import check_audit, plan_second_wave
-from labeling_loop.review.plan import PlanSummary
-from labeling_loop.review.plan_run import plan_run_review
-from labeling_loop.run_config import from_state
-from labeling_loop.settings import PlanReviewSettings, load
+from labeling_loop.review.prepare import plan_run_review
+from labeling_loop.review.selection import PlanSummary
 
 logger = Logger()
 tracer = Tracer()

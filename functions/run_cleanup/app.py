@@ -5,11 +5,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.aws_clients import client, retryable_transient_errors
-from labeling_loop.cleanup import clean_up
 from labeling_loop.inference.model_control import Services
-from labeling_loop.run_config import from_state
-from labeling_loop.settings import RunStateSettings, load
+from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
+from labeling_loop.kernel.run_config import from_state
+from labeling_loop.kernel.settings import RunStateSettings, load
+from labeling_loop.lifecycle.cleanup import clean_up
 
 logger = Logger()
 tracer = Tracer()

@@ -7,11 +7,11 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.aws_clients import client, retryable_transient_errors
-from labeling_loop.cleanup import sweep
 from labeling_loop.inference.model_control import Services, live
-from labeling_loop.run_health import overdue_runs
-from labeling_loop.settings import RunStateSettings, load
+from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
+from labeling_loop.kernel.settings import RunStateSettings, load
+from labeling_loop.lifecycle.cleanup import sweep
+from labeling_loop.lifecycle.run_health import overdue_runs
 
 logger = Logger()
 tracer = Tracer()

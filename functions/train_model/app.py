@@ -7,8 +7,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.aws_clients import client, retryable_transient_errors
-from labeling_loop.run_config import from_state
+from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
+from labeling_loop.kernel.run_config import from_state
 from labeling_loop.training import next_version
 
 logger = Logger()

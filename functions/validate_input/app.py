@@ -6,11 +6,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from labeling_loop.aws_clients import client, retryable_transient_errors
-from labeling_loop.errors import InvalidInput
+from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
+from labeling_loop.kernel.errors import InvalidInput
+from labeling_loop.kernel.run_input import start_run, validate_input
+from labeling_loop.kernel.settings import RunStateSettings, StackSettings, load
 from labeling_loop.review.label_set import with_project_labels
-from labeling_loop.run_input import start_run, validate_input
-from labeling_loop.settings import RunStateSettings, StackSettings, load
 
 logger = Logger()
 tracer = Tracer()

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from labeling_loop.s3_uri import S3Uri
+from labeling_loop.kernel.s3_uri import S3Uri
 
 from localcloud.engine import hooks
 from localcloud.engine.lambda_runtime import (

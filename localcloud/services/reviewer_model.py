@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from labeling_loop.geometry import iou_of_dicts
+from labeling_loop.kernel.geometry import iou_of_dicts
 
 Box = dict[str, Any]  # {"label", "left", "top", "width", "height"} in the displayed image's pixels
 

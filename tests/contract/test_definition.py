@@ -15,7 +15,7 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 from botocore.model import ListShape, Shape, StructureShape
-from labeling_loop import errors
+from labeling_loop.kernel import errors
 from moto import mock_aws
 from sam_translate import ROOT
 
@@ -260,7 +260,7 @@ def test_custom_error_names_are_domain_exception_classes(definition: dict[str, A
                     )
                     if not aws_named and error not in classes:
                         unknown.append(f"{name}.{key}: {error}")
-    assert not unknown, f"ErrorEquals names with no class in labeling_loop.errors: {unknown}"
+    assert not unknown, f"ErrorEquals names with no class in labeling_loop.kernel.errors: {unknown}"
 
 
 def test_states_all_is_alone_and_last(definition: dict[str, Any]) -> None:

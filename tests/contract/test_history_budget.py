@@ -12,8 +12,8 @@ from typing import Any
 
 import deployed_stack
 import pytest
-from labeling_loop.errors import InvalidInput
-from labeling_loop.run_config import (
+from labeling_loop.kernel.errors import InvalidInput
+from labeling_loop.kernel.run_config import (
     EVENTS_PER_JOB_POLL,
     EVENTS_PER_MODEL_POLL,
     EVENTS_PER_REVIEW_POLL,
@@ -21,7 +21,7 @@ from labeling_loop.run_config import (
     OTHER_EVENTS,
     RunConfig,
 )
-from labeling_loop.run_input import validate_input
+from labeling_loop.kernel.run_input import validate_input
 
 # History events a state records when it runs once without error (docs/aws-facts.md §4.2): a Task
 # TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded, TaskStateExited; the others

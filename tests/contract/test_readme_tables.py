@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from labeling_loop.run_input import RunInput
+from labeling_loop.kernel.run_input import RunInput
 
 NAME = re.compile(r"`([A-Za-z]+)`")
 CITED = re.compile(r"\[([A-Za-z]+)\](?:\s+`?([^`\s|]+)`?)?")

@@ -1,4 +1,4 @@
-"""Run settings have one source of truth: the field types in labeling_loop/run_config.py. The template
+"""Run settings have one source of truth: the field types in labeling_loop/kernel/run_config.py. The template
 repeats their bounds as parameter MinValue/MaxValue/AllowedValues (CloudFormation checks them at
 deploy time); these tests fail when the two disagree, and when a template parameter stops reaching
 the run settings."""
@@ -10,8 +10,8 @@ import re
 from typing import Any, get_args
 
 import pytest
-from labeling_loop.run_config import RunConfig, numeric_bounds
-from labeling_loop.run_input import FROM_THE_EXECUTION, FROM_THE_STACK_ONLY, RunInput
+from labeling_loop.kernel.run_config import RunConfig, numeric_bounds
+from labeling_loop.kernel.run_input import FROM_THE_EXECUTION, FROM_THE_STACK_ONLY, RunInput
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 

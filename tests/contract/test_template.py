@@ -341,8 +341,8 @@ def test_state_machine_logs_and_traces(translated_template: dict[str, Any]) -> N
 def test_schedule_input_is_a_valid_execution_input(
     overrides: dict[str, str], translated_template: dict[str, Any]
 ) -> None:
-    from labeling_loop.run_input import validate_input
-    from labeling_loop.settings import StackSettings, load
+    from labeling_loop.kernel.run_input import validate_input
+    from labeling_loop.kernel.settings import StackSettings, load
 
     template = _template_for(translated_template, {**SAMPLE_PARAMETERS, **overrides})
     stack = load(StackSettings, _function_environment(template, "ValidateInputFunction"))
@@ -362,9 +362,9 @@ def test_validator_rejects_output_outside_the_prefix_the_roles_grant(
     """The state machine role (Distributed Map ItemReader/ResultWriter) and GroundTruthRole reach only
     `<output bucket>/${OutputPrefix}/*`. An execution input whose `output` lies elsewhere in the bucket
     would pass the first state and fail with AccessDenied after the model was started."""
-    from labeling_loop.errors import InvalidInput
-    from labeling_loop.run_input import validate_input
-    from labeling_loop.settings import StackSettings, load
+    from labeling_loop.kernel.errors import InvalidInput
+    from labeling_loop.kernel.run_input import validate_input
+    from labeling_loop.kernel.settings import StackSettings, load
 
     template = _template_for(
         translated_template, {**SAMPLE_PARAMETERS, "OutputBucketName": "contract-output"}

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 from deployed_stack import REGION, deployed_template, function_environment, run_state
-from labeling_loop.errors import ReviewBackendError
+from labeling_loop.kernel.errors import ReviewBackendError
+from labeling_loop.kernel.run_config import ALLOWED_PROJECT_ARN
+from labeling_loop.kernel.run_input import FROM_THE_STACK_ONLY
+from labeling_loop.kernel.settings import StackSettings, WorkteamType, load
 from labeling_loop.review.labelstudio import project
 from labeling_loop.review.labelstudio.client import LabelStudioClient
-from labeling_loop.run_config import ALLOWED_PROJECT_ARN
-from labeling_loop.run_input import FROM_THE_STACK_ONLY
-from labeling_loop.settings import StackSettings, WorkteamType, load
 from lambda_harness import FakeLambdaContext, load_handler
 
 ACCOUNT = "123456789012"

@@ -17,9 +17,9 @@ from typing import Any
 
 import labelstudio_fixtures  # tests/e2e is on sys.path (pytest rootdir-relative import)
 import pytest
-from labeling_loop.jsonl import read_json, read_jsonl
+from labeling_loop.kernel.jsonl import read_json, read_jsonl
+from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.review.labelstudio.client import LabelStudioClient
-from labeling_loop.s3_uri import S3Uri
 from run_checks import assert_every_image_accounted_for, assert_model_not_left_running
 
 from localcloud.data.dataset import generate

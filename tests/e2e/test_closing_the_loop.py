@@ -20,7 +20,7 @@ import browser
 import pytest
 import report_page
 from labeling_loop.evaluation.quality import LabeledBox
-from labeling_loop.geometry import PixelBox
+from labeling_loop.kernel.geometry import PixelBox
 
 from localcloud.data.dataset import DETECTION_CLASSES, generate
 from localcloud.data.truth import Truth, load_truth, manifest_lines

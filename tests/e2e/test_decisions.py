@@ -14,7 +14,7 @@ import report_page
 from labeling_loop.evaluation.intervals import defects_interval
 from labeling_loop.evaluation.quality import LabeledBox
 from labeling_loop.evaluation.verdict import detection_verdict
-from labeling_loop.geometry import PixelBox, round_half_up
+from labeling_loop.kernel.geometry import PixelBox, round_half_up
 from run_checks import assert_every_image_accounted_for, assert_model_not_left_running
 
 from localcloud.data.dataset import generate

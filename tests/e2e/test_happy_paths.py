@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from labeling_loop.evaluation.quality import LabeledBox, QualityAccumulator
-from labeling_loop.geometry import PixelBox
-from labeling_loop.manifest.rules import errors_only, validate_line
+from labeling_loop.finishing.manifest.rules import errors_only, validate_line
+from labeling_loop.kernel.geometry import PixelBox
 from labeling_loop.review.groundtruth.jobs import builtin_lambda_arns
 
 from localcloud.data.truth import load_truth

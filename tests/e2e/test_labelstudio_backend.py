@@ -20,13 +20,13 @@ import labelstudio_fixtures  # tests/e2e is on sys.path (pytest rootdir-relative
 import pytest
 import requests
 from deployed_stack import execution_arn, function_environment, run_state
-from labeling_loop.errors import LabelStudioUnavailableError, ReviewBackendError
-from labeling_loop.jsonl import read_json, read_jsonl
-from labeling_loop.layout import RunLayout
+from labeling_loop.kernel.errors import LabelStudioUnavailableError, ReviewBackendError
+from labeling_loop.kernel.jsonl import read_json, read_jsonl
+from labeling_loop.kernel.layout import RunLayout
+from labeling_loop.kernel.run_input import run_id_for
+from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.review.labelstudio import project as ls_project
 from labeling_loop.review.labelstudio.client import ConnectionSettings, LabelStudioClient
-from labeling_loop.run_input import run_id_for
-from labeling_loop.s3_uri import S3Uri
 from moto import mock_aws
 from PIL import Image
 

@@ -20,10 +20,10 @@ import labelstudio_fixtures  # tests/e2e is on sys.path (pytest rootdir-relative
 import pytest
 import requests
 from deployed_stack import execution_arn
-from labeling_loop.layout import RunLayout
+from labeling_loop.kernel.layout import RunLayout
+from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.review.labelstudio import project as ls_project
 from labeling_loop.review.labelstudio.client import LabelStudioClient
-from labeling_loop.s3_uri import S3Uri
 from moto import mock_aws
 from PIL import Image, ImageDraw
 

@@ -10,7 +10,7 @@ from typing import Any
 import labelstudio_fixtures  # tests/e2e is on sys.path (pytest rootdir-relative import)
 import pytest
 from labeling_loop.evaluation.quality import LabeledBox, QualityAccumulator
-from labeling_loop.geometry import PixelBox
+from labeling_loop.kernel.geometry import PixelBox
 
 from localcloud.data.truth import load_truth
 from localcloud.runner import IMAGES_PREFIX, run_local

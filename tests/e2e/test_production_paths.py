@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import labelstudio_fixtures
 import pytest
-from labeling_loop.s3_uri import S3Uri
+from labeling_loop.kernel.s3_uri import S3Uri
 from run_checks import (
     assert_every_image_accounted_for,
     assert_failed_clearly,
@@ -655,13 +655,13 @@ def _exists(cloud: LocalCloud, uri: str) -> bool:
 
 
 def _jsonl(cloud: LocalCloud, uri: str) -> list[dict[str, Any]]:
-    from labeling_loop.jsonl import read_jsonl
+    from labeling_loop.kernel.jsonl import read_jsonl
 
     return list(read_jsonl(cloud.s3, S3Uri.parse(uri), missing_ok=True))
 
 
 def _read(cloud: LocalCloud, uri: str) -> dict[str, Any]:
-    from labeling_loop.jsonl import read_json
+    from labeling_loop.kernel.jsonl import read_json
 
     return dict(read_json(cloud.s3, S3Uri.parse(uri)))
 

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from labeling_loop.evaluation.quality import LabeledBox
 from labeling_loop.evaluation.verdict import detection_verdict
-from labeling_loop.geometry import PixelBox, round_half_up
-from labeling_loop.jsonl import read_jsonl
-from labeling_loop.review.plan import to_task
-from labeling_loop.s3_uri import S3Uri
+from labeling_loop.kernel.geometry import PixelBox, round_half_up
+from labeling_loop.kernel.jsonl import read_jsonl
+from labeling_loop.kernel.s3_uri import S3Uri
+from labeling_loop.review.selection import to_task
 from run_checks import assert_every_image_accounted_for, assert_model_not_left_running
 
 from labeling_ops.render import budget_lines

@@ -18,10 +18,10 @@ from typing import Any
 import deployed_stack
 from botocore.awsrequest import AWSResponse
 from botocore.validate import validate_parameters
-from labeling_loop.run_config import RunConfig
-from labeling_loop.run_input import validate_input
-from labeling_loop.s3_uri import S3Uri
-from labeling_loop.settings import StackSettings
+from labeling_loop.kernel.run_config import RunConfig
+from labeling_loop.kernel.run_input import validate_input
+from labeling_loop.kernel.s3_uri import S3Uri
+from labeling_loop.kernel.settings import StackSettings
 from lambda_harness import FakeLambdaContext, load_event, load_handler  # noqa: F401 (re-exported)
 from PIL import Image
 

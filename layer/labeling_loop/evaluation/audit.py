@@ -1,7 +1,7 @@
 """The audit of auto-accept, and the gate that decides whether auto-accepted images may ship.
 
 The plan sends a simple random sample of the auto-accept candidates to people anyway (the audit:
-review/plan.py draws it by a hash of each image salted with the run id, so it is independent of the
+review/selection.py draws it by a hash of each image salted with the run id, so it is independent of the
 predictions and differs from run to run). People's answers say, image by image, whether what
 auto-accept would have written was wrong (`verdict`). From x wrong in the m answered audit images
 of the N candidates:

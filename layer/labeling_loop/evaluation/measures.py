@@ -7,7 +7,7 @@ Sampling strata (what makes whole-run figures honest when auto-accept is on):
 - `review`: images sent to people because some prediction was below its auto-accept threshold (or
   there was none); all of them are reviewed, but for the ones nobody answered;
 - `audit`: the auto-accept candidates. The audit sample of them is reviewed, chosen by a salted hash
-  independent of the predictions (review/plan.py), so it is a simple random sample of the stratum;
+  independent of the predictions (review/selection.py), so it is a simple random sample of the stratum;
   when the gate sends the rest to people (a second wave), the stratum is reviewed whole.
 Whole-run figures weight each reviewed image by (images of its stratum) / (reviewed images of its
 stratum), the Horvitz-Thompson estimate of the run's counts had people reviewed every image, and
@@ -41,7 +41,7 @@ from labeling_loop.evaluation.verdict import (
     classification_verdict,
     detection_verdict,
 )
-from labeling_loop.geometry import ratio_to_pixels
+from labeling_loop.kernel.geometry import ratio_to_pixels
 
 REVIEW, AUDIT = "review", "audit"
 STRATA = (REVIEW, AUDIT)

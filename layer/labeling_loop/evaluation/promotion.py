@@ -27,7 +27,7 @@ a_i = 2 TP_i, b_i = 2 TP_i + FP_i + FN_i and R = sum a / sum b:
 
 Student's t with n - 1 degrees of freedom rather than the normal quantile keeps small test sets
 honest. It needs no resampling, so the decision costs one pass over the snapshots whatever their
-size, and tests can simulate a thousand decisions in seconds (tests/unit/test_promotion.py measures
+size, and tests can simulate a thousand decisions in seconds (tests/unit/evaluation/test_promotion.py measures
 how often equal versions are promoted and how often a better one is, and compares the interval
 with a seeded paired bootstrap).
 """
@@ -43,9 +43,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labeling_loop.aws_clients import error_code
-from labeling_loop.jsonl import read_jsonl
-from labeling_loop.s3_uri import S3Uri
+from labeling_loop.kernel.aws_clients import error_code
+from labeling_loop.kernel.jsonl import read_jsonl
+from labeling_loop.kernel.s3_uri import S3Uri
 
 DETAILS = "rekognition-custom-labels-evaluation-details"
 DETECTION = "groundtruth/object-detection"

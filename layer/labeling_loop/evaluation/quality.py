@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from labeling_loop.evaluation.intervals import decimals_for, format_estimate, wilson_interval
-from labeling_loop.geometry import PixelBox, iou
+from labeling_loop.kernel.geometry import PixelBox, iou
 
 DEFAULT_IOU_THRESHOLD = 0.5
 

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from labeling_loop.evaluation.quality import LabeledBox
-from labeling_loop.geometry import iou
+from labeling_loop.kernel.geometry import iou
 
 SAME_OBJECT_IOU = 0.5  # PASCAL VOC's criterion for a detection of the object
 # A box people would not need to touch: COCO's strict criterion (AP at IoU 0.75,

@@ -25,8 +25,8 @@ from labeling_loop.inference.batch_progress import BatchProgress
 from labeling_loop.inference.detect import predict_one
 from labeling_loop.inference.flow import MAX_IN_FLIGHT, Limiter, RateEstimate
 from labeling_loop.inference.shared_rate import SharedRate, balancing
-from labeling_loop.jsonl import JsonlWriter, read_lines
-from labeling_loop.layout import RunLayout
+from labeling_loop.kernel.jsonl import JsonlWriter, read_lines
+from labeling_loop.kernel.layout import RunLayout
 
 # Stop taking images this long before the invocation's end: enough for the calls under way (with
 # botocore's retries) and for writing the two parts.

@@ -19,8 +19,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labeling_loop.jsonl import write_json
-from labeling_loop.layout import RunLayout
+from labeling_loop.kernel.jsonl import write_json
+from labeling_loop.kernel.layout import RunLayout
 
 logger = logging.getLogger(__name__)
 

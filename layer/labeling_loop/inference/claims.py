@@ -2,7 +2,7 @@
 
 An item per image (`image#<source-ref>`): `state` is `claimed` (a run has it in flight, until
 `expiresAt`), `labeled` (it is in a manifest) or `deferred` (a run put it off for later, with its
-`reason`, since `deferredSince`: labeling_loop/deferral.py). Listing claims images with a
+`reason`, since `deferredSince`: labeling_loop/kernel/deferral.py). Listing claims images with a
 conditional write, so two overlapping runs never send the same image to review; a failed or finished
 run releases the claims of images that did not reach a manifest, so the next run picks them up. A
 deferred image is free for the next run, which learns from its claim that it waited (and since when)
@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
-from labeling_loop.jsonl import read_jsonl
-from labeling_loop.layout import RunLayout
+from labeling_loop.kernel.jsonl import read_jsonl
+from labeling_loop.kernel.layout import RunLayout
 
 CLAIM_THREADS = 16
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labeling_loop.aws_clients import error_code
-from labeling_loop.errors import ModelNotRunningError
 from labeling_loop.inference.images import HEADER_BYTES, MAX_BYTES, ImageRejected, check_limits, read_header
-from labeling_loop.s3_uri import S3Uri
+from labeling_loop.kernel.aws_clients import error_code
+from labeling_loop.kernel.errors import ModelNotRunningError
+from labeling_loop.kernel.s3_uri import S3Uri
 
 # DetectCustomLabels errors that say "this image", not "this service" (docs/aws-facts.md §1.4).
 IMAGE_ERRORS = {

@@ -20,13 +20,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from labeling_loop.deferral import defer_record
-from labeling_loop.errors import InvalidInput
 from labeling_loop.inference import claims
 from labeling_loop.inference.images import MAX_BYTES
-from labeling_loop.jsonl import JsonlWriter
-from labeling_loop.layout import RunLayout
-from labeling_loop.s3_uri import S3Uri, source_ref
+from labeling_loop.kernel.deferral import defer_record
+from labeling_loop.kernel.errors import InvalidInput
+from labeling_loop.kernel.jsonl import JsonlWriter
+from labeling_loop.kernel.layout import RunLayout
+from labeling_loop.kernel.s3_uri import S3Uri, source_ref
 
 SUPPORTED_EXTENSIONS = {".jpg", ".jpeg", ".png"}
 SUPPORTED_CONTENT_TYPES = {"image/jpeg", "image/jpg", "image/png"}

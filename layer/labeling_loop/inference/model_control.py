@@ -17,16 +17,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labeling_loop.aws_clients import client, error_code
-from labeling_loop.errors import (
+from labeling_loop.inference import model_lease
+from labeling_loop.inference.fan_out import plan_batches
+from labeling_loop.kernel.aws_clients import client, error_code
+from labeling_loop.kernel.errors import (
     ModelNotFoundError,
     ModelStartFailedError,
     ModelStartTimeoutError,
     ModelTransitionError,
 )
-from labeling_loop.inference import model_lease
-from labeling_loop.inference.plan import plan_batches
-from labeling_loop.run_config import PROJECT_VERSION_ARN, RunConfig
+from labeling_loop.kernel.run_config import PROJECT_VERSION_ARN, RunConfig
 
 STARTABLE = {"STOPPED", "TRAINING_COMPLETED", "COPYING_COMPLETED"}
 WAITING = {"STARTING", "STOPPING"}

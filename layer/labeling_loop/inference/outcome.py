@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from labeling_loop.errors import InferenceFailedError
 from labeling_loop.inference.detect import UNREADABLE
-from labeling_loop.jsonl import read_jsonl_prefix
-from labeling_loop.layout import RunLayout
+from labeling_loop.kernel.errors import InferenceFailedError
+from labeling_loop.kernel.jsonl import read_jsonl_prefix
+from labeling_loop.kernel.layout import RunLayout
 
 SERVICE_ERROR = "service-error"
 MAX_LOST_FRACTION = 0.10

@@ -7,7 +7,7 @@ never fails the run, and never reaches the manifest or the report's figures:
 - `invalid-box`: a box with a zero or negative width or height, or wholly off the image (a box
   partly off the image is clipped when the manifest is built, keeping what the reviewer drew);
 - `too-many-boxes` / `too-many-labels`: more than Custom Labels takes on one image
-  (manifest/rules.py, docs/aws-facts.md §2.3): dropping some would teach the model that the objects
+  (finishing/manifest/rules.py, docs/aws-facts.md §2.3): dropping some would teach the model that the objects
   left out are background;
 - `unknown-label`: a label outside the run's label set (review/plan.json), which the labeling UI
   never offered.
@@ -19,9 +19,9 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from labeling_loop.jsonl import read_json
-from labeling_loop.layout import RunLayout
-from labeling_loop.manifest.rules import MAX_BOXES_PER_IMAGE, MAX_LABELS_PER_IMAGE
+from labeling_loop.finishing.manifest.rules import MAX_BOXES_PER_IMAGE, MAX_LABELS_PER_IMAGE
+from labeling_loop.kernel.jsonl import read_json
+from labeling_loop.kernel.layout import RunLayout
 
 INVALID_ANNOTATION = "invalid-annotation"
 INVALID_BOX = "invalid-box"

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:  # only for annotations: the implementations import run_config, which imports this
-    from labeling_loop.layout import RunLayout
-    from labeling_loop.review.plan import PlanSummary
-    from labeling_loop.run_config import RunConfig
-    from labeling_loop.s3_uri import S3Uri
-    from labeling_loop.settings import StackSettings
+    from labeling_loop.kernel.layout import RunLayout
+    from labeling_loop.kernel.run_config import RunConfig
+    from labeling_loop.kernel.s3_uri import S3Uri
+    from labeling_loop.kernel.settings import StackSettings
+    from labeling_loop.review.selection import PlanSummary
 
 ReviewBackendName = Literal["groundtruth", "labelstudio"]
 

@@ -9,7 +9,7 @@ images most likely wrong are the first people see.
 
 The order:
 
-1. **the audit sample** (review/plan.py: a random sample of the auto-accept candidates);
+1. **the audit sample** (review/selection.py: a random sample of the auto-accept candidates);
 2. **the images an earlier run deferred**, the oldest deferral first, then the most likely wrong: the
    backlog is served before anything new, so it clears at the pace the report gives
    (`runsForBacklog`), whatever arrives meanwhile;
@@ -48,7 +48,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from labeling_loop.scratch_index import ScratchIndex
+from labeling_loop.kernel.scratch_index import ScratchIndex
 
 # The part of the budget (after the audit) kept for the label shares.
 LABEL_SHARE = 0.2
@@ -58,7 +58,7 @@ Priority = Literal["audit", "label-share", "waited", "uncertainty"]
 
 def correction_score(task: Mapping[str, Any], record: Mapping[str, Any], min_confidence: float) -> float:
     """How likely people change something on the image (module docstring). `task` is the image's
-    review task (review/plan.py to_task: the predictions people see), `record` its prediction
+    review task (review/selection.py to_task: the predictions people see), `record` its prediction
     record (for the predictions below `min_confidence`, of the task's kind)."""
     keep = 1.0
     for prediction in task.get("predictions") or []:

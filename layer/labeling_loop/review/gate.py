@@ -19,10 +19,10 @@ from typing import Any
 from labeling_loop.evaluation.audit import AuditTally, audit_figures
 from labeling_loop.evaluation.measures import reference_boxes, reference_labels
 from labeling_loop.evaluation.verdict import Verdict, classification_verdict, detection_verdict
-from labeling_loop.jsonl import JsonlWriter, read_json, read_jsonl, read_jsonl_prefix, write_json
+from labeling_loop.kernel.jsonl import JsonlWriter, read_json, read_jsonl, read_jsonl_prefix, write_json
+from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.review.budget import ReviewQueue, correction_score
-from labeling_loop.review.plan import PlanSummary, to_task
-from labeling_loop.run_config import RunConfig
+from labeling_loop.review.selection import PlanSummary, to_task
 
 
 def verdict_of(would_ship: Mapping[str, Any], reviewed: Mapping[str, Any], box_tolerance: float) -> Verdict:

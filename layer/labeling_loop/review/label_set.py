@@ -16,9 +16,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from labeling_loop.aws_clients import error_code
-from labeling_loop.errors import InvalidInput
-from labeling_loop.run_config import RunConfig
+from labeling_loop.kernel.aws_clients import error_code
+from labeling_loop.kernel.errors import InvalidInput
+from labeling_loop.kernel.run_config import RunConfig
 
 logger = logging.getLogger(__name__)
 

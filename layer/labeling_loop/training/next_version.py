@@ -30,15 +30,15 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labeling_loop.aws_clients import error_code
 from labeling_loop.evaluation.promotion import compare_versions, decide, snapshot_uris
+from labeling_loop.finishing.report.cost import run_cost
+from labeling_loop.finishing.report.publish import publish
 from labeling_loop.inference.model_control import ModelRef, describe, find_project_arn
-from labeling_loop.jsonl import read_json, write_json
-from labeling_loop.layout import RunLayout
-from labeling_loop.report.cost import run_cost
-from labeling_loop.report.publish import publish
-from labeling_loop.run_config import RunConfig
-from labeling_loop.s3_uri import S3Uri
+from labeling_loop.kernel.aws_clients import error_code
+from labeling_loop.kernel.jsonl import read_json, write_json
+from labeling_loop.kernel.layout import RunLayout
+from labeling_loop.kernel.run_config import RunConfig
+from labeling_loop.kernel.s3_uri import S3Uri
 
 # UpdateDatasetEntries takes < 5 MB of JSON Lines per call (docs/aws-facts.md §1.7).
 CHUNK_BYTES = 5_000_000

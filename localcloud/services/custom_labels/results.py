@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from labeling_loop.geometry import iou_of_dicts
+from labeling_loop.kernel.geometry import iou_of_dicts
 
 from localcloud.data.truth import Truth, load_truth
 

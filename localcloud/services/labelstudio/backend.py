@@ -15,9 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
-from labeling_loop.jsonl import read_json
+from labeling_loop.kernel.jsonl import read_json
+from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.review.labelstudio.client import LabelStudioClient
-from labeling_loop.s3_uri import S3Uri
 from moto.server import ThreadedMotoServer
 
 from localcloud.data.truth import Truth
@@ -168,7 +168,7 @@ class ReviewDesk:
         self._thread.join(timeout=10)
 
     def _watch(self) -> None:
-        from labeling_loop.run_input import run_id_for
+        from labeling_loop.kernel.run_input import run_id_for
 
         from localcloud.runner import run_prefix_of
 

@@ -15,7 +15,7 @@ from labeling_loop.evaluation.verdict import (
     classification_verdict,
     detection_verdict,
 )
-from labeling_loop.geometry import PixelBox, iou
+from labeling_loop.kernel.geometry import PixelBox, iou
 
 
 def box(label: str, left: int, top: int = 0, width: int = 100, height: int = 100) -> LabeledBox:

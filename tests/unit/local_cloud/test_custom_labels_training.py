@@ -9,8 +9,8 @@ import json
 from typing import Any
 
 from labeling_loop.evaluation.promotion import read_testing_snapshot, snapshot_uris
-from labeling_loop.jsonl import read_json, read_jsonl
-from labeling_loop.s3_uri import S3Uri
+from labeling_loop.kernel.jsonl import read_json, read_jsonl
+from labeling_loop.kernel.s3_uri import S3Uri
 
 from localcloud.data.truth import load_truth
 from localcloud.services.base import operation_model

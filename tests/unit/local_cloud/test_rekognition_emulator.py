@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
-from labeling_loop.geometry import iou_of_dicts
+from labeling_loop.kernel.geometry import iou_of_dicts
 from moto import mock_aws
 from PIL import Image
 

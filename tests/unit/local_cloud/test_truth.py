@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-from labeling_loop.geometry import PixelBox
-from labeling_loop.geometry import iou as pixel_iou
+from labeling_loop.kernel.geometry import PixelBox
+from labeling_loop.kernel.geometry import iou as pixel_iou
 
 from localcloud.data.truth import Truth, TruthBox, load_truth, resolve_source_ref
 

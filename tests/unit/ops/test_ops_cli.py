@@ -164,7 +164,7 @@ def test_a_taken_name_says_so(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_every_input_field_has_a_flag() -> None:
-    from labeling_loop.run_input import RunInput
+    from labeling_loop.kernel.run_input import RunInput
 
     parser = cli.parser()
     start = parser._subparsers._group_actions[0].choices["start"]  # type: ignore[union-attr]
@@ -235,8 +235,8 @@ def _start_parser() -> Any:
 
 
 def test_every_input_flag_says_what_it_is_its_bounds_and_its_default() -> None:
-    from labeling_loop.run_config import numeric_bounds
-    from labeling_loop.run_input import RunInput
+    from labeling_loop.kernel.run_config import numeric_bounds
+    from labeling_loop.kernel.run_input import RunInput
 
     actions = {a.dest: a for a in _start_parser()._actions}
     bounds = numeric_bounds()

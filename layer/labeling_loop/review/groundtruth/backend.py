@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from labeling_loop.jsonl import read_jsonl
+from labeling_loop.kernel.jsonl import read_jsonl
 from labeling_loop.review.backend import ReviewBackend, ReviewBackendName
 from labeling_loop.review.groundtruth.jobs import JobSettings, plan_jobs
 
 if TYPE_CHECKING:
-    from labeling_loop.layout import RunLayout
-    from labeling_loop.review.plan import PlanSummary
-    from labeling_loop.run_config import RunConfig
-    from labeling_loop.s3_uri import S3Uri
-    from labeling_loop.settings import StackSettings
+    from labeling_loop.kernel.layout import RunLayout
+    from labeling_loop.kernel.run_config import RunConfig
+    from labeling_loop.kernel.s3_uri import S3Uri
+    from labeling_loop.kernel.settings import StackSettings
+    from labeling_loop.review.selection import PlanSummary
 
 MAX_NAMES = 20  # job names listed in one message
 

@@ -15,10 +15,11 @@ from typing import Any, TypedDict
 
 from botocore.exceptions import ClientError
 
-from labeling_loop.errors import ReviewBackendError
-from labeling_loop.geometry import iou_of_dicts
-from labeling_loop.jsonl import JsonDict, JsonlWriter, list_keys, read_jsonl
-from labeling_loop.layout import RunLayout
+from labeling_loop.kernel.errors import ReviewBackendError
+from labeling_loop.kernel.geometry import iou_of_dicts
+from labeling_loop.kernel.jsonl import JsonDict, JsonlWriter, list_keys, read_jsonl
+from labeling_loop.kernel.layout import RunLayout
+from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.review.answers import InvalidAnswer, check_boxes, check_labels, finite, names, run_labels
 from labeling_loop.review.groundtruth.jobs import (
     CLASSIFICATION_ATTRIBUTE,
@@ -26,7 +27,6 @@ from labeling_loop.review.groundtruth.jobs import (
     LABEL_ATTRIBUTE,
     PREDICTIONS_ATTRIBUTE,
 )
-from labeling_loop.s3_uri import S3Uri
 
 # A person's box counts as an adjustment of a prediction when they overlap by at least this IoU.
 # Same threshold as the run report's model quality, so "adjusted" always means "a true positive

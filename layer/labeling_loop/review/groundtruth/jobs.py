@@ -21,12 +21,12 @@ from importlib.resources import files
 from itertools import chain, islice
 from typing import Any, Literal
 
-from labeling_loop.errors import InvalidInput
-from labeling_loop.jsonl import JsonDict, JsonlWriter, write_json
-from labeling_loop.layout import RunLayout
-from labeling_loop.review.plan import PlanSummary
-from labeling_loop.run_config import RunConfig, TaskType
-from labeling_loop.s3_uri import S3Uri
+from labeling_loop.kernel.errors import InvalidInput
+from labeling_loop.kernel.jsonl import JsonDict, JsonlWriter, write_json
+from labeling_loop.kernel.layout import RunLayout
+from labeling_loop.kernel.run_config import RunConfig, TaskType
+from labeling_loop.kernel.s3_uri import S3Uri
+from labeling_loop.review.selection import PlanSummary
 
 # --------------------------------------------------------------------------------------------------
 # Constants from the Ground Truth documentation

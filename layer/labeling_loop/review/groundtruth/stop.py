@@ -10,10 +10,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from labeling_loop.aws_clients import error_code
-from labeling_loop.jsonl import read_json, read_jsonl
-from labeling_loop.layout import RunLayout
-from labeling_loop.s3_uri import S3Uri
+from labeling_loop.kernel.aws_clients import error_code
+from labeling_loop.kernel.jsonl import read_json, read_jsonl
+from labeling_loop.kernel.layout import RunLayout
+from labeling_loop.kernel.s3_uri import S3Uri
 
 # Statuses in which a job still hands out tasks (docs/aws-facts.md §3.7).
 IN_PROGRESS = frozenset({"Initializing", "InProgress"})

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from labeling_loop.errors import InvalidInput
-from labeling_loop.jsonl import JsonDict, read_json
+from labeling_loop.kernel.errors import InvalidInput
+from labeling_loop.kernel.jsonl import JsonDict, read_json
+from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.review.groundtruth.jobs import CLASSIFICATION_ATTRIBUTE, PREDICTIONS_ATTRIBUTE
-from labeling_loop.s3_uri import S3Uri
 
 
 def pre_annotate(event: JsonDict) -> JsonDict:

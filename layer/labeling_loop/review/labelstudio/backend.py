@@ -9,11 +9,11 @@ from labeling_loop.review.backend import ReviewBackend, ReviewBackendName
 from labeling_loop.review.labelstudio.images import add_review_images
 
 if TYPE_CHECKING:
-    from labeling_loop.layout import RunLayout
-    from labeling_loop.review.plan import PlanSummary
-    from labeling_loop.run_config import RunConfig
-    from labeling_loop.s3_uri import S3Uri
-    from labeling_loop.settings import StackSettings
+    from labeling_loop.kernel.layout import RunLayout
+    from labeling_loop.kernel.run_config import RunConfig
+    from labeling_loop.kernel.s3_uri import S3Uri
+    from labeling_loop.kernel.settings import StackSettings
+    from labeling_loop.review.selection import PlanSummary
 
 
 class LabelStudioBackend(ReviewBackend):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
-from labeling_loop.errors import LabelStudioUnavailableError, ReviewBackendError
+from labeling_loop.kernel.errors import LabelStudioUnavailableError, ReviewBackendError
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from labeling_loop.geometry import iou_of_dicts
-from labeling_loop.jsonl import JsonDict
+from labeling_loop.kernel.geometry import iou_of_dicts
+from labeling_loop.kernel.jsonl import JsonDict
+from labeling_loop.kernel.run_config import TaskType
 from labeling_loop.review.answers import INVALID_BOX, InvalidAnswer, check_boxes, check_labels, finite, names
-from labeling_loop.run_config import TaskType
 
 # Names inside the labeling config; predictions and annotations refer to them.
 IMAGE_TAG = "image"

@@ -15,9 +15,9 @@ import hashlib
 from typing import Any
 from urllib.parse import urlparse
 
-from labeling_loop.jsonl import JsonlWriter, read_jsonl
-from labeling_loop.layout import RunLayout
-from labeling_loop.s3_uri import S3Uri
+from labeling_loop.kernel.jsonl import JsonlWriter, read_jsonl
+from labeling_loop.kernel.layout import RunLayout
+from labeling_loop.kernel.s3_uri import S3Uri
 
 _EXTENSIONS = {".jpg", ".jpeg", ".png"}
 

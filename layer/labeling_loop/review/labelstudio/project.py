@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from labeling_loop.errors import LabelStudioUnavailableError, ReviewBackendError
-from labeling_loop.jsonl import JsonDict, JsonlWriter, read_json, read_jsonl, write_json
-from labeling_loop.layout import RunLayout
+from labeling_loop.kernel.errors import LabelStudioUnavailableError, ReviewBackendError
+from labeling_loop.kernel.jsonl import JsonDict, JsonlWriter, read_json, read_jsonl, write_json
+from labeling_loop.kernel.layout import RunLayout
+from labeling_loop.kernel.run_config import RunConfig, TaskType
+from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.review.answers import run_labels
 from labeling_loop.review.labelstudio.client import LabelStudioClient
 from labeling_loop.review.labelstudio.convert import (
@@ -26,9 +28,7 @@ from labeling_loop.review.labelstudio.convert import (
     was_skipped,
 )
 from labeling_loop.review.labelstudio.task_index import TaskIndex
-from labeling_loop.review.plan import PlanSummary
-from labeling_loop.run_config import RunConfig, TaskType
-from labeling_loop.s3_uri import S3Uri
+from labeling_loop.review.selection import PlanSummary
 
 logger = logging.getLogger(__name__)
 

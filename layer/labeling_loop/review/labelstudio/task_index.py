@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from labeling_loop.scratch_index import ScratchIndex
+from labeling_loop.kernel.scratch_index import ScratchIndex
 
 
 class TaskIndex(ScratchIndex):

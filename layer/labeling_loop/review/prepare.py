@@ -1,0 +1,32 @@
+"""The Plan Review step for one run: check that inference worked, plan the review (task type and
+label set decided here, once), and let the run's backend prepare it (review/backend.py).
+Writes review/plan.json and returns the plan the state machine carries (`$.plan`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labeling_loop.inference.outcome import check_outcome
+from labeling_loop.kernel.jsonl import write_json
+from labeling_loop.kernel.run_config import RunConfig
+from labeling_loop.review.selection import PlanSettings, check_label_set, plan
+
+
+def plan_run_review(
+    s3: Any, config: RunConfig, *, images_to_infer: int, region: str, verification_lambdas: tuple[str, str]
+) -> dict[str, Any]:
+    layout = config.layout()
+    check_outcome(
+        s3, layout, images_to_infer=images_to_infer, images=config.images, region=config.model_region
+    )
+    summary = plan(s3, layout, PlanSettings.from_config(config))
+    summary.jobs_key = layout.review_jobs.key
+    check_label_set(summary, config.maxLabelsPerJob)
+    extra: dict[str, Any] = {}
+    if summary.images_to_review:
+        extra = config.backend.prepare_review(
+            s3, config, summary, region=region, verification_lambdas=verification_lambdas
+        )
+    result = {**summary.to_dict(), "backend": config.reviewBackend, **extra}
+    write_json(s3, layout.review_plan, result)
+    return result
