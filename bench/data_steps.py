@@ -199,7 +199,7 @@ def run_stages(size: int, stages: list[str], measure: str | None, root: Path, ki
     from labeling_loop.kernel.s3_uri import S3Uri
     from labeling_loop.review.groundtruth import collect as groundtruth_collect
     from labeling_loop.review.groundtruth import jobs as groundtruth_jobs
-    from labeling_loop.review.selection import plan
+    from labeling_loop.review.selection import PlanSettings, plan
 
     from bench.fake_s3 import CompletedLabelingJobs
 
@@ -210,12 +210,9 @@ def run_stages(size: int, stages: list[str], measure: str | None, root: Path, ki
     result: dict[str, Any] = {}
 
     def planning() -> None:
-        summary = plan(s3, layout, requested_task_type="auto", extra_labels=[], auto_accept=None)
+        summary = plan(s3, layout, PlanSettings())
         state["plan"] = summary.to_dict()
-        state["jobs"] = groundtruth_jobs.plan_jobs(
-            s3,
-            layout,
-            read_jsonl(s3, layout.review_tasks),
+        settings = groundtruth_jobs.JobSettings(
             task_type=summary.task_type,
             labels=summary.labels,
             run_id="bench",
@@ -230,6 +227,7 @@ def run_stages(size: int, stages: list[str], measure: str | None, root: Path, ki
             task_availability_s=86_400,
             max_concurrent_tasks=1000,
         )
+        state["jobs"] = groundtruth_jobs.plan_jobs(s3, layout, read_jsonl(s3, layout.review_tasks), settings)
 
     def manifest() -> None:
         jobs = state["jobs"]

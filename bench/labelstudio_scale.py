@@ -144,14 +144,16 @@ def measure_run(url: str, token: str, size: int, root: Path, run_id: str, traced
             s3,
             ls,
             layout,
-            run_id=run_id,
-            execution_arn=f"arn:aws:states:us-east-1:123456789012:execution:bench:{run_id}",
-            task_type="detection",
-            labels=LABELS,
-            images_bucket=IMAGES_BUCKET,
-            images_prefix="photos/",
-            s3_storage={"region": "us-east-1", "endpoint_url": None},
-            title=f"bench {run_id}",
+            project.ProjectSettings(
+                run_id=run_id,
+                execution_arn=f"arn:aws:states:us-east-1:123456789012:execution:bench:{run_id}",
+                task_type="detection",
+                labels=LABELS,
+                images_bucket=IMAGES_BUCKET,
+                images_prefix="photos/",
+                s3_storage={"region": "us-east-1", "endpoint_url": None},
+                title=f"bench {run_id}",
+            ),
         )
 
     state, steps["create"] = _step(create, traced)

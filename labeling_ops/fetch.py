@@ -12,6 +12,7 @@ from labeling_loop.inference.model_control import ModelRef, describe, find_proje
 from labeling_loop.kernel.jsonl import list_keys, read_json
 from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.lifecycle import run_records
+from labeling_loop.review.backends import find_backend
 
 from labeling_ops.aws import Clients
 from labeling_ops.progress import INFERENCE_MAP, Progress, ReviewJob, progress, read_history
@@ -92,7 +93,8 @@ def run_progress(clients: Clients, execution_arn: str, now: datetime | None = No
             continue
     config = facts.data.get("config", {})
     jobs = []
-    if "plan" in facts.data and config.get("reviewBackend") == "groundtruth":
+    backend = find_backend(config.get("reviewBackend"))
+    if "plan" in facts.data and backend and backend.has_labeling_jobs:
         jobs = review_jobs(clients, config)
     status = model_status(
         clients.rekognition, config.get("projectVersionArn"), facts.data.get("model", {}).get("projectArn")

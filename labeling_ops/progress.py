@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from labeling_loop.review.backends import find_backend
+
 # The phase a user sees, by the state the run is in (every state of the definition's top level:
 # tests/contract/test_follow_phases.py).
 PHASES = {
@@ -256,7 +258,8 @@ def _review(progress: Progress, data: dict[str, Any], jobs: list[ReviewJob] | No
     if not plan:
         return
     progress.review_total = int(plan.get("imagesToReview", 0))
-    if progress.review_backend == "labelstudio":
+    backend = find_backend(progress.review_backend)
+    if backend and not backend.has_labeling_jobs:  # the run polls the review and records its progress
         checked = data.get("reviewProgress") or {}
         progress.review_total = int(checked.get("total", progress.review_total))
         progress.review_done = checked.get("annotated")

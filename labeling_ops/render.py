@@ -7,6 +7,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
+from labeling_loop.review.backends import find_backend
 from rich.console import Group
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
@@ -83,9 +84,8 @@ def progress_lines(p: Progress, *, with_state: bool = True) -> list[tuple[str, s
             )
         )
     if p.review_total is not None:
-        backend = {"groundtruth": "Ground Truth", "labelstudio": "Label Studio"}.get(
-            p.review_backend or "", p.review_backend or ""
-        )
+        known = find_backend(p.review_backend)
+        backend = known.title if known else p.review_backend or ""
         lines.append(("review", f"{backend}: " + _count(p.review_done, p.review_total, "images reviewed")))
         for job in p.review_jobs:
             lines.append(

@@ -43,7 +43,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if action == "preflight":  # before the model starts (and bills): a bad URL or token fails in seconds
             return project.preflight(ls)
         if plan is not None:
-            return project.create_run_review(s3, ls, config, plan, region=SETTINGS.region)
+            settings = project.ProjectSettings.from_config(config, plan, region=SETTINGS.region)
+            return project.create_review(s3, ls, layout, settings)
         if action == "check":
             now = datetime.now(UTC)
             progress = project.check_review(ls, state, deadline_hours=config.reviewDeadlineHours, now=now)

@@ -26,7 +26,7 @@ from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.run_input import run_id_for
 from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.review.labelstudio import project as ls_project
-from labeling_loop.review.labelstudio.client import LabelStudioClient
+from labeling_loop.review.labelstudio.client import ConnectionSettings, LabelStudioClient
 from moto import mock_aws
 from PIL import Image
 
@@ -150,7 +150,8 @@ def _create(s3: Any, ls: LabelStudioClient, scenario: Scenario, **overrides: Any
         "title": ls_project.review_title(scenario.run_id),
         **overrides,
     }
-    return ls_project.create_review(s3, ls, scenario.layout, **arguments)
+    now = arguments.pop("now", None)
+    return ls_project.create_review(s3, ls, scenario.layout, ls_project.ProjectSettings(**arguments), now=now)
 
 
 def _sorted_boxes(boxes: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -282,14 +283,16 @@ def test_classification_review_round_trip(s3: Any, labelstudio: LabelStudioServe
         s3,
         ls,
         layout,
-        run_id=run_id,
-        execution_arn=execution_arn(run_id),
-        task_type="classification",
-        labels=["indoor", "outdoor", "cat", "sofa"],
-        images_bucket=IMAGES_BUCKET,
-        images_prefix="cls/",
-        s3_storage=STORAGE,
-        title=ls_project.review_title(run_id),
+        ls_project.ProjectSettings(
+            run_id=run_id,
+            execution_arn=execution_arn(run_id),
+            task_type="classification",
+            labels=["indoor", "outdoor", "cat", "sofa"],
+            images_bucket=IMAGES_BUCKET,
+            images_prefix="cls/",
+            s3_storage=STORAGE,
+            title=ls_project.review_title(run_id),
+        ),
     )
     annotate_project(ls, state["projectId"], truth, accuracy=1.0, seed=1)
     progress = ls_project.check_review(ls, state, deadline_hours=1, now=datetime.now(UTC))
@@ -391,9 +394,11 @@ def test_bad_tokens_and_unreachable_servers_fail_fast(labelstudio: LabelStudioSe
     # GIVEN clients whose waits between attempts are recorded instead of slept
     slept: list[float] = []
     cases = {
-        "legacy": LabelStudioClient(labelstudio.url, "0" * 40, sleep=slept.append),
+        "legacy": LabelStudioClient(labelstudio.url, "0" * 40, ConnectionSettings(sleep=slept.append)),
         # a well-formed JWT whose signature Label Studio did not make
-        "personal": LabelStudioClient(labelstudio.url, labelstudio.token[:-4] + "AAAA", sleep=slept.append),
+        "personal": LabelStudioClient(
+            labelstudio.url, labelstudio.token[:-4] + "AAAA", ConnectionSettings(sleep=slept.append)
+        ),
     }
     for kind, client in cases.items():
         assert client.token_kind == kind
@@ -406,7 +411,9 @@ def test_bad_tokens_and_unreachable_servers_fail_fast(labelstudio: LabelStudioSe
 
     # WHEN nothing listens at the URL
     url = f"http://127.0.0.1:{_closed_port()}"
-    unreachable = LabelStudioClient(url, "0" * 40, backoff_seconds=0.1, sleep=slept.append)
+    unreachable = LabelStudioClient(
+        url, "0" * 40, ConnectionSettings(backoff_seconds=0.1, sleep=slept.append)
+    )
     with pytest.raises(LabelStudioUnavailableError, match="unreachable") as error:
         unreachable.get("/api/projects/")
     # THEN it gives up after its few retries, having waited 0.1 s then 0.2 s, naming the URL

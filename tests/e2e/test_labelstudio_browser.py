@@ -108,14 +108,16 @@ def test_reviewer_sees_the_image_and_the_models_boxes(
         s3,
         ls,
         layout,
-        run_id="run-browser-1",
-        execution_arn=execution_arn("run-browser-1"),
-        task_type="detection",
-        labels=["cat", "dog", "bird"],
-        images_bucket="browser-images",
-        images_prefix="shots/",
-        s3_storage={"region": REGION, "endpoint_url": None},
-        title=ls_project.review_title("run-browser-1"),
+        ls_project.ProjectSettings(
+            run_id="run-browser-1",
+            execution_arn=execution_arn("run-browser-1"),
+            task_type="detection",
+            labels=["cat", "dog", "bird"],
+            images_bucket="browser-images",
+            images_prefix="shots/",
+            s3_storage={"region": REGION, "endpoint_url": None},
+            title=ls_project.review_title("run-browser-1"),
+        ),
     )
     task_id = ls.get("/api/tasks/", {"project": state["projectId"]})["tasks"][0]["id"]
 
@@ -187,14 +189,16 @@ def test_label_names_are_shown_as_written(
         s3,
         ls,
         layout,
-        run_id="run-browser-2",
-        execution_arn=execution_arn("run-browser-2"),
-        task_type="detection",
-        labels=labels,
-        images_bucket="browser-images",
-        images_prefix="shots/",
-        s3_storage={"region": REGION, "endpoint_url": None},
-        title=ls_project.review_title("run-browser-2"),
+        ls_project.ProjectSettings(
+            run_id="run-browser-2",
+            execution_arn=execution_arn("run-browser-2"),
+            task_type="detection",
+            labels=labels,
+            images_bucket="browser-images",
+            images_prefix="shots/",
+            s3_storage={"region": REGION, "endpoint_url": None},
+            title=ls_project.review_title("run-browser-2"),
+        ),
     )
     task_id = ls.get("/api/tasks/", {"project": state["projectId"]})["tasks"][0]["id"]
     # WHEN a logged-in reviewer opens the task

@@ -90,14 +90,16 @@ def _review(
         s3,
         ls,
         layout,
-        run_id=run_id,
-        execution_arn=f"arn:aws:states:{REGION}:123456789012:execution:sm:{run_id}",
-        task_type="detection",
-        labels=labels,
-        images_bucket=IMAGES_BUCKET,
-        images_prefix="photos/",
-        s3_storage=STORAGE,
-        title=ls_project.review_title(run_id),
+        ls_project.ProjectSettings(
+            run_id=run_id,
+            execution_arn=f"arn:aws:states:{REGION}:123456789012:execution:sm:{run_id}",
+            task_type="detection",
+            labels=labels,
+            images_bucket=IMAGES_BUCKET,
+            images_prefix="photos/",
+            s3_storage=STORAGE,
+            title=ls_project.review_title(run_id),
+        ),
     )
 
 

@@ -22,6 +22,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.s3_uri import S3Uri
+from labeling_loop.review.backend import ReviewBackend, ReviewBackendName
 
 # arn:aws:rekognition:<region>:<account>:project/<project>/version/<version>/<timestamp>
 # Project and version names: [a-zA-Z0-9_.\-]{1,255} (docs/aws-facts.md §5.1).
@@ -144,7 +145,6 @@ ProjectVersionArn = Annotated[
     ),
 ]
 S3Prefix = Annotated[str, AfterValidator(_s3_prefix)]
-ReviewBackend = Literal["groundtruth", "labelstudio"]
 RequestedTaskType = Literal["auto", "detection", "classification"]
 TaskType = Literal["detection", "classification"]
 # AWS documents only the floor (StartProjectVersion's MinInferenceUnits is an int >= 1: docs/aws-facts.md,
@@ -237,7 +237,7 @@ class RunConfig(BaseModel):
     projectVersionArn: ProjectVersionArn
     images: S3Prefix = Field(description="s3://bucket/prefix/ of the images to label")
     output: S3Prefix = Field(description="s3://bucket/prefix/ under which each run writes its folder")
-    reviewBackend: ReviewBackend
+    reviewBackend: ReviewBackendName
     taskType: RequestedTaskType
     minInferenceUnits: InferenceUnits
     minConfidence: Confidence
@@ -293,7 +293,7 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
-        if self.reviewBackend == "groundtruth" and not self.workteamArn:
+        if self.backend.needs_workteam and not self.workteamArn:
             raise ValueError("workteamArn is required when reviewBackend is groundtruth")
         if self.autoAcceptConfidence is not None and self.autoAcceptConfidence < self.minConfidence:
             raise ValueError("autoAcceptConfidence must be at least minConfidence")
@@ -325,7 +325,7 @@ class RunConfig(BaseModel):
         model_polls = math.ceil(self.modelStartTimeoutMinutes * 60 / self.modelPollSeconds) + 1
         review_seconds = self.reviewDeadlineHours * 3600
         run = OTHER_EVENTS + model_polls * EVENTS_PER_MODEL_POLL
-        if self.reviewBackend == "labelstudio":
+        if not self.backend.has_labeling_jobs:  # the run's own execution polls the review
             run += (
                 self.review_waves
                 * (math.ceil(review_seconds / self.reviewPollSeconds) + 1)
@@ -352,7 +352,7 @@ class RunConfig(BaseModel):
                     f"history events, and the run about {events['run']:,}, {over}; "
                     "poll less often or shorten the timeout"
                 )
-            if self.reviewBackend == "labelstudio" and self.reviewPollSeconds < self.fastest_review_poll():
+            if not self.backend.has_labeling_jobs and self.reviewPollSeconds < self.fastest_review_poll():
                 return (
                     f"reviewPollSeconds: polling every {self.reviewPollSeconds} s for {deadline} would "
                     f"record about {events['run']:,} history events, {over}; {fastest}"
@@ -362,7 +362,7 @@ class RunConfig(BaseModel):
                 f"{self.modelStartTimeoutMinutes} would record about {events['run']:,} history events, "
                 f"{over}; poll less often or shorten the timeout"
             )
-        if self.reviewBackend == "groundtruth" and events["labelingJob"] > HISTORY_LIMIT:
+        if self.backend.has_labeling_jobs and events["labelingJob"] > HISTORY_LIMIT:
             return (
                 f"reviewPollSeconds: polling a labeling job every {self.reviewPollSeconds} s for {deadline} "
                 f"would record about {events['labelingJob']:,} history events, {over}; {fastest}"
@@ -377,7 +377,7 @@ class RunConfig(BaseModel):
     def fastest_review_poll(self) -> int:
         """The shortest reviewPollSeconds that keeps every execution of the run under the limit."""
         model_polls = math.ceil(self.modelStartTimeoutMinutes * 60 / self.modelPollSeconds) + 1
-        if self.reviewBackend == "labelstudio":
+        if not self.backend.has_labeling_jobs:
             room = HISTORY_LIMIT - OTHER_EVENTS - model_polls * EVENTS_PER_MODEL_POLL
             if self.train:
                 room -= self.training_polls() * EVENTS_PER_TRAINING_POLL
@@ -432,6 +432,14 @@ class RunConfig(BaseModel):
         """How long this run may last: the model's start, the review, and a day for the rest. Image
         claims and the run's record lapse by themselves after it."""
         return int(self.modelStartTimeoutMinutes * 60 + self.reviewDeadlineHours * 3600 + 86_400)
+
+    @property
+    def backend(self) -> ReviewBackend:
+        """The review backend the run's `reviewBackend` names."""
+        # Imported here: the implementations import this module.
+        from labeling_loop.review.backends import backend_for
+
+        return backend_for(self.reviewBackend)
 
     def layout(self) -> RunLayout:
         return RunLayout.for_run(S3Uri.parse(self.output), self.runId)

@@ -38,7 +38,6 @@ from labeling_loop.kernel.run_config import (
     ModelStartTimeoutMinutes,
     ProjectVersionArn,
     RequestedTaskType,
-    ReviewBackend,
     ReviewBudget,
     ReviewDeadlineHours,
     ReviewPollSeconds,
@@ -54,6 +53,7 @@ from labeling_loop.kernel.run_config import (
 from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.kernel.settings import StackSettings
 from labeling_loop.lifecycle import run_records
+from labeling_loop.review.backend import ReviewBackendName
 
 OFF = "off"
 NONE = "none"
@@ -101,7 +101,7 @@ class RunInput(BaseModel):
             "s3://bucket/prefix/ under which the run writes its folder, under the stack's output prefix"
         ),
     )
-    reviewBackend: ReviewBackend | None = Field(
+    reviewBackend: ReviewBackendName | None = Field(
         None,
         description=(
             "who reviews: groundtruth (a Ground Truth private workteam) or labelstudio (the "
@@ -419,18 +419,9 @@ def _check_within_stack(config: RunConfig, stack: StackSettings) -> None:
             f"minInferenceUnits: {config.minInferenceUnits} inference units, more than the "
             f"{stack.inference_units_limit} this stack lets a run start a model with (InferenceUnitsLimit)"
         )
-    if config.reviewBackend == "groundtruth" and config.workteam_type not in stack.workteam_types:
-        raise InvalidInput(
-            f"workteamArn: a {config.workteam_type} workteam; this stack lets runs use "
-            f"{' or '.join(stack.workteam_types)} workteams only (WorkteamTypes)"
-        )
-    if config.reviewBackend == "labelstudio":
-        try:
-            stack.label_studio_endpoint()
-        except ValueError as error:
-            raise InvalidInput(
-                f"reviewBackend: labelstudio needs the stack's Label Studio, but {error}"
-            ) from None
+    problem = config.backend.check_stack(config, stack)
+    if problem:
+        raise InvalidInput(problem)
     if len(config.labels) > config.maxLabelsPerJob:
         raise InvalidInput(
             f"labels: {len(config.labels)} labels, more than maxLabelsPerJob ({config.maxLabelsPerJob}) "

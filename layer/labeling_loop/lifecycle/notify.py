@@ -13,7 +13,6 @@ from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.kernel.s3_uri import S3Uri
 
 MAX_SUBJECT = 100  # SNS Publish: Subject up to 100 characters
-MAX_NAMES = 20  # job names listed in one message
 
 
 def console_url(uri: str, region: str) -> str:
@@ -52,15 +51,7 @@ def review_waiting(s3: Any, config: RunConfig, plan: Mapping[str, Any], now: dat
             f"Review budget {recorded['reviewBudget']}: the images most likely to need a correction come "
             f"first; {recorded.get('imagesDeferred', 0)} more wait for the next run."
         )
-    if config.reviewBackend == "labelstudio":
-        state = _read(s3, layout.labelstudio_state) or {}
-        lines.append(f"Label Studio project: {state.get('url', '(not found)')}")
-    else:
-        jobs = _read(s3, layout.review_jobs) or []
-        names = [str(job["jobName"]) for job in jobs]
-        more = f" and {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else ""
-        lines.append(f"Ground Truth labeling jobs ({len(names)}): {', '.join(names[:MAX_NAMES])}{more}")
-        lines.append("Reviewers find them in the private workforce's labeling portal.")
+    lines += config.backend.where_to_review(lambda uri: _read(s3, uri), layout)
     return _subject(f"Review waiting: {images} images, run {config.runId}"), "\n".join(lines)
 
 

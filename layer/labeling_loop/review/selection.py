@@ -35,7 +35,7 @@ from labeling_loop.kernel.errors import InvalidInput
 from labeling_loop.kernel.geometry import ratio_to_pixels
 from labeling_loop.kernel.jsonl import JsonlWriter, read_jsonl, read_jsonl_prefix
 from labeling_loop.kernel.layout import RunLayout
-from labeling_loop.kernel.run_config import AutoAccept, TaskType
+from labeling_loop.kernel.run_config import AutoAccept, RunConfig, TaskType
 from labeling_loop.review.budget import Placed, ReviewQueue, audit_line, correction_score
 
 
@@ -109,6 +109,33 @@ class PlanSummary:
             images_deferred=int(plan.get("imagesDeferred", 0)),
             audit_capped=int(plan.get("auditCappedByBudget", 0)),
             by_priority={str(k): int(v) for k, v in (plan.get("reviewedByPriority") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """How a run plans its review, built once from its RunConfig (`from_config`)."""
+
+    requested_task_type: str = "auto"
+    extra_labels: tuple[str, ...] = ()  # offered to reviewers beside the predicted ones
+    auto_accept: AutoAccept = field(default_factory=AutoAccept)
+    min_confidence: float = 0.0
+    audit_fraction: float = 0.0
+    audit_min_images: int = 0
+    audit_salt: str = ""  # the run id: the audit order differs between runs, not between retries
+    review_budget: int | None = None
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> PlanSettings:
+        return cls(
+            requested_task_type=config.taskType,
+            extra_labels=tuple(config.labels),
+            auto_accept=config.auto_accept,
+            min_confidence=config.minConfidence,
+            audit_fraction=config.auditFraction,
+            audit_min_images=config.auditMinImages,
+            audit_salt=config.runId,
+            review_budget=config.reviewBudget,
         )
 
 
@@ -189,31 +216,25 @@ class Survey:
     audit: dict[str, AuditSampler] = field(default_factory=dict)
 
 
-def survey(
-    s3: Any,
-    layout: RunLayout,
-    *,
-    requested_task_type: str = "auto",
-    min_confidence: float = 0.0,
-    auto_accept: AutoAccept | None = None,
-    audit_fraction: float = 0.0,
-    audit_min_images: int = 0,
-    audit_salt: str = "",
-    review_budget: int | None = None,
-) -> Survey:
+def survey(s3: Any, layout: RunLayout, settings: PlanSettings) -> Survey:
     found = Survey()
-    types = [requested_task_type] if requested_task_type != "auto" else ["detection", "classification"]
-    found.audit = {t: AuditSampler(audit_fraction, audit_min_images, review_budget) for t in types}
+    requested = settings.requested_task_type
+    types = [requested] if requested != "auto" else ["detection", "classification"]
+    found.audit = {
+        t: AuditSampler(settings.audit_fraction, settings.audit_min_images, settings.review_budget)
+        for t in types
+    }
+    min_confidence, auto_accept = settings.min_confidence, settings.auto_accept
     for record in read_jsonl_prefix(s3, layout.predictions_prefix):
         for label in record["labels"]:
             if label["confidence"] >= min_confidence:
                 found.labels.add(label["name"])
                 found.has_boxes = found.has_boxes or "box" in label
-        if auto_accept is None or not auto_accept.on:
+        if not auto_accept.on:
             continue
         for task_type, sampler in found.audit.items():
             if is_auto_accepted(to_task(record, task_type, min_confidence), auto_accept):
-                sampler.offer(audit_key(record["source-ref"], audit_salt))
+                sampler.offer(audit_key(record["source-ref"], settings.audit_salt))
     return found
 
 
@@ -283,40 +304,18 @@ def is_auto_accepted(task: dict[str, Any], auto_accept: AutoAccept | float | Non
     return True
 
 
-def plan(
-    s3: Any,
-    layout: RunLayout,
-    *,
-    requested_task_type: str,
-    extra_labels: list[str],
-    auto_accept: AutoAccept | float | None,
-    min_confidence: float = 0.0,
-    audit_fraction: float = 0.0,
-    audit_min_images: int = 0,
-    audit_salt: str = "",
-    review_budget: int | None = None,
-) -> PlanSummary:
+def plan(s3: Any, layout: RunLayout, settings: PlanSettings) -> PlanSummary:
     """Write review/tasks.jsonl (in the review order), review/order.jsonl, review/auto_accepted.jsonl,
     review/audit.jsonl and the deferrals over the budget; return counts and the label set."""
-    if not isinstance(auto_accept, AutoAccept):
-        auto_accept = AutoAccept(auto_accept)
-    found = survey(
-        s3,
-        layout,
-        requested_task_type=requested_task_type,
-        min_confidence=min_confidence,
-        auto_accept=auto_accept,
-        audit_fraction=audit_fraction,
-        audit_min_images=audit_min_images,
-        audit_salt=audit_salt,
-        review_budget=review_budget,
-    )
+    auto_accept, min_confidence = settings.auto_accept, settings.min_confidence
+    audit_salt, review_budget = settings.audit_salt, settings.review_budget
+    found = survey(s3, layout, settings)
     predicted = found.labels
-    task_type = resolve_task_type(requested_task_type, found.has_boxes, any_label=bool(predicted))
+    task_type = resolve_task_type(settings.requested_task_type, found.has_boxes, any_label=bool(predicted))
     sampler = found.audit.get(task_type, AuditSampler(0.0, 0))
     summary = PlanSummary(
         task_type=task_type,
-        labels=sorted(predicted | set(extra_labels)),
+        labels=sorted(predicted | set(settings.extra_labels)),
         predicted_labels=predicted,
         review_budget=review_budget,
         audit_capped=sampler.capped,

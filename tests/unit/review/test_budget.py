@@ -17,7 +17,7 @@ from labeling_loop.kernel.jsonl import write_json
 from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.review.budget import LABEL_SHARE, ReviewQueue, correction_score, share_per_group
 from labeling_loop.review.gate import check_audit, plan_second_wave
-from labeling_loop.review.selection import PlanSummary, audit_key, plan, to_task
+from labeling_loop.review.selection import AutoAccept, PlanSettings, PlanSummary, audit_key, plan, to_task
 
 SIZE = {"width": 1000, "height": 1000, "depth": 3}
 NOW = datetime(2026, 12, 5, tzinfo=UTC)
@@ -56,11 +56,11 @@ def planned(
     layout = config.layout()
     write_jsonl(aws.s3, layout.predictions_part(0), records)
     write_jsonl(aws.s3, layout.inventory, inventory or [{"source-ref": r["source-ref"]} for r in records])
-    summary = plan(
-        aws.s3, layout, requested_task_type="detection", extra_labels=[], auto_accept=auto_accept,
+    summary = plan(aws.s3, layout, PlanSettings(
+        requested_task_type="detection", auto_accept=AutoAccept(auto_accept),
         min_confidence=50.0, audit_fraction=audit_fraction, audit_min_images=audit_min_images,
         audit_salt=config.runId, review_budget=budget,
-    )  # fmt: skip
+    ))  # fmt: skip
     order = read_jsonl(aws.s3, layout.review_order)
     tasks = [t["source-ref"] for t in read_jsonl(aws.s3, layout.review_tasks)]
     deferred = read_jsonl(aws.s3, layout.deferred_part("review", 0))
@@ -274,11 +274,11 @@ def _gate_held_run(
     records += [record(f"unsure-{i}", ("cat", 60.0)) for i in range(5)]
     write_jsonl(aws.s3, layout.predictions_part(0), records)
     write_jsonl(aws.s3, layout.inventory, [{"source-ref": r["source-ref"]} for r in records])
-    summary = plan(
-        aws.s3, layout, requested_task_type="detection", extra_labels=["dog"], auto_accept=95.0,
+    summary = plan(aws.s3, layout, PlanSettings(
+        requested_task_type="detection", extra_labels=("dog",), auto_accept=AutoAccept(95.0),
         min_confidence=50.0, audit_fraction=0.0, audit_min_images=10, audit_salt=config.runId,
         review_budget=budget,
-    )  # fmt: skip
+    ))  # fmt: skip
     write_json(aws.s3, layout.review_plan, summary.to_dict())
     answers = []
     for line in read_jsonl(aws.s3, layout.review_tasks):

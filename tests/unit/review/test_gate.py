@@ -14,7 +14,7 @@ from labeling_loop.finishing.finish import build_run_manifest
 from labeling_loop.kernel.jsonl import write_json
 from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.review.gate import check_audit, plan_second_wave
-from labeling_loop.review.selection import PlanSummary, plan
+from labeling_loop.review.selection import AutoAccept, PlanSettings, PlanSummary, plan
 
 SIZE = {"width": 1000, "height": 1000, "depth": 3}
 NOW = datetime(2026, 12, 5, tzinfo=UTC)
@@ -58,11 +58,11 @@ def planned_run(
     layout = config.layout()
     write_jsonl(aws.s3, layout.predictions_part(0), [prediction(i, 97.0) for i in range(images)])
     write_jsonl(aws.s3, layout.inventory, [{"source-ref": ref(i)} for i in range(images)])
-    summary = plan(
-        aws.s3, layout, requested_task_type="detection", extra_labels=["dog"],
-        auto_accept=90.0, min_confidence=50.0, audit_fraction=config.auditFraction,
+    summary = plan(aws.s3, layout, PlanSettings(
+        requested_task_type="detection", extra_labels=("dog",),
+        auto_accept=AutoAccept(90.0), min_confidence=50.0, audit_fraction=config.auditFraction,
         audit_min_images=config.auditMinImages, audit_salt=config.runId,
-    )  # fmt: skip
+    ))  # fmt: skip
     write_json(aws.s3, layout.review_plan, summary.to_dict())  # as Plan Review records it
     audited = [int(r["source-ref"][-8:-4]) for r in read_jsonl(aws.s3, layout.audit)]
     write_jsonl(aws.s3, layout.reviewed, [answer(i, i % wrong_every == 0) for i in audited])

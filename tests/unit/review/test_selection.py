@@ -12,6 +12,7 @@ from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.review.selection import (
     AuditSampler,
     AutoAccept,
+    PlanSettings,
     PlanSummary,
     audit_key,
     is_auto_accepted,
@@ -49,13 +50,12 @@ def make_plan(
 ) -> tuple[PlanSummary, list[dict[str, Any]], list[dict[str, Any]]]:
     for batch_id, records in enumerate(parts):
         write_jsonl(aws.s3, LAYOUT.predictions_part(batch_id), records)
-    summary = plan(
-        aws.s3,
-        LAYOUT,
+    settings = PlanSettings(
         requested_task_type=task_type,
-        extra_labels=extra_labels or [],
-        auto_accept=auto_accept,
+        extra_labels=tuple(extra_labels or []),
+        auto_accept=AutoAccept(auto_accept),
     )
+    summary = plan(aws.s3, LAYOUT, settings)
     return summary, read_jsonl(aws.s3, LAYOUT.review_tasks), read_jsonl(aws.s3, LAYOUT.auto_accepted)
 
 
@@ -275,7 +275,7 @@ def test_reviewers_get_predicted_and_extra_labels(aws: SimpleNamespace) -> None:
 
 def test_a_run_with_no_predictions_writes_empty_files(aws: SimpleNamespace) -> None:
     # GIVEN every image was skipped at inference (no prediction parts at all)
-    summary = plan(aws.s3, LAYOUT, requested_task_type="auto", extra_labels=[], auto_accept=None)
+    summary = plan(aws.s3, LAYOUT, PlanSettings())
     # THEN the plan is empty but the files exist for the next steps
     assert summary.to_dict()["imagesToReview"] == 0
     assert read_jsonl(aws.s3, LAYOUT.review_tasks) == []

@@ -33,6 +33,7 @@ from labeling_loop.finishing.report.prices import (
     STEP_FUNCTIONS_TRANSITION,
     Price,
 )
+from labeling_loop.review.backends import backend_for
 
 FIXED_TRANSITIONS = 60  # the straight path of one run and its review polls, roughly
 TRANSITIONS_PER_BATCH = 3  # a Distributed Map child: start, task, end
@@ -97,7 +98,7 @@ def run_cost(usage: RunUsage, backend: str) -> dict[str, Any]:
 
 
 def _review_line(images_reviewed_by_people: int, backend: str) -> dict[str, Any]:
-    if backend == "groundtruth":
+    if backend_for(backend).billed_per_object:
         return _line(images_reviewed_by_people, GROUND_TRUTH_OBJECT)
     return {
         "quantity": images_reviewed_by_people,

@@ -15,15 +15,17 @@ import hashlib
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from itertools import chain, islice
 from typing import Any, Literal
 
 from labeling_loop.kernel.errors import InvalidInput
-from labeling_loop.kernel.jsonl import JsonDict, JsonlWriter, read_jsonl, write_json
+from labeling_loop.kernel.jsonl import JsonDict, JsonlWriter, write_json
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.run_config import RunConfig, TaskType
+from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.review.selection import PlanSummary
 
 # --------------------------------------------------------------------------------------------------
@@ -269,24 +271,105 @@ def _chunks(tasks: Iterable[JsonDict], size: int) -> Iterator[Iterator[JsonDict]
         deque(chunk, maxlen=0)  # drain what the consumer left, so the next run starts at the right task
 
 
+@dataclass(frozen=True)
+class JobSettings:
+    """What every labeling job of one review wave shares: the plan's task type and label set and
+    the run's settings, built once (`from_config`)."""
+
+    task_type: TaskType
+    labels: list[str]
+    run_id: str
+    job_name_prefix: str
+    max_images_per_job: int
+    workteam_arn: str
+    region: str
+    verification_pre_lambda_arn: str
+    verification_consolidation_lambda_arn: str
+    workers_per_object: int
+    task_time_limit_s: int
+    task_availability_s: int
+    max_concurrent_tasks: int = CONCURRENT_TASKS
+
+    @classmethod
+    def from_config(
+        cls, config: RunConfig, plan: PlanSummary, *, region: str, verification_lambdas: tuple[str, str]
+    ) -> JobSettings:
+        """The jobs of `plan`'s wave for the run `config` describes; `verification_lambdas` are the
+        stack's label-verification pre-annotation and consolidation Lambdas."""
+        return cls(
+            task_type=plan.task_type,
+            labels=plan.labels,
+            run_id=config.runId,
+            job_name_prefix=config.jobNamePrefix,
+            max_images_per_job=config.maxImagesPerJob,
+            workteam_arn=config.workteamArn or "",
+            region=region,
+            verification_pre_lambda_arn=verification_lambdas[0],
+            verification_consolidation_lambda_arn=verification_lambdas[1],
+            workers_per_object=config.workersPerObject,
+            task_time_limit_s=config.taskTimeLimitSeconds,
+            task_availability_s=max(AVAILABILITY_MIN_S, int(config.reviewDeadlineHours * 3600)),
+        )
+
+    def check(self) -> None:
+        """InvalidInput before any job is written. The run's own settings were bounded by
+        RunConfig; the availability and concurrency depend on the workforce and on constants
+        (docs/aws-facts.md §3.2)."""
+        if self.task_type not in LABEL_ATTRIBUTE:
+            raise InvalidInput(f"taskType must be 'detection' or 'classification', not {self.task_type!r}")
+        _check_labels(self.task_type, self.labels)
+        public = _PUBLIC_WORKTEAM_MARKER in self.workteam_arn
+        longest = PUBLIC_AVAILABILITY_MAX_S if public else AVAILABILITY_MAX_S
+        if not AVAILABILITY_MIN_S <= self.task_availability_s <= longest:
+            raise InvalidInput(
+                f"taskAvailabilityLifetimeSeconds must be {AVAILABILITY_MIN_S}-{longest}, "
+                f"got {self.task_availability_s}"
+            )
+        if not 1 <= self.max_concurrent_tasks <= MAX_CONCURRENT_TASKS:
+            raise InvalidInput(
+                f"maxConcurrentTaskCount must be 1-{MAX_CONCURRENT_TASKS}, got {self.max_concurrent_tasks}"
+            )
+
+    def task_lambdas(self) -> tuple[JobKind, str, str, str]:
+        """The job kind (in its name), its pre-annotation and consolidation Lambdas, and its template."""
+        if self.task_type == "detection":
+            pre_arn, acs_arn = builtin_lambda_arns(self.region, "AdjustmentBoundingBox")
+            return "det", pre_arn, acs_arn, DETECTION_TEMPLATE
+        if not self.verification_pre_lambda_arn or not self.verification_consolidation_lambda_arn:
+            raise InvalidInput("label verification needs the verification pre/consolidation Lambda ARNs")
+        return (
+            "cls",
+            self.verification_pre_lambda_arn,
+            self.verification_consolidation_lambda_arn,
+            CLASSIFICATION_TEMPLATE,
+        )
+
+
+def _write_manifest(
+    s3: Any, uri: S3Uri, chunk: Iterable[JsonDict], settings: JobSettings, creation_date: str
+) -> int:
+    """One job's input manifest; returns how many objects it holds."""
+    task_type, labels = settings.task_type, settings.labels
+    class_ids = {label: i for i, label in enumerate(labels)}
+    with JsonlWriter(s3, uri) as writer:
+        for task in chunk:
+            if task.get("taskType", task_type) != task_type:
+                raise InvalidInput(
+                    f"review task {task.get('source-ref')} is {task.get('taskType')!r}, not {task_type!r}"
+                )
+            if task_type == "detection":
+                writer.write(detection_manifest_line(task, class_ids, creation_date))
+            else:
+                writer.write(classification_manifest_line(task, labels))
+    return writer.count
+
+
 def plan_jobs(
     s3: Any,
     layout: RunLayout,
     tasks: Iterable[JsonDict],
+    settings: JobSettings,
     *,
-    task_type: TaskType,
-    labels: list[str],
-    run_id: str,
-    job_name_prefix: str,
-    max_images_per_job: int,
-    workteam_arn: str,
-    region: str,
-    verification_pre_lambda_arn: str,
-    verification_consolidation_lambda_arn: str,
-    workers_per_object: int,
-    task_time_limit_s: int,
-    task_availability_s: int,
-    max_concurrent_tasks: int,
     now: datetime | None = None,
 ) -> list[JsonDict]:
     """Write each labeling job's input manifest, label categories and template, then the job items.
@@ -294,54 +377,21 @@ def plan_jobs(
     Tasks are streamed: one job's manifest is spooled at a time. Returns the review job items, also
     written as a JSON array to `layout.review_jobs` (the Distributed Map's item list).
     """
-    if task_type not in LABEL_ATTRIBUTE:
-        raise InvalidInput(f"taskType must be 'detection' or 'classification', not {task_type!r}")
-    _check_labels(task_type, labels)
-    # The run's own settings were bounded by RunConfig; these two depend on the workforce and on
-    # constants (docs/aws-facts.md §3.2), checked here so a bad value fails before any job.
-    longest = PUBLIC_AVAILABILITY_MAX_S if _PUBLIC_WORKTEAM_MARKER in workteam_arn else AVAILABILITY_MAX_S
-    if not AVAILABILITY_MIN_S <= task_availability_s <= longest:
-        raise InvalidInput(
-            f"taskAvailabilityLifetimeSeconds must be {AVAILABILITY_MIN_S}-{longest}, "
-            f"got {task_availability_s}"
-        )
-    if not 1 <= max_concurrent_tasks <= MAX_CONCURRENT_TASKS:
-        raise InvalidInput(
-            f"maxConcurrentTaskCount must be 1-{MAX_CONCURRENT_TASKS}, got {max_concurrent_tasks}"
-        )
-
-    if task_type == "detection":
-        kind: JobKind = "det"
-        pre_arn, acs_arn = builtin_lambda_arns(region, "AdjustmentBoundingBox")
-        template = DETECTION_TEMPLATE
-    else:
-        kind = "cls"
-        if not verification_pre_lambda_arn or not verification_consolidation_lambda_arn:
-            raise InvalidInput("label verification needs the verification pre/consolidation Lambda ARNs")
-        pre_arn, acs_arn = verification_pre_lambda_arn, verification_consolidation_lambda_arn
-        template = CLASSIFICATION_TEMPLATE
-    class_ids = {label: i for i, label in enumerate(labels)}
+    settings.check()
+    kind, pre_arn, acs_arn, template = settings.task_lambdas()
     planned_at = now or datetime.now(UTC)
     creation_date = planned_at.strftime("%Y-%m-%dT%H:%M:%S.%f")
     # Past this, the job's child execution stops the job (its tasks may outlive the deadline).
-    stop_after = (planned_at + timedelta(seconds=task_availability_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    categories = label_categories(labels)
+    stop_after = (planned_at + timedelta(seconds=settings.task_availability_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    categories = label_categories(settings.labels)
+    task_type = settings.task_type
 
     jobs: list[JsonDict] = []
-    for index, chunk in enumerate(_chunks(tasks, max_images_per_job)):
-        name = job_name(job_name_prefix, run_id, kind, index, layout.wave)
+    for index, chunk in enumerate(_chunks(tasks, settings.max_images_per_job)):
+        name = job_name(settings.job_name_prefix, settings.run_id, kind, index, layout.wave)
         prefix = layout.groundtruth_job_prefix(name)
         manifest_uri = prefix.join("input.manifest")
-        with JsonlWriter(s3, manifest_uri) as writer:
-            for task in chunk:
-                if task.get("taskType", task_type) != task_type:
-                    raise InvalidInput(
-                        f"review task {task.get('source-ref')} is {task.get('taskType')!r}, not {task_type!r}"
-                    )
-                if task_type == "detection":
-                    writer.write(detection_manifest_line(task, class_ids, creation_date))
-                else:
-                    writer.write(classification_manifest_line(task, labels))
+        count = _write_manifest(s3, manifest_uri, chunk, settings, creation_date)
         categories_uri = prefix.join("label-categories.json")
         write_json(s3, categories_uri, categories)
         template_uri = prefix.join("template.liquid.html")
@@ -362,45 +412,15 @@ def plan_jobs(
                 "outputUri": str(layout.groundtruth_output),
                 "preLambdaArn": pre_arn,
                 "consolidationLambdaArn": acs_arn,
-                "workteamArn": workteam_arn,
+                "workteamArn": settings.workteam_arn,
                 **_TEXTS[task_type],
-                "workersPerObject": workers_per_object,
-                "taskTimeLimitSeconds": task_time_limit_s,
-                "taskAvailabilityLifetimeSeconds": task_availability_s,
-                "maxConcurrentTaskCount": max_concurrent_tasks,
-                "objectCount": writer.count,
+                "workersPerObject": settings.workers_per_object,
+                "taskTimeLimitSeconds": settings.task_time_limit_s,
+                "taskAvailabilityLifetimeSeconds": settings.task_availability_s,
+                "maxConcurrentTaskCount": settings.max_concurrent_tasks,
+                "objectCount": count,
                 "stopAfter": stop_after,
             }
         )
     write_json(s3, layout.review_jobs, jobs)
     return jobs
-
-
-def plan_run_jobs(
-    s3: Any,
-    config: RunConfig,
-    plan: PlanSummary,
-    *,
-    region: str,
-    verification_lambdas: tuple[str, str],
-) -> list[JsonDict]:
-    """plan_jobs with the run's own settings: its review tasks, task type and labels from the plan."""
-    layout = config.layout().for_wave(plan.wave)
-    return plan_jobs(
-        s3,
-        layout,
-        read_jsonl(s3, layout.review_tasks),
-        task_type=plan.task_type,
-        labels=plan.labels,
-        run_id=config.runId,
-        job_name_prefix=config.jobNamePrefix,
-        max_images_per_job=config.maxImagesPerJob,
-        workteam_arn=config.workteamArn or "",
-        region=region,
-        verification_pre_lambda_arn=verification_lambdas[0],
-        verification_consolidation_lambda_arn=verification_lambdas[1],
-        workers_per_object=config.workersPerObject,
-        task_time_limit_s=config.taskTimeLimitSeconds,
-        task_availability_s=max(AVAILABILITY_MIN_S, int(config.reviewDeadlineHours * 3600)),
-        max_concurrent_tasks=CONCURRENT_TASKS,
-    )

@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -53,6 +54,17 @@ def _jwt_expiry(token: str) -> float | None:
     return float(exp) if isinstance(exp, int | float) else None
 
 
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """How long the client waits for Label Studio and how often it tries again."""
+
+    connect_timeout: float = 3.0
+    read_timeout: float = 60.0
+    retries: int = 2  # after the first attempt, on connection errors and 502/503/504
+    backoff_seconds: float = 0.5  # doubled after each retry
+    sleep: Callable[[float], None] = time.sleep
+
+
 class LabelStudioClient:
     """The few Label Studio REST calls the review backend makes, with its own retries.
 
@@ -62,17 +74,7 @@ class LabelStudioClient:
     `Authorization: Token` (the organization must have legacy tokens enabled).
     """
 
-    def __init__(
-        self,
-        url: str,
-        token: str,
-        *,
-        connect_timeout: float = 3.0,
-        read_timeout: float = 60.0,
-        retries: int = 2,
-        backoff_seconds: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, url: str, token: str, connection: ConnectionSettings = ConnectionSettings()) -> None:
         parts = urlsplit(url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ReviewBackendError(f"Label Studio URL {url!r} is not an http(s) URL")
@@ -85,11 +87,7 @@ class LabelStudioClient:
         self.token_kind: Literal["personal", "legacy"] = "personal" if _is_jwt(self._token) else "legacy"
         self._access: str | None = None
         self._access_expiry = 0.0
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.retries = retries
-        self.backoff_seconds = backoff_seconds
-        self._sleep = sleep
+        self.connection = connection
 
     # -- public helpers ------------------------------------------------------------------------
 
@@ -199,8 +197,10 @@ class LabelStudioClient:
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._scheme == "https":
-            return http.client.HTTPSConnection(self._host, self._port, timeout=self.connect_timeout)
-        return http.client.HTTPConnection(self._host, self._port, timeout=self.connect_timeout)
+            return http.client.HTTPSConnection(
+                self._host, self._port, timeout=self.connection.connect_timeout
+            )
+        return http.client.HTTPConnection(self._host, self._port, timeout=self.connection.connect_timeout)
 
     def _send(
         self, method: str, target: str, data: bytes | None, headers: dict[str, str]
@@ -211,9 +211,9 @@ class LabelStudioClient:
         gateway errors), so a retried POST never imports the same tasks twice.
         """
         last_error = ""
-        for attempt in range(self.retries + 1):
+        for attempt in range(self.connection.retries + 1):
             if attempt:
-                self._sleep(self.backoff_seconds * 2 ** (attempt - 1))
+                self.connection.sleep(self.connection.backoff_seconds * 2 ** (attempt - 1))
             conn = self._connection()
             try:
                 try:
@@ -222,7 +222,7 @@ class LabelStudioClient:
                     last_error = f"{type(exc).__name__}: {exc}"
                     continue
                 if conn.sock is not None:
-                    conn.sock.settimeout(self.read_timeout)
+                    conn.sock.settimeout(self.connection.read_timeout)
                 try:
                     conn.request(method, target, body=data, headers=headers)
                     response = conn.getresponse()
@@ -230,20 +230,21 @@ class LabelStudioClient:
                 except TimeoutError as exc:
                     raise LabelStudioUnavailableError(
                         f"Label Studio at {self.url} did not answer {method} {path_of(target)} "
-                        f"within {self.read_timeout:g} s"
+                        f"within {self.connection.read_timeout:g} s"
                     ) from exc
                 except (OSError, http.client.HTTPException) as exc:
                     raise LabelStudioUnavailableError(
                         f"Label Studio at {self.url} dropped {method} {path_of(target)}: {type(exc).__name__}"
                     ) from exc
-                if response.status in (502, 503, 504) and attempt < self.retries:
+                if response.status in (502, 503, 504) and attempt < self.connection.retries:
                     last_error = f"HTTP {response.status}"
                     continue
                 return response.status, payload
             finally:
                 conn.close()
         raise LabelStudioUnavailableError(
-            f"Label Studio at {self.url} is unreachable after {self.retries + 1} attempts: {last_error}"
+            f"Label Studio at {self.url} is unreachable after {self.connection.retries + 1} attempts: "
+            f"{last_error}"
         )
 
 

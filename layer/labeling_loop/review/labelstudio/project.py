@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -139,63 +140,74 @@ def _description(run_id: str, execution_arn: str, task_type: str) -> str:
     return f"Model-assisted review of run {run_id} ({task_type}); execution {execution_arn}"
 
 
-def create_review(
-    s3: Any,
-    ls: LabelStudioClient,
-    layout: RunLayout,
-    *,
-    run_id: str,
-    execution_arn: str,
-    task_type: TaskType,
-    labels: list[str],
-    images_bucket: str,
-    images_prefix: str,
-    s3_storage: dict[str, Any],
-    title: str,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """Create the run's review project from `review/tasks.jsonl`; return (and store in
-    `review/labelstudio.json`) `{"projectId", "taskCount", "createdAt", "url"}`.
+@dataclass(frozen=True)
+class ProjectSettings:
+    """What a wave's review project is made of, built once from the run's RunConfig and plan
+    (`from_config`)."""
 
-    Idempotent: a retried step returns the stored state, or finds the project by its title,
-    reuses its storage and imports only the tasks that are not there yet. A project of that title
-    made by another execution is refused, never shared. The ids of the imported tasks are written to
-    `review/labelstudio-tasks.jsonl`: collect maps each exported task back to the run's own review
-    task by id.
-    """
-    state_uri = layout.labelstudio_state
-    try:
-        stored = read_json(s3, state_uri)
-    except s3.exceptions.NoSuchKey:
-        stored = None
-    if stored:
-        logger.info("review project exists", extra={"projectId": stored["projectId"], "runId": run_id})
-        return dict(stored)
+    run_id: str
+    execution_arn: str  # in the project's description: a retry finds its own project, never another's
+    task_type: TaskType
+    labels: list[str]
+    images_bucket: str
+    images_prefix: str
+    # The project's S3 storage: region, endpoint_url (None on AWS), and optionally credentials or
+    # role_arn (without them Label Studio uses its own, what a long review needs).
+    s3_storage: Mapping[str, Any]
+    title: str
 
-    project = _find_project(ls, title)
-    if project is not None and execution_arn not in str(project.get("description") or ""):
+    @classmethod
+    def from_config(cls, config: RunConfig, plan: PlanSummary, *, region: str) -> ProjectSettings:
+        """The plan's task type and labels, the run's images bucket as the project's storage (read
+        with Label Studio's own credentials)."""
+        images = S3Uri.parse(config.images).as_prefix()
+        return cls(
+            run_id=config.runId,
+            execution_arn=config.executionArn,
+            task_type=plan.task_type,
+            labels=plan.labels,
+            images_bucket=images.bucket,
+            images_prefix=images.key,
+            s3_storage={"region": region, "endpoint_url": None},
+            title=review_title(config.runId, plan.wave),
+        )
+
+
+def _open_project(ls: LabelStudioClient, settings: ProjectSettings) -> tuple[int, set[str]]:
+    """The run's project (made now, or found by its title after a retry) and the images already in it."""
+    project = _find_project(ls, settings.title)
+    if project is not None and settings.execution_arn not in str(project.get("description") or ""):
         raise ReviewBackendError(
-            f"Label Studio at {ls.url} already has a project titled {title!r} that another execution made"
+            f"Label Studio at {ls.url} already has a project titled {settings.title!r} that another "
+            "execution made"
         )
     if project is None:
         project = ls.post(
             "/api/projects/",
             {
-                "title": title,
-                "description": _description(run_id, execution_arn, task_type),
-                "label_config": label_config(task_type, labels),
+                "title": settings.title,
+                "description": _description(settings.run_id, settings.execution_arn, settings.task_type),
+                "label_config": label_config(settings.task_type, settings.labels),
                 "show_collab_predictions": True,  # pre-annotate with the model's labels
                 "model_version": MODEL_VERSION,
                 "maximum_annotations": 1,
             },
         )
-        already: set[str] = set()
-    else:
-        already = set(_task_refs(ls, int(project["id"])).values())
-        logger.info("resuming review project", extra={"projectId": project["id"], "tasksThere": len(already)})
-    project_id = int(project["id"])
-    _ensure_storage(ls, project_id, images_bucket, images_prefix, s3_storage)
+        return int(project["id"]), set()
+    already = set(_task_refs(ls, int(project["id"])).values())
+    logger.info("resuming review project", extra={"projectId": project["id"], "tasksThere": len(already)})
+    return int(project["id"]), already
 
+
+def _import_tasks(
+    s3: Any,
+    ls: LabelStudioClient,
+    layout: RunLayout,
+    project_id: int,
+    already: set[str],
+    s3_storage: Mapping[str, Any],
+) -> tuple[int, int]:
+    """Import the review tasks not in the project yet; returns (tasks in the review, imported now)."""
     task_count = 0
     copies_storage: list[int] = []
 
@@ -214,6 +226,40 @@ def create_review(
     for chunk in _chunks(fresh_tasks(), IMPORT_CHUNK):
         ls.post(f"/api/projects/{project_id}/import", chunk, params={"commit_to_project": "true"})
         imported += len(chunk)
+    return task_count, imported
+
+
+def create_review(
+    s3: Any,
+    ls: LabelStudioClient,
+    layout: RunLayout,
+    settings: ProjectSettings,
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Create the run's review project from `review/tasks.jsonl`; return (and store in
+    `review/labelstudio.json`) `{"projectId", "taskCount", "createdAt", "url"}`.
+
+    Idempotent: a retried step returns the stored state, or finds the project by its title,
+    reuses its storage and imports only the tasks that are not there yet. A project of that title
+    made by another execution is refused, never shared. The ids of the imported tasks are written to
+    `review/labelstudio-tasks.jsonl`: collect maps each exported task back to the run's own review
+    task by id.
+    """
+    state_uri = layout.labelstudio_state
+    try:
+        stored = read_json(s3, state_uri)
+    except s3.exceptions.NoSuchKey:
+        stored = None
+    if stored:
+        logger.info(
+            "review project exists", extra={"projectId": stored["projectId"], "runId": settings.run_id}
+        )
+        return dict(stored)
+
+    project_id, already = _open_project(ls, settings)
+    _ensure_storage(ls, project_id, settings.images_bucket, settings.images_prefix, settings.s3_storage)
+    task_count, imported = _import_tasks(s3, ls, layout, project_id, already, settings.s3_storage)
     with JsonlWriter(s3, layout.labelstudio_tasks) as task_map:
         task_map.write_all(
             {"id": task_id, "source-ref": ref} for task_id, ref in _task_refs(ls, project_id).items()
@@ -388,24 +434,3 @@ def collect_review(
     }
     logger.info("review collected", extra=summary)
     return summary
-
-
-def create_run_review(
-    s3: Any, ls: LabelStudioClient, config: RunConfig, plan: PlanSummary, *, region: str
-) -> dict[str, Any]:
-    """`create_review` for one run: the plan's task type and labels, the run's images bucket as
-    the project's storage (read with Label Studio's own credentials)."""
-    images = S3Uri.parse(config.images).as_prefix()
-    return create_review(
-        s3,
-        ls,
-        config.layout().for_wave(plan.wave),
-        run_id=config.runId,
-        execution_arn=config.executionArn,
-        task_type=plan.task_type,
-        labels=plan.labels,
-        images_bucket=images.bucket,
-        images_prefix=images.key,
-        s3_storage={"region": region, "endpoint_url": None},
-        title=review_title(config.runId, plan.wave),
-    )

@@ -18,7 +18,7 @@ from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.review.groundtruth import collect as collect_module
 from labeling_loop.review.groundtruth.collect import collect as collect_review
 from labeling_loop.review.groundtruth.collect import diff_boxes
-from labeling_loop.review.groundtruth.jobs import plan_jobs
+from labeling_loop.review.groundtruth.jobs import JobSettings, plan_jobs
 
 BUCKET = "out-bucket"
 ACCOUNT = "111122223333"
@@ -74,10 +74,7 @@ def plan(
     except s3.exceptions.NoSuchKey:
         offered = []
     write_json(s3, layout.review_plan, {"taskType": task_type, "labels": sorted({*offered, *labels})})
-    return plan_jobs(
-        s3,
-        layout,
-        tasks,
+    settings = JobSettings(
         task_type=task_type,  # type: ignore[arg-type]
         labels=labels,
         run_id="run1",
@@ -91,8 +88,8 @@ def plan(
         task_time_limit_s=600,
         task_availability_s=864000,
         max_concurrent_tasks=1000,
-        now=datetime(2024, 1, 2, tzinfo=UTC),
     )
+    return plan_jobs(s3, layout, tasks, settings, now=datetime(2024, 1, 2, tzinfo=UTC))
 
 
 def describe_response(

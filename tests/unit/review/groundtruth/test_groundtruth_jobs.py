@@ -19,6 +19,7 @@ from labeling_loop.review.groundtruth.jobs import (
     AWS_TASK_LAMBDA_ACCOUNTS,
     CLASSIFICATION_TEMPLATE,
     DETECTION_TEMPLATE,
+    JobSettings,
     builtin_lambda_arns,
     job_name,
     plan_jobs,
@@ -85,7 +86,8 @@ def plan(s3: Any, layout: RunLayout, tasks: Any, **overrides: Any) -> list[dict[
         "now": datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
     }
     arguments.update(overrides)
-    return plan_jobs(s3, layout, tasks, **arguments)
+    now = arguments.pop("now")
+    return plan_jobs(s3, layout, tasks, JobSettings(**arguments), now=now)
 
 
 def read_lines(s3: Any, uri: str) -> list[dict[str, Any]]:
@@ -322,8 +324,8 @@ def test_predicted_label_outside_the_label_set_is_an_error(s3: Any, layout: RunL
 
 
 # workersPerObject, taskTimeLimitSeconds and maxImagesPerJob are bounded once, by RunConfig's field
-# types (tests/unit/kernel/test_run_config.py::test_numeric_bounds_are_inclusive_and_named); plan_run_jobs
-# passes a validated RunConfig's values. These two depend on the workforce and on constants.
+# types (tests/unit/test_run_config.py::test_numeric_bounds_are_inclusive_and_named); JobSettings.from_config
+# takes a validated RunConfig's values. These two depend on the workforce and on constants.
 @pytest.mark.parametrize(
     ("field", "value"),
     [
