@@ -40,10 +40,10 @@ def write_manifest(
         # The audit could not vouch for the auto-accepted images: they wait for the next run.
         _hold_auto_accepted(s3, settings)
     with JsonlWriter(s3, layout.manifest) as manifest, JsonlWriter(s3, layout.skipped) as skipped:
-        written = _ManifestPass(s3, settings, index, tally, _Outputs(manifest, skipped, coco))
-        written.add_answers()
-        warnings = written.validator.finish()
-        written.merge_skips()
+        answers = _ManifestPass(s3, settings, index, tally, _Outputs(manifest, skipped, coco))
+        answers.add_answers()
+        warnings = answers.validator.finish()
+        answers.merge_skips()
     _write_deferred(s3, settings, index, tally)
     return warnings
 
