@@ -13,34 +13,24 @@ from labeling_loop.review.groundtruth.aws_facts import (
     BUILTIN_TASK_TYPES,
     MAX_DETECTION_LABELS,
 )
+from markdown_tables import table_rows
 
 
 def _section(repo_root: Path, heading: str) -> str:
     text = (repo_root / "docs" / "aws-facts.md").read_text()
-    start = text.index(f"\n### {heading}")
+    start = text.index(f"\n### {heading} ")
     end = text.find("\n### ", start + 1)
     return text[start : end if end > 0 else None]
 
 
-def _rows(section: str, header: str) -> list[list[str]]:
-    """The rows (cells, stripped) of the table headed `header` in `section`."""
-    lines = section.splitlines()
-    rows = []
-    for line in lines[lines.index(header) + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-    return rows
-
-
 def test_the_builtin_lambda_accounts_are_those_of_section_3_3(repo_root: Path) -> None:
-    rows = _rows(_section(repo_root, "3.3"), "| Region | Account | Region | Account |")
+    rows = table_rows(_section(repo_root, "3.3"), "| Region | Account | Region | Account |", "§3.3")
     documented = {row[i]: row[i + 1] for row in rows for i in (0, 2)}
     assert AWS_TASK_LAMBDA_ACCOUNTS == documented
 
 
 def test_the_builtin_task_types_are_those_of_section_3_3(repo_root: Path) -> None:
-    rows = _rows(_section(repo_root, "3.3"), "| Task | `<Type>` |")
+    rows = table_rows(_section(repo_root, "3.3"), "| Task | `<Type>` |", "§3.3")
     assert {row[1].strip("`") for row in rows} == BUILTIN_TASK_TYPES
 
 
