@@ -5,9 +5,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
-from labeling_loop.kernel.jsonl import read_json
 from labeling_loop.kernel.run_config import from_state
-from labeling_loop.review.groundtruth.collect import collect
+from labeling_loop.review.backend import ReviewServices
 
 logger = Logger()
 tracer = Tracer()
@@ -19,14 +18,9 @@ sagemaker = client("sagemaker")
 @tracer.capture_lambda_handler
 @retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    config = from_state(event["config"])
     # The review wave (1, or 2 when the audit gate sent the auto-accepted images to people).
-    layout = from_state(event["config"]).layout().for_wave(int(event["plan"].get("wave", 1)))
-    result = collect(s3, sagemaker, layout, read_json(s3, layout.review_jobs))
-    summary = {
-        "reviewed": int(result["reviewed"]),
-        "skipped": int(result["skipped"]),
-        # A count, not the list: the number of jobs grows with the images (details are in S3 and the logs).
-        "failedJobs": len(result["failedJobs"]),
-    }
-    logger.info("labeling jobs collected", extra={**summary, "failed": result["failedJobs"][:50]})
-    return summary
+    layout = config.layout().for_wave(int(event["plan"].get("wave", 1)))
+    collected = config.backend.collect_review(ReviewServices(s3, sagemaker=sagemaker), layout)
+    logger.info("labeling jobs collected", extra={**collected.output, "failed": collected.failed[:50]})
+    return collected.output
