@@ -307,6 +307,7 @@ def run_local(
     reviewer_accuracy: float = DEMO.accuracy,
     unannotated_fraction: float = 0.0,
     skipped_fraction: float = 0.0,
+    answers_before_checks: bool = False,
     setup: Callable[[LocalCloud, Stack], None] | None = None,
     on_started: Callable[[LocalCloud, str], None] | None = None,
 ) -> LocalRunResult:
@@ -314,7 +315,9 @@ def run_local(
 
     With `reviewBackend: labelstudio` in the input, `labelstudio` is a running LabelStudioServer
     (see localcloud.services.labelstudio.backend.labelstudio_with_local_s3); emulated reviewers
-    answer the run's project while the execution polls it. `setup` runs after the stack is deployed
+    answer the run's project while the execution polls it; with `answers_before_checks`, each poll
+    waits until they have answered all they will (a deadline test then knows exactly which tasks
+    were left, whatever the machine's load). `setup` runs after the stack is deployed
     and the model registered (e.g. to give the project datasets); `on_started` gets the cloud and the
     execution's ARN once it started (the demo shows its phases)."""
     from localcloud.services.labelstudio.backend import EmulatedReviewers, deploy_parameters
@@ -349,6 +352,8 @@ def run_local(
                 skipped_fraction=skipped_fraction,
                 timeout=timeout,
             )
+            if answers_before_checks:
+                cloud.runtime.fault_hooks.append(reviewers.hold_checks_until_answered)
         result = execute(
             cloud,
             stack,

@@ -94,6 +94,7 @@ class EmulatedReviewers:
     stats: ReviewStats | None = None
     error: BaseException | None = None
     run_prefix: str = field(init=False, default="")
+    finished: threading.Event = field(init=False, default_factory=threading.Event)  # answered, or failed
     _thread: threading.Thread = field(init=False)
 
     def start(self, run_prefix: str) -> None:
@@ -136,6 +137,17 @@ class EmulatedReviewers:
         except BaseException as error:  # reported to the test/CLI, never lost in a thread
             LOG.exception("emulated reviewers failed")
             self.error = error
+        finally:
+            self.finished.set()
+
+    def hold_checks_until_answered(self, spec: Any, payload: Any, count: int) -> None:
+        """A Lambda hook (LambdaRuntime.fault_hooks) that holds each progress check of the review
+        until these reviewers have given every answer they will give, and injects nothing. The
+        reviewers race the run's real clock otherwise: on a loaded machine they may still be
+        answering when a short `reviewDeadlineHours` passes, and which tasks the run finds
+        unanswered would depend on the machine's speed, not on what the reviewers did."""
+        if spec.logical_id == "LabelStudioReviewFunction" and (payload or {}).get("action") == "check":
+            self.finished.wait(self.timeout)
 
 
 class ReviewDesk:
