@@ -41,9 +41,12 @@ import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bench import common
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 SIZES = [int(s) for s in os.environ.get("BENCH_DATA_SIZES", "10000,100000").split(",")]
 S3_KIND = os.environ.get("BENCH_DATA_S3", "file")
@@ -165,13 +168,14 @@ def _answer(s3: Any, jobs: list[dict[str, Any]]) -> None:
         s3.put_object(Bucket=uri.bucket, Key=uri.key, Body=("\n".join(lines) + "\n").encode())
 
 
-def _s3_client(kind: str, root: Path) -> Any:
+def _s3_client(kind: str, root: Path) -> S3Client:
     """The S3 client of one subprocess: file-backed under root (shared by the stages' subprocesses)
     or moto in process (a fresh, empty S3: the caller runs every stage in the same process)."""
     if kind == "file":
         from bench.fake_s3 import FileS3
 
-        s3 = FileS3(root / "s3")
+        # A stand-in: FileS3 has the part of S3Client the stages call.
+        s3 = cast("S3Client", FileS3(root / "s3"))
     else:
         os.environ.update(
             {

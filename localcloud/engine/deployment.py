@@ -13,6 +13,8 @@ import string
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import boto3
+
 from localcloud.engine import trust
 from localcloud.engine.events import Rule, Schedule
 from localcloud.engine.lambda_runtime import FunctionSpec
@@ -289,7 +291,7 @@ def _create_bucket(s3: Any, name: str, props: dict[str, Any]) -> None:
 
 
 def _create_topic(cloud: LocalCloud, arn: str, props: dict[str, Any]) -> None:
-    sns = cloud.client("sns")
+    sns = boto3.client("sns", region_name=cloud.config.region)
     created = sns.create_topic(Name=arn.rsplit(":", 1)[1])["TopicArn"]
     assert created == arn, (created, arn)
     for subscription in props.get("Subscription", []):

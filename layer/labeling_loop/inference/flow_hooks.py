@@ -26,8 +26,11 @@ from labeling_loop.inference.flow import Limiter
 
 OPERATION = "rekognition.DetectCustomLabels"
 # What botocore's standard mode treats as throttling: ProvisionedThroughputExceededException and
-# ThrottlingException among them (docs/aws-facts.md §1.5).
-THROTTLING_CODES = frozenset(standard.ThrottledRetryableChecker._THROTTLED_ERROR_CODES)
+# ThrottlingException among them (docs/aws-facts.md §1.5). A botocore internal, absent from
+# botocore-stubs; the layer pins botocore so it stays what the tests saw (docs/aws-facts.md §4.16).
+THROTTLING_CODES = frozenset(
+    standard.ThrottledRetryableChecker._THROTTLED_ERROR_CODES  # type: ignore[attr-defined]
+)
 
 _current = threading.local()
 
