@@ -47,6 +47,7 @@ from bench import common
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
+    from types_boto3_sagemaker import SageMakerClient
 
 SIZES = [int(s) for s in os.environ.get("BENCH_DATA_SIZES", "10000,100000").split(",")]
 S3_KIND = os.environ.get("BENCH_DATA_S3", "file")
@@ -112,7 +113,7 @@ def _prediction(rng: random.Random, ref: str) -> dict[str, Any]:
     }
 
 
-def _seed(s3: Any, layout: Any, size: int) -> None:
+def _seed(s3: S3Client, layout: Any, size: int) -> None:
     """Predictions in parts of 100 (as the inference batches write them) and the inventory."""
     from labeling_loop.kernel.jsonl import JsonlWriter
 
@@ -129,7 +130,7 @@ def _seed(s3: Any, layout: Any, size: int) -> None:
                 part, batch = part + 1, []
 
 
-def _answer(s3: Any, jobs: list[dict[str, Any]]) -> None:
+def _answer(s3: S3Client, jobs: list[dict[str, Any]]) -> None:
     """Ground Truth's output manifest for each job: the input line plus the reviewed boxes."""
     from labeling_loop.kernel.jsonl import read_jsonl
     from labeling_loop.kernel.s3_uri import S3Uri
@@ -236,7 +237,9 @@ def run_stages(size: int, stages: list[str], measure: str | None, root: Path, ki
 
     def manifest() -> None:
         jobs = state["jobs"]
-        state["collect"] = groundtruth_collect.collect(s3, CompletedLabelingJobs(jobs), layout, jobs)
+        # A stand-in: CompletedLabelingJobs answers the one SageMaker call collect makes.
+        sagemaker = cast("SageMakerClient", CompletedLabelingJobs(jobs))
+        state["collect"] = groundtruth_collect.collect(s3, sagemaker, layout, jobs)
         settings = FinishSettings(
             layout=layout,
             task_type=state["plan"]["taskType"],
