@@ -41,9 +41,13 @@ import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bench import common
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+    from types_boto3_sagemaker import SageMakerClient
 
 SIZES = [int(s) for s in os.environ.get("BENCH_DATA_SIZES", "10000,100000").split(",")]
 S3_KIND = os.environ.get("BENCH_DATA_S3", "file")
@@ -109,7 +113,7 @@ def _prediction(rng: random.Random, ref: str) -> dict[str, Any]:
     }
 
 
-def _seed(s3: Any, layout: Any, size: int) -> None:
+def _seed(s3: S3Client, layout: Any, size: int) -> None:
     """Predictions in parts of 100 (as the inference batches write them) and the inventory."""
     from labeling_loop.kernel.jsonl import JsonlWriter
 
@@ -126,7 +130,7 @@ def _seed(s3: Any, layout: Any, size: int) -> None:
                 part, batch = part + 1, []
 
 
-def _answer(s3: Any, jobs: list[dict[str, Any]]) -> None:
+def _answer(s3: S3Client, jobs: list[dict[str, Any]]) -> None:
     """Ground Truth's output manifest for each job: the input line plus the reviewed boxes."""
     from labeling_loop.kernel.jsonl import read_jsonl
     from labeling_loop.kernel.s3_uri import S3Uri
@@ -165,13 +169,14 @@ def _answer(s3: Any, jobs: list[dict[str, Any]]) -> None:
         s3.put_object(Bucket=uri.bucket, Key=uri.key, Body=("\n".join(lines) + "\n").encode())
 
 
-def _s3_client(kind: str, root: Path) -> Any:
+def _s3_client(kind: str, root: Path) -> S3Client:
     """The S3 client of one subprocess: file-backed under root (shared by the stages' subprocesses)
     or moto in process (a fresh, empty S3: the caller runs every stage in the same process)."""
     if kind == "file":
         from bench.fake_s3 import FileS3
 
-        s3 = FileS3(root / "s3")
+        # A stand-in: FileS3 has the part of S3Client the stages call.
+        s3 = cast("S3Client", FileS3(root / "s3"))
     else:
         os.environ.update(
             {
@@ -232,7 +237,9 @@ def run_stages(size: int, stages: list[str], measure: str | None, root: Path, ki
 
     def manifest() -> None:
         jobs = state["jobs"]
-        state["collect"] = groundtruth_collect.collect(s3, CompletedLabelingJobs(jobs), layout, jobs)
+        # A stand-in: CompletedLabelingJobs answers the one SageMaker call collect makes.
+        sagemaker = cast("SageMakerClient", CompletedLabelingJobs(jobs))
+        state["collect"] = groundtruth_collect.collect(s3, sagemaker, layout, jobs)
         settings = FinishSettings(
             layout=layout,
             task_type=state["plan"]["taskType"],

@@ -62,7 +62,17 @@ class _Exceptions:
 
 def _error(cls: type[ClientError], code: str, message: str, operation: str, status: int) -> ClientError:
     return cls(
-        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        {
+            "Error": {"Code": code, "Message": message},
+            # What botocore puts in every response's metadata (its error type requires them all).
+            "ResponseMetadata": {
+                "RequestId": "",
+                "HostId": "",
+                "HTTPStatusCode": status,
+                "HTTPHeaders": {},
+                "RetryAttempts": 0,
+            },
+        },
         operation,
     )
 

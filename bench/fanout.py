@@ -25,9 +25,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bench import common
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 IMAGES_PREFIX = "incoming/"
 
@@ -143,7 +146,8 @@ def run_workflow(spec: dict[str, Any]) -> dict[str, Any]:
         stack = cloud.deploy({"InferenceUnitsLimit": str(max(5, units))})
         keys, key_set = _upload(cloud, stack.images_bucket, images, data)
         arn = cloud.add_model("detection")
-        cloud.rekognition._s3 = _ServiceSideS3(cloud.s3, stack.images_bucket, key_set, data)
+        # A stand-in: _ServiceSideS3 answers the emulator's S3 reads.
+        cloud.rekognition._s3 = cast("S3Client", _ServiceSideS3(cloud.s3, stack.images_bucket, key_set, data))
         clock = _DetectClock(cloud.rekognition)
         run_input = {
             "projectVersionArn": arn,
@@ -230,7 +234,7 @@ def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
         cloud.s3.create_bucket(Bucket=bucket)
         _keys, key_set = _upload(cloud, bucket, images, data)
         arn = cloud.add_model("detection")
-        cloud.rekognition._s3 = _ServiceSideS3(cloud.s3, bucket, key_set, data)
+        cloud.rekognition._s3 = cast("S3Client", _ServiceSideS3(cloud.s3, bucket, key_set, data))
         clock = _DetectClock(cloud.rekognition)
         rekognition = boto3.client("rekognition", region_name=cfg.region)
         s3 = boto3.client("s3", region_name=cfg.region)

@@ -36,10 +36,13 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bench import common
 from bench.data_steps import _maxrss_mb
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 SIZES = [int(s) for s in os.environ.get("BENCH_LS_SIZES", "1000,10000").split(",")]
 PROJECTION = 100_000
@@ -130,7 +133,7 @@ def measure_run(url: str, token: str, size: int, root: Path, run_id: str, traced
 
     from bench.fake_s3 import FileS3
 
-    s3 = FileS3(root)
+    s3 = cast("S3Client", FileS3(root))  # a stand-in: FileS3 has the part of S3Client the steps call
     s3.create_bucket(Bucket=BUCKET)
     layout = RunLayout.for_run(S3Uri(BUCKET, "runs/"), run_id)
     with JsonlWriter(s3, layout.review_tasks) as writer:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -20,6 +20,15 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 from labeling_loop.kernel.s3_uri import S3Uri
+
+if TYPE_CHECKING:
+    from types_boto3_cloudformation import CloudFormationClient
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_lambda import LambdaClient
+    from types_boto3_rekognition import RekognitionClient
+    from types_boto3_s3 import S3Client
+    from types_boto3_sagemaker import SageMakerClient
+    from types_boto3_stepfunctions import SFNClient
 
 # The CLI waits on people, not on throughput: standard retries are plenty.
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, user_agent_extra="labeling-loop-cli")
@@ -33,13 +42,13 @@ class OpsError(Exception):
 class Clients:
     """The AWS clients the verbs use. Built from a session, or handed in whole (local cloud, tests)."""
 
-    sfn: Any
-    s3: Any
-    dynamodb: Any
-    rekognition: Any
-    sagemaker: Any
-    cloudformation: Any = None
-    lambda_: Any = None
+    sfn: SFNClient
+    s3: S3Client
+    dynamodb: DynamoDBClient
+    rekognition: RekognitionClient
+    sagemaker: SageMakerClient
+    cloudformation: CloudFormationClient | None = None
+    lambda_: LambdaClient | None = None
     region: str = ""
 
     @classmethod
@@ -169,7 +178,7 @@ def describe_stack(clients: Clients, stack: str) -> StackInfo:
 def _validator_environment(clients: Clients, stack: str) -> dict[str, str] | None:
     """The ValidateInput function's environment, or None when the user may not read the function
     (then only field types and bounds are checked before sending; the first state checks the rest)."""
-    if clients.lambda_ is None:
+    if clients.lambda_ is None or clients.cloudformation is None:
         return None
     try:
         resource = clients.cloudformation.describe_stack_resource(

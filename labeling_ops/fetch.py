@@ -4,7 +4,7 @@ the labeling jobs, and the run's durable records. Clients are passed in."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from labeling_loop.inference import model_lease
@@ -17,15 +17,23 @@ from labeling_loop.review.backends import find_backend
 from labeling_ops.aws import Clients
 from labeling_ops.progress import INFERENCE_MAP, Progress, ReviewJob, progress, read_history
 
+if TYPE_CHECKING:
+    from types_boto3_rekognition import RekognitionClient
+    from types_boto3_s3 import S3Client
+    from types_boto3_stepfunctions import SFNClient
+    from types_boto3_stepfunctions.type_defs import HistoryEventTypeDef
 
-def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
+
+def history(sfn: SFNClient, execution_arn: str) -> list[HistoryEventTypeDef]:
+    events: list[HistoryEventTypeDef] = []
     for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
         events.extend(page["events"])
     return events
 
 
-def model_status(rekognition: Any, model_arn: str | None, project_arn: str | None) -> str | None:
+def model_status(
+    rekognition: RekognitionClient, model_arn: str | None, project_arn: str | None
+) -> str | None:
     """The model's status now (None when it cannot be read: no permission, or no model yet)."""
     if not model_arn:
         return None
@@ -67,7 +75,7 @@ def review_jobs(clients: Clients, config: dict[str, Any]) -> list[ReviewJob]:
     return jobs
 
 
-def batch_progress(s3: Any, run_prefix: str | None) -> list[dict[str, Any]]:
+def batch_progress(s3: S3Client, run_prefix: str | None) -> list[dict[str, Any]]:
     """The batches' progress objects (progress/batch-*.json, written while each batch runs)."""
     if not run_prefix:
         return []

@@ -33,7 +33,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import boto3
 from botocore.config import Config
@@ -47,7 +47,14 @@ DEFAULT_COUNT = 40
 TIME_SCALE = 0.002
 STATE_FILE, LOG_FILE, LOCK_FILE = "cloud.json", "cloud.log", "cloud.lock"
 START_TIMEOUT_S = 300.0
-LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+class _Credentials(TypedDict):  # keyword arguments of boto3.Session
+    aws_access_key_id: str
+    aws_secret_access_key: str
+
+
+LOCAL_CREDENTIALS: _Credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 def default_dir() -> Path:

@@ -7,6 +7,7 @@ status and the review's counters. Pure: the callers fetch (labeling_ops.fetch) a
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -147,7 +148,7 @@ class HistoryFacts:
     ended: dict[str, Any] = field(default_factory=dict)  # executionFailed/Aborted/TimedOut details
 
 
-def read_history(events: list[dict[str, Any]]) -> HistoryFacts:
+def read_history(events: Sequence[Mapping[str, Any]]) -> HistoryFacts:
     facts = HistoryFacts()
     for event in sorted(events, key=lambda e: int(e["id"])):
         kind = str(event["type"])
@@ -179,7 +180,7 @@ def _json(text: Any) -> Any:
         return None
 
 
-def _counts(map_run: dict[str, Any] | None) -> tuple[int | None, int | None, int]:
+def _counts(map_run: Mapping[str, Any] | None) -> tuple[int | None, int | None, int]:
     if not map_run:
         return None, None, 0
     counts = map_run.get("itemCounts", {})
@@ -188,11 +189,11 @@ def _counts(map_run: dict[str, Any] | None) -> tuple[int | None, int | None, int
 
 
 def progress(
-    description: dict[str, Any],
-    events: list[dict[str, Any]],
+    description: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]],
     *,
     now: datetime,
-    map_runs: dict[str, dict[str, Any]] | None = None,
+    map_runs: Mapping[str, Mapping[str, Any]] | None = None,
     model_status: str | None = None,
     review_jobs: list[ReviewJob] | None = None,
     batch_progress: list[dict[str, Any]] | None = None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from labeling_loop.finishing.report.html import render
@@ -16,8 +16,11 @@ from labeling_loop.kernel.s3_uri import S3Uri
 
 from labeling_ops.aws import OpsError, explain
 
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
-def _get(s3: Any, uri: S3Uri) -> bytes | None:
+
+def _get(s3: S3Client, uri: S3Uri) -> bytes | None:
     try:
         return bytes(s3.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read())
     except ClientError as error:
@@ -34,7 +37,7 @@ class RunReport:
     html_body: bytes
 
 
-def fetch(s3: Any, output: dict[str, Any]) -> RunReport:
+def fetch(s3: S3Client, output: dict[str, Any]) -> RunReport:
     """The run's report (`output`: the execution's output, which names report.json)."""
     if "report" not in output:
         raise OpsError("the run's output names no report: it did not reach Build Manifest")
@@ -47,7 +50,7 @@ def fetch(s3: Any, output: dict[str, Any]) -> RunReport:
     return RunReport(body, page)
 
 
-def download(s3: Any, output: dict[str, Any], out_dir: Path) -> list[Path]:
+def download(s3: S3Client, output: dict[str, Any], out_dir: Path) -> list[Path]:
     """Write report.json and report.html into out_dir; return their paths (the HTML last)."""
     report = fetch(s3, output)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.kernel.jsonl import list_keys, read_json, read_jsonl
 from labeling_loop.kernel.s3_uri import S3Uri
@@ -23,6 +23,9 @@ from localcloud.engine.deployment import Stack
 from localcloud.services.custom_labels import CustomLabelsConfig, TaskType
 from localcloud.services.groundtruth import GroundTruthConfig
 from localcloud.services.reviewer_model import DEMO
+
+if TYPE_CHECKING:
+    from types_boto3_stepfunctions.type_defs import HistoryEventTypeDef
 
 LOG = logging.getLogger(__name__)
 IMAGES_PREFIX = "incoming/"
@@ -49,7 +52,7 @@ def default_config(time_scale: float = 0.002) -> LocalCloudConfig:
 class LocalRunResult:
     summary: dict[str, Any]  # run.json
     output: dict[str, Any] | None
-    history: list[dict[str, Any]]
+    history: list[HistoryEventTypeDef]
     manifest: list[dict[str, Any]]
     report: dict[str, Any]
     skipped: list[dict[str, Any]]

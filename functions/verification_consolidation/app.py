@@ -7,15 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
+from labeling_loop.kernel.aws_clients import client
 from labeling_loop.review.groundtruth.task_lambdas import consolidate
 
 logger = Logger()
 # Created once per execution environment; standard retries absorb S3 throttling (503 SlowDown).
-s3 = boto3.client("s3", config=Config(retries={"mode": "standard"}))
+s3 = client("s3")
 
 
 @logger.inject_lambda_context

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from moto import mock_aws
@@ -35,6 +35,9 @@ from localcloud.paths import REPO_ROOT
 from localcloud.services.base import EmulatedService, ServiceError
 from localcloud.services.custom_labels import CustomLabelsConfig, CustomLabelsEmulator, TaskType
 from localcloud.services.groundtruth import GroundTruthConfig, GroundTruthEmulator
+
+if TYPE_CHECKING:
+    from types_boto3_stepfunctions.type_defs import DescribeExecutionOutputTypeDef, HistoryEventTypeDef
 
 LOG = logging.getLogger(__name__)
 
@@ -196,10 +199,6 @@ class LocalCloud:
             raise RuntimeError(f"Lambda {arn} failed: {result}")
         return result
 
-    def client(self, service: str) -> Any:
-        """A boto3 client of this cloud's region (moto or an emulator answers it)."""
-        return boto3.client(service, region_name=self.config.region)
-
     def sns_messages(self, topic_arn: str) -> list[dict[str, Any]]:
         """What was published to a topic: [{"subject", "message"}], oldest first."""
         from moto.sns.models import sns_backends
@@ -313,8 +312,8 @@ class LocalCloud:
     def run(self, run_input: dict[str, Any], name: str, timeout: float = 300) -> RunOutcome:
         return self.wait(self.start(run_input, name), timeout)
 
-    def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
+    def history(self, execution_arn: str) -> list[HistoryEventTypeDef]:
+        events: list[HistoryEventTypeDef] = []
         for page in self.sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
             events.extend(page["events"])
         return events
@@ -331,7 +330,7 @@ class RunOutcome:
     cause: str | None
 
     @classmethod
-    def of(cls, description: dict[str, Any]) -> RunOutcome:
+    def of(cls, description: DescribeExecutionOutputTypeDef) -> RunOutcome:
         output = description.get("output")
         return cls(
             execution_arn=description["executionArn"],

@@ -13,6 +13,8 @@ import string
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import boto3
+
 from localcloud.engine import trust
 from localcloud.engine.events import Rule, Schedule
 from localcloud.engine.lambda_runtime import FunctionSpec
@@ -20,6 +22,9 @@ from localcloud.engine.template import Template
 from localcloud.paths import REPO_ROOT
 
 if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_s3 import S3Client
+
     from localcloud.engine.cloud import LocalCloud
 
 ACCOUNT = "123456789012"
@@ -273,11 +278,11 @@ def _share_environment(shared: dict[str, str], environment: dict[str, str]) -> N
         shared[key] = value
 
 
-def _create_bucket(s3: Any, name: str, props: dict[str, Any]) -> None:
+def _create_bucket(s3: S3Client, name: str, props: dict[str, Any]) -> None:
     s3.create_bucket(Bucket=name)
     if "CorsConfiguration" in props:
         # CloudFormation's CorsRule says ExposedHeaders where the S3 API says ExposeHeaders.
-        rules = [
+        rules: list[Any] = [  # the template's CorsRules, renamed: not typed here
             {("ExposeHeaders" if k == "ExposedHeaders" else k): v for k, v in rule.items()}
             for rule in props["CorsConfiguration"]["CorsRules"]
         ]
@@ -289,14 +294,14 @@ def _create_bucket(s3: Any, name: str, props: dict[str, Any]) -> None:
 
 
 def _create_topic(cloud: LocalCloud, arn: str, props: dict[str, Any]) -> None:
-    sns = cloud.client("sns")
+    sns = boto3.client("sns", region_name=cloud.config.region)
     created = sns.create_topic(Name=arn.rsplit(":", 1)[1])["TopicArn"]
     assert created == arn, (created, arn)
     for subscription in props.get("Subscription", []):
         sns.subscribe(TopicArn=arn, Protocol=subscription["Protocol"], Endpoint=subscription["Endpoint"])
 
 
-def _create_table(dynamodb: Any, name: str, props: dict[str, Any]) -> None:
+def _create_table(dynamodb: DynamoDBClient, name: str, props: dict[str, Any]) -> None:
     dynamodb.create_table(
         TableName=name,
         AttributeDefinitions=props["AttributeDefinitions"],

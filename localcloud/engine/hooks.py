@@ -22,12 +22,15 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 import botocore.handlers
 from botocore.awsrequest import AWSResponse
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
+
+if TYPE_CHECKING:
+    from botocore.compat import HTTPHeaders
 
 # A responder gets (operation, API parameters) and returns (HTTP status, headers, body bytes).
 Responder = Callable[[str, dict[str, Any]], tuple[int, dict[str, str], bytes]]
@@ -96,7 +99,8 @@ def _answer(request: Any, event_name: str, **_kwargs: Any) -> AWSResponse | None
     _answered.request = request
     status, headers, body = answer
     headers = {"x-amzn-RequestId": str(uuid.uuid4()), "Content-Type": "application/x-amz-json-1.1", **headers}
-    return AWSResponse(request.url, status, headers, MockRawResponse(body))
+    # botocore-stubs say HTTPHeaders; AWSResponse (a botocore internal) copies any mapping into a HeadersDict.
+    return AWSResponse(request.url, status, cast("HTTPHeaders", headers), MockRawResponse(body))
 
 
 _moto_stub_call = BotocoreStubber.__call__

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import botocore.session
 from botocore import xform_name
-from botocore.model import OperationModel, ServiceModel, Shape
+from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
 from botocore.validate import ParamValidator
 
 # Codes AWS answers with HTTP 5xx; everything else an emulator raises is a 400 unless it says
@@ -125,17 +125,17 @@ def _compiled(pattern: str) -> re.Pattern[str] | None:
 def _check_constraints(value: Any, shape: Shape, path: str, problems: list[str]) -> None:
     meta = shape.metadata
     kind = shape.type_name
-    if kind == "structure":
+    if isinstance(shape, StructureShape):  # type_name "structure"
         for name, member in shape.members.items():
             if name in value:
                 _check_constraints(value[name], member, _member_path(path, name), problems)
         return
-    if kind == "list":
+    if isinstance(shape, ListShape):  # type_name "list"
         _check_range(len(value), meta, path, "Member must have length", problems)
         for index, item in enumerate(value):
             _check_constraints(item, shape.member, f"{path}.{index + 1}.member", problems)
         return
-    if kind == "map":
+    if isinstance(shape, MapShape):  # type_name "map"
         for key, item in value.items():
             _check_constraints(item, shape.value, f"{path}.{key}", problems)
         return

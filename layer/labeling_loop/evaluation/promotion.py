@@ -39,13 +39,16 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from labeling_loop.kernel.aws_clients import error_code
 from labeling_loop.kernel.jsonl import read_jsonl
 from labeling_loop.kernel.s3_uri import S3Uri
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 DETAILS = "rekognition-custom-labels-evaluation-details"
 DETECTION = "groundtruth/object-detection"
@@ -286,7 +289,7 @@ def paired_f1(before: Mapping[str, ImageCounts], after: Mapping[str, ImageCounts
 
 
 def compare_versions(
-    s3: Any,
+    s3: S3Client,
     current_testing: list[S3Uri],
     new_version: Mapping[str, Any],
     *,
@@ -346,7 +349,7 @@ def _verdict(paired: PairedF1) -> str:
     )
 
 
-def _read_snapshots(s3: Any, uris: list[S3Uri]) -> dict[str, ImageCounts]:
+def _read_snapshots(s3: S3Client, uris: list[S3Uri]) -> dict[str, ImageCounts]:
     images: dict[str, ImageCounts] = {}
     for uri in uris:
         for ref, counts in read_testing_snapshot(_lines(s3, uri)).items():
@@ -356,13 +359,13 @@ def _read_snapshots(s3: Any, uris: list[S3Uri]) -> dict[str, ImageCounts]:
     return images
 
 
-def _test_images_in(s3: Any, uris: list[S3Uri], test_refs: set[str]) -> list[str]:
+def _test_images_in(s3: S3Client, uris: list[S3Uri], test_refs: set[str]) -> list[str]:
     return sorted(
         {ref for uri in uris for line in _lines(s3, uri) if (ref := line.get("source-ref")) in test_refs}
     )
 
 
-def _lines(s3: Any, uri: S3Uri) -> Iterable[dict[str, Any]]:
+def _lines(s3: S3Client, uri: S3Uri) -> Iterable[dict[str, Any]]:
     try:
         yield from read_jsonl(s3, uri)
     except ClientError as error:

@@ -14,14 +14,17 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterable, Mapping
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from labeling_loop.finishing.manifest.rules import DETECTION_ATTRIBUTE
 from labeling_loop.kernel.s3_uri import S3Uri
 
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
 
 class CocoWriter:
-    def __init__(self, s3: Any, uri: S3Uri, labels: Iterable[str], description: str = "") -> None:
+    def __init__(self, s3: S3Client, uri: S3Uri, labels: Iterable[str], description: str = "") -> None:
         self._s3 = s3
         self.uri = uri
         self._labels = list(labels)

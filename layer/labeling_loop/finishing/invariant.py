@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from labeling_loop.finishing.manifest.spill_index import SpillIndex
 from labeling_loop.kernel.jsonl import read_jsonl
 from labeling_loop.kernel.layout import RunLayout
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 MAX_LISTED_REFS = 20  # images named in one warning
 
@@ -20,7 +23,9 @@ def _refs_text(count: int, sample: list[str]) -> str:
     return ", ".join(sample) + more
 
 
-def check_invariant(s3: Any, layout: RunLayout, index: SpillIndex, counts: Mapping[str, int]) -> list[str]:
+def check_invariant(
+    s3: S3Client, layout: RunLayout, index: SpillIndex, counts: Mapping[str, int]
+) -> list[str]:
     """No warning when the counts add up; else the sums, and the images listed but nowhere and
     those somewhere but not listed."""
     listed, in_manifest = counts["imagesListed"], counts["imagesInManifest"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from labeling_loop.evaluation.measures import AUDIT, REVIEW
 from labeling_loop.finishing.coco import CocoWriter
@@ -26,9 +26,12 @@ from labeling_loop.finishing.tally import RunTally
 from labeling_loop.kernel.deferral import defer_record
 from labeling_loop.kernel.jsonl import JsonlWriter, dumps, read_jsonl, read_jsonl_prefix
 
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
 
 def write_manifest(
-    s3: Any, settings: FinishSettings, index: SpillIndex, tally: RunTally, coco: CocoWriter | None
+    s3: S3Client, settings: FinishSettings, index: SpillIndex, tally: RunTally, coco: CocoWriter | None
 ) -> list[str]:
     """Write output.manifest and skipped.jsonl, then deferred.jsonl; hand each manifest line to
     `coco` as it is written. Return the manifest's warnings.
@@ -48,7 +51,7 @@ def write_manifest(
     return warnings
 
 
-def _hold_auto_accepted(s3: Any, settings: FinishSettings) -> None:
+def _hold_auto_accepted(s3: S3Client, settings: FinishSettings) -> None:
     """The auto-accepted images as deferral records (`deferred/manifest-00000.jsonl`)."""
     layout = settings.layout
     with JsonlWriter(s3, layout.deferred_part("manifest", 0)) as held:
@@ -58,7 +61,7 @@ def _hold_auto_accepted(s3: Any, settings: FinishSettings) -> None:
         )
 
 
-def _write_deferred(s3: Any, settings: FinishSettings, index: SpillIndex, tally: RunTally) -> None:
+def _write_deferred(s3: S3Client, settings: FinishSettings, index: SpillIndex, tally: RunTally) -> None:
     """Deferred images (every `deferred/*.jsonl`): put off to the next run, once per image."""
     layout = settings.layout
     with JsonlWriter(s3, layout.deferred) as deferred:
@@ -95,7 +98,7 @@ class _ManifestPass:
     """One pass over people's answers and the auto-accepted images, then the skip records."""
 
     def __init__(
-        self, s3: Any, settings: FinishSettings, index: SpillIndex, tally: RunTally, outputs: _Outputs
+        self, s3: S3Client, settings: FinishSettings, index: SpillIndex, tally: RunTally, outputs: _Outputs
     ) -> None:
         self.s3, self.settings, self.index, self.tally, self.out = s3, settings, index, tally, outputs
         self.validator = ManifestValidator(settings.class_map.names)

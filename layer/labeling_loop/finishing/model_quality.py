@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.evaluation.measures import predictions_of, reference_boxes
 from labeling_loop.evaluation.quality import LabeledBox, QualityAccumulator
@@ -14,8 +14,11 @@ from labeling_loop.finishing.settings import FinishSettings
 from labeling_loop.kernel.jsonl import list_keys
 from labeling_loop.kernel.layout import RunLayout
 
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
-def _prediction_rows(s3: Any, layout: RunLayout) -> Iterator[tuple[str, bytes]]:
+
+def _prediction_rows(s3: S3Client, layout: RunLayout) -> Iterator[tuple[str, bytes]]:
     """(source-ref, raw JSON line) per prediction record. The line is stored as read and only
     parsed again for the images people reviewed, which saves re-encoding every prediction."""
     for key in list_keys(s3, layout.predictions_prefix):
@@ -41,7 +44,7 @@ def _predicted(record: Mapping[str, Any], task_type: str, min_confidence: float 
 
 
 def add_quality(
-    s3: Any,
+    s3: S3Client,
     settings: FinishSettings,
     index: SpillIndex,
     quality: QualityAccumulator,

@@ -5,7 +5,7 @@ was written (the start of the people's time)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -13,22 +13,25 @@ from labeling_loop.kernel.jsonl import read_json
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.review.selection import PlanSummary
 
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
-def first_wave_plan(s3: Any, layout: RunLayout, plan: PlanSummary) -> PlanSummary:
+
+def first_wave_plan(s3: S3Client, layout: RunLayout, plan: PlanSummary) -> PlanSummary:
     """The first wave's plan: the state machine carries the second wave's after the audit gate."""
     if plan.wave > 1:
         return PlanSummary.from_state(read_json(s3, layout.review_plan))
     return plan
 
 
-def second_wave_plan(s3: Any, layout: RunLayout) -> PlanSummary | None:
+def second_wave_plan(s3: S3Client, layout: RunLayout) -> PlanSummary | None:
     try:
         return PlanSummary.from_state(read_json(s3, layout.for_wave(2).review_plan))
     except s3.exceptions.NoSuchKey:
         return None
 
 
-def labeling_jobs(s3: Any, layout: RunLayout) -> list[str]:
+def labeling_jobs(s3: S3Client, layout: RunLayout) -> list[str]:
     """Both waves' labeling jobs (`jobs.json`), if any."""
     jobs: list[str] = []
     for wave in (1, 2):
@@ -39,7 +42,7 @@ def labeling_jobs(s3: Any, layout: RunLayout) -> list[str]:
     return jobs
 
 
-def gate_decision(s3: Any, layout: RunLayout, plan: PlanSummary) -> dict[str, Any]:
+def gate_decision(s3: S3Client, layout: RunLayout, plan: PlanSummary) -> dict[str, Any]:
     """The audit gate's record (`review/gate.json`)."""
     try:
         return dict(read_json(s3, layout.gate))
@@ -51,7 +54,7 @@ def gate_decision(s3: Any, layout: RunLayout, plan: PlanSummary) -> dict[str, An
         }
 
 
-def review_hours(s3: Any, layout: RunLayout, plan: PlanSummary, now: datetime) -> float | None:
+def review_hours(s3: S3Client, layout: RunLayout, plan: PlanSummary, now: datetime) -> float | None:
     """From the review plan being written (Plan Review) to now (the manifest): the people's time."""
     if not plan.images_to_review:
         return None

@@ -4,12 +4,15 @@ report.json and report.html (finishing/report/publish.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.finishing.report.publish import publish
 from labeling_loop.finishing.report.sections import report_sections
 from labeling_loop.finishing.settings import FinishSettings
 from labeling_loop.finishing.tally import RunTally
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 MAX_WARNINGS = 50  # report.json stays small however broken a run is
 
@@ -20,7 +23,9 @@ def _cap(warnings: list[str]) -> list[str]:
     return [*warnings[: MAX_WARNINGS - 1], f"{len(warnings) - MAX_WARNINGS + 1} more warnings not shown"]
 
 
-def write_report(s3: Any, settings: FinishSettings, tally: RunTally, warnings: list[str]) -> dict[str, Any]:
+def write_report(
+    s3: S3Client, settings: FinishSettings, tally: RunTally, warnings: list[str]
+) -> dict[str, Any]:
     """Write report.json and report.html; return the report as written."""
     counts = tally.counts.values
     sections, section_warnings = report_sections(

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.evaluation.quality import DEFAULT_IOU_THRESHOLD
 from labeling_loop.finishing import recorded
@@ -16,6 +16,9 @@ from labeling_loop.finishing.report.sections import RunContext
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.review.selection import PlanSummary
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 TASK_TYPES = ("detection", "classification")
 
@@ -66,7 +69,7 @@ class FinishSettings:
 
     @classmethod
     def from_run(
-        cls, s3: Any, config: RunConfig, plan: PlanSummary, totals: RunTotals, now: datetime
+        cls, s3: S3Client, config: RunConfig, plan: PlanSummary, totals: RunTotals, now: datetime
     ) -> FinishSettings:
         """The run's task type, labels and strata from the first review wave's plan, the audit
         gate's decision from `review/gate.json`, its labeling jobs (if any) from both waves'

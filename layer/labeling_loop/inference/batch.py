@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.inference import flow_hooks
 from labeling_loop.inference.batch_progress import BatchProgress
@@ -28,6 +28,10 @@ from labeling_loop.inference.shared_rate import SharedRate, balancing
 from labeling_loop.kernel.jsonl import JsonlWriter, read_lines
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.run_config import RunConfig
+
+if TYPE_CHECKING:
+    from types_boto3_rekognition import RekognitionClient
+    from types_boto3_s3 import S3Client
 
 # Stop taking images this long before the invocation's end: enough for the calls under way (with
 # botocore's retries) and for writing the two parts.
@@ -87,7 +91,7 @@ class Progress:
         }
 
 
-def inventory_slice(s3: Any, layout: RunLayout, first: int, count: int) -> Iterator[str]:
+def inventory_slice(s3: S3Client, layout: RunLayout, first: int, count: int) -> Iterator[str]:
     """The source-refs of lines [first, first + count) of inventory.jsonl, streamed (only those
     lines are parsed)."""
     for line in islice(read_lines(s3, layout.inventory), first, first + count):
@@ -119,7 +123,11 @@ class BatchTurn:
 
 
 def run_batch(
-    s3: Any, rekognition: Any, settings: InferenceSettings, turn: BatchTurn, seconds_left: Callable[[], float]
+    s3: S3Client,
+    rekognition: RekognitionClient,
+    settings: InferenceSettings,
+    turn: BatchTurn,
+    seconds_left: Callable[[], float],
 ) -> Progress:
     """Infer the batch's next images; return the progress after them."""
     layout, threads, batch, progress = settings.layout, settings.threads, turn.batch, turn.progress

@@ -15,12 +15,15 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labeling_loop.kernel.jsonl import write_json
 from labeling_loop.kernel.layout import RunLayout
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ class BatchProgress:
 
     def __init__(
         self,
-        s3: Any,
+        s3: S3Client,
         layout: RunLayout,
         batch_id: int,
         count: int,

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
 from labeling_loop.kernel.jsonl import read_jsonl
 from labeling_loop.kernel.layout import RunLayout
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_s3 import S3Client
 
 CLAIM_THREADS = 16
 
@@ -33,7 +37,7 @@ class ClaimOutcome(NamedTuple):
 
 
 def try_claim(
-    dynamodb: Any, table: str, source_ref: str, run_id: str, now: int, expires_at: int
+    dynamodb: DynamoDBClient, table: str, source_ref: str, run_id: str, now: int, expires_at: int
 ) -> ClaimOutcome:
     """Claim an image for this run; not claimed when it is labeled or claimed by another live run.
     An update, not a put: a deferred image keeps its `deferredSince` while a run has it."""
@@ -66,13 +70,15 @@ def try_claim(
     return ClaimOutcome(True, int(since) if since is not None else None)
 
 
-def claim(dynamodb: Any, table: str, source_ref: str, run_id: str, now: int, expires_at: int) -> bool:
+def claim(
+    dynamodb: DynamoDBClient, table: str, source_ref: str, run_id: str, now: int, expires_at: int
+) -> bool:
     """Claim an image for this run. False when it is labeled or claimed by another live run."""
     return try_claim(dynamodb, table, source_ref, run_id, now, expires_at).claimed
 
 
 def claim_many(
-    dynamodb: Any, table: str, source_refs: Iterable[str], run_id: str, now: int, expires_at: int
+    dynamodb: DynamoDBClient, table: str, source_refs: Iterable[str], run_id: str, now: int, expires_at: int
 ) -> Iterator[tuple[str, ClaimOutcome]]:
     """Claim images concurrently (one conditional write each), yielding (source-ref, outcome) in order."""
     with ThreadPoolExecutor(max_workers=CLAIM_THREADS) as pool:
@@ -84,14 +90,14 @@ def claim_many(
         )
 
 
-def mark_labeled(dynamodb: Any, table: str, source_ref: str, run_id: str) -> None:
+def mark_labeled(dynamodb: DynamoDBClient, table: str, source_ref: str, run_id: str) -> None:
     dynamodb.put_item(
         TableName=table,
         Item={**_key(source_ref), "state": {"S": "labeled"}, "runId": {"S": run_id}},
     )
 
 
-def release(dynamodb: Any, table: str, source_ref: str, run_id: str) -> None:
+def release(dynamodb: DynamoDBClient, table: str, source_ref: str, run_id: str) -> None:
     """Drop this run's claim (never another run's, never a labeled image). An image an earlier run
     deferred goes back to `deferred`, keeping its place in the queue."""
     names = {"#state": "state"}
@@ -122,7 +128,7 @@ def release(dynamodb: Any, table: str, source_ref: str, run_id: str) -> None:
             raise
 
 
-def defer(dynamodb: Any, table: str, source_ref: str, run_id: str, reason: str, now: int) -> None:
+def defer(dynamodb: DynamoDBClient, table: str, source_ref: str, run_id: str, reason: str, now: int) -> None:
     """This run's claim becomes a deferral: free for the next run, which sees since when the image
     has waited (an image deferred twice keeps its first date). No claim of this run, no change."""
     try:
@@ -157,7 +163,9 @@ def for_each(function: Any, items: Iterable[Any]) -> int:
     return count
 
 
-def settle(dynamodb: Any, table: str, s3: Any, layout: RunLayout, run_id: str, now: int) -> None:
+def settle(
+    dynamodb: DynamoDBClient, table: str, s3: S3Client, layout: RunLayout, run_id: str, now: int
+) -> None:
     """At the end of a run: images in the manifest are labeled (later incremental runs skip them);
     skipped images are released, so the next run tries them again; deferred images wait for the
     next run, which takes them first."""
@@ -172,9 +180,9 @@ def settle(dynamodb: Any, table: str, s3: Any, layout: RunLayout, run_id: str, n
 
 
 def release_all(
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     table: str,
-    s3: Any,
+    s3: S3Client,
     layout: RunLayout,
     run_id: str,
     keep: set[str] | frozenset[str] = frozenset(),

@@ -4,7 +4,7 @@ or the skip record with a reason (a bad image never fails its batch). batch.py r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -12,6 +12,10 @@ from labeling_loop.inference.images import HEADER_BYTES, MAX_BYTES, ImageRejecte
 from labeling_loop.kernel.aws_clients import error_code
 from labeling_loop.kernel.errors import ModelNotRunningError
 from labeling_loop.kernel.s3_uri import S3Uri
+
+if TYPE_CHECKING:
+    from types_boto3_rekognition import RekognitionClient
+    from types_boto3_s3 import S3Client
 
 # DetectCustomLabels errors that say "this image", not "this service" (docs/aws-facts.md §1.4).
 IMAGE_ERRORS = {
@@ -39,7 +43,7 @@ def _skip(ref: str, reason: str, detail: str) -> dict[str, Any]:
     return {"source-ref": ref, "stage": "inference", "reason": reason, "detail": detail[:500]}
 
 
-def header_of(s3: Any, ref: S3Uri) -> tuple[Any, int]:
+def header_of(s3: S3Client, ref: S3Uri) -> tuple[Any, int]:
     """Read just the first bytes of the object (a ranged GET) and parse the header from them. Never
     reads past MAX_BYTES: an object over the limit is skipped on its size alone."""
     response = s3.get_object(Bucket=ref.bucket, Key=ref.key, Range=f"bytes=0-{HEADER_BYTES - 1}")
@@ -62,7 +66,9 @@ def header_of(s3: Any, ref: S3Uri) -> tuple[Any, int]:
     return read_header(data + rest), size
 
 
-def predict_one(s3: Any, rekognition: Any, ref: str, model_arn: str, min_confidence: float) -> dict[str, Any]:
+def predict_one(
+    s3: S3Client, rekognition: RekognitionClient, ref: str, model_arn: str, min_confidence: float
+) -> dict[str, Any]:
     """A prediction record (data contract) or a skip record (has a `reason`)."""
     uri = S3Uri.parse(ref)
     try:

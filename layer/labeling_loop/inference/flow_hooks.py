@@ -18,21 +18,27 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.retries import standard
 
 from labeling_loop.inference.flow import Limiter
 
+if TYPE_CHECKING:
+    from types_boto3_rekognition import RekognitionClient
+
 OPERATION = "rekognition.DetectCustomLabels"
 # What botocore's standard mode treats as throttling: ProvisionedThroughputExceededException and
-# ThrottlingException among them (docs/aws-facts.md §1.5).
-THROTTLING_CODES = frozenset(standard.ThrottledRetryableChecker._THROTTLED_ERROR_CODES)
+# ThrottlingException among them (docs/aws-facts.md §1.5). A botocore internal, absent from
+# botocore-stubs; the layer pins botocore so it stays what the tests saw (docs/aws-facts.md §4.16).
+THROTTLING_CODES = frozenset(
+    standard.ThrottledRetryableChecker._THROTTLED_ERROR_CODES  # type: ignore[attr-defined]
+)
 
 _current = threading.local()
 
 
-def install(client: Any) -> Any:
+def install(client: RekognitionClient) -> RekognitionClient:
     """Register the hooks on a client (idempotent); returns the client."""
     events = client.meta.events
     events.register(f"before-send.{OPERATION}", _before_send, unique_id="labeling-loop-flow-before-send")

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.inference import claims
 from labeling_loop.inference.images import MAX_BYTES
@@ -28,6 +28,11 @@ from labeling_loop.kernel.jsonl import JsonlWriter
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.kernel.s3_uri import S3Uri, source_ref
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_s3 import S3Client
+    from types_boto3_s3.type_defs import ObjectTypeDef
 
 SUPPORTED_EXTENSIONS = {".jpg", ".jpeg", ".png"}
 SUPPORTED_CONTENT_TYPES = {"image/jpeg", "image/jpg", "image/png"}
@@ -81,7 +86,7 @@ def no_images_message(images: S3Uri, objects: int, kinds: Counter[str], shown: i
     return f"images: {images}: no JPEG or PNG image: {objects:,} objects, " + ", ".join(parts)
 
 
-def classify(s3: Any, bucket: str, key: str) -> str:
+def classify(s3: S3Client, bucket: str, key: str) -> str:
     """'image', 'unsupported' or 'ignore' for one object."""
     if key.endswith("/"):
         return "ignore"
@@ -99,7 +104,7 @@ def classify(s3: Any, bucket: str, key: str) -> str:
     return "ignore"
 
 
-def _objects(s3: Any, images: S3Uri, exclude_prefix: str | None) -> Iterator[dict[str, Any]]:
+def _objects(s3: S3Client, images: S3Uri, exclude_prefix: str | None) -> Iterator[ObjectTypeDef]:
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=images.bucket, Prefix=images.key):
         for obj in page.get("Contents", []):
@@ -135,7 +140,11 @@ class ListingSettings:
 
 
 def list_images(
-    s3: Any, dynamodb: Any | None, table: str | None, settings: ListingSettings, now: float | None = None
+    s3: S3Client,
+    dynamodb: DynamoDBClient | None,
+    table: str | None,
+    settings: ListingSettings,
+    now: float | None = None,
 ) -> ListingResult:
     """Write inventory.jsonl, listing skips and listing deferrals; return counts only. Raises
     InvalidInput when the prefix holds no JPEG or PNG image this run could infer."""
@@ -167,7 +176,7 @@ def _excluded_prefix(images: S3Uri, output_prefix: S3Uri) -> str | None:
 
 
 def _candidates(
-    s3: Any, settings: ListingSettings, result: ListingResult
+    s3: S3Client, settings: ListingSettings, result: ListingResult
 ) -> tuple[list[dict[str, Any]], int]:
     """(the images this run could infer, how many objects were listed); the others are counted on
     `result` and the unsupported or too large ones written as listing skips."""
@@ -198,7 +207,7 @@ def _candidates(
     return candidates, objects
 
 
-def _listing_skip(kind: str, obj: dict[str, Any]) -> tuple[str, str, str] | None:
+def _listing_skip(kind: str, obj: ObjectTypeDef) -> tuple[str, str, str] | None:
     """(reason, detail, kind counted) of an image skipped at listing, or None."""
     if kind == "unsupported":
         return "unsupported-format", "Custom Labels accepts PNG and JPEG images only", "unsupported"
@@ -213,7 +222,7 @@ def _listing_skip(kind: str, obj: dict[str, Any]) -> tuple[str, str, str] | None
 
 
 def _claim(
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     table: str,
     settings: ListingSettings,
     candidates: list[dict[str, Any]],
@@ -266,10 +275,10 @@ def _within_limit(
 
 
 def _defer_over_limit(
-    s3: Any,
+    s3: S3Client,
     settings: ListingSettings,
     over: list[dict[str, Any]],
-    dynamodb: Any | None,
+    dynamodb: DynamoDBClient | None,
     table: str | None,
     now: int,
 ) -> None:

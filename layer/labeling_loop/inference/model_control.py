@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -28,6 +28,11 @@ from labeling_loop.kernel.errors import (
 )
 from labeling_loop.kernel.run_config import PROJECT_VERSION_ARN, RunConfig
 from labeling_loop.lifecycle.services import Services
+
+if TYPE_CHECKING:
+    from types_boto3_cloudwatch import CloudWatchClient
+    from types_boto3_rekognition import RekognitionClient
+    from types_boto3_stepfunctions import SFNClient
 
 STARTABLE = {"STOPPED", "TRAINING_COMPLETED", "COPYING_COMPLETED"}
 WAITING = {"STARTING", "STOPPING"}
@@ -78,7 +83,7 @@ class ModelState:
         }
 
 
-def find_project_arn(rekognition: Any, project_name: str) -> str:
+def find_project_arn(rekognition: RekognitionClient, project_name: str) -> str:
     """The project ARN carries its own timestamp, so it cannot be derived from the version ARN."""
     paginator = rekognition.get_paginator("describe_projects")
     for page in paginator.paginate(ProjectNames=[project_name]):
@@ -87,7 +92,7 @@ def find_project_arn(rekognition: Any, project_name: str) -> str:
     raise ModelNotFoundError(f"projectVersionArn: no Custom Labels project named {project_name!r}")
 
 
-def describe(rekognition: Any, project_arn: str, model: ModelRef) -> dict[str, Any]:
+def describe(rekognition: RekognitionClient, project_arn: str, model: ModelRef) -> dict[str, Any]:
     response = rekognition.describe_project_versions(ProjectArn=project_arn, VersionNames=[model.version])
     for version in response.get("ProjectVersionDescriptions", []):
         if version["ProjectVersionArn"] == model.arn:
@@ -95,7 +100,7 @@ def describe(rekognition: Any, project_arn: str, model: ModelRef) -> dict[str, A
     raise ModelNotFoundError(f"projectVersionArn: no model version {model.arn}")
 
 
-def status_of(rekognition: Any, model: ModelRef) -> str:
+def status_of(rekognition: RekognitionClient, model: ModelRef) -> str:
     return str(describe(rekognition, find_project_arn(rekognition, model.project), model)["Status"])
 
 
@@ -121,7 +126,7 @@ def start(services: Services, config: RunConfig) -> bool:
     return True
 
 
-def in_service_units(metrics: Any, model: ModelRef, now: float) -> int | None:
+def in_service_units(metrics: CloudWatchClient | None, model: ModelRef, now: float) -> int | None:
     """The latest InServiceInferenceUnits of the model (auto-scaling may have added units), or None
     when CloudWatch has no datapoint yet."""
     if metrics is None:
@@ -264,7 +269,7 @@ def usage(held: dict[str, Any] | None, now: float) -> dict[str, Any]:
     }
 
 
-def live(executions: Any, execution_arn: str) -> bool:
+def live(executions: SFNClient, execution_arn: str) -> bool:
     """Is this lease holder still running? Anything but a definite answer counts as alive: a model
     is never stopped under an execution that might still need it."""
     try:
@@ -274,7 +279,7 @@ def live(executions: Any, execution_arn: str) -> bool:
     return bool(status == "RUNNING")
 
 
-def _gone(executions: Any, decider: str) -> bool:
+def _gone(executions: SFNClient, decider: str) -> bool:
     """A stop decider that will not finish its stop: an execution that ended (the sweep, which is
     no execution, counts as gone: any caller may finish its decision)."""
     return decider == model_lease.SWEEP or not live(executions, decider)

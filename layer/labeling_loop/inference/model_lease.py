@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
 
 INDEX_KEY = {"pk": {"S": "index#models"}}
 # A stop decided this long ago and still not confirmed belongs to a caller that died: anyone may
@@ -86,7 +89,7 @@ def _conditional(update: Any) -> bool:
     return True
 
 
-def acquire(dynamodb: Any, table: str, version_arn: str, user: str) -> Lease:
+def acquire(dynamodb: DynamoDBClient, table: str, version_arn: str, user: str) -> Lease:
     """Add this execution to the model's users (idempotent) and return the lease as it now is."""
     result = dynamodb.update_item(
         TableName=table,
@@ -105,7 +108,9 @@ def acquire(dynamodb: Any, table: str, version_arn: str, user: str) -> Lease:
     return _lease(result["Attributes"])
 
 
-def record_start(dynamodb: Any, table: str, version_arn: str, user: str, now: int | None = None) -> None:
+def record_start(
+    dynamodb: DynamoDBClient, table: str, version_arn: str, user: str, now: int | None = None
+) -> None:
     """The stop duty, recorded before StartProjectVersion (so the last user stops the model), with
     the call pending until `start_returned`."""
     now = int(time.time()) if now is None else now
@@ -117,7 +122,7 @@ def record_start(dynamodb: Any, table: str, version_arn: str, user: str, now: in
     )
 
 
-def start_returned(dynamodb: Any, table: str, version_arn: str, user: str) -> None:
+def start_returned(dynamodb: DynamoDBClient, table: str, version_arn: str, user: str) -> None:
     """StartProjectVersion answered (started, or refused): no call of this user is on its way. A
     later start recorded by another run keeps its own pending mark."""
     _conditional(
@@ -131,7 +136,7 @@ def start_returned(dynamodb: Any, table: str, version_arn: str, user: str) -> No
     )
 
 
-def leave(dynamodb: Any, table: str, version_arn: str, *users: str) -> Lease:
+def leave(dynamodb: DynamoDBClient, table: str, version_arn: str, *users: str) -> Lease:
     """Remove executions from the users (their own release, or pruning dead ones)."""
     result = dynamodb.update_item(
         TableName=table,
@@ -145,7 +150,7 @@ def leave(dynamodb: Any, table: str, version_arn: str, *users: str) -> Lease:
 
 
 def decide_stop(
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     table: str,
     version_arn: str,
     who: str,
@@ -178,7 +183,7 @@ def decide_stop(
     )
 
 
-def withdraw_stop(dynamodb: Any, table: str, version_arn: str, who: str) -> bool:
+def withdraw_stop(dynamodb: DynamoDBClient, table: str, version_arn: str, who: str) -> bool:
     """Drop `who`'s decision without fulfilling the duty: the model cannot be stopped now (a start
     may still come, or a run took it again); the duty stays for the next caller."""
     return _conditional(
@@ -192,7 +197,7 @@ def withdraw_stop(dynamodb: Any, table: str, version_arn: str, who: str) -> bool
     )
 
 
-def stop_done(dynamodb: Any, table: str, version_arn: str, who: str) -> bool:
+def stop_done(dynamodb: DynamoDBClient, table: str, version_arn: str, who: str) -> bool:
     """The stop went through (or there was nothing left to stop): the duty is fulfilled."""
     return _conditional(
         lambda: dynamodb.update_item(
@@ -205,7 +210,7 @@ def stop_done(dynamodb: Any, table: str, version_arn: str, who: str) -> bool:
     )
 
 
-def clear_stop_duty(dynamodb: Any, table: str, version_arn: str) -> None:
+def clear_stop_duty(dynamodb: DynamoDBClient, table: str, version_arn: str) -> None:
     """Nothing is left to stop (the model failed to start): no run may try to stop it."""
     dynamodb.update_item(
         TableName=table,
@@ -214,7 +219,7 @@ def clear_stop_duty(dynamodb: Any, table: str, version_arn: str) -> None:
     )
 
 
-def count_unheld(dynamodb: Any, table: str, version_arn: str, unheld: bool) -> int:
+def count_unheld(dynamodb: DynamoDBClient, table: str, version_arn: str, unheld: bool) -> int:
     """The sweep's record of a workflow-started model running with no live holder: one more sweep
     in a row (`unheld`), or none (held again, stopped, or not running). Returns the count."""
     if not unheld:
@@ -230,12 +235,12 @@ def count_unheld(dynamodb: Any, table: str, version_arn: str, unheld: bool) -> i
     return int(result["Attributes"]["unheldSweeps"]["N"])
 
 
-def read(dynamodb: Any, table: str, version_arn: str) -> Lease:
+def read(dynamodb: DynamoDBClient, table: str, version_arn: str) -> Lease:
     item = dynamodb.get_item(TableName=table, Key=_key(version_arn), ConsistentRead=True).get("Item", {})
     return _lease(item)
 
 
-def leased_models(dynamodb: Any, table: str) -> list[str]:
+def leased_models(dynamodb: DynamoDBClient, table: str) -> list[str]:
     """Every model version a run of this stack has leased (for the sweep)."""
     item = dynamodb.get_item(TableName=table, Key=INDEX_KEY, ConsistentRead=True).get("Item", {})
     return sorted(item.get("models", {}).get("SS", []))

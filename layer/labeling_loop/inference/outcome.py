@@ -7,18 +7,21 @@ with a manifest that silently lacks them."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING
 
 from labeling_loop.inference.detect import UNREADABLE
 from labeling_loop.kernel.errors import InferenceFailedError
 from labeling_loop.kernel.jsonl import read_jsonl_prefix
 from labeling_loop.kernel.layout import RunLayout
 
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
 SERVICE_ERROR = "service-error"
 MAX_LOST_FRACTION = 0.10
 
 
-def skips_by_reason(s3: Any, layout: RunLayout) -> Counter[str]:
+def skips_by_reason(s3: S3Client, layout: RunLayout) -> Counter[str]:
     return Counter(
         str(record.get("reason"))
         for record in read_jsonl_prefix(s3, layout.skipped_prefix)
@@ -27,7 +30,7 @@ def skips_by_reason(s3: Any, layout: RunLayout) -> Counter[str]:
 
 
 def check_outcome(
-    s3: Any, layout: RunLayout, *, images_to_infer: int, images: str, region: str
+    s3: S3Client, layout: RunLayout, *, images_to_infer: int, images: str, region: str
 ) -> dict[str, int]:
     """Counts of inference skips by reason; InferenceFailedError when too many images were lost."""
     reasons = skips_by_reason(s3, layout)

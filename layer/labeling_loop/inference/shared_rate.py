@@ -21,11 +21,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labeling_loop.inference.flow import Limiter
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 SYNC_S = 2.0
 STALE_S = 10.0
@@ -52,7 +56,7 @@ class Report:
         return {"M": value}
 
     @classmethod
-    def of_item(cls, item: dict[str, Any]) -> Report:
+    def of_item(cls, item: AttributeValueTypeDef) -> Report:
         value = item["M"]
         limit = value.get("limit")
         return cls(
@@ -88,7 +92,7 @@ class SharedRate:
 
     def __init__(
         self,
-        dynamodb: Any,
+        dynamodb: DynamoDBClient,
         table: str,
         execution_arn: str,
         batch_id: int,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import boto3
 from botocore.config import Config
@@ -14,6 +14,18 @@ from botocore.exceptions import ClientError
 from botocore.retries import standard
 
 from labeling_loop.kernel.errors import TransientServiceError
+
+# The typed clients come from the types-boto3 stubs, a development dependency (requirements-dev.txt):
+# the Lambda runtime never imports them, only mypy reads these names.
+if TYPE_CHECKING:
+    from types_boto3_cloudwatch import CloudWatchClient
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_rekognition import RekognitionClient
+    from types_boto3_s3 import S3Client
+    from types_boto3_sagemaker import SageMakerClient
+    from types_boto3_secretsmanager import SecretsManagerClient
+    from types_boto3_sns import SNSClient
+    from types_boto3_stepfunctions import SFNClient
 
 # Standard mode retries throttling and transient errors with exponential backoff and jitter
 # (botocore retry modes). The inference client uses it too, with more attempts, and every attempt
@@ -29,7 +41,31 @@ INFERENCE = Config(
 IMAGE_READS = STANDARD.merge(Config(max_pool_connections=64))
 
 
-def client(service: str, config: Config = STANDARD, **kwargs: Any) -> Any:
+# The services the layer and the handlers call; each name gives its typed client below.
+Service = Literal[
+    "cloudwatch", "dynamodb", "rekognition", "s3", "sagemaker", "secretsmanager", "sns", "stepfunctions"
+]
+
+
+@overload
+def client(service: Literal["cloudwatch"], config: Config = ..., **kwargs: Any) -> CloudWatchClient: ...
+@overload
+def client(service: Literal["dynamodb"], config: Config = ..., **kwargs: Any) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["rekognition"], config: Config = ..., **kwargs: Any) -> RekognitionClient: ...
+@overload
+def client(service: Literal["s3"], config: Config = ..., **kwargs: Any) -> S3Client: ...
+@overload
+def client(service: Literal["sagemaker"], config: Config = ..., **kwargs: Any) -> SageMakerClient: ...
+@overload
+def client(
+    service: Literal["secretsmanager"], config: Config = ..., **kwargs: Any
+) -> SecretsManagerClient: ...
+@overload
+def client(service: Literal["sns"], config: Config = ..., **kwargs: Any) -> SNSClient: ...
+@overload
+def client(service: Literal["stepfunctions"], config: Config = ..., **kwargs: Any) -> SFNClient: ...
+def client(service: Service, config: Config = STANDARD, **kwargs: Any) -> Any:
     return boto3.client(service, config=config, **kwargs)
 
 
@@ -44,9 +80,11 @@ def error_code(error: Exception) -> str:
 # What botocore's standard retry mode itself treats as transient or throttled: when such an error
 # is left after the client's own retries, the state machine retries the step later, with backoff
 # (it matches TransientServiceError), instead of failing the run.
+# These class attributes are botocore internals, absent from botocore-stubs (attr-defined below);
+# the layer pins botocore so they stay what the tests saw (docs/aws-facts.md §4.16).
 TRANSIENT_CODES = frozenset(
-    standard.TransientRetryableChecker._TRANSIENT_ERROR_CODES
-    + standard.ThrottledRetryableChecker._THROTTLED_ERROR_CODES
+    standard.TransientRetryableChecker._TRANSIENT_ERROR_CODES  # type: ignore[attr-defined]
+    + standard.ThrottledRetryableChecker._THROTTLED_ERROR_CODES  # type: ignore[attr-defined]
     + [
         "InternalServerError",
         "InternalFailure",
@@ -55,8 +93,10 @@ TRANSIENT_CODES = frozenset(
         "ServiceUnavailableException",
     ]
 )
-TRANSIENT_STATUS = frozenset(standard.TransientRetryableChecker._TRANSIENT_STATUS_CODES)
-TRANSIENT_EXCEPTIONS = standard.TransientRetryableChecker._TRANSIENT_EXCEPTION_CLS
+TRANSIENT_STATUS = frozenset(standard.TransientRetryableChecker._TRANSIENT_STATUS_CODES)  # type: ignore[attr-defined]
+TRANSIENT_EXCEPTIONS: tuple[type[Exception], ...] = (
+    standard.TransientRetryableChecker._TRANSIENT_EXCEPTION_CLS  # type: ignore[attr-defined]
+)
 
 
 def is_transient(error: BaseException) -> bool:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.kernel.s3_uri import S3Uri
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 JsonDict = dict[str, Any]
 
@@ -17,7 +20,7 @@ def dumps(record: JsonDict) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
-def read_jsonl(s3: Any, uri: S3Uri, missing_ok: bool = False) -> Iterator[JsonDict]:
+def read_jsonl(s3: S3Client, uri: S3Uri, missing_ok: bool = False) -> Iterator[JsonDict]:
     """Yield the records of one JSON Lines object; nothing when it is absent and missing_ok."""
     try:
         body = s3.get_object(Bucket=uri.bucket, Key=uri.key)["Body"]
@@ -30,7 +33,7 @@ def read_jsonl(s3: Any, uri: S3Uri, missing_ok: bool = False) -> Iterator[JsonDi
             yield json.loads(raw)
 
 
-def read_lines(s3: Any, uri: S3Uri) -> Iterator[bytes]:
+def read_lines(s3: S3Client, uri: S3Uri) -> Iterator[bytes]:
     """The non-blank raw lines of one JSON Lines object, unparsed (a reader that skips most of them
     need not decode them)."""
     body = s3.get_object(Bucket=uri.bucket, Key=uri.key)["Body"]
@@ -39,14 +42,14 @@ def read_lines(s3: Any, uri: S3Uri) -> Iterator[bytes]:
             yield raw
 
 
-def read_jsonl_prefix(s3: Any, prefix: S3Uri) -> Iterator[JsonDict]:
+def read_jsonl_prefix(s3: S3Client, prefix: S3Uri) -> Iterator[JsonDict]:
     """Yield the records of every `.jsonl` object under a prefix, in key order."""
     for key in list_keys(s3, prefix):
         if key.endswith(".jsonl"):
             yield from read_jsonl(s3, S3Uri(prefix.bucket, key))
 
 
-def list_keys(s3: Any, prefix: S3Uri) -> Iterator[str]:
+def list_keys(s3: S3Client, prefix: S3Uri) -> Iterator[str]:
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=prefix.bucket, Prefix=prefix.key):
         for obj in page.get("Contents", []):
@@ -56,7 +59,7 @@ def list_keys(s3: Any, prefix: S3Uri) -> Iterator[str]:
 class JsonlWriter:
     """Write records to a spooled temporary file, upload on close. Use as a context manager."""
 
-    def __init__(self, s3: Any, uri: S3Uri, content_type: str = "application/jsonl") -> None:
+    def __init__(self, s3: S3Client, uri: S3Uri, content_type: str = "application/jsonl") -> None:
         self._s3 = s3
         self.uri = uri
         self._content_type = content_type
@@ -88,7 +91,7 @@ class JsonlWriter:
             self._file.close()
 
 
-def write_json(s3: Any, uri: S3Uri, document: Any) -> None:
+def write_json(s3: S3Client, uri: S3Uri, document: Any) -> None:
     s3.put_object(
         Bucket=uri.bucket,
         Key=uri.key,
@@ -97,5 +100,5 @@ def write_json(s3: Any, uri: S3Uri, document: Any) -> None:
     )
 
 
-def read_json(s3: Any, uri: S3Uri) -> Any:
+def read_json(s3: S3Client, uri: S3Uri) -> Any:
     return json.loads(s3.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read())

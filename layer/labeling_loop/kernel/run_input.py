@@ -13,7 +13,7 @@ import json
 import re
 import time
 from fnmatch import fnmatchcase
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -54,6 +54,10 @@ from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.kernel.settings import StackSettings
 from labeling_loop.lifecycle import run_records
 from labeling_loop.review.backend import ReviewBackendName
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_s3 import S3Client
 
 OFF = "off"
 NONE = "none"
@@ -429,7 +433,7 @@ def _check_within_stack(config: RunConfig, stack: StackSettings) -> None:
         )
 
 
-def start_run(s3: Any, dynamodb: Any, table: str, config: RunConfig) -> dict[str, Any]:
+def start_run(s3: S3Client, dynamodb: DynamoDBClient, table: str, config: RunConfig) -> dict[str, Any]:
     """Write the run folder's config.json (its settings, so a user can see what a run did and why)
     and register the run; return the state payload. A run folder that another execution made is
     refused rather than shared (run ids are unique per execution; this guards the invariant)."""

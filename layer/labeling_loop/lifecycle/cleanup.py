@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -31,6 +31,10 @@ from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.lifecycle import run_records
 from labeling_loop.lifecycle.services import Services
 from labeling_loop.review.backend import ReviewServices
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+    from types_boto3_sagemaker import SageMakerClient
 
 # A model the sweep could not stop counts as running unheld in these statuses (UNKNOWN: the sweep's
 # calls failed, so it may well be running).
@@ -60,8 +64,8 @@ CATCH_PATH = StopWaiting()
 
 def clean_up(
     services: Services,
-    s3: Any,
-    sagemaker: Any,
+    s3: S3Client,
+    sagemaker: SageMakerClient,
     config: RunConfig,
     error: dict[str, Any] | None,
     waiting: StopWaiting = CATCH_PATH,
@@ -114,8 +118,8 @@ def failure_name(error: dict[str, Any] | None) -> tuple[str, str]:
 
 def clean_up_ended_execution(
     services: Services,
-    s3: Any,
-    sagemaker: Any,
+    s3: S3Client,
+    sagemaker: SageMakerClient,
     execution_arn: str,
     status: str,
     seconds_left: Callable[[], float] | None = None,
@@ -142,7 +146,7 @@ def clean_up_ended_execution(
     return {"executionArn": execution_arn, "cleanedUp": True, "model": config.projectVersionArn, **result}
 
 
-def sweep(services: Services, s3: Any, sagemaker: Any) -> dict[str, Any]:
+def sweep(services: Services, s3: S3Client, sagemaker: SageMakerClient) -> dict[str, Any]:
     """What the schedule runs: clean up after every registered run whose execution is no longer
     running (its ended-event may never have come: EventBridge delivers at least once, best effort;
     or a labeling job of it could not be stopped last time), then stop every workflow-started model

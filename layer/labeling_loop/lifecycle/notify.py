@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.kernel.jsonl import read_json
 from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.kernel.s3_uri import S3Uri
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+    from types_boto3_sns import SNSClient
 
 MAX_SUBJECT = 100  # SNS Publish: Subject up to 100 characters
 
@@ -23,14 +27,16 @@ def console_url(uri: str, region: str) -> str:
     )
 
 
-def _read(s3: Any, uri: S3Uri) -> Any:
+def _read(s3: S3Client, uri: S3Uri) -> Any:
     try:
         return read_json(s3, uri)
     except s3.exceptions.NoSuchKey:
         return None
 
 
-def review_waiting(s3: Any, config: RunConfig, plan: Mapping[str, Any], now: datetime) -> tuple[str, str]:
+def review_waiting(
+    s3: S3Client, config: RunConfig, plan: Mapping[str, Any], now: datetime
+) -> tuple[str, str]:
     wave = int(plan.get("wave", 1))
     layout = config.layout().for_wave(wave)
     deadline = (now + timedelta(hours=config.reviewDeadlineHours)).astimezone(UTC)
@@ -133,7 +139,7 @@ def _subject(text: str) -> str:
     return clean[: MAX_SUBJECT - 3] + "..." if len(clean) > MAX_SUBJECT else clean
 
 
-def publish(sns: Any, topic_arn: str, subject: str, message: str) -> dict[str, Any]:
+def publish(sns: SNSClient, topic_arn: str, subject: str, message: str) -> dict[str, Any]:
     if not topic_arn:
         return {"published": False}
     response = sns.publish(TopicArn=topic_arn, Subject=subject, Message=message)

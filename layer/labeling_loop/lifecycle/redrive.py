@@ -23,7 +23,7 @@ not reviewed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.inference import claims, model_control, model_lease
 from labeling_loop.kernel.errors import ModelStartFailedError, ModelStartingError, ModelStartTimeoutError
@@ -32,8 +32,11 @@ from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.lifecycle import run_records
 from labeling_loop.lifecycle.services import Services
 
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
-def take_back(services: Services, s3: Any, config: RunConfig, now: float) -> dict[str, Any]:
+
+def take_back(services: Services, s3: S3Client, config: RunConfig, now: float) -> dict[str, Any]:
     """If the run's cleanup gave it up while its execution was redriven: its record active again, its
     model lease, and (incremental runs) the claims of its inventory. `resumed` is True for the one
     caller that did it; `claimsLost` counts images another run claimed or labeled in between (both
@@ -58,7 +61,7 @@ def take_back(services: Services, s3: Any, config: RunConfig, now: float) -> dic
     return {"resumed": True, "claimsLost": lost}
 
 
-def model_for_resumed_batch(services: Services, s3: Any, config: RunConfig, now: float) -> None:
+def model_for_resumed_batch(services: Services, s3: S3Client, config: RunConfig, now: float) -> None:
     """Called by a fan-out batch whose model is not running. Returns when the run was never redriven
     after a cleanup (the caller fails the batch: ModelNotRunningError). Otherwise starts the model if
     it is stopped and raises ModelStartingError (the batch waits), ModelStartTimeoutError past the

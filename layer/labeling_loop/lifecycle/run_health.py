@@ -8,7 +8,7 @@ two-week review is not overdue after one."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -16,6 +16,10 @@ from labeling_loop.kernel.jsonl import read_json
 from labeling_loop.kernel.run_config import from_state
 from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.lifecycle import run_records
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_s3 import S3Client
 
 GRACE_SECONDS = 3600
 
@@ -25,7 +29,9 @@ def review_deadline_seconds(config: Any) -> int:
     return int(config.modelStartTimeoutMinutes * 60 + config.reviewDeadlineHours * 3600 + GRACE_SECONDS)
 
 
-def overdue_runs(dynamodb: Any, s3: Any, table: str, live: Callable[[str], bool], now: int) -> list[str]:
+def overdue_runs(
+    dynamodb: DynamoDBClient, s3: S3Client, table: str, live: Callable[[str], bool], now: int
+) -> list[str]:
     """Execution ARNs of live runs past their review deadline."""
     overdue = []
     for execution_arn in run_records.active(dynamodb, table):

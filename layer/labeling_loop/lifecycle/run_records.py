@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
 
 INDEX_KEY = {"pk": {"S": "index#runs"}}
 ACTIVE, SUCCEEDED, CLEANED_UP = "active", "succeeded", "cleaned-up"
@@ -30,7 +33,7 @@ class RunRecord:
 
 
 def register(
-    dynamodb: Any, table: str, *, execution_arn: str, run_id: str, config_uri: str, expires_at: int
+    dynamodb: DynamoDBClient, table: str, *, execution_arn: str, run_id: str, config_uri: str, expires_at: int
 ) -> None:
     dynamodb.put_item(
         TableName=table,
@@ -51,7 +54,7 @@ def register(
     )
 
 
-def get(dynamodb: Any, table: str, execution_arn: str) -> RunRecord | None:
+def get(dynamodb: DynamoDBClient, table: str, execution_arn: str) -> RunRecord | None:
     item = dynamodb.get_item(TableName=table, Key=_key(execution_arn), ConsistentRead=True).get("Item")
     if not item:
         return None
@@ -62,7 +65,7 @@ def get(dynamodb: Any, table: str, execution_arn: str) -> RunRecord | None:
     )
 
 
-def finish(dynamodb: Any, table: str, execution_arn: str, status: str) -> None:
+def finish(dynamodb: DynamoDBClient, table: str, execution_arn: str, status: str) -> None:
     """The run succeeded or was cleaned up: nothing is left to do for it."""
     try:
         dynamodb.update_item(
@@ -84,7 +87,7 @@ def finish(dynamodb: Any, table: str, execution_arn: str, status: str) -> None:
     )
 
 
-def reactivate(dynamodb: Any, table: str, execution_arn: str, now: int) -> bool:
+def reactivate(dynamodb: DynamoDBClient, table: str, execution_arn: str, now: int) -> bool:
     """A cleaned-up run whose execution runs again (redriven, docs/aws-facts.md §4.15) is active
     again: True for the one caller that made it so (a conditional write), False otherwise."""
     try:
@@ -113,7 +116,7 @@ def reactivate(dynamodb: Any, table: str, execution_arn: str, now: int) -> bool:
     return True
 
 
-def active(dynamodb: Any, table: str) -> list[str]:
+def active(dynamodb: DynamoDBClient, table: str) -> list[str]:
     """Executions that registered and have not finished or been cleaned up yet."""
     item = dynamodb.get_item(TableName=table, Key=INDEX_KEY, ConsistentRead=True).get("Item", {})
     return sorted(item.get("executions", {}).get("SS", []))

@@ -4,9 +4,15 @@ run-state table (DynamoDB), executions (Step Functions) and metrics (CloudWatch)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from labeling_loop.kernel.aws_clients import client
+
+if TYPE_CHECKING:
+    from types_boto3_cloudwatch import CloudWatchClient
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_rekognition import RekognitionClient
+    from types_boto3_stepfunctions import SFNClient
 
 
 @dataclass(frozen=True)
@@ -14,11 +20,11 @@ class Services:
     """The clients model control uses. `executions` (Step Functions) tells a live lease holder from
     a dead one; `metrics` (CloudWatch) tells how many units a model someone else started runs on."""
 
-    rekognition: Any
-    dynamodb: Any
+    rekognition: RekognitionClient
+    dynamodb: DynamoDBClient
     table: str
-    executions: Any
-    metrics: Any = None
+    executions: SFNClient
+    metrics: CloudWatchClient | None = None
 
     @classmethod
     def create(cls, table: str) -> Services:

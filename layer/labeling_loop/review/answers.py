@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.finishing.manifest.rules import MAX_BOXES_PER_IMAGE, MAX_LABELS_PER_IMAGE
 from labeling_loop.kernel.jsonl import read_json
 from labeling_loop.kernel.layout import RunLayout
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 INVALID_ANNOTATION = "invalid-annotation"
 INVALID_BOX = "invalid-box"
@@ -55,7 +58,7 @@ def names(value: Any, what: str) -> list[str]:
     return list(value)
 
 
-def run_labels(s3: Any, layout: RunLayout) -> frozenset[str]:
+def run_labels(s3: S3Client, layout: RunLayout) -> frozenset[str]:
     """The labels the run's review offered (review/plan.json, written by Plan Review)."""
     return frozenset(str(label) for label in read_json(s3, layout.review_plan).get("labels") or [])
 

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.evaluation.audit import AuditTally, audit_figures
 from labeling_loop.evaluation.measures import reference_boxes, reference_labels
@@ -23,6 +23,9 @@ from labeling_loop.kernel.jsonl import JsonlWriter, read_json, read_jsonl, read_
 from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.review.budget import ReviewQueue, correction_score
 from labeling_loop.review.selection import PlanSummary, to_task
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 
 def verdict_of(would_ship: Mapping[str, Any], reviewed: Mapping[str, Any], box_tolerance: float) -> Verdict:
@@ -43,7 +46,7 @@ def summary(gate: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def check_audit(s3: Any, config: RunConfig, plan: PlanSummary) -> dict[str, Any]:
+def check_audit(s3: S3Client, config: RunConfig, plan: PlanSummary) -> dict[str, Any]:
     layout = config.layout()
     if plan.wave > 1:
         return summary(read_json(s3, layout.gate))
@@ -81,7 +84,7 @@ def check_audit(s3: Any, config: RunConfig, plan: PlanSummary) -> dict[str, Any]
 
 
 def plan_second_wave(
-    s3: Any, config: RunConfig, first: PlanSummary, *, region: str, verification_lambdas: tuple[str, str]
+    s3: S3Client, config: RunConfig, first: PlanSummary, *, region: str, verification_lambdas: tuple[str, str]
 ) -> dict[str, Any]:
     """Review tasks for the images auto-accept would have shipped, in wave 2's review files: in the
     review order, as many as the review budget has left."""

@@ -11,7 +11,7 @@ labels, or none at all, or a per-label threshold of a label the review does not 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
@@ -20,6 +20,9 @@ from labeling_loop.kernel.aws_clients import error_code
 from labeling_loop.kernel.errors import InvalidInput
 from labeling_loop.kernel.run_config import RunConfig
 
+if TYPE_CHECKING:
+    from types_boto3_rekognition import RekognitionClient
+
 logger = logging.getLogger(__name__)
 
 # A dataset being created or updated cannot be listed yet (ListDatasetLabels' errors): its labels
@@ -27,7 +30,7 @@ logger = logging.getLogger(__name__)
 _DATASET_BUSY = frozenset({"ResourceInUseException", "ResourceNotReadyException"})
 
 
-def project_labels(rekognition: Any, project_name: str) -> list[str]:
+def project_labels(rekognition: RekognitionClient, project_name: str) -> list[str]:
     """Every label of the project's datasets (train and test), sorted; [] when it has none."""
     found = rekognition.describe_projects(ProjectNames=[project_name])["ProjectDescriptions"]
     if not found:
@@ -47,7 +50,7 @@ def project_labels(rekognition: Any, project_name: str) -> list[str]:
     return sorted(labels)
 
 
-def with_project_labels(rekognition: Any, config: RunConfig) -> RunConfig:
+def with_project_labels(rekognition: RekognitionClient, config: RunConfig) -> RunConfig:
     """`config` whose `labels` are its own plus its model's project's: every label the review can
     need. InvalidInput, naming `labels`, when there are none or more than `maxLabelsPerJob`."""
     from_project = project_labels(rekognition, config.project_name)

@@ -4,16 +4,24 @@ Writes review/plan.json and returns the plan the state machine carries (`$.plan`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.inference.outcome import check_outcome
 from labeling_loop.kernel.jsonl import write_json
 from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.review.selection import PlanSettings, check_label_set, plan
 
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
 
 def plan_run_review(
-    s3: Any, config: RunConfig, *, images_to_infer: int, region: str, verification_lambdas: tuple[str, str]
+    s3: S3Client,
+    config: RunConfig,
+    *,
+    images_to_infer: int,
+    region: str,
+    verification_lambdas: tuple[str, str],
 ) -> dict[str, Any]:
     layout = config.layout()
     check_outcome(

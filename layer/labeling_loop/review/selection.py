@@ -28,7 +28,7 @@ import hashlib
 import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.kernel.deferral import defer_record
 from labeling_loop.kernel.errors import InvalidInput
@@ -37,6 +37,9 @@ from labeling_loop.kernel.jsonl import JsonlWriter, read_jsonl, read_jsonl_prefi
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.run_config import AutoAccept, RunConfig, TaskType
 from labeling_loop.review.budget import Placed, ReviewQueue, audit_line, correction_score
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 
 @dataclass
@@ -216,7 +219,7 @@ class Survey:
     audit: dict[str, AuditSampler] = field(default_factory=dict)
 
 
-def survey(s3: Any, layout: RunLayout, settings: PlanSettings) -> Survey:
+def survey(s3: S3Client, layout: RunLayout, settings: PlanSettings) -> Survey:
     found = Survey()
     requested = settings.requested_task_type
     types = [requested] if requested != "auto" else ["detection", "classification"]
@@ -304,7 +307,7 @@ def is_auto_accepted(task: dict[str, Any], auto_accept: AutoAccept | float | Non
     return True
 
 
-def plan(s3: Any, layout: RunLayout, settings: PlanSettings) -> PlanSummary:
+def plan(s3: S3Client, layout: RunLayout, settings: PlanSettings) -> PlanSummary:
     """Write review/tasks.jsonl (in the review order), review/order.jsonl, review/auto_accepted.jsonl,
     review/audit.jsonl and the deferrals over the budget; return counts and the label set."""
     auto_accept, min_confidence = settings.auto_accept, settings.min_confidence

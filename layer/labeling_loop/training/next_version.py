@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -39,6 +39,10 @@ from labeling_loop.kernel.jsonl import read_json, write_json
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.kernel.s3_uri import S3Uri
+
+if TYPE_CHECKING:
+    from types_boto3_rekognition import RekognitionClient
+    from types_boto3_s3 import S3Client
 
 # UpdateDatasetEntries takes < 5 MB of JSON Lines per call (docs/aws-facts.md §1.7).
 CHUNK_BYTES = 5_000_000
@@ -54,7 +58,7 @@ def version_name(config: RunConfig) -> str:
     return f"{config.jobNamePrefix}-{config.runId}"[:255]
 
 
-def _load(s3: Any, layout: RunLayout) -> dict[str, Any]:
+def _load(s3: S3Client, layout: RunLayout) -> dict[str, Any]:
     try:
         return dict(read_json(s3, layout.training_state))
     except s3.exceptions.NoSuchKey:
@@ -79,7 +83,7 @@ def summary(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def start(
-    s3: Any, rekognition: Any, config: RunConfig, images_in_manifest: int, now: float
+    s3: S3Client, rekognition: RekognitionClient, config: RunConfig, images_in_manifest: int, now: float
 ) -> dict[str, Any]:
     """Find the project and its training dataset, record the current version's F1, then step once."""
     layout = config.layout()
@@ -119,7 +123,7 @@ def start(
     return advance(s3, rekognition, config, now)
 
 
-def advance(s3: Any, rekognition: Any, config: RunConfig, now: float) -> dict[str, Any]:
+def advance(s3: S3Client, rekognition: RekognitionClient, config: RunConfig, now: float) -> dict[str, Any]:
     layout = config.layout()
     state = _load(s3, layout)
     if not state or state.get("done"):
@@ -134,7 +138,7 @@ def advance(s3: Any, rekognition: Any, config: RunConfig, now: float) -> dict[st
     return summary(state)
 
 
-def fail(s3: Any, config: RunConfig, error: Mapping[str, Any] | None) -> dict[str, Any]:
+def fail(s3: S3Client, config: RunConfig, error: Mapping[str, Any] | None) -> dict[str, Any]:
     """The training steps raised (the definition's Catch): record why; the manifest stays."""
     state = _load(s3, config.layout())
     error = error or {}
@@ -142,7 +146,9 @@ def fail(s3: Any, config: RunConfig, error: Mapping[str, Any] | None) -> dict[st
     return _finish(s3, config, {**state, "status": "FAILED", "error": message})
 
 
-def _dataset_step(s3: Any, rekognition: Any, config: RunConfig, state: dict[str, Any]) -> dict[str, Any]:
+def _dataset_step(
+    s3: S3Client, rekognition: RekognitionClient, config: RunConfig, state: dict[str, Any]
+) -> dict[str, Any]:
     described = rekognition.describe_dataset(DatasetArn=state["datasetArn"])["DatasetDescription"]
     status = described.get("Status")
     if status in DATASET_FAILED:
@@ -181,7 +187,9 @@ def _dataset_step(s3: Any, rekognition: Any, config: RunConfig, state: dict[str,
     return _create_version(rekognition, config, state)
 
 
-def _create_version(rekognition: Any, config: RunConfig, state: dict[str, Any]) -> dict[str, Any]:
+def _create_version(
+    rekognition: RekognitionClient, config: RunConfig, state: dict[str, Any]
+) -> dict[str, Any]:
     output = config.layout().training_output
     try:
         created = rekognition.create_project_version(
@@ -197,7 +205,7 @@ def _create_version(rekognition: Any, config: RunConfig, state: dict[str, Any]) 
     return {**state, "phase": "training", "status": TRAINING, "newProjectVersionArn": arn}
 
 
-def _find_version(rekognition: Any, state: Mapping[str, Any]) -> str:
+def _find_version(rekognition: RekognitionClient, state: Mapping[str, Any]) -> str:
     response = rekognition.describe_project_versions(
         ProjectArn=state["projectArn"], VersionNames=[state["versionName"]]
     )
@@ -208,7 +216,7 @@ def _find_version(rekognition: Any, state: Mapping[str, Any]) -> str:
 
 
 def _training_step(
-    s3: Any, rekognition: Any, config: RunConfig, state: dict[str, Any], now: float
+    s3: S3Client, rekognition: RekognitionClient, config: RunConfig, state: dict[str, Any], now: float
 ) -> dict[str, Any]:
     response = rekognition.describe_project_versions(
         ProjectArn=state["projectArn"], VersionNames=[state["versionName"]]
@@ -247,7 +255,7 @@ def _f1(version: Mapping[str, Any]) -> float | None:
     return round(float(score), 4) if score is not None else None
 
 
-def _finish(s3: Any, config: RunConfig, state: dict[str, Any]) -> dict[str, Any]:
+def _finish(s3: S3Client, config: RunConfig, state: dict[str, Any]) -> dict[str, Any]:
     """Record the outcome in training/state.json and in the report (json and html)."""
     layout = config.layout()
     state = {**state, "done": True}

@@ -14,13 +14,16 @@ from __future__ import annotations
 import base64
 import io
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from PIL import Image, UnidentifiedImageError
 
 from localcloud.data.imaging import displayed_size_of
 from localcloud.services.base import ServiceError
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-def read_image(s3: Any, image: dict[str, Any]) -> tuple[str | None, bytes]:
+def read_image(s3: S3Client, image: dict[str, Any]) -> tuple[str | None, bytes]:
     """The request's `Image`: (its source-ref, or None for `Bytes`; the bytes)."""
     if ("Bytes" in image) == ("S3Object" in image):
         raise ServiceError("InvalidParameterException", "Request has invalid parameters")

@@ -32,11 +32,14 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.kernel.geometry import iou_of_dicts
 
 from localcloud.data.truth import Truth, load_truth
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 TRAINING_JOB = "rekognition-custom-labels-training-job"
 EVALUATION_JOB = "rekognition-custom-labels-evaluation-job"
@@ -283,14 +286,20 @@ def summary_file(arn: str, test: Evaluation, training_images: int, threshold: fl
 
 
 def write(
-    s3: Any, bucket: str, key: str, lines: Iterable[Mapping[str, Any]] | None = None, document: Any = None
+    s3: S3Client,
+    bucket: str,
+    key: str,
+    lines: Iterable[Mapping[str, Any]] | None = None,
+    document: Any = None,
 ) -> dict[str, Any]:
     """Put one output object (JSON Lines or one JSON document) and return its `S3Object`."""
     try:
         s3.head_bucket(Bucket=bucket)
     except s3.exceptions.ClientError:
         region = s3.meta.region_name
-        where = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        where: dict[str, Any] = (
+            {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        )
         s3.create_bucket(Bucket=bucket, **where)
     body = "".join(json.dumps(line) + "\n" for line in lines) if lines is not None else json.dumps(document)
     s3.put_object(Bucket=bucket, Key=key, Body=body.encode())

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from localcloud.data.truth import Truth
 from localcloud.services.base import EmulatedService, ServiceError, throttling_error
@@ -49,6 +49,9 @@ from localcloud.services.custom_labels.training import (
     TrainingMixin,
     TrainingRecord,
 )
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +125,7 @@ class CustomLabelsEmulator(DescribeMixin, TrainingMixin, EmulatedService):
 
     def __init__(
         self,
-        s3: Any,
+        s3: S3Client,
         config: CustomLabelsConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,

@@ -41,15 +41,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.kernel.geometry import iou_of_dicts
 
 from localcloud.data.truth import Truth, load_truth
 from localcloud.services.base import ServiceError, page
 from localcloud.services.custom_labels import results
+from localcloud.services.custom_labels.model import CustomLabelsConfig, TaskType
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
+    from localcloud.services.custom_labels.service import _Version
 
 DATASET_FIELDS = (
     "CreationTimestamp",
@@ -184,7 +192,7 @@ class LabelAgreement:
                 self.wrong += 1
         self.missed += len(free)
 
-    def noise_scale(self, config: Any) -> float:
+    def noise_scale(self, config: CustomLabelsConfig) -> float:
         """The trained version's noise scale (module docstring)."""
         learned = config.labels_halving_noise / (config.labels_halving_noise + self.correct)
         rates = config.miss_rate + config.false_positive_rate
@@ -204,18 +212,27 @@ def label_agreement(entries: dict[str, dict[str, Any]], truth: dict[str, Truth])
 
 
 class TrainingMixin:
-    """Operations on datasets and training. Needs the emulator's `_lock`, `_clock`, `_s3`, `config`,
-    `_projects`, `_models` and `_add_version`."""
+    """Operations on datasets and training, mixed into CustomLabelsEmulator (service.py). The
+    emulator's state and helpers it uses are annotated here, defined there."""
 
     _datasets: dict[str, Dataset]
+    _lock: threading.RLock
+    _clock: Callable[[], float]
+    _s3: S3Client
+    config: CustomLabelsConfig
+    _projects: dict[str, tuple[str, datetime]]  # name -> (arn, created)
+    _models: dict[str, _Version]
+    project_arn: Callable[[str], str]
+    _unique_ms: Callable[[], int]
+    _add_version: Callable[[str, str, TaskType, float], str]
 
     # datasets ------------------------------------------------------------------------------
 
     def add_dataset(self, project_name: str, kind: str, lines: list[dict[str, Any]]) -> str:
         """Setup: a project's ready dataset (as the console or an earlier training left it), in
         place of its dataset of that kind (a project has at most one of each)."""
-        with self._lock:  # type: ignore[attr-defined]
-            project_arn = self.project_arn(project_name)  # type: ignore[attr-defined]
+        with self._lock:
+            project_arn = self.project_arn(project_name)
             replaced = self._find_dataset(project_name, kind)
             if replaced is not None:
                 del self._datasets[replaced.arn]
@@ -233,17 +250,17 @@ class TrainingMixin:
 
     def declare_labels(self, project_name: str, labels: list[str]) -> None:
         """Setup: the project's TRAIN dataset (created, empty, if it has none) declares `labels`."""
-        with self._lock:  # type: ignore[attr-defined]
+        with self._lock:
             train = self._find_dataset(project_name, "TRAIN")
             if train is None:
-                arn = self._dataset_arn(self.project_arn(project_name), "TRAIN")  # type: ignore[attr-defined]
+                arn = self._dataset_arn(self.project_arn(project_name), "TRAIN")
                 train = Dataset(arn, project_name, "TRAIN", datetime.now(UTC), "CREATE_COMPLETE")
                 self._datasets[arn] = train
             train.labels.update(labels)
 
     def remove_datasets(self, project_name: str) -> None:
         """Setup: a project without datasets (trained before datasets existed, or they were deleted)."""
-        with self._lock:  # type: ignore[attr-defined]
+        with self._lock:
             for arn in [arn for arn, d in self._datasets.items() if d.project == project_name]:
                 del self._datasets[arn]
 
@@ -253,7 +270,7 @@ class TrainingMixin:
         )
 
     def _dataset_arn(self, project_arn: str, kind: str) -> str:
-        stamp = self._unique_ms()  # type: ignore[attr-defined]
+        stamp = self._unique_ms()
         return project_arn.rsplit("/", 1)[0] + f"/dataset/{kind.lower()}/{stamp}"
 
     def project_datasets(self, project_name: str) -> list[dict[str, Any]]:
@@ -274,7 +291,7 @@ class TrainingMixin:
         return rows
 
     def _project_name(self, project_arn: str) -> str:
-        for name, (arn, _) in self._projects.items():  # type: ignore[attr-defined]
+        for name, (arn, _) in self._projects.items():
             if arn == project_arn:
                 return str(name)
         raise ServiceError("ResourceNotFoundException", "The requested resource was not found.")
@@ -287,13 +304,13 @@ class TrainingMixin:
         return dataset
 
     def _advance_dataset(self, dataset: Dataset) -> None:
-        if dataset.transition_at is not None and self._clock() >= dataset.transition_at:  # type: ignore[attr-defined]
+        if dataset.transition_at is not None and self._clock() >= dataset.transition_at:
             dataset.transition_at = None
             dataset.status = dataset.status.replace("_IN_PROGRESS", "_COMPLETE")
             dataset.updated = datetime.now(UTC)
 
     def _create_dataset(self, params: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:  # type: ignore[attr-defined]
+        with self._lock:
             name = self._project_name(params["ProjectArn"])
             kind = params["DatasetType"]
             if any(d.project == name and d.kind == kind for d in self._datasets.values()):
@@ -305,7 +322,7 @@ class TrainingMixin:
         if "GroundTruthManifest" in source:
             s3_object = source["GroundTruthManifest"]["S3Object"]
             try:
-                body = self._s3.get_object(Bucket=s3_object["Bucket"], Key=s3_object["Name"])["Body"].read()  # type: ignore[attr-defined]
+                body = self._s3.get_object(Bucket=s3_object["Bucket"], Key=s3_object["Name"])["Body"].read()
             except Exception as error:
                 raise ServiceError(
                     "InvalidS3ObjectException", f"Unable to get object metadata from S3: {error}"
@@ -313,19 +330,19 @@ class TrainingMixin:
             entries = parse_lines(body)
         elif "DatasetArn" in source:
             entries = dict(self._dataset(source["DatasetArn"]).entries)
-        with self._lock:  # type: ignore[attr-defined]
+        with self._lock:
             arn = self._dataset_arn(params["ProjectArn"], kind)
             dataset = Dataset(arn, name, kind, datetime.now(UTC), "CREATE_IN_PROGRESS", entries)
-            dataset.transition_at = self._clock() + self.config.dataset_latency_s  # type: ignore[attr-defined]
+            dataset.transition_at = self._clock() + self.config.dataset_latency_s
             self._datasets[arn] = dataset
         return {"DatasetArn": arn}
 
     def _describe_dataset(self, params: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:  # type: ignore[attr-defined]
+        with self._lock:
             return {"DatasetDescription": self._dataset(params["DatasetArn"]).description()}
 
     def _list_dataset_labels(self, params: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:  # type: ignore[attr-defined]
+        with self._lock:
             rows = self._dataset(params["DatasetArn"]).label_descriptions()
         return page(rows, params, "DatasetLabelDescriptions")
 
@@ -338,21 +355,21 @@ class TrainingMixin:
                 f"Member must have length less than or equal to {MAX_BLOB}",
             )
         entries = parse_lines(blob)
-        with self._lock:  # type: ignore[attr-defined]
+        with self._lock:
             dataset = self._dataset(params["DatasetArn"])
             if dataset.status.endswith("_IN_PROGRESS"):
                 raise ServiceError("ResourceInUseException", f"The dataset is {dataset.status}.")
             dataset.entries.update(entries)
             dataset.status = "UPDATE_IN_PROGRESS"
-            dataset.transition_at = self._clock() + self.config.dataset_latency_s  # type: ignore[attr-defined]
+            dataset.transition_at = self._clock() + self.config.dataset_latency_s
         return {}
 
     # training ------------------------------------------------------------------------------
 
     def _create_project_version(self, params: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:  # type: ignore[attr-defined]
+        with self._lock:
             name = self._project_name(params["ProjectArn"])
-            if any(m.project == name and m.version == params["VersionName"] for m in self._models.values()):  # type: ignore[attr-defined]
+            if any(m.project == name and m.version == params["VersionName"] for m in self._models.values()):
                 raise ServiceError(
                     "ResourceInUseException", f"Version {params['VersionName']} already exists."
                 )
@@ -366,7 +383,7 @@ class TrainingMixin:
             if train.status.endswith("_IN_PROGRESS"):
                 raise ServiceError("ResourceInUseException", f"The training dataset is {train.status}.")
             base = max(
-                (m for m in self._models.values() if m.project == name),  # type: ignore[attr-defined]
+                (m for m in self._models.values() if m.project == name),
                 key=lambda m: m.created,
             )
             auto_split = "TEST" not in datasets
@@ -376,19 +393,19 @@ class TrainingMixin:
             else:
                 test = dict(datasets["TEST"].entries)
             used = {r: line for r, line in train.entries.items() if not auto_split or r not in test}
-            scale = label_agreement(used, base.trained.truth).noise_scale(self.config)  # type: ignore[attr-defined]
-            arn = self._add_version(name, version_name, base.trained.task_type, scale)  # type: ignore[attr-defined]
-            version = self._models[arn]  # type: ignore[attr-defined]
+            scale = label_agreement(used, base.trained.truth).noise_scale(self.config)
+            arn = self._add_version(name, version_name, base.trained.task_type, scale)
+            version = self._models[arn]
             version.status = TRAINING
-            version.history = [(TRAINING, self._clock())]  # type: ignore[attr-defined]
-            version.transition_at = self._clock() + self.config.training_latency_s  # type: ignore[attr-defined]
+            version.history = [(TRAINING, self._clock())]
+            version.transition_at = self._clock() + self.config.training_latency_s
             version.output_config = dict(params["OutputConfig"])
-            version.failure = self.config.fail_training  # type: ignore[attr-defined]
+            version.failure = self.config.fail_training
             version.test_set = test
             version.training = TrainingRecord(used, auto_split)
             return {"ProjectVersionArn": arn}
 
-    def training_results(self, version: Any) -> dict[str, Any]:
+    def training_results(self, version: _Version) -> dict[str, Any]:
         """DescribeProjectVersions' EvaluationResult, TestingDataResult and TrainingDataResult of a
         trained version, its snapshots and summary written once under its OutputConfig (`results`).
         A version registered with `add_model` is tested on its project's TEST dataset and trained
@@ -406,8 +423,8 @@ class TrainingMixin:
             record.described = self._write_results(version, record)
         return record.described
 
-    def _write_results(self, version: Any, record: TrainingRecord) -> dict[str, Any]:
-        config = self.config  # type: ignore[attr-defined]
+    def _write_results(self, version: _Version, record: TrainingRecord) -> dict[str, Any]:
+        config = self.config
         detection = version.trained.task_type == "detection"
 
         def predict(ref: str, width: int, height: int) -> list[dict[str, Any]]:
@@ -421,10 +438,10 @@ class TrainingMixin:
         }
         bucket, prefix = output["S3Bucket"], output.get("S3KeyPrefix", "")
         folder = f"{prefix}{version.project}-{version.version}/"
-        testing = results.write(self._s3, bucket, f"{folder}testing.manifest", test.lines)  # type: ignore[attr-defined]
-        training = results.write(self._s3, bucket, f"{folder}training.manifest", trained_on.lines)  # type: ignore[attr-defined]
+        testing = results.write(self._s3, bucket, f"{folder}testing.manifest", test.lines)
+        training = results.write(self._s3, bucket, f"{folder}training.manifest", trained_on.lines)
         summary = results.write(
-            self._s3,  # type: ignore[attr-defined]
+            self._s3,
             bucket,
             f"{prefix}EvaluationSummary-{version.project}-{version.version}.json",
             document=results.summary_file(version.arn, test, len(trained_on.lines), config.assumed_threshold),

@@ -26,13 +26,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from localcloud.data.truth import Truth
 from localcloud.services.base import EmulatedService, ServiceError
 from localcloud.services.groundtruth.output import JobFailure, OutputFolder, expired_line
 from localcloud.services.groundtruth.validation import CheckedRequest, check_create_request
 from localcloud.services.groundtruth.workers import Workforce
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +116,7 @@ class GroundTruthEmulator(EmulatedService):
 
     def __init__(
         self,
-        s3: Any,
+        s3: S3Client,
         lambda_invoker: Callable[[str, dict[str, Any]], Any],
         truth: dict[str, Truth],
         region: str = "us-east-1",

@@ -13,11 +13,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from localcloud.data.truth import DETECTION_TYPE
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 
 class JobFailure(Exception):
@@ -36,7 +39,7 @@ def _stamp_iso(stamp: datetime) -> str:
 class OutputFolder:
     """A job's output folder: s3://bucket/<prefix ending in "/<job name>/">."""
 
-    s3: Any
+    s3: S3Client
     bucket: str
     prefix: str
 

@@ -20,12 +20,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from labeling_loop.review.groundtruth.aws_facts import AWS_TASK_LAMBDA_ACCOUNTS, MAX_DETECTION_LABELS
 
 from localcloud.services.base import ServiceError
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 EMULATED_BUILTINS = {"BoundingBox", "AdjustmentBoundingBox"}
 _BUILTIN_RE = re.compile(
@@ -46,7 +49,7 @@ class CheckedRequest:
 
 
 def check_create_request(
-    s3: Any,
+    s3: S3Client,
     params: dict[str, Any],
     region: str,
     known_roles: tuple[str, ...] | None,
@@ -120,7 +123,7 @@ def _builtin(arn: str, kind: str, region: str) -> str | None:
     return match["type"]
 
 
-def _get_s3(s3: Any, uri: str, what: str) -> bytes:
+def _get_s3(s3: S3Client, uri: str, what: str) -> bytes:
     bucket, key = split_s3(uri, what)
     try:
         return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
@@ -128,7 +131,7 @@ def _get_s3(s3: Any, uri: str, what: str) -> bytes:
         raise ServiceError("ValidationException", f"Could not read the {what} {uri}: {error}") from error
 
 
-def _read_manifest(s3: Any, input_config: dict[str, Any]) -> list[dict[str, Any]]:
+def _read_manifest(s3: S3Client, input_config: dict[str, Any]) -> list[dict[str, Any]]:
     source = input_config["DataSource"].get("S3DataSource")
     if source is None:
         raise ServiceError("ValidationException", "Only S3DataSource input is emulated (no streaming jobs).")
@@ -156,7 +159,7 @@ def _read_manifest(s3: Any, input_config: dict[str, Any]) -> list[dict[str, Any]
     return lines
 
 
-def _read_label_categories(s3: Any, uri: str | None, builtin_type: str | None) -> list[str] | None:
+def _read_label_categories(s3: S3Client, uri: str | None, builtin_type: str | None) -> list[str] | None:
     if uri is None:
         if builtin_type is not None:
             raise ServiceError(
@@ -190,14 +193,14 @@ def _read_label_categories(s3: Any, uri: str | None, builtin_type: str | None) -
     return labels
 
 
-def _check_template(s3: Any, ui_config: dict[str, Any]) -> None:
+def _check_template(s3: S3Client, ui_config: dict[str, Any]) -> None:
     uri = ui_config.get("UiTemplateS3Uri")
     if uri is None:
         raise ServiceError("ValidationException", "UiConfig.UiTemplateS3Uri is required for this task type.")
     _get_s3(s3, uri, "worker task template")
 
 
-def _output_prefix(s3: Any, s3_output_path: str, name: str) -> tuple[str, str]:
+def _output_prefix(s3: S3Client, s3_output_path: str, name: str) -> tuple[str, str]:
     bucket, key = split_s3(s3_output_path, "output path", allow_empty_key=True)
     try:
         s3.head_bucket(Bucket=bucket)

@@ -38,6 +38,8 @@ from localcloud.services.groundtruth.validation import split_s3
 from localcloud.services.reviewer_model import ReviewerModel, review_boxes, review_labels
 
 if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
     from localcloud.services.groundtruth.jobs import GroundTruthConfig, LabelingJob
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ class Workforce:
 
     def __init__(
         self,
-        s3: Any,
+        s3: S3Client,
         lambda_invoker: Callable[[str, dict[str, Any]], Any],
         truth: dict[str, Truth],
         region: str,

@@ -13,14 +13,19 @@ Standard workflow per state transition and Lambda per request (docs/aws-facts.md
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from labeling_loop.kernel.jsonl import list_keys, read_json
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.run_config import RunConfig
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+    from types_boto3_stepfunctions import SFNClient
 
 # States a successful run enters after Build Manifest without training: Train Next Version?,
 # No Training, Notify Run Ended, Run Result, Manifest Ready (statemachine/labeling_loop.asl.json).
@@ -51,7 +56,7 @@ class EngineUsage:
 BUILD_STATE = "Build Manifest"
 
 
-def _execution_history(sfn: Any, execution_arn: str) -> tuple[int, int]:
+def _execution_history(sfn: SFNClient, execution_arn: str) -> tuple[int, int]:
     """(states entered, Lambda tasks scheduled) in an execution's history so far, Build Manifest
     (the state running this) counted once whether or not its events are recorded yet."""
     states = lambdas = 0
@@ -63,7 +68,8 @@ def _execution_history(sfn: Any, execution_arn: str) -> tuple[int, int]:
         for event in page["events"]:
             kind = str(event["type"])
             states += kind.endswith("StateEntered")
-            building = building or (event.get("stateEnteredEventDetails") or {}).get("name") == BUILD_STATE
+            entered: Mapping[str, Any] = event.get("stateEnteredEventDetails") or {}
+            building = building or entered.get("name") == BUILD_STATE
             if kind == "TaskScheduled":
                 lambdas += str(event.get("taskScheduledEventDetails", {}).get("resourceType")) == "lambda"
             lambdas += kind == "LambdaFunctionScheduled"
@@ -72,7 +78,7 @@ def _execution_history(sfn: Any, execution_arn: str) -> tuple[int, int]:
     return states, lambdas
 
 
-def _labeling_jobs(s3: Any, layout: RunLayout) -> int:
+def _labeling_jobs(s3: S3Client, layout: RunLayout) -> int:
     jobs = 0
     for wave in (1, 2):
         try:
@@ -82,7 +88,9 @@ def _labeling_jobs(s3: Any, layout: RunLayout) -> int:
     return jobs
 
 
-def measure_run(sfn: Any, s3: Any, config: RunConfig, *, review_seconds: float) -> dict[str, Any] | None:
+def measure_run(
+    sfn: SFNClient, s3: S3Client, config: RunConfig, *, review_seconds: float
+) -> dict[str, Any] | None:
     """The run's engine usage so far, or None when its history cannot be read (the cost then falls
     back to the estimate, and says so): reading it is never worth failing the run."""
     try:
@@ -99,8 +107,8 @@ def measure_run(sfn: Any, s3: Any, config: RunConfig, *, review_seconds: float) 
 
 
 def measure(
-    sfn: Any,
-    s3: Any,
+    sfn: SFNClient,
+    s3: S3Client,
     layout: RunLayout,
     *,
     execution_arn: str,

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.finishing.report.html import render
 from labeling_loop.finishing.report.thumbnails import thumbnail
 from labeling_loop.kernel.jsonl import write_json
 from labeling_loop.kernel.layout import RunLayout
 
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+
 logger = logging.getLogger(__name__)
 
 
-def publish(s3: Any, layout: RunLayout, report: Mapping[str, Any]) -> dict[str, Any]:
+def publish(s3: S3Client, layout: RunLayout, report: Mapping[str, Any]) -> dict[str, Any]:
     """Write report.json and report.html; return the report as written. Nothing in the HTML's
     making can fail the run: an item that cannot be drawn is shown as text or left out, and a
     warning in report.json says so."""

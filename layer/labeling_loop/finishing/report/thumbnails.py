@@ -11,13 +11,16 @@ import io
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw, ImageOps
 
 from labeling_loop.finishing.report.colours import PREDICTED_COLOUR, REVIEWED_COLOUR
 from labeling_loop.inference.images import MAX_BYTES
 from labeling_loop.kernel.s3_uri import S3Uri
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ def _draw(
             draw.rectangle(corners, outline=colour, width=width)
 
 
-def thumbnail(s3: Any, item: Mapping[str, Any]) -> str | None:
+def thumbnail(s3: S3Client, item: Mapping[str, Any]) -> str | None:
     """A JPEG data URI of the image with the predicted (orange, thick) and reviewed (green, thin)
     boxes, or None when the image cannot be read."""
     try:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from botocore.exceptions import ClientError
 
@@ -27,6 +27,10 @@ from labeling_loop.review.groundtruth.jobs import (
     LABEL_ATTRIBUTE,
     PREDICTIONS_ATTRIBUTE,
 )
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+    from types_boto3_sagemaker import SageMakerClient
 
 # A person's box counts as an adjustment of a prediction when they overlap by at least this IoU.
 # Same threshold as the run report's model quality, so "adjusted" always means "a true positive
@@ -211,10 +215,9 @@ def reviewed_classification(
     }
 
 
-def _describe(sagemaker: Any, name: str) -> JsonDict:
+def _describe(sagemaker: SageMakerClient, name: str) -> Mapping[str, Any]:
     try:
-        description: JsonDict = sagemaker.describe_labeling_job(LabelingJobName=name)
-        return description
+        return sagemaker.describe_labeling_job(LabelingJobName=name)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in ("ResourceNotFound", "ResourceNotFoundException"):
             # Never created (or deleted): its images cannot have been reviewed.
@@ -222,7 +225,7 @@ def _describe(sagemaker: Any, name: str) -> JsonDict:
         raise
 
 
-def _output_manifest_uri(job: JsonDict, described: JsonDict) -> S3Uri:
+def _output_manifest_uri(job: JsonDict, described: Mapping[str, Any]) -> S3Uri:
     uri = (described.get("LabelingJobOutput") or {}).get("OutputDatasetS3Uri")
     if uri:
         return S3Uri.parse(uri)
@@ -251,7 +254,7 @@ def _seconds_of(document: Any) -> float | None:
     return total if found else None
 
 
-def worker_seconds(s3: Any, job: JsonDict, sample: int = TIMED_SAMPLE) -> dict[int, float]:
+def worker_seconds(s3: S3Client, job: JsonDict, sample: int = TIMED_SAMPLE) -> dict[int, float]:
     """{data object index: people's seconds on it} for a sample of a job's answered objects: the
     worker-response files of `annotations/worker-response/iteration-1/<index>/` (§3.6). A sample,
     chosen by a hash of the index, so a job of 100,000 objects costs `sample` reads, not 100,000;
@@ -279,13 +282,14 @@ def _skip(source_ref: str, reason: str, detail: str) -> JsonDict:
     return {"source-ref": source_ref, "stage": "review", "reason": reason, "detail": detail}
 
 
-def collect(s3: Any, sagemaker: Any, layout: RunLayout, jobs: list[JsonDict]) -> CollectResult:
+def collect(
+    s3: S3Client, sagemaker: SageMakerClient, layout: RunLayout, jobs: list[JsonDict]
+) -> CollectResult:
     """Turn every input image of every job into one reviewed record or one skip record.
 
     Completed and Stopped jobs: answered images become reviewed records, the rest `not-reviewed`.
     Failed (or missing) jobs: the same, except that images without an answer are `review-failed`.
-    Memory holds one job's output lines at a time (at most maxImagesPerJob).
-    """
+    Memory holds one job's output lines at a time (at most maxImagesPerJob)."""
     summary: CollectResult = {"reviewed": 0, "skipped": 0, "jobs": {}, "failedJobs": []}
     labels = run_labels(s3, layout) if jobs else frozenset()
     with (

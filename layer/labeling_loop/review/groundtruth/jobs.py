@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from itertools import chain, islice
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from labeling_loop.kernel.errors import InvalidInput
 from labeling_loop.kernel.jsonl import JsonDict, JsonlWriter, write_json
@@ -32,6 +32,9 @@ from labeling_loop.review.groundtruth.aws_facts import (
     MAX_DETECTION_LABELS,
 )
 from labeling_loop.review.selection import PlanSummary
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 # --------------------------------------------------------------------------------------------------
 # Constants from the Ground Truth documentation
@@ -317,7 +320,7 @@ class JobSettings:
 
 
 def _write_manifest(
-    s3: Any, uri: S3Uri, chunk: Iterable[JsonDict], settings: JobSettings, creation_date: str
+    s3: S3Client, uri: S3Uri, chunk: Iterable[JsonDict], settings: JobSettings, creation_date: str
 ) -> int:
     """One job's input manifest; returns how many objects it holds."""
     task_type, labels = settings.task_type, settings.labels
@@ -336,7 +339,7 @@ def _write_manifest(
 
 
 def plan_jobs(
-    s3: Any,
+    s3: S3Client,
     layout: RunLayout,
     tasks: Iterable[JsonDict],
     settings: JobSettings,

@@ -5,7 +5,7 @@ next run would review the same images again."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -15,11 +15,15 @@ from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.review.backend import StopResult
 
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+    from types_boto3_sagemaker import SageMakerClient
+
 # Statuses in which a job still hands out tasks (docs/aws-facts.md §3.7).
 IN_PROGRESS = frozenset({"Initializing", "InProgress"})
 
 
-def _jobs(s3: Any, layout: RunLayout) -> list[dict[str, Any]]:
+def _jobs(s3: S3Client, layout: RunLayout) -> list[dict[str, Any]]:
     """The run's labeling jobs, of both review waves."""
     jobs: list[dict[str, Any]] = []
     for wave in (1, 2):
@@ -30,7 +34,7 @@ def _jobs(s3: Any, layout: RunLayout) -> list[dict[str, Any]]:
     return jobs
 
 
-def stop_run_jobs(s3: Any, sagemaker: Any, layout: RunLayout) -> StopResult:
+def stop_run_jobs(s3: S3Client, sagemaker: SageMakerClient, layout: RunLayout) -> StopResult:
     """StopLabelingJob for every job of the run still handing out tasks. A job that was never
     created, or has ended, needs nothing; one that could not be stopped is reported, with its images."""
     result = StopResult()
@@ -50,7 +54,7 @@ def stop_run_jobs(s3: Any, sagemaker: Any, layout: RunLayout) -> StopResult:
     return result
 
 
-def images_of(s3: Any, layout: RunLayout, job_names: set[str]) -> set[str]:
+def images_of(s3: S3Client, layout: RunLayout, job_names: set[str]) -> set[str]:
     """The images of these jobs (their input manifests)."""
     refs: set[str] = set()
     for job in _jobs(s3, layout):

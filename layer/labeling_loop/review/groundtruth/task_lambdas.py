@@ -8,12 +8,15 @@ own (docs/aws-facts.md §3.5 for the event and answer contracts).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.kernel.errors import InvalidInput
 from labeling_loop.kernel.jsonl import JsonDict, read_json
 from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.review.groundtruth.jobs import CLASSIFICATION_ATTRIBUTE, PREDICTIONS_ATTRIBUTE
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 
 def pre_annotate(event: JsonDict) -> JsonDict:
@@ -45,7 +48,7 @@ def _parse_json_text(text: str | bytes) -> Any:
         return None
 
 
-def _worker_answer(annotation: JsonDict, s3: Any) -> JsonDict | None:
+def _worker_answer(annotation: JsonDict, s3: S3Client) -> JsonDict | None:
     """A worker's form answer, from `annotationData.content` (JSON text) or `annotationData.s3Uri`."""
     data = annotation.get("annotationData") or {}
     if data.get("content") is not None:
@@ -117,7 +120,7 @@ def consolidate_object(answers: list[JsonDict], predicted: list[str]) -> JsonDic
     }
 
 
-def consolidate(event: JsonDict, s3: Any) -> list[JsonDict]:
+def consolidate(event: JsonDict, s3: S3Client) -> list[JsonDict]:
     """Consolidation (post-annotation) Lambda core for label verification.
 
     Reads the request file at `payload.s3Uri`; objects nobody answered are left out (Ground Truth

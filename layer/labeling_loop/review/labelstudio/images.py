@@ -12,12 +12,15 @@ copy; the review task keeps its `source-ref`, so the answers still belong to the
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from labeling_loop.kernel.jsonl import JsonlWriter, read_jsonl
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.s3_uri import S3Uri
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
 _EXTENSIONS = {".jpg", ".jpeg", ".png"}
 
@@ -40,7 +43,7 @@ def review_copy(layout: RunLayout, source_ref: str) -> S3Uri:
     return layout.labelstudio_images.join(digest + extension)
 
 
-def add_review_images(s3: Any, layout: RunLayout) -> int:
+def add_review_images(s3: S3Client, layout: RunLayout) -> int:
     """Give every review task whose image Label Studio cannot load a `reviewImage`: a copy in the
     run's folder. Rewrites review/tasks.jsonl only when there is one; returns how many."""
     if not any(not labelstudio_can_load(t["source-ref"]) for t in read_jsonl(s3, layout.review_tasks)):

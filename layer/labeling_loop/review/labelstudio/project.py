@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.kernel.errors import LabelStudioUnavailableError, ReviewBackendError
 from labeling_loop.kernel.jsonl import JsonDict, JsonlWriter, read_json, read_jsonl, write_json
@@ -28,6 +28,10 @@ from labeling_loop.review.labelstudio.convert import (
 )
 from labeling_loop.review.labelstudio.task_index import TaskIndex
 from labeling_loop.review.selection import PlanSummary
+
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+    from types_boto3_secretsmanager import SecretsManagerClient
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +204,7 @@ def _open_project(ls: LabelStudioClient, settings: ProjectSettings) -> tuple[int
 
 
 def _import_tasks(
-    s3: Any,
+    s3: S3Client,
     ls: LabelStudioClient,
     layout: RunLayout,
     project_id: int,
@@ -230,7 +234,7 @@ def _import_tasks(
 
 
 def create_review(
-    s3: Any,
+    s3: S3Client,
     ls: LabelStudioClient,
     layout: RunLayout,
     settings: ProjectSettings,
@@ -276,12 +280,12 @@ def create_review(
     return state
 
 
-def stored_state(s3: Any, layout: RunLayout) -> dict[str, Any]:
+def stored_state(s3: S3Client, layout: RunLayout) -> dict[str, Any]:
     """The run's project, as `create_review` stored it (`review/labelstudio.json`)."""
     return dict(read_json(s3, layout.labelstudio_state))
 
 
-def read_token(secretsmanager: Any, secret_arn: str) -> str:
+def read_token(secretsmanager: SecretsManagerClient, secret_arn: str) -> str:
     """The API token from Secrets Manager: the secret string is the token, or JSON `{"token": ...}`."""
     secret = str(secretsmanager.get_secret_value(SecretId=secret_arn)["SecretString"]).strip()
     if secret.startswith("{"):
@@ -380,7 +384,7 @@ def _skip(ref: str, reason: str, detail: str) -> JsonDict:
 
 
 def collect_review(
-    s3: Any, ls: LabelStudioClient, layout: RunLayout, state: dict[str, Any]
+    s3: S3Client, ls: LabelStudioClient, layout: RunLayout, state: dict[str, Any]
 ) -> dict[str, Any]:
     """Write `review/reviewed.jsonl` (one reviewed record per answered image) and
     `skipped/review-labelstudio.jsonl` (one skip record per other image of the review): every
