@@ -11,7 +11,7 @@ Python dict.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labeling_loop.finishing.coco import CocoWriter
 from labeling_loop.finishing.invariant import check_invariant
@@ -21,8 +21,11 @@ from labeling_loop.finishing.run_report import write_report
 from labeling_loop.finishing.settings import FinishSettings
 from labeling_loop.finishing.tally import RunTally
 
+if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
 
-def finish_run(s3: Any, settings: FinishSettings) -> dict[str, Any]:
+
+def finish_run(s3: S3Client, settings: FinishSettings) -> dict[str, Any]:
     """Write output.manifest, skipped.jsonl and deferred.jsonl, coco.json (detection), then
     report.json and report.html of a run; return the report.
 

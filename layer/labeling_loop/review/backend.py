@@ -11,6 +11,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:  # only for annotations: the implementations import run_config, which imports this
+    from types_boto3_s3 import S3Client
+    from types_boto3_sagemaker import SageMakerClient
+
     from labeling_loop.kernel.layout import RunLayout
     from labeling_loop.kernel.run_config import RunConfig
     from labeling_loop.kernel.s3_uri import S3Uri
@@ -27,8 +30,8 @@ class ReviewServices:
     needs: the run's bucket always; SageMaker for Ground Truth; for Label Studio the stack's server
     (never one a run names: docs/security.md) and the region its project's storage reads from."""
 
-    s3: Any
-    sagemaker: Any = None
+    s3: S3Client
+    sagemaker: SageMakerClient | None = None
     label_studio: LabelStudioClient | None = None
     region: str = ""
 
@@ -84,7 +87,7 @@ class ReviewBackend(ABC):
     @abstractmethod
     def prepare_review(
         self,
-        s3: Any,
+        s3: S3Client,
         config: RunConfig,
         plan: PlanSummary,
         *,

@@ -227,6 +227,15 @@ def test_ground_truth_collects_its_jobs_and_keeps_their_failures_out_of_the_outp
     assert collected == CollectedReview({"reviewed": 5, "skipped": 2, "failedJobs": 1}, failed=failed)
 
 
+def test_ground_truth_steps_wired_without_sagemaker_say_so() -> None:
+    # GIVEN a function that gives Ground Truth's steps only an S3 client
+    config, services = make_config(), ReviewServices("s3")
+    # THEN collecting or stopping its jobs fails with what is missing, not on a None
+    for step in (config.backend.collect_review, config.backend.stop_review):
+        with pytest.raises(ReviewBackendError, match="need a SageMaker client"):
+            step(services, config.layout())
+
+
 def test_ground_truth_stops_the_runs_jobs_and_leaves_creating_and_polling_to_the_definition(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -20,6 +20,9 @@ from labeling_loop.review.groundtruth.jobs import JobSettings, plan_jobs
 from labeling_loop.review.groundtruth.stop import stop_run_jobs
 
 if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+    from types_boto3_sagemaker import SageMakerClient
+
     from labeling_loop.kernel.layout import RunLayout
     from labeling_loop.kernel.run_config import RunConfig
     from labeling_loop.kernel.s3_uri import S3Uri
@@ -47,7 +50,7 @@ class GroundTruthBackend(ReviewBackend):
 
     def prepare_review(
         self,
-        s3: Any,
+        s3: S3Client,
         config: RunConfig,
         plan: PlanSummary,
         *,
@@ -95,7 +98,7 @@ class GroundTruthBackend(ReviewBackend):
         """Every labeling job's status and output (of the wave's review/jobs.json) as reviewed
         records and skip records."""
         s3 = services.s3
-        result = collect(s3, services.sagemaker, layout, read_json(s3, layout.review_jobs))
+        result = collect(s3, _sagemaker(services), layout, read_json(s3, layout.review_jobs))
         output = {
             "reviewed": int(result["reviewed"]),
             "skipped": int(result["skipped"]),
@@ -107,4 +110,12 @@ class GroundTruthBackend(ReviewBackend):
 
     def stop_review(self, services: ReviewServices, layout: RunLayout) -> StopResult:
         """Stop the run's labeling jobs still handing out tasks."""
-        return stop_run_jobs(services.s3, services.sagemaker, layout)
+        return stop_run_jobs(services.s3, _sagemaker(services), layout)
+
+
+def _sagemaker(services: ReviewServices) -> SageMakerClient:
+    """The SageMaker client Ground Truth's steps read and stop labeling jobs with; a function that
+    runs them without one is wired wrong, which its error says."""
+    if services.sagemaker is None:
+        raise ReviewBackendError("Ground Truth's review steps need a SageMaker client (ReviewServices)")
+    return services.sagemaker

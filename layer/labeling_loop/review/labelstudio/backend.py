@@ -21,6 +21,9 @@ from labeling_loop.review.labelstudio.client import LabelStudioClient
 from labeling_loop.review.labelstudio.images import add_review_images
 
 if TYPE_CHECKING:
+    from types_boto3_s3 import S3Client
+    from types_boto3_secretsmanager import SecretsManagerClient
+
     from labeling_loop.kernel.layout import RunLayout
     from labeling_loop.kernel.run_config import RunConfig
     from labeling_loop.kernel.s3_uri import S3Uri
@@ -47,7 +50,7 @@ class LabelStudioBackend(ReviewBackend):
 
     def prepare_review(
         self,
-        s3: Any,
+        s3: S3Client,
         config: RunConfig,
         plan: PlanSummary,
         *,
@@ -99,7 +102,9 @@ class LabelStudioBackend(ReviewBackend):
         return StopResult()
 
 
-def services_for(s3: Any, secretsmanager: Any, settings: LabelStudioReviewSettings) -> ReviewServices:
+def services_for(
+    s3: S3Client, secretsmanager: SecretsManagerClient, settings: LabelStudioReviewSettings
+) -> ReviewServices:
     """The Label Studio steps' services: the stack's server (its URL and the token its secret
     holds: never a run's), and the region its project's storage reads the images from."""
     try:
