@@ -5,8 +5,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
+from labeling_loop.kernel.handler_events import COLLECT_LABELING_JOBS, parse
 from labeling_loop.kernel.jsonl import read_json
-from labeling_loop.kernel.run_config import from_state
 from labeling_loop.review.groundtruth.collect import collect
 
 logger = Logger()
@@ -19,8 +19,8 @@ sagemaker = client("sagemaker")
 @tracer.capture_lambda_handler
 @retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    # The review wave (1, or 2 when the audit gate sent the auto-accepted images to people).
-    layout = from_state(event["config"]).layout().for_wave(int(event["plan"].get("wave", 1)))
+    request = parse(COLLECT_LABELING_JOBS, event)
+    layout = request.config.layout().for_wave(request.wave)
     result = collect(s3, sagemaker, layout, read_json(s3, layout.review_jobs))
     summary = {
         "reviewed": int(result["reviewed"]),
