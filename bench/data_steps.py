@@ -1,7 +1,7 @@
 """Benchmark 4: scale of the data steps, over 10,000 and 100,000 images.
 
 Review planning = review.plan.plan + review.groundtruth.jobs.plan_jobs (what PlanReviewFunction runs);
-manifest building = review.groundtruth.collect.collect + manifest.build.build_manifest
+manifest building = review.groundtruth.collect.collect + finishing.finish.finish_run
 (CollectLabelingJobsFunction, BuildManifestFunction).
 Every image goes to review (no auto-accept), in Ground Truth jobs of the default 1,000 images, and
 every job's output is written as Ground Truth writes it (half the images adjusted, half unadjusted).
@@ -193,7 +193,8 @@ def _s3_client(kind: str, root: Path) -> Any:
 def run_stages(size: int, stages: list[str], measure: str | None, root: Path, kind: str) -> dict[str, Any]:
     """Run the named stages in this process, measuring `measure`; state passes between processes
     in root/state.json (the plan summary and the job list are small)."""
-    from labeling_loop.finishing.finish import build_manifest
+    from labeling_loop.finishing.finish import finish_run
+    from labeling_loop.finishing.settings import FinishSettings
     from labeling_loop.kernel.jsonl import read_jsonl
     from labeling_loop.kernel.layout import RunLayout
     from labeling_loop.kernel.s3_uri import S3Uri
@@ -232,18 +233,18 @@ def run_stages(size: int, stages: list[str], measure: str | None, root: Path, ki
     def manifest() -> None:
         jobs = state["jobs"]
         state["collect"] = groundtruth_collect.collect(s3, CompletedLabelingJobs(jobs), layout, jobs)
-        state["report"] = build_manifest(
-            s3,
-            layout,
+        settings = FinishSettings(
+            layout=layout,
             task_type=state["plan"]["taskType"],
-            labels=state["plan"]["labels"],
+            labels=tuple(state["plan"]["labels"]),
             images_listed=size,
             run_id="bench",
             backend="groundtruth",
-            labeling_jobs=[j["jobName"] for j in jobs],
+            labeling_jobs=tuple(j["jobName"] for j in jobs),
             job_name="labeling-job/bench",
             now=datetime.now(UTC),
         )
+        state["report"] = finish_run(s3, settings)
 
     actions: dict[str, Callable[[], None]] = {
         "seed": lambda: _seed(s3, layout, size),

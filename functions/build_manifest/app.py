@@ -7,10 +7,11 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
-from labeling_loop.finishing.finish import build_run_manifest
+from labeling_loop.finishing import recorded
+from labeling_loop.finishing.finish import finish_run
 from labeling_loop.finishing.report.engine_usage import measure_run
 from labeling_loop.finishing.report.publish import run_result
+from labeling_loop.finishing.settings import FinishSettings, RunTotals
 from labeling_loop.inference import claims
 from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
 from labeling_loop.kernel.run_config import from_state
@@ -34,28 +35,30 @@ sfn = client("stepfunctions")  # the run's own history: its engine usage (finish
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = from_state(event["config"])
     plan = PlanSummary.from_state(event["plan"])
-    images_listed = int(event["listing"]["imagesListed"])
     now = datetime.now(UTC)
-    batches = int(event["listing"].get("batches") or 0)
-    review_hours = _review_hours(config, plan, now)
-    engine = measure_run(sfn, s3, config, review_seconds=(review_hours or 0) * 3600)
-    report = build_run_manifest(
-        s3,
-        config,
-        plan,
-        images_listed=images_listed,
-        now=now,
-        batches=batches,
-        model_usage=event.get("modelUsage"),
-        engine_usage=engine,
+    review_hours = recorded.review_hours(s3, config.layout(), plan, now)
+    totals = RunTotals(
+        images_listed=int(event["listing"]["imagesListed"]),
+        batches=int(event["listing"].get("batches") or 0),
+        model_usage=event.get("modelUsage") or {},
+        engine_usage=measure_run(sfn, s3, config, review_seconds=(review_hours or 0) * 3600),
     )
+    report = finish_run(s3, FinishSettings.from_run(s3, config, plan, totals, now))
     if config.incremental:
         claims.settle(
             dynamodb, SETTINGS.run_state_table, s3, config.layout(), config.runId, int(now.timestamp())
         )
     run_records.finish(dynamodb, SETTINGS.run_state_table, config.executionArn, run_records.SUCCEEDED)
+    _add_metrics(report, review_hours)
+    logger.info(
+        "manifest built", extra={"counts": report["counts"], "manifest": str(config.layout().manifest)}
+    )
+    return run_result(config.layout(), report)
+
+
+def _add_metrics(report: dict[str, Any], review_hours: float | None) -> None:
     counts = report["counts"]
-    metrics.add_metric(name="ImagesListed", unit=MetricUnit.Count, value=images_listed)
+    metrics.add_metric(name="ImagesListed", unit=MetricUnit.Count, value=counts["imagesListed"])
     metrics.add_metric(name="ImagesInManifest", unit=MetricUnit.Count, value=counts["imagesInManifest"])
     metrics.add_metric(name="ImagesSkipped", unit=MetricUnit.Count, value=counts["imagesSkipped"])
     metrics.add_metric(name="ImagesDeferred", unit=MetricUnit.Count, value=counts["imagesDeferred"])
@@ -65,17 +68,3 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name="ModelF1", unit=MetricUnit.NoUnit, value=f1)
     if review_hours is not None:
         metrics.add_metric(name="ReviewHours", unit=MetricUnit.NoUnit, value=review_hours)
-    logger.info("manifest built", extra={"counts": counts, "manifest": str(config.layout().manifest)})
-    return run_result(config.layout(), report)
-
-
-def _review_hours(config: Any, plan: PlanSummary, now: datetime) -> float | None:
-    """From the review plan being written (Plan Review) to now (the manifest): the people's time."""
-    if not plan.images_to_review:
-        return None
-    uri = config.layout().review_plan
-    try:
-        written: datetime = s3.head_object(Bucket=uri.bucket, Key=uri.key)["LastModified"]
-    except ClientError:
-        return None
-    return round(max(0.0, (now - written).total_seconds()) / 3600, 4)

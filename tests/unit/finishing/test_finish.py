@@ -1,4 +1,4 @@
-"""BuildManifest core against moto S3: manifest lines, merged skip records, report counts."""
+"""finish_run against moto S3: manifest lines, merged skip records, report counts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from labeling_loop.finishing.finish import build_manifest
+from labeling_loop.finishing.finish import finish_run
 from labeling_loop.finishing.manifest.rules import errors_only, validate_line
+from labeling_loop.finishing.settings import FinishSettings
 from labeling_loop.kernel.deferral import defer_record
 from labeling_loop.kernel.errors import ManifestValidationError
 from labeling_loop.kernel.layout import RunLayout
@@ -63,19 +64,22 @@ def inventory(s3: Any, names: list[str]) -> None:
     )
 
 
-def run(s3: Any, task_type: str, labels: list[str], images_listed: int) -> dict[str, Any]:
-    return build_manifest(
-        s3,
-        LAYOUT,
+def settings(task_type: str, labels: list[str], images_listed: int) -> FinishSettings:
+    return FinishSettings(
+        layout=LAYOUT,
         task_type=task_type,
-        labels=labels,
+        labels=tuple(labels),
         images_listed=images_listed,
         run_id="run1",
         backend="groundtruth",
-        labeling_jobs=["lab-run1-det-000"],
+        labeling_jobs=("lab-run1-det-000",),
         job_name="labeling-loop/run1",
         now=NOW,
     )
+
+
+def run(s3: Any, task_type: str, labels: list[str], images_listed: int) -> dict[str, Any]:
+    return finish_run(s3, settings(task_type, labels, images_listed))
 
 
 # --- detection -------------------------------------------------------------------------------------

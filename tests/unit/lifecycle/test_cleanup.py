@@ -26,8 +26,9 @@ from fixtures_aws import (
     read_jsonl,
     write_jsonl,
 )
-from labeling_loop.finishing.finish import build_run_manifest
+from labeling_loop.finishing import finish
 from labeling_loop.finishing.report.publish import run_result
+from labeling_loop.finishing.settings import FinishSettings, RunTotals
 from labeling_loop.inference import claims, model_control, model_lease
 from labeling_loop.inference.listing import ListingSettings, list_images
 from labeling_loop.kernel.deferral import defer_record
@@ -273,7 +274,10 @@ def finish_run(
     aws: SimpleNamespace, config: RunConfig, plan: PlanSummary, images_listed: int
 ) -> dict[str, Any]:
     """What the Build Manifest state does: the manifest and report, then the claims settled."""
-    report = build_run_manifest(aws.s3, config, plan, images_listed=images_listed, now=FINISHED_AT)
+    report = finish.finish_run(
+        aws.s3,
+        FinishSettings.from_run(aws.s3, config, plan, RunTotals(images_listed=images_listed), FINISHED_AT),
+    )
     if config.incremental:
         claims.settle(aws.dynamodb, aws.table, aws.s3, config.layout(), config.runId, int(NOW + 60))
     return run_result(config.layout(), report)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 import pytest
-from fixtures_aws import SECRET_ARN, make_config, stack_settings
+from fixtures_aws import IMAGES_BUCKET, SECRET_ARN, make_config, read_jsonl, stack_settings, write_jsonl
 from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.review import backends
 from labeling_loop.review.backend import ReviewBackendName
@@ -111,26 +111,36 @@ def test_ground_truth_names_its_jobs_for_reviewers_and_needs_a_workteam_type_the
     assert backend.title == "Ground Truth"
 
 
-def test_label_studio_copies_only_the_first_waves_unloadable_images(monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN a Label Studio run, and three images Label Studio cannot load
+@pytest.mark.parametrize("wave", [1, 2])
+def test_label_studio_copies_each_waves_unloadable_images(aws: Any, wave: int) -> None:
+    # GIVEN a Label Studio run whose review wave has a task Label Studio cannot load by its key
+    # (the second wave is the audit gate's: the auto-accepted images it sent to people)
     config = make_config(stack=LS_STACK, reviewBackend="labelstudio")
-    copied: list[Any] = []
-
-    def add_review_images(s3: Any, layout: Any) -> int:
-        copied.append(layout)
-        return 3
-
-    monkeypatch.setattr(labelstudio, "add_review_images", add_review_images)
+    layout = config.layout().for_wave(wave)
+    odd, plain = "photos/a/../b.jpg", "photos/c.jpg"
+    for key in (odd, plain):
+        aws.s3.put_object(Bucket=IMAGES_BUCKET, Key=key, Body=b"image")
+    write_jsonl(
+        aws.s3, layout.review_tasks, [{"source-ref": f"s3://{IMAGES_BUCKET}/{k}"} for k in (odd, plain)]
+    )
     kwargs: dict[str, Any] = {"region": "us-east-1", "verification_lambdas": ("p", "c")}
-    # WHEN it prepares the first wave THEN the copies are made in the run's folder and counted
-    assert config.backend.prepare_review("s3", config, _plan(), **kwargs) == {"imagesCopiedForReview": 3}
-    assert copied == [config.layout()]
-    # AND the second wave copies nothing (as before the interface: the gate never copied)
-    assert config.backend.prepare_review("s3", config, _plan(wave=2), **kwargs) == {}
-    assert len(copied) == 1
-    # AND no copy needed records nothing
-    monkeypatch.setattr(labelstudio, "add_review_images", lambda s3, layout: 0)
-    assert config.backend.prepare_review("s3", config, _plan(), **kwargs) == {}
+    # WHEN it prepares the wave
+    extra = config.backend.prepare_review(aws.s3, config, _plan(wave=wave), **kwargs)
+    # THEN that wave's task shows reviewers a copy in the run's folder, holding the same image,
+    # and keeps its source-ref (the answers belong to the original); the plain key is left as it is
+    assert extra == {"imagesCopiedForReview": 1}
+    tasks = {t["source-ref"]: t for t in read_jsonl(aws.s3, layout.review_tasks)}
+    copy = S3Uri.parse(tasks[f"s3://{IMAGES_BUCKET}/{odd}"]["reviewImage"])
+    assert copy.key.startswith(config.layout().labelstudio_images.key)
+    assert aws.s3.get_object(Bucket=copy.bucket, Key=copy.key)["Body"].read() == b"image"
+    assert "reviewImage" not in tasks[f"s3://{IMAGES_BUCKET}/{plain}"]
+
+
+def test_label_studio_records_no_copies_when_every_image_loads(aws: Any) -> None:
+    config = make_config(stack=LS_STACK, reviewBackend="labelstudio")
+    write_jsonl(aws.s3, config.layout().review_tasks, [{"source-ref": f"s3://{IMAGES_BUCKET}/photos/c.jpg"}])
+    kwargs: dict[str, Any] = {"region": "us-east-1", "verification_lambdas": ("p", "c")}
+    assert config.backend.prepare_review(aws.s3, config, _plan(), **kwargs) == {}
 
 
 def test_label_studio_points_at_its_project_and_needs_the_stacks_label_studio() -> None:

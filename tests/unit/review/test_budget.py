@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from fixtures_aws import IMAGES_BUCKET, make_config, read_json, read_jsonl, write_jsonl
-from labeling_loop.finishing.finish import build_run_manifest
+from labeling_loop.finishing.finish import finish_run
 from labeling_loop.finishing.report.publish import run_result
+from labeling_loop.finishing.settings import FinishSettings, RunTotals
 from labeling_loop.kernel.errors import InvalidInput
 from labeling_loop.kernel.jsonl import write_json
 from labeling_loop.kernel.run_config import RunConfig
@@ -314,7 +315,12 @@ def test_the_second_wave_spends_only_what_the_budget_left(aws: SimpleNamespace) 
          "labels": [], "removed": [], "reviewer": "labelstudio:2", "humanReviewed": True}
         for t in tasks
     ])  # fmt: skip
-    report = build_run_manifest(aws.s3, config, PlanSummary.from_state(second), images_listed=45, now=NOW)
+    report = finish_run(
+        aws.s3,
+        FinishSettings.from_run(
+            aws.s3, config, PlanSummary.from_state(second), RunTotals(images_listed=45), NOW
+        ),
+    )
     counts = report["counts"]
     assert (
         counts["imagesInManifest"] == 20
@@ -336,7 +342,12 @@ def test_a_spent_budget_leaves_the_second_wave_empty(aws: SimpleNamespace) -> No
     # THEN the second wave has nothing to review (the definition goes on to the manifest) and
     # all 30 held images wait for the next run with the 3 unsure ones
     assert second["imagesToReview"] == 0 and second["imagesDeferred"] == 30 and second["jobs"] == 0
-    report = build_run_manifest(aws.s3, config, PlanSummary.from_state(second), images_listed=45, now=NOW)
+    report = finish_run(
+        aws.s3,
+        FinishSettings.from_run(
+            aws.s3, config, PlanSummary.from_state(second), RunTotals(images_listed=45), NOW
+        ),
+    )
     assert report["counts"]["imagesDeferred"] == 33 and report["counts"]["imagesInManifest"] == 12
 
 
@@ -358,7 +369,9 @@ def test_the_report_says_what_the_budget_bought_and_how_long_the_backlog_waits(a
     ]  # fmt: skip
     write_jsonl(aws.s3, layout.reviewed, answers)
     write_json(aws.s3, layout.gate, {"decision": "nothing-to-ship", "reason": "", "audit": None})
-    report = build_run_manifest(aws.s3, config, summary, images_listed=40, now=NOW)
+    report = finish_run(
+        aws.s3, FinishSettings.from_run(aws.s3, config, summary, RunTotals(images_listed=40), NOW)
+    )
     # THEN the budget section: 15 sent and reviewed, 15 corrections on 15 images, 25 waiting,
     # two more runs at this pace (15 a run)
     budget = report["budget"]
@@ -382,7 +395,12 @@ def test_the_report_says_what_the_budget_bought_and_how_long_the_backlog_waits(a
     stored = read_json(aws.s3, layout.report)
     assert stored["budget"] == budget
     # AND a run that is not incremental promises no pace: nothing remembers its deferrals
-    once = build_run_manifest(aws.s3, make_config(reviewBudget=15), summary, images_listed=40, now=NOW)
+    once = finish_run(
+        aws.s3,
+        FinishSettings.from_run(
+            aws.s3, make_config(reviewBudget=15), summary, RunTotals(images_listed=40), NOW
+        ),
+    )
     assert once["budget"]["runsForBacklog"] is None
     assert once["budget"]["backlogNote"].startswith("this run is not incremental")
 

@@ -10,7 +10,8 @@ from typing import Any
 from fixtures_aws import IMAGES_BUCKET, make_config, read_json, read_jsonl, write_jsonl
 from labeling_loop.evaluation.audit import AuditTally, audit_figures
 from labeling_loop.evaluation.verdict import Verdict
-from labeling_loop.finishing.finish import build_run_manifest
+from labeling_loop.finishing.finish import finish_run
+from labeling_loop.finishing.settings import FinishSettings, RunTotals
 from labeling_loop.kernel.jsonl import write_json
 from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.review.gate import check_audit, plan_second_wave
@@ -80,7 +81,9 @@ def test_an_audit_that_vouches_for_the_auto_accepted_images_lets_them_ship(aws: 
     stored = read_json(aws.s3, config.layout().gate)
     assert stored["audit"]["errors"] == 0 and stored["audit"]["reviewed"] == summary.images_audited
     # AND the manifest holds every image
-    report = build_run_manifest(aws.s3, config, summary, images_listed=2000, now=NOW)
+    report = finish_run(
+        aws.s3, FinishSettings.from_run(aws.s3, config, summary, RunTotals(images_listed=2000), NOW)
+    )
     assert report["counts"]["imagesInManifest"] == 2000 and report["counts"]["imagesAutoAccepted"] > 0
 
 
@@ -93,7 +96,9 @@ def test_an_audit_that_finds_too_many_wrong_images_holds_them_back(aws: SimpleNa
     reason = read_json(aws.s3, config.layout().gate)["reason"]
     assert "above auditErrorTarget" in reason and "held for the next run" in reason
     # AND the manifest holds only what people reviewed; the rest is deferred, counted and listed
-    report = build_run_manifest(aws.s3, config, summary, images_listed=400, now=NOW)
+    report = finish_run(
+        aws.s3, FinishSettings.from_run(aws.s3, config, summary, RunTotals(images_listed=400), NOW)
+    )
     counts = report["counts"]
     assert counts["imagesAutoAccepted"] == 0
     assert counts["imagesDeferred"] == summary.images_auto_accepted
@@ -119,7 +124,12 @@ def test_the_review_action_plans_a_second_wave_of_the_held_images(aws: SimpleNam
     write_jsonl(aws.s3, wave2.reviewed, [answer(int(r[-8:-4]), int(r[-8:-4]) % 5 == 0) for r in sorted(held)])
     again = check_audit(aws.s3, config, PlanSummary.from_state(second))
     assert again["decision"] == "review"  # the stored decision: the wave is done, nothing re-planned
-    report = build_run_manifest(aws.s3, config, PlanSummary.from_state(second), images_listed=400, now=NOW)
+    report = finish_run(
+        aws.s3,
+        FinishSettings.from_run(
+            aws.s3, config, PlanSummary.from_state(second), RunTotals(images_listed=400), NOW
+        ),
+    )
     assert report["counts"]["imagesInManifest"] == 400 and report["counts"]["imagesAutoAccepted"] == 0
     found = report["audit"]["secondWave"]
     assert found["reviewed"] == len(held) and found["wrong"] == sum(int(r[-8:-4]) % 5 == 0 for r in held)

@@ -39,12 +39,11 @@ class LabelStudioBackend(ReviewBackend):
         region: str,
         verification_lambdas: tuple[str, str],
     ) -> dict[str, Any]:
-        """Copy the first wave's images Label Studio cannot load into the run's folder (the project
-        itself is created by the definition's Create Label Studio Review step). The second wave's
-        images were not copied before this interface existed; kept so."""
-        if plan.wave != 1:
-            return {}
-        copies = add_review_images(s3, config.layout())
+        """Copy the wave's images Label Studio cannot load into the run's folder (the project itself
+        is created by the definition's Create Label Studio Review step, from the wave's tasks). The
+        second wave (the audit gate's) needs it as much as the first: its images come from the same
+        bucket, and a task without its copy would show reviewers a broken image."""
+        copies = add_review_images(s3, config.layout().for_wave(plan.wave))
         return {"imagesCopiedForReview": copies} if copies else {}
 
     def where_to_review(self, read: Callable[[S3Uri], Any], layout: RunLayout) -> list[str]:
