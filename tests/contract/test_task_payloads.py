@@ -19,9 +19,6 @@ from pydantic import BaseModel
 from sam_translate import ROOT
 from test_definition import _lambda_tasks_and_handlers
 
-# Handlers that do not parse their event with their model yet: the finish helper's rewrite of
-# build_manifest wires it (issue 22). An entry that parses already fails the test below.
-NOT_WIRED_YET = {"build_manifest"}
 # The Ground Truth task Lambdas: Ground Truth sends their events (its contract, task_lambdas.py).
 NOT_SENT_BY_THE_STACK = {"verification_pre_annotation", "verification_consolidation"}
 
@@ -136,13 +133,13 @@ def test_every_action_of_a_handler_is_one_the_definition_sends(
 def test_every_function_has_an_event_model_and_its_handler_parses_with_it() -> None:
     folders = {path.parent.name for path in (ROOT / "functions").glob("*/app.py")}
     assert set(BY_HANDLER) == folders - NOT_SENT_BY_THE_STACK
-    unwired = set()
+    unwired = []
     for folder, event_model in BY_HANDLER.items():
         source = (ROOT / "functions" / folder / "app.py").read_text()
         constant = next(name for name, value in _event_constants().items() if value is event_model)
         if not re.search(rf"\bparse\({constant}, event\)", source):
-            unwired.add(folder)
-    assert unwired == NOT_WIRED_YET
+            unwired.append(folder)
+    assert unwired == [], "handlers that do not parse their event with their model"
 
 
 def _event_constants() -> dict[str, HandlerEvent[Any]]:
