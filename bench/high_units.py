@@ -18,7 +18,7 @@ import os
 import sys
 from typing import Any
 
-from bench import common, runs, throughput
+from bench import common, runs, throughput, throughput_table
 from bench.fanout import run_scheduled
 
 UNITS = [int(u) for u in os.environ.get("BENCH_HIGH_UNITS", "10,25,50").split(",")]
@@ -61,43 +61,10 @@ def report(records: list[dict[str, Any]]) -> bool:
     for r in sorted(records, key=lambda r: r["units"]):
         f = throughput.figures(r)
         rates = batch_rates(r)
-        rows.append(
-            [
-                r["images"],
-                r["units"],
-                r["model"],
-                f"{r['scale']:g}",
-                f["batches"],
-                f["capacity"],
-                f["images_per_s"],
-                f"{f['utilisation']:.3f}",
-                f"{r['throttled_calls']:,} / {r['detect_calls']:,} ({100 * f['throttled_share']:.2f} %)",
-                f["service_errors"],
-                ", ".join(f"{rate:g}" for rate in rates),
-                "yes" if f["accounted"] else "NO",
-                "yes" if f["goal_met"] else "NO",
-            ]
-        )
+        rows.append(throughput_table.row(r, f, [", ".join(f"{rate:g}" for rate in rates)]))
         data.append({**r, **f, "batch_rates": rates})
     passed = bool(data) and all(d["goal_met"] for d in data)
-    md = common.table(
-        [
-            "images",
-            "IU",
-            "model (AWS-like)",
-            "scale k",
-            "batches",
-            "capacity img/s",
-            "images/s",
-            "utilisation",
-            "throttled / calls",
-            "service-error skips",
-            "each batch's learned rate /s",
-            "all accounted",
-            "goal met",
-        ],
-        rows,
-    )
+    md = throughput_table.table(["each batch's learned rate /s"], rows)
     md += (
         "\nAbove 10 inference units a run has one batch per 10 units. Each batch paces its calls with "
         "its own estimate, and the run's batches share theirs through the run-state table "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from bench import common, runs
+from bench import common, runs, throughput_table
 
 GOAL_UTILISATION = 0.95
 GOAL_THROTTLED = 0.05
@@ -57,47 +57,13 @@ def report(records: list[dict[str, Any]]) -> bool:
     rows, data = [], []
     for r in runs.workflows(records):
         f = figures(r)
-        rows.append(
-            [
-                r["images"],
-                r["units"],
-                r["model"],
-                f"{r['scale']:g}",
-                f["batches"],
-                f["capacity"],
-                f["images_per_s"],
-                f"{f['utilisation']:.3f}",
-                f"{r['throttled_calls']:,} / {r['detect_calls']:,} ({100 * f['throttled_share']:.2f} %)",
-                f["service_errors"],
-                f"{f['most_in_flight']} / {f['in_flight_needed']:.2f}",
-                f"{f['learned_rate']:.1f}",
-                "yes" if f["accounted"] else "NO",
-                "yes" if f["goal_met"] else "NO",
-            ]
-        )
+        own = [f"{f['most_in_flight']} / {f['in_flight_needed']:.2f}", f"{f['learned_rate']:.1f}"]
+        rows.append(throughput_table.row(r, f, own))
         data.append({**r, **f})
     passed = all(d["goal_met"] for d in data)
     utils = [d["utilisation"] for d in data]
     shares = [d["throttled_share"] for d in data]
-    md = common.table(
-        [
-            "images",
-            "IU",
-            "model (AWS-like)",
-            "scale k",
-            "batches",
-            "capacity img/s",
-            "images/s",
-            "utilisation",
-            "throttled / calls",
-            "service-error skips",
-            "most in flight / capacity x latency",
-            "learned rate /s",
-            "all accounted",
-            "goal met",
-        ],
-        rows,
-    )
+    md = throughput_table.table(["most in flight / capacity x latency", "learned rate /s"], rows)
     md += (
         f"\n{len(data)} runs: utilisation {min(utils):.3f} to {max(utils):.3f}, throttled calls "
         f"{100 * min(shares):.2f} to {100 * max(shares):.2f} % of calls. utilisation = images/s between the first "

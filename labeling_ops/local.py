@@ -319,6 +319,8 @@ def local_stack(
     `labelstudio_url`, the stack names that Label Studio (and a secret for its token) as a stack
     would that uses one; the server itself is started by whoever serves that URL. `model` (a
     CustomLabelsConfig) replaces the emulated model's speed and noise."""
+    from labeling_loop.review.groundtruth.backend import GroundTruthBackend
+
     from localcloud.data.truth import load_truth, manifest_lines
     from localcloud.runner import default_config, local_cloud
     from localcloud.services.labelstudio.backend import stack_parameters
@@ -337,7 +339,7 @@ def local_stack(
         parameters = {"ProjectVersionArn": model_arn, "ImagesPrefix": IMAGES_PREFIX}
         if labelstudio_url:
             parameters.update(stack_parameters(cloud, labelstudio_url, token="not-started-yet"))
-            parameters["ReviewBackend"] = "groundtruth"  # Label Studio when a run asks for it
+            parameters["ReviewBackend"] = GroundTruthBackend.name  # Label Studio when a run asks for it
         stack = cloud.deploy(parameters)
         cloud.upload_folder(images, IMAGES_PREFIX)
         region = cloud.config.region

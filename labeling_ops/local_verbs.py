@@ -20,6 +20,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 from labeling_loop.kernel.run_input import run_id_for
 from labeling_loop.kernel.s3_uri import S3Uri
+from labeling_loop.review.backends import find_backend
+from labeling_loop.review.labelstudio.backend import LabelStudioBackend
 from labeling_loop.review.labelstudio.project import review_title
 from rich.console import Console
 
@@ -94,8 +96,10 @@ def cloud_for(args: argparse.Namespace, errors: Console) -> local.LocalCloud:
             "until `labeling-loop local down`)",
             highlight=False,
         )
-    if args.verb == "start" and inputs.gather(args.input, args).get("reviewBackend") == "labelstudio":
-        local.labelstudio(cloud, errors)
+    if args.verb == "start":
+        backend = find_backend(inputs.gather(args.input, args).get("reviewBackend"))
+        if backend is not None and backend.self_hosted:
+            local.labelstudio(cloud, errors)
     return cloud
 
 
@@ -199,7 +203,7 @@ def review(ctx: verbs.Context, cloud: local.LocalCloud, args: argparse.Namespace
     images = cloud.control("review-images", {"count": args.review_images})["images"]
     name = args.name or ctx.now().strftime("review-%Y%m%d-%H%M%S")
     cloud.control("people-review", {"name": name})  # the emulated reviewers leave this run alone
-    execution_arn = verbs.start(ctx, {"reviewBackend": "labelstudio", "images": images}, name)
+    execution_arn = verbs.start(ctx, {"reviewBackend": LabelStudioBackend.name, "images": images}, name)
     assert execution_arn is not None
     run_prefix = ctx.stack.output_location.rstrip("/") + "/" + run_id_for(name, execution_arn) + "/"
     with ctx.console.status("inferring the images; the review opens in Label Studio in a moment"):

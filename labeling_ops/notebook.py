@@ -193,8 +193,7 @@ class LabelingLoop:
         output = execution.get_output()
         if not output:
             raise ValueError(f"run {execution.name} has no output ({execution.describe()['status']})")
-        report = json.loads(self.clients.s3.get_object(**_bucket_key(output["report"]))["Body"].read())
-        return HTML(report_html.render(report, output))
+        return HTML(report_html.fetch(self.clients.s3, output).html_body.decode("utf-8"))
 
 
 class _Panel:
@@ -209,11 +208,6 @@ class _Panel:
 
     def __repr__(self) -> str:
         return self.console.export_text(clear=False)
-
-
-def _bucket_key(uri: str) -> dict[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return {"Bucket": bucket, "Key": key}
 
 
 def _scalars_as_text(value: Any, top: bool = True) -> Any:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from labeling_loop.kernel.run_input import RunInput
+from markdown_tables import table_rows
 
 NAME = re.compile(r"`([A-Za-z]+)`")
 CITED = re.compile(r"\[([A-Za-z]+)\](?:\s+`?([^`\s|]+)`?)?")
@@ -18,14 +19,7 @@ PLAIN_VALUE = re.compile(r"^`?([\w.()\- ]+?)`?$")
 
 def _table(readme: str, header: str) -> list[list[str]]:
     """The rows (cells, stripped) of the README table whose header line is `header`."""
-    lines = readme.splitlines()
-    assert lines.count(header) == 1, f"README: expected one table headed {header!r}"
-    rows = []
-    for line in lines[lines.index(header) + 2 :]:
-        if not line.startswith("|"):
-            break
-        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-    return rows
+    return table_rows(readme, header, "README")
 
 
 def _readme(repo_root: Path) -> str:

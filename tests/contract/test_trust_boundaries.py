@@ -186,7 +186,7 @@ def test_an_answer_the_function_cannot_read_stays_out_of_the_error(
     def unreadable(ls: LabelStudioClient) -> dict[str, Any]:
         raise ValueError("invalid literal for int() with base 10: 'SERVER-SIDE-DATA'")
 
-    monkeypatch.setattr(app.project, "preflight", unreadable)
+    monkeypatch.setattr(project, "preflight", unreadable)  # what the backend asks the server
     # WHEN the function runs
     with pytest.raises(ReviewBackendError) as raised:
         app.lambda_handler(_hostile_preflight(), FakeLambdaContext())

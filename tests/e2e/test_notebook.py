@@ -39,6 +39,7 @@ def test_the_notebook_helper_runs_a_turn_in_the_local_cloud(
 
         assert [r["name"] for r in loop.runs()] == ["nb-run"]
         page = loop.report("nb-run").data
-        assert "imagesInManifest" in page and "modelQuality" in page
+        # the run's own report.html, as `labeling-loop report` downloads it
+        assert "imagesInManifest" in page and "<h2>Model quality</h2>" in page
         shown = loop.console.export_text()
         assert "SUCCEEDED" in shown and "nb-run" in shown

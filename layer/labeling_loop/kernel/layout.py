@@ -50,8 +50,7 @@ class RunLayout:
         return self._at("predictions/")
 
     def predictions_part(self, part: int | str) -> S3Uri:
-        suffix = f"{part:05d}" if isinstance(part, int) else part
-        return self._at(f"predictions/batch-{suffix}.jsonl")
+        return self._at(f"predictions/batch-{_part_name(part)}.jsonl")
 
     @property
     def batch_progress_prefix(self) -> S3Uri:
@@ -65,20 +64,21 @@ class RunLayout:
         return self._at("skipped/")
 
     def skipped_part(self, stage: str, part: int | str) -> S3Uri:
-        suffix = f"{part:05d}" if isinstance(part, int) else part
-        if stage == "review" and self.wave > 1:  # each review wave keeps its own skip records
-            suffix += f"-wave-{self.wave}"
-        return self._at(f"skipped/{stage}-{suffix}.jsonl")
+        return self._stage_part("skipped", stage, part)
 
     @property
     def deferred_prefix(self) -> S3Uri:
         return self._at("deferred/")
 
     def deferred_part(self, stage: str, part: int | str) -> S3Uri:
-        suffix = f"{part:05d}" if isinstance(part, int) else part
-        if stage == "review" and self.wave > 1:  # each review wave keeps its own deferral records
+        return self._stage_part("deferred", stage, part)
+
+    def _stage_part(self, folder: str, stage: str, part: int | str) -> S3Uri:
+        """`<folder>/<stage>-<part>.jsonl`: one stage's part of the skip or deferral records."""
+        suffix = _part_name(part)
+        if stage == "review" and self.wave > 1:  # each review wave keeps its own records
             suffix += f"-wave-{self.wave}"
-        return self._at(f"deferred/{stage}-{suffix}.jsonl")
+        return self._at(f"{folder}/{stage}-{suffix}.jsonl")
 
     @property
     def deferred(self) -> S3Uri:
@@ -165,3 +165,9 @@ class RunLayout:
     @property
     def training_output(self) -> S3Uri:
         return self._at("training/output/")
+
+
+def _part_name(part: int | str) -> str:
+    """A part's name in a file name: a number as five digits (so names sort in batch order), a name
+    (e.g. the review backend's) as it is."""
+    return f"{part:05d}" if isinstance(part, int) else part

@@ -30,7 +30,7 @@ from labeling_loop.kernel.run_config import RunConfig, from_state
 from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.lifecycle import run_records
 from labeling_loop.lifecycle.services import Services
-from labeling_loop.review.groundtruth.stop import images_of, stop_run_jobs
+from labeling_loop.review.backend import ReviewServices
 
 # A model the sweep could not stop counts as running unheld in these statuses (UNKNOWN: the sweep's
 # calls failed, so it may well be running).
@@ -67,7 +67,7 @@ def clean_up(
     waiting: StopWaiting = CATCH_PATH,
 ) -> dict[str, Any]:
     layout = config.layout()
-    jobs = stop_run_jobs(s3, sagemaker, layout)
+    review = config.backend.stop_review(ReviewServices(s3, sagemaker=sagemaker), layout)
     released = model_control.release(services, config, wait=waiting.raise_while_pending)
     model = model_control.ModelRef.of(config.projectVersionArn)
     seconds_left = waiting.seconds_left
@@ -81,11 +81,10 @@ def clean_up(
         released = model_control.stop_if_unused(services, model, who=config.executionArn)
     released_claims = 0
     if config.incremental:
-        keep = images_of(s3, layout, set(jobs.unstoppable))
         released_claims = claims.release_all(
-            services.dynamodb, services.table, s3, layout, config.runId, keep=keep
+            services.dynamodb, services.table, s3, layout, config.runId, keep=review.images_in_review
         )
-    if not jobs.unstoppable:
+    if not review.unstoppable:
         run_records.finish(services.dynamodb, services.table, config.executionArn, run_records.CLEANED_UP)
     name, cause = failure_name(error)
     return {
@@ -93,7 +92,7 @@ def clean_up(
         "modelStatus": released["status"],
         "modelStopPending": bool(released.get("stopPending")),
         "claimsReleased": released_claims,
-        **jobs.to_dict(),
+        **review.to_dict(),
         "error": name,
         "cause": cause,
     }

@@ -270,7 +270,7 @@ def _finish(s3: Any, config: RunConfig, state: dict[str, Any]) -> dict[str, Any]
         usage = RunUsage(
             images_reviewed_by_people=0, batches=0, images_labeled=0, training_seconds=float(seconds)
         )
-        extra = run_cost(usage, "labelstudio")["training"]
+        extra = run_cost(usage, config.reviewBackend)["training"]
         total = round(float(cost.get("totalUsd") or 0) + extra["usd"], 4)
         labeled = (report.get("counts") or {}).get("imagesInManifest") or 0
         report["cost"] = {**cost, "training": extra, "totalUsd": total,

@@ -4,6 +4,13 @@
 stack created, the task type its Lambda ARNs name, the input manifest, the label category file, the
 worker task template and the output bucket.
 
+AWS's published values (the PRE-/ACS- accounts per region, the bounding-box label quota) are read
+from labeling_loop.review.groundtruth.aws_facts, the one copy the loop builds its jobs with: both
+stand for what AWS publishes, and tests/contract/test_groundtruth_facts.py checks that copy against
+docs/aws-facts.md. What the emulator checks with them is its own (AWS's behaviour), so a job the loop
+builds wrongly (another region's account, a PRE- Lambda as the ACS- one, another task type) still
+fails here as it would on AWS.
+
 Emulator choice where AWS documents nothing: both Lambda ARNs are required (omitting them is
 undocumented for built-in tasks, §3.2, §8), and only input from S3 is emulated (no streaming jobs).
 """
@@ -16,32 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
+from labeling_loop.review.groundtruth.aws_facts import AWS_TASK_LAMBDA_ACCOUNTS, MAX_DETECTION_LABELS
 
 from localcloud.services.base import ServiceError
 
-# Account owning the PRE-/ACS- Lambdas per region (docs/aws-facts.md §3.3). Kept apart from
-# labeling_loop.review.groundtruth.jobs's copy on purpose: the emulator stands for AWS, so a wrong
-# account in the product's table makes CreateLabelingJob fail here as it would on AWS.
-GT_LAMBDA_ACCOUNTS = {
-    "us-east-1": "432418664414",
-    "us-east-2": "266458841044",
-    "us-west-2": "081040173940",
-    "ca-central-1": "918755190332",
-    "eu-west-1": "568282634449",
-    "eu-west-2": "487402164563",
-    "eu-central-1": "203001061592",
-    "ap-northeast-1": "477331159723",
-    "ap-northeast-2": "845288260483",
-    "ap-south-1": "565803892007",
-    "ap-southeast-1": "377565633583",
-    "ap-southeast-2": "454466003867",
-}
 EMULATED_BUILTINS = {"BoundingBox", "AdjustmentBoundingBox"}
 _BUILTIN_RE = re.compile(
     r"arn:aws:lambda:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):function:(?P<kind>PRE|ACS)-(?P<type>[A-Za-z0-9]+)"
 )
 MAX_LINE_CHARS = 100_000  # input manifest line (§3.1)
-MAX_BOX_LABELS = 50  # API quota for bounding box (§3.1; a conflicting 10 in §8)
 
 
 @dataclass(frozen=True)
@@ -121,11 +111,11 @@ def _task_type(task: dict[str, Any], region: str) -> str | None:
 
 def _builtin(arn: str, kind: str, region: str) -> str | None:
     match = _BUILTIN_RE.fullmatch(arn)
-    if match is None or match["account"] not in GT_LAMBDA_ACCOUNTS.values():
+    if match is None or match["account"] not in AWS_TASK_LAMBDA_ACCOUNTS.values():
         return None  # a customer Lambda
     if match["kind"] != kind:
         raise ServiceError("ValidationException", f"{arn} is not a {kind} Lambda function.")
-    if match["region"] != region or GT_LAMBDA_ACCOUNTS.get(match["region"]) != match["account"]:
+    if match["region"] != region or AWS_TASK_LAMBDA_ACCOUNTS.get(match["region"]) != match["account"]:
         raise ServiceError("ValidationException", f"{arn} is not a Ground Truth function of {region}.")
     return match["type"]
 
@@ -193,9 +183,9 @@ def _read_label_categories(s3: Any, uri: str | None, builtin_type: str | None) -
         if label in labels:
             raise ServiceError("ValidationException", f"{uri}: duplicate label {label!r}.")
         labels.append(label)
-    if builtin_type in EMULATED_BUILTINS and len(labels) > MAX_BOX_LABELS:
+    if builtin_type in EMULATED_BUILTINS and len(labels) > MAX_DETECTION_LABELS:
         raise ServiceError(
-            "ValidationException", f"Bounding box jobs accept at most {MAX_BOX_LABELS} labels."
+            "ValidationException", f"Bounding box jobs accept at most {MAX_DETECTION_LABELS} labels."
         )
     return labels
 

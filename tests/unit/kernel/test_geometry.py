@@ -7,15 +7,32 @@ from hypothesis import given
 from hypothesis import strategies as st
 from labeling_loop.kernel.geometry import (
     PixelBox,
+    box_to_percent,
     clip_box,
     iou,
     is_valid,
-    percent_to_pixels,
-    pixels_to_percent,
-    pixels_to_ratio,
+    percent_to_box,
     ratio_to_pixels,
     round_half_up,
+    snap_to_pixels,
 )
+
+
+def pixels_to_ratio(box: PixelBox, width: int, height: int) -> dict[str, float]:
+    """Pixel box -> ratios of the image (Rekognition's shape, keys in lower case). Only the tests
+    go this way: the loop reads Rekognition's ratios and never writes them."""
+    return {
+        "left": box.left / width,
+        "top": box.top / height,
+        "width": box.width / width,
+        "height": box.height / height,
+    }
+
+
+def percent_to_pixels(value: dict[str, float], width: int, height: int) -> PixelBox:
+    """What collect makes of a Label Studio rectangle: the enclosing box, snapped to pixels."""
+    return snap_to_pixels(percent_to_box(value, width, height), width, height)
+
 
 # --- examples ------------------------------------------------------------------------------------
 
@@ -62,15 +79,39 @@ def test_clip_box_keeps_inner_part_and_drops_slivers() -> None:
 
 def test_percent_round_trip_example() -> None:
     box = PixelBox(64, 96, 192, 120)
-    value = pixels_to_percent(box, 640, 480)
+    value = box_to_percent(box.to_dict(), 640, 480)
     assert value == {"x": 10.0, "y": 20.0, "width": 30.0, "height": 25.0, "rotation": 0}
+    assert percent_to_box(value, 640, 480) == {"left": 64.0, "top": 96.0, "width": 192.0, "height": 120.0}
     assert percent_to_pixels(value, 640, 480) == box
 
 
-def test_percent_to_pixels_encloses_a_rotated_rectangle() -> None:
+def test_snap_to_pixels_rounds_edges_half_up_and_clips() -> None:
+    # left edge 12.5 -> 13 (round() would give 12), right edge 22.5 -> 23: width stays 10
+    assert snap_to_pixels({"left": 12.5, "top": 13.5, "width": 10.0, "height": 10.0}, 100, 100) == PixelBox(
+        13, 14, 10, 10
+    )
+    # Edges, not sizes, are rounded: 10.4 + 10.4 = 20.8 -> right edge 21, width 11.
+    assert snap_to_pixels({"left": 10.4, "top": 0, "width": 10.4, "height": 1}, 100, 100).width == 11
+    assert snap_to_pixels({"left": -3.2, "top": 10.4, "width": 20.0, "height": 500.0}, 100, 100) == PixelBox(
+        0, 10, 17, 90
+    )
+
+
+def test_snap_to_pixels_keeps_boxes_of_one_pixel_or_less() -> None:
+    # A person's 1 px box stays in the reviewed record; the manifest drops it (clip_box) and counts it.
+    one_px = snap_to_pixels({"left": 10.2, "top": 10.0, "width": 1.0, "height": 5.0}, 100, 100)
+    assert one_px == PixelBox(10, 10, 1, 5)
+    assert clip_box(one_px, 100, 100) is None
+    assert snap_to_pixels({"left": 10.1, "top": 10.0, "width": 0.2, "height": 5.0}, 100, 100).width == 0
+
+
+def test_percent_to_box_encloses_a_rotated_rectangle() -> None:
     # GIVEN a 20x10 px rectangle at (50, 50) rotated 90 degrees clockwise about its top-left corner
     value = {"x": 50.0, "y": 50.0, "width": 20.0, "height": 10.0, "rotation": 90}
     # THEN its corners span x 40..50 and y 50..70
+    assert percent_to_box(value, 100, 100) == pytest.approx(
+        {"left": 40.0, "top": 50.0, "width": 10.0, "height": 20.0}
+    )
     assert percent_to_pixels(value, 100, 100) == PixelBox(40, 50, 10, 20)
     # and a full turn is no rotation
     assert percent_to_pixels({**value, "rotation": 360}, 100, 100) == PixelBox(50, 50, 20, 10)
@@ -124,8 +165,11 @@ def test_pixels_ratio_pixels_is_exact(case: tuple[int, int, PixelBox]) -> None:
 @given(image_and_box())
 def test_pixels_percent_pixels_is_exact(case: tuple[int, int, PixelBox]) -> None:
     width, height, box = case
-    value = pixels_to_percent(box, width, height)
+    value = box_to_percent(box.to_dict(), width, height)
     assert all(0.0 <= value[k] <= 100.0 for k in ("x", "y", "width", "height"))
+    # unrounded, the answer is the box to far below the half pixel that decides "kept"
+    exact = percent_to_box(value, width, height)
+    assert all(abs(exact[k] - box.to_dict()[k]) < 1e-6 for k in ("left", "top", "width", "height"))
     assert percent_to_pixels(value, width, height) == box
 
 
@@ -162,12 +206,18 @@ def test_clipping_always_yields_valid_boxes(size: tuple[int, int], box: PixelBox
 @given(
     sizes, st.floats(-50, 150), st.floats(-50, 150), st.floats(0, 150), st.floats(0, 150), st.floats(0, 720)
 )
-def test_percent_to_pixels_is_none_or_valid(
+def test_percent_to_pixels_is_inside_the_image_and_the_manifest_keeps_it_valid_or_drops_it(
     size: tuple[int, int], x: float, y: float, w: float, h: float, rotation: float
 ) -> None:
     width, height = size
     box = percent_to_pixels({"x": x, "y": y, "width": w, "height": h, "rotation": rotation}, width, height)
-    assert box is None or is_valid(box, width, height)
+    assert 0 <= box.left <= box.right <= width and 0 <= box.top <= box.bottom <= height
+    clipped = clip_box(box, width, height)
+    assert clipped is None or is_valid(clipped, width, height)
+    if rotation == 0.0:
+        # each edge within half a pixel of the exact (clipped) edge
+        exact_left = min(max(x * width / 100.0, 0), width)
+        assert abs(box.left - exact_left) <= 0.5 + 1e-9
 
 
 @given(any_box, any_box)

@@ -3,16 +3,28 @@
 
 from __future__ import annotations
 
+import inspect
+from datetime import UTC, datetime
 from typing import Any, get_args
 
 import pytest
 from fixtures_aws import IMAGES_BUCKET, SECRET_ARN, make_config, read_jsonl, stack_settings, write_jsonl
+from labeling_loop.kernel.errors import ReviewBackendError
 from labeling_loop.kernel.s3_uri import S3Uri
+from labeling_loop.kernel.settings import LabelStudioReviewSettings, load
 from labeling_loop.review import backends
-from labeling_loop.review.backend import ReviewBackendName
+from labeling_loop.review.backend import (
+    CollectedReview,
+    ReviewBackend,
+    ReviewBackendName,
+    ReviewServices,
+    StopResult,
+)
 from labeling_loop.review.groundtruth import backend as groundtruth
 from labeling_loop.review.groundtruth.jobs import AVAILABILITY_MIN_S, CONCURRENT_TASKS, JobSettings
 from labeling_loop.review.labelstudio import backend as labelstudio
+from labeling_loop.review.labelstudio import project
+from labeling_loop.review.labelstudio.client import LabelStudioClient
 from labeling_loop.review.selection import PlanSummary
 
 LS_STACK = {"LabelStudioUrl": "https://labelstudio.example.com", "LabelStudioTokenSecretArn": SECRET_ARN}
@@ -35,6 +47,29 @@ def test_an_unknown_backend_name_is_refused_by_name_and_found_as_none() -> None:
         backends.backend_for("mechanicalturk")
     assert backends.find_backend("mechanicalturk") is None
     assert backends.find_backend(None) is None
+
+
+INTERFACE_FACTS = ("name", "title", "has_labeling_jobs", "needs_workteam", "billed_per_object", "self_hosted")
+
+
+@pytest.mark.parametrize("name", sorted(backends.BACKENDS))
+def test_each_backend_implements_the_whole_interface_itself(name: str) -> None:
+    # GIVEN a registered backend
+    backend = backends.backend_for(name)
+    cls = type(backend)
+    # THEN it is a ReviewBackend with no step left abstract, each step its own (not inherited)
+    assert isinstance(backend, ReviewBackend) and not inspect.isabstract(cls)
+    steps = ReviewBackend.__abstractmethods__
+    assert {"create_review", "review_progress", "collect_review", "stop_review", "preflight"} <= steps
+    assert all(step in vars(cls) for step in steps), sorted(steps - set(vars(cls)))
+    # AND it states every fact the run's steps read about a backend, with the interface's signatures
+    assert all(fact in vars(cls) for fact in INTERFACE_FACTS)
+    for step in steps:
+        ours, interface = (
+            inspect.signature(getattr(cls, step)),
+            inspect.signature(getattr(ReviewBackend, step)),
+        )
+        assert list(ours.parameters) == list(interface.parameters), step
 
 
 def test_a_run_config_gives_the_backend_its_review_backend_names() -> None:
@@ -108,6 +143,7 @@ def test_ground_truth_names_its_jobs_for_reviewers_and_needs_a_workteam_type_the
         True,
         True,
     )
+    assert backend.self_hosted is False
     assert backend.title == "Ground Truth"
 
 
@@ -160,4 +196,152 @@ def test_label_studio_points_at_its_project_and_needs_the_stacks_label_studio() 
         False,
         False,
     )
+    assert backend.self_hosted is True
     assert backend.title == "Label Studio"
+
+
+# The steps after planning: preflight, create, progress, collect, stop --------------------------------
+
+
+def test_ground_truth_collects_its_jobs_and_keeps_their_failures_out_of_the_output(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a Ground Truth wave whose jobs list names two jobs, one of them failed
+    config = make_config()
+    layout = config.layout().for_wave(2)
+    jobs = [{"jobName": "a"}, {"jobName": "b"}]
+    calls: list[tuple[Any, ...]] = []
+    failed = [{"jobName": "b", "failureReason": "workteam gone"}]
+
+    def collect(s3: Any, sagemaker: Any, at: Any, listed: Any) -> dict[str, Any]:
+        calls.append((s3, sagemaker, at, listed))
+        return {"reviewed": 5, "skipped": 2, "jobs": {"a": "Completed", "b": "Failed"}, "failedJobs": failed}
+
+    monkeypatch.setattr(groundtruth, "collect", collect)
+    monkeypatch.setattr(groundtruth, "read_json", lambda s3, uri: jobs if uri == layout.review_jobs else None)
+    # WHEN the backend collects the wave
+    collected = config.backend.collect_review(ReviewServices("s3", sagemaker="sm"), layout)
+    # THEN every job of the wave's list is read with the run's clients
+    assert calls == [("s3", "sm", layout, jobs)]
+    # AND the step's output counts (the history stays small), the failures go to the log
+    assert collected == CollectedReview({"reviewed": 5, "skipped": 2, "failedJobs": 1}, failed=failed)
+
+
+def test_ground_truth_stops_the_runs_jobs_and_leaves_creating_and_polling_to_the_definition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = make_config()
+    backend, services = config.backend, ReviewServices("s3", sagemaker="sm")
+    stopped = StopResult(stopped=["a"], unstoppable={"b": "ThrottlingException: slow down"})
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(groundtruth, "stop_run_jobs", lambda *args: calls.append(args) or stopped)
+    # WHEN a run ends uncollected THEN its labeling jobs are stopped, and what was found reported
+    assert backend.stop_review(services, config.layout()) is stopped
+    assert calls == [("s3", "sm", config.layout())]
+    assert stopped.to_dict() == {"labelingJobsStopped": 1, "labelingJobsNotStopped": 1}
+    # AND nothing needs reaching before the model starts
+    assert backend.preflight(services) == {}
+    # AND no function creates or polls the jobs: the definition's map does, with SageMaker's API
+    with pytest.raises(ReviewBackendError, match=r"Run Labeling Jobs map.*createLabelingJob"):
+        backend.create_review(services, config, _plan())
+    with pytest.raises(ReviewBackendError, match=r"Run Labeling Jobs map.*describeLabelingJob"):
+        backend.review_progress(services, config, config.layout(), now=datetime.now(UTC))
+
+
+class _Server:
+    """Label Studio's contract functions (review/labelstudio/project.py), recording their calls."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        for name, answer in {
+            "preflight": {"reachable": True, "authenticated": True},
+            "create_review": {"projectId": 7},
+            "check_review": {"done": False},
+            "collect_review": {"projectId": 7, "reviewed": 3, "skipped": 1},
+            "stored_state": {"projectId": 7, "createdAt": "2026-12-01T00:00:00Z"},
+        }.items():
+            monkeypatch.setattr(project, name, self._recorder(name, answer))
+
+    def _recorder(self, name: str, answer: dict[str, Any]) -> Any:
+        def record(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            self.calls.append((name, args, kwargs))
+            return answer
+
+        return record
+
+
+def test_label_studio_creates_polls_and_collects_the_waves_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a Label Studio run in its second wave, and the stack's server
+    server = _Server(monkeypatch)
+    config = make_config(stack=LS_STACK, reviewBackend="labelstudio", reviewDeadlineHours=12)
+    plan, layout = _plan(wave=2), config.layout().for_wave(2)
+    ls = LabelStudioClient("https://labelstudio.example.com", "0" * 40)
+    services = ReviewServices("s3", label_studio=ls, region="eu-west-1")
+    backend, now = config.backend, datetime(2026, 12, 2, tzinfo=UTC)
+    state = {"projectId": 7, "createdAt": "2026-12-01T00:00:00Z"}
+    # WHEN the definition's steps run THEN each calls the project's contract with the stack's server
+    assert backend.preflight(services) == {"reachable": True, "authenticated": True}
+    assert backend.create_review(services, config, plan) == {"projectId": 7}
+    settings = project.ProjectSettings.from_config(config, plan, region="eu-west-1")
+    assert backend.review_progress(services, config, layout, now=now) == {"done": False}
+    assert backend.collect_review(services, layout) == CollectedReview(
+        {"projectId": 7, "reviewed": 3, "skipped": 1}
+    )
+    assert server.calls == [
+        ("preflight", (ls,), {}),
+        ("create_review", ("s3", ls, layout, settings), {}),
+        ("stored_state", ("s3", layout), {}),
+        ("check_review", (ls, state), {"deadline_hours": 12, "now": now}),
+        ("stored_state", ("s3", layout), {}),
+        ("collect_review", ("s3", ls, layout, state), {}),
+    ]
+    # AND a run that ends uncollected has nothing to stop: the project hands out no work itself
+    assert backend.stop_review(services, config.layout()) == StopResult()
+    assert StopResult().to_dict() == {"labelingJobsStopped": 0, "labelingJobsNotStopped": 0}
+
+
+def test_label_studio_keeps_an_answer_it_cannot_read_out_of_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a server whose project answers break the code reading them
+    _Server(monkeypatch)
+
+    def unreadable(*args: Any) -> dict[str, Any]:
+        raise KeyError("SERVER-SIDE-DATA")
+
+    monkeypatch.setattr(project, "collect_review", unreadable)
+    config = make_config(stack=LS_STACK, reviewBackend="labelstudio")
+    ls = LabelStudioClient("https://labelstudio.example.com", "0" * 40)
+    # WHEN the backend collects THEN the error names the server, the step and the kind, not the data
+    with pytest.raises(ReviewBackendError) as raised:
+        config.backend.collect_review(ReviewServices("s3", label_studio=ls), config.layout())
+    assert str(raised.value) == (
+        "Label Studio at https://labelstudio.example.com answered 'collect' with data this function "
+        "cannot read (KeyError; details in the function's log)"
+    )
+    # AND without the stack's server no step reaches any other
+    with pytest.raises(ReviewBackendError, match="need the stack's Label Studio"):
+        config.backend.preflight(ReviewServices("s3"))
+
+
+class _Secrets:
+    def get_secret_value(self, SecretId: str) -> dict[str, str]:
+        assert SecretId == SECRET_ARN
+        return {"SecretString": '{"token": "' + "0" * 40 + '"}'}
+
+
+def test_label_studio_services_are_the_stacks_server_and_region() -> None:
+    environment = {
+        "AWS_REGION": "eu-west-1",
+        "LABEL_STUDIO_URL": "https://labelstudio.example.com/",
+        "LABEL_STUDIO_HTTP_HOST": "",
+        "LABEL_STUDIO_TOKEN_SECRET_ARN": SECRET_ARN,
+    }
+    services = labelstudio.services_for("s3", _Secrets(), load(LabelStudioReviewSettings, environment))
+    assert services.s3 == "s3" and services.region == "eu-west-1" and services.sagemaker is None
+    assert (
+        services.label_studio is not None and services.label_studio.url == "https://labelstudio.example.com"
+    )
+    unset = load(LabelStudioReviewSettings, {**environment, "LABEL_STUDIO_URL": ""})
+    with pytest.raises(ReviewBackendError, match=r"^Label Studio: the stack sets no LabelStudioUrl$"):
+        labelstudio.services_for("s3", _Secrets(), unset)

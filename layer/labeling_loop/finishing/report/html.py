@@ -14,7 +14,7 @@ from labeling_loop.finishing.report.charts.cost import cost_chart
 from labeling_loop.finishing.report.charts.histograms import histogram_chart
 from labeling_loop.finishing.report.charts.quality import comparison_chart, quality_chart
 from labeling_loop.finishing.report.charts.thresholds import threshold_chart
-from labeling_loop.finishing.report.thumbnails import PREDICTED_COLOUR, REVIEWED_COLOUR
+from labeling_loop.finishing.report.colours import PREDICTED_COLOUR, REVIEWED_COLOUR
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#222;max-width:1200px}

@@ -15,14 +15,13 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageOps
 
+from labeling_loop.finishing.report.colours import PREDICTED_COLOUR, REVIEWED_COLOUR
 from labeling_loop.inference.images import MAX_BYTES
 from labeling_loop.kernel.s3_uri import S3Uri
 
 logger = logging.getLogger(__name__)
 
 THUMBNAIL_PX = 360
-PREDICTED_COLOUR = (230, 120, 0)  # orange: the model
-REVIEWED_COLOUR = (0, 160, 80)  # green: people
 JPEG_QUALITY = 72
 
 

@@ -26,42 +26,16 @@ from labeling_loop.kernel.jsonl import JsonDict, JsonlWriter, write_json
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.run_config import RunConfig, TaskType
 from labeling_loop.kernel.s3_uri import S3Uri
+from labeling_loop.review.groundtruth.aws_facts import (
+    AWS_TASK_LAMBDA_ACCOUNTS,
+    BUILTIN_TASK_TYPES,
+    MAX_DETECTION_LABELS,
+)
 from labeling_loop.review.selection import PlanSummary
 
 # --------------------------------------------------------------------------------------------------
 # Constants from the Ground Truth documentation
 # --------------------------------------------------------------------------------------------------
-
-# Accounts that own the built-in PRE-<Type> / ACS-<Type> Lambdas, one per region; the same account
-# serves every task type of a region (docs/aws-facts.md §3.3), from the AnnotationConsolidationConfig and
-# HumanTaskConfig API reference:
-# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_AnnotationConsolidationConfig.html
-AWS_TASK_LAMBDA_ACCOUNTS: dict[str, str] = {
-    "us-east-1": "432418664414",
-    "us-east-2": "266458841044",
-    "us-west-2": "081040173940",
-    "ca-central-1": "918755190332",
-    "eu-west-1": "568282634449",
-    "eu-west-2": "487402164563",
-    "eu-central-1": "203001061592",
-    "ap-northeast-1": "477331159723",
-    "ap-northeast-2": "845288260483",
-    "ap-south-1": "565803892007",
-    "ap-southeast-1": "377565633583",
-    "ap-southeast-2": "454466003867",
-}
-
-BUILTIN_TASK_TYPES = frozenset(
-    {
-        "BoundingBox",
-        "AdjustmentBoundingBox",
-        "VerificationBoundingBox",
-        "ImageMultiClass",
-        "ImageMultiClassMultiLabel",
-        "PassThrough",
-    }
-)
-
 
 JobKind = Literal["det", "cls"]
 
@@ -73,11 +47,8 @@ DETECTION_ATTRIBUTE = "reviewed-boxes"
 CLASSIFICATION_ATTRIBUTE = "reviewed-labels"
 LABEL_ATTRIBUTE = {"detection": DETECTION_ATTRIBUTE, "classification": CLASSIFICATION_ATTRIBUTE}
 
-# Label category limits through the API (Ground Truth quotas, docs/aws-facts.md §3.1): bounding box
-# 50, label verification unlimited. Conflict (docs/aws-facts.md §8): DescribeLabelingJob's doc says
-# "Box bounding labeling jobs (all): 10 labels" and `crowd-bounding-box`'s `labels` says "Limit: 10".
-# We enforce the documented API quota (50) and leave the stricter figure to a real-account test.
-MAX_DETECTION_LABELS = 50
+# Label categories through the API (Ground Truth quotas, docs/aws-facts.md §3.1): bounding box
+# MAX_DETECTION_LABELS (aws_facts.py, with the conflicting figure), label verification unlimited.
 MAX_LABEL_CHARS = 256
 LABEL_CATEGORY_DOCUMENT_VERSION = "2018-11-28"
 

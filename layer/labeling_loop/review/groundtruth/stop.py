@@ -5,7 +5,6 @@ next run would review the same images again."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -14,18 +13,10 @@ from labeling_loop.kernel.aws_clients import error_code
 from labeling_loop.kernel.jsonl import read_json, read_jsonl
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.s3_uri import S3Uri
+from labeling_loop.review.backend import StopResult
 
 # Statuses in which a job still hands out tasks (docs/aws-facts.md §3.7).
 IN_PROGRESS = frozenset({"Initializing", "InProgress"})
-
-
-@dataclass
-class StopResult:
-    stopped: list[str] = field(default_factory=list)
-    unstoppable: dict[str, str] = field(default_factory=dict)  # job name -> why
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"labelingJobsStopped": len(self.stopped), "labelingJobsNotStopped": len(self.unstoppable)}
 
 
 def _jobs(s3: Any, layout: RunLayout) -> list[dict[str, Any]]:
@@ -41,7 +32,7 @@ def _jobs(s3: Any, layout: RunLayout) -> list[dict[str, Any]]:
 
 def stop_run_jobs(s3: Any, sagemaker: Any, layout: RunLayout) -> StopResult:
     """StopLabelingJob for every job of the run still handing out tasks. A job that was never
-    created, or has ended, needs nothing; one that could not be stopped is reported."""
+    created, or has ended, needs nothing; one that could not be stopped is reported, with its images."""
     result = StopResult()
     for job in _jobs(s3, layout):
         name = job["jobName"]
@@ -54,6 +45,8 @@ def stop_run_jobs(s3: Any, sagemaker: Any, layout: RunLayout) -> StopResult:
             if error_code(error) in ("ResourceNotFound", "ValidationException"):
                 continue  # never created: nothing hands out its tasks
             result.unstoppable[name] = f"{error_code(error)}: {error}"
+    if result.unstoppable:  # people may still answer their images: the run keeps those claims
+        result.images_in_review = images_of(s3, layout, set(result.unstoppable))
     return result
 
 

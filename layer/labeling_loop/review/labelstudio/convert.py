@@ -2,8 +2,9 @@
 pre-annotations, and an exported task back to a normalized reviewed record (docs/data-contracts.md).
 
 Label Studio stores boxes in percent of the image (x, y, width, height, rotation around the top-left
-corner); the run's files use pixels of the displayed image. Conversions are exact in floating point
-and rounded only at the very end.
+corner); the run's files use pixels of the displayed image. Conversions are kernel/geometry.py's,
+exact in floating point and rounded only at the very end (after a person's box has been compared
+with the model's), half up like every other stage.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from labeling_loop.kernel.geometry import iou_of_dicts
+from labeling_loop.kernel.geometry import box_to_percent, iou_of_dicts, percent_to_box, snap_to_pixels
 from labeling_loop.kernel.jsonl import JsonDict
 from labeling_loop.kernel.run_config import TaskType
 from labeling_loop.review.answers import INVALID_BOX, InvalidAnswer, check_boxes, check_labels, finite, names
@@ -70,40 +71,10 @@ def label_config(task_type: TaskType, labels: Sequence[str]) -> str:
     )
 
 
-def _box_to_percent(box: Mapping[str, float], width: float, height: float) -> dict[str, float]:
-    """Pixels of the displayed image -> Label Studio's percent of it."""
-    return {
-        "x": box["left"] * 100.0 / width,
-        "y": box["top"] * 100.0 / height,
-        "width": box["width"] * 100.0 / width,
-        "height": box["height"] * 100.0 / height,
-    }
-
-
-def _percent_to_box(value: Mapping[str, Any], width: float, height: float) -> dict[str, float]:
-    """Label Studio's percent (with an optional rotation around the top-left corner, in degrees)
-    -> the axis-aligned pixel box that contains it. Unrounded."""
-    left = float(value["x"]) * width / 100.0
-    top = float(value["y"]) * height / 100.0
-    w = float(value["width"]) * width / 100.0
-    h = float(value["height"]) * height / 100.0
-    rotation = float(value.get("rotation") or 0.0) % 360.0
-    if rotation:
-        # Rotate in pixel space: percent axes have different scales.
-        cos, sin = math.cos(math.radians(rotation)), math.sin(math.radians(rotation))
-        xs = [left + dx * cos - dy * sin for dx, dy in ((0, 0), (w, 0), (w, h), (0, h))]
-        ys = [top + dx * sin + dy * cos for dx, dy in ((0, 0), (w, 0), (w, h), (0, h))]
-        left, top, w, h = min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)
-    return {"left": left, "top": top, "width": w, "height": h}
-
-
-def _round_clip(box: Mapping[str, float], width: int, height: int) -> dict[str, int]:
-    """Integer pixels inside the image. Edges are rounded, not sizes, so errors do not add up."""
-    x0 = min(max(round(box["left"]), 0), width)
-    y0 = min(max(round(box["top"]), 0), height)
-    x1 = min(max(round(box["left"] + box["width"]), 0), width)
-    y1 = min(max(round(box["top"] + box["height"]), 0), height)
-    return {"left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0}
+def _snapped(box: Mapping[str, float], width: int, height: int) -> dict[str, int]:
+    """Integer pixels inside the image for a reviewed record. A box left <= 1 px is kept: the
+    manifest drops it and counts the fix (geometry.snap_to_pixels)."""
+    return snap_to_pixels(box, width, height).to_dict()
 
 
 def _same_geometry(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
@@ -136,7 +107,7 @@ def to_labelstudio_task(task: Mapping[str, Any]) -> JsonDict:
         if task["taskType"] == "detection":
             if "box" not in prediction:
                 continue
-            value = {**_box_to_percent(prediction["box"], width, height), "rotation": 0}
+            value = box_to_percent(prediction["box"], width, height)
             result.append(
                 {
                     "id": f"p{index}",
@@ -188,8 +159,12 @@ def derive_box_statuses(
     """Compare the reviewer's boxes with the model's, both `{label, left, top, width, height}` in
     (unrounded) pixels. Kept: same label, every side within 0.5 px. Adjusted: the best remaining
     overlap with IoU >= 0.5 (moved, resized or relabelled). Added: the reviewer's boxes left over.
-    Removed: the model's boxes left over. Output pixels are integers clipped to the image; a kept
-    box keeps the prediction's exact pixels."""
+    Removed: the model's boxes left over. Output pixels are integers clipped to the image (edges
+    rounded half up, geometry.snap_to_pixels); a kept box keeps the prediction's exact pixels.
+
+    The comparison is made before rounding: rounded first, a side 0.5 px off would round to 1 px
+    off (kept or not would depend on where the edges fall), and the IoU near ADJUSTED_MIN_IOU
+    would move with it."""
     free_pred = list(range(len(predicted)))
     matched: dict[int, tuple[int, str]] = {}  # answered index -> (predicted index, status)
     for a_index, box in enumerate(answered):
@@ -219,10 +194,10 @@ def derive_box_statuses(
     for a_index, box in enumerate(answered):
         p_index, status = matched.get(a_index, (-1, "added"))
         source = predicted[p_index] if status == "kept" else box
-        outcome.boxes.append({"label": box["label"], **_round_clip(source, width, height), "status": status})
+        outcome.boxes.append({"label": box["label"], **_snapped(source, width, height), "status": status})
     for p_index in free_pred:
         pred = predicted[p_index]
-        outcome.removed.append({"label": pred["label"], **_round_clip(pred, width, height)})
+        outcome.removed.append({"label": pred["label"], **_snapped(pred, width, height)})
     return outcome
 
 
@@ -264,7 +239,7 @@ def _boxes_from_result(result: Iterable[Any], width: int, height: int) -> list[J
                 "image: a box needs a positive width and height",
                 INVALID_BOX,
             )
-        boxes.append({"label": labels[0], **_percent_to_box(geometry, float(width), float(height))})
+        boxes.append({"label": labels[0], **percent_to_box(geometry, width, height)})
     return boxes
 
 

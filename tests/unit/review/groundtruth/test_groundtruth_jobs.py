@@ -15,8 +15,8 @@ from botocore.validate import ParamValidator
 from labeling_loop.kernel.errors import InvalidInput
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.s3_uri import S3Uri
+from labeling_loop.review.groundtruth.aws_facts import AWS_TASK_LAMBDA_ACCOUNTS
 from labeling_loop.review.groundtruth.jobs import (
-    AWS_TASK_LAMBDA_ACCOUNTS,
     CLASSIFICATION_TEMPLATE,
     DETECTION_TEMPLATE,
     JobSettings,

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 from labeling_loop.kernel.errors import ReviewBackendError
+from labeling_loop.kernel.geometry import PixelBox, box_to_percent, percent_to_box, snap_to_pixels
 from labeling_loop.review.answers import InvalidAnswer
 from labeling_loop.review.labelstudio import client as ls_client
 from labeling_loop.review.labelstudio import convert as ls
@@ -26,7 +27,7 @@ def _jwt(payload: dict) -> str:
 
 def _answer_box(label: str, left: float, top: float, width: float, height: float, **extra: float) -> dict:
     value = {
-        **ls._box_to_percent({"left": left, "top": top, "width": width, "height": height}, W, H),
+        **box_to_percent({"left": left, "top": top, "width": width, "height": height}, W, H),
         **extra,
     }
     return {
@@ -144,28 +145,49 @@ class TestTaskConversion:
     )
     def test_pixels_survive_the_round_trip_through_percent(self, size: tuple[int, int], box: dict) -> None:
         width, height = size
-        back = ls._percent_to_box(ls._box_to_percent(box, width, height), width, height)
+        back = percent_to_box(box_to_percent(box, width, height), width, height)
         for key in ("left", "top", "width", "height"):
             assert back[key] == pytest.approx(box[key], abs=1e-9)
-        assert ls._round_clip(back, width, height) == box
+        assert snap_to_pixels(back, width, height) == PixelBox.from_dict(box)
 
 
 class TestPercentToPixels:
     def test_rotated_box_becomes_its_axis_aligned_hull(self) -> None:
         # 90 degrees clockwise around the top-left corner (x, y): the box now extends to the left.
         value = {"x": 50.0, "y": 25.0, "width": 10.0, "height": 10.0, "rotation": 90}
-        box = ls._percent_to_box(value, 200, 100)  # 20 x 10 px box at (100, 25)
+        box = percent_to_box(value, 200, 100)  # 20 x 10 px box at (100, 25)
         assert box == pytest.approx({"left": 90.0, "top": 25.0, "width": 10.0, "height": 20.0})
 
-    def test_round_and_clip_rounds_edges_and_stays_inside_the_image(self) -> None:
-        assert ls._round_clip({"left": -3.2, "top": 10.4, "width": 20.0, "height": 500.0}, 100, 100) == {
-            "left": 0,
-            "top": 10,
-            "width": 17,
-            "height": 90,
-        }
-        # Edges, not sizes, are rounded: 10.4 + 10.4 = 20.8 -> right edge 21.
-        assert ls._round_clip({"left": 10.4, "top": 0, "width": 10.4, "height": 1}, 100, 100)["width"] == 11
+    def test_a_rotated_answer_becomes_its_hull_in_the_record(self) -> None:
+        task = {**DETECTION_TASK, "predictions": []}
+        answer = _answer_box("cat", 100, 25, 20, 10, rotation=90)
+        record = review(task, _exported(task, [answer]), 1)
+        assert record is not None
+        assert record["boxes"] == [
+            {"label": "cat", "left": 90, "top": 25, "width": 10, "height": 20, "status": "added"}
+        ]
+
+    def test_record_edges_are_rounded_half_up_and_clipped(self) -> None:
+        # Since issue 22 (one rounding rule with every other stage): an edge at 12.5 px is 13, not
+        # 12 as round() made it; 22.5 -> 23, so the width stays 10.
+        task = {**DETECTION_TASK, "predictions": []}
+        answers = [_answer_box("cat", 12.5, 13.5, 10, 10), _answer_box("dog", W - 20.4, 96, 50, 10.4)]
+        record = review(task, _exported(task, answers), 1)
+        assert record is not None
+        assert record["boxes"] == [
+            {"label": "cat", "left": 13, "top": 14, "width": 10, "height": 10, "status": "added"},
+            {"label": "dog", "left": W - 20, "top": 96, "width": 20, "height": 10, "status": "added"},
+        ]
+
+    def test_a_box_of_one_pixel_stays_in_the_record_for_the_manifest_to_drop(self) -> None:
+        # The record holds what the person drew; the manifest applies Custom Labels' > 1 px rule
+        # (after the training resize) and counts the dropped box among the report's fixes.
+        task = {**DETECTION_TASK, "predictions": []}
+        record = review(task, _exported(task, [_answer_box("cat", 10, 10, 1, 30)]), 1)
+        assert record is not None
+        assert record["boxes"] == [
+            {"label": "cat", "left": 10, "top": 10, "width": 1, "height": 30, "status": "added"}
+        ]
 
 
 class TestBoxStatuses:
