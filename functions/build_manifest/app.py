@@ -14,7 +14,7 @@ from labeling_loop.finishing.report.publish import run_result
 from labeling_loop.finishing.settings import FinishSettings, RunTotals
 from labeling_loop.inference import claims
 from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
-from labeling_loop.kernel.run_config import from_state
+from labeling_loop.kernel.handler_events import BUILD_MANIFEST, parse
 from labeling_loop.kernel.settings import RunStateSettings, load
 from labeling_loop.lifecycle import run_records
 from labeling_loop.review.selection import PlanSummary
@@ -33,14 +33,14 @@ sfn = client("stepfunctions")  # the run's own history: its engine usage (finish
 @tracer.capture_lambda_handler
 @retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    config = from_state(event["config"])
-    plan = PlanSummary.from_state(event["plan"])
+    request = parse(BUILD_MANIFEST, event)
+    config, plan = request.config, PlanSummary.from_state(request.plan)
     now = datetime.now(UTC)
     review_hours = recorded.review_hours(s3, config.layout(), plan, now)
     totals = RunTotals(
-        images_listed=int(event["listing"]["imagesListed"]),
-        batches=int(event["listing"].get("batches") or 0),
-        model_usage=event.get("modelUsage") or {},
+        images_listed=request.listing.images_listed,
+        batches=request.listing.batches or 0,
+        model_usage=request.model_usage or {},
         engine_usage=measure_run(sfn, s3, config, review_seconds=(review_hours or 0) * 3600),
     )
     report = finish_run(s3, FinishSettings.from_run(s3, config, plan, totals, now))

@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
-from labeling_loop.kernel.run_config import from_state
+from labeling_loop.kernel.handler_events import COLLECT_LABELING_JOBS, parse
 from labeling_loop.review.backend import ReviewServices
 
 logger = Logger()
@@ -18,9 +18,9 @@ sagemaker = client("sagemaker")
 @tracer.capture_lambda_handler
 @retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    config = from_state(event["config"])
-    # The review wave (1, or 2 when the audit gate sent the auto-accepted images to people).
-    layout = config.layout().for_wave(int(event["plan"].get("wave", 1)))
+    request = parse(COLLECT_LABELING_JOBS, event)
+    config = request.config
+    layout = config.layout().for_wave(request.wave)
     collected = config.backend.collect_review(ReviewServices(s3, sagemaker=sagemaker), layout)
     logger.info("labeling jobs collected", extra={**collected.output, "failed": collected.failed[:50]})
     return collected.output

@@ -12,7 +12,7 @@ from labeling_loop.inference.batch import BatchItem, BatchTurn, InferenceSetting
 from labeling_loop.inference.shared_rate import SharedRate
 from labeling_loop.kernel.aws_clients import IMAGE_READS, INFERENCE, client, retryable_transient_errors
 from labeling_loop.kernel.errors import ModelNotRunningError
-from labeling_loop.kernel.run_config import from_state
+from labeling_loop.kernel.handler_events import DETECT_LABELS, parse
 from labeling_loop.kernel.settings import RunStateSettings, load
 from labeling_loop.lifecycle import redrive
 from labeling_loop.lifecycle.services import Services
@@ -33,9 +33,8 @@ services = Services(rekognition, client("dynamodb"), SETTINGS.run_state_table, c
 @tracer.capture_lambda_handler
 @retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    config = from_state(event["config"])
-    batch = BatchItem.of(event["batch"])
-    before = Progress.of(event.get("progress"))
+    request = parse(DETECT_LABELS, event)
+    config, batch, before = request.config, BatchItem.of(request.batch), Progress.of(request.progress)
     shared = (
         SharedRate(services.dynamodb, SETTINGS.run_state_table, config.executionArn, batch.batch_id)
         if batch.batches > 1

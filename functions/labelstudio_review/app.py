@@ -9,8 +9,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
-from labeling_loop.kernel.errors import ReviewBackendError
-from labeling_loop.kernel.run_config import from_state
+from labeling_loop.kernel.handler_events import LABELSTUDIO_REVIEW, CreateLabelStudioReview, parse
 from labeling_loop.kernel.settings import LabelStudioReviewSettings, load
 from labeling_loop.review.labelstudio.backend import services_for
 from labeling_loop.review.selection import PlanSummary
@@ -26,12 +25,10 @@ secretsmanager = client("secretsmanager")
 @tracer.capture_lambda_handler
 @retryable_transient_errors  # S3 and Secrets Manager throttles: the Tasks retry TransientServiceError
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    config, action = from_state(event["config"]), event["action"]
-    if action not in ("preflight", "create", "check", "collect"):
-        raise ReviewBackendError(f"unknown action {action!r}")
-    plan = PlanSummary.from_state(event["plan"]) if action == "create" else None
-    # The review wave (1, or 2 when the audit gate sent the auto-accepted images to people).
-    layout = config.layout().for_wave(int((event.get("plan") or {}).get("wave", 1)))
+    request = parse(LABELSTUDIO_REVIEW, event)
+    config, action = request.config, request.action
+    plan = PlanSummary.from_state(request.plan) if isinstance(request, CreateLabelStudioReview) else None
+    layout = config.layout().for_wave(request.wave)
     backend, services = config.backend, services_for(s3, secretsmanager, SETTINGS)
     if action == "preflight":  # before the model starts (and bills): a bad URL or token fails in seconds
         return backend.preflight(services)

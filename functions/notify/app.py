@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
-from labeling_loop.kernel.run_config import from_state
+from labeling_loop.kernel.handler_events import NOTIFY, NotifyEnded, NotifyReview, parse
 from labeling_loop.kernel.settings import NotifySettings, load
 from labeling_loop.lifecycle import notify
 
@@ -23,17 +23,15 @@ sns = client("sns")
 @tracer.capture_lambda_handler
 @retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    config = from_state(event["config"])
-    kind = event["event"]
-    if kind == "review":
-        subject, message = notify.review_waiting(s3, config, event["plan"], datetime.now(UTC))
-    elif kind == "ended":
-        training = (event.get("next") or {}).get("training")
-        subject, message = notify.run_ended(config, event["result"], training, SETTINGS.region)
-    elif kind == "failed":
-        subject, message = notify.run_failed(config, event.get("cleanup") or {})
+    request = parse(NOTIFY, event)
+    config = request.config
+    if isinstance(request, NotifyReview):
+        subject, message = notify.review_waiting(s3, config, request.plan, datetime.now(UTC))
+    elif isinstance(request, NotifyEnded):
+        training = (request.next_step or {}).get("training")
+        subject, message = notify.run_ended(config, request.result, training, SETTINGS.region)
     else:
-        raise ValueError(f"unknown event {kind!r}")
+        subject, message = notify.run_failed(config, request.cleanup or {})
     result = notify.publish(sns, SETTINGS.topic_arn, subject, message)
-    logger.info("notification", extra={"event": kind, "subject": subject, **result})
+    logger.info("notification", extra={"event": request.event, "subject": subject, **result})
     return result

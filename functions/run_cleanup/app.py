@@ -6,7 +6,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
-from labeling_loop.kernel.run_config import from_state
+from labeling_loop.kernel.handler_events import RUN_CLEANUP, parse
 from labeling_loop.kernel.settings import RunStateSettings, load
 from labeling_loop.lifecycle.cleanup import clean_up
 from labeling_loop.lifecycle.services import Services
@@ -23,8 +23,8 @@ sagemaker = client("sagemaker")
 @tracer.capture_lambda_handler
 @retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    config = from_state(event["config"])
-    error = event.get("error") or {}
+    request = parse(RUN_CLEANUP, event)
+    config, error = request.config, request.error or {}
     logger.error(
         "run failed; cleaning up",
         extra={"error": error.get("Error"), "cause": str(error.get("Cause"))[:2000]},

@@ -9,6 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.inference.model_control import live
 from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
+from labeling_loop.kernel.handler_events import SWEEP_MODELS, parse
 from labeling_loop.kernel.settings import RunStateSettings, load
 from labeling_loop.lifecycle.cleanup import sweep
 from labeling_loop.lifecycle.run_health import overdue_runs
@@ -28,6 +29,7 @@ sagemaker = client("sagemaker")
 @tracer.capture_lambda_handler
 @retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parse(SWEEP_MODELS, event)  # the schedule's notification: nothing in it to read
     result = sweep(services, s3, sagemaker)
     overdue = overdue_runs(
         services.dynamodb,

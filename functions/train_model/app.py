@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
-from labeling_loop.kernel.run_config import from_state
+from labeling_loop.kernel.handler_events import TRAIN_MODEL, AdvanceTraining, StartTraining, parse
 from labeling_loop.training import next_version
 
 logger = Logger()
@@ -21,16 +21,13 @@ rekognition = client("rekognition")
 @tracer.capture_lambda_handler
 @retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    config = from_state(event["config"])
-    action = event["action"]
-    if action == "start":
-        images = int((event.get("result") or {}).get("counts", {}).get("imagesInManifest", 0))
-        result = next_version.start(s3, rekognition, config, images, next_version.now())
-    elif action == "advance":
+    request = parse(TRAIN_MODEL, event)
+    config = request.config
+    if isinstance(request, StartTraining):
+        result = next_version.start(s3, rekognition, config, request.images_in_manifest, next_version.now())
+    elif isinstance(request, AdvanceTraining):
         result = next_version.advance(s3, rekognition, config, next_version.now())
-    elif action == "fail":
-        result = next_version.fail(s3, config, event.get("error"))
     else:
-        raise ValueError(f"unknown action {action!r}")
-    logger.info("training step", extra={"action": action, **result})
+        result = next_version.fail(s3, config, request.error)
+    logger.info("training step", extra={"action": request.action, **result})
     return {"training": result}

@@ -8,6 +8,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
 from labeling_loop.kernel.errors import InvalidInput
+from labeling_loop.kernel.handler_events import VALIDATE_INPUT, parse
 from labeling_loop.kernel.run_input import start_run, validate_input
 from labeling_loop.kernel.settings import RunStateSettings, StackSettings, load
 from labeling_loop.review.label_set import with_project_labels
@@ -25,9 +26,10 @@ rekognition = client("rekognition")
 @tracer.capture_lambda_handler
 @retryable_transient_errors
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    execution = {"execution_name": str(event["executionName"]), "execution_arn": str(event["executionArn"])}
+    request = parse(VALIDATE_INPUT, event)
+    execution = {"execution_name": request.execution_name, "execution_arn": request.execution_arn}
     try:
-        config = validate_input(event.get("input"), **execution, stack=STACK)
+        config = validate_input(request.input, **execution, stack=STACK)
         config = with_project_labels(rekognition, config)
         payload = start_run(s3, dynamodb, TABLE, config)
     except InvalidInput as error:

@@ -55,3 +55,9 @@ class ManifestValidationError(LabelingLoopError):
 
 class ModelTransitionError(LabelingLoopError):
     """The model is between states (starting/stopping) and cannot be stopped yet; retry later."""
+
+
+class InvalidEvent(LabelingLoopError):
+    """A function was sent an event its model does not read (kernel/handler_events.py): the sender
+    (the definition, a rule, a person invoking it) and the function disagree. The message names the
+    function and the field, never the value."""

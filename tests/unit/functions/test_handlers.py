@@ -37,7 +37,12 @@ from fixtures_aws import (
     write_jsonl,
 )
 from labeling_loop.inference import claims, model_lease
-from labeling_loop.kernel.errors import InvalidInput, ModelStartTimeoutError, TransientServiceError
+from labeling_loop.kernel.errors import (
+    InvalidEvent,
+    InvalidInput,
+    ModelStartTimeoutError,
+    TransientServiceError,
+)
 from labeling_loop.kernel.jsonl import write_json
 from labeling_loop.kernel.run_config import PREDICTION_FLOOR, from_state
 from labeling_loop.kernel.s3_uri import S3Uri
@@ -247,7 +252,7 @@ def test_model_control_rejects_an_unknown_action(stack: SimpleNamespace, context
     # WHEN the function gets an action the definition never sends
     # THEN it fails loudly
     app, _ = model_handler()
-    with pytest.raises(ValueError, match="unknown action 'restart'"):
+    with pytest.raises(InvalidEvent, match=r"^model_control event: action: 'restart' is not one of "):
         app.lambda_handler({**event("model_control"), "action": "restart"}, context)
 
 
