@@ -65,7 +65,9 @@ def validate(raw: dict[str, Any], execution_name: str = "exec") -> RunConfig:
     Studio, in its model's region, granting every workforce type and as many inference units as the
     API allows, with no location defaults: what is left is the input's own validity."""
     arn = PROJECT_VERSION_ARN.fullmatch(_text(raw.get("projectVersionArn")))
-    project = _text(raw.get("projectVersionArn")).split("/version/")[0]
+    # The project's ARN up to its name, as the ARN's own groups say: a project or version named
+    # "version" puts "/version/" earlier in the text than where the version starts.
+    project = arn.string[: arn.end("project")] if arn else ""
     # The stack's Label Studio is the input's when that one is a valid stack setting.
     url, secret = _text(raw.get("labelStudioUrl")), _text(raw.get("labelStudioTokenSecretArn"))
     http_host = urlsplit(url).hostname or "" if url.startswith("http://") else ""
@@ -624,3 +626,15 @@ def test_every_key_of_the_per_label_thresholds_is_checked(raw: dict[str, Any], k
     with pytest.raises(InvalidInput) as caught:
         validate(raw)
     assert names_field(str(caught.value), "autoAcceptConfidenceByLabel"), str(caught.value)
+
+
+def test_a_project_and_version_named_version_are_one_model() -> None:
+    # Hypothesis drew a project named "version": the test's stack then granted ".../project/*"
+    # instead of the project, and a valid input read as refused.
+    raw = {
+        "projectVersionArn": "arn:aws:rekognition:us-east-1:123456789012:project/version/version/version/1",
+        "images": "s3://images-bucket/in/",
+        "output": "s3://output-bucket/out/",
+        "workteamArn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/team",
+    }
+    assert validate(raw).projectVersionArn == raw["projectVersionArn"]
