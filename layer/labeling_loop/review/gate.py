@@ -22,6 +22,7 @@ from labeling_loop.evaluation.verdict import Verdict, classification_verdict, de
 from labeling_loop.kernel.jsonl import JsonlWriter, read_json, read_jsonl, read_jsonl_prefix, write_json
 from labeling_loop.kernel.run_config import RunConfig
 from labeling_loop.review.budget import ReviewQueue, correction_score
+from labeling_loop.review.prepare import record_plan
 from labeling_loop.review.selection import PlanSummary, to_task
 
 if TYPE_CHECKING:
@@ -113,11 +114,4 @@ def plan_second_wave(
         room = None if budget is None else max(0, budget - first.images_to_review)
         for placed in queue.order(room):
             plan.place(placed, tasks, order, deferred)
-    extra: dict[str, Any] = {}
-    if plan.images_to_review:
-        extra = config.backend.prepare_review(
-            s3, config, plan, region=region, verification_lambdas=verification_lambdas
-        )
-    result = {**plan.to_dict(), "backend": config.reviewBackend, **extra}
-    write_json(s3, layout.review_plan, result)
-    return result
+    return record_plan(s3, config, plan, region=region, verification_lambdas=verification_lambdas)

@@ -59,7 +59,8 @@ def aborted_and_cleaned_up(
     model_control.acquire(services, config, NOW, len(IMAGES))
     model.status = "RUNNING"
     executions.end(config.executionArn, "ABORTED")
-    result = cleanup.clean_up_ended_execution(services, aws.s3, None, config.executionArn, "ABORTED")
+    sagemaker = boto3.client("sagemaker", region_name=REGION)  # the run had no labeling job yet
+    result = cleanup.clean_up_ended_execution(services, aws.s3, sagemaker, config.executionArn, "ABORTED")
     assert result["cleanedUp"] and result["modelStopped"] and result["claimsReleased"] == 3
     model.status = "STOPPED"
     return config

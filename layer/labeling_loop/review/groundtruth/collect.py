@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from botocore.exceptions import ClientError
 
 from labeling_loop.kernel.errors import ReviewBackendError
-from labeling_loop.kernel.geometry import iou_of_dicts
+from labeling_loop.kernel.geometry import iou_of_dicts, round_half_up
 from labeling_loop.kernel.jsonl import JsonDict, JsonlWriter, list_keys, read_jsonl
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.s3_uri import S3Uri
@@ -136,21 +137,23 @@ def _failure(output: JsonDict | None, attribute: str) -> str | None:
 
 def _in_our_frame(boxes: list[JsonDict], ours: JsonDict | None, theirs: JsonDict | None) -> list[JsonDict]:
     """Boxes drawn on the image as Ground Truth sized it, in pixels of the image as the run measured
-    it (the run's size is the one the manifest states). The same size, nearly always."""
+    it (the run's size is the one the manifest states). The same size, nearly always. The scaled
+    edges are rounded half up, as every other stage rounds (kernel/geometry.py), not clipped: an
+    answer outside the image is still refused as one."""
     if not ours or not theirs or (ours["width"], ours["height"]) == (theirs["width"], theirs["height"]):
         return boxes
     sx = finite(ours["width"], "image width") / finite(theirs["width"], "answer's image width")
     sy = finite(ours["height"], "image height") / finite(theirs["height"], "answer's image height")
-    return [
-        {
-            **b,
-            "left": b["left"] * sx,
-            "top": b["top"] * sy,
-            "width": b["width"] * sx,
-            "height": b["height"] * sy,
-        }
-        for b in boxes
-    ]
+    return [_scaled(b, sx, sy) for b in boxes]
+
+
+def _scaled(box: JsonDict, sx: float, sy: float) -> JsonDict:
+    edges = [box.get(key) for key in ("left", "top", "width", "height")]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in edges):
+        return box  # not a box at all: check_boxes refuses it with its reason
+    left, right = round_half_up(box["left"] * sx), round_half_up((box["left"] + box["width"]) * sx)
+    top, bottom = round_half_up(box["top"] * sy), round_half_up((box["top"] + box["height"]) * sy)
+    return {**box, "left": left, "top": top, "width": right - left, "height": bottom - top}
 
 
 def reviewed_detection(job: str, source: JsonDict, output: JsonDict, labels: Collection[str]) -> JsonDict:

@@ -479,6 +479,28 @@ def test_boxes_drawn_on_a_differently_sized_image_are_scaled_to_the_runs_size(
     ]
 
 
+def test_scaled_edges_round_half_up_like_every_other_stage(aws: tuple[Any, Any], layout: RunLayout) -> None:
+    # GIVEN an answer at twice the run's size whose edges fall on half pixels once scaled
+    s3, sagemaker = aws
+    (job,) = plan(s3, layout, [det_task("a", [])], "detection", ["cat"], 10)
+    answer = boxes_attr([(0, 21, 41, 201, 101)], "adjusted")
+    answer["reviewed-boxes"]["image_size"] = [
+        {"width": SIZE["width"] * 2, "height": SIZE["height"] * 2, "depth": 3}
+    ]
+    output = f"{job['outputUri']}{job['jobName']}/manifests/output/output.manifest"
+    write_output(s3, output, [{**input_lines(s3, job)["s3://images/a.jpg"], **answer}])
+    stub = Stubber(sagemaker)
+    stub.add_response("describe_labeling_job", describe_response(job, "Completed", output_uri=output))
+    with stub:
+        collect_review(s3, sagemaker, layout, [job])
+    # THEN the edges 10.5 / 111 and 20.5 / 71 become 11 / 111 and 21 / 71 (they were truncated
+    # to 10 and 20 when the manifest was built, moving the box half a pixel left and up)
+    (record,) = read_records(s3, layout.reviewed)
+    assert record["boxes"] == [
+        {"label": "cat", "left": 11, "top": 21, "width": 100, "height": 50, "status": "added"}
+    ]
+
+
 @pytest.mark.parametrize(
     ("boxes", "reason", "says"),
     [
