@@ -21,7 +21,8 @@ SHIPPING_DECISIONS = frozenset({"ship", "nothing-to-ship"})
 
 @dataclass(frozen=True)
 class RunContext:
-    """What build_manifest needs to know about the run beyond its reviewed records."""
+    """What the report needs to know about the run beyond its reviewed records (built once, in
+    FinishSettings.from_run)."""
 
     min_confidence: float = 0.0
     images_to_review: int = 0  # audit images included (first wave)
