@@ -455,13 +455,14 @@ def test_an_answer_that_cannot_be_read_skips_only_its_image(
     assert why in skip["detail"]
 
 
-def test_boxes_drawn_on_a_differently_sized_image_are_scaled_to_the_runs_size(
-    aws: tuple[Any, Any], layout: RunLayout
-) -> None:
-    # GIVEN an answer whose image Ground Truth sized at twice the run's measure
+def _collect_one_box_at_twice_the_size(
+    aws: tuple[Any, Any], layout: RunLayout, box: tuple[int, int, int, int, int]
+) -> dict[str, Any]:
+    """The reviewed record of a completed job whose one answer was drawn on the image as Ground
+    Truth sized it, at twice the run's measure."""
     s3, sagemaker = aws
     (job,) = plan(s3, layout, [det_task("a", [])], "detection", ["cat"], 10)
-    answer = boxes_attr([(0, 20, 40, 200, 100)], "adjusted")
+    answer = boxes_attr([box], "adjusted")
     answer["reviewed-boxes"]["image_size"] = [
         {"width": SIZE["width"] * 2, "height": SIZE["height"] * 2, "depth": 3}
     ]
@@ -471,8 +472,16 @@ def test_boxes_drawn_on_a_differently_sized_image_are_scaled_to_the_runs_size(
     stub.add_response("describe_labeling_job", describe_response(job, "Completed", output_uri=output))
     with stub:
         collect_review(s3, sagemaker, layout, [job])
-    # THEN the record states the run's size, and the box is where it was drawn on the image
     (record,) = read_records(s3, layout.reviewed)
+    return record
+
+
+def test_boxes_drawn_on_a_differently_sized_image_are_scaled_to_the_runs_size(
+    aws: tuple[Any, Any], layout: RunLayout
+) -> None:
+    # GIVEN an answer whose image Ground Truth sized at twice the run's measure
+    record = _collect_one_box_at_twice_the_size(aws, layout, (0, 20, 40, 200, 100))
+    # THEN the record states the run's size, and the box is where it was drawn on the image
     assert record["image_size"] == SIZE
     assert record["boxes"] == [
         {"label": "cat", "left": 10, "top": 20, "width": 100, "height": 50, "status": "added"}
@@ -481,21 +490,9 @@ def test_boxes_drawn_on_a_differently_sized_image_are_scaled_to_the_runs_size(
 
 def test_scaled_edges_round_half_up_like_every_other_stage(aws: tuple[Any, Any], layout: RunLayout) -> None:
     # GIVEN an answer at twice the run's size whose edges fall on half pixels once scaled
-    s3, sagemaker = aws
-    (job,) = plan(s3, layout, [det_task("a", [])], "detection", ["cat"], 10)
-    answer = boxes_attr([(0, 21, 41, 201, 101)], "adjusted")
-    answer["reviewed-boxes"]["image_size"] = [
-        {"width": SIZE["width"] * 2, "height": SIZE["height"] * 2, "depth": 3}
-    ]
-    output = f"{job['outputUri']}{job['jobName']}/manifests/output/output.manifest"
-    write_output(s3, output, [{**input_lines(s3, job)["s3://images/a.jpg"], **answer}])
-    stub = Stubber(sagemaker)
-    stub.add_response("describe_labeling_job", describe_response(job, "Completed", output_uri=output))
-    with stub:
-        collect_review(s3, sagemaker, layout, [job])
+    record = _collect_one_box_at_twice_the_size(aws, layout, (0, 21, 41, 201, 101))
     # THEN the edges 10.5 / 111 and 20.5 / 71 become 11 / 111 and 21 / 71 (they were truncated
     # to 10 and 20 when the manifest was built, moving the box half a pixel left and up)
-    (record,) = read_records(s3, layout.reviewed)
     assert record["boxes"] == [
         {"label": "cat", "left": 11, "top": 21, "width": 100, "height": 50, "status": "added"}
     ]
