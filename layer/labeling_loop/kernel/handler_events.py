@@ -19,16 +19,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 from pydantic.alias_generators import to_camel
 
 from labeling_loop.kernel.errors import InvalidEvent
-from labeling_loop.kernel.run_config import RunConfig
+from labeling_loop.kernel.run_config import RunConfig, config_fields
 
 E = TypeVar("E")
 
 
 def _run_config_fields(payload: object) -> object:
     """The state's `config` as `from_state` reads it: the keys the first state derived are dropped."""
-    if isinstance(payload, Mapping):
-        return {key: value for key, value in payload.items() if key in RunConfig.model_fields}
-    return payload
+    return config_fields(payload) if isinstance(payload, Mapping) else payload
 
 
 StateConfig = Annotated[RunConfig, BeforeValidator(_run_config_fields)]

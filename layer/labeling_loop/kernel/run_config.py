@@ -477,8 +477,14 @@ def state_payload(config: RunConfig) -> dict[str, Any]:
     }
 
 
+def config_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A state payload's RunConfig fields: the keys `state_payload` derived for the definition
+    (`runPrefix`, `outputBucket`, `reviewJobsKey`) are dropped."""
+    fields = RunConfig.model_fields
+    return {k: v for k, v in payload.items() if k in fields}
+
+
 def from_state(payload: Mapping[str, Any]) -> RunConfig:
     """The RunConfig inside a state payload (derived keys dropped). It was validated by the first
     state; validating again costs microseconds and keeps every function honest."""
-    fields = RunConfig.model_fields
-    return RunConfig.model_validate({k: v for k, v in payload.items() if k in fields})
+    return RunConfig.model_validate(config_fields(payload))
