@@ -9,7 +9,13 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from labeling_loop.kernel.aws_clients import client, retryable_transient_errors
-from labeling_loop.kernel.handler_events import LABELSTUDIO_REVIEW, CreateLabelStudioReview, parse
+from labeling_loop.kernel.handler_events import (
+    LABELSTUDIO_REVIEW,
+    CheckLabelStudioReview,
+    CreateLabelStudioReview,
+    PreflightLabelStudio,
+    parse,
+)
 from labeling_loop.kernel.settings import LabelStudioReviewSettings, load
 from labeling_loop.review.labelstudio.backend import services_for
 from labeling_loop.review.selection import PlanSummary
@@ -26,15 +32,14 @@ secretsmanager = client("secretsmanager")
 @retryable_transient_errors  # S3 and Secrets Manager throttles: the Tasks retry TransientServiceError
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse(LABELSTUDIO_REVIEW, event)
-    config, action = request.config, request.action
-    plan = PlanSummary.from_state(request.plan) if isinstance(request, CreateLabelStudioReview) else None
+    config = request.config
     layout = config.layout().for_wave(request.wave)
     backend, services = config.backend, services_for(s3, secretsmanager, SETTINGS)
-    if action == "preflight":  # before the model starts (and bills): a bad URL or token fails in seconds
-        return backend.preflight(services)
-    if plan is not None:
-        return backend.create_review(services, config, plan)
-    if action == "check":
+    if isinstance(request, PreflightLabelStudio):  # before the model starts (and bills): a bad URL
+        return backend.preflight(services)  # or token fails in seconds
+    if isinstance(request, CreateLabelStudioReview):
+        return backend.create_review(services, config, PlanSummary.from_state(request.plan))
+    if isinstance(request, CheckLabelStudioReview):
         progress = backend.review_progress(services, config, layout, now=datetime.now(UTC))
         logger.info("review progress", extra=progress)
         return progress
