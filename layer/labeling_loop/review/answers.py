@@ -43,10 +43,15 @@ class InvalidAnswer(ValueError):
         self.reason = reason
 
 
+def is_finite_number(value: Any) -> bool:
+    """A JSON number that is finite. "nan", 1e400 (inf), null, a string or a boolean would become a
+    box nobody drew."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
 def finite(value: Any, what: str) -> float:
-    """A coordinate: a JSON number that is finite. "nan", 1e400 (inf), null, a string or a boolean
-    would become a box nobody drew."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    """A coordinate (`is_finite_number`), or InvalidAnswer naming it."""
+    if not is_finite_number(value):
         raise InvalidAnswer(f"{what} is {value!r}, not a finite number")
     return float(value)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -21,7 +20,15 @@ from labeling_loop.kernel.geometry import iou_of_dicts, round_half_up
 from labeling_loop.kernel.jsonl import JsonDict, JsonlWriter, list_keys, read_jsonl
 from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.s3_uri import S3Uri
-from labeling_loop.review.answers import InvalidAnswer, check_boxes, check_labels, finite, names, run_labels
+from labeling_loop.review.answers import (
+    InvalidAnswer,
+    check_boxes,
+    check_labels,
+    finite,
+    is_finite_number,
+    names,
+    run_labels,
+)
 from labeling_loop.review.groundtruth.jobs import (
     CLASSIFICATION_ATTRIBUTE,
     DETECTION_ATTRIBUTE,
@@ -148,8 +155,7 @@ def _in_our_frame(boxes: list[JsonDict], ours: JsonDict | None, theirs: JsonDict
 
 
 def _scaled(box: JsonDict, sx: float, sy: float) -> JsonDict:
-    edges = [box.get(key) for key in ("left", "top", "width", "height")]
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in edges):
+    if not all(is_finite_number(box.get(key)) for key in ("left", "top", "width", "height")):
         return box  # not a box at all: check_boxes refuses it with its reason
     left, right = round_half_up(box["left"] * sx), round_half_up((box["left"] + box["width"]) * sx)
     top, bottom = round_half_up(box["top"] * sy), round_half_up((box["top"] + box["height"]) * sy)
