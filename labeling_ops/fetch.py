@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 from labeling_loop.inference import model_lease
 from labeling_loop.inference.model_control import ModelRef, describe, find_project_arn
 from labeling_loop.kernel.jsonl import list_keys, read_json
+from labeling_loop.kernel.layout import RunLayout
 from labeling_loop.kernel.s3_uri import S3Uri
 from labeling_loop.lifecycle import run_records
 from labeling_loop.review.backends import find_backend
@@ -79,7 +80,7 @@ def batch_progress(s3: S3Client, run_prefix: str | None) -> list[dict[str, Any]]
     """The batches' progress objects (progress/batch-*.json, written while each batch runs)."""
     if not run_prefix:
         return []
-    prefix = S3Uri.parse(run_prefix).join("progress/")
+    prefix = RunLayout(S3Uri.parse(run_prefix).as_prefix()).batch_progress_prefix
     documents = []
     try:
         for key in list_keys(s3, prefix):

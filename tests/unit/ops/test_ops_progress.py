@@ -11,8 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures_aws import make_config
+from labeling_loop.kernel.jsonl import write_json
+from labeling_loop.kernel.run_config import state_payload
 from rich.console import Console
 
+from labeling_ops.fetch import batch_progress
 from labeling_ops.progress import INFERENCE_MAP, REVIEW_MAP, ReviewJob, progress, timestamp
 from labeling_ops.render import progress_lines, progress_panel
 
@@ -218,3 +222,15 @@ def test_label_studio_progress_comes_from_the_last_check(annotated: int, expecte
 
     assert shown.phase == "human review (Label Studio)"
     assert dict(progress_lines(shown))["review"] == f"Label Studio: {expected} images reviewed"
+
+
+def test_follow_reads_the_progress_objects_where_the_batches_write_them(aws: Any) -> None:
+    # GIVEN a run whose batches 1 and 2 wrote their progress objects (where RunLayout puts them)
+    config = make_config()
+    layout = config.layout()
+    for batch_id, done in ((1, 8), (2, 3)):
+        write_json(aws.s3, layout.batch_progress(batch_id), {"batchId": batch_id, "done": done, "count": 8})
+    # WHEN follow reads them from the run's prefix, as the execution's config gives it
+    documents = batch_progress(aws.s3, state_payload(config)["runPrefix"])
+    # THEN it finds both
+    assert sorted((d["batchId"], d["done"]) for d in documents) == [(1, 8), (2, 3)]
